@@ -1,0 +1,36 @@
+//! Registers jobs that run later for the current user. Capability: `scheduler`.
+//!
+//! The host keeps who a job runs as; this extension sees only job ids,
+//! schedules and its own parameters.
+
+use crate::Error;
+use crate::bindings::warden::extension::scheduler as wit;
+
+pub use wit::{JobInfo, Schedule};
+
+/// Registers a job named `name` (unique per extension and user) with JSON
+/// parameters; returns the job id.
+pub fn register<T: serde::Serialize + ?Sized>(
+    name: &str,
+    schedule: Schedule,
+    params: &T,
+) -> Result<String, Error> {
+    let params = serde_json::to_string(params)
+        .map_err(|e| Error::Invalid(format!("job parameters are not JSON: {e}")))?;
+    wit::register(&wit::JobSpec { name: name.to_owned(), schedule, params })
+}
+
+/// Removes a job.
+pub fn unregister(id: &str) -> Result<(), Error> {
+    wit::unregister(id)
+}
+
+/// One job, by id.
+pub fn get(id: &str) -> Result<JobInfo, Error> {
+    wit::get(id)
+}
+
+/// This extension's jobs that the current user may see.
+pub fn list() -> Result<Vec<JobInfo>, Error> {
+    wit::list_jobs()
+}

@@ -1,0 +1,142 @@
+//! The `warden` binary: `warden serve` runs the host; `warden inspect`
+//! shows what a component needs.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use warden_host::registry::Registry;
+use warden_host::runtime::{Runtime, RuntimeConfig};
+use warden_host::server::{self, AppState};
+
+#[derive(Debug, Parser)]
+#[command(name = "warden", version, about = "Runs untrusted extensions as sandboxed WebAssembly components")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the extensions in a directory over HTTP.
+    Serve {
+        /// Address to listen on (port 0 picks a free port; the log says which).
+        #[arg(long, default_value = "127.0.0.1:9200", env = "WARDEN_LISTEN")]
+        listen: SocketAddr,
+        /// Where Warden keeps its state (compile cache, extension files).
+        #[arg(long, default_value = "./data", env = "WARDEN_DATA_DIR")]
+        data_dir: PathBuf,
+        /// One subdirectory per extension, each with extension.toml and its component.
+        #[arg(long, default_value = "./extensions", env = "WARDEN_EXTENSIONS_DIR")]
+        extensions_dir: PathBuf,
+    },
+    /// Show what a component imports (grouped by the capability each import
+    /// needs) and exports.
+    Inspect {
+        file: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = match cli.command {
+        Command::Serve { listen, data_dir, extensions_dir } => serve(listen, data_dir, extensions_dir),
+        Command::Inspect { file, json } => inspect(&file, json),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The message chain, not a backtrace: these are operator errors.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WARDEN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+fn serve(listen: SocketAddr, data_dir: PathBuf, extensions_dir: PathBuf) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    let runtime =
+        Runtime::new(RuntimeConfig { cache_dir: Some(data_dir.join("cache")), ..RuntimeConfig::default() })?;
+    let registry = Registry::load_dir(&runtime, &extensions_dir, &data_dir);
+    let state = Arc::new(AppState { registry, started: Instant::now() });
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let local = listener.local_addr().context("cannot read the listening address")?;
+        tracing::info!(
+            extensions = state.registry.extensions().count(),
+            failed = state.registry.failed().len(),
+            "warden listening on http://{local}"
+        );
+        server::serve(listener, state, shutdown_signal()).await.context("server failed")?;
+        tracing::info!("warden stopped");
+        // Keep the engine (and its epoch ticker) alive until serving ends.
+        drop(runtime);
+        anyhow::Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!("cannot listen for ctrl-c: {e}");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
+
+fn inspect(file: &std::path::Path, json: bool) -> anyhow::Result<()> {
+    // A small engine: inspection instantiates nothing.
+    let runtime = Runtime::new(RuntimeConfig { max_instances: 1, ..RuntimeConfig::default() })?;
+    let report = warden_host::inspect::inspect(&runtime, file)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.render());
+    }
+    Ok(())
+}

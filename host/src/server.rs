@@ -1,0 +1,286 @@
+//! The HTTP front: `/_extensions/{id}/{*path}` (every method) calls the
+//! extension's handler; `GET /_warden/health` reports what is loaded and
+//! what failed. Errors are JSON in OpenSearch's shape:
+//! `{"error":{"type":..,"reason":..},"status":..}`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use serde_json::json;
+
+use crate::registry::Registry;
+use crate::runtime::{HttpRequest, HttpResponse, InvokeError};
+
+/// Largest request body passed to an extension.
+pub const MAX_BODY: usize = 10 << 20;
+
+/// What every route shares.
+#[derive(Debug)]
+pub struct AppState {
+    pub registry: Registry,
+    pub started: Instant,
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/_extensions/{id}", any(extension_root))
+        .route("/_extensions/{id}/", any(extension_root))
+        .route("/_extensions/{id}/{*path}", any(extension_route))
+        .route("/_warden/health", get(health))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// `{"error":{"type":kind,"reason":reason},"status":code}`.
+pub fn error(status: StatusCode, kind: &str, reason: &str) -> Response {
+    let body = json!({ "error": { "type": kind, "reason": reason }, "status": status.as_u16() });
+    (status, axum::Json(body)).into_response()
+}
+
+async fn health(State(state): State<Arc<AppState>>) -> Response {
+    let registry = &state.registry;
+    let extensions: Vec<_> = registry
+        .extensions()
+        .map(|e| {
+            json!({
+                "id": e.id(),
+                "version": e.manifest.version,
+                "capabilities": e.manifest.capabilities.iter().map(|c| c.name()).collect::<Vec<_>>(),
+                "serves_http": e.serves_http(),
+                "runs_jobs": e.runs_jobs(),
+                "limits": {
+                    "memory_mib": e.limits.memory_bytes >> 20,
+                    "cpu_ms": e.limits.cpu.as_millis() as u64,
+                    "timeout_ms": e.limits.timeout.as_millis() as u64,
+                    "max_concurrency": e.limits.max_concurrency,
+                },
+            })
+        })
+        .collect();
+    let status = if registry.failed().is_empty() { "green" } else { "yellow" };
+    axum::Json(json!({
+        "status": status,
+        "uptime_ms": state.started.elapsed().as_millis() as u64,
+        "extensions": extensions,
+        "failed": registry.failed(),
+    }))
+    .into_response()
+}
+
+async fn extension_root(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    method: Method,
+    query: RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    dispatch(&state, id, String::new(), method, query, headers, body).await
+}
+
+async fn extension_route(
+    State(state): State<Arc<AppState>>,
+    Path((id, path)): Path<(String, String)>,
+    method: Method,
+    query: RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    dispatch(&state, id, path, method, query, headers, body).await
+}
+
+async fn dispatch(
+    state: &AppState,
+    id: String,
+    path: String,
+    method: Method,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(extension) = state.registry.get(&id) else {
+        return match state.registry.failure_of(&id) {
+            Some(failure) => error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "extension_not_loaded",
+                &format!("extension `{id}` failed to load: {}", failure.error),
+            ),
+            None => error(StatusCode::NOT_FOUND, "extension_not_found", &format!("no extension `{id}`")),
+        };
+    };
+    let query = match parse_query(query.as_deref().unwrap_or("")) {
+        Ok(query) => query,
+        Err(reason) => return error(StatusCode::BAD_REQUEST, "invalid_query", &reason),
+    };
+    let request = HttpRequest {
+        method: method.as_str().to_owned(),
+        path: format!("/{path}"),
+        query,
+        headers: headers
+            .iter()
+            .map(|(name, value)| {
+                (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned())
+            })
+            .collect(),
+        body: body.to_vec(),
+        user: String::new(), // anonymous until authentication lands
+    };
+    let started = Instant::now();
+    let result = extension.handle_http(request).await;
+    let elapsed_us = started.elapsed().as_micros() as u64;
+    match result {
+        Ok(response) => {
+            tracing::debug!(extension = id, method = %method, path, status = response.status, elapsed_us, "handled");
+            into_http(&id, response)
+        }
+        Err(e) => {
+            tracing::warn!(extension = id, method = %method, path, elapsed_us, "{e}");
+            invoke_error(e)
+        }
+    }
+}
+
+fn invoke_error(e: InvokeError) -> Response {
+    let reason = e.to_string();
+    match e {
+        InvokeError::Busy { retry_after, .. } => {
+            let mut response = error(StatusCode::SERVICE_UNAVAILABLE, "extension_busy", &reason);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)));
+            response
+        }
+        InvokeError::CpuDeadline { .. } => {
+            error(StatusCode::GATEWAY_TIMEOUT, "cpu_deadline_exceeded", &reason)
+        }
+        InvokeError::Timeout { .. } => error(StatusCode::GATEWAY_TIMEOUT, "timeout", &reason),
+        InvokeError::MemoryLimit { .. } => {
+            error(StatusCode::INTERNAL_SERVER_ERROR, "memory_limit_exceeded", &reason)
+        }
+        InvokeError::Trap { .. } => error(StatusCode::INTERNAL_SERVER_ERROR, "extension_trapped", &reason),
+        InvokeError::Failed { .. } => error(StatusCode::INTERNAL_SERVER_ERROR, "extension_failed", &reason),
+        InvokeError::NotExported { .. } => error(StatusCode::NOT_FOUND, "no_handler", &reason),
+    }
+}
+
+/// Headers the server manages itself; a guest's values are ignored.
+const MANAGED_HEADERS: [&str; 3] = ["content-length", "transfer-encoding", "connection"];
+
+/// Turns the guest's answer into HTTP, or a 502 naming what was invalid.
+fn into_http(id: &str, response: HttpResponse) -> Response {
+    let invalid = |what: String| {
+        error(
+            StatusCode::BAD_GATEWAY,
+            "invalid_extension_response",
+            &format!("extension `{id}` answered {what}"),
+        )
+    };
+    let status = match StatusCode::from_u16(response.status) {
+        Ok(status) if (100..600).contains(&response.status) => status,
+        _ => return invalid(format!("an invalid HTTP status {}", response.status)),
+    };
+    let mut headers = HeaderMap::with_capacity(response.headers.len());
+    for (name, value) in response.headers {
+        let Ok(header_name) = HeaderName::from_bytes(name.as_bytes()) else {
+            return invalid(format!("an invalid header name {name:?}"));
+        };
+        let Ok(header_value) = HeaderValue::from_str(&value) else {
+            return invalid(format!("an invalid value for header {name:?}"));
+        };
+        if MANAGED_HEADERS.contains(&header_name.as_str()) {
+            continue;
+        }
+        headers.append(header_name, header_value);
+    }
+    (status, headers, response.body).into_response()
+}
+
+/// `a=1&b=x%20y` → ordered, percent-decoded pairs.
+fn parse_query(raw: &str) -> Result<Vec<(String, String)>, String> {
+    raw.split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            Ok((percent_decode(name)?, percent_decode(value)?))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> Result<String, String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+                let byte = hex.and_then(|h| u8::from_str_radix(h, 16).ok());
+                let Some(byte) = byte else {
+                    return Err(format!("bad percent-escape in query string at `{}`", &s[i..]));
+                };
+                out.push(byte);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| format!("query string `{s}` is not UTF-8 once decoded"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_strings_decode_in_order() {
+        assert_eq!(
+            parse_query("b=2&a=x%20y+z&flag&b=%C3%A9"),
+            Ok(vec![
+                ("b".into(), "2".into()),
+                ("a".into(), "x y z".into()),
+                ("flag".into(), String::new()),
+                ("b".into(), "é".into()),
+            ])
+        );
+        assert!(parse_query("a=%zz").is_err_and(|e| e.contains("percent-escape")));
+        assert!(parse_query("a=%ff").is_err_and(|e| e.contains("not UTF-8")));
+    }
+
+    #[test]
+    fn guest_responses_are_validated() {
+        let ok = into_http(
+            "x",
+            HttpResponse { status: 201, headers: vec![("x-a".into(), "1".into())], body: vec![] },
+        );
+        assert_eq!(ok.status(), StatusCode::CREATED);
+        assert_eq!(ok.headers().get("x-a").map(|v| v.as_bytes()), Some(b"1".as_slice()));
+        let bad_status = into_http("x", HttpResponse { status: 42, headers: vec![], body: vec![] });
+        assert_eq!(bad_status.status(), StatusCode::BAD_GATEWAY);
+        let bad_header = into_http(
+            "x",
+            HttpResponse { status: 200, headers: vec![("bad name".into(), "v".into())], body: vec![] },
+        );
+        assert_eq!(bad_header.status(), StatusCode::BAD_GATEWAY);
+    }
+}

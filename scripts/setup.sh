@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what building Warden and its guests needs, if missing:
+# the Rust toolchain's wasm32-wasip2 target (guests build straight to components).
+set -euo pipefail
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "setup: cargo not found; install Rust (https://rustup.rs) first" >&2
+    exit 1
+fi
+
+if rustc --print target-libdir --target wasm32-wasip2 >/dev/null 2>&1 \
+    && [ -d "$(rustc --print target-libdir --target wasm32-wasip2)" ]; then
+    echo "setup: wasm32-wasip2 target present"
+elif command -v rustup >/dev/null 2>&1; then
+    echo "setup: installing the wasm32-wasip2 target"
+    rustup target add wasm32-wasip2
+else
+    echo "setup: the wasm32-wasip2 target is missing and rustup is not available to install it" >&2
+    exit 1
+fi

@@ -1,0 +1,305 @@
+//! `warden serve` end to end: hello-world, every hostile guest contained,
+//! backpressure, deadlines, the compile cache across a restart. Each test
+//! runs its own server on a free loopback port.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{Deployment, Server, TestResult};
+use warden_test_artifacts::*;
+
+// Every guest in the repository must have a test here named after it.
+macro_rules! assert_test_exists {
+    ($name:ident) => {
+        #[allow(unused_imports)]
+        use self::$name as _;
+    };
+}
+foreach_guest!(assert_test_exists);
+
+/// A deployment with hello-world plus whatever `setup` installs, started.
+fn serve_with(
+    setup: impl FnOnce(&Deployment) -> std::io::Result<()>,
+) -> Result<(Deployment, Server), Box<dyn std::error::Error>> {
+    let deployment = Deployment::new()?;
+    deployment.install("hello", HELLO_WORLD, "capabilities = []")?;
+    setup(&deployment)?;
+    let server = deployment.start()?;
+    Ok((deployment, server))
+}
+
+/// The check after every hostile request: the host still serves.
+fn assert_hello_still_answers(server: &Server) -> TestResult {
+    let reply = server.get("/_extensions/hello/greet/again")?;
+    assert_eq!(reply.status, 200, "hello-world after a hostile request: {reply:?}");
+    assert_eq!(reply.json()["greeting"], "Hello, again!");
+    Ok(())
+}
+
+#[test]
+fn hello_world() -> TestResult {
+    let (_deployment, server) = serve_with(|_| Ok(()))?;
+    let reply = server.get("/_extensions/hello/greet/ana")?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.body, r#"{"greeting":"Hello, ana!"}"#);
+    assert_eq!(reply.headers.get("content-type").map(|v| v.as_bytes()), Some(b"application/json".as_slice()));
+    assert!(
+        server.wait_for_log("greeting ana"),
+        "the guest's log line reaches the host log:\n{}",
+        server.logs()
+    );
+    assert!(server.logs().lines().any(|l| l.contains("greeting ana") && l.contains("extension=\"hello\"")));
+
+    // The guest's own routing and errors come through untouched.
+    let reply = server.request(reqwest::Method::POST, "/_extensions/hello/greet/ana", "")?;
+    assert_eq!(reply.status, 405);
+    assert_eq!(server.get("/_extensions/hello/nowhere")?.status, 404);
+    // Unknown extensions and routes are the host's 404s.
+    let reply = server.get("/_extensions/nobody/greet/ana")?;
+    assert_eq!(reply.status, 404);
+    assert!(reply.reason().contains("no extension `nobody`"), "{reply:?}");
+
+    let health = server.get("/_warden/health")?.json();
+    assert_eq!(health["status"], "green");
+    assert_eq!(health["extensions"][0]["id"], "hello");
+    assert_eq!(health["extensions"][0]["serves_http"], true);
+    Ok(())
+}
+
+#[test]
+fn hello_world_from_concurrent_clients() -> TestResult {
+    let (_deployment, server) = serve_with(|_| Ok(()))?;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let server = &server;
+                scope.spawn(move || -> Result<(), String> {
+                    for j in 0..10 {
+                        let name = format!("c{i}r{j}");
+                        let reply = server
+                            .get(&format!("/_extensions/hello/greet/{name}"))
+                            .map_err(|e| e.to_string())?;
+                        if reply.status != 200 || reply.json()["greeting"] != format!("Hello, {name}!") {
+                            return Err(format!("{reply:?}"));
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for handle in handles {
+            match handle.join() {
+                Ok(result) => result?,
+                Err(_) => return Err("client thread panicked".to_owned()),
+            }
+        }
+        Ok::<(), String>(())
+    })?;
+    Ok(())
+}
+
+#[test]
+fn guest_infinite_loop() -> TestResult {
+    let (_deployment, server) =
+        serve_with(|d| d.install("spin", GUEST_INFINITE_LOOP, "[limits]\ncpu_ms = 200").map(drop))?;
+    let started = std::time::Instant::now();
+    let reply = server.get("/_extensions/spin/")?;
+    assert_eq!(reply.status, 504, "{reply:?}");
+    assert!(reply.reason().contains("used more than its 200ms of CPU"), "{reply:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "stopped near its deadline, took {:?}",
+        started.elapsed()
+    );
+    assert_hello_still_answers(&server)?;
+    // And again: a stopped guest leaves nothing behind that breaks the next one.
+    assert_eq!(server.get("/_extensions/spin/")?.status, 504);
+    assert_hello_still_answers(&server)
+}
+
+#[test]
+fn guest_memory_bomb() -> TestResult {
+    let (_deployment, server) =
+        serve_with(|d| d.install("bomb", GUEST_MEMORY_BOMB, "[limits]\nmemory_mib = 16").map(drop))?;
+    let reply = server.get("/_extensions/bomb/")?;
+    assert_eq!(reply.status, 500, "{reply:?}");
+    assert!(reply.reason().contains("exceeded its memory limit of 16 MiB"), "{reply:?}");
+    assert_hello_still_answers(&server)
+}
+
+#[test]
+fn guest_trap() -> TestResult {
+    let (_deployment, server) = serve_with(|d| d.install("trap", GUEST_TRAP, "").map(drop))?;
+    let reply = server.get("/_extensions/trap/boom")?;
+    assert_eq!(reply.status, 500, "{reply:?}");
+    let reason = reply.reason();
+    assert!(reason.contains("extension `trap` trapped"), "{reason}");
+    assert!(
+        reason.contains("test guest panicked on purpose while handling /boom"),
+        "the panic message is reported: {reason}"
+    );
+    assert!(server.wait_for_log("panicked"), "guest stderr reaches the log:\n{}", server.logs());
+    assert_hello_still_answers(&server)
+}
+
+#[test]
+fn guest_stack_overflow() -> TestResult {
+    let (_deployment, server) = serve_with(|d| d.install("deep", GUEST_STACK_OVERFLOW, "").map(drop))?;
+    let reply = server.get("/_extensions/deep/")?;
+    assert_eq!(reply.status, 500, "{reply:?}");
+    assert!(reply.reason().contains("stack overflow"), "{reply:?}");
+    assert_hello_still_answers(&server)
+}
+
+#[test]
+fn guest_host_calls() -> TestResult {
+    let (_deployment, server) = serve_with(|d| {
+        d.install("granted", GUEST_HOST_CALLS, r#"capabilities = ["cluster", "scheduler"]"#)?;
+        d.install("ungranted", GUEST_HOST_CALLS, "capabilities = []").map(drop)
+    })?;
+    // Granted: linked, and the host answers a typed `unavailable` until the
+    // cluster and the job store exist; never a fake success.
+    for route in ["cluster", "schedule", "jobs"] {
+        let reply = server.get(&format!("/_extensions/granted/{route}"))?;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        assert_eq!(reply.json()["outcome"], "error", "{route}: {reply:?}");
+        assert_eq!(reply.json()["kind"], "unavailable", "{route}: {reply:?}");
+    }
+    // Not granted: refused at load, naming every offending interface.
+    let reply = server.get("/_extensions/ungranted/cluster")?;
+    assert_eq!(reply.status, 503, "{reply:?}");
+    let reason = reply.reason();
+    assert!(reason.contains("`warden:extension/cluster@0.1.0` needs the `cluster` capability"), "{reason}");
+    assert!(
+        reason.contains("`warden:extension/scheduler@0.1.0` needs the `scheduler` capability"),
+        "{reason}"
+    );
+    assert!(reason.contains("component.wasm"), "names the file: {reason}");
+    let health = server.get("/_warden/health")?.json();
+    assert_eq!(health["status"], "yellow");
+    assert_eq!(health["failed"][0]["id"], "ungranted");
+    assert_hello_still_answers(&server)
+}
+
+#[test]
+fn guest_sleeper() -> TestResult {
+    let (_deployment, server) = serve_with(|d| {
+        d.install("nap", GUEST_SLEEPER, "[limits]\ncpu_ms = 50\ntimeout_ms = 400")?;
+        d.install("queue", GUEST_SLEEPER, "[limits]\nmax_concurrency = 1\nqueue_timeout_ms = 50").map(drop)
+    })?;
+    // Waiting in a host call is not CPU time: 300 ms asleep fits a 50 ms CPU budget.
+    let reply = server.get("/_extensions/nap/?ms=300")?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    // But the wall clock does run out.
+    let reply = server.get("/_extensions/nap/?ms=3000")?;
+    assert_eq!(reply.status, 504, "{reply:?}");
+    assert!(reply.reason().contains("did not finish within 400ms"), "{reply:?}");
+
+    // Beyond the concurrency cap: 503 with Retry-After, never a crash.
+    let replies: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> =
+            (0..6).map(|_| scope.spawn(|| server.get("/_extensions/queue/?ms=400"))).collect();
+        handles.into_iter().map(|h| h.join()).collect()
+    });
+    let mut ok = 0;
+    let mut busy = 0;
+    for reply in replies {
+        let reply = reply.map_err(|_| "client thread panicked")??;
+        match reply.status {
+            200 => ok += 1,
+            503 => {
+                assert!(reply.headers.contains_key("retry-after"), "{reply:?}");
+                assert!(reply.reason().contains("is busy"), "{reply:?}");
+                busy += 1;
+            }
+            other => panic!("unexpected status {other}: {reply:?}"),
+        }
+    }
+    assert!(ok >= 1 && busy >= 1, "{ok} served, {busy} refused");
+    assert_eq!(server.get("/_extensions/queue/?ms=1")?.status, 200, "serves again once the slot frees");
+    assert_hello_still_answers(&server)
+}
+
+#[test]
+fn malformed_extensions_are_refused_and_others_serve() -> TestResult {
+    let (_deployment, server) = serve_with(|d| {
+        d.install_raw(
+            "junk",
+            &[
+                ("extension.toml", b"id = \"junk\"\nversion = \"1\"\ncomponent = \"junk.wasm\"\n"),
+                ("junk.wasm", b"#!/bin/sh\necho hi\n"),
+            ],
+        )?;
+        d.install_raw(
+            "core",
+            &[
+                ("extension.toml", b"id = \"core\"\nversion = \"1\"\ncomponent = \"core.wasm\"\n"),
+                ("core.wasm", b"\0asm\x01\0\0\0"),
+            ],
+        )?;
+        d.install_raw("broken", &[("extension.toml", b"id = [1, 2\n")])?;
+        d.install_raw(
+            "absent",
+            &[("extension.toml", b"id = \"absent\"\nversion = \"1\"\ncomponent = \"missing.wasm\"\n")],
+        )?;
+        d.install_raw("empty", &[])?;
+        d.install("twin", HELLO_WORLD, "")?;
+        d.install_raw(
+            "twin-copy",
+            &[("extension.toml", b"id = \"twin\"\nversion = \"2\"\ncomponent = \"c.wasm\"\n")],
+        )?;
+        std::fs::copy(HELLO_WORLD, d.extensions_dir().join("twin-copy").join("c.wasm")).map(drop)
+    })?;
+    let health = server.get("/_warden/health")?.json();
+    let failed = health["failed"].as_array().cloned().unwrap_or_default();
+    let error_of = |dir: &str| {
+        failed
+            .iter()
+            .find(|f| f["dir"].as_str().is_some_and(|d| d.ends_with(dir)))
+            .and_then(|f| f["error"].as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let expectations = [
+        ("junk", "junk.wasm: not a WebAssembly file"),
+        ("core", "core.wasm: a core WebAssembly module, not a component"),
+        ("broken", "broken/extension.toml: not a valid manifest"),
+        ("absent", "missing.wasm: cannot read"),
+        ("empty", "empty/extension.toml: cannot read"),
+        ("twin-copy", "id `twin` is already used"),
+    ];
+    for (dir, expected) in expectations {
+        let error = error_of(dir);
+        assert!(error.contains(expected), "{dir}: expected {expected:?} in {error:?}\n{health:#}");
+    }
+    assert_eq!(failed.len(), expectations.len(), "{health:#}");
+    assert_eq!(server.get("/_extensions/twin/greet/x")?.status, 200);
+    assert_hello_still_answers(&server)
+}
+
+#[test]
+fn guest_no_exports() -> TestResult {
+    let (_deployment, server) = serve_with(|d| d.install("mute", GUEST_NO_EXPORTS, "").map(drop))?;
+    let reply = server.get("/_extensions/mute/")?;
+    assert_eq!(reply.status, 503, "{reply:?}");
+    assert!(reply.reason().contains("component.wasm: exports nothing Warden can call"), "{reply:?}");
+    assert_hello_still_answers(&server)
+}
+
+#[test]
+fn restart_reuses_the_compile_cache() -> TestResult {
+    let deployment = Deployment::new()?;
+    deployment.install("hello", HELLO_WORLD, "")?;
+    let first = deployment.start()?;
+    assert_eq!(first.get("/_extensions/hello/greet/one")?.status, 200);
+    let logs = first.stop();
+    assert!(logs.contains("extension loaded (compiled)"), "{logs}");
+
+    let second = deployment.start()?;
+    assert_eq!(second.get("/_extensions/hello/greet/two")?.status, 200);
+    let logs = second.stop();
+    assert!(logs.contains("extension loaded (loaded from compile cache)"), "{logs}");
+    assert!(!logs.contains("extension loaded (compiled)"), "no recompilation on restart:\n{logs}");
+    Ok(())
+}

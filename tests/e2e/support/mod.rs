@@ -1,0 +1,189 @@
+//! Runs the real `warden` binary for end-to-end tests: on 127.0.0.1 with a
+//! port the OS picks, in a temporary directory, stopped when dropped.
+
+#![allow(dead_code)] // each test binary uses a different part of this
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// The `warden` binary under test.
+pub fn warden() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_warden"));
+    // Backtraces on every guest trap would only slow the tests down.
+    command.env_remove("RUST_BACKTRACE").env("WARDEN_LOG", "info,warden::guest=debug");
+    command
+}
+
+/// A directory of extensions plus a data directory, in a temp dir.
+pub struct Deployment {
+    root: tempfile::TempDir,
+}
+
+impl Deployment {
+    pub fn new() -> std::io::Result<Deployment> {
+        let root = tempfile::tempdir()?;
+        std::fs::create_dir_all(root.path().join("extensions"))?;
+        Ok(Deployment { root })
+    }
+
+    pub fn extensions_dir(&self) -> PathBuf {
+        self.root.path().join("extensions")
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.root.path().join("data")
+    }
+
+    /// Installs `component` as extension `id` with this manifest tail
+    /// (capabilities line, `[limits]` table...).
+    pub fn install(&self, id: &str, component: &str, manifest_tail: &str) -> std::io::Result<PathBuf> {
+        let dir = self.extensions_dir().join(id);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::copy(component, dir.join("component.wasm"))?;
+        std::fs::write(
+            dir.join("extension.toml"),
+            format!("id = \"{id}\"\nversion = \"0.1.0\"\ncomponent = \"component.wasm\"\n{manifest_tail}\n"),
+        )?;
+        Ok(dir)
+    }
+
+    /// Installs a directory with arbitrary files (for malformed extensions).
+    pub fn install_raw(&self, dir_name: &str, files: &[(&str, &[u8])]) -> std::io::Result<PathBuf> {
+        let dir = self.extensions_dir().join(dir_name);
+        std::fs::create_dir_all(&dir)?;
+        for (name, content) in files {
+            std::fs::write(dir.join(name), content)?;
+        }
+        Ok(dir)
+    }
+
+    pub fn start(&self) -> Result<Server, String> {
+        Server::start(&self.extensions_dir(), &self.data_dir())
+    }
+}
+
+/// A running `warden serve`.
+pub struct Server {
+    child: Child,
+    pub base: String,
+    log: Arc<Mutex<String>>,
+    client: reqwest::blocking::Client,
+}
+
+impl Server {
+    pub fn start(extensions_dir: &Path, data_dir: &Path) -> Result<Server, String> {
+        let mut child = warden()
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .arg("--extensions-dir")
+            .arg(extensions_dir)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start warden: {e}"))?;
+        let stderr = child.stderr.take().ok_or("no stderr")?;
+        let log = Arc::new(Mutex::new(String::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(mut log) = sink.lock() {
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+            }
+        });
+        let mut server = Server { child, base: String::new(), log, client: reqwest::blocking::Client::new() };
+        let marker = "warden listening on http://";
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < deadline {
+            let logs = server.logs();
+            if let Some(at) = logs.find(marker) {
+                let addr: String =
+                    logs[at + marker.len()..].chars().take_while(|c| !c.is_whitespace()).collect();
+                server.base = format!("http://{addr}");
+                return Ok(server);
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                return Err(format!("warden exited with {status} before listening:\n{logs}"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Err(format!("warden did not start listening in time:\n{}", server.logs()))
+    }
+
+    pub fn logs(&self) -> String {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Waits until the log contains `needle` (guest stdio is logged after
+    /// the response is sent).
+    pub fn wait_for_log(&self, needle: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.logs().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn get(&self, path: &str) -> Result<Reply, reqwest::Error> {
+        Reply::from(self.client.get(self.url(path)).timeout(Duration::from_secs(60)).send()?)
+    }
+
+    pub fn request(&self, method: reqwest::Method, path: &str, body: &str) -> Result<Reply, reqwest::Error> {
+        Reply::from(self.client.request(method, self.url(path)).body(body.to_owned()).send()?)
+    }
+
+    /// Stops the server (SIGTERM-free: kill) and waits for it.
+    pub fn stop(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.logs()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A response, read fully.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    fn from(response: reqwest::blocking::Response) -> Result<Reply, reqwest::Error> {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.text()?;
+        Ok(Reply { status, headers, body })
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The `error.reason` of a Warden error body.
+    pub fn reason(&self) -> String {
+        self.json()["error"]["reason"].as_str().unwrap_or_default().to_owned()
+    }
+}

@@ -1,0 +1,42 @@
+//! Test guest for the `cluster` and `scheduler` capabilities: each route
+//! makes one host call and reports the outcome as JSON, so tests can see the
+//! host's typed answer (and, without a grant, the load-time refusal).
+
+use std::collections::BTreeMap;
+
+use warden_guest::cluster::Client;
+use warden_guest::http::{Request, Response};
+use warden_guest::scheduler::{self, Schedule};
+use warden_guest::{Error, Extension, export_extension};
+
+struct HostCalls;
+
+/// `{"outcome":"ok"|"error", "kind": <error variant>, "message": ...}`.
+fn report<T: std::fmt::Debug>(result: Result<T, Error>) -> Response {
+    let mut body = BTreeMap::new();
+    match result {
+        Ok(value) => {
+            body.insert("outcome", "ok".to_owned());
+            body.insert("message", format!("{value:?}"));
+        }
+        Err(error) => {
+            body.insert("outcome", "error".to_owned());
+            body.insert("kind", error.kind().to_owned());
+            body.insert("message", error.message().to_owned());
+        }
+    }
+    Response::json(200, &body)
+}
+
+impl Extension for HostCalls {
+    fn handle(request: Request) -> Response {
+        match request.path_segments().as_slice() {
+            ["cluster"] => report(Client::as_user().call("GET", "/_cluster/health", None)),
+            ["schedule"] => report(scheduler::register("probe", Schedule::Interval(60), "{}")),
+            ["jobs"] => report(scheduler::list()),
+            _ => Response::not_found(),
+        }
+    }
+}
+
+export_extension!(HostCalls);
