@@ -19,10 +19,14 @@ cp examples/hello-world/extension.toml extensions/hello/extension.toml
 listen="${WARDEN_LISTEN:-127.0.0.1:9200}"
 cat <<EOT
 
-warden is starting on http://$listen with hello-world. In another terminal:
+warden is starting on http://$listen with hello-world. Every request needs
+credentials: user \`admin\`, with the password printed below on the first start
+(or the one in WARDEN_INITIAL_ADMIN_PASSWORD when ./data was first created).
+In another terminal:
 
-    curl http://$listen/_extensions/hello/greet/world
-    curl http://$listen/_warden/health
+    curl -u admin:<password> http://$listen/_extensions/hello/greet/world
+    curl -u admin:<password> http://$listen/_warden/health
+    curl -u admin:<password> http://$listen/_plugins/_security/authinfo
     target/release/warden inspect extensions/hello/hello-world.wasm
 
 Stop it with Ctrl-C.

@@ -10,4 +10,5 @@ pub mod inspect;
 pub mod manifest;
 pub mod registry;
 pub mod runtime;
+pub mod security;
 pub mod server;

@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use warden_host::registry::Registry;
 use warden_host::runtime::{Runtime, RuntimeConfig};
+use warden_host::security::{Bootstrap, Security};
 use warden_host::server::{self, AppState};
 
 #[derive(Debug, Parser)]
@@ -32,6 +33,11 @@ enum Command {
         /// One subdirectory per extension, each with extension.toml and its component.
         #[arg(long, default_value = "./extensions", env = "WARDEN_EXTENSIONS_DIR")]
         extensions_dir: PathBuf,
+        /// An OpenSearch security config directory (internal_users.yml,
+        /// roles.yml, roles_mapping.yml, action_groups.yml) to import on first
+        /// start; later starts use the copy kept in the data directory.
+        #[arg(long, env = "WARDEN_SECURITY_CONFIG")]
+        security_config: Option<PathBuf>,
     },
     /// Show what a component imports (grouped by the capability each import
     /// needs) and exports.
@@ -47,7 +53,9 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging();
     let result = match cli.command {
-        Command::Serve { listen, data_dir, extensions_dir } => serve(listen, data_dir, extensions_dir),
+        Command::Serve { listen, data_dir, extensions_dir, security_config } => {
+            serve(listen, data_dir, extensions_dir, security_config)
+        }
         Command::Inspect { file, json } => inspect(&file, json),
     };
     match result {
@@ -71,13 +79,33 @@ fn init_logging() {
         .init();
 }
 
-fn serve(listen: SocketAddr, data_dir: PathBuf, extensions_dir: PathBuf) -> anyhow::Result<()> {
+fn serve(
+    listen: SocketAddr,
+    data_dir: PathBuf,
+    extensions_dir: PathBuf,
+    security_config: Option<PathBuf>,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    let initial_password = std::env::var("WARDEN_INITIAL_ADMIN_PASSWORD").ok();
+    let (security, bootstrap) =
+        Security::bootstrap(&data_dir, security_config.as_deref(), initial_password.as_deref())
+            .context("cannot load the security configuration")?;
+    match bootstrap {
+        Bootstrap::Existing => tracing::info!("security configuration loaded from the data directory"),
+        Bootstrap::Initialised => tracing::info!("security configuration initialised in the data directory"),
+        Bootstrap::GeneratedAdminPassword(password) => {
+            // Printed once, to the terminal only; never logged again.
+            eprintln!(
+                "\n  First start: the password of user `admin` is\n\n      {password}\n\n  \
+                 It is shown only this once. Change it with the security API.\n"
+            );
+        }
+    }
     let runtime =
         Runtime::new(RuntimeConfig { cache_dir: Some(data_dir.join("cache")), ..RuntimeConfig::default() })?;
     let registry = Registry::load_dir(&runtime, &extensions_dir, &data_dir);
-    let state = Arc::new(AppState { registry, started: Instant::now() });
+    let state = Arc::new(AppState { registry, security: Arc::new(security), started: Instant::now() });
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -1,6 +1,7 @@
 //! The HTTP front: `/_extensions/{id}/{*path}` (every method) calls the
 //! extension's handler; `GET /_warden/health` reports what is loaded and
-//! what failed. Errors are JSON in OpenSearch's shape:
+//! what failed; `GET /_plugins/_security/authinfo` says who you are. Every
+//! route authenticates first. Errors are JSON in OpenSearch's shape:
 //! `{"error":{"type":..,"reason":..},"status":..}`.
 
 use std::net::SocketAddr;
@@ -9,14 +10,17 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Extension, Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use serde_json::json;
 
 use crate::registry::Registry;
 use crate::runtime::{HttpRequest, HttpResponse, InvokeError};
+use crate::security::{AuthenticatedUser, Security};
 
 /// Largest request body passed to an extension.
 pub const MAX_BODY: usize = 10 << 20;
@@ -25,6 +29,7 @@ pub const MAX_BODY: usize = 10 << 20;
 #[derive(Debug)]
 pub struct AppState {
     pub registry: Registry,
+    pub security: Arc<Security>,
     pub started: Instant,
 }
 
@@ -34,9 +39,55 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/_extensions/{id}/", any(extension_root))
         .route("/_extensions/{id}/{*path}", any(extension_route))
         .route("/_warden/health", get(health))
+        .route("/_plugins/_security/authinfo", get(authinfo))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .layer(from_fn_with_state(state.clone(), authenticate))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
+}
+
+/// Authenticates every request; the user travels in the request's extensions.
+/// Every failure is the same 401 to the client; the log says which it was.
+async fn authenticate(State(state): State<Arc<AppState>>, mut request: Request, next: Next) -> Response {
+    let remote = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let authorization = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    match state.security.authenticate(authorization, remote) {
+        Ok(user) => {
+            request.extensions_mut().insert(user);
+            next.run(request).await
+        }
+        Err(e) => {
+            tracing::info!(target: "warden::authn", remote = ?remote, user = e.claimed_user(), "authentication failed: {e}");
+            let mut response = error(
+                StatusCode::UNAUTHORIZED,
+                "security_exception",
+                "authentication required: missing or invalid credentials",
+            );
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"warden\""));
+            response
+        }
+    }
+}
+
+/// `GET /_plugins/_security/authinfo`: who the caller is, as OpenSearch answers it.
+async fn authinfo(Extension(user): Extension<AuthenticatedUser>) -> Response {
+    let name = &user.principal.name;
+    let backend_roles = &user.principal.backend_roles;
+    axum::Json(json!({
+        "user": format!("User [name={name}, backend_roles={backend_roles:?}, requestedTenant=null]"),
+        "user_name": name,
+        "user_requested_tenant": null,
+        "backend_roles": backend_roles,
+        "custom_attribute_names": user.principal.attributes.keys().filter(|k| *k != "user_name").collect::<Vec<_>>(),
+        "roles": user.role_names(),
+        "tenants": {},
+        "principal": null,
+        "peer_certificates": "0",
+        "sso_logout_url": null,
+    }))
+    .into_response()
 }
 
 /// Serves until `shutdown` resolves.
@@ -56,7 +107,13 @@ pub fn error(status: StatusCode, kind: &str, reason: &str) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-async fn health(State(state): State<Arc<AppState>>) -> Response {
+async fn health(
+    State(state): State<Arc<AppState>>,
+    Extension(user): Extension<AuthenticatedUser>,
+) -> Response {
+    if let Err(denied) = user.state.privileges.check_cluster(&user.subject, "cluster:monitor/health") {
+        return error(StatusCode::FORBIDDEN, "security_exception", &denied.to_string());
+    }
     let registry = &state.registry;
     let extensions: Vec<_> = registry
         .extensions()
@@ -88,35 +145,50 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
 
 async fn extension_root(
     State(state): State<Arc<AppState>>,
+    Extension(user): Extension<AuthenticatedUser>,
     Path(id): Path<String>,
     method: Method,
     query: RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    dispatch(&state, id, String::new(), method, query, headers, body).await
+    let call = Call { id, path: String::new(), method, query, headers, body };
+    dispatch(&state, &user, call).await
 }
 
 async fn extension_route(
     State(state): State<Arc<AppState>>,
+    Extension(user): Extension<AuthenticatedUser>,
     Path((id, path)): Path<(String, String)>,
     method: Method,
     query: RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    dispatch(&state, id, path, method, query, headers, body).await
+    let call = Call { id, path, method, query, headers, body };
+    dispatch(&state, &user, call).await
 }
 
-async fn dispatch(
-    state: &AppState,
+/// One request for an extension, as received.
+struct Call {
     id: String,
+    /// Below `/_extensions/<id>/`, without the leading `/`.
     path: String,
     method: Method,
-    RawQuery(query): RawQuery,
+    query: RawQuery,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
+}
+
+/// The extension permission a route needs: `extension:<id>/<first path
+/// segment>` (`extension:<id>/*` in a role grants them all).
+pub fn route_permission(id: &str, path: &str) -> String {
+    let route = path.split('/').find(|s| !s.is_empty()).unwrap_or("");
+    format!("extension:{id}/{route}")
+}
+
+async fn dispatch(state: &AppState, user: &AuthenticatedUser, call: Call) -> Response {
+    let Call { id, path, method, query: RawQuery(query), headers, body } = call;
     let Some(extension) = state.registry.get(&id) else {
         return match state.registry.failure_of(&id) {
             Some(failure) => error(
@@ -127,6 +199,11 @@ async fn dispatch(
             None => error(StatusCode::NOT_FOUND, "extension_not_found", &format!("no extension `{id}`")),
         };
     };
+    let permission = route_permission(&id, &path);
+    if let Err(denied) = user.state.privileges.check_extension(&user.subject, &permission) {
+        tracing::info!(target: "warden::authz", user = user.principal.name, permission, "denied: {denied}");
+        return error(StatusCode::FORBIDDEN, "security_exception", &denied.to_string());
+    }
     let query = match parse_query(query.as_deref().unwrap_or("")) {
         Ok(query) => query,
         Err(reason) => return error(StatusCode::BAD_REQUEST, "invalid_query", &reason),
@@ -135,14 +212,16 @@ async fn dispatch(
         method: method.as_str().to_owned(),
         path: format!("/{path}"),
         query,
+        // Credentials stay with the host: the guest never sees them.
         headers: headers
             .iter()
+            .filter(|(name, _)| *name != header::AUTHORIZATION && *name != header::COOKIE)
             .map(|(name, value)| {
                 (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned())
             })
             .collect(),
         body: body.to_vec(),
-        user: String::new(), // anonymous until authentication lands
+        user: user.principal.name.clone(),
     };
     let started = Instant::now();
     let result = extension.handle_http(request).await;

@@ -11,11 +11,17 @@ use std::time::{Duration, Instant};
 
 pub type TestResult = Result<(), Box<dyn std::error::Error>>;
 
+/// The admin password every test server starts with.
+pub const ADMIN_PASSWORD: &str = "Test-Admin-Pass-1";
+
 /// The `warden` binary under test.
 pub fn warden() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_warden"));
     // Backtraces on every guest trap would only slow the tests down.
-    command.env_remove("RUST_BACKTRACE").env("WARDEN_LOG", "info,warden::guest=debug");
+    command
+        .env_remove("RUST_BACKTRACE")
+        .env("WARDEN_LOG", "info,warden::guest=debug")
+        .env("WARDEN_INITIAL_ADMIN_PASSWORD", ADMIN_PASSWORD);
     command
 }
 
@@ -63,7 +69,12 @@ impl Deployment {
     }
 
     pub fn start(&self) -> Result<Server, String> {
-        Server::start(&self.extensions_dir(), &self.data_dir())
+        Server::start(&self.extensions_dir(), &self.data_dir(), &[])
+    }
+
+    /// Starts with extra `warden serve` arguments.
+    pub fn start_with(&self, args: &[&str]) -> Result<Server, String> {
+        Server::start(&self.extensions_dir(), &self.data_dir(), args)
     }
 }
 
@@ -76,9 +87,20 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn start(extensions_dir: &Path, data_dir: &Path) -> Result<Server, String> {
-        let mut child = warden()
+    pub fn start(extensions_dir: &Path, data_dir: &Path, args: &[&str]) -> Result<Server, String> {
+        Server::start_command(warden(), extensions_dir, data_dir, args)
+    }
+
+    /// Starts `command` (a [`warden`] command to adjust) as `serve`.
+    pub fn start_command(
+        mut command: Command,
+        extensions_dir: &Path,
+        data_dir: &Path,
+        args: &[&str],
+    ) -> Result<Server, String> {
+        let mut child = command
             .arg("serve")
+            .args(args)
             .args(["--listen", "127.0.0.1:0"])
             .arg("--extensions-dir")
             .arg(extensions_dir)
@@ -139,12 +161,33 @@ impl Server {
         format!("{}{path}", self.base)
     }
 
+    /// GET as `admin`.
     pub fn get(&self, path: &str) -> Result<Reply, reqwest::Error> {
-        Reply::from(self.client.get(self.url(path)).timeout(Duration::from_secs(60)).send()?)
+        self.get_as("admin", ADMIN_PASSWORD, path)
     }
 
+    pub fn get_as(&self, user: &str, password: &str, path: &str) -> Result<Reply, reqwest::Error> {
+        let request = self.client.get(self.url(path)).basic_auth(user, Some(password));
+        Reply::from(request.timeout(Duration::from_secs(60)).send()?)
+    }
+
+    /// GET with no credentials, or with a raw Authorization header.
+    pub fn get_with_authorization(
+        &self,
+        path: &str,
+        authorization: Option<&str>,
+    ) -> Result<Reply, reqwest::Error> {
+        let mut request = self.client.get(self.url(path));
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        Reply::from(request.send()?)
+    }
+
+    /// Any method as `admin`.
     pub fn request(&self, method: reqwest::Method, path: &str, body: &str) -> Result<Reply, reqwest::Error> {
-        Reply::from(self.client.request(method, self.url(path)).body(body.to_owned()).send()?)
+        let request = self.client.request(method, self.url(path)).basic_auth("admin", Some(ADMIN_PASSWORD));
+        Reply::from(request.body(body.to_owned()).send()?)
     }
 
     /// Stops the server (SIGTERM-free: kill) and waits for it.

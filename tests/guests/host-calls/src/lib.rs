@@ -34,6 +34,12 @@ impl Extension for HostCalls {
             ["cluster"] => report(Client::as_user().call("GET", "/_cluster/health", None)),
             ["schedule"] => report(scheduler::register("probe", Schedule::Interval(60), "{}")),
             ["jobs"] => report(scheduler::list()),
+            ["whoami"] => {
+                let mut body = BTreeMap::new();
+                body.insert("user", request.user.clone());
+                body.insert("saw_authorization", request.header("authorization").is_some().to_string());
+                Response::json(200, &body)
+            }
             _ => Response::not_found(),
         }
     }

@@ -1,0 +1,340 @@
+//! The security configuration in OpenSearch security's own formats:
+//! `internal_users.yml`, `roles.yml`, `roles_mapping.yml`,
+//! `action_groups.yml`, each with its `_meta` header. Files written for
+//! OpenSearch load unchanged; Warden adds `extension_permissions` to roles.
+//!
+//! Built-in static action groups and roles (OpenSearch's
+//! `static_config`) are always present and cannot be changed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// `_meta` of every file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Meta {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub config_version: u32,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct InternalUser {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
+    #[serde(default)]
+    pub reserved: bool,
+    #[serde(default)]
+    pub hidden: bool,
+    #[serde(default, rename = "static", skip_serializing_if = "is_false")]
+    pub is_static: bool,
+    #[serde(default)]
+    pub backend_roles: Vec<String>,
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Roles given directly (OpenSearch's legacy name for it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub opendistro_security_roles: Vec<String>,
+    /// Warden extension: a disabled user cannot authenticate.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub disabled: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct IndexPermission {
+    #[serde(default)]
+    pub index_patterns: Vec<String>,
+    #[serde(default)]
+    pub allowed_actions: Vec<String>,
+    /// Document-level security query. Accepted for compatibility; not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dls: Option<String>,
+    /// Field-level security. Accepted for compatibility; not enforced yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub masked_fields: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TenantPermission {
+    #[serde(default)]
+    pub tenant_patterns: Vec<String>,
+    #[serde(default)]
+    pub allowed_actions: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Role {
+    #[serde(default)]
+    pub reserved: bool,
+    #[serde(default)]
+    pub hidden: bool,
+    #[serde(default, rename = "static", skip_serializing_if = "is_false")]
+    pub is_static: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub cluster_permissions: Vec<String>,
+    #[serde(default)]
+    pub index_permissions: Vec<IndexPermission>,
+    /// Dashboards tenants: accepted, not used by Warden.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tenant_permissions: Vec<TenantPermission>,
+    /// `extension:<id>/<route>` patterns (Warden).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extension_permissions: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RoleMapping {
+    #[serde(default)]
+    pub reserved: bool,
+    #[serde(default)]
+    pub hidden: bool,
+    #[serde(default)]
+    pub users: Vec<String>,
+    #[serde(default)]
+    pub backend_roles: Vec<String>,
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    #[serde(default)]
+    pub and_backend_roles: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ActionGroup {
+    #[serde(default)]
+    pub reserved: bool,
+    #[serde(default)]
+    pub hidden: bool,
+    #[serde(default, rename = "static", skip_serializing_if = "is_false")]
+    pub is_static: bool,
+    #[serde(default)]
+    pub allowed_actions: Vec<String>,
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// Roles whose name starts with this are extension policies (the service
+/// gate): they hold what an extension was granted and cannot be mapped to users.
+pub const EXTENSION_POLICY_PREFIX: &str = "extension:";
+
+/// The whole configuration. Static (built-in) entries are merged in.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SecurityConfig {
+    pub internal_users: BTreeMap<String, InternalUser>,
+    pub roles: BTreeMap<String, Role>,
+    pub roles_mapping: BTreeMap<String, RoleMapping>,
+    pub action_groups: BTreeMap<String, ActionGroup>,
+}
+
+/// Why a configuration was refused. Names the file (or document) and the entry.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{file}: {message}")]
+    Parse { file: String, message: String },
+    #[error("{file}: _meta.type is `{found}`, expected `{expected}`")]
+    WrongType { file: String, found: String, expected: &'static str },
+    #[error("{file}: entry `{entry}`: {message}")]
+    Invalid { file: String, entry: String, message: String },
+}
+
+/// The four files, their `_meta.type`, and the built-in static sets.
+pub const INTERNAL_USERS: &str = "internal_users.yml";
+pub const ROLES: &str = "roles.yml";
+pub const ROLES_MAPPING: &str = "roles_mapping.yml";
+pub const ACTION_GROUPS: &str = "action_groups.yml";
+
+const STATIC_ACTION_GROUPS: &str = include_str!("static/static_action_groups.yml");
+const STATIC_ROLES: &str = include_str!("static/static_roles.yml");
+
+/// Parses one file's text: a `_meta` header plus named entries.
+pub fn parse_document<T: serde::de::DeserializeOwned>(
+    file: &str,
+    text: &str,
+    expected_type: &'static str,
+) -> Result<BTreeMap<String, T>, ConfigError> {
+    let parse_error =
+        |e: serde_yaml::Error| ConfigError::Parse { file: file.to_owned(), message: e.to_string() };
+    let mut raw: BTreeMap<String, serde_yaml::Value> = serde_yaml::from_str(text).map_err(parse_error)?;
+    if let Some(meta) = raw.remove("_meta") {
+        let meta: Meta = serde_yaml::from_value(meta)
+            .map_err(|e| ConfigError::Parse { file: file.to_owned(), message: format!("_meta: {e}") })?;
+        if meta.kind != expected_type {
+            return Err(ConfigError::WrongType {
+                file: file.to_owned(),
+                found: meta.kind,
+                expected: expected_type,
+            });
+        }
+    }
+    raw.into_iter()
+        .map(|(name, value)| {
+            let entry = serde_yaml::from_value(value).map_err(|e| ConfigError::Invalid {
+                file: file.to_owned(),
+                entry: name.clone(),
+                message: e.to_string(),
+            })?;
+            Ok((name, entry))
+        })
+        .collect()
+}
+
+impl SecurityConfig {
+    /// Loads a directory of OpenSearch security files. A missing file is an
+    /// empty one; the static built-ins are merged in.
+    pub fn load_dir(dir: &Path) -> Result<SecurityConfig, ConfigError> {
+        let read = |name: &str| -> Result<String, ConfigError> {
+            let path = dir.join(name);
+            match std::fs::read_to_string(&path) {
+                Ok(text) => Ok(text),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+                Err(source) => Err(ConfigError::Read { path, source }),
+            }
+        };
+        let name = |file: &str| dir.join(file).display().to_string();
+        let config = SecurityConfig {
+            internal_users: parse_or_empty(&name(INTERNAL_USERS), &read(INTERNAL_USERS)?, "internalusers")?,
+            roles: parse_or_empty(&name(ROLES), &read(ROLES)?, "roles")?,
+            roles_mapping: parse_or_empty(&name(ROLES_MAPPING), &read(ROLES_MAPPING)?, "rolesmapping")?,
+            action_groups: parse_or_empty(&name(ACTION_GROUPS), &read(ACTION_GROUPS)?, "actiongroups")?,
+        };
+        config.with_static()
+    }
+
+    /// Adds the built-in static action groups and roles. A file may not
+    /// redefine them.
+    pub fn with_static(mut self) -> Result<SecurityConfig, ConfigError> {
+        let groups: BTreeMap<String, ActionGroup> =
+            parse_document("static_action_groups.yml", STATIC_ACTION_GROUPS, "actiongroups")?;
+        let roles: BTreeMap<String, Role> = parse_document("static_roles.yml", STATIC_ROLES, "roles")?;
+        for (name, group) in groups {
+            if let Some(existing) = self.action_groups.get(&name)
+                && *existing != group
+            {
+                return Err(ConfigError::Invalid {
+                    file: ACTION_GROUPS.into(),
+                    entry: name,
+                    message: "redefines a built-in static action group".into(),
+                });
+            }
+            self.action_groups.insert(name, group);
+        }
+        for (name, role) in roles {
+            if let Some(existing) = self.roles.get(&name)
+                && *existing != role
+            {
+                return Err(ConfigError::Invalid {
+                    file: ROLES.into(),
+                    entry: name,
+                    message: "redefines a built-in static role".into(),
+                });
+            }
+            self.roles.insert(name, role);
+        }
+        self.validate()?;
+        Ok(self)
+    }
+
+    /// Cross-file checks: mappings name existing roles, extension policies
+    /// are not mapped, patterns compile.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (name, mapping) in &self.roles_mapping {
+            let invalid = |message: String| ConfigError::Invalid {
+                file: ROLES_MAPPING.into(),
+                entry: name.clone(),
+                message,
+            };
+            if name.starts_with(EXTENSION_POLICY_PREFIX) {
+                return Err(invalid("extension policies cannot be mapped to users".into()));
+            }
+            for (field, patterns) in [
+                ("users", &mapping.users),
+                ("backend_roles", &mapping.backend_roles),
+                ("hosts", &mapping.hosts),
+                ("and_backend_roles", &mapping.and_backend_roles),
+            ] {
+                super::pattern::PatternSet::parse(patterns).map_err(|e| invalid(format!("{field}: {e}")))?;
+            }
+        }
+        for (name, user) in &self.internal_users {
+            if user.opendistro_security_roles.iter().any(|r| r.starts_with(EXTENSION_POLICY_PREFIX)) {
+                return Err(ConfigError::Invalid {
+                    file: INTERNAL_USERS.into(),
+                    entry: name.clone(),
+                    message: "extension policies cannot be given to users".into(),
+                });
+            }
+        }
+        for (name, role) in &self.roles {
+            let invalid =
+                |message: String| ConfigError::Invalid { file: ROLES.into(), entry: name.clone(), message };
+            super::pattern::PatternSet::parse(&role.cluster_permissions)
+                .map_err(|e| invalid(format!("cluster_permissions: {e}")))?;
+            super::pattern::PatternSet::parse(&role.extension_permissions)
+                .map_err(|e| invalid(format!("extension_permissions: {e}")))?;
+            for permission in &role.index_permissions {
+                super::pattern::PatternSet::parse(&permission.index_patterns)
+                    .map_err(|e| invalid(format!("index_patterns: {e}")))?;
+                super::pattern::PatternSet::parse(&permission.allowed_actions)
+                    .map_err(|e| invalid(format!("allowed_actions: {e}")))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn parse_or_empty<T: serde::de::DeserializeOwned>(
+    file: &str,
+    text: &str,
+    expected_type: &'static str,
+) -> Result<BTreeMap<String, T>, ConfigError> {
+    if text.trim().is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    parse_document(file, text, expected_type)
+}
+
+/// The configuration as the four OpenSearch files (built-in static entries
+/// left out), ready to write or to import into OpenSearch.
+pub fn export(config: &SecurityConfig) -> Vec<(&'static str, String)> {
+    fn document<T: Serialize>(kind: &str, entries: impl Iterator<Item = (String, T)>) -> String {
+        let mut map = serde_yaml::Mapping::new();
+        let meta = Meta { kind: kind.to_owned(), config_version: 2 };
+        map.insert("_meta".into(), serde_yaml::to_value(meta).unwrap_or_default());
+        for (name, entry) in entries {
+            map.insert(name.into(), serde_yaml::to_value(entry).unwrap_or_default());
+        }
+        format!("---\n{}", serde_yaml::to_string(&map).unwrap_or_default())
+    }
+    vec![
+        (INTERNAL_USERS, document("internalusers", config.internal_users.clone().into_iter())),
+        (ROLES, document("roles", config.roles.clone().into_iter().filter(|(_, r)| !r.is_static))),
+        (ROLES_MAPPING, document("rolesmapping", config.roles_mapping.clone().into_iter())),
+        (
+            ACTION_GROUPS,
+            document("actiongroups", config.action_groups.clone().into_iter().filter(|(_, g)| !g.is_static)),
+        ),
+    ]
+}

@@ -1,0 +1,252 @@
+//! The security core: OpenSearch-compatible users, roles, role mappings and
+//! action groups ([`config`]); patterns ([`pattern`]); authentication
+//! ([`authn`], [`password`]); role resolution ([`mapping`]) and compiled
+//! privilege evaluation ([`privileges`]).
+//!
+//! [`Security`] holds the current configuration as one immutable snapshot
+//! ([`SecurityState`]); a change builds a new snapshot and swaps it in, so
+//! no request ever sees half a change.
+
+pub mod authn;
+pub mod config;
+pub mod mapping;
+pub mod password;
+pub mod pattern;
+pub mod privileges;
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use self::authn::{AuthnError, BasicAuthenticator};
+use self::config::{ConfigError, SecurityConfig};
+use self::mapping::{Mappings, Principal};
+use self::privileges::{Privileges, Subject};
+
+/// The shipped default configuration (admin without a password yet).
+const DEFAULT_FILES: [(&str, &str); 4] = [
+    (config::INTERNAL_USERS, include_str!("default/internal_users.yml")),
+    (config::ROLES, include_str!("default/roles.yml")),
+    (config::ROLES_MAPPING, include_str!("default/roles_mapping.yml")),
+    (config::ACTION_GROUPS, include_str!("default/action_groups.yml")),
+];
+
+/// One immutable, compiled configuration.
+#[derive(Debug)]
+pub struct SecurityState {
+    pub config: SecurityConfig,
+    pub privileges: Privileges,
+    pub mappings: Mappings,
+}
+
+impl SecurityState {
+    pub fn compile(config: SecurityConfig) -> SecurityState {
+        let privileges = Privileges::compile(&config);
+        let mappings = Mappings::compile(&config, &privileges);
+        SecurityState { config, privileges, mappings }
+    }
+
+    /// The subject for `principal` connecting from `host`, roles resolved now.
+    pub fn subject(&self, principal: &Principal, host: Option<IpAddr>) -> Subject {
+        let roles = self.mappings.resolve(&self.privileges, principal, host);
+        Subject { name: principal.name.clone(), roles, attributes: principal.attributes.clone() }
+    }
+}
+
+/// A request's authenticated user.
+#[derive(Debug, Clone)]
+pub struct AuthenticatedUser {
+    pub principal: Principal,
+    pub subject: Subject,
+    /// The configuration the decision was made under.
+    pub state: Arc<SecurityState>,
+}
+
+impl AuthenticatedUser {
+    pub fn role_names(&self) -> Vec<String> {
+        self.state.privileges.role_names(&self.subject.roles)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("WARDEN_INITIAL_ADMIN_PASSWORD refused: {0}")]
+    WeakInitialPassword(password::PasswordError),
+    #[error(transparent)]
+    Password(#[from] password::PasswordError),
+}
+
+/// What [`Security::bootstrap`] did, for the operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bootstrap {
+    /// Loaded the configuration kept in the data directory.
+    Existing,
+    /// First start: imported, with the admin password from the environment.
+    Initialised,
+    /// First start: imported, with this generated admin password (print it once).
+    GeneratedAdminPassword(String),
+}
+
+/// The live security core.
+#[derive(Debug)]
+pub struct Security {
+    current: RwLock<Arc<SecurityState>>,
+    basic: BasicAuthenticator,
+    dir: Option<PathBuf>,
+}
+
+impl Security {
+    pub fn new(config: SecurityConfig) -> Security {
+        Security {
+            current: RwLock::new(Arc::new(SecurityState::compile(config))),
+            basic: BasicAuthenticator::new(),
+            dir: None,
+        }
+    }
+
+    /// Loads `<data_dir>/security`; on first start creates it from
+    /// `import_from` (an OpenSearch security config directory) or the
+    /// shipped default, giving a password-less `admin` the initial password
+    /// (`initial_password`, refused if weak, else generated).
+    pub fn bootstrap(
+        data_dir: &Path,
+        import_from: Option<&Path>,
+        initial_password: Option<&str>,
+    ) -> Result<(Security, Bootstrap), BootstrapError> {
+        let dir = data_dir.join("security");
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| BootstrapError::Io { path, source }
+        };
+        let mut outcome = Bootstrap::Existing;
+        if !dir.join(config::INTERNAL_USERS).is_file() {
+            let mut config = match import_from {
+                Some(source) => SecurityConfig::load_dir(source)?,
+                None => {
+                    let tmp = tempdir_in(data_dir).map_err(io(data_dir))?;
+                    for (name, text) in DEFAULT_FILES {
+                        std::fs::write(tmp.join(name), text).map_err(io(&tmp.join(name)))?;
+                    }
+                    let config = SecurityConfig::load_dir(&tmp);
+                    let _ = std::fs::remove_dir_all(&tmp);
+                    config?
+                }
+            };
+            outcome = Bootstrap::Initialised;
+            if let Some(admin) = config.internal_users.get_mut("admin")
+                && admin.hash.is_none()
+            {
+                let chosen = match initial_password {
+                    Some(p) => {
+                        password::check_strength("admin", p).map_err(BootstrapError::WeakInitialPassword)?;
+                        p.to_owned()
+                    }
+                    None => {
+                        let p = password::generate()?;
+                        outcome = Bootstrap::GeneratedAdminPassword(p.clone());
+                        p
+                    }
+                };
+                admin.hash = Some(password::hash(&chosen)?);
+            }
+            write_config(&dir, &config)?;
+        }
+        let config = SecurityConfig::load_dir(&dir)?;
+        let mut security = Security::new(config);
+        security.dir = Some(dir);
+        Ok((security, outcome))
+    }
+
+    /// The current snapshot.
+    pub fn state(&self) -> Arc<SecurityState> {
+        match self.current.read() {
+            Ok(state) => state.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Swaps in a new configuration atomically (and persists it when the
+    /// core was bootstrapped from a data directory).
+    pub fn replace(&self, config: SecurityConfig) -> Result<(), BootstrapError> {
+        config.validate()?;
+        if let Some(dir) = &self.dir {
+            write_config(dir, &config)?;
+        }
+        let state = Arc::new(SecurityState::compile(config));
+        match self.current.write() {
+            Ok(mut current) => *current = state,
+            Err(poisoned) => *poisoned.into_inner() = state,
+        }
+        Ok(())
+    }
+
+    /// Authenticates an `Authorization` header from `remote`.
+    pub fn authenticate(
+        &self,
+        authorization: Option<&str>,
+        remote: Option<IpAddr>,
+    ) -> Result<AuthenticatedUser, AuthnError> {
+        let header = authorization.ok_or(AuthnError::Missing)?;
+        let (user, password) = authn::parse_basic(header)?;
+        let state = self.state();
+        self.basic.verify(&state.config, &user, &password)?;
+        let record =
+            state.config.internal_users.get(&user).ok_or_else(|| AuthnError::UnknownUser(user.clone()))?;
+        let mut attributes: std::collections::HashMap<String, String> =
+            record.attributes.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        attributes.insert("user_name".into(), user.clone());
+        let principal = Principal {
+            name: user,
+            backend_roles: record.backend_roles.clone(),
+            direct_roles: record.opendistro_security_roles.clone(),
+            attributes,
+        };
+        let subject = state.subject(&principal, remote);
+        Ok(AuthenticatedUser { principal, subject, state })
+    }
+}
+
+/// Writes the four files (without static entries) via a temporary
+/// directory and a rename, so a crash leaves the old or the new set.
+fn write_config(dir: &Path, config: &SecurityConfig) -> Result<(), BootstrapError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| BootstrapError::Io { path, source }
+    };
+    let parent = dir.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(io(parent))?;
+    let tmp = tempdir_in(parent).map_err(io(parent))?;
+    for (name, text) in config::export(config) {
+        std::fs::write(tmp.join(name), text).map_err(io(&tmp.join(name)))?;
+    }
+    restrict_permissions(&tmp);
+    let old = parent.join(format!(".security-old-{}", std::process::id()));
+    if dir.exists() {
+        std::fs::rename(dir, &old).map_err(io(dir))?;
+    }
+    std::fs::rename(&tmp, dir).map_err(io(dir))?;
+    let _ = std::fs::remove_dir_all(&old);
+    Ok(())
+}
+
+fn tempdir_in(parent: &Path) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(parent)?;
+    let mut suffix = [0u8; 6];
+    let _ = getrandom::fill(&mut suffix);
+    let dir = parent.join(format!(".security-tmp-{}", hex::encode(suffix)));
+    std::fs::create_dir(&dir)?;
+    Ok(dir)
+}
+
+/// Password hashes live here: readable by the owner only.
+fn restrict_permissions(dir: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    }
+}
