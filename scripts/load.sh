@@ -27,7 +27,10 @@ mkdir -p "$work/extensions/hello"
 cp target/guests/wasm32-wasip2/release/hello_world.wasm "$work/extensions/hello/hello-world.wasm"
 cp examples/hello-world/extension.toml "$work/extensions/hello/extension.toml"
 # Guest log lines at info would make this a benchmark of the log writer.
-WARDEN_LOG=warn,warden_host=info target/release/warden serve --listen 127.0.0.1:0 \
+password="Load-Test-Pass-1"
+auth="Authorization: Basic $(printf 'admin:%s' "$password" | base64)"
+WARDEN_INITIAL_ADMIN_PASSWORD="$password" WARDEN_LOG=warn,warden=info,warden_host=info \
+    target/release/warden serve --listen 127.0.0.1:0 \
     --data-dir "$work/data" --extensions-dir "$work/extensions" 2> "$work/warden.log" &
 pid=$!
 for _ in $(seq 100); do
@@ -36,5 +39,6 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 [ -n "$addr" ] || { cat "$work/warden.log"; exit 1; }
-curl -fsS "http://$addr/_extensions/hello/greet/load" && echo
-wrk -t2 -c"$connections" -d"${duration}s" --latency "http://$addr/_extensions/hello/greet/load"
+curl -fsS -H "$auth" "http://$addr/_extensions/hello/greet/load" && echo
+# Authenticated requests: the first pays bcrypt, the rest hit the credential cache.
+wrk -t2 -c"$connections" -d"${duration}s" --latency -H "$auth" "http://$addr/_extensions/hello/greet/load"

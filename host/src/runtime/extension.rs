@@ -248,16 +248,20 @@ impl LoadedExtension {
         user: String,
         call: impl AsyncFnOnce(&mut Store<InvocationState>, &InstancePre<InvocationState>) -> wasmtime::Result<R>,
     ) -> Result<R, InvokeError> {
-        let _slot = match tokio::time::timeout(self.limits.queue_timeout, self.slots.acquire()).await {
-            Ok(Ok(permit)) => permit,
-            // Timed out waiting, or the semaphore was closed (never done).
-            Ok(Err(_)) | Err(_) => {
-                return Err(InvokeError::Busy {
-                    id: self.id.to_string(),
-                    max: self.limits.max_concurrency,
-                    retry_after: Duration::from_secs(1),
-                });
-            }
+        // Fast path without a timer; wait (bounded) only when all slots are taken.
+        let _slot = match self.slots.try_acquire() {
+            Ok(permit) => permit,
+            Err(_) => match tokio::time::timeout(self.limits.queue_timeout, self.slots.acquire()).await {
+                Ok(Ok(permit)) => permit,
+                // Timed out waiting, or the semaphore was closed (never done).
+                Ok(Err(_)) | Err(_) => {
+                    return Err(InvokeError::Busy {
+                        id: self.id.to_string(),
+                        max: self.limits.max_concurrency,
+                        retry_after: Duration::from_secs(1),
+                    });
+                }
+            },
         };
         let mut store = self.new_store(user)?;
         let outcome = tokio::time::timeout(self.limits.timeout, call(&mut store, &self.pre)).await;
