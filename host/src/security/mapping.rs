@@ -37,29 +37,28 @@ pub struct Mappings {
     patterned: Vec<PatternMapping>,
 }
 
+/// Puts the exact names of `sources` into `index` for `role`; returns the
+/// patterns, which need matching.
+fn index_exact(sources: &[String], index: &mut HashMap<String, RoleSet>, role: usize) -> Vec<String> {
+    let mut patterns = Vec::new();
+    for source in sources {
+        if matches!(Pattern::parse(source), Ok(Pattern::Exact(_))) {
+            index.entry(source.clone()).or_default().insert(role);
+        } else {
+            patterns.push(source.clone());
+        }
+    }
+    patterns
+}
+
 impl Mappings {
     pub fn compile(config: &SecurityConfig, privileges: &Privileges) -> Mappings {
         let mut m = Mappings::default();
         for (role_name, mapping) in &config.roles_mapping {
             // OpenSearch ignores mappings to roles that do not exist.
             let Some(role) = privileges.role_id(role_name) else { continue };
-            let exact = |s: &String| matches!(Pattern::parse(s), Ok(Pattern::Exact(_)));
-            let mut patterned_users = Vec::new();
-            for user in &mapping.users {
-                if exact(user) {
-                    m.by_user.entry(user.clone()).or_default().insert(role);
-                } else {
-                    patterned_users.push(user.clone());
-                }
-            }
-            let mut patterned_backend = Vec::new();
-            for backend in &mapping.backend_roles {
-                if exact(backend) {
-                    m.by_backend_role.entry(backend.clone()).or_default().insert(role);
-                } else {
-                    patterned_backend.push(backend.clone());
-                }
-            }
+            let patterned_users = index_exact(&mapping.users, &mut m.by_user, role);
+            let patterned_backend = index_exact(&mapping.backend_roles, &mut m.by_backend_role, role);
             if !patterned_users.is_empty()
                 || !patterned_backend.is_empty()
                 || !mapping.hosts.is_empty()
