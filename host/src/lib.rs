@@ -5,10 +5,12 @@
 //! Start at [`registry::Registry`] (loading a directory of extensions),
 //! [`runtime`] (the engine and the invocation path) and [`server`] (HTTP).
 
+pub mod audit;
 pub mod capability;
 pub mod inspect;
 pub mod manifest;
 pub mod registry;
 pub mod runtime;
 pub mod security;
+pub mod security_api;
 pub mod server;

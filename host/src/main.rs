@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use warden_host::audit::{AuditLog, Category};
 use warden_host::registry::Registry;
 use warden_host::runtime::{Runtime, RuntimeConfig};
 use warden_host::security::{Bootstrap, Security};
@@ -105,7 +106,13 @@ fn serve(
     let runtime =
         Runtime::new(RuntimeConfig { cache_dir: Some(data_dir.join("cache")), ..RuntimeConfig::default() })?;
     let registry = Registry::load_dir(&runtime, &extensions_dir, &data_dir);
-    let state = Arc::new(AppState { registry, security: Arc::new(security), started: Instant::now() });
+    let audit = AuditLog::open(&data_dir.join("audit"), disabled_audit_categories()?)?;
+    let state = Arc::new(AppState {
+        registry,
+        security: Arc::new(security),
+        audit: Arc::new(audit),
+        started: Instant::now(),
+    });
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -127,6 +134,21 @@ fn serve(
         drop(runtime);
         anyhow::Ok(())
     })
+}
+
+/// `WARDEN_AUDIT_DISABLED_CATEGORIES` (comma-separated; empty enables all);
+/// by default AUTHENTICATED and GRANTED_PRIVILEGES are off, as in OpenSearch.
+fn disabled_audit_categories() -> anyhow::Result<std::collections::BTreeSet<Category>> {
+    let Ok(list) = std::env::var("WARDEN_AUDIT_DISABLED_CATEGORIES") else {
+        return Ok([Category::Authenticated, Category::GrantedPrivileges].into());
+    };
+    list.split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| {
+            Category::parse(s)
+                .ok_or_else(|| anyhow::anyhow!("WARDEN_AUDIT_DISABLED_CATEGORIES: unknown category `{s}`"))
+        })
+        .collect()
 }
 
 async fn shutdown_signal() {

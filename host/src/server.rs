@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use serde_json::json;
 
+use crate::audit::{AuditLog, Category, Event, Filter};
 use crate::registry::Registry;
 use crate::runtime::{HttpRequest, HttpResponse, InvokeError};
 use crate::security::{AuthenticatedUser, Security};
@@ -30,16 +31,39 @@ pub const MAX_BODY: usize = 10 << 20;
 pub struct AppState {
     pub registry: Registry,
     pub security: Arc<Security>,
+    pub audit: Arc<AuditLog>,
     pub started: Instant,
+}
+
+/// One request's id (in the audit log and the `x-request-id` header) and
+/// client address.
+#[derive(Debug, Clone)]
+pub struct RequestId {
+    pub id: String,
+    pub remote: Option<std::net::IpAddr>,
+}
+
+fn next_request_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    static PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let prefix = PREFIX.get_or_init(|| {
+        let mut bytes = [0u8; 4];
+        let _ = getrandom::fill(&mut bytes);
+        hex::encode(bytes)
+    });
+    format!("{prefix}-{}", COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/_extensions/{id}", any(extension_root))
-        .route("/_extensions/{id}/", any(extension_root))
-        .route("/_extensions/{id}/{*path}", any(extension_route))
+        .route("/_extensions/{id}", any(extension_call))
+        .route("/_extensions/{id}/", any(extension_call))
+        .route("/_extensions/{id}/{*path}", any(extension_call))
         .route("/_warden/health", get(health))
         .route("/_plugins/_security/authinfo", get(authinfo))
+        .route("/_warden/audit", get(audit))
+        .merge(crate::security_api::routes())
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(from_fn_with_state(state.clone(), authenticate))
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -51,12 +75,31 @@ pub fn router(state: Arc<AppState>) -> Router {
 async fn authenticate(State(state): State<Arc<AppState>>, mut request: Request, next: Next) -> Response {
     let remote = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let authorization = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    match state.security.authenticate(authorization, remote) {
+    let request_id = next_request_id();
+    let (method, path) = (request.method().to_string(), request.uri().path().to_owned());
+    let event = |category| Event {
+        method: Some(method.clone()),
+        path: Some(path.clone()),
+        ..Event::new(category, &request_id).remote(remote)
+    };
+    let response = match state.security.authenticate(authorization, remote) {
         Ok(user) => {
+            if state.audit.enabled(Category::Authenticated) {
+                state.audit.record(Event {
+                    user: Some(user.principal.name.clone()),
+                    ..event(Category::Authenticated)
+                });
+            }
             request.extensions_mut().insert(user);
+            request.extensions_mut().insert(RequestId { id: request_id.clone(), remote });
             next.run(request).await
         }
         Err(e) => {
+            state.audit.record(Event {
+                user: e.claimed_user().map(str::to_owned),
+                reason: Some(e.to_string()),
+                ..event(Category::FailedLogin)
+            });
             tracing::info!(target: "warden::authn", remote = ?remote, user = e.claimed_user(), "authentication failed: {e}");
             let mut response = error(
                 StatusCode::UNAUTHORIZED,
@@ -68,6 +111,27 @@ async fn authenticate(State(state): State<Arc<AppState>>, mut request: Request, 
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"warden\""));
             response
         }
+    };
+    let mut response = response;
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
+
+/// `GET /_warden/audit?category=&user=&extension=&from=&to=&size=`: needs
+/// `restapi:admin/audit` (security managers and all_access).
+async fn audit(
+    State(state): State<Arc<AppState>>,
+    Extension(user): Extension<AuthenticatedUser>,
+    axum::extract::Query(filter): axum::extract::Query<Filter>,
+) -> Response {
+    if let Err(denied) = user.state.privileges.check_cluster(&user.subject, "restapi:admin/audit") {
+        return error(StatusCode::FORBIDDEN, "security_exception", &denied.to_string());
+    }
+    match state.audit.query(&filter) {
+        Ok(events) => axum::Json(json!({ "total": events.len(), "events": events })).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "audit_unavailable", &e.to_string()),
     }
 }
 
@@ -143,30 +207,24 @@ async fn health(
     .into_response()
 }
 
-async fn extension_root(
+/// Both extension routes: `{id}` alone and `{id}/{*path}`.
+async fn extension_call(
     State(state): State<Arc<AppState>>,
     Extension(user): Extension<AuthenticatedUser>,
-    Path(id): Path<String>,
-    method: Method,
-    query: RawQuery,
-    headers: HeaderMap,
+    Extension(request_id): Extension<RequestId>,
+    Path(params): Path<std::collections::HashMap<String, String>>,
+    parts: axum::http::request::Parts,
     body: Bytes,
 ) -> Response {
-    let call = Call { id, path: String::new(), method, query, headers, body };
-    dispatch(&state, &user, call).await
-}
-
-async fn extension_route(
-    State(state): State<Arc<AppState>>,
-    Extension(user): Extension<AuthenticatedUser>,
-    Path((id, path)): Path<(String, String)>,
-    method: Method,
-    query: RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let call = Call { id, path, method, query, headers, body };
-    dispatch(&state, &user, call).await
+    let call = Call {
+        id: params.get("id").cloned().unwrap_or_default(),
+        path: params.get("path").cloned().unwrap_or_default(),
+        method: parts.method,
+        query: RawQuery(parts.uri.query().map(str::to_owned)),
+        headers: parts.headers,
+        body,
+    };
+    dispatch(&state, &user, &request_id, call).await
 }
 
 /// One request for an extension, as received.
@@ -187,7 +245,12 @@ pub fn route_permission(id: &str, path: &str) -> String {
     format!("extension:{id}/{route}")
 }
 
-async fn dispatch(state: &AppState, user: &AuthenticatedUser, call: Call) -> Response {
+async fn dispatch(
+    state: &AppState,
+    user: &AuthenticatedUser,
+    request_id: &RequestId,
+    call: Call,
+) -> Response {
     let Call { id, path, method, query: RawQuery(query), headers, body } = call;
     let Some(extension) = state.registry.get(&id) else {
         return match state.registry.failure_of(&id) {
@@ -200,8 +263,21 @@ async fn dispatch(state: &AppState, user: &AuthenticatedUser, call: Call) -> Res
         };
     };
     let permission = route_permission(&id, &path);
-    if let Err(denied) = user.state.privileges.check_extension(&user.subject, &permission) {
-        tracing::info!(target: "warden::authz", user = user.principal.name, permission, "denied: {denied}");
+    let decision = user.state.privileges.check_extension(&user.subject, &permission);
+    let category = if decision.is_ok() { Category::GrantedPrivileges } else { Category::MissingPrivileges };
+    if state.audit.enabled(category) {
+        state.audit.record(Event {
+            user: Some(user.principal.name.clone()),
+            method: Some(method.to_string()),
+            path: Some(format!("/_extensions/{id}/{path}")),
+            action: Some(permission.clone()),
+            extension: Some(id.clone()),
+            gate: Some("route".into()),
+            reason: decision.as_ref().err().map(ToString::to_string),
+            ..Event::new(category, &request_id.id).remote(request_id.remote)
+        });
+    }
+    if let Err(denied) = decision {
         return error(StatusCode::FORBIDDEN, "security_exception", &denied.to_string());
     }
     let query = match parse_query(query.as_deref().unwrap_or("")) {

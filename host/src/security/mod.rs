@@ -95,6 +95,8 @@ pub enum Bootstrap {
 #[derive(Debug)]
 pub struct Security {
     current: RwLock<Arc<SecurityState>>,
+    /// Serialises read-modify-write changes so none is lost.
+    writer: std::sync::Mutex<()>,
     basic: BasicAuthenticator,
     dir: Option<PathBuf>,
 }
@@ -103,6 +105,7 @@ impl Security {
     pub fn new(config: SecurityConfig) -> Security {
         Security {
             current: RwLock::new(Arc::new(SecurityState::compile(config))),
+            writer: std::sync::Mutex::new(()),
             basic: BasicAuthenticator::new(),
             dir: None,
         }
@@ -182,6 +185,20 @@ impl Security {
             Err(poisoned) => *poisoned.into_inner() = state,
         }
         Ok(())
+    }
+
+    /// Applies `change` to a copy of the current configuration and, if it
+    /// succeeds and the result is valid, swaps the result in. Concurrent
+    /// changes are serialised; readers see the old or the new snapshot.
+    pub fn update<R, E>(&self, change: impl FnOnce(&mut SecurityConfig) -> Result<R, E>) -> Result<R, E>
+    where
+        E: From<BootstrapError>,
+    {
+        let _guard = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut config = self.state().config.clone();
+        let result = change(&mut config)?;
+        self.replace(config)?;
+        Ok(result)
     }
 
     /// Authenticates an `Authorization` header from `remote`.

@@ -184,6 +184,29 @@ impl Server {
         Reply::from(request.send()?)
     }
 
+    /// Any method with a JSON body as `user`.
+    pub fn send_as(
+        &self,
+        user: &str,
+        password: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<Reply, reqwest::Error> {
+        let request = self.client.request(method, self.url(path)).basic_auth(user, Some(password));
+        Reply::from(request.header("content-type", "application/json").body(body.to_string()).send()?)
+    }
+
+    /// Any method with a JSON body as `admin`.
+    pub fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<Reply, reqwest::Error> {
+        self.send_as("admin", ADMIN_PASSWORD, method, path, body)
+    }
+
     /// Any method as `admin`.
     pub fn request(&self, method: reqwest::Method, path: &str, body: &str) -> Result<Reply, reqwest::Error> {
         let request = self.client.request(method, self.url(path)).basic_auth("admin", Some(ADMIN_PASSWORD));
@@ -228,5 +251,10 @@ impl Reply {
     /// The `error.reason` of a Warden error body.
     pub fn reason(&self) -> String {
         self.json()["error"]["reason"].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// The `message` of a security API answer.
+    pub fn message(&self) -> String {
+        self.json()["message"].as_str().unwrap_or_default().to_owned()
     }
 }

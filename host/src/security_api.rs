@@ -1,0 +1,446 @@
+//! The security REST API on OpenSearch's paths:
+//! `/_plugins/_security/api/{internalusers,roles,rolesmapping,actiongroups}[/{name}]`
+//! (GET, PUT, DELETE, PATCH with JSON Patch) and `/_plugins/_security/api/account`.
+//!
+//! Each endpoint needs the cluster permission `restapi:admin/<endpoint>`
+//! (held by `security_manager` and `all_access`). Reserved and static
+//! entries cannot be changed; hidden ones are not shown. Every change
+//! applies atomically (see [`crate::security::Security::update`]) and is
+//! audited as SECURITY_CONFIG_WRITE.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Extension, Path, State};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use serde_json::{Value, json};
+
+use crate::audit::{Category, Event};
+use crate::security::config::{ActionGroup, InternalUser, Role, RoleMapping, SecurityConfig};
+use crate::security::{AuthenticatedUser, BootstrapError, password};
+use crate::server::{AppState, RequestId};
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/_plugins/_security/api/account", get(account_get).put(account_put))
+        .route("/_plugins/_security/api/{resource}", any(collection))
+        .route("/_plugins/_security/api/{resource}/{name}", any(entry))
+}
+
+/// The four configuration resources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resource {
+    InternalUsers,
+    Roles,
+    RolesMapping,
+    ActionGroups,
+}
+
+impl Resource {
+    fn parse(s: &str) -> Option<Resource> {
+        match s {
+            "internalusers" => Some(Resource::InternalUsers),
+            "roles" => Some(Resource::Roles),
+            "rolesmapping" => Some(Resource::RolesMapping),
+            "actiongroups" => Some(Resource::ActionGroups),
+            _ => None,
+        }
+    }
+
+    fn endpoint(self) -> &'static str {
+        match self {
+            Resource::InternalUsers => "internalusers",
+            Resource::Roles => "roles",
+            Resource::RolesMapping => "rolesmapping",
+            Resource::ActionGroups => "actiongroups",
+        }
+    }
+
+    /// Entries as JSON, hidden ones left out, hashes blanked as OpenSearch does.
+    fn list(self, config: &SecurityConfig) -> BTreeMap<String, Value> {
+        fn visible<T: serde::Serialize>(
+            map: &BTreeMap<String, T>,
+            hidden: impl Fn(&T) -> bool,
+        ) -> BTreeMap<String, Value> {
+            map.iter()
+                .filter(|(_, v)| !hidden(v))
+                .filter_map(|(k, v)| serde_json::to_value(v).ok().map(|v| (k.clone(), v)))
+                .collect()
+        }
+        match self {
+            Resource::InternalUsers => {
+                let mut users = visible(&config.internal_users, |u| u.hidden);
+                for user in users.values_mut() {
+                    if let Some(obj) = user.as_object_mut() {
+                        obj.insert("hash".into(), Value::String(String::new()));
+                    }
+                }
+                users
+            }
+            Resource::Roles => visible(&config.roles, |r| r.hidden),
+            Resource::RolesMapping => visible(&config.roles_mapping, |m| m.hidden),
+            Resource::ActionGroups => visible(&config.action_groups, |g| g.hidden),
+        }
+    }
+
+    /// (exists, protected: reserved or static, hidden)
+    fn flags(self, config: &SecurityConfig, name: &str) -> Option<(bool, bool)> {
+        match self {
+            Resource::InternalUsers => {
+                config.internal_users.get(name).map(|u| (u.reserved || u.is_static, u.hidden))
+            }
+            Resource::Roles => config.roles.get(name).map(|r| (r.reserved || r.is_static, r.hidden)),
+            Resource::RolesMapping => config.roles_mapping.get(name).map(|m| (m.reserved, m.hidden)),
+            Resource::ActionGroups => {
+                config.action_groups.get(name).map(|g| (g.reserved || g.is_static, g.hidden))
+            }
+        }
+    }
+
+    fn remove(self, config: &mut SecurityConfig, name: &str) {
+        match self {
+            Resource::InternalUsers => drop(config.internal_users.remove(name)),
+            Resource::Roles => drop(config.roles.remove(name)),
+            Resource::RolesMapping => drop(config.roles_mapping.remove(name)),
+            Resource::ActionGroups => drop(config.action_groups.remove(name)),
+        }
+    }
+
+    /// Writes one entry from its JSON document. Users take `password`
+    /// (hashed here, strength-checked) or keep their current hash.
+    fn put(self, config: &mut SecurityConfig, name: &str, mut doc: Value) -> Result<(), ApiError> {
+        let bad = |e: serde_json::Error| ApiError::BadRequest(format!("invalid `{name}`: {e}"));
+        let Some(obj) = doc.as_object_mut() else {
+            return Err(ApiError::BadRequest(format!("`{name}` must be a JSON object")));
+        };
+        for flag in ["reserved", "static", "hidden"] {
+            if obj.get(flag).and_then(Value::as_bool) == Some(true) {
+                return Err(ApiError::BadRequest(format!("`{flag}` cannot be set through the API")));
+            }
+        }
+        match self {
+            Resource::InternalUsers => {
+                let password = obj.remove("password");
+                // An empty hash is how GET shows one; it means "unchanged".
+                if obj.get("hash").and_then(Value::as_str) == Some("") {
+                    obj.remove("hash");
+                }
+                let mut user: InternalUser = serde_json::from_value(doc).map_err(bad)?;
+                match password {
+                    Some(Value::String(p)) => {
+                        password::check_strength(name, &p)
+                            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+                        user.hash = Some(password::hash(&p).map_err(|e| ApiError::Internal(e.to_string()))?);
+                    }
+                    Some(_) => return Err(ApiError::BadRequest("`password` must be a string".into())),
+                    None if user.hash.is_none() => {
+                        user.hash = config.internal_users.get(name).and_then(|u| u.hash.clone());
+                        if user.hash.is_none() {
+                            return Err(ApiError::BadRequest(format!(
+                                "new user `{name}` needs a `password`"
+                            )));
+                        }
+                    }
+                    None => {}
+                }
+                config.internal_users.insert(name.to_owned(), user);
+            }
+            Resource::Roles => {
+                let role: Role = serde_json::from_value(doc).map_err(bad)?;
+                config.roles.insert(name.to_owned(), role);
+            }
+            Resource::RolesMapping => {
+                if !config.roles.contains_key(name) {
+                    return Err(ApiError::BadRequest(format!("role `{name}` does not exist")));
+                }
+                let mapping: RoleMapping = serde_json::from_value(doc).map_err(bad)?;
+                config.roles_mapping.insert(name.to_owned(), mapping);
+            }
+            Resource::ActionGroups => {
+                let group: ActionGroup = serde_json::from_value(doc).map_err(bad)?;
+                if group.allowed_actions.iter().any(|a| a == name) {
+                    return Err(ApiError::BadRequest(format!("action group `{name}` cannot contain itself")));
+                }
+                config.action_groups.insert(name.to_owned(), group);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<BootstrapError> for ApiError {
+    fn from(e: BootstrapError) -> Self {
+        match e {
+            BootstrapError::Config(c) => ApiError::BadRequest(c.to_string()),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, label) = match &self {
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "BAD_REQUEST"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "FORBIDDEN"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "NOT_FOUND"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_SERVER_ERROR"),
+        };
+        (status, axum::Json(json!({ "status": label, "message": self.to_string() }))).into_response()
+    }
+}
+
+fn ok(status: StatusCode, label: &str, message: String) -> Response {
+    (status, axum::Json(json!({ "status": label, "message": message }))).into_response()
+}
+
+/// Checks `restapi:admin/<endpoint>`; a denial is audited.
+fn authorize(
+    state: &AppState,
+    user: &AuthenticatedUser,
+    request: &RequestId,
+    resource: Resource,
+) -> Result<(), ApiError> {
+    let action = format!("restapi:admin/{}", resource.endpoint());
+    user.state.privileges.check_cluster(&user.subject, &action).map_err(|denied| {
+        state.audit.record(Event {
+            user: Some(user.principal.name.clone()),
+            action: Some(action.clone()),
+            reason: Some(denied.to_string()),
+            ..Event::new(Category::MissingPrivileges, &request.id).remote(request.remote)
+        });
+        ApiError::Forbidden(denied.to_string())
+    })
+}
+
+fn audit_write(state: &AppState, user: &AuthenticatedUser, request: &RequestId, what: String) {
+    state.audit.record(Event {
+        user: Some(user.principal.name.clone()),
+        action: Some("security config write".into()),
+        reason: Some(what),
+        ..Event::new(Category::SecurityConfigWrite, &request.id).remote(request.remote)
+    });
+}
+
+async fn collection(
+    State(state): State<Arc<AppState>>,
+    Extension(user): Extension<AuthenticatedUser>,
+    Extension(request): Extension<RequestId>,
+    Path(resource): Path<String>,
+    method: Method,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let resource =
+        Resource::parse(&resource).ok_or_else(|| ApiError::NotFound(format!("no API `{resource}`")))?;
+    authorize(&state, &user, &request, resource)?;
+    match method {
+        Method::GET => Ok(axum::Json(resource.list(&state.security.state().config)).into_response()),
+        Method::PATCH => {
+            let patch: json_patch::Patch = serde_json::from_slice(&body)
+                .map_err(|e| ApiError::BadRequest(format!("body is not a JSON Patch: {e}")))?;
+            let names = patch_collection(&state, resource, &patch)?;
+            audit_write(
+                &state,
+                &user,
+                &request,
+                format!("PATCH {} {}", resource.endpoint(), names.join(",")),
+            );
+            Ok(ok(StatusCode::OK, "OK", "Resource updated.".into()))
+        }
+        _ => Err(ApiError::BadRequest(format!("{method} is not supported on {}", resource.endpoint()))),
+    }
+}
+
+async fn entry(
+    State(state): State<Arc<AppState>>,
+    Extension(user): Extension<AuthenticatedUser>,
+    Extension(request): Extension<RequestId>,
+    Path((resource, name)): Path<(String, String)>,
+    method: Method,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let resource =
+        Resource::parse(&resource).ok_or_else(|| ApiError::NotFound(format!("no API `{resource}`")))?;
+    authorize(&state, &user, &request, resource)?;
+    let not_found = || ApiError::NotFound(format!("Resource '{name}' not found."));
+    match method {
+        Method::GET => {
+            let mut all = resource.list(&state.security.state().config);
+            let doc = all.remove(&name).ok_or_else(not_found)?;
+            Ok(axum::Json(json!({ name: doc })).into_response())
+        }
+        Method::PUT => {
+            let doc: Value = serde_json::from_slice(&body)
+                .map_err(|e| ApiError::BadRequest(format!("body is not JSON: {e}")))?;
+            let created = state.security.update(|config| {
+                let existed = writable(resource, config, &name, true)?;
+                resource.put(config, &name, doc)?;
+                Ok::<_, ApiError>(!existed)
+            })?;
+            audit_write(&state, &user, &request, format!("PUT {}/{name}", resource.endpoint()));
+            Ok(if created {
+                ok(StatusCode::CREATED, "CREATED", format!("'{name}' created."))
+            } else {
+                ok(StatusCode::OK, "OK", format!("'{name}' updated."))
+            })
+        }
+        Method::DELETE => {
+            state.security.update(|config| {
+                if !writable(resource, config, &name, false)? {
+                    return Err(not_found());
+                }
+                if resource == Resource::InternalUsers && name == user.principal.name {
+                    return Err(ApiError::Forbidden("you cannot delete yourself".into()));
+                }
+                resource.remove(config, &name);
+                Ok(())
+            })?;
+            audit_write(&state, &user, &request, format!("DELETE {}/{name}", resource.endpoint()));
+            Ok(ok(StatusCode::OK, "OK", format!("'{name}' deleted.")))
+        }
+        Method::PATCH => {
+            let patch: json_patch::Patch = serde_json::from_slice(&body)
+                .map_err(|e| ApiError::BadRequest(format!("body is not a JSON Patch: {e}")))?;
+            state.security.update(|config| {
+                if !writable(resource, config, &name, false)? {
+                    return Err(not_found());
+                }
+                let mut doc = resource.list(config).remove(&name).ok_or_else(not_found)?;
+                json_patch::patch(&mut doc, &patch)
+                    .map_err(|e| ApiError::BadRequest(format!("patch failed: {e}")))?;
+                resource.put(config, &name, doc)
+            })?;
+            audit_write(&state, &user, &request, format!("PATCH {}/{name}", resource.endpoint()));
+            Ok(ok(StatusCode::OK, "OK", format!("'{name}' updated.")))
+        }
+        _ => Err(ApiError::BadRequest(format!("{method} is not supported"))),
+    }
+}
+
+/// Whether `name` exists; an error if it exists and may not be changed
+/// (reserved/static → 403, hidden → 404 as if absent).
+fn writable(
+    resource: Resource,
+    config: &SecurityConfig,
+    name: &str,
+    creating: bool,
+) -> Result<bool, ApiError> {
+    match resource.flags(config, name) {
+        None => {
+            if creating
+                && name.starts_with(crate::security::config::EXTENSION_POLICY_PREFIX)
+                && resource == Resource::RolesMapping
+            {
+                return Err(ApiError::BadRequest("extension policies cannot be mapped to users".into()));
+            }
+            Ok(false)
+        }
+        Some((_, true)) => Err(ApiError::NotFound(format!("Resource '{name}' not found."))),
+        Some((true, _)) => Err(ApiError::Forbidden(format!("Resource '{name}' is reserved."))),
+        Some((false, false)) => Ok(true),
+    }
+}
+
+/// Applies a JSON Patch to a whole collection; each changed entry goes
+/// through the same checks as PUT/DELETE. Returns the names touched.
+fn patch_collection(
+    state: &AppState,
+    resource: Resource,
+    patch: &json_patch::Patch,
+) -> Result<Vec<String>, ApiError> {
+    state.security.update(|config| {
+        let before = resource.list(config);
+        let mut doc = serde_json::to_value(&before).map_err(|e| ApiError::Internal(e.to_string()))?;
+        json_patch::patch(&mut doc, patch).map_err(|e| ApiError::BadRequest(format!("patch failed: {e}")))?;
+        let after: BTreeMap<String, Value> = serde_json::from_value(doc)
+            .map_err(|e| ApiError::BadRequest(format!("patched collection: {e}")))?;
+        let mut touched = Vec::new();
+        for (name, old) in &before {
+            match after.get(name) {
+                None => {
+                    writable(resource, config, name, false)?;
+                    resource.remove(config, name);
+                    touched.push(name.clone());
+                }
+                Some(new) if new != old => {
+                    writable(resource, config, name, false)?;
+                    resource.put(config, name, new.clone())?;
+                    touched.push(name.clone());
+                }
+                Some(_) => {}
+            }
+        }
+        for (name, new) in &after {
+            if !before.contains_key(name) {
+                writable(resource, config, name, true)?;
+                resource.put(config, name, new.clone())?;
+                touched.push(name.clone());
+            }
+        }
+        Ok(touched)
+    })
+}
+
+async fn account_get(Extension(user): Extension<AuthenticatedUser>) -> Response {
+    let record = user.state.config.internal_users.get(&user.principal.name);
+    axum::Json(json!({
+        "user_name": user.principal.name,
+        "is_reserved": record.is_some_and(|r| r.reserved),
+        "is_hidden": record.is_some_and(|r| r.hidden),
+        "is_internal_user": record.is_some(),
+        "user_requested_tenant": null,
+        "backend_roles": user.principal.backend_roles,
+        "custom_attribute_names": record.map(|r| r.attributes.keys().cloned().collect::<Vec<_>>()).unwrap_or_default(),
+        "tenants": {},
+        "roles": user.role_names(),
+    }))
+    .into_response()
+}
+
+/// `PUT /_plugins/_security/api/account` `{"current_password", "password"}`.
+async fn account_put(
+    State(state): State<Arc<AppState>>,
+    Extension(user): Extension<AuthenticatedUser>,
+    Extension(request): Extension<RequestId>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Change {
+        current_password: String,
+        password: String,
+    }
+    let change: Change =
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid body: {e}")))?;
+    let name = user.principal.name.clone();
+    password::check_strength(&name, &change.password).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let hash = password::hash(&change.password).map_err(|e| ApiError::Internal(e.to_string()))?;
+    state.security.update(|config| {
+        let record = config
+            .internal_users
+            .get_mut(&name)
+            .ok_or_else(|| ApiError::BadRequest("only internal users have a password here".into()))?;
+        if !record.hash.as_deref().is_some_and(|h| password::verify(&change.current_password, h)) {
+            return Err(ApiError::BadRequest("current password is wrong".into()));
+        }
+        record.hash = Some(hash);
+        Ok(())
+    })?;
+    audit_write(&state, &user, &request, format!("PUT account {name} (password change)"));
+    Ok(ok(StatusCode::OK, "OK", format!("'{name}' updated.")))
+}

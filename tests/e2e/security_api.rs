@@ -1,0 +1,194 @@
+//! The security REST API and the audit log through the real binary:
+//! OpenSearch's paths and answers, reserved entries, field-naming 400s,
+//! changes taking effect at once (credential cache included), atomic
+//! updates under concurrent requests, and audited failures.
+
+mod support;
+
+use reqwest::Method;
+use serde_json::json;
+use support::{ADMIN_PASSWORD, Deployment, Server, TestResult};
+use warden_test_artifacts::HELLO_WORLD;
+
+const API: &str = "/_plugins/_security/api";
+
+fn start() -> Result<(Deployment, Server), Box<dyn std::error::Error>> {
+    let deployment = Deployment::new()?;
+    deployment.install("hello", HELLO_WORLD, "")?;
+    let server = deployment.start()?;
+    Ok((deployment, server))
+}
+
+#[test]
+fn users_roles_and_mappings_change_access_at_once() -> TestResult {
+    let (_deployment, server) = start()?;
+    // Weak password: 400 naming the rule.
+    let weak = server.send(Method::PUT, &format!("{API}/internalusers/ana"), &json!({"password": "ana"}))?;
+    assert_eq!(weak.status, 400, "{weak:?}");
+    assert!(weak.message().contains("password is too weak"), "{weak:?}");
+    let created = server.send(
+        Method::PUT,
+        &format!("{API}/internalusers/ana"),
+        &json!({"password": "Ana-Password-1", "backend_roles": ["analyst"]}),
+    )?;
+    assert_eq!(created.status, 201, "{created:?}");
+    assert_eq!(created.json(), json!({"status": "CREATED", "message": "'ana' created."}));
+    let shown = server.get(&format!("{API}/internalusers/ana"))?.json();
+    assert_eq!(shown["ana"]["hash"], "", "hashes are never shown");
+    assert_eq!(shown["ana"]["backend_roles"], json!(["analyst"]));
+
+    // Ana authenticates but holds no extension permission yet.
+    assert_eq!(server.get_as("ana", "Ana-Password-1", "/_extensions/hello/greet/x")?.status, 403);
+    // A bad role document: 400 naming the field.
+    let bad =
+        server.send(Method::PUT, &format!("{API}/roles/greeter"), &json!({"extension_permision": []}))?;
+    assert_eq!(bad.status, 400, "{bad:?}");
+    assert!(bad.message().contains("unknown field `extension_permision`"), "{bad:?}");
+    let role = json!({"extension_permissions": ["extension:hello/greet"]});
+    assert_eq!(server.send(Method::PUT, &format!("{API}/roles/greeter"), &role)?.status, 201);
+    let mapping = json!({"backend_roles": ["analyst"]});
+    assert_eq!(server.send(Method::PUT, &format!("{API}/rolesmapping/greeter"), &mapping)?.status, 201);
+    assert_eq!(server.get_as("ana", "Ana-Password-1", "/_extensions/hello/greet/x")?.status, 200);
+
+    // PATCH (JSON Patch) on one entry, then on the collection.
+    let patch = json!([{"op": "add", "path": "/extension_permissions/-", "value": "extension:hello/other"}]);
+    let patched = server.send(Method::PATCH, &format!("{API}/roles/greeter"), &patch)?;
+    assert_eq!(patched.status, 200, "{patched:?}");
+    assert_eq!(
+        server.get_as("ana", "Ana-Password-1", "/_extensions/hello/other")?.status,
+        404,
+        "allowed; the guest 404s"
+    );
+    let patch = json!([{"op": "remove", "path": "/greeter"}]);
+    assert_eq!(server.send(Method::PATCH, &format!("{API}/rolesmapping"), &patch)?.status, 200);
+    assert_eq!(server.get_as("ana", "Ana-Password-1", "/_extensions/hello/greet/x")?.status, 403);
+
+    // Deleting the user locks her out on the next request (no stale cache).
+    assert_eq!(server.request(Method::DELETE, &format!("{API}/internalusers/ana"), "")?.status, 200);
+    assert_eq!(server.get_as("ana", "Ana-Password-1", "/_plugins/_security/authinfo")?.status, 401);
+    assert_eq!(server.get(&format!("{API}/internalusers/ana"))?.status, 404);
+    Ok(())
+}
+
+#[test]
+fn reserved_and_static_entries_cannot_change() -> TestResult {
+    let (_deployment, server) = start()?;
+    let reserved =
+        server.send(Method::PUT, &format!("{API}/internalusers/admin"), &json!({"backend_roles": []}))?;
+    assert_eq!(reserved.status, 403, "{reserved:?}");
+    assert_eq!(reserved.message(), "Resource 'admin' is reserved.");
+    assert_eq!(server.request(Method::DELETE, &format!("{API}/roles/all_access"), "")?.status, 403);
+    assert_eq!(server.request(Method::DELETE, &format!("{API}/actiongroups/read"), "")?.status, 403);
+    let policy_mapping =
+        server.send(Method::PUT, &format!("{API}/rolesmapping/extension:hello"), &json!({"users": ["x"]}))?;
+    assert_eq!(policy_mapping.status, 400, "{policy_mapping:?}");
+    // The static action groups are listed.
+    let groups = server.get(&format!("{API}/actiongroups"))?.json();
+    assert!(groups["cluster_monitor"]["allowed_actions"].is_array(), "{groups}");
+    Ok(())
+}
+
+#[test]
+fn account_password_change_invalidates_the_old_password() -> TestResult {
+    let (_deployment, server) = start()?;
+    let user = json!({"password": "Bob-Password-1"});
+    assert_eq!(server.send(Method::PUT, &format!("{API}/internalusers/bob"), &user)?.status, 201);
+    assert_eq!(server.get_as("bob", "Bob-Password-1", &format!("{API}/account"))?.status, 200);
+    let wrong = json!({"current_password": "nope", "password": "Bob-Password-2"});
+    let reply = server.send_as("bob", "Bob-Password-1", Method::PUT, &format!("{API}/account"), &wrong)?;
+    assert_eq!(reply.status, 400, "{reply:?}");
+    let change = json!({"current_password": "Bob-Password-1", "password": "Bob-Password-2"});
+    let reply = server.send_as("bob", "Bob-Password-1", Method::PUT, &format!("{API}/account"), &change)?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(server.get_as("bob", "Bob-Password-1", &format!("{API}/account"))?.status, 401);
+    assert_eq!(server.get_as("bob", "Bob-Password-2", &format!("{API}/account"))?.status, 200);
+    // Bob is not a security manager.
+    let denied = server.get_as("bob", "Bob-Password-2", &format!("{API}/internalusers"))?;
+    assert_eq!(denied.status, 403, "{denied:?}");
+    Ok(())
+}
+
+#[test]
+fn audit_log_records_failures_and_writes_without_secrets() -> TestResult {
+    let (deployment, server) = start()?;
+    assert_eq!(server.get_as("admin", "Not-The-Password-9", "/_warden/health")?.status, 401);
+    assert_eq!(server.get_as("mallory", "whatever", "/_warden/health")?.status, 401);
+    let user = json!({"password": "Carol-Password-1"});
+    assert_eq!(server.send(Method::PUT, &format!("{API}/internalusers/carol"), &user)?.status, 201);
+    assert_eq!(server.get_as("carol", "Carol-Password-1", "/_extensions/hello/greet/x")?.status, 403);
+
+    let failed = server.get("/_warden/audit?category=FAILED_LOGIN")?.json();
+    let reasons: Vec<&str> =
+        failed["events"].as_array().into_iter().flatten().filter_map(|e| e["reason"].as_str()).collect();
+    assert!(reasons.contains(&"wrong password for user `admin`"), "{failed}");
+    assert!(reasons.contains(&"unknown user `mallory`"), "{failed}");
+    let missing = server.get("/_warden/audit?category=MISSING_PRIVILEGES&user=carol")?.json();
+    let event = &missing["events"][0];
+    assert_eq!(event["extension"], "hello", "{missing}");
+    assert_eq!(event["gate"], "route");
+    assert_eq!(event["action"], "extension:hello/greet");
+    assert!(event["request_id"].as_str().is_some_and(|id| !id.is_empty()));
+    assert!(event["remote_address"].as_str().is_some_and(|a| a == "127.0.0.1"));
+    let writes = server.get("/_warden/audit?category=SECURITY_CONFIG_WRITE")?.json();
+    assert!(
+        writes["events"][0]["reason"].as_str().is_some_and(|r| r.contains("internalusers/carol")),
+        "{writes}"
+    );
+    assert_eq!(server.get_as("carol", "Carol-Password-1", "/_warden/audit")?.status, 403);
+
+    let raw = std::fs::read_to_string(deployment.data_dir().join("audit/audit.log"))?;
+    for secret in [ADMIN_PASSWORD, "Not-The-Password-9", "Carol-Password-1", "$2b$", "$2a$", "Basic "] {
+        assert!(!raw.contains(secret), "audit log contains {secret}");
+    }
+    Ok(())
+}
+
+#[test]
+fn concurrent_requests_never_see_half_a_change() -> TestResult {
+    let (_deployment, server) = start()?;
+    for role in ["r1", "r2"] {
+        assert_eq!(server.send(Method::PUT, &format!("{API}/roles/{role}"), &json!({}))?.status, 201);
+    }
+    let user = json!({"password": "Dave-Password-1"});
+    assert_eq!(server.send(Method::PUT, &format!("{API}/internalusers/dave"), &user)?.status, 201);
+    // Each PATCH maps dave to both roles or to neither, in one change.
+    let map_both = json!([
+        {"op": "add", "path": "/r1", "value": {"users": ["dave"]}},
+        {"op": "add", "path": "/r2", "value": {"users": ["dave"]}}
+    ]);
+    let unmap_both = json!([{"op": "remove", "path": "/r1"}, {"op": "remove", "path": "/r2"}]);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let observed = std::thread::scope(|scope| {
+        let readers: Vec<_> = (0..3)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut seen = Vec::new();
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        if let Ok(reply) =
+                            server.get_as("dave", "Dave-Password-1", "/_plugins/_security/authinfo")
+                        {
+                            let mut roles: Vec<String> =
+                                serde_json::from_value(reply.json()["roles"].clone()).unwrap_or_default();
+                            roles.sort();
+                            seen.push(roles);
+                        }
+                    }
+                    seen
+                })
+            })
+            .collect();
+        for _ in 0..15 {
+            for patch in [&map_both, &unmap_both] {
+                let reply = server.send(Method::PATCH, &format!("{API}/rolesmapping"), patch);
+                assert!(reply.is_ok_and(|r| r.status == 200));
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        readers.into_iter().flat_map(|r| r.join().unwrap_or_default()).collect::<Vec<_>>()
+    });
+    assert!(observed.len() > 10, "readers made requests");
+    for roles in &observed {
+        assert!(roles.is_empty() || roles == &["r1", "r2"], "half a change seen: {roles:?}");
+    }
+    Ok(())
+}
