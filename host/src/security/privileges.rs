@@ -19,6 +19,28 @@ use super::pattern::Pattern;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct RoleSet(Vec<u64>);
 
+#[cfg(test)]
+mod tests {
+    use super::RoleSet;
+
+    #[test]
+    fn role_sets() {
+        let mut a = RoleSet::default();
+        for id in [0, 5, 63, 64, 700] {
+            a.insert(id);
+        }
+        assert_eq!(a.ids().collect::<Vec<_>>(), [0, 5, 63, 64, 700]);
+        assert!(a.contains(700) && !a.contains(701));
+        let mut b = RoleSet::default();
+        b.insert(701);
+        assert!(!a.intersects(&b));
+        b.insert(64);
+        assert!(a.intersects(&b));
+        b.union_with(&a);
+        assert_eq!(b.ids().count(), 6);
+    }
+}
+
 impl RoleSet {
     pub fn insert(&mut self, id: usize) {
         let word = id / 64;
@@ -49,11 +71,19 @@ impl RoleSet {
         self.0.iter().all(|w| *w == 0)
     }
 
+    /// The members, visiting only set bits.
     pub fn ids(&self) -> impl Iterator<Item = usize> + '_ {
-        self.0
-            .iter()
-            .enumerate()
-            .flat_map(|(i, w)| (0..64).filter(move |b| w & (1 << b) != 0).map(move |b| i * 64 + b))
+        self.0.iter().enumerate().flat_map(|(i, &word)| {
+            let mut rest = word;
+            std::iter::from_fn(move || {
+                if rest == 0 {
+                    return None;
+                }
+                let bit = rest.trailing_zeros() as usize;
+                rest &= rest - 1;
+                Some(i * 64 + bit)
+            })
+        })
     }
 }
 
@@ -116,11 +146,11 @@ struct IndexGrants {
     exact: HashMap<String, RoleSet>,
     prefixes: HashMap<String, RoleSet>,
     prefix_lengths: BTreeSet<usize>,
-    other: Vec<(Pattern, RoleSet)>,
-    /// Source text → position in `other`, so equal patterns share a bitset.
-    other_by_source: HashMap<String, usize>,
-    /// Patterns with `${...}`: substituted per subject.
-    templated: Vec<(String, usize)>,
+    /// Globs and regexes, by role: a check walks only the subject's roles,
+    /// so their number in the configuration does not matter.
+    other: HashMap<usize, Vec<Pattern>>,
+    /// Patterns with `${...}`, by role: substituted per subject.
+    templated: HashMap<usize, Vec<String>>,
 }
 
 /// The compiled form of a configuration.
@@ -251,7 +281,7 @@ impl Privileges {
                 }
                 for source in index_patterns {
                     if source.contains("${") {
-                        g.templated.push((source.clone(), id));
+                        g.templated.entry(id).or_default().push(source.clone());
                         continue;
                     }
                     match Pattern::parse(source) {
@@ -261,13 +291,7 @@ impl Privileges {
                             g.prefix_lengths.insert(p.len());
                             g.prefixes.entry(p).or_default().insert(id);
                         }
-                        Ok(other) => {
-                            let at = *g.other_by_source.entry(source.clone()).or_insert_with(|| {
-                                g.other.push((other, RoleSet::default()));
-                                g.other.len() - 1
-                            });
-                            g.other[at].1.insert(id);
-                        }
+                        Ok(other) => g.other.entry(id).or_default().push(other),
                         Err(_) => {} // validated at load; unreachable in practice
                     }
                 }
@@ -291,12 +315,16 @@ impl Privileges {
                 return true;
             }
         }
-        if g.other.iter().any(|(p, s)| s.intersects(roles) && p.matches(index)) {
-            return true;
+        if g.other.is_empty() && g.templated.is_empty() {
+            return false;
         }
-        g.templated.iter().any(|(template, id)| {
-            roles.contains(*id)
-                && Pattern::parse(&substitute(template, subject)).is_ok_and(|p| p.matches(index))
+        roles.ids().any(|id| {
+            g.other.get(&id).is_some_and(|patterns| patterns.iter().any(|p| p.matches(index)))
+                || g.templated.get(&id).is_some_and(|templates| {
+                    templates
+                        .iter()
+                        .any(|t| Pattern::parse(&substitute(t, subject)).is_ok_and(|p| p.matches(index)))
+                })
         })
     }
 }
