@@ -105,8 +105,9 @@ fn state() -> Result<SecurityState, Box<dyn std::error::Error>> {
 
 fn subject(state: &SecurityState, user: &str, backend: &[&str], host: &str) -> Subject {
     let record = state.config.internal_users.get(user);
-    let mut attributes: std::collections::HashMap<String, String> =
-        record.map(|r| r.attributes.clone().into_iter().collect()).unwrap_or_default();
+    let mut attributes: std::collections::HashMap<String, String> = record
+        .map(|r| r.attributes.iter().map(|(k, v)| (format!("attr.internal.{k}"), v.clone())).collect())
+        .unwrap_or_default();
     attributes.insert("user_name".into(), user.into());
     let principal = Principal {
         name: user.into(),

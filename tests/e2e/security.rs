@@ -143,3 +143,154 @@ fn opensearch_config_imports_and_gates_extension_routes() -> TestResult {
     assert_eq!(whoami.json()["saw_authorization"], "false");
     Ok(())
 }
+
+/// A security directory with a JWT domain (HMAC) and a role for `analysts`.
+fn jwt_config(dir: &std::path::Path, secret: &[u8], anonymous: bool) -> std::io::Result<()> {
+    use base64::Engine as _;
+    let key = base64::engine::general_purpose::STANDARD.encode(secret);
+    std::fs::write(
+        dir.join("config.yml"),
+        format!(
+            r#"_meta:
+  type: "config"
+  config_version: 2
+config:
+  dynamic:
+    http:
+      anonymous_auth_enabled: {anonymous}
+    authc:
+      basic_internal_auth_domain:
+        http_enabled: true
+        order: 1
+        http_authenticator:
+          type: basic
+          challenge: true
+        authentication_backend:
+          type: intern
+      jwt_auth_domain:
+        http_enabled: true
+        order: 0
+        http_authenticator:
+          type: jwt
+          challenge: false
+          config:
+            signing_key: "{key}"
+            jwt_header: "Authorization"
+            jwt_clock_skew_tolerance_seconds: 5
+            roles_key: "roles"
+            subject_key: "preferred_username"
+            required_issuer: "https://idp.example"
+            required_audience: "warden"
+        authentication_backend:
+          type: noop
+"#
+        ),
+    )?;
+    std::fs::write(
+        dir.join("roles.yml"),
+        "_meta:\n  type: roles\n  config_version: 2\nhello_users:\n  extension_permissions: [\"extension:hello/*\"]\n",
+    )?;
+    std::fs::write(
+        dir.join("roles_mapping.yml"),
+        "_meta:\n  type: rolesmapping\n  config_version: 2\nhello_users:\n  backend_roles: [\"analysts\", \"opendistro_security_anonymous_backendrole\"]\nall_access:\n  users: [\"admin\"]\n",
+    )?;
+    std::fs::write(
+        dir.join("internal_users.yml"),
+        "_meta:\n  type: internalusers\n  config_version: 2\nadmin:\n  reserved: true\n",
+    )
+}
+
+fn token(secret: &[u8], claims: serde_json::Value, algorithm: jsonwebtoken::Algorithm) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(algorithm),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret),
+    )
+    .unwrap_or_default()
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+#[test]
+fn external_jwt_users_get_backend_roles_through_mappings() -> TestResult {
+    use base64::Engine as _;
+    use jsonwebtoken::Algorithm::{HS256, HS512};
+    let secret = b"0123456789abcdef0123456789abcdef-idp-secret";
+    let deployment = Deployment::new()?;
+    deployment.install("hello", HELLO_WORLD, "")?;
+    let config = tempfile::tempdir()?;
+    jwt_config(config.path(), secret, false)?;
+    let config_arg = config.path().display().to_string();
+    let server = deployment.start_with(&["--security-config", &config_arg])?;
+
+    let claims = |exp: u64, iss: &str, aud: &str| serde_json::json!({"preferred_username": "erin", "roles": ["analysts", "viewers"], "iss": iss, "aud": aud, "exp": exp, "nbf": now() - 10});
+    let good = token(secret, claims(now() + 300, "https://idp.example", "warden"), HS512);
+    let bearer = |t: &str| format!("Bearer {t}");
+    let reply = server.get_with_authorization("/_extensions/hello/greet/erin", Some(&bearer(&good)))?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let info = server.get_with_authorization("/_plugins/_security/authinfo", Some(&bearer(&good)))?.json();
+    assert_eq!(info["user_name"], "erin");
+    assert_eq!(info["backend_roles"], serde_json::json!(["analysts", "viewers"]));
+    assert_eq!(info["roles"], serde_json::json!(["hello_users"]));
+
+    let forged = token(
+        b"another-secret-another-secret-another!!",
+        claims(now() + 300, "https://idp.example", "warden"),
+        HS256,
+    );
+    let expired = token(secret, claims(now() - 600, "https://idp.example", "warden"), HS256);
+    let wrong_issuer = token(secret, claims(now() + 300, "https://evil.example", "warden"), HS256);
+    let wrong_audience = token(secret, claims(now() + 300, "https://idp.example", "other"), HS256);
+    let early = {
+        let mut c = claims(now() + 600, "https://idp.example", "warden");
+        c["nbf"] = serde_json::json!(now() + 300);
+        token(secret, c, HS256)
+    };
+    let unsigned = {
+        let b64 =
+            |v: serde_json::Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        let claims = claims(now() + 300, "https://idp.example", "warden");
+        format!("{}.{}.", b64(serde_json::json!({"alg": "none", "typ": "JWT"})), b64(claims))
+    };
+    let truncated = good[..good.len() - 10].to_owned();
+    for (what, bad) in [
+        ("forged", forged),
+        ("expired", expired),
+        ("wrong issuer", wrong_issuer),
+        ("wrong audience", wrong_audience),
+        ("not yet valid", early),
+        ("alg none", unsigned),
+        ("truncated", truncated),
+    ] {
+        let reply = server.get_with_authorization("/_extensions/hello/greet/x", Some(&bearer(&bad)))?;
+        assert_eq!(reply.status, 401, "{what}: {reply:?}");
+    }
+    // Basic stays on beside JWT: admin got the initial password.
+    assert_eq!(server.get("/_warden/health")?.status, 200);
+    assert!(server.logs().contains("invalid bearer token: ExpiredSignature"), "{}", server.logs());
+    Ok(())
+}
+
+#[test]
+fn anonymous_access_only_when_configured() -> TestResult {
+    let secret = b"0123456789abcdef0123456789abcdef-idp-secret";
+    for anonymous in [false, true] {
+        let deployment = Deployment::new()?;
+        deployment.install("hello", HELLO_WORLD, "")?;
+        let config = tempfile::tempdir()?;
+        jwt_config(config.path(), secret, anonymous)?;
+        let config_arg = config.path().display().to_string();
+        let server = deployment.start_with(&["--security-config", &config_arg])?;
+        let reply = server.get_with_authorization("/_extensions/hello/greet/anon", None)?;
+        if anonymous {
+            assert_eq!(reply.status, 200, "{reply:?}");
+            let info = server.get_with_authorization("/_plugins/_security/authinfo", None)?.json();
+            assert_eq!(info["user_name"], "opendistro_security_anonymous");
+        } else {
+            assert_eq!(reply.status, 401, "{reply:?}");
+        }
+    }
+    Ok(())
+}

@@ -32,6 +32,10 @@ pub enum AuthnError {
     WrongPassword(String),
     #[error("user `{0}` has no password")]
     NoPassword(String),
+    #[error("invalid bearer token: {0}")]
+    InvalidToken(String),
+    #[error("{0} authentication is not enabled")]
+    NotEnabled(&'static str),
 }
 
 impl AuthnError {
@@ -42,7 +46,10 @@ impl AuthnError {
             | AuthnError::Disabled(u)
             | AuthnError::WrongPassword(u)
             | AuthnError::NoPassword(u) => Some(u),
-            AuthnError::Missing | AuthnError::Malformed(_) => None,
+            AuthnError::Missing
+            | AuthnError::Malformed(_)
+            | AuthnError::InvalidToken(_)
+            | AuthnError::NotEnabled(_) => None,
         }
     }
 }

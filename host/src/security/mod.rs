@@ -7,6 +7,7 @@
 //! ([`SecurityState`]); a change builds a new snapshot and swaps it in, so
 //! no request ever sees half a change.
 
+pub mod authc;
 pub mod authn;
 pub mod config;
 pub mod mapping;
@@ -18,10 +19,14 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+use self::authc::Authc;
 use self::authn::{AuthnError, BasicAuthenticator};
 use self::config::{ConfigError, SecurityConfig};
 use self::mapping::{Mappings, Principal};
 use self::privileges::{Privileges, Subject};
+
+/// OpenSearch's authentication settings file, copied as it is.
+pub const AUTHC_FILE: &str = "config.yml";
 
 /// The shipped default configuration (admin without a password yet).
 const DEFAULT_FILES: [(&str, &str); 4] = [
@@ -74,6 +79,8 @@ pub enum BootstrapError {
     Config(#[from] ConfigError),
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Authc(#[from] authc::AuthcError),
     #[error("WARDEN_INITIAL_ADMIN_PASSWORD refused: {0}")]
     WeakInitialPassword(password::PasswordError),
     #[error(transparent)]
@@ -98,6 +105,7 @@ pub struct Security {
     /// Serialises read-modify-write changes so none is lost.
     writer: std::sync::Mutex<()>,
     basic: BasicAuthenticator,
+    authc: Authc,
     dir: Option<PathBuf>,
 }
 
@@ -107,8 +115,19 @@ impl Security {
             current: RwLock::new(Arc::new(SecurityState::compile(config))),
             writer: std::sync::Mutex::new(()),
             basic: BasicAuthenticator::new(),
+            authc: Authc::default(),
             dir: None,
         }
+    }
+
+    /// Sets the authentication methods (from `config.yml`).
+    pub fn with_authc(mut self, authc: Authc) -> Security {
+        self.authc = authc;
+        self
+    }
+
+    pub fn authc(&self) -> &Authc {
+        &self.authc
     }
 
     /// Loads `<data_dir>/security`; on first start creates it from
@@ -157,9 +176,19 @@ impl Security {
                 admin.hash = Some(password::hash(&chosen)?);
             }
             write_config(&dir, &config)?;
+            if let Some(source) = import_from
+                && source.join(AUTHC_FILE).is_file()
+            {
+                std::fs::copy(source.join(AUTHC_FILE), dir.join(AUTHC_FILE))
+                    .map_err(io(&dir.join(AUTHC_FILE)))?;
+            }
         }
         let config = SecurityConfig::load_dir(&dir)?;
-        let mut security = Security::new(config);
+        let authc = match std::fs::read_to_string(dir.join(AUTHC_FILE)) {
+            Ok(text) => Authc::parse(&text)?,
+            Err(_) => Authc::default(),
+        };
+        let mut security = Security::new(config).with_authc(authc);
         security.dir = Some(dir);
         Ok((security, outcome))
     }
@@ -207,20 +236,38 @@ impl Security {
         authorization: Option<&str>,
         remote: Option<IpAddr>,
     ) -> Result<AuthenticatedUser, AuthnError> {
-        let header = authorization.ok_or(AuthnError::Missing)?;
-        let (user, password) = authn::parse_basic(header)?;
         let state = self.state();
-        self.basic.verify(&state.config, &user, &password)?;
-        let record =
-            state.config.internal_users.get(&user).ok_or_else(|| AuthnError::UnknownUser(user.clone()))?;
-        let mut attributes: std::collections::HashMap<String, String> =
-            record.attributes.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        attributes.insert("user_name".into(), user.clone());
-        let principal = Principal {
-            name: user,
-            backend_roles: record.backend_roles.clone(),
-            direct_roles: record.opendistro_security_roles.clone(),
-            attributes,
+        let principal = match authorization {
+            None if self.authc.anonymous => authc::anonymous(),
+            None => return Err(AuthnError::Missing),
+            Some(header) if header.len() > 7 && header[..7].eq_ignore_ascii_case("bearer ") => {
+                let jwt = self.authc.jwt.as_ref().ok_or(AuthnError::NotEnabled("bearer token"))?;
+                jwt.authenticate(header[7..].trim())?
+            }
+            Some(header) => {
+                if !self.authc.basic {
+                    return Err(AuthnError::NotEnabled("basic"));
+                }
+                let (user, password) = authn::parse_basic(header)?;
+                self.basic.verify(&state.config, &user, &password)?;
+                let record = state
+                    .config
+                    .internal_users
+                    .get(&user)
+                    .ok_or_else(|| AuthnError::UnknownUser(user.clone()))?;
+                let mut attributes: std::collections::HashMap<String, String> = record
+                    .attributes
+                    .iter()
+                    .map(|(k, v)| (format!("attr.internal.{k}"), v.clone()))
+                    .collect();
+                attributes.insert("user_name".into(), user.clone());
+                Principal {
+                    name: user,
+                    backend_roles: record.backend_roles.clone(),
+                    direct_roles: record.opendistro_security_roles.clone(),
+                    attributes,
+                }
+            }
         };
         let subject = state.subject(&principal, remote);
         Ok(AuthenticatedUser { principal, subject, state })
@@ -239,6 +286,10 @@ fn write_config(dir: &Path, config: &SecurityConfig) -> Result<(), BootstrapErro
     let tmp = tempdir_in(parent).map_err(io(parent))?;
     for (name, text) in config::export(config) {
         std::fs::write(tmp.join(name), text).map_err(io(&tmp.join(name)))?;
+    }
+    // config.yml is not managed through the API: carry it over unchanged.
+    if dir.join(AUTHC_FILE).is_file() {
+        std::fs::copy(dir.join(AUTHC_FILE), tmp.join(AUTHC_FILE)).map_err(io(&tmp.join(AUTHC_FILE)))?;
     }
     restrict_permissions(&tmp);
     let old = parent.join(format!(".security-old-{}", std::process::id()));

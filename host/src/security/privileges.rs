@@ -92,7 +92,7 @@ impl RoleSet {
 pub struct Subject {
     pub name: String,
     pub roles: RoleSet,
-    /// For `${user_name}` / `${user.name}` / `${attr.internal.<key>}` in index patterns.
+    /// For `${user_name}`, `${attr.internal.<key>}`, `${attr.jwt.<claim>}` in index patterns.
     pub attributes: HashMap<String, String>,
 }
 
@@ -329,11 +329,13 @@ impl Privileges {
     }
 }
 
-/// `${user_name}`, `${user.name}`, `${attr.internal.<key>}` → the subject's values.
+/// `${user.name}` and `${<attribute>}` → the subject's values. Attribute
+/// keys carry their source: `user_name`, `attr.internal.<key>` (internal
+/// users), `attr.jwt.<claim>` (JWT users).
 fn substitute(template: &str, subject: &Subject) -> String {
-    let mut out = template.replace("${user_name}", &subject.name).replace("${user.name}", &subject.name);
+    let mut out = template.replace("${user.name}", &subject.name);
     for (key, value) in &subject.attributes {
-        out = out.replace(&format!("${{attr.internal.{key}}}"), value);
+        out = out.replace(&format!("${{{key}}}"), value);
     }
     out
 }

@@ -1,0 +1,229 @@
+//! Which authentication methods are on, from OpenSearch's `config.yml`
+//! (`config.dynamic.authc` and `config.dynamic.http.anonymous_auth_enabled`):
+//! HTTP Basic against internal users, Bearer JWT from an external identity
+//! provider, and anonymous access (off unless configured).
+//!
+//! A JWT domain reads `signing_key` (base64 HMAC secret, or an RSA/EC
+//! public key in PEM), `jwt_header`, `jwt_clock_skew_tolerance_seconds`,
+//! `subject_key`, `roles_key`, `required_issuer` and `required_audience`.
+
+use std::collections::HashMap;
+
+use base64::Engine as _;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_yaml::Value;
+
+use super::authn::AuthnError;
+use super::mapping::Principal;
+
+/// OpenSearch's names for the anonymous user and its backend role.
+pub const ANONYMOUS_USER: &str = "opendistro_security_anonymous";
+pub const ANONYMOUS_BACKEND_ROLE: &str = "opendistro_security_anonymous_backendrole";
+
+/// The authentication methods in force.
+#[derive(Clone)]
+pub struct Authc {
+    pub basic: bool,
+    pub anonymous: bool,
+    pub jwt: Option<JwtDomain>,
+}
+
+impl std::fmt::Debug for Authc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authc")
+            .field("basic", &self.basic)
+            .field("anonymous", &self.anonymous)
+            .field("jwt", &self.jwt.is_some())
+            .finish()
+    }
+}
+
+impl Default for Authc {
+    /// Basic only, no anonymous access: what Warden does without a config.yml.
+    fn default() -> Self {
+        Authc { basic: true, anonymous: false, jwt: None }
+    }
+}
+
+/// A Bearer JWT domain.
+#[derive(Clone)]
+pub struct JwtDomain {
+    key: DecodingKey,
+    validation: Validation,
+    pub header: String,
+    subject_key: Option<String>,
+    roles_key: Option<String>,
+}
+
+impl std::fmt::Debug for JwtDomain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtDomain").field("algorithms", &self.validation.algorithms).finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("config.yml: {0}")]
+pub struct AuthcError(String);
+
+impl Authc {
+    /// Parses `config.yml` text. Domains with `http_enabled: false` are off.
+    pub fn parse(text: &str) -> Result<Authc, AuthcError> {
+        let root: Value = serde_yaml::from_str(text).map_err(|e| AuthcError(e.to_string()))?;
+        let dynamic = &root["config"]["dynamic"];
+        let anonymous = dynamic["http"]["anonymous_auth_enabled"].as_bool().unwrap_or(false);
+        let mut authc = Authc { basic: false, anonymous, jwt: None };
+        let Some(domains) = dynamic["authc"].as_mapping() else {
+            return Ok(Authc { basic: true, ..authc });
+        };
+        for (name, domain) in domains {
+            let name = name.as_str().unwrap_or("?");
+            if !domain["http_enabled"].as_bool().unwrap_or(false) {
+                continue;
+            }
+            match domain["http_authenticator"]["type"].as_str() {
+                Some("basic") => authc.basic = true,
+                Some("jwt") => {
+                    let config = &domain["http_authenticator"]["config"];
+                    authc.jwt =
+                        Some(JwtDomain::parse(config).map_err(|e| AuthcError(format!("{name}: {e}")))?);
+                }
+                Some(other) => {
+                    return Err(AuthcError(format!("{name}: authenticator type `{other}` is not supported")));
+                }
+                None => return Err(AuthcError(format!("{name}: no http_authenticator.type"))),
+            }
+        }
+        Ok(authc)
+    }
+}
+
+impl JwtDomain {
+    fn parse(config: &Value) -> Result<JwtDomain, String> {
+        let key_text = config["signing_key"].as_str().ok_or("signing_key is required")?;
+        let (key, algorithms) = if key_text.contains("-----BEGIN") {
+            let pem = key_text.as_bytes();
+            if let Ok(key) = DecodingKey::from_rsa_pem(pem) {
+                (
+                    key,
+                    vec![
+                        Algorithm::RS256,
+                        Algorithm::RS384,
+                        Algorithm::RS512,
+                        Algorithm::PS256,
+                        Algorithm::PS384,
+                        Algorithm::PS512,
+                    ],
+                )
+            } else if let Ok(key) = DecodingKey::from_ec_pem(pem) {
+                (key, vec![Algorithm::ES256, Algorithm::ES384])
+            } else {
+                return Err("signing_key is a PEM but neither an RSA nor an EC public key".into());
+            }
+        } else {
+            let secret = base64::engine::general_purpose::STANDARD
+                .decode(key_text.trim())
+                .map_err(|_| "signing_key is neither a PEM key nor base64")?;
+            if secret.len() < 32 {
+                return Err("HMAC signing_key must be at least 256 bits".into());
+            }
+            (DecodingKey::from_secret(&secret), vec![Algorithm::HS256, Algorithm::HS384, Algorithm::HS512])
+        };
+        let mut validation = Validation::new(algorithms[0]);
+        // Pinned to the key's family: a token cannot pick another algorithm.
+        validation.algorithms = algorithms;
+        validation.leeway = config["jwt_clock_skew_tolerance_seconds"].as_u64().unwrap_or(30);
+        validation.validate_nbf = true;
+        match config["required_issuer"].as_str() {
+            Some(issuer) => validation.set_issuer(&[issuer]),
+            None => validation.iss = None,
+        }
+        match config["required_audience"].as_str() {
+            Some(audience) => validation.set_audience(&[audience]),
+            None => validation.validate_aud = false,
+        }
+        let header = config["jwt_header"].as_str().unwrap_or("Authorization").to_owned();
+        if !header.eq_ignore_ascii_case("authorization") {
+            return Err(format!("jwt_header `{header}`: only Authorization is supported"));
+        }
+        Ok(JwtDomain {
+            key,
+            validation,
+            header,
+            subject_key: config["subject_key"].as_str().map(str::to_owned),
+            roles_key: config["roles_key"].as_str().map(str::to_owned),
+        })
+    }
+
+    /// Verifies a token and makes the external user it names.
+    pub fn authenticate(&self, token: &str) -> Result<Principal, AuthnError> {
+        let claims = jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
+            token,
+            &self.key,
+            &self.validation,
+        )
+        .map_err(|e| AuthnError::InvalidToken(e.to_string()))?
+        .claims;
+        let subject_key = self.subject_key.as_deref().unwrap_or("sub");
+        let name = claims
+            .get(subject_key)
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| AuthnError::InvalidToken(format!("no `{subject_key}` claim")))?
+            .to_owned();
+        let backend_roles = match self.roles_key.as_deref().and_then(|k| claims.get(k)) {
+            Some(serde_json::Value::String(s)) => {
+                s.split(',').map(|r| r.trim().to_owned()).filter(|r| !r.is_empty()).collect()
+            }
+            Some(serde_json::Value::Array(a)) => {
+                a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()
+            }
+            _ => Vec::new(),
+        };
+        let mut attributes: HashMap<String, String> = claims
+            .iter()
+            .filter_map(|(k, v)| v.as_str().map(|s| (format!("attr.jwt.{k}"), s.to_owned())))
+            .collect();
+        attributes.insert("user_name".into(), name.clone());
+        Ok(Principal { name, backend_roles, direct_roles: Vec::new(), attributes })
+    }
+}
+
+/// The anonymous principal, when anonymous access is on.
+pub fn anonymous() -> Principal {
+    Principal {
+        name: ANONYMOUS_USER.into(),
+        backend_roles: vec![ANONYMOUS_BACKEND_ROLE.into()],
+        direct_roles: Vec::new(),
+        attributes: HashMap::from([("user_name".to_owned(), ANONYMOUS_USER.to_owned())]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opensearch_demo_config_means_basic_only() -> Result<(), Box<dyn std::error::Error>> {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/opensearch-demo/config.yml"
+        ))?;
+        let authc = Authc::parse(&text)?;
+        assert!(authc.basic && !authc.anonymous && authc.jwt.is_none(), "{authc:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn weak_or_malformed_jwt_keys_are_refused() {
+        let config = |key: &str| {
+            format!(
+                "config:\n  dynamic:\n    authc:\n      jwt:\n        http_enabled: true\n        http_authenticator:\n          type: jwt\n          config:\n            signing_key: \"{key}\"\n"
+            )
+        };
+        let short = base64::engine::general_purpose::STANDARD.encode("short");
+        let e = Authc::parse(&config(&short)).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("at least 256 bits"), "{e}");
+        let e = Authc::parse(&config("%%%")).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("neither a PEM key nor base64"), "{e}");
+    }
+}
