@@ -8,6 +8,8 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+mod manage;
+
 use warden_host::audit::{AuditLog, Category};
 use warden_host::registry::Registry;
 use warden_host::runtime::{Runtime, RuntimeConfig};
@@ -40,6 +42,22 @@ enum Command {
         #[arg(long, env = "WARDEN_SECURITY_CONFIG")]
         security_config: Option<PathBuf>,
     },
+    /// Import or export the whole security configuration of a running server.
+    Security {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(subcommand)]
+        command: SecurityCommand,
+    },
+    /// Manage internal users of a running server.
+    User {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Print a bcrypt hash (for internal_users.yml) of a password read from stdin.
+    Hash,
     /// Show what a component imports (grouped by the capability each import
     /// needs) and exports.
     Inspect {
@@ -50,6 +68,40 @@ enum Command {
     },
 }
 
+#[derive(Debug, clap::Args)]
+struct ServerArgs {
+    /// The server to manage.
+    #[arg(long, default_value = "http://127.0.0.1:9200", env = "WARDEN_URL", global = true)]
+    url: String,
+    /// Who to log in as (the password comes from WARDEN_PASSWORD or a prompt).
+    #[arg(long, default_value = "admin", env = "WARDEN_USER", global = true)]
+    user: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum SecurityCommand {
+    /// Replace the configuration with an OpenSearch security directory.
+    Import { dir: PathBuf },
+    /// Write the configuration as OpenSearch security files.
+    Export { dir: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create a user (the password is read from WARDEN_NEW_PASSWORD or asked).
+    Add {
+        name: String,
+        #[arg(long = "backend-role")]
+        backend_roles: Vec<String>,
+        #[arg(long = "role")]
+        roles: Vec<String>,
+    },
+    /// Set a user's password.
+    Passwd { name: String },
+    /// Remove a user.
+    Rm { name: String },
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging();
@@ -58,6 +110,22 @@ fn main() -> std::process::ExitCode {
             serve(listen, data_dir, extensions_dir, security_config)
         }
         Command::Inspect { file, json } => inspect(&file, json),
+        Command::Security { server, command } => {
+            manage::Client::connect(&server.url, &server.user).and_then(|client| match command {
+                SecurityCommand::Import { dir } => manage::security_import(&client, &dir),
+                SecurityCommand::Export { dir } => manage::security_export(&client, &dir),
+            })
+        }
+        Command::User { server, command } => {
+            manage::Client::connect(&server.url, &server.user).and_then(|client| match command {
+                UserCommand::Add { name, backend_roles, roles } => {
+                    manage::user_add(&client, &name, &backend_roles, &roles)
+                }
+                UserCommand::Passwd { name } => manage::user_passwd(&client, &name),
+                UserCommand::Rm { name } => manage::user_rm(&client, &name),
+            })
+        }
+        Command::Hash => hash(),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -177,6 +245,17 @@ async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down");
+}
+
+fn hash() -> anyhow::Result<()> {
+    let mut password = String::new();
+    std::io::stdin().read_line(&mut password).context("cannot read the password from stdin")?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        anyhow::bail!("no password on stdin");
+    }
+    println!("{}", warden_host::security::password::hash(password)?);
+    Ok(())
 }
 
 fn inspect(file: &std::path::Path, json: bool) -> anyhow::Result<()> {

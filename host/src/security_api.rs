@@ -26,6 +26,8 @@ use crate::server::{AppState, RequestId};
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
+        .route("/_warden/security/_export", get(export))
+        .route("/_warden/security/_import", axum::routing::put(import))
         .route("/_plugins/_security/api/account", get(account_get).put(account_put))
         .route("/_plugins/_security/api/{resource}", any(collection))
         .route("/_plugins/_security/api/{resource}/{name}", any(entry))
@@ -443,4 +445,87 @@ async fn account_put(
     })?;
     audit_write(&state, &user, &request, format!("PUT account {name} (password change)"));
     Ok(ok(StatusCode::OK, "OK", format!("'{name}' updated.")))
+}
+
+/// Whole-configuration import/export (`warden security import|export`)
+/// needs `restapi:admin/config/update`, as OpenSearch's securityadmin does.
+fn authorize_config_update(
+    state: &AppState,
+    user: &AuthenticatedUser,
+    request: &RequestId,
+) -> Result<(), ApiError> {
+    let action = "restapi:admin/config/update";
+    user.state.privileges.check_cluster(&user.subject, action).map_err(|denied| {
+        state.audit.record(Event {
+            user: Some(user.principal.name.clone()),
+            action: Some(action.into()),
+            reason: Some(denied.to_string()),
+            ..Event::new(Category::MissingPrivileges, &request.id).remote(request.remote)
+        });
+        ApiError::Forbidden(denied.to_string())
+    })
+}
+
+/// `GET /_warden/security/_export` → `{"internal_users.yml": "<yaml>", ...}`.
+async fn export(
+    State(state): State<Arc<AppState>>,
+    Extension(user): Extension<AuthenticatedUser>,
+    Extension(request): Extension<RequestId>,
+) -> Result<Response, ApiError> {
+    authorize_config_update(&state, &user, &request)?;
+    let files: BTreeMap<&str, String> =
+        crate::security::config::export(&state.security.state().config).into_iter().collect();
+    Ok(axum::Json(files).into_response())
+}
+
+/// `PUT /_warden/security/_import` with `{"internal_users.yml": "<yaml>", ...}`:
+/// replaces the whole configuration at once. Files left out become empty.
+async fn import(
+    State(state): State<Arc<AppState>>,
+    Extension(user): Extension<AuthenticatedUser>,
+    Extension(request): Extension<RequestId>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    use crate::security::config::{ACTION_GROUPS, INTERNAL_USERS, ROLES, ROLES_MAPPING, parse_document};
+    authorize_config_update(&state, &user, &request)?;
+    let files: BTreeMap<String, String> =
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid body: {e}")))?;
+    if let Some(unknown) =
+        files.keys().find(|k| ![INTERNAL_USERS, ROLES, ROLES_MAPPING, ACTION_GROUPS].contains(&k.as_str()))
+    {
+        return Err(ApiError::BadRequest(format!("unknown file `{unknown}`")));
+    }
+    let text = |name: &str| files.get(name).map(String::as_str).unwrap_or("");
+    fn parse<T: serde::de::DeserializeOwned>(
+        name: &str,
+        text: &str,
+        kind: &'static str,
+    ) -> Result<BTreeMap<String, T>, ApiError> {
+        if text.trim().is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        parse_document(name, text, kind).map_err(|e| ApiError::BadRequest(e.to_string()))
+    }
+    let imported = SecurityConfig {
+        internal_users: parse(INTERNAL_USERS, text(INTERNAL_USERS), "internalusers")?,
+        roles: parse(ROLES, text(ROLES), "roles")?,
+        roles_mapping: parse(ROLES_MAPPING, text(ROLES_MAPPING), "rolesmapping")?,
+        action_groups: parse(ACTION_GROUPS, text(ACTION_GROUPS), "actiongroups")?,
+    }
+    .with_static()
+    .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    if !imported.internal_users.contains_key(&user.principal.name)
+        && user.state.config.internal_users.contains_key(&user.principal.name)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "the import does not contain `{}`, the user importing it; refusing to lock you out",
+            user.principal.name
+        )));
+    }
+    state.security.update(|config| {
+        *config = imported;
+        Ok::<_, ApiError>(())
+    })?;
+    audit_write(&state, &user, &request, "import of the whole configuration".into());
+    Ok(ok(StatusCode::OK, "OK", "Configuration imported.".into()))
 }

@@ -1,0 +1,141 @@
+//! Management commands of the `warden` binary that talk to a running
+//! server over its REST API: `security import|export`, `user add|passwd|rm`.
+//! Credentials: `--user`/`WARDEN_USER`, password from `WARDEN_PASSWORD` or
+//! a prompt. New passwords are read from `WARDEN_NEW_PASSWORD` or a prompt,
+//! never from the command line (where `ps` would show them).
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
+use warden_host::security::config::{ACTION_GROUPS, INTERNAL_USERS, ROLES, ROLES_MAPPING};
+
+const FILES: [&str; 4] = [INTERNAL_USERS, ROLES, ROLES_MAPPING, ACTION_GROUPS];
+
+/// A logged-in client of one server.
+pub struct Client {
+    url: String,
+    user: String,
+    password: String,
+    http: reqwest::blocking::Client,
+}
+
+impl Client {
+    pub fn connect(url: &str, user: &str) -> anyhow::Result<Client> {
+        let password = match std::env::var("WARDEN_PASSWORD") {
+            Ok(p) => p,
+            Err(_) => rpassword::prompt_password(format!("password for {user}: "))
+                .context("cannot read the password")?,
+        };
+        Ok(Client {
+            url: url.trim_end_matches('/').to_owned(),
+            user: user.to_owned(),
+            password,
+            http: reqwest::blocking::Client::new(),
+        })
+    }
+
+    fn send(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.url))
+            .basic_auth(&self.user, Some(&self.password));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().with_context(|| format!("cannot reach {}", self.url))?;
+        let status = response.status();
+        let body: Value = response.json().unwrap_or(Value::Null);
+        if !status.is_success() {
+            let reason =
+                body["message"].as_str().or(body["error"]["reason"].as_str()).unwrap_or("no details");
+            bail!("{method} {path}: {status}: {reason}");
+        }
+        Ok(body)
+    }
+}
+
+/// New password: `WARDEN_NEW_PASSWORD`, or asked twice.
+fn new_password(user: &str) -> anyhow::Result<String> {
+    if let Ok(p) = std::env::var("WARDEN_NEW_PASSWORD") {
+        return Ok(p);
+    }
+    let first = rpassword::prompt_password(format!("new password for {user}: "))?;
+    let second = rpassword::prompt_password("again: ")?;
+    if first != second {
+        bail!("the passwords differ");
+    }
+    Ok(first)
+}
+
+pub fn security_import(client: &Client, dir: &Path) -> anyhow::Result<()> {
+    let mut files = serde_json::Map::new();
+    for name in FILES {
+        let path = dir.join(name);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                files.insert(name.to_owned(), Value::String(text));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+    if files.is_empty() {
+        bail!("{} holds none of {}", dir.display(), FILES.join(", "));
+    }
+    client.send(reqwest::Method::PUT, "/_warden/security/_import", Some(&Value::Object(files)))?;
+    println!("imported {}", dir.display());
+    Ok(())
+}
+
+pub fn security_export(client: &Client, dir: &Path) -> anyhow::Result<()> {
+    let files = client.send(reqwest::Method::GET, "/_warden/security/_export", None)?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for name in FILES {
+        let text = files[name].as_str().with_context(|| format!("the server sent no {name}"))?;
+        std::fs::write(dir.join(name), text)
+            .with_context(|| format!("cannot write {}", dir.join(name).display()))?;
+    }
+    println!("exported to {}", dir.display());
+    Ok(())
+}
+
+pub fn user_add(
+    client: &Client,
+    name: &str,
+    backend_roles: &[String],
+    roles: &[String],
+) -> anyhow::Result<()> {
+    let password = new_password(name)?;
+    let body =
+        json!({ "password": password, "backend_roles": backend_roles, "opendistro_security_roles": roles });
+    let answer = client.send(
+        reqwest::Method::PUT,
+        &format!("/_plugins/_security/api/internalusers/{name}"),
+        Some(&body),
+    )?;
+    println!("{}", answer["message"].as_str().unwrap_or("done"));
+    Ok(())
+}
+
+pub fn user_passwd(client: &Client, name: &str) -> anyhow::Result<()> {
+    let password = new_password(name)?;
+    let path = format!("/_plugins/_security/api/internalusers/{name}");
+    let mut current = client.send(reqwest::Method::GET, &path, None)?[name].take();
+    let Some(doc) = current.as_object_mut() else { bail!("no user `{name}`") };
+    doc.insert("password".into(), Value::String(password));
+    let answer = client.send(reqwest::Method::PUT, &path, Some(&current))?;
+    println!("{}", answer["message"].as_str().unwrap_or("done"));
+    Ok(())
+}
+
+pub fn user_rm(client: &Client, name: &str) -> anyhow::Result<()> {
+    let answer = client.send(
+        reqwest::Method::DELETE,
+        &format!("/_plugins/_security/api/internalusers/{name}"),
+        None,
+    )?;
+    println!("{}", answer["message"].as_str().unwrap_or("done"));
+    Ok(())
+}

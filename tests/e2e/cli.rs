@@ -1,0 +1,104 @@
+//! The management CLI against a running server: `warden hash`,
+//! `warden user add|passwd|rm`, `warden security export|import`.
+
+mod support;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use support::{ADMIN_PASSWORD, Deployment, Server, TestResult, warden};
+
+/// `warden <args>` logged in as admin against `server`; (success, stdout, stderr).
+fn run(
+    server: &Server,
+    args: &[&str],
+    new_password: Option<&str>,
+) -> Result<(bool, String, String), std::io::Error> {
+    let mut command: Command = warden();
+    command
+        .args(args)
+        .env("WARDEN_URL", &server.base)
+        .env("WARDEN_USER", "admin")
+        .env("WARDEN_PASSWORD", ADMIN_PASSWORD);
+    if let Some(p) = new_password {
+        command.env("WARDEN_NEW_PASSWORD", p);
+    }
+    let output = command.stdin(Stdio::null()).output()?;
+    Ok((
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    ))
+}
+
+#[test]
+fn hash_prints_a_bcrypt_hash_of_stdin() -> TestResult {
+    let mut child = warden().arg("hash").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
+    child.stdin.take().ok_or("no stdin")?.write_all(b"Some-Password-1\n")?;
+    let output = child.wait_with_output()?;
+    assert!(output.status.success());
+    let hash = String::from_utf8(output.stdout)?.trim().to_owned();
+    assert!(hash.starts_with("$2"), "{hash}");
+    assert!(warden_host::security::password::verify("Some-Password-1", &hash));
+    assert!(!warden_host::security::password::verify("Some-Password-2", &hash));
+    Ok(())
+}
+
+#[test]
+fn users_and_whole_config_are_managed_remotely() -> TestResult {
+    let deployment = Deployment::new()?;
+    let server = deployment.start()?;
+    let (ok, out, err) =
+        run(&server, &["user", "add", "ana", "--backend-role", "analyst"], Some("Ana-Password-1"))?;
+    assert!(ok, "{err}");
+    assert!(out.contains("'ana' created."), "{out}");
+    let info = server.get_as("ana", "Ana-Password-1", "/_plugins/_security/authinfo")?.json();
+    assert_eq!(info["backend_roles"], serde_json::json!(["analyst"]));
+
+    let (ok, _, err) = run(&server, &["user", "passwd", "ana"], Some("Ana-Password-2"))?;
+    assert!(ok, "{err}");
+    assert_eq!(server.get_as("ana", "Ana-Password-1", "/_plugins/_security/authinfo")?.status, 401);
+    assert_eq!(server.get_as("ana", "Ana-Password-2", "/_plugins/_security/authinfo")?.status, 200);
+    let info = server.get_as("ana", "Ana-Password-2", "/_plugins/_security/authinfo")?.json();
+    assert_eq!(info["backend_roles"], serde_json::json!(["analyst"]), "passwd keeps the rest of the user");
+
+    let (ok, _, err) = run(&server, &["user", "add", "weak"], Some("weak"))?;
+    assert!(!ok);
+    assert!(err.contains("password is too weak"), "{err}");
+
+    // Export, edit as an operator would, import.
+    let dir = tempfile::tempdir()?;
+    let dir_arg = dir.path().display().to_string();
+    let (ok, _, err) = run(&server, &["security", "export", &dir_arg], None)?;
+    assert!(ok, "{err}");
+    let users = std::fs::read_to_string(dir.path().join("internal_users.yml"))?;
+    assert!(users.contains("ana:") && users.contains("_meta:"), "{users}");
+    let mut roles = std::fs::read_to_string(dir.path().join("roles.yml"))?;
+    assert!(!roles.contains("all_access"), "static roles are not exported");
+    roles.push_str("analyst_greeter:\n  extension_permissions: [\"extension:hello/*\"]\n");
+    std::fs::write(dir.path().join("roles.yml"), roles)?;
+    let (ok, out, err) = run(&server, &["security", "import", &dir_arg], None)?;
+    assert!(ok, "{err}");
+    assert!(out.contains("imported"), "{out}");
+    assert_eq!(server.get("/_plugins/_security/api/roles/analyst_greeter")?.status, 200);
+    assert_eq!(
+        server.get_as("ana", "Ana-Password-2", "/_plugins/_security/authinfo")?.status,
+        200,
+        "users survive"
+    );
+
+    // A broken file is refused with its name, and nothing changes.
+    std::fs::write(
+        dir.path().join("roles_mapping.yml"),
+        "_meta:\n  type: rolesmapping\n  config_version: 2\nx:\n  userz: [a]\n",
+    )?;
+    let (ok, _, err) = run(&server, &["security", "import", &dir_arg], None)?;
+    assert!(!ok);
+    assert!(err.contains("roles_mapping.yml: entry `x`") && err.contains("unknown field `userz`"), "{err}");
+    assert_eq!(server.get("/_plugins/_security/api/roles/analyst_greeter")?.status, 200);
+
+    let (ok, _, err) = run(&server, &["user", "rm", "ana"], None)?;
+    assert!(ok, "{err}");
+    assert_eq!(server.get_as("ana", "Ana-Password-2", "/_plugins/_security/authinfo")?.status, 401);
+    Ok(())
+}
