@@ -14,3 +14,4 @@ pub mod runtime;
 pub mod security;
 pub mod security_api;
 pub mod server;
+pub mod store;

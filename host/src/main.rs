@@ -15,6 +15,7 @@ use warden_host::registry::Registry;
 use warden_host::runtime::{Runtime, RuntimeConfig};
 use warden_host::security::{Bootstrap, Security};
 use warden_host::server::{self, AppState};
+use warden_host::store::Store;
 
 #[derive(Debug, Parser)]
 #[command(name = "warden", version, about = "Runs untrusted extensions as sandboxed WebAssembly components")]
@@ -157,12 +158,13 @@ fn serve(
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
     let initial_password = std::env::var("WARDEN_INITIAL_ADMIN_PASSWORD").ok();
+    let store = Arc::new(Store::open(&data_dir.join("store").join("warden.redb"))?);
     let (security, bootstrap) =
-        Security::bootstrap(&data_dir, security_config.as_deref(), initial_password.as_deref())
+        Security::bootstrap(store, security_config.as_deref(), initial_password.as_deref())
             .context("cannot load the security configuration")?;
     match bootstrap {
-        Bootstrap::Existing => tracing::info!("security configuration loaded from the data directory"),
-        Bootstrap::Initialised => tracing::info!("security configuration initialised in the data directory"),
+        Bootstrap::Existing => tracing::info!("security configuration loaded from the store"),
+        Bootstrap::Initialised => tracing::info!("security configuration initialised in the store"),
         Bootstrap::GeneratedAdminPassword(password) => {
             // Printed once, to the terminal only; never logged again.
             eprintln!(

@@ -486,7 +486,7 @@ async fn import(
     Extension(request): Extension<RequestId>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    use crate::security::config::{ACTION_GROUPS, INTERNAL_USERS, ROLES, ROLES_MAPPING, parse_document};
+    use crate::security::config::{ACTION_GROUPS, INTERNAL_USERS, ROLES, ROLES_MAPPING};
     authorize_config_update(&state, &user, &request)?;
     let files: BTreeMap<String, String> =
         serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid body: {e}")))?;
@@ -495,25 +495,8 @@ async fn import(
     {
         return Err(ApiError::BadRequest(format!("unknown file `{unknown}`")));
     }
-    let text = |name: &str| files.get(name).map(String::as_str).unwrap_or("");
-    fn parse<T: serde::de::DeserializeOwned>(
-        name: &str,
-        text: &str,
-        kind: &'static str,
-    ) -> Result<BTreeMap<String, T>, ApiError> {
-        if text.trim().is_empty() {
-            return Ok(BTreeMap::new());
-        }
-        parse_document(name, text, kind).map_err(|e| ApiError::BadRequest(e.to_string()))
-    }
-    let imported = SecurityConfig {
-        internal_users: parse(INTERNAL_USERS, text(INTERNAL_USERS), "internalusers")?,
-        roles: parse(ROLES, text(ROLES), "roles")?,
-        roles_mapping: parse(ROLES_MAPPING, text(ROLES_MAPPING), "rolesmapping")?,
-        action_groups: parse(ACTION_GROUPS, text(ACTION_GROUPS), "actiongroups")?,
-    }
-    .with_static()
-    .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let texts: BTreeMap<&str, String> = files.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let imported = SecurityConfig::from_texts("", &texts).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     if !imported.internal_users.contains_key(&user.principal.name)
         && user.state.config.internal_users.contains_key(&user.principal.name)
     {

@@ -62,9 +62,16 @@ fn admin_is_created_from_the_initial_password_and_is_all_access() -> TestResult 
         roles.contains(&"all_access".to_owned()) && roles.contains(&"security_manager".to_owned()),
         "{roles:?}"
     );
-    // The password is kept only as a bcrypt hash.
-    let users = std::fs::read_to_string(deployment.data_dir().join("security/internal_users.yml"))?;
-    assert!(users.contains("hash: $2") && !users.contains(ADMIN_PASSWORD), "{users}");
+    // The password is kept only as a bcrypt hash, in a store only the owner reads.
+    let store_file = deployment.data_dir().join("store/warden.redb");
+    let bytes = std::fs::read(&store_file)?;
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.contains("hash: $2") && !text.contains(ADMIN_PASSWORD));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&store_file)?.permissions().mode() & 0o777, 0o600);
+    }
     Ok(())
 }
 

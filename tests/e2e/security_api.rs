@@ -63,6 +63,21 @@ fn users_roles_and_mappings_change_access_at_once() -> TestResult {
     assert_eq!(server.send(Method::PATCH, &format!("{API}/rolesmapping"), &patch)?.status, 200);
     assert_eq!(server.get_as("ana", "Ana-Password-1", "/_extensions/hello/greet/x")?.status, 403);
 
+    // Disabling her: the same 401 as a wrong password; the audit log knows.
+    let patch = json!([{"op": "add", "path": "/disabled", "value": true}]);
+    assert_eq!(server.send(Method::PATCH, &format!("{API}/internalusers/ana"), &patch)?.status, 200);
+    let disabled = server.get_as("ana", "Ana-Password-1", "/_plugins/_security/authinfo")?;
+    let wrong = server.get_as("ana", "Wrong-Password-1", "/_plugins/_security/authinfo")?;
+    assert_eq!((disabled.status, &disabled.body), (401, &wrong.body));
+    let audit = server.get("/_warden/audit?category=FAILED_LOGIN&user=ana")?.json();
+    let reasons: Vec<&str> =
+        audit["events"].as_array().into_iter().flatten().filter_map(|e| e["reason"].as_str()).collect();
+    assert!(reasons.contains(&"user `ana` is disabled"), "{audit}");
+    assert!(reasons.contains(&"wrong password for user `ana`"), "{audit}");
+    let patch = json!([{"op": "remove", "path": "/disabled"}]);
+    assert_eq!(server.send(Method::PATCH, &format!("{API}/internalusers/ana"), &patch)?.status, 200);
+    assert_eq!(server.get_as("ana", "Ana-Password-1", "/_plugins/_security/authinfo")?.status, 200);
+
     // Deleting the user locks her out on the next request (no stale cache).
     assert_eq!(server.request(Method::DELETE, &format!("{API}/internalusers/ana"), "")?.status, 200);
     assert_eq!(server.get_as("ana", "Ana-Password-1", "/_plugins/_security/authinfo")?.status, 401);

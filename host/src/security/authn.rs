@@ -86,6 +86,10 @@ pub struct BasicAuthenticator {
     cache: Mutex<HashMap<String, Verified>>,
 }
 
+/// A cost-12 bcrypt hash of a random string nobody kept, verified against
+/// when the user does not exist.
+const TIMING_DUMMY_HASH: &str = "$2b$12$bpP2LBbX9E03GaSROtLCG.QNh/5StPAAw2nDUGKLGDaowtVp3mR3.";
+
 /// Cached credentials kept at most (then the cache starts over).
 const CACHE_CAP: usize = 100_000;
 
@@ -111,9 +115,16 @@ impl BasicAuthenticator {
 
     /// Checks `user`/`password` against `config`; returns the user's name.
     pub fn verify(&self, config: &SecurityConfig, user: &str, password: &str) -> Result<(), AuthnError> {
-        let record =
-            config.internal_users.get(user).ok_or_else(|| AuthnError::UnknownUser(user.to_owned()))?;
-        let stored = record.hash.as_deref().ok_or_else(|| AuthnError::NoPassword(user.to_owned()))?;
+        // Unknown users and users without a password pay the same bcrypt
+        // cost as a wrong password, so timing does not tell them apart.
+        let Some(record) = config.internal_users.get(user) else {
+            password::verify(password, TIMING_DUMMY_HASH);
+            return Err(AuthnError::UnknownUser(user.to_owned()));
+        };
+        let Some(stored) = record.hash.as_deref() else {
+            password::verify(password, TIMING_DUMMY_HASH);
+            return Err(AuthnError::NoPassword(user.to_owned()));
+        };
         let digest = self.digest(user, password);
         let cached = self
             .cache

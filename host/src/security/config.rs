@@ -205,20 +205,30 @@ impl SecurityConfig {
     /// Loads a directory of OpenSearch security files. A missing file is an
     /// empty one; the static built-ins are merged in.
     pub fn load_dir(dir: &Path) -> Result<SecurityConfig, ConfigError> {
-        let read = |name: &str| -> Result<String, ConfigError> {
+        let mut texts = BTreeMap::new();
+        for name in [INTERNAL_USERS, ROLES, ROLES_MAPPING, ACTION_GROUPS] {
             let path = dir.join(name);
             match std::fs::read_to_string(&path) {
-                Ok(text) => Ok(text),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
-                Err(source) => Err(ConfigError::Read { path, source }),
+                Ok(text) => {
+                    texts.insert(name, text);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(ConfigError::Read { path, source }),
             }
-        };
-        let name = |file: &str| dir.join(file).display().to_string();
+        }
+        SecurityConfig::from_texts(&dir.display().to_string(), &texts)
+    }
+
+    /// Parses the four files from their texts (file name → YAML); `origin`
+    /// prefixes file names in errors. Missing files are empty.
+    pub fn from_texts(origin: &str, texts: &BTreeMap<&str, String>) -> Result<SecurityConfig, ConfigError> {
+        let text = |name: &str| texts.get(name).map(String::as_str).unwrap_or("");
+        let name = |file: &str| if origin.is_empty() { file.to_owned() } else { format!("{origin}/{file}") };
         let config = SecurityConfig {
-            internal_users: parse_or_empty(&name(INTERNAL_USERS), &read(INTERNAL_USERS)?, "internalusers")?,
-            roles: parse_or_empty(&name(ROLES), &read(ROLES)?, "roles")?,
-            roles_mapping: parse_or_empty(&name(ROLES_MAPPING), &read(ROLES_MAPPING)?, "rolesmapping")?,
-            action_groups: parse_or_empty(&name(ACTION_GROUPS), &read(ACTION_GROUPS)?, "actiongroups")?,
+            internal_users: parse_or_empty(&name(INTERNAL_USERS), text(INTERNAL_USERS), "internalusers")?,
+            roles: parse_or_empty(&name(ROLES), text(ROLES), "roles")?,
+            roles_mapping: parse_or_empty(&name(ROLES_MAPPING), text(ROLES_MAPPING), "rolesmapping")?,
+            action_groups: parse_or_empty(&name(ACTION_GROUPS), text(ACTION_GROUPS), "actiongroups")?,
         };
         config.with_static()
     }

@@ -15,9 +15,12 @@ pub mod password;
 pub mod pattern;
 pub mod privileges;
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
+
+use crate::store::{Expect, Store, StoreError, Write};
 
 use self::authc::Authc;
 use self::authn::{AuthnError, BasicAuthenticator};
@@ -81,6 +84,8 @@ pub enum BootstrapError {
     Io { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     Authc(#[from] authc::AuthcError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
     #[error("WARDEN_INITIAL_ADMIN_PASSWORD refused: {0}")]
     WeakInitialPassword(password::PasswordError),
     #[error(transparent)]
@@ -106,7 +111,8 @@ pub struct Security {
     writer: std::sync::Mutex<()>,
     basic: BasicAuthenticator,
     authc: Authc,
-    dir: Option<PathBuf>,
+    /// Where the configuration is kept (none: in memory only, for tests).
+    store: Option<Arc<Store>>,
 }
 
 impl Security {
@@ -116,7 +122,7 @@ impl Security {
             writer: std::sync::Mutex::new(()),
             basic: BasicAuthenticator::new(),
             authc: Authc::default(),
-            dir: None,
+            store: None,
         }
     }
 
@@ -130,32 +136,33 @@ impl Security {
         &self.authc
     }
 
-    /// Loads `<data_dir>/security`; on first start creates it from
-    /// `import_from` (an OpenSearch security config directory) or the
-    /// shipped default, giving a password-less `admin` the initial password
-    /// (`initial_password`, refused if weak, else generated).
+    /// Loads the configuration kept in `store`; on first start (nothing
+    /// kept yet) imports `import_from` (an OpenSearch security config
+    /// directory, `config.yml` included) or the shipped default, giving a
+    /// password-less `admin` the initial password (`initial_password`,
+    /// refused if weak, else generated and returned to print once).
     pub fn bootstrap(
-        data_dir: &Path,
+        store: Arc<Store>,
         import_from: Option<&Path>,
         initial_password: Option<&str>,
     ) -> Result<(Security, Bootstrap), BootstrapError> {
-        let dir = data_dir.join("security");
-        let io = |path: &Path| {
-            let path = path.to_owned();
-            move |source| BootstrapError::Io { path, source }
-        };
         let mut outcome = Bootstrap::Existing;
-        if !dir.join(config::INTERNAL_USERS).is_file() {
-            let mut config = match import_from {
-                Some(source) => SecurityConfig::load_dir(source)?,
+        if store.get(STORE_INDEX, config::INTERNAL_USERS)?.is_none() {
+            let (mut config, authc_text) = match import_from {
+                Some(source) => {
+                    let authc = match std::fs::read_to_string(source.join(AUTHC_FILE)) {
+                        Ok(text) => Some(text),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                        Err(e) => {
+                            return Err(BootstrapError::Io { path: source.join(AUTHC_FILE), source: e });
+                        }
+                    };
+                    (SecurityConfig::load_dir(source)?, authc)
+                }
                 None => {
-                    let tmp = tempdir_in(data_dir).map_err(io(data_dir))?;
-                    for (name, text) in DEFAULT_FILES {
-                        std::fs::write(tmp.join(name), text).map_err(io(&tmp.join(name)))?;
-                    }
-                    let config = SecurityConfig::load_dir(&tmp);
-                    let _ = std::fs::remove_dir_all(&tmp);
-                    config?
+                    let texts =
+                        DEFAULT_FILES.iter().map(|(name, text)| (*name, (*text).to_owned())).collect();
+                    (SecurityConfig::from_texts("default", &texts)?, None)
                 }
             };
             outcome = Bootstrap::Initialised;
@@ -175,21 +182,32 @@ impl Security {
                 };
                 admin.hash = Some(password::hash(&chosen)?);
             }
-            write_config(&dir, &config)?;
-            if let Some(source) = import_from
-                && source.join(AUTHC_FILE).is_file()
-            {
-                std::fs::copy(source.join(AUTHC_FILE), dir.join(AUTHC_FILE))
-                    .map_err(io(&dir.join(AUTHC_FILE)))?;
+            if let Some(text) = &authc_text {
+                Authc::parse(text)?; // refuse a bad config.yml before keeping it
             }
+            let mut writes = config_writes(&config, Expect::Absent);
+            if let Some(text) = authc_text {
+                writes.push(Write {
+                    index: STORE_INDEX,
+                    id: AUTHC_FILE,
+                    source: Some(text.into_bytes()),
+                    expect: Expect::Absent,
+                });
+            }
+            store.write(&writes)?;
         }
-        let config = SecurityConfig::load_dir(&dir)?;
-        let authc = match std::fs::read_to_string(dir.join(AUTHC_FILE)) {
-            Ok(text) => Authc::parse(&text)?,
-            Err(_) => Authc::default(),
+        let mut texts = BTreeMap::new();
+        for (id, doc) in store.list(STORE_INDEX)? {
+            texts.insert(id, String::from_utf8_lossy(&doc.source).into_owned());
+        }
+        let by_name: BTreeMap<&str, String> = texts.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        let config = SecurityConfig::from_texts("store", &by_name)?;
+        let authc = match texts.get(AUTHC_FILE) {
+            Some(text) => Authc::parse(text)?,
+            None => Authc::default(),
         };
         let mut security = Security::new(config).with_authc(authc);
-        security.dir = Some(dir);
+        security.store = Some(store);
         Ok((security, outcome))
     }
 
@@ -205,8 +223,10 @@ impl Security {
     /// core was bootstrapped from a data directory).
     pub fn replace(&self, config: SecurityConfig) -> Result<(), BootstrapError> {
         config.validate()?;
-        if let Some(dir) = &self.dir {
-            write_config(dir, &config)?;
+        if let Some(store) = &self.store {
+            // All four documents in one transaction: a crash keeps the old
+            // configuration or the new one, never a mix.
+            store.write(&config_writes(&config, Expect::Any))?;
         }
         let state = Arc::new(SecurityState::compile(config));
         match self.current.write() {
@@ -274,47 +294,13 @@ impl Security {
     }
 }
 
-/// Writes the four files (without static entries) via a temporary
-/// directory and a rename, so a crash leaves the old or the new set.
-fn write_config(dir: &Path, config: &SecurityConfig) -> Result<(), BootstrapError> {
-    let io = |path: &Path| {
-        let path = path.to_owned();
-        move |source| BootstrapError::Io { path, source }
-    };
-    let parent = dir.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(io(parent))?;
-    let tmp = tempdir_in(parent).map_err(io(parent))?;
-    for (name, text) in config::export(config) {
-        std::fs::write(tmp.join(name), text).map_err(io(&tmp.join(name)))?;
-    }
-    // config.yml is not managed through the API: carry it over unchanged.
-    if dir.join(AUTHC_FILE).is_file() {
-        std::fs::copy(dir.join(AUTHC_FILE), tmp.join(AUTHC_FILE)).map_err(io(&tmp.join(AUTHC_FILE)))?;
-    }
-    restrict_permissions(&tmp);
-    let old = parent.join(format!(".security-old-{}", std::process::id()));
-    if dir.exists() {
-        std::fs::rename(dir, &old).map_err(io(dir))?;
-    }
-    std::fs::rename(&tmp, dir).map_err(io(dir))?;
-    let _ = std::fs::remove_dir_all(&old);
-    Ok(())
-}
+/// The system index holding the configuration: one document per file.
+pub const STORE_INDEX: &str = ".warden-security";
 
-fn tempdir_in(parent: &Path) -> std::io::Result<PathBuf> {
-    std::fs::create_dir_all(parent)?;
-    let mut suffix = [0u8; 6];
-    let _ = getrandom::fill(&mut suffix);
-    let dir = parent.join(format!(".security-tmp-{}", hex::encode(suffix)));
-    std::fs::create_dir(&dir)?;
-    Ok(dir)
-}
-
-/// Password hashes live here: readable by the owner only.
-fn restrict_permissions(dir: &Path) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
-    }
+/// The writes that keep `config` in the store (static entries left out).
+fn config_writes(config: &SecurityConfig, expect: Expect) -> Vec<Write<'static>> {
+    config::export(config)
+        .into_iter()
+        .map(|(name, text)| Write { index: STORE_INDEX, id: name, source: Some(text.into_bytes()), expect })
+        .collect()
 }

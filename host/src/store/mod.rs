@@ -1,0 +1,260 @@
+//! The embedded store: crash-safe documents on one node, in redb (a pure-
+//! Rust, copy-on-write B-tree store with ACID transactions; a commit is
+//! durable once it returns, and a crash leaves the last committed state).
+//!
+//! Documents live in indices; every write carries OpenSearch's optimistic
+//! concurrency numbers: a per-store `seq_no` that grows with each write and
+//! a `primary_term` that grows with each open of the store. A write may
+//! demand the version it read (compare-and-set) and fails with
+//! [`StoreError::Conflict`] otherwise, so config writes and (later) job
+//! locks are CAS everywhere.
+//!
+//! System indices start with `.warden-`; they are reached only through the
+//! host's own modules, never through a user's or an extension's call.
+
+use std::path::{Path, PathBuf};
+
+use redb::{Database, ReadableTable, TableDefinition};
+
+/// (index, id) → 8-byte seq_no, 8-byte primary_term, then the source.
+const DOCS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("docs");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const SEQ_NO: &str = "seq_no";
+const PRIMARY_TERM: &str = "primary_term";
+
+/// A stored document and its version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned {
+    pub seq_no: u64,
+    pub primary_term: u64,
+    pub source: Vec<u8>,
+}
+
+/// What a write expects to find.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Write whatever is there.
+    Any,
+    /// Only create: the document must not exist.
+    Absent,
+    /// The document must be at exactly this version.
+    Version { seq_no: u64, primary_term: u64 },
+}
+
+/// One write of a batch.
+#[derive(Debug, Clone)]
+pub struct Write<'a> {
+    pub index: &'a str,
+    pub id: &'a str,
+    /// `None` deletes.
+    pub source: Option<Vec<u8>>,
+    pub expect: Expect,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path}: cannot open the store: {message}")]
+    Open { path: PathBuf, message: String },
+    #[error("store failure: {0}")]
+    Io(String),
+    #[error("version conflict on [{index}][{id}]: {message}")]
+    Conflict { index: String, id: String, message: String },
+    #[error("store record [{index}][{id}] is corrupt")]
+    Corrupt { index: String, id: String },
+}
+
+fn io(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Io(e.to_string())
+}
+
+#[derive(Debug)]
+pub struct Store {
+    db: Database,
+    primary_term: u64,
+}
+
+impl Store {
+    /// Opens (creating) the store at `path` and starts a new primary term.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let open_error = |message: String| StoreError::Open { path: path.to_owned(), message };
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| open_error(e.to_string()))?;
+        }
+        let db = Database::create(path).map_err(|e| open_error(e.to_string()))?;
+        restrict_permissions(path);
+        let txn = db.begin_write().map_err(io)?;
+        let primary_term = {
+            let mut meta = txn.open_table(META).map_err(io)?;
+            let term = meta.get(PRIMARY_TERM).map_err(io)?.map(|v| v.value()).unwrap_or(0) + 1;
+            meta.insert(PRIMARY_TERM, term).map_err(io)?;
+            txn.open_table(DOCS).map_err(io)?;
+            term
+        };
+        txn.commit().map_err(io)?;
+        Ok(Store { db, primary_term })
+    }
+
+    pub fn primary_term(&self) -> u64 {
+        self.primary_term
+    }
+
+    pub fn get(&self, index: &str, id: &str) -> Result<Option<Versioned>, StoreError> {
+        let txn = self.db.begin_read().map_err(io)?;
+        let table = txn.open_table(DOCS).map_err(io)?;
+        let value = table.get((index, id)).map_err(io)?;
+        value.map(|v| decode(index, id, v.value())).transpose()
+    }
+
+    /// Every document of `index`, by id.
+    pub fn list(&self, index: &str) -> Result<Vec<(String, Versioned)>, StoreError> {
+        let txn = self.db.begin_read().map_err(io)?;
+        let table = txn.open_table(DOCS).map_err(io)?;
+        let mut out = Vec::new();
+        for entry in table.range((index, "")..).map_err(io)? {
+            let (key, value) = entry.map_err(io)?;
+            let (entry_index, id) = key.value();
+            if entry_index != index {
+                break;
+            }
+            out.push((id.to_owned(), decode(index, id, value.value())?));
+        }
+        Ok(out)
+    }
+
+    /// Applies every write in one transaction: all or none. Returns the new
+    /// versions (deletes return the version of the tombstone's write).
+    pub fn write(&self, writes: &[Write<'_>]) -> Result<Vec<Versioned>, StoreError> {
+        let txn = self.db.begin_write().map_err(io)?;
+        let mut results = Vec::with_capacity(writes.len());
+        {
+            let mut docs = txn.open_table(DOCS).map_err(io)?;
+            let mut meta = txn.open_table(META).map_err(io)?;
+            let mut seq_no = meta.get(SEQ_NO).map_err(io)?.map(|v| v.value()).unwrap_or(0);
+            for w in writes {
+                let current = docs
+                    .get((w.index, w.id))
+                    .map_err(io)?
+                    .map(|v| decode(w.index, w.id, v.value()))
+                    .transpose()?;
+                check(w, current.as_ref())?;
+                seq_no += 1;
+                let versioned = Versioned {
+                    seq_no,
+                    primary_term: self.primary_term,
+                    source: w.source.clone().unwrap_or_default(),
+                };
+                match &w.source {
+                    Some(_) => {
+                        docs.insert((w.index, w.id), encode(&versioned).as_slice()).map_err(io)?;
+                    }
+                    None => {
+                        docs.remove((w.index, w.id)).map_err(io)?;
+                    }
+                }
+                results.push(versioned);
+            }
+            meta.insert(SEQ_NO, seq_no).map_err(io)?;
+        }
+        // Dropping `txn` without commit (on any error above) aborts it.
+        txn.commit().map_err(io)?;
+        Ok(results)
+    }
+}
+
+fn check(w: &Write<'_>, current: Option<&Versioned>) -> Result<(), StoreError> {
+    let conflict =
+        |message: String| StoreError::Conflict { index: w.index.to_owned(), id: w.id.to_owned(), message };
+    match (w.expect, current) {
+        (Expect::Any, _) => Ok(()),
+        (Expect::Absent, None) => Ok(()),
+        (Expect::Absent, Some(_)) => Err(conflict("document already exists".into())),
+        (Expect::Version { .. }, None) => Err(conflict("document does not exist".into())),
+        (Expect::Version { seq_no, primary_term }, Some(c))
+            if c.seq_no == seq_no && c.primary_term == primary_term =>
+        {
+            Ok(())
+        }
+        (Expect::Version { seq_no, primary_term }, Some(c)) => Err(conflict(format!(
+            "required seqNo [{seq_no}], primary term [{primary_term}]; current seqNo [{}], primary term [{}]",
+            c.seq_no, c.primary_term
+        ))),
+    }
+}
+
+fn encode(v: &Versioned) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + v.source.len());
+    out.extend_from_slice(&v.seq_no.to_le_bytes());
+    out.extend_from_slice(&v.primary_term.to_le_bytes());
+    out.extend_from_slice(&v.source);
+    out
+}
+
+fn decode(index: &str, id: &str, bytes: &[u8]) -> Result<Versioned, StoreError> {
+    let corrupt = || StoreError::Corrupt { index: index.to_owned(), id: id.to_owned() };
+    let seq_no = u64::from_le_bytes(bytes.get(..8).ok_or_else(corrupt)?.try_into().map_err(|_| corrupt())?);
+    let primary_term =
+        u64::from_le_bytes(bytes.get(8..16).ok_or_else(corrupt)?.try_into().map_err(|_| corrupt())?);
+    Ok(Versioned { seq_no, primary_term, source: bytes[16..].to_vec() })
+}
+
+/// The store holds password hashes: owner only.
+fn restrict_permissions(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put<'a>(index: &'a str, id: &'a str, source: &str, expect: Expect) -> Write<'a> {
+        Write { index, id, source: Some(source.as_bytes().to_vec()), expect }
+    }
+
+    #[test]
+    fn compare_and_set_and_atomic_batches() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(&dir.path().join("s.redb"))?;
+        let v1 = store.write(&[put("i", "a", "one", Expect::Absent)])?.remove(0);
+        assert!(matches!(
+            store.write(&[put("i", "a", "x", Expect::Absent)]),
+            Err(StoreError::Conflict { .. })
+        ));
+        let at_v1 = Expect::Version { seq_no: v1.seq_no, primary_term: v1.primary_term };
+        let v2 = store.write(&[put("i", "a", "two", at_v1)])?.remove(0);
+        assert!(v2.seq_no > v1.seq_no);
+        // A stale CAS fails and names both versions.
+        let stale =
+            store.write(&[put("i", "a", "three", at_v1)]).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(stale.contains("version conflict on [i][a]: required seqNo"), "{stale}");
+        // A batch with one failing write changes nothing.
+        let batch = [put("i", "b", "new", Expect::Any), put("i", "a", "bad", at_v1)];
+        assert!(store.write(&batch).is_err());
+        assert_eq!(store.get("i", "b")?, None);
+        assert_eq!(store.get("i", "a")?.map(|v| v.source), Some(b"two".to_vec()));
+        // Lists stay within their index.
+        store.write(&[put("j", "z", "other", Expect::Any), put("i", "c", "three", Expect::Any)])?;
+        let ids: Vec<String> = store.list("i")?.into_iter().map(|(id, _)| id).collect();
+        assert_eq!(ids, ["a", "c"]);
+        store.write(&[Write { index: "i", id: "c", source: None, expect: Expect::Any }])?;
+        assert_eq!(store.get("i", "c")?, None);
+        Ok(())
+    }
+
+    #[test]
+    fn reopening_keeps_data_and_starts_a_new_term() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("s.redb");
+        let first = {
+            let store = Store::open(&path)?;
+            store.write(&[put("i", "a", "kept", Expect::Any)])?.remove(0)
+        };
+        let store = Store::open(&path)?;
+        assert_eq!(store.primary_term(), first.primary_term + 1);
+        assert_eq!(store.get("i", "a")?, Some(first));
+        Ok(())
+    }
+}
