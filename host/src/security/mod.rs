@@ -11,6 +11,7 @@ pub mod authc;
 pub mod authn;
 pub mod config;
 pub mod mapping;
+pub mod obo;
 pub mod password;
 pub mod pattern;
 pub mod privileges;
