@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod capability;
+pub mod cluster;
 pub mod inspect;
 pub mod manifest;
 pub mod registry;
