@@ -138,12 +138,13 @@ fn percent_decode(s: &str) -> String {
 
 /// `_bulk`: NDJSON action lines, each (but delete) followed by a source line.
 fn bulk(default_index: Option<&&str>, body: Option<&[u8]>) -> Result<ActionRequest, ActionError> {
-    let text = std::str::from_utf8(body.unwrap_or_default()).map_err(|_| ActionError::BadBulk("not UTF-8".into()))?;
+    let text = std::str::from_utf8(body.unwrap_or_default())
+        .map_err(|_| ActionError::BadBulk("not UTF-8".into()))?;
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
     let mut items = Vec::new();
     while let Some(line) = lines.next() {
-        let action: Value =
-            serde_json::from_str(line).map_err(|e| ActionError::BadBulk(format!("action line is not JSON: {e}")))?;
+        let action: Value = serde_json::from_str(line)
+            .map_err(|e| ActionError::BadBulk(format!("action line is not JSON: {e}")))?;
         let Some((kind, meta)) = action.as_object().and_then(|o| o.iter().next()) else {
             return Err(ActionError::BadBulk(format!("empty action line `{line}`")));
         };
@@ -195,7 +196,10 @@ mod tests {
         assert_eq!(action("get", "/logs/_doc/1?routing=x"), (READ_GET.into(), s(&["logs"])));
         assert_eq!(action("DELETE", "/logs/_doc/1"), (WRITE_DELETE.into(), s(&["logs"])));
         assert_eq!(action("POST", "/logs/_update/1"), (WRITE_UPDATE.into(), s(&["logs"])));
-        assert_eq!(action("POST", "/logs-*,metrics/_search"), (READ_SEARCH.into(), s(&["logs-*", "metrics"])));
+        assert_eq!(
+            action("POST", "/logs-*,metrics/_search"),
+            (READ_SEARCH.into(), s(&["logs-*", "metrics"]))
+        );
         assert_eq!(action("GET", "/_search"), (READ_SEARCH.into(), s(&["*"])));
         assert_eq!(action("POST", "/logs/_count"), (READ_SEARCH.into(), s(&["logs"])));
         assert!(action("GET", "/_nodes/stats").0.starts_with("error: no such API"));
@@ -213,7 +217,10 @@ mod tests {
 "#;
         let r = resolve("POST", "/c/_bulk", Some(body))?;
         assert_eq!(r.action, WRITE_BULK);
-        assert_eq!(r.items, vec![(WRITE_INDEX, "a".into()), (WRITE_DELETE, "b".into()), (WRITE_UPDATE, "c".into())]);
+        assert_eq!(
+            r.items,
+            vec![(WRITE_INDEX, "a".into()), (WRITE_DELETE, "b".into()), (WRITE_UPDATE, "c".into())]
+        );
         assert_eq!(r.indices, ["a", "b", "c"]);
         assert!(resolve("POST", "/_bulk", Some(b"{\"index\":{}}\n{}\n")).is_err(), "no index anywhere");
         assert!(resolve("POST", "/_bulk", Some(b"{\"index\":{\"_index\":\"a\"}}\n")).is_err(), "no source");

@@ -2,3 +2,4 @@
 //! and the embedded backend ([`embedded`]) that does it on the store.
 
 pub mod actions;
+pub mod embedded;

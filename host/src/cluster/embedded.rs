@@ -1,0 +1,526 @@
+//! The embedded backend: OpenSearch-style indices of JSON documents on the
+//! [`Store`], answering with OpenSearch's response shapes. Document versions
+//! and `if_seq_no`/`if_primary_term` map onto the store's compare-and-set.
+//!
+//! Search scans the index (no inverted index yet) and supports match_all,
+//! term, terms, ids, exists, range and bool (must/filter/should/must_not),
+//! with from/size.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+
+use super::actions::{ActionRequest, Op};
+use crate::store::{Expect, Store, StoreError, Write};
+
+/// Where index names are listed.
+const INDICES: &str = ".warden-indices";
+
+/// A backend answer: HTTP status and JSON body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+}
+
+fn reply(status: u16, body: Value) -> Reply {
+    Reply { status, body }
+}
+
+fn error(status: u16, kind: &str, reason: String) -> Reply {
+    reply(status, json!({ "error": { "type": kind, "reason": reason }, "status": status }))
+}
+
+/// Query-string options that matter to the backend.
+#[derive(Debug, Clone, Default)]
+pub struct Params {
+    pub if_seq_no: Option<u64>,
+    pub if_primary_term: Option<u64>,
+}
+
+impl Params {
+    pub fn parse(path: &str) -> Params {
+        let mut p = Params::default();
+        if let Some((_, query)) = path.split_once('?') {
+            for pair in query.split('&') {
+                match pair.split_once('=') {
+                    Some(("if_seq_no", v)) => p.if_seq_no = v.parse().ok(),
+                    Some(("if_primary_term", v)) => p.if_primary_term = v.parse().ok(),
+                    _ => {}
+                }
+            }
+        }
+        p
+    }
+}
+
+#[derive(Debug)]
+pub struct Embedded {
+    store: Arc<Store>,
+    cluster_name: String,
+}
+
+fn docs(index: &str) -> String {
+    format!("i/{index}")
+}
+
+fn store_error(e: StoreError) -> Reply {
+    match e {
+        StoreError::Conflict { index, id, message } => error(
+            409,
+            "version_conflict_engine_exception",
+            format!("[{}/{id}]: version conflict, {message}", index.trim_start_matches("i/")),
+        ),
+        other => error(500, "store_exception", other.to_string()),
+    }
+}
+
+impl Embedded {
+    pub fn new(store: Arc<Store>, cluster_name: &str) -> Embedded {
+        Embedded { store, cluster_name: cluster_name.to_owned() }
+    }
+
+    /// Existing index names.
+    pub fn indices(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self.store.list(INDICES)?.into_iter().map(|(name, _)| name).collect())
+    }
+
+    fn exists(&self, index: &str) -> Result<bool, StoreError> {
+        Ok(self.store.get(INDICES, index)?.is_some())
+    }
+
+    /// Runs an (already authorised) request on concrete `indices`.
+    pub fn execute(
+        &self,
+        request: &ActionRequest,
+        indices: &[String],
+        params: &Params,
+        body: Option<&[u8]>,
+    ) -> Reply {
+        match self.run(request, indices, params, body) {
+            Ok(r) => r,
+            Err(e) => store_error(e),
+        }
+    }
+
+    fn run(
+        &self,
+        request: &ActionRequest,
+        indices: &[String],
+        params: &Params,
+        body: Option<&[u8]>,
+    ) -> Result<Reply, StoreError> {
+        let first = indices.first().cloned().unwrap_or_default();
+        let json_body = || -> Result<Value, Reply> {
+            match body {
+                None | Some([]) => Ok(json!({})),
+                Some(b) => serde_json::from_slice(b)
+                    .map_err(|e| error(400, "parse_exception", format!("request body is not JSON: {e}"))),
+            }
+        };
+        Ok(match &request.op {
+            Op::Main => reply(
+                200,
+                json!({ "name": "warden", "cluster_name": self.cluster_name, "version": { "distribution": "warden", "number": env!("CARGO_PKG_VERSION") }, "tagline": "The OpenSearch Project: https://opensearch.org/" }),
+            ),
+            Op::ClusterHealth => reply(
+                200,
+                json!({ "cluster_name": self.cluster_name, "status": "green", "timed_out": false, "number_of_nodes": 1, "number_of_data_nodes": 1, "active_primary_shards": self.indices()?.len(), "active_shards": self.indices()?.len(), "unassigned_shards": 0 }),
+            ),
+            Op::CreateIndex => {
+                match self.store.write(&[Write {
+                    index: INDICES,
+                    id: &first,
+                    source: Some(b"{}".to_vec()),
+                    expect: Expect::Absent,
+                }]) {
+                    Ok(_) => reply(
+                        200,
+                        json!({ "acknowledged": true, "shards_acknowledged": true, "index": first }),
+                    ),
+                    Err(StoreError::Conflict { .. }) => error(
+                        400,
+                        "resource_already_exists_exception",
+                        format!("index [{first}] already exists"),
+                    ),
+                    Err(e) => return Err(e),
+                }
+            }
+            Op::DeleteIndex => {
+                for index in indices {
+                    if !self.exists(index)? {
+                        return Ok(error(
+                            404,
+                            "index_not_found_exception",
+                            format!("no such index [{index}]"),
+                        ));
+                    }
+                }
+                for index in indices {
+                    let ids: Vec<String> =
+                        self.store.list(&docs(index))?.into_iter().map(|(id, _)| id).collect();
+                    let store_index = docs(index);
+                    let mut writes: Vec<Write<'_>> = ids
+                        .iter()
+                        .map(|id| Write { index: &store_index, id, source: None, expect: Expect::Any })
+                        .collect();
+                    writes.push(Write { index: INDICES, id: index, source: None, expect: Expect::Any });
+                    self.store.write(&writes)?;
+                }
+                reply(200, json!({ "acknowledged": true }))
+            }
+            Op::GetIndex => {
+                let mut out = Map::new();
+                for index in indices {
+                    if !self.exists(index)? {
+                        return Ok(error(
+                            404,
+                            "index_not_found_exception",
+                            format!("no such index [{index}]"),
+                        ));
+                    }
+                    out.insert(index.clone(), json!({ "aliases": {}, "mappings": {}, "settings": {} }));
+                }
+                reply(200, Value::Object(out))
+            }
+            Op::Refresh => reply(200, json!({ "_shards": { "total": 1, "successful": 1, "failed": 0 } })),
+            Op::IndexDoc { id, create_only } => {
+                let source = match json_body() {
+                    Ok(v) => v,
+                    Err(r) => return Ok(r),
+                };
+                let id = match id {
+                    Some(id) => id.clone(),
+                    None => random_id(),
+                };
+                let expect = match (params.if_seq_no, params.if_primary_term, create_only) {
+                    (_, _, true) => Expect::Absent,
+                    (Some(seq_no), Some(primary_term), _) => Expect::Version { seq_no, primary_term },
+                    _ => Expect::Any,
+                };
+                self.index_doc(&first, &id, source, expect)?
+            }
+            Op::GetDoc { id } => match self.store.get(&docs(&first), id)? {
+                Some(doc) => {
+                    let stored: Value = serde_json::from_slice(&doc.source).unwrap_or(Value::Null);
+                    reply(
+                        200,
+                        json!({ "_index": first, "_id": id, "_version": stored["v"], "_seq_no": doc.seq_no, "_primary_term": doc.primary_term, "found": true, "_source": stored["s"] }),
+                    )
+                }
+                None => reply(404, json!({ "_index": first, "_id": id, "found": false })),
+            },
+            Op::DeleteDoc { id } => {
+                let expect = match (params.if_seq_no, params.if_primary_term) {
+                    (Some(seq_no), Some(primary_term)) => Expect::Version { seq_no, primary_term },
+                    _ => Expect::Any,
+                };
+                if self.store.get(&docs(&first), id)?.is_none() {
+                    return Ok(reply(404, json!({ "_index": first, "_id": id, "result": "not_found" })));
+                }
+                let v =
+                    self.store.write(&[Write { index: &docs(&first), id, source: None, expect }])?.remove(0);
+                reply(
+                    200,
+                    json!({ "_index": first, "_id": id, "result": "deleted", "_seq_no": v.seq_no, "_primary_term": v.primary_term }),
+                )
+            }
+            Op::UpdateDoc { id } => {
+                let update = match json_body() {
+                    Ok(v) => v,
+                    Err(r) => return Ok(r),
+                };
+                let Some(current) = self.store.get(&docs(&first), id)? else {
+                    return Ok(error(404, "document_missing_exception", format!("[{id}]: document missing")));
+                };
+                let stored: Value = serde_json::from_slice(&current.source).unwrap_or(Value::Null);
+                let mut source = stored["s"].clone();
+                merge(&mut source, &update["doc"]);
+                let expect = Expect::Version { seq_no: current.seq_no, primary_term: current.primary_term };
+                self.index_doc(&first, id, source, expect)?
+            }
+            Op::Search | Op::Count => {
+                let query = match json_body() {
+                    Ok(v) => v,
+                    Err(r) => return Ok(r),
+                };
+                self.search(indices, &query, request.op == Op::Count)?
+            }
+            Op::Bulk => match body {
+                Some(b) => self.bulk(b)?,
+                None => error(400, "parse_exception", "empty _bulk body".into()),
+            },
+        })
+    }
+
+    fn index_doc(&self, index: &str, id: &str, source: Value, expect: Expect) -> Result<Reply, StoreError> {
+        if !self.exists(index)? {
+            // OpenSearch creates indices on first write.
+            let _ = self.store.write(&[Write {
+                index: INDICES,
+                id: index,
+                source: Some(b"{}".to_vec()),
+                expect: Expect::Absent,
+            }]);
+        }
+        let store_index = docs(index);
+        let previous = self.store.get(&store_index, id)?;
+        let version = previous
+            .as_ref()
+            .and_then(|p| serde_json::from_slice::<Value>(&p.source).ok())
+            .and_then(|v| v["v"].as_u64())
+            .unwrap_or(0)
+            + 1;
+        let stored = json!({ "v": version, "s": source });
+        let v = self
+            .store
+            .write(&[Write {
+                index: &store_index,
+                id,
+                source: Some(stored.to_string().into_bytes()),
+                expect,
+            }])?
+            .remove(0);
+        let (status, result) = if previous.is_some() { (200, "updated") } else { (201, "created") };
+        Ok(reply(
+            status,
+            json!({ "_index": index, "_id": id, "_version": version, "result": result, "_shards": { "total": 1, "successful": 1, "failed": 0 }, "_seq_no": v.seq_no, "_primary_term": v.primary_term }),
+        ))
+    }
+
+    fn search(&self, indices: &[String], body: &Value, count_only: bool) -> Result<Reply, StoreError> {
+        let query = body.get("query").cloned().unwrap_or(json!({ "match_all": {} }));
+        if let Err(reason) = validate_query(&query) {
+            return Ok(error(400, "parsing_exception", reason));
+        }
+        let mut hits = Vec::new();
+        for index in indices {
+            for (id, doc) in self.store.list(&docs(index))? {
+                let stored: Value = serde_json::from_slice(&doc.source).unwrap_or(Value::Null);
+                if matches(&query, &id, &stored["s"]) {
+                    hits.push(json!({ "_index": index, "_id": id, "_score": 1.0, "_source": stored["s"] }));
+                }
+            }
+        }
+        let total = hits.len();
+        if count_only {
+            return Ok(reply(
+                200,
+                json!({ "count": total, "_shards": { "total": indices.len(), "successful": indices.len(), "failed": 0 } }),
+            ));
+        }
+        let from = body["from"].as_u64().unwrap_or(0) as usize;
+        let size = body["size"].as_u64().unwrap_or(10) as usize;
+        let page: Vec<Value> = hits.into_iter().skip(from).take(size).collect();
+        Ok(reply(
+            200,
+            json!({ "took": 0, "timed_out": false, "_shards": { "total": indices.len(), "successful": indices.len(), "skipped": 0, "failed": 0 }, "hits": { "total": { "value": total, "relation": "eq" }, "max_score": if total > 0 { json!(1.0) } else { Value::Null }, "hits": page } }),
+        ))
+    }
+
+    fn bulk(&self, body: &[u8]) -> Result<Reply, StoreError> {
+        let text = String::from_utf8_lossy(body);
+        let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+        let mut items = Vec::new();
+        let mut errors = false;
+        while let Some(line) = lines.next() {
+            let action: Value = serde_json::from_str(line).unwrap_or(Value::Null);
+            let Some((kind, meta)) = action.as_object().and_then(|o| o.iter().next()) else { continue };
+            let index = meta["_index"].as_str().unwrap_or_default().to_owned();
+            let id = meta["_id"].as_str().map(str::to_owned);
+            let source = if kind == "delete" {
+                Value::Null
+            } else {
+                lines.next().and_then(|l| serde_json::from_str(l).ok()).unwrap_or(Value::Null)
+            };
+            let op = match kind.as_str() {
+                "index" => Op::IndexDoc { id, create_only: false },
+                "create" => Op::IndexDoc { id, create_only: true },
+                "update" => Op::UpdateDoc { id: id.unwrap_or_default() },
+                _ => Op::DeleteDoc { id: id.unwrap_or_default() },
+            };
+            let request = ActionRequest { action: "", op, indices: vec![index.clone()], items: Vec::new() };
+            let item_body = serde_json::to_vec(&source).unwrap_or_default();
+            let r = self.execute(&request, &[index], &Params::default(), Some(&item_body));
+            errors |= r.status >= 300;
+            let mut result = r.body;
+            if let Some(obj) = result.as_object_mut() {
+                obj.insert("status".into(), json!(r.status));
+            }
+            items.push(json!({ kind.as_str(): result }));
+        }
+        Ok(reply(200, json!({ "took": 0, "errors": errors, "items": items })))
+    }
+}
+
+fn random_id() -> String {
+    let mut bytes = [0u8; 10];
+    let _ = getrandom::fill(&mut bytes);
+    hex::encode(bytes)
+}
+
+fn merge(target: &mut Value, patch: &Value) {
+    match (target, patch) {
+        (Value::Object(t), Value::Object(p)) => {
+            for (k, v) in p {
+                merge(t.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+        (t, p) => *t = p.clone(),
+    }
+}
+
+const QUERIES: [&str; 8] = ["match_all", "term", "terms", "ids", "exists", "range", "bool", "match"];
+
+fn validate_query(query: &Value) -> Result<(), String> {
+    let Some((kind, body)) = query.as_object().and_then(|o| o.iter().next()) else {
+        return Err("query must be an object with one clause".into());
+    };
+    if !QUERIES.contains(&kind.as_str()) {
+        return Err(format!("unknown query [{kind}] (supported: {})", QUERIES.join(", ")));
+    }
+    if kind == "bool" {
+        for clause in ["must", "filter", "should", "must_not"] {
+            for q in clauses(&body[clause]) {
+                validate_query(q)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn clauses(v: &Value) -> Vec<&Value> {
+    match v {
+        Value::Array(a) => a.iter().collect(),
+        Value::Null => Vec::new(),
+        other => vec![other],
+    }
+}
+
+/// The value at a dotted path.
+fn field<'a>(source: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(source, |v, key| v.get(key))
+}
+
+fn term_matches(actual: Option<&Value>, expected: &Value) -> bool {
+    match actual {
+        Some(Value::Array(a)) => a.iter().any(|v| v == expected),
+        Some(v) => v == expected,
+        None => false,
+    }
+}
+
+fn matches(query: &Value, id: &str, source: &Value) -> bool {
+    let Some((kind, body)) = query.as_object().and_then(|o| o.iter().next()) else { return false };
+    let single = || body.as_object().and_then(|o| o.iter().next());
+    match kind.as_str() {
+        "match_all" => true,
+        "term" => single().is_some_and(|(f, v)| term_matches(field(source, f), v.get("value").unwrap_or(v))),
+        "terms" => single().is_some_and(|(f, vs)| {
+            vs.as_array().is_some_and(|vs| vs.iter().any(|v| term_matches(field(source, f), v)))
+        }),
+        "match" => single().is_some_and(|(f, v)| {
+            let wanted = v.get("query").unwrap_or(v);
+            match (field(source, f), wanted) {
+                (Some(Value::String(text)), Value::String(q)) => {
+                    let words: Vec<String> =
+                        text.to_lowercase().split_whitespace().map(str::to_owned).collect();
+                    q.to_lowercase().split_whitespace().any(|w| words.iter().any(|x| x == w))
+                }
+                (actual, wanted) => term_matches(actual, wanted),
+            }
+        }),
+        "ids" => body["values"].as_array().is_some_and(|ids| ids.iter().any(|v| v.as_str() == Some(id))),
+        "exists" => body["field"].as_str().is_some_and(|f| field(source, f).is_some_and(|v| !v.is_null())),
+        "range" => single().is_some_and(|(f, bounds)| {
+            let Some(actual) = field(source, f) else { return false };
+            let cmp = |b: &Value| -> Option<std::cmp::Ordering> {
+                match (actual, b) {
+                    (Value::Number(a), Value::Number(b)) => a.as_f64()?.partial_cmp(&b.as_f64()?),
+                    (Value::String(a), Value::String(b)) => Some(a.cmp(b)),
+                    _ => None,
+                }
+            };
+            let check = |key: &str, ok: &dyn Fn(std::cmp::Ordering) -> bool| {
+                bounds.get(key).is_none_or(|b| cmp(b).is_some_and(ok))
+            };
+            check("gt", &|o| o.is_gt())
+                && check("gte", &|o| o.is_ge())
+                && check("lt", &|o| o.is_lt())
+                && check("lte", &|o| o.is_le())
+        }),
+        "bool" => {
+            let all = |c: &str| clauses(&body[c]).iter().all(|q| matches(q, id, source));
+            let should = clauses(&body["should"]);
+            let must_not = clauses(&body["must_not"]).iter().any(|q| matches(q, id, source));
+            let has_required = !clauses(&body["must"]).is_empty() || !clauses(&body["filter"]).is_empty();
+            let should_ok =
+                should.is_empty() || has_required || should.iter().any(|q| matches(q, id, source));
+            all("must") && all("filter") && !must_not && should_ok
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::actions::resolve;
+
+    fn call(e: &Embedded, method: &str, path: &str, body: Option<Value>) -> Reply {
+        let bytes = body.map(|b| b.to_string().into_bytes());
+        let request = match resolve(method, path, bytes.as_deref()) {
+            Ok(r) => r,
+            Err(err) => return error(400, "bad", err.to_string()),
+        };
+        let indices = match request.indices.as_slice() {
+            [one] if one.contains('*') => e.indices().unwrap_or_default(),
+            other => other.to_vec(),
+        };
+        e.execute(&request, &indices, &Params::parse(path), bytes.as_deref())
+    }
+
+    #[test]
+    fn documents_round_trip_with_versions_and_cas() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let e = Embedded::new(Arc::new(Store::open(&dir.path().join("s.redb"))?), "test");
+        assert_eq!(call(&e, "PUT", "/logs", None).status, 200);
+        assert_eq!(call(&e, "PUT", "/logs", None).status, 400, "exists");
+        let created = call(&e, "PUT", "/logs/_doc/1", Some(json!({"msg": "hello world", "n": 5})));
+        assert_eq!((created.status, created.body["result"].clone()), (201, json!("created")));
+        let (seq, term) = (
+            created.body["_seq_no"].as_u64().unwrap_or(0),
+            created.body["_primary_term"].as_u64().unwrap_or(0),
+        );
+        let updated = call(
+            &e,
+            "PUT",
+            &format!("/logs/_doc/1?if_seq_no={seq}&if_primary_term={term}"),
+            Some(json!({"msg": "hi", "n": 7})),
+        );
+        assert_eq!((updated.status, updated.body["_version"].clone()), (200, json!(2)));
+        let stale =
+            call(&e, "PUT", &format!("/logs/_doc/1?if_seq_no={seq}&if_primary_term={term}"), Some(json!({})));
+        assert_eq!(stale.status, 409, "{:?}", stale.body);
+        let got = call(&e, "GET", "/logs/_doc/1", None);
+        assert_eq!(got.body["_source"], json!({"msg": "hi", "n": 7}));
+        assert_eq!(call(&e, "GET", "/logs/_doc/2", None).status, 404);
+        let bulk = "{\"index\":{\"_index\":\"logs\",\"_id\":\"2\"}}\n{\"msg\":\"bulk\",\"n\":1}\n{\"delete\":{\"_index\":\"logs\",\"_id\":\"9\"}}\n";
+        let request = resolve("POST", "/_bulk", Some(bulk.as_bytes()))?;
+        let r = e.execute(&request, &request.indices, &Params::default(), Some(bulk.as_bytes()));
+        assert_eq!(r.body["errors"], json!(true), "the delete of a missing doc fails alone");
+        assert_eq!(r.body["items"][0]["index"]["status"], json!(201));
+        let q = json!({"query": {"bool": {"filter": [{"range": {"n": {"gte": 2}}}], "must_not": [{"term": {"msg": "bulk"}}]}}});
+        let found = call(&e, "POST", "/logs/_search", Some(q));
+        assert_eq!(found.body["hits"]["total"]["value"], json!(1), "{:?}", found.body);
+        assert_eq!(
+            call(&e, "POST", "/logs/_count", Some(json!({"query": {"match_all": {}}}))).body["count"],
+            json!(2)
+        );
+        assert_eq!(call(&e, "POST", "/logs/_search", Some(json!({"query": {"nope": {}}}))).status, 400);
+        assert_eq!(call(&e, "DELETE", "/logs/_doc/2", None).body["result"], json!("deleted"));
+        assert_eq!(call(&e, "DELETE", "/logs", None).status, 200);
+        assert_eq!(call(&e, "GET", "/logs", None).status, 404);
+        Ok(())
+    }
+}
