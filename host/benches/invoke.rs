@@ -14,6 +14,7 @@ use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use warden_host::runtime::bindings::{http_handler, log, types};
+use warden_host::runtime::capabilities::cluster::Session;
 use warden_host::runtime::{HttpRequest, LoadedExtension, Runtime, RuntimeConfig};
 use wasmtime::Store;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
@@ -94,7 +95,7 @@ fn run(c: &mut Criterion) -> wasmtime::Result<()> {
     let warden = async || -> wasmtime::Result<u16> {
         let request =
             HttpRequest { method: "GET".into(), path: "/greet/bench".into(), ..HttpRequest::default() };
-        Ok(extension.handle_http(request).await?.status)
+        Ok(extension.handle_http(request, Session::default()).await?.status)
     };
     // Both must really answer before they are timed.
     if rt.block_on(bare())? != 200 || rt.block_on(warden())? != 200 {

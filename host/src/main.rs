@@ -11,8 +11,11 @@ use clap::{Parser, Subcommand};
 mod manage;
 
 use warden_host::audit::{AuditLog, Category};
+use warden_host::cluster::embedded::Embedded;
+use warden_host::cluster::gateway::ClusterGateway;
 use warden_host::registry::Registry;
 use warden_host::runtime::{Runtime, RuntimeConfig};
+use warden_host::security::obo::TokenService;
 use warden_host::security::{Bootstrap, Security};
 use warden_host::server::{self, AppState};
 use warden_host::store::Store;
@@ -42,6 +45,9 @@ enum Command {
         /// start; later starts use the copy kept in the data directory.
         #[arg(long, env = "WARDEN_SECURITY_CONFIG")]
         security_config: Option<PathBuf>,
+        /// The cluster name: the `iss` of the OBO tokens this node mints.
+        #[arg(long, default_value = "warden", env = "WARDEN_CLUSTER_NAME")]
+        cluster_name: String,
     },
     /// Import or export the whole security configuration of a running server.
     Security {
@@ -107,8 +113,8 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging();
     let result = match cli.command {
-        Command::Serve { listen, data_dir, extensions_dir, security_config } => {
-            serve(listen, data_dir, extensions_dir, security_config)
+        Command::Serve { listen, data_dir, extensions_dir, security_config, cluster_name } => {
+            serve(listen, data_dir, extensions_dir, security_config, cluster_name)
         }
         Command::Inspect { file, json } => inspect(&file, json),
         Command::Security { server, command } => {
@@ -154,13 +160,14 @@ fn serve(
     data_dir: PathBuf,
     extensions_dir: PathBuf,
     security_config: Option<PathBuf>,
+    cluster_name: String,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
     let initial_password = std::env::var("WARDEN_INITIAL_ADMIN_PASSWORD").ok();
     let store = Arc::new(Store::open(&data_dir.join("store").join("warden.redb"))?);
     let (security, bootstrap) =
-        Security::bootstrap(store, security_config.as_deref(), initial_password.as_deref())
+        Security::bootstrap(store.clone(), security_config.as_deref(), initial_password.as_deref())
             .context("cannot load the security configuration")?;
     match bootstrap {
         Bootstrap::Existing => tracing::info!("security configuration loaded from the store"),
@@ -177,10 +184,20 @@ fn serve(
         Runtime::new(RuntimeConfig { cache_dir: Some(data_dir.join("cache")), ..RuntimeConfig::default() })?;
     let registry = Registry::load_dir(&runtime, &extensions_dir, &data_dir);
     let audit = AuditLog::open(&data_dir.join("audit"), disabled_audit_categories()?)?;
+    let security = Arc::new(security);
+    let audit = Arc::new(audit);
+    let tokens = Arc::new(TokenService::load_or_create(&store, &cluster_name)?);
+    let gateway = ClusterGateway::new(
+        Embedded::new(store.clone(), &cluster_name),
+        tokens,
+        security.clone(),
+        audit.clone(),
+    );
     let state = Arc::new(AppState {
         registry,
-        security: Arc::new(security),
-        audit: Arc::new(audit),
+        security,
+        audit,
+        cluster: Some(Arc::new(gateway)),
         started: Instant::now(),
     });
 

@@ -20,6 +20,7 @@ use serde_json::json;
 
 use crate::audit::{AuditLog, Category, Event, Filter};
 use crate::registry::Registry;
+use crate::runtime::capabilities::cluster::{ClusterAccess, Session};
 use crate::runtime::{HttpRequest, HttpResponse, InvokeError};
 use crate::security::{AuthenticatedUser, Security};
 
@@ -32,6 +33,8 @@ pub struct AppState {
     pub registry: Registry,
     pub security: Arc<Security>,
     pub audit: Arc<AuditLog>,
+    /// Extensions' cluster calls go here; `None` runs without a cluster.
+    pub cluster: Option<Arc<crate::cluster::gateway::ClusterGateway>>,
     pub started: Instant,
 }
 
@@ -299,8 +302,12 @@ async fn dispatch(
         body: body.to_vec(),
         user: user.principal.name.clone(),
     };
+    let session = match session_for(state, extension, user, request_id) {
+        Ok(session) => session,
+        Err(reason) => return error(StatusCode::INTERNAL_SERVER_ERROR, "token_error", &reason),
+    };
     let started = Instant::now();
-    let result = extension.handle_http(request).await;
+    let result = extension.handle_http(request, session).await;
     let elapsed_us = started.elapsed().as_micros() as u64;
     match result {
         Ok(response) => {
@@ -312,6 +319,37 @@ async fn dispatch(
             invoke_error(e)
         }
     }
+}
+
+/// The session of one invocation: for extensions granted `cluster`, a fresh
+/// OBO token for this user, this extension and this request, living as long
+/// as the invocation may.
+fn session_for(
+    state: &AppState,
+    extension: &crate::runtime::LoadedExtension,
+    user: &AuthenticatedUser,
+    request_id: &RequestId,
+) -> Result<Session, String> {
+    let mut session = Session { request_id: request_id.id.clone(), ..Session::default() };
+    let Some(gateway) = &state.cluster else { return Ok(session) };
+    if !extension.manifest.capabilities.contains(&crate::capability::Capability::Cluster) {
+        return Ok(session);
+    }
+    let lifetime = (extension.limits.timeout.as_secs() + 5).min(crate::security::obo::MAX_LIFETIME);
+    let token = gateway
+        .tokens()
+        .mint(
+            &user.principal.name,
+            &user.role_names(),
+            &user.principal.backend_roles,
+            extension.id(),
+            &format!("request:{}", request_id.id),
+            lifetime,
+        )
+        .map_err(|e| format!("cannot mint the invocation's token: {e}"))?;
+    session.token = Some(token);
+    session.cluster = Some(gateway.clone() as Arc<dyn ClusterAccess>);
+    Ok(session)
 }
 
 fn invoke_error(e: InvokeError) -> Response {

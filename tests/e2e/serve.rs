@@ -158,14 +158,18 @@ fn guest_host_calls() -> TestResult {
         d.install("granted", GUEST_HOST_CALLS, r#"capabilities = ["cluster", "scheduler"]"#)?;
         d.install("ungranted", GUEST_HOST_CALLS, "capabilities = []").map(drop)
     })?;
-    // Granted: linked, and the host answers a typed `unavailable` until the
-    // cluster and the job store exist; never a fake success.
-    for route in ["cluster", "schedule", "jobs"] {
+    // Granted: linked. The scheduler answers a typed `unavailable` until the
+    // job store exists; never a fake success.
+    for route in ["schedule", "jobs"] {
         let reply = server.get(&format!("/_extensions/granted/{route}"))?;
         assert_eq!(reply.status, 200, "{reply:?}");
         assert_eq!(reply.json()["outcome"], "error", "{route}: {reply:?}");
         assert_eq!(reply.json()["kind"], "unavailable", "{route}: {reply:?}");
     }
+    // The cluster is there, but this extension has no policy: the service gate says no.
+    let reply = server.get("/_extensions/granted/cluster")?;
+    assert_eq!(reply.json()["kind"], "denied", "{reply:?}");
+    assert!(reply.json()["message"].as_str().is_some_and(|m| m.starts_with("service gate:")), "{reply:?}");
     // Not granted: refused at load, naming every offending interface.
     let reply = server.get("/_extensions/ungranted/cluster")?;
     assert_eq!(reply.status, 503, "{reply:?}");

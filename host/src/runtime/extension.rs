@@ -14,6 +14,7 @@ use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 use super::bindings::{http_handler, job_runner};
+use super::capabilities::cluster::Session;
 use super::capabilities::{self, files};
 use super::limits::{Limits, MemoryLimitExceeded, MemoryLimiter};
 use super::state::{InvocationContext, InvocationState, STDIO_CAPACITY};
@@ -188,7 +189,11 @@ impl LoadedExtension {
     }
 
     /// Calls the REST handler in a fresh instance.
-    pub async fn handle_http(&self, request: HttpRequest) -> Result<HttpResponse, InvokeError> {
+    pub async fn handle_http(
+        &self,
+        request: HttpRequest,
+        session: Session,
+    ) -> Result<HttpResponse, InvokeError> {
         let indices = self.http.as_ref().ok_or_else(|| self.not_exported("serve REST requests"))?;
         let user = request.user.clone();
         let request = http_handler::Request {
@@ -208,7 +213,7 @@ impl LoadedExtension {
             user: request.user,
         };
         let response = self
-            .invoke(user, async |store, pre| {
+            .invoke(user, session, async |store, pre| {
                 let instance = pre.instantiate_async(&mut *store).await?;
                 let guest = indices.load(&mut *store, &instance)?;
                 guest.call_handle(&mut *store, &request).await
@@ -225,10 +230,11 @@ impl LoadedExtension {
     pub async fn run_job(
         &self,
         user: String,
+        session: Session,
         context: job_runner::JobContext,
     ) -> Result<job_runner::Outcome, InvokeError> {
         let indices = self.job.as_ref().ok_or_else(|| self.not_exported("run jobs"))?;
-        self.invoke(user, async |store, pre| {
+        self.invoke(user, session, async |store, pre| {
             let instance = pre.instantiate_async(&mut *store).await?;
             let guest = indices.load(&mut *store, &instance)?;
             guest.call_run(&mut *store, &context).await
@@ -246,6 +252,7 @@ impl LoadedExtension {
     async fn invoke<R>(
         &self,
         user: String,
+        session: Session,
         call: impl AsyncFnOnce(&mut Store<InvocationState>, &InstancePre<InvocationState>) -> wasmtime::Result<R>,
     ) -> Result<R, InvokeError> {
         // Fast path without a timer; wait (bounded) only when all slots are taken.
@@ -263,7 +270,7 @@ impl LoadedExtension {
                 }
             },
         };
-        let mut store = self.new_store(user)?;
+        let mut store = self.new_store(user, session)?;
         let outcome = tokio::time::timeout(self.limits.timeout, call(&mut store, &self.pre)).await;
         self.log_stdio(store.data());
         match outcome {
@@ -275,7 +282,7 @@ impl LoadedExtension {
         }
     }
 
-    fn new_store(&self, user: String) -> Result<Store<InvocationState>, InvokeError> {
+    fn new_store(&self, user: String, session: Session) -> Result<Store<InvocationState>, InvokeError> {
         let stdout = MemoryOutputPipe::new(STDIO_CAPACITY);
         let stderr = MemoryOutputPipe::new(STDIO_CAPACITY);
         // No args, no environment, no stdin, no sockets (not linked).
@@ -288,7 +295,12 @@ impl LoadedExtension {
             })?;
         }
         let state = InvocationState {
-            context: InvocationContext { extension_id: self.id.clone(), grants: self.grants.clone(), user },
+            context: InvocationContext {
+                extension_id: self.id.clone(),
+                grants: self.grants.clone(),
+                user,
+                session,
+            },
             wasi: wasi.build(),
             table: wasmtime::component::ResourceTable::new(),
             limiter: MemoryLimiter::new(self.limits.memory_bytes),

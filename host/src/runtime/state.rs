@@ -22,6 +22,7 @@ pub struct InvocationContext {
     pub grants: Arc<BTreeSet<Capability>>,
     /// The authenticated user; empty when anonymous.
     pub user: String,
+    pub session: super::capabilities::cluster::Session,
 }
 
 impl InvocationContext {

@@ -382,6 +382,57 @@ pub fn peek_claims(token: &str) -> Option<HashMap<String, serde_json::Value>> {
     serde_json::from_slice(&bytes).ok()
 }
 
+/// Where keys and revocations are kept.
+pub const STORE_INDEX: &str = ".warden-tokens";
+
+impl TokenService {
+    /// Loads the key ring and revocations from the store, generating and
+    /// keeping a key ring on first start.
+    pub fn load_or_create(store: &crate::store::Store, issuer: &str) -> Result<TokenService, TokenError> {
+        use crate::store::{Expect, Write};
+        let internal = |e: crate::store::StoreError| TokenError::Internal(e.to_string());
+        let keys = match store.get(STORE_INDEX, "keys").map_err(internal)? {
+            Some(doc) => serde_json::from_slice(&doc.source)
+                .map_err(|e| TokenError::Internal(format!("stored token keys are corrupt: {e}")))?,
+            None => {
+                let ring = KeyRing::generate()?;
+                let source = serde_json::to_vec(&ring).map_err(|e| TokenError::Internal(e.to_string()))?;
+                store
+                    .write(&[Write {
+                        index: STORE_INDEX,
+                        id: "keys",
+                        source: Some(source),
+                        expect: Expect::Absent,
+                    }])
+                    .map_err(internal)?;
+                ring
+            }
+        };
+        let revocations = match store.get(STORE_INDEX, "revocations").map_err(internal)? {
+            Some(doc) => serde_json::from_slice(&doc.source)
+                .map_err(|e| TokenError::Internal(format!("stored revocations are corrupt: {e}")))?,
+            None => Revocations::default(),
+        };
+        Ok(TokenService::new(issuer, keys, revocations))
+    }
+
+    /// Writes the revocation list to the store (after a revoke).
+    pub fn persist_revocations(&self, store: &crate::store::Store) -> Result<(), TokenError> {
+        use crate::store::{Expect, Write};
+        let source =
+            serde_json::to_vec(&self.revocations()).map_err(|e| TokenError::Internal(e.to_string()))?;
+        store
+            .write(&[Write {
+                index: STORE_INDEX,
+                id: "revocations",
+                source: Some(source),
+                expect: Expect::Any,
+            }])
+            .map_err(|e| TokenError::Internal(e.to_string()))?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,8 +1,11 @@
 //! `warden:extension/cluster` (grant: `cluster`).
 //!
-//! The contract is linked for extensions granted `cluster`. The host side —
-//! OBO token injection and the two gates — arrives with the OBO issue; until
-//! then every call answers a typed `unavailable` error, never a fake success.
+//! Linked for extensions granted `cluster`. Each call goes to the
+//! invocation's [`ClusterAccess`] (the host's gateway) together with the
+//! invocation's OBO token, which the host minted and the guest never sees.
+//! An invocation without cluster access answers a typed `unavailable`.
+
+use std::sync::Arc;
 
 use wasmtime::component::{HasSelf, Linker};
 
@@ -10,6 +13,26 @@ use super::not_granted;
 use crate::capability::Capability;
 use crate::runtime::bindings::{cluster, types};
 use crate::runtime::state::InvocationState;
+
+/// Performs an extension's cluster call: token check, gates, execution.
+pub trait ClusterAccess: Send + Sync + std::fmt::Debug {
+    fn call(
+        &self,
+        extension: &str,
+        request_id: &str,
+        token: Option<&str>,
+        request: &cluster::Request,
+    ) -> Result<cluster::Response, types::Error>;
+}
+
+/// What an invocation carries for its host calls.
+#[derive(Debug, Clone, Default)]
+pub struct Session {
+    pub request_id: String,
+    /// The OBO token for this invocation (none when anonymous).
+    pub token: Option<String>,
+    pub cluster: Option<Arc<dyn ClusterAccess>>,
+}
 
 pub fn link(linker: &mut Linker<InvocationState>) -> wasmtime::Result<()> {
     cluster::add_to_linker::<_, HasSelf<InvocationState>>(linker, |s| s)
@@ -23,14 +46,10 @@ impl cluster::Host for InvocationState {
         if !self.context.is_granted(Capability::Cluster) {
             return Ok(Err(not_granted(Capability::Cluster)));
         }
-        tracing::debug!(
-            extension = &*self.context.extension_id,
-            method = request.method,
-            path = request.path,
-            "cluster call refused: no cluster connection configured"
-        );
-        Ok(Err(types::Error::Unavailable(
-            "this Warden host has no cluster connection yet; cluster calls are not performed".into(),
-        )))
+        let session = &self.context.session;
+        let Some(access) = &session.cluster else {
+            return Ok(Err(types::Error::Unavailable("no cluster is configured for this invocation".into())));
+        };
+        Ok(access.call(&self.context.extension_id, &session.request_id, session.token.as_deref(), &request))
     }
 }

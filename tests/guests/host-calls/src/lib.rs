@@ -34,6 +34,34 @@ impl Extension for HostCalls {
             ["cluster"] => report(Client::as_user().call("GET", "/_cluster/health", None)),
             ["schedule"] => report(scheduler::register("probe", Schedule::Interval(60), "{}")),
             ["jobs"] => report(scheduler::list()),
+            // {"method", "path", "body"?, "identity": "user"|"service"} → one raw call.
+            ["call"] => {
+                let Ok(spec) = request.json::<serde_json::Value>() else {
+                    return Response::error(400, "body must be JSON");
+                };
+                let client =
+                    if spec["identity"] == "service" { Client::as_service() } else { Client::as_user() };
+                let body = (!spec["body"].is_null()).then(|| match &spec["body"] {
+                    serde_json::Value::String(ndjson) => ndjson.clone().into_bytes(),
+                    other => other.to_string().into_bytes(),
+                });
+                let method = spec["method"].as_str().unwrap_or("GET");
+                let path = spec["path"].as_str().unwrap_or("/");
+                match client.call(method, path, body.as_deref()) {
+                    Ok(r) => Response::json(
+                        200,
+                        &serde_json::json!({
+                            "outcome": "ok",
+                            "status": r.status,
+                            "body": serde_json::from_slice::<serde_json::Value>(&r.body).unwrap_or_default(),
+                        }),
+                    ),
+                    Err(e) => Response::json(
+                        200,
+                        &serde_json::json!({ "outcome": "error", "kind": e.kind(), "message": e.message() }),
+                    ),
+                }
+            }
             ["whoami"] => {
                 let mut body = BTreeMap::new();
                 body.insert("user", request.user.clone());

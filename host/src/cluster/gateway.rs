@@ -1,0 +1,268 @@
+//! The gateway every extension cluster call goes through: the host's OBO
+//! token is validated, the action layer names the action and indices,
+//! system indices are refused, and two gates decide — the service gate (the
+//! extension's policy role `extension:<id>`) and the user gate (the roles
+//! carried in the token). Both must allow; every decision is audited with
+//! the gate that made it. Calls as the extension's service identity reach
+//! only the extension's own indices.
+
+use std::sync::Arc;
+
+use crate::audit::{AuditLog, Category, Event};
+use crate::cluster::actions::{self, ActionRequest};
+use crate::cluster::embedded::{Embedded, Params, Reply};
+use crate::security::Security;
+use crate::security::obo::TokenService;
+use crate::security::privileges::{Privileges, RoleSet, Subject};
+
+/// Whose authority a call uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallIdentity {
+    User,
+    Service,
+}
+
+/// One call from a guest.
+#[derive(Debug, Clone)]
+pub struct GuestCall<'a> {
+    pub extension: &'a str,
+    pub request_id: &'a str,
+    /// The invocation's OBO token (absent for anonymous invocations).
+    pub token: Option<&'a str>,
+    pub identity: CallIdentity,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub body: Option<&'a [u8]>,
+}
+
+/// Why a call was not performed; maps onto the WIT error variants.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GateError {
+    #[error("{0}")]
+    Denied(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// Prefix of Warden's system indices: unreachable for users and extensions.
+pub const SYSTEM_PREFIX: &str = ".warden";
+
+#[derive(Debug)]
+pub struct ClusterGateway {
+    backend: Embedded,
+    tokens: Arc<TokenService>,
+    security: Arc<Security>,
+    audit: Arc<AuditLog>,
+}
+
+/// Who decided, for the audit log.
+const GATE_TOKEN: &str = "token";
+const GATE_SYSTEM: &str = "system-index";
+const GATE_SERVICE: &str = "service";
+const GATE_USER: &str = "user";
+const GATE_SERVICE_ACCOUNT: &str = "service-account";
+
+impl ClusterGateway {
+    pub fn new(
+        backend: Embedded,
+        tokens: Arc<TokenService>,
+        security: Arc<Security>,
+        audit: Arc<AuditLog>,
+    ) -> Self {
+        ClusterGateway { backend, tokens, security, audit }
+    }
+
+    pub fn tokens(&self) -> &Arc<TokenService> {
+        &self.tokens
+    }
+
+    pub fn backend(&self) -> &Embedded {
+        &self.backend
+    }
+
+    /// Validates, authorises and performs one call.
+    pub fn call(&self, call: &GuestCall<'_>) -> Result<Reply, GateError> {
+        let request = actions::resolve(call.method, call.path, call.body)
+            .map_err(|e| GateError::Invalid(e.to_string()))?;
+        let mut event = Event {
+            extension: Some(call.extension.to_owned()),
+            action: Some(request.action.to_owned()),
+            indices: request.indices.clone(),
+            method: Some(call.method.to_owned()),
+            path: Some(call.path.to_owned()),
+            ..Event::new(Category::GrantedPrivileges, call.request_id)
+        };
+        match self.authorise(call, &request, &mut event) {
+            Ok(indices) => {
+                if self.audit.enabled(Category::GrantedPrivileges) {
+                    event.indices = indices.clone();
+                    self.audit.record(event);
+                }
+                Ok(self.backend.execute(&request, &indices, &Params::parse(call.path), call.body))
+            }
+            Err((gate, reason)) => {
+                event.category = Some(Category::MissingPrivileges);
+                event.gate = Some(gate.to_owned());
+                event.reason = Some(reason.clone());
+                self.audit.record(event);
+                Err(GateError::Denied(format!("{gate} gate: {reason}")))
+            }
+        }
+    }
+
+    /// The concrete indices the call may touch, or (gate, reason).
+    fn authorise(
+        &self,
+        call: &GuestCall<'_>,
+        request: &ActionRequest,
+        event: &mut Event,
+    ) -> Result<Vec<String>, (&'static str, String)> {
+        let named = request.indices.iter().chain(request.items.iter().map(|(_, i)| i));
+        if let Some(system) = named.clone().find(|i| i.starts_with(SYSTEM_PREFIX)) {
+            return Err((GATE_SYSTEM, format!("index `{system}` is a system index")));
+        }
+        let existing = self.backend.indices().map_err(|e| ("store", e.to_string()))?;
+        let existing: Vec<String> = existing.into_iter().filter(|i| !i.starts_with(SYSTEM_PREFIX)).collect();
+
+        if call.identity == CallIdentity::Service {
+            event.user = Some(format!("service:{}", call.extension));
+            event.gate = Some(GATE_SERVICE_ACCOUNT.into());
+            return service_account_indices(call.extension, request, &existing)
+                .map_err(|reason| (GATE_SERVICE_ACCOUNT, reason));
+        }
+
+        let token =
+            call.token.ok_or((GATE_TOKEN, "no user behind this invocation (anonymous)".to_owned()))?;
+        let claims = self.tokens.verify(token, call.extension).map_err(|e| (GATE_TOKEN, e.to_string()))?;
+        event.user = Some(claims.user.clone());
+        let state = self.security.state();
+        let privileges = &state.privileges;
+        let service = privileges.extension_policy(call.extension);
+        let mut roles = RoleSet::default();
+        for role in &claims.roles {
+            if let Some(id) = privileges.role_id(role) {
+                roles.insert(id);
+            }
+        }
+        let user = Subject { name: claims.user.clone(), roles, attributes: Default::default() };
+        let gates = [(GATE_SERVICE, &service), (GATE_USER, &user)];
+
+        if request.indices.is_empty() {
+            for (gate, subject) in gates {
+                privileges.check_cluster(subject, request.action).map_err(|d| (gate, d.to_string()))?;
+            }
+            return Ok(Vec::new());
+        }
+        if !request.items.is_empty() {
+            // _bulk: every item must pass both gates for its own action and index.
+            for (gate, subject) in gates {
+                for (action, index) in &request.items {
+                    privileges
+                        .check_indices(subject, action, [index.as_str()])
+                        .map_err(|d| (gate, d.to_string()))?;
+                }
+            }
+            return Ok(request.indices.clone());
+        }
+        let mut concrete = Vec::new();
+        for expr in &request.indices {
+            if expr.contains(['*', '?']) {
+                // A wildcard expands only to indices both gates allow.
+                let pattern =
+                    crate::security::pattern::Pattern::parse(expr).map_err(|e| ("request", e.to_string()))?;
+                concrete.extend(
+                    existing
+                        .iter()
+                        .filter(|i| pattern.matches(i))
+                        .filter(|i| gates.iter().all(|(_, s)| allowed(privileges, s, request.action, i)))
+                        .cloned(),
+                );
+            } else {
+                for (gate, subject) in gates {
+                    privileges
+                        .check_indices(subject, request.action, [expr.as_str()])
+                        .map_err(|d| (gate, d.to_string()))?;
+                }
+                concrete.push(expr.clone());
+            }
+        }
+        Ok(concrete)
+    }
+}
+
+fn allowed(privileges: &Privileges, subject: &Subject, action: &str, index: &str) -> bool {
+    privileges.check_indices(subject, action, [index]).is_ok()
+}
+
+/// The service identity reaches `.ext-<id>` and `.ext-<id>-*` only (not
+/// `.ext-<id>*`, which would let `hello` reach `.ext-hello2`), and no
+/// cluster action beyond health.
+fn service_account_indices(
+    extension: &str,
+    request: &ActionRequest,
+    existing: &[String],
+) -> Result<Vec<String>, String> {
+    let own = format!(".ext-{extension}");
+    let is_own = |i: &str| i == own || i.strip_prefix(&own).is_some_and(|rest| rest.starts_with('-'));
+    if request.indices.is_empty() {
+        return match request.action {
+            actions::CLUSTER_HEALTH | actions::CLUSTER_MAIN => Ok(Vec::new()),
+            other => Err(format!("the service identity may not perform `{other}`")),
+        };
+    }
+    let mut concrete = Vec::new();
+    for expr in request.indices.iter().chain(request.items.iter().map(|(_, i)| i)) {
+        if expr.contains(['*', '?']) {
+            let pattern = crate::security::pattern::Pattern::parse(expr).map_err(|e| e.to_string())?;
+            concrete.extend(existing.iter().filter(|i| pattern.matches(i) && is_own(i)).cloned());
+        } else if is_own(expr) {
+            concrete.push(expr.clone());
+        } else {
+            return Err(format!(
+                "the service identity of `{extension}` reaches only `{own}` and `{own}-*`, not `{expr}`"
+            ));
+        }
+    }
+    concrete.sort();
+    concrete.dedup();
+    Ok(concrete)
+}
+
+impl crate::runtime::capabilities::cluster::ClusterAccess for ClusterGateway {
+    fn call(
+        &self,
+        extension: &str,
+        request_id: &str,
+        token: Option<&str>,
+        request: &crate::runtime::bindings::cluster::Request,
+    ) -> Result<crate::runtime::bindings::cluster::Response, crate::runtime::bindings::types::Error> {
+        use crate::runtime::bindings::{cluster, types};
+        let call = GuestCall {
+            extension,
+            request_id,
+            token,
+            identity: match request.identity {
+                cluster::Identity::User => CallIdentity::User,
+                cluster::Identity::Service => CallIdentity::Service,
+            },
+            method: &request.method,
+            path: &request.path,
+            body: request.body.as_deref(),
+        };
+        match ClusterGateway::call(self, &call) {
+            Ok(reply) => Ok(cluster::Response {
+                status: reply.status,
+                headers: vec![types::Header {
+                    name: "content-type".into(),
+                    value: "application/json".into(),
+                }],
+                body: serde_json::to_vec(&reply.body).unwrap_or_default(),
+            }),
+            Err(GateError::Denied(m)) => Err(types::Error::Denied(m)),
+            Err(GateError::Invalid(m)) => Err(types::Error::Invalid(m)),
+            Err(GateError::Unavailable(m)) => Err(types::Error::Unavailable(m)),
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! Extension cluster calls through real guests: the host injects the
+//! invocation's OBO token, and both gates — the extension's policy (service
+//! gate) and the user's roles (user gate) — must allow; system indices are
+//! refused to everyone; the service identity is confined to `.ext-<id>`.
+
+mod support;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use support::{Deployment, Server, TestResult};
+use warden_test_artifacts::GUEST_HOST_CALLS;
+
+const API: &str = "/_plugins/_security/api";
+const ANA: (&str, &str) = ("ana", "Ana-Password-1");
+
+fn setup() -> Result<(Deployment, Server), Box<dyn std::error::Error>> {
+    let deployment = Deployment::new()?;
+    deployment.install("probe", GUEST_HOST_CALLS, r#"capabilities = ["cluster", "scheduler"]"#)?;
+    let server = deployment.start()?;
+    let policy = json!({
+        "cluster_permissions": ["cluster:monitor/health"],
+        "index_permissions": [{"index_patterns": ["shared-*", "reports"], "allowed_actions": ["crud", "create_index"]}]
+    });
+    let analyst = json!({
+        "extension_permissions": ["extension:probe/*"],
+        "index_permissions": [{"index_patterns": ["shared-a", "shared-b", "private"], "allowed_actions": ["crud", "create_index"]}]
+    });
+    for (path, body) in [
+        (format!("{API}/roles/extension:probe"), policy),
+        (format!("{API}/roles/analyst"), analyst),
+        (format!("{API}/internalusers/ana"), json!({"password": ANA.1})),
+        (format!("{API}/rolesmapping/analyst"), json!({"users": ["ana"]})),
+    ] {
+        let reply = server.send(Method::PUT, &path, &body)?;
+        assert_eq!(reply.status, 201, "{path}: {reply:?}");
+    }
+    Ok((deployment, server))
+}
+
+/// One cluster call made by the guest for `who` (None: admin).
+fn call(
+    server: &Server,
+    who: Option<(&str, &str)>,
+    spec: Value,
+) -> Result<Value, Box<dyn std::error::Error>> {
+    let reply = match who {
+        Some((user, password)) => {
+            server.send_as(user, password, Method::POST, "/_extensions/probe/call", &spec)?
+        }
+        None => server.send(Method::POST, "/_extensions/probe/call", &spec)?,
+    };
+    assert_eq!(reply.status, 200, "{reply:?}");
+    Ok(reply.json())
+}
+
+fn req(method: &str, path: &str, body: Value) -> Value {
+    json!({"method": method, "path": path, "body": body, "identity": "user"})
+}
+
+fn service(method: &str, path: &str, body: Value) -> Value {
+    json!({"method": method, "path": path, "body": body, "identity": "service"})
+}
+
+#[track_caller]
+fn ok(outcome: &Value, status: u64) {
+    assert_eq!(outcome["outcome"], "ok", "{outcome}");
+    assert_eq!(outcome["status"], status, "{outcome}");
+}
+
+#[track_caller]
+fn denied(outcome: &Value, gate: &str, mentions: &str) {
+    assert_eq!(outcome["kind"], "denied", "{outcome}");
+    let message = outcome["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with(&format!("{gate} gate:")), "{gate}: {message}");
+    assert!(message.contains(mentions), "{mentions}: {message}");
+}
+
+#[test]
+fn both_gates_must_allow() -> TestResult {
+    let (_deployment, server) = setup()?;
+    let doc = json!({"title": "q3", "n": 3});
+    // Both allow.
+    ok(&call(&server, Some(ANA), req("PUT", "/shared-a", Value::Null))?, 200);
+    ok(&call(&server, Some(ANA), req("PUT", "/shared-a/_doc/1", doc.clone()))?, 201);
+    let got = call(&server, Some(ANA), req("GET", "/shared-a/_doc/1", Value::Null))?;
+    ok(&got, 200);
+    assert_eq!(got["body"]["_source"], doc);
+    // User gate denies what the extension could do.
+    denied(&call(&server, Some(ANA), req("PUT", "/shared-c/_doc/1", doc.clone()))?, "user", "shared-c");
+    // Service gate denies what the user could do.
+    denied(&call(&server, Some(ANA), req("PUT", "/private/_doc/1", doc.clone()))?, "service", "private");
+    denied(
+        &call(&server, Some(ANA), req("GET", "/_cluster/health", Value::Null))?,
+        "user",
+        "cluster:monitor/health",
+    );
+    // all_access does not lift the extension's limits.
+    ok(&call(&server, None, req("GET", "/_cluster/health", Value::Null))?, 200);
+    denied(&call(&server, None, req("PUT", "/private/_doc/1", doc.clone()))?, "service", "private");
+    ok(&call(&server, None, req("PUT", "/shared-c/_doc/1", json!({"title": "secret"})))?, 201);
+    // System indices: nobody, whatever their roles.
+    denied(
+        &call(&server, None, req("GET", "/.warden-security/_doc/internal_users.yml", Value::Null))?,
+        "system-index",
+        ".warden-security",
+    );
+    denied(&call(&server, None, req("POST", "/.warden*/_search", json!({})))?, "system-index", ".warden");
+    // Wildcards expand only to indices both gates allow.
+    let found =
+        call(&server, Some(ANA), req("POST", "/shared-*/_search", json!({"query": {"match_all": {}}})))?;
+    ok(&found, 200);
+    let indices: Vec<&str> = found["body"]["hits"]["hits"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|h| h["_index"].as_str())
+        .collect();
+    assert_eq!(indices, ["shared-a"], "{found}");
+    let admin_found = call(&server, None, req("POST", "/shared-*/_search", json!({})))?;
+    assert_eq!(admin_found["body"]["hits"]["total"]["value"], 2, "{admin_found}");
+    // Bulk with one forbidden item is refused whole; nothing is written.
+    let bulk = "{\"index\":{\"_index\":\"shared-a\",\"_id\":\"2\"}}\n{\"n\":2}\n{\"index\":{\"_index\":\"shared-c\",\"_id\":\"2\"}}\n{\"n\":2}\n";
+    denied(&call(&server, Some(ANA), req("POST", "/_bulk", json!(bulk)))?, "user", "shared-c");
+    assert_eq!(call(&server, Some(ANA), req("GET", "/shared-a/_doc/2", Value::Null))?["status"], 404);
+    let bulk = "{\"index\":{\"_index\":\"shared-a\",\"_id\":\"2\"}}\n{\"n\":2}\n{\"delete\":{\"_index\":\"shared-a\",\"_id\":\"1\"}}\n";
+    let done = call(&server, Some(ANA), req("POST", "/_bulk", json!(bulk)))?;
+    ok(&done, 200);
+    assert_eq!(done["body"]["errors"], false, "{done}");
+    // Malformed calls are `invalid`, not denied.
+    let bad = call(&server, Some(ANA), req("GET", "/_nodes/hot_threads", Value::Null))?;
+    assert_eq!(bad["kind"], "invalid", "{bad}");
+    Ok(())
+}
+
+#[test]
+fn service_identity_reaches_only_its_own_indices() -> TestResult {
+    let (_deployment, server) = setup()?;
+    ok(&call(&server, Some(ANA), service("PUT", "/.ext-probe/_doc/state", json!({"cursor": 7})))?, 201);
+    ok(&call(&server, Some(ANA), service("PUT", "/.ext-probe-cache/_doc/1", json!({})))?, 201);
+    let got = call(&server, Some(ANA), service("GET", "/.ext-probe/_doc/state", Value::Null))?;
+    assert_eq!(got["body"]["_source"]["cursor"], 7);
+    denied(
+        &call(&server, Some(ANA), service("PUT", "/shared-a/_doc/9", json!({})))?,
+        "service-account",
+        "shared-a",
+    );
+    denied(
+        &call(&server, None, service("PUT", "/.ext-probe2/_doc/1", json!({})))?,
+        "service-account",
+        ".ext-probe2",
+    );
+    denied(
+        &call(&server, None, service("GET", "/.warden-tokens/_doc/keys", Value::Null))?,
+        "system-index",
+        ".warden-tokens",
+    );
+    ok(&call(&server, None, service("GET", "/_cluster/health", Value::Null))?, 200);
+    let search = call(&server, None, service("POST", "/.ext-*/_search", json!({})))?;
+    assert_eq!(search["body"]["hits"]["total"]["value"], 2, "only its own: {search}");
+    // The user's own roles cannot read the extension's private index either.
+    denied(
+        &call(&server, Some(ANA), req("GET", "/.ext-probe/_doc/state", Value::Null))?,
+        "service",
+        ".ext-probe",
+    );
+    Ok(())
+}
+
+#[test]
+fn decisions_are_audited_with_the_gate() -> TestResult {
+    let (_deployment, server) = setup()?;
+    denied(&call(&server, Some(ANA), req("PUT", "/private/_doc/1", json!({})))?, "service", "private");
+    denied(&call(&server, Some(ANA), req("PUT", "/shared-z/_doc/1", json!({})))?, "user", "shared-z");
+    let audit = server.get("/_warden/audit?category=MISSING_PRIVILEGES&extension=probe")?.json();
+    let events = audit["events"].as_array().cloned().unwrap_or_default();
+    let gates: Vec<(&str, &str)> =
+        events.iter().filter_map(|e| Some((e["gate"].as_str()?, e["user"].as_str()?))).collect();
+    assert!(gates.contains(&("service", "ana")) && gates.contains(&("user", "ana")), "{audit}");
+    let user_denial = events.iter().find(|e| e["gate"] == "user").cloned().unwrap_or_default();
+    assert_eq!(user_denial["action"], "indices:data/write/index");
+    assert_eq!(user_denial["indices"], json!(["shared-z"]));
+    Ok(())
+}
