@@ -26,6 +26,8 @@ use crate::server::{AppState, RequestId};
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
+        .route("/_warden/tokens/_revoke", axum::routing::post(revoke))
+        .route("/_warden/tokens/_revocations", get(revocations))
         .route("/_warden/security/_export", get(export))
         .route("/_warden/security/_import", axum::routing::put(import))
         .route("/_plugins/_security/api/account", get(account_get).put(account_put))
@@ -511,4 +513,71 @@ async fn import(
     })?;
     audit_write(&state, &user, &request, "import of the whole configuration".into());
     Ok(ok(StatusCode::OK, "OK", "Configuration imported.".into()))
+}
+
+/// Token administration needs `restapi:admin/tokens`.
+fn authorize_tokens(state: &AppState, user: &AuthenticatedUser, request: &RequestId) -> Result<(), ApiError> {
+    let action = "restapi:admin/tokens";
+    user.state.privileges.check_cluster(&user.subject, action).map_err(|denied| {
+        state.audit.record(Event {
+            user: Some(user.principal.name.clone()),
+            action: Some(action.into()),
+            reason: Some(denied.to_string()),
+            ..Event::new(Category::MissingPrivileges, &request.id).remote(request.remote)
+        });
+        ApiError::Forbidden(denied.to_string())
+    })
+}
+
+/// `POST /_warden/tokens/_revoke` with `{"jti", "expires_at"}`, `{"user"}` or
+/// `{"extension"}`: OBO tokens stop working at once, and after a restart.
+async fn revoke(
+    State(state): State<Arc<AppState>>,
+    Extension(user): Extension<AuthenticatedUser>,
+    Extension(request): Extension<RequestId>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Revoke {
+        jti: Option<String>,
+        expires_at: Option<u64>,
+        user: Option<String>,
+        extension: Option<String>,
+    }
+    authorize_tokens(&state, &user, &request)?;
+    let cluster = state.cluster.as_ref().ok_or_else(|| ApiError::NotFound("no token service".into()))?;
+    let r: Revoke =
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid body: {e}")))?;
+    let tokens = cluster.tokens();
+    let internal = |e: crate::security::obo::TokenError| ApiError::Internal(e.to_string());
+    let what = match (r.jti, r.user, r.extension) {
+        (Some(jti), None, None) => {
+            let expires_at =
+                r.expires_at.unwrap_or(crate::security::obo::now() + crate::security::obo::MAX_LIFETIME);
+            tokens.revoke_jti(&jti, expires_at).map_err(internal)?;
+            format!("token {jti}")
+        }
+        (None, Some(name), None) => {
+            tokens.revoke_user(&name).map_err(internal)?;
+            format!("tokens of user {name}")
+        }
+        (None, None, Some(id)) => {
+            tokens.revoke_extension(&id).map_err(internal)?;
+            format!("tokens for extension {id}")
+        }
+        _ => return Err(ApiError::BadRequest("give exactly one of `jti`, `user`, `extension`".into())),
+    };
+    audit_write(&state, &user, &request, format!("revoked {what}"));
+    Ok(ok(StatusCode::OK, "OK", format!("revoked {what}")))
+}
+
+async fn revocations(
+    State(state): State<Arc<AppState>>,
+    Extension(user): Extension<AuthenticatedUser>,
+    Extension(request): Extension<RequestId>,
+) -> Result<Response, ApiError> {
+    authorize_tokens(&state, &user, &request)?;
+    let cluster = state.cluster.as_ref().ok_or_else(|| ApiError::NotFound("no token service".into()))?;
+    Ok(axum::Json(cluster.tokens().revocations()).into_response())
 }

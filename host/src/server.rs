@@ -67,7 +67,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/_plugins/_security/authinfo", get(authinfo))
         .route("/_warden/audit", get(audit))
         .merge(crate::security_api::routes())
-        .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .fallback(cluster_rest)
         .layer(from_fn_with_state(state.clone(), authenticate))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
@@ -135,6 +135,48 @@ async fn audit(
     match state.audit.query(&filter) {
         Ok(events) => axum::Json(json!({ "total": events.len(), "events": events })).into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "audit_unavailable", &e.to_string()),
+    }
+}
+
+/// Everything else is the cluster's REST API on OpenSearch's paths, for the
+/// user's own roles (one gate; system indices refused).
+async fn cluster_rest(
+    State(state): State<Arc<AppState>>,
+    Extension(user): Extension<AuthenticatedUser>,
+    Extension(request_id): Extension<RequestId>,
+    parts: axum::http::request::Parts,
+    body: Bytes,
+) -> Response {
+    use crate::cluster::gateway::GateError;
+    let Some(gateway) = &state.cluster else {
+        return error(StatusCode::NOT_FOUND, "not_found", "no such route");
+    };
+    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let body = (!body.is_empty()).then_some(&body[..]);
+    let result = gateway.call_as_user(
+        &user.subject,
+        &user.state.privileges,
+        &request_id.id,
+        parts.method.as_str(),
+        path,
+        body,
+    );
+    match result {
+        Ok(reply) => {
+            let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            if parts.method == Method::HEAD {
+                return status.into_response();
+            }
+            (status, axum::Json(reply.body)).into_response()
+        }
+        Err(GateError::Denied(reason)) => error(StatusCode::FORBIDDEN, "security_exception", &reason),
+        Err(GateError::Invalid(reason)) if reason.starts_with("no such API") => {
+            error(StatusCode::NOT_FOUND, "no_handler_found", &reason)
+        }
+        Err(GateError::Invalid(reason)) => {
+            error(StatusCode::BAD_REQUEST, "illegal_argument_exception", &reason)
+        }
+        Err(GateError::Unavailable(reason)) => error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", &reason),
     }
 }
 

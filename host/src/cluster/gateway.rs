@@ -147,49 +147,109 @@ impl ClusterGateway {
             }
         }
         let user = Subject { name: claims.user.clone(), roles, attributes: Default::default() };
-        let gates = [(GATE_SERVICE, &service), (GATE_USER, &user)];
-
-        if request.indices.is_empty() {
-            for (gate, subject) in gates {
-                privileges.check_cluster(subject, request.action).map_err(|d| (gate, d.to_string()))?;
-            }
-            return Ok(Vec::new());
-        }
-        if !request.items.is_empty() {
-            // _bulk: every item must pass both gates for its own action and index.
-            for (gate, subject) in gates {
-                for (action, index) in &request.items {
-                    privileges
-                        .check_indices(subject, action, [index.as_str()])
-                        .map_err(|d| (gate, d.to_string()))?;
-                }
-            }
-            return Ok(request.indices.clone());
-        }
-        let mut concrete = Vec::new();
-        for expr in &request.indices {
-            if expr.contains(['*', '?']) {
-                // A wildcard expands only to indices both gates allow.
-                let pattern =
-                    crate::security::pattern::Pattern::parse(expr).map_err(|e| ("request", e.to_string()))?;
-                concrete.extend(
-                    existing
-                        .iter()
-                        .filter(|i| pattern.matches(i))
-                        .filter(|i| gates.iter().all(|(_, s)| allowed(privileges, s, request.action, i)))
-                        .cloned(),
-                );
-            } else {
-                for (gate, subject) in gates {
-                    privileges
-                        .check_indices(subject, request.action, [expr.as_str()])
-                        .map_err(|d| (gate, d.to_string()))?;
-                }
-                concrete.push(expr.clone());
-            }
-        }
-        Ok(concrete)
+        check_gates(privileges, &[(GATE_SERVICE, &service), (GATE_USER, &user)], request, &existing)
     }
+
+    /// A user's own REST call to the cluster (OpenSearch's paths): one gate,
+    /// the user's roles; system indices refused.
+    pub fn call_as_user(
+        &self,
+        user: &Subject,
+        privileges: &Privileges,
+        request_id: &str,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+    ) -> Result<Reply, GateError> {
+        let request = actions::resolve(method, path, body).map_err(|e| GateError::Invalid(e.to_string()))?;
+        let mut event = Event {
+            user: Some(user.name.clone()),
+            action: Some(request.action.to_owned()),
+            indices: request.indices.clone(),
+            method: Some(method.to_owned()),
+            path: Some(path.to_owned()),
+            ..Event::new(Category::GrantedPrivileges, request_id)
+        };
+        let decision = (|| {
+            let named = request.indices.iter().chain(request.items.iter().map(|(_, i)| i));
+            if let Some(system) = named.clone().find(|i| i.starts_with(SYSTEM_PREFIX)) {
+                return Err((GATE_SYSTEM, format!("index `{system}` is a system index")));
+            }
+            let existing = self.visible_indices().map_err(|e| ("store", e))?;
+            check_gates(privileges, &[(GATE_USER, user)], &request, &existing)
+        })();
+        match decision {
+            Ok(indices) => {
+                if self.audit.enabled(Category::GrantedPrivileges) {
+                    event.indices = indices.clone();
+                    self.audit.record(event);
+                }
+                Ok(self.backend.execute(&request, &indices, &Params::parse(path), body))
+            }
+            Err((gate, reason)) => {
+                event.category = Some(Category::MissingPrivileges);
+                event.gate = Some(gate.to_owned());
+                event.reason = Some(reason.clone());
+                self.audit.record(event);
+                Err(GateError::Denied(reason))
+            }
+        }
+    }
+
+    fn visible_indices(&self) -> Result<Vec<String>, String> {
+        let existing = self.backend.indices().map_err(|e| e.to_string())?;
+        Ok(existing.into_iter().filter(|i| !i.starts_with(SYSTEM_PREFIX)).collect())
+    }
+}
+
+/// Every gate must allow: cluster actions, each bulk item, each named
+/// index; wildcards expand only to indices every gate allows.
+fn check_gates(
+    privileges: &Privileges,
+    gates: &[(&'static str, &Subject)],
+    request: &ActionRequest,
+    existing: &[String],
+) -> Result<Vec<String>, (&'static str, String)> {
+    if request.indices.is_empty() {
+        for &(gate, subject) in gates {
+            privileges.check_cluster(subject, request.action).map_err(|d| (gate, d.to_string()))?;
+        }
+        return Ok(Vec::new());
+    }
+    if !request.items.is_empty() {
+        // _bulk: every item must pass both gates for its own action and index.
+        for &(gate, subject) in gates {
+            for (action, index) in &request.items {
+                privileges
+                    .check_indices(subject, action, [index.as_str()])
+                    .map_err(|d| (gate, d.to_string()))?;
+            }
+        }
+        return Ok(request.indices.clone());
+    }
+    let mut concrete = Vec::new();
+    for expr in &request.indices {
+        if expr.contains(['*', '?']) {
+            // A wildcard expands only to indices both gates allow.
+            let pattern =
+                crate::security::pattern::Pattern::parse(expr).map_err(|e| ("request", e.to_string()))?;
+            concrete.extend(
+                existing
+                    .iter()
+                    .filter(|i| pattern.matches(i))
+                    .filter(|i| gates.iter().all(|(_, s)| allowed(privileges, s, request.action, i)))
+                    .cloned(),
+            );
+        } else {
+            for &(gate, subject) in gates {
+                privileges
+                    .check_indices(subject, request.action, [expr.as_str()])
+                    .map_err(|d| (gate, d.to_string()))?;
+            }
+            concrete.push(expr.clone());
+        }
+    }
+    Ok(concrete)
 }
 
 fn allowed(privileges: &Privileges, subject: &Subject, action: &str, index: &str) -> bool {

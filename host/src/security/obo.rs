@@ -192,6 +192,8 @@ pub struct TokenService {
     issuer: String,
     keys: RwLock<KeyRing>,
     revocations: RwLock<Revocations>,
+    /// Where revocations are persisted (none in unit tests).
+    store: Option<std::sync::Arc<crate::store::Store>>,
 }
 
 pub fn now() -> u64 {
@@ -204,6 +206,7 @@ impl TokenService {
             issuer: issuer.to_owned(),
             keys: RwLock::new(keys),
             revocations: RwLock::new(revocations),
+            store: None,
         }
     }
 
@@ -318,35 +321,41 @@ impl TokenService {
     }
 
     /// Revokes one token (until it would have expired anyway).
-    pub fn revoke_jti(&self, jti: &str, expires_at: u64) {
+    pub fn revoke_jti(&self, jti: &str, expires_at: u64) -> Result<(), TokenError> {
         self.edit_revocations(|r| {
             r.jtis.insert(jti.to_owned(), expires_at);
-        });
+        })
     }
 
     /// Revokes every token issued to `user` up to now.
-    pub fn revoke_user(&self, user: &str) {
+    pub fn revoke_user(&self, user: &str) -> Result<(), TokenError> {
         let t = now();
         self.edit_revocations(|r| {
             r.users_before.insert(user.to_owned(), t);
-        });
+        })
     }
 
     /// Revokes every token issued for `extension` up to now.
-    pub fn revoke_extension(&self, extension: &str) {
+    pub fn revoke_extension(&self, extension: &str) -> Result<(), TokenError> {
         let t = now();
         self.edit_revocations(|r| {
             r.extensions_before.insert(extension.to_owned(), t);
-        });
+        })
     }
 
-    fn edit_revocations(&self, edit: impl FnOnce(&mut Revocations)) {
+    /// Applies a revocation now, then persists the list; an error means
+    /// it holds in this process but would not survive a restart.
+    fn edit_revocations(&self, edit: impl FnOnce(&mut Revocations)) -> Result<(), TokenError> {
         match self.revocations.write() {
             Ok(mut r) => {
                 edit(&mut r);
                 r.prune(now());
             }
             Err(p) => edit(&mut p.into_inner()),
+        }
+        match &self.store {
+            Some(store) => self.persist_revocations(store),
+            None => Ok(()),
         }
     }
 }
@@ -388,7 +397,10 @@ pub const STORE_INDEX: &str = ".warden-tokens";
 impl TokenService {
     /// Loads the key ring and revocations from the store, generating and
     /// keeping a key ring on first start.
-    pub fn load_or_create(store: &crate::store::Store, issuer: &str) -> Result<TokenService, TokenError> {
+    pub fn load_or_create(
+        store: &std::sync::Arc<crate::store::Store>,
+        issuer: &str,
+    ) -> Result<TokenService, TokenError> {
         use crate::store::{Expect, Write};
         let internal = |e: crate::store::StoreError| TokenError::Internal(e.to_string());
         let keys = match store.get(STORE_INDEX, "keys").map_err(internal)? {
@@ -413,11 +425,13 @@ impl TokenService {
                 .map_err(|e| TokenError::Internal(format!("stored revocations are corrupt: {e}")))?,
             None => Revocations::default(),
         };
-        Ok(TokenService::new(issuer, keys, revocations))
+        let mut service = TokenService::new(issuer, keys, revocations);
+        service.store = Some(store.clone());
+        Ok(service)
     }
 
-    /// Writes the revocation list to the store (after a revoke).
-    pub fn persist_revocations(&self, store: &crate::store::Store) -> Result<(), TokenError> {
+    /// Writes the revocation list to the store.
+    fn persist_revocations(&self, store: &crate::store::Store) -> Result<(), TokenError> {
         use crate::store::{Expect, Write};
         let source =
             serde_json::to_vec(&self.revocations()).map_err(|e| TokenError::Internal(e.to_string()))?;
@@ -573,19 +587,19 @@ mod tests {
         let s = service()?;
         let token = mint(&s)?;
         let claims = s.verify(&token, "reporter")?;
-        s.revoke_jti(&claims.jti, claims.expires_at);
+        s.revoke_jti(&claims.jti, claims.expires_at)?;
         assert!(matches!(s.verify(&token, "reporter"), Err(TokenError::Revoked(_))));
 
         let s = service()?;
         let token = mint(&s)?;
-        s.revoke_user("ana");
+        s.revoke_user("ana")?;
         assert!(
             matches!(s.verify(&token, "reporter"), Err(TokenError::Revoked(m)) if m.contains("user `ana`"))
         );
 
         let s = service()?;
         let token = mint(&s)?;
-        s.revoke_extension("reporter");
+        s.revoke_extension("reporter")?;
         assert!(
             matches!(s.verify(&token, "reporter"), Err(TokenError::Revoked(m)) if m.contains("extension `reporter`"))
         );
