@@ -159,6 +159,9 @@ fn bulk(default_index: Option<&&str>, body: Option<&[u8]>) -> Result<ActionReque
             (None, Some(i)) => (**i).to_owned(),
             (None, None) => return Err(ActionError::BadBulk(format!("item `{line}` names no _index"))),
         };
+        if index.contains(['*', '?', ',']) {
+            return Err(ActionError::BadBulk(format!("item index `{index}` must name one index")));
+        }
         let index = split_indices(&index)?.into_iter().next().unwrap_or_default();
         if item_action != WRITE_DELETE && lines.next().is_none() {
             return Err(ActionError::BadBulk(format!("`{kind}` item without a source line")));

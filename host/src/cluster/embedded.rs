@@ -318,26 +318,42 @@ impl Embedded {
         ))
     }
 
+    /// `_bulk`: consecutive index/create items are written in one store
+    /// transaction (one fsync), which is what makes bulk fast; update and
+    /// delete items run one by one, in order.
     fn bulk(&self, body: &[u8]) -> Result<Reply, StoreError> {
         let text = String::from_utf8_lossy(body);
         let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-        let mut items = Vec::new();
+        let mut results: Vec<Value> = Vec::new();
+        let mut pending: Vec<PendingWrite> = Vec::new();
         let mut errors = false;
         while let Some(line) = lines.next() {
             let action: Value = serde_json::from_str(line).unwrap_or(Value::Null);
             let Some((kind, meta)) = action.as_object().and_then(|o| o.iter().next()) else { continue };
+            let kind = kind.clone();
             let index = meta["_index"].as_str().unwrap_or_default().to_owned();
             let id = meta["_id"].as_str().map(str::to_owned);
-            let source = if kind == "delete" {
+            let source: Value = if kind == "delete" {
                 Value::Null
             } else {
                 lines.next().and_then(|l| serde_json::from_str(l).ok()).unwrap_or(Value::Null)
             };
-            let op = match kind.as_str() {
-                "index" => Op::IndexDoc { id, create_only: false },
-                "create" => Op::IndexDoc { id, create_only: true },
-                "update" => Op::UpdateDoc { id: id.unwrap_or_default() },
-                _ => Op::DeleteDoc { id: id.unwrap_or_default() },
+            if kind == "index" || kind == "create" {
+                pending.push(PendingWrite {
+                    kind,
+                    index,
+                    id: id.unwrap_or_else(random_id),
+                    source,
+                    slot: results.len(),
+                });
+                results.push(Value::Null);
+                continue;
+            }
+            errors |= self.flush(&mut pending, &mut results)?;
+            let op = if kind == "update" {
+                Op::UpdateDoc { id: id.unwrap_or_default() }
+            } else {
+                Op::DeleteDoc { id: id.unwrap_or_default() }
             };
             let request = ActionRequest { action: "", op, indices: vec![index.clone()], items: Vec::new() };
             let item_body = serde_json::to_vec(&source).unwrap_or_default();
@@ -347,10 +363,85 @@ impl Embedded {
             if let Some(obj) = result.as_object_mut() {
                 obj.insert("status".into(), json!(r.status));
             }
-            items.push(json!({ kind.as_str(): result }));
+            results.push(json!({ kind: result }));
         }
-        Ok(reply(200, json!({ "took": 0, "errors": errors, "items": items })))
+        errors |= self.flush(&mut pending, &mut results)?;
+        Ok(reply(200, json!({ "took": 0, "errors": errors, "items": results })))
     }
+
+    /// Writes the pending index/create items in one transaction; fills
+    /// their result slots. Returns whether any item failed.
+    fn flush(&self, pending: &mut Vec<PendingWrite>, results: &mut [Value]) -> Result<bool, StoreError> {
+        if pending.is_empty() {
+            return Ok(false);
+        }
+        let mut errors = false;
+        let mut indices: Vec<&str> = pending.iter().map(|p| p.index.as_str()).collect();
+        indices.sort_unstable();
+        indices.dedup();
+        let mut creates = Vec::new();
+        for index in &indices {
+            if !self.exists(index)? {
+                creates.push(Write {
+                    index: INDICES,
+                    id: index,
+                    source: Some(b"{}".to_vec()),
+                    expect: Expect::Any,
+                });
+            }
+        }
+        if !creates.is_empty() {
+            self.store.write(&creates)?;
+        }
+        // Versions: what is stored, then what earlier items of this batch wrote.
+        let mut versions: std::collections::HashMap<(String, String), u64> = std::collections::HashMap::new();
+        let mut writes = Vec::new();
+        let mut accepted = Vec::new();
+        let store_indices: Vec<String> = pending.iter().map(|p| docs(&p.index)).collect();
+        for (p, store_index) in pending.iter().zip(&store_indices) {
+            let key = (p.index.clone(), p.id.clone());
+            let previous = match versions.get(&key) {
+                Some(v) => Some(*v),
+                None => self
+                    .store
+                    .get(store_index, &p.id)?
+                    .and_then(|d| serde_json::from_slice::<Value>(&d.source).ok())
+                    .and_then(|v| v["v"].as_u64()),
+            };
+            if p.kind == "create" && previous.is_some() {
+                errors = true;
+                results[p.slot] = json!({ "create": { "_index": p.index, "_id": p.id, "status": 409, "error": { "type": "version_conflict_engine_exception", "reason": format!("[{}]: version conflict, document already exists", p.id) } } });
+                continue;
+            }
+            let version = previous.unwrap_or(0) + 1;
+            versions.insert(key, version);
+            let stored = json!({ "v": version, "s": p.source });
+            writes.push(Write {
+                index: store_index,
+                id: &p.id,
+                source: Some(stored.to_string().into_bytes()),
+                expect: Expect::Any,
+            });
+            accepted.push((p, version, previous.is_some()));
+        }
+        let written = self.store.write(&writes)?;
+        for ((p, version, existed), v) in accepted.into_iter().zip(written) {
+            let (status, result) = if existed { (200, "updated") } else { (201, "created") };
+            results[p.slot] = json!({ p.kind.as_str(): { "_index": p.index, "_id": p.id, "_version": version, "result": result, "_seq_no": v.seq_no, "_primary_term": v.primary_term, "status": status } });
+        }
+        pending.clear();
+        Ok(errors)
+    }
+}
+
+/// An index/create item waiting for the batch write.
+struct PendingWrite {
+    kind: String,
+    index: String,
+    id: String,
+    source: Value,
+    /// Its position in the response's `items`.
+    slot: usize,
 }
 
 fn random_id() -> String {

@@ -55,7 +55,13 @@ pub struct ClusterGateway {
     tokens: Arc<TokenService>,
     security: Arc<Security>,
     audit: Arc<AuditLog>,
+    /// Tokens whose signature and encrypted claims were checked, by token
+    /// text: an invocation's later calls only re-check audience, expiry and
+    /// revocation. Bounded; cleared when full.
+    verified: std::sync::Mutex<std::collections::HashMap<String, Arc<crate::security::obo::OboClaims>>>,
 }
+
+const VERIFIED_CAP: usize = 10_000;
 
 /// Who decided, for the audit log.
 const GATE_TOKEN: &str = "token";
@@ -71,7 +77,7 @@ impl ClusterGateway {
         security: Arc<Security>,
         audit: Arc<AuditLog>,
     ) -> Self {
-        ClusterGateway { backend, tokens, security, audit }
+        ClusterGateway { backend, tokens, security, audit, verified: Default::default() }
     }
 
     pub fn tokens(&self) -> &Arc<TokenService> {
@@ -123,8 +129,8 @@ impl ClusterGateway {
         if let Some(system) = named.clone().find(|i| i.starts_with(SYSTEM_PREFIX)) {
             return Err((GATE_SYSTEM, format!("index `{system}` is a system index")));
         }
-        let existing = self.backend.indices().map_err(|e| ("store", e.to_string()))?;
-        let existing: Vec<String> = existing.into_iter().filter(|i| !i.starts_with(SYSTEM_PREFIX)).collect();
+        let wildcards = request.indices.iter().any(|i| i.contains(['*', '?']));
+        let existing = if wildcards { self.visible_indices().map_err(|e| ("store", e))? } else { Vec::new() };
 
         if call.identity == CallIdentity::Service {
             event.user = Some(format!("service:{}", call.extension));
@@ -135,7 +141,7 @@ impl ClusterGateway {
 
         let token =
             call.token.ok_or((GATE_TOKEN, "no user behind this invocation (anonymous)".to_owned()))?;
-        let claims = self.tokens.verify(token, call.extension).map_err(|e| (GATE_TOKEN, e.to_string()))?;
+        let claims = self.verified_claims(token, call.extension).map_err(|e| (GATE_TOKEN, e.to_string()))?;
         event.user = Some(claims.user.clone());
         let state = self.security.state();
         let privileges = &state.privileges;
@@ -175,7 +181,9 @@ impl ClusterGateway {
             if let Some(system) = named.clone().find(|i| i.starts_with(SYSTEM_PREFIX)) {
                 return Err((GATE_SYSTEM, format!("index `{system}` is a system index")));
             }
-            let existing = self.visible_indices().map_err(|e| ("store", e))?;
+            let wildcards = request.indices.iter().any(|i| i.contains(['*', '?']));
+            let existing =
+                if wildcards { self.visible_indices().map_err(|e| ("store", e))? } else { Vec::new() };
             check_gates(privileges, &[(GATE_USER, user)], &request, &existing)
         })();
         match decision {
@@ -194,6 +202,27 @@ impl ClusterGateway {
                 Err(GateError::Denied(reason))
             }
         }
+    }
+
+    /// Full verification the first time a token is seen, then the cheap re-checks.
+    fn verified_claims(
+        &self,
+        token: &str,
+        extension: &str,
+    ) -> Result<Arc<crate::security::obo::OboClaims>, crate::security::obo::TokenError> {
+        let cached = self.verified.lock().ok().and_then(|m| m.get(token).cloned());
+        if let Some(claims) = cached {
+            self.tokens.recheck(&claims, extension)?;
+            return Ok(claims);
+        }
+        let claims = Arc::new(self.tokens.verify(token, extension)?);
+        if let Ok(mut map) = self.verified.lock() {
+            if map.len() >= VERIFIED_CAP {
+                map.clear();
+            }
+            map.insert(token.to_owned(), claims.clone());
+        }
+        Ok(claims)
     }
 
     fn visible_indices(&self) -> Result<Vec<String>, String> {

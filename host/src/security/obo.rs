@@ -167,15 +167,15 @@ pub struct Revocations {
 }
 
 impl Revocations {
-    fn check(&self, claims: &RawClaims) -> Result<(), TokenError> {
-        if self.jtis.contains_key(&claims.jti) {
-            return Err(TokenError::Revoked(format!("`{}`", claims.jti)));
+    fn check(&self, jti: &str, user: &str, extension: &str, issued_at: u64) -> Result<(), TokenError> {
+        if self.jtis.contains_key(jti) {
+            return Err(TokenError::Revoked(format!("`{jti}`")));
         }
-        if self.users_before.get(&claims.sub).is_some_and(|t| claims.iat <= *t) {
-            return Err(TokenError::Revoked(format!("for user `{}`", claims.sub)));
+        if self.users_before.get(user).is_some_and(|t| issued_at <= *t) {
+            return Err(TokenError::Revoked(format!("for user `{user}`")));
         }
-        if self.extensions_before.get(&claims.aud).is_some_and(|t| claims.iat <= *t) {
-            return Err(TokenError::Revoked(format!("for extension `{}`", claims.aud)));
+        if self.extensions_before.get(extension).is_some_and(|t| issued_at <= *t) {
+            return Err(TokenError::Revoked(format!("for extension `{extension}`")));
         }
         Ok(())
     }
@@ -304,7 +304,7 @@ impl TokenService {
         self.revocations
             .read()
             .map_err(|_| TokenError::Internal("revocation list unavailable".into()))?
-            .check(&claims)?;
+            .check(&claims.jti, &claims.sub, &claims.aud, claims.iat)?;
         let split = |s: String| -> Vec<String> {
             s.split(',').filter(|r| !r.is_empty()).map(str::to_owned).collect()
         };
@@ -318,6 +318,25 @@ impl TokenService {
             issued_at: claims.iat,
             expires_at: claims.exp,
         })
+    }
+
+    /// Re-checks what can change after a token was verified: its audience
+    /// against the caller, its expiry, and revocation. For claims kept from
+    /// an earlier full [`TokenService::verify`] of the same token.
+    pub fn recheck(&self, claims: &OboClaims, extension: &str) -> Result<(), TokenError> {
+        if claims.extension != extension {
+            return Err(TokenError::WrongAudience {
+                expected: extension.to_owned(),
+                found: claims.extension.clone(),
+            });
+        }
+        if now() > claims.expires_at + LEEWAY {
+            return Err(TokenError::Invalid("ExpiredSignature".into()));
+        }
+        self.revocations
+            .read()
+            .map_err(|_| TokenError::Internal("revocation list unavailable".into()))?
+            .check(&claims.jti, &claims.user, &claims.extension, claims.issued_at)
     }
 
     /// Revokes one token (until it would have expired anyway).
