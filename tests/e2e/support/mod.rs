@@ -213,6 +213,11 @@ impl Server {
         Reply::from(request.body(body.to_owned()).send()?)
     }
 
+    /// SIGKILL, as a crash would: no shutdown code runs.
+    pub fn kill_hard(&self) {
+        let _ = Command::new("kill").args(["-9", &self.child.id().to_string()]).status();
+    }
+
     /// Stops the server (SIGTERM-free: kill) and waits for it.
     pub fn stop(mut self) -> String {
         let _ = self.child.kill();
