@@ -184,9 +184,9 @@ fn serve(
         Runtime::new(RuntimeConfig { cache_dir: Some(data_dir.join("cache")), ..RuntimeConfig::default() })?;
     let registry = Registry::load_dir(&runtime, &extensions_dir, &data_dir);
     let audit = AuditLog::open(&data_dir.join("audit"), disabled_audit_categories()?)?;
-    let security = Arc::new(security);
-    let audit = Arc::new(audit);
     let tokens = Arc::new(TokenService::load_or_create(&store, &cluster_name)?);
+    let security = Arc::new(security.with_obo(tokens.clone()));
+    let audit = Arc::new(audit);
     let gateway = ClusterGateway::new(
         Embedded::new(store.clone(), &cluster_name),
         tokens,

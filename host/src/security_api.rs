@@ -26,6 +26,7 @@ use crate::server::{AppState, RequestId};
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
+        .route("/_plugins/_security/api/generateonbehalfoftoken", axum::routing::post(generate_obo))
         .route("/_warden/tokens/_revoke", axum::routing::post(revoke))
         .route("/_warden/tokens/_revocations", get(revocations))
         .route("/_warden/security/_export", get(export))
@@ -214,12 +215,23 @@ fn ok(status: StatusCode, label: &str, message: String) -> Response {
 }
 
 /// Checks `restapi:admin/<endpoint>`; a denial is audited.
+/// An on-behalf-of token can never manage security (OpenSearch security#2891).
+fn forbid_obo(user: &AuthenticatedUser) -> Result<(), ApiError> {
+    if user.via_obo {
+        return Err(ApiError::Forbidden(
+            "an on-behalf-of token cannot mint tokens, change passwords or call the security API".into(),
+        ));
+    }
+    Ok(())
+}
+
 fn authorize(
     state: &AppState,
     user: &AuthenticatedUser,
     request: &RequestId,
     resource: Resource,
 ) -> Result<(), ApiError> {
+    forbid_obo(user)?;
     let action = format!("restapi:admin/{}", resource.endpoint());
     user.state.privileges.check_cluster(&user.subject, &action).map_err(|denied| {
         state.audit.record(Event {
@@ -429,6 +441,7 @@ async fn account_put(
         current_password: String,
         password: String,
     }
+    forbid_obo(&user)?;
     let change: Change =
         serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid body: {e}")))?;
     let name = user.principal.name.clone();
@@ -456,6 +469,7 @@ fn authorize_config_update(
     user: &AuthenticatedUser,
     request: &RequestId,
 ) -> Result<(), ApiError> {
+    forbid_obo(user)?;
     let action = "restapi:admin/config/update";
     user.state.privileges.check_cluster(&user.subject, action).map_err(|denied| {
         state.audit.record(Event {
@@ -517,6 +531,7 @@ async fn import(
 
 /// Token administration needs `restapi:admin/tokens`.
 fn authorize_tokens(state: &AppState, user: &AuthenticatedUser, request: &RequestId) -> Result<(), ApiError> {
+    forbid_obo(user)?;
     let action = "restapi:admin/tokens";
     user.state.privileges.check_cluster(&user.subject, action).map_err(|denied| {
         state.audit.record(Event {
@@ -580,4 +595,46 @@ async fn revocations(
     authorize_tokens(&state, &user, &request)?;
     let cluster = state.cluster.as_ref().ok_or_else(|| ApiError::NotFound("no token service".into()))?;
     Ok(axum::Json(cluster.tokens().revocations()).into_response())
+}
+
+/// `POST /_plugins/_security/api/generateonbehalfoftoken` with OpenSearch's
+/// body `{"service", "durationSeconds", "description"}`: a token for the
+/// caller, audience `service`, at most [`crate::security::obo::MAX_LIFETIME`].
+async fn generate_obo(
+    State(state): State<Arc<AppState>>,
+    Extension(user): Extension<AuthenticatedUser>,
+    Extension(request): Extension<RequestId>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    struct Generate {
+        service: Option<String>,
+        duration_seconds: Option<u64>,
+        description: Option<String>,
+    }
+    forbid_obo(&user)?;
+    let cluster = state.cluster.as_ref().ok_or_else(|| ApiError::NotFound("no token service".into()))?;
+    let g: Generate =
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid body: {e}")))?;
+    let service = g.service.unwrap_or_else(|| "self-issued".into());
+    let duration = g.duration_seconds.unwrap_or(crate::security::obo::DEFAULT_LIFETIME);
+    let token = cluster
+        .tokens()
+        .mint(
+            &user.principal.name,
+            &user.role_names(),
+            &user.principal.backend_roles,
+            &service,
+            &format!("user:{}", g.description.unwrap_or_default()),
+            duration,
+        )
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    audit_write(&state, &user, &request, format!("minted an on-behalf-of token for service {service}"));
+    Ok(axum::Json(json!({
+        "user": user.principal.name,
+        "authenticationToken": token,
+        "durationSeconds": duration.to_string(),
+    }))
+    .into_response())
 }

@@ -67,6 +67,9 @@ impl SecurityState {
 pub struct AuthenticatedUser {
     pub principal: Principal,
     pub subject: Subject,
+    /// Authenticated by an on-behalf-of token: such a caller can never mint
+    /// tokens, change a password or call the security API.
+    pub via_obo: bool,
     /// The configuration the decision was made under.
     pub state: Arc<SecurityState>,
 }
@@ -112,6 +115,8 @@ pub struct Security {
     writer: std::sync::Mutex<()>,
     basic: BasicAuthenticator,
     authc: Authc,
+    /// Verifies Warden's own OBO tokens presented as Bearer.
+    obo: Option<Arc<obo::TokenService>>,
     /// Where the configuration is kept (none: in memory only, for tests).
     store: Option<Arc<Store>>,
 }
@@ -123,8 +128,15 @@ impl Security {
             writer: std::sync::Mutex::new(()),
             basic: BasicAuthenticator::new(),
             authc: Authc::default(),
+            obo: None,
             store: None,
         }
+    }
+
+    /// Accepts Warden's own OBO tokens as Bearer credentials.
+    pub fn with_obo(mut self, tokens: Arc<obo::TokenService>) -> Security {
+        self.obo = Some(tokens);
+        self
     }
 
     /// Sets the authentication methods (from `config.yml`).
@@ -258,12 +270,31 @@ impl Security {
         remote: Option<IpAddr>,
     ) -> Result<AuthenticatedUser, AuthnError> {
         let state = self.state();
+        let mut via_obo = false;
         let principal = match authorization {
             None if self.authc.anonymous => authc::anonymous(),
             None => return Err(AuthnError::Missing),
             Some(header) if header.len() > 7 && header[..7].eq_ignore_ascii_case("bearer ") => {
-                let jwt = self.authc.jwt.as_ref().ok_or(AuthnError::NotEnabled("bearer token"))?;
-                jwt.authenticate(header[7..].trim())?
+                let token = header[7..].trim();
+                if let Some(tokens) = self.obo.as_ref().filter(|t| t.is_ours(token)) {
+                    let claims = tokens
+                        .verify_presented(token)
+                        .map_err(|e| AuthnError::InvalidToken(e.to_string()))?;
+                    via_obo = true;
+                    Principal {
+                        attributes: std::collections::HashMap::from([(
+                            "user_name".to_owned(),
+                            claims.user.clone(),
+                        )]),
+                        name: claims.user,
+                        backend_roles: claims.backend_roles,
+                        // The roles the user had when the token was minted.
+                        direct_roles: claims.roles,
+                    }
+                } else {
+                    let jwt = self.authc.jwt.as_ref().ok_or(AuthnError::NotEnabled("bearer token"))?;
+                    jwt.authenticate(token)?
+                }
             }
             Some(header) => {
                 if !self.authc.basic {
@@ -291,7 +322,7 @@ impl Security {
             }
         };
         let subject = state.subject(&principal, remote);
-        Ok(AuthenticatedUser { principal, subject, state })
+        Ok(AuthenticatedUser { principal, subject, via_obo, state })
     }
 }
 

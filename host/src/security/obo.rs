@@ -320,6 +320,24 @@ impl TokenService {
         })
     }
 
+    /// Whether `token` names one of this service's keys (so it is meant
+    /// to be checked here rather than by an external identity provider).
+    pub fn is_ours(&self, token: &str) -> bool {
+        let Ok(header) = jsonwebtoken::decode_header(token) else { return false };
+        let keys = self.keys();
+        header.kid.is_some_and(|kid| keys.find(&kid, now()).is_some())
+    }
+
+    /// Verifies a token presented over REST as Bearer: every check of
+    /// [`TokenService::verify`], with the audience taken from the token
+    /// (a REST call is not made by an extension).
+    pub fn verify_presented(&self, token: &str) -> Result<OboClaims, TokenError> {
+        let audience = peek_claims(token)
+            .and_then(|c| c.get("aud").and_then(|a| a.as_str().map(str::to_owned)))
+            .ok_or_else(|| TokenError::Malformed("no `aud`".into()))?;
+        self.verify(token, &audience)
+    }
+
     /// Re-checks what can change after a token was verified: its audience
     /// against the caller, its expiry, and revocation. For claims kept from
     /// an earlier full [`TokenService::verify`] of the same token.

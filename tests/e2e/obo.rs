@@ -1,0 +1,67 @@
+//! User-minted on-behalf-of tokens (OpenSearch's generateonbehalfoftoken):
+//! they authenticate as the user, but can never mint tokens, change a
+//! password or call the security API; tampered or revoked ones fail.
+
+mod support;
+
+use reqwest::Method;
+use serde_json::json;
+use support::{Deployment, TestResult};
+
+const MINT: &str = "/_plugins/_security/api/generateonbehalfoftoken";
+
+#[test]
+fn obo_tokens_act_for_the_user_within_limits() -> TestResult {
+    let deployment = Deployment::new()?;
+    let server = deployment.start()?;
+    let minted = server.send(
+        Method::POST,
+        MINT,
+        &json!({"service": "reporting", "durationSeconds": 120, "description": "nightly"}),
+    )?;
+    assert_eq!(minted.status, 200, "{minted:?}");
+    assert_eq!(minted.json()["user"], "admin");
+    assert_eq!(minted.json()["durationSeconds"], "120");
+    let token = minted.json()["authenticationToken"].as_str().unwrap_or_default().to_owned();
+    let bearer = format!("Bearer {token}");
+
+    let info = server.get_with_authorization("/_plugins/_security/authinfo", Some(&bearer))?;
+    assert_eq!(info.status, 200, "{info:?}");
+    assert_eq!(info.json()["user_name"], "admin");
+    assert_eq!(server.get_with_authorization("/_cluster/health", Some(&bearer))?.status, 200);
+
+    // Never: minting, the security API, password changes, token administration.
+    let client = reqwest::blocking::Client::new();
+    let with_obo = |method: Method, path: &str, body: serde_json::Value| {
+        client
+            .request(method, server.url(path))
+            .header("authorization", &bearer)
+            .json(&body)
+            .send()
+            .map(|r| r.status().as_u16())
+    };
+    assert_eq!(with_obo(Method::POST, MINT, json!({"service": "x"}))?, 403, "OBO minting OBO");
+    assert_eq!(with_obo(Method::GET, "/_plugins/_security/api/internalusers", json!(null))?, 403);
+    assert_eq!(with_obo(Method::PUT, "/_plugins/_security/api/roles/evil", json!({}))?, 403);
+    let change = json!({"current_password": support::ADMIN_PASSWORD, "password": "Another-Pass-123"});
+    assert_eq!(with_obo(Method::PUT, "/_plugins/_security/api/account", change)?, 403);
+    assert_eq!(with_obo(Method::POST, "/_warden/tokens/_revoke", json!({"user": "admin"}))?, 403);
+    assert_eq!(with_obo(Method::GET, "/_warden/security/_export", json!(null))?, 403);
+
+    // Lifetimes are capped; tampered tokens fail.
+    let long = server.send(Method::POST, MINT, &json!({"service": "x", "durationSeconds": 100_000}))?;
+    assert_eq!(long.status, 400, "{long:?}");
+    let mut tampered = token.clone();
+    let last = tampered.pop().map(|c| if c == 'A' { 'B' } else { 'A' }).unwrap_or('A');
+    tampered.push(last);
+    let reply =
+        server.get_with_authorization("/_plugins/_security/authinfo", Some(&format!("Bearer {tampered}")))?;
+    assert_eq!(reply.status, 401);
+
+    // Revoking the user's tokens takes effect on the next request.
+    std::thread::sleep(std::time::Duration::from_millis(1100)); // a later second than the mint
+    assert_eq!(server.send(Method::POST, "/_warden/tokens/_revoke", &json!({"user": "admin"}))?.status, 200);
+    assert_eq!(server.get_with_authorization("/_plugins/_security/authinfo", Some(&bearer))?.status, 401);
+    assert!(server.logs().contains("is revoked"), "{}", server.logs());
+    Ok(())
+}
