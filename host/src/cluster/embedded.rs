@@ -309,13 +309,25 @@ impl Embedded {
                 json!({ "count": total, "_shards": { "total": indices.len(), "successful": indices.len(), "failed": 0 } }),
             ));
         }
+        let aggregations = match body.get("aggs").or_else(|| body.get("aggregations")) {
+            Some(aggs) => {
+                let sources: Vec<&Value> = hits.iter().map(|h| &h["_source"]).collect();
+                match super::aggregations::evaluate(aggs, &sources) {
+                    Ok(result) => Some(result),
+                    Err(reason) => return Ok(error(400, "parsing_exception", reason)),
+                }
+            }
+            None => None,
+        };
+        sort_hits(&mut hits, &body["sort"]);
         let from = body["from"].as_u64().unwrap_or(0) as usize;
         let size = body["size"].as_u64().unwrap_or(10) as usize;
         let page: Vec<Value> = hits.into_iter().skip(from).take(size).collect();
-        Ok(reply(
-            200,
-            json!({ "took": 0, "timed_out": false, "_shards": { "total": indices.len(), "successful": indices.len(), "skipped": 0, "failed": 0 }, "hits": { "total": { "value": total, "relation": "eq" }, "max_score": if total > 0 { json!(1.0) } else { Value::Null }, "hits": page } }),
-        ))
+        let mut out = json!({ "took": 0, "timed_out": false, "_shards": { "total": indices.len(), "successful": indices.len(), "skipped": 0, "failed": 0 }, "hits": { "total": { "value": total, "relation": "eq" }, "max_score": if total > 0 { json!(1.0) } else { Value::Null }, "hits": page } });
+        if let (Some(aggregations), Some(obj)) = (aggregations, out.as_object_mut()) {
+            obj.insert("aggregations".into(), aggregations);
+        }
+        Ok(reply(200, out))
     }
 
     /// `_bulk`: consecutive index/create items are written in one store
@@ -442,6 +454,61 @@ struct PendingWrite {
     source: Value,
     /// Its position in the response's `items`.
     slot: usize,
+}
+
+/// `sort`: `["field", {"field": {"order": "desc"}}, {"field": "asc"}]`;
+/// numbers before strings, missing values last.
+fn sort_hits(hits: &mut [Value], sort: &Value) {
+    let keys: Vec<(String, bool)> = match sort {
+        Value::Array(items) => items.iter().filter_map(sort_key).collect(),
+        Value::Null => return,
+        other => sort_key(other).into_iter().collect(),
+    };
+    if keys.is_empty() {
+        return;
+    }
+    let compare = |a: &Value, b: &Value| -> std::cmp::Ordering {
+        use std::cmp::Ordering;
+        match (a, b) {
+            (Value::Null, Value::Null) => Ordering::Equal,
+            (Value::Null, _) => Ordering::Greater,
+            (_, Value::Null) => Ordering::Less,
+            (Value::Number(x), Value::Number(y)) => {
+                x.as_f64().partial_cmp(&y.as_f64()).unwrap_or(Ordering::Equal)
+            }
+            (Value::Number(_), _) => Ordering::Less,
+            (_, Value::Number(_)) => Ordering::Greater,
+            (x, y) => x.to_string().cmp(&y.to_string()),
+        }
+    };
+    hits.sort_by(|a, b| {
+        for (field, descending) in &keys {
+            let get = |h: &Value| {
+                field.split('.').try_fold(&h["_source"], |v, k| v.get(k)).cloned().unwrap_or(Value::Null)
+            };
+            let (x, y) = (get(a), get(b));
+            let mut ord = compare(&x, &y);
+            if *descending && !x.is_null() && !y.is_null() {
+                ord = ord.reverse();
+            }
+            if ord.is_ne() {
+                return ord;
+            }
+        }
+        std::cmp::Ordering::Equal
+    });
+}
+
+fn sort_key(item: &Value) -> Option<(String, bool)> {
+    match item {
+        Value::String(field) => Some((field.clone(), false)),
+        Value::Object(o) => {
+            let (field, spec) = o.iter().next()?;
+            let order = spec.get("order").and_then(Value::as_str).or(spec.as_str()).unwrap_or("asc");
+            Some((field.clone(), order.eq_ignore_ascii_case("desc")))
+        }
+        _ => None,
+    }
 }
 
 fn random_id() -> String {
@@ -609,6 +676,14 @@ mod tests {
             json!(2)
         );
         assert_eq!(call(&e, "POST", "/logs/_search", Some(json!({"query": {"nope": {}}}))).status, 400);
+        let sorted = call(
+            &e,
+            "POST",
+            "/logs/_search",
+            Some(json!({"sort": [{"n": {"order": "desc"}}], "aggs": {"top": {"max": {"field": "n"}}}})),
+        );
+        assert_eq!(sorted.body["hits"]["hits"][0]["_id"], json!("1"), "{:?}", sorted.body);
+        assert_eq!(sorted.body["aggregations"]["top"]["value"], json!(7.0));
         assert_eq!(call(&e, "DELETE", "/logs/_doc/2", None).body["result"], json!("deleted"));
         assert_eq!(call(&e, "DELETE", "/logs", None).status, 200);
         assert_eq!(call(&e, "GET", "/logs", None).status, 404);

@@ -2,5 +2,6 @@
 //! and the embedded backend ([`embedded`]) that does it on the store.
 
 pub mod actions;
+pub mod aggregations;
 pub mod embedded;
 pub mod gateway;
