@@ -72,7 +72,7 @@ fn one(name: &str, spec: &Value, docs: &[&Value]) -> Result<Value, String> {
                 }
             }
             let mut ordered: Vec<(Value, Vec<&Value>)> = groups.into_values().collect();
-            ordered.sort_by(|a, b| b.1.len().cmp(&a.1.len()));
+            ordered.sort_by_key(|(_, members)| std::cmp::Reverse(members.len()));
             let others: usize = ordered.iter().skip(size).map(|(_, d)| d.len()).sum();
             let mut buckets = Vec::new();
             for (key, members) in ordered.into_iter().take(size) {
