@@ -22,15 +22,17 @@ pub enum Category {
     GrantedPrivileges,
     MissingPrivileges,
     SecurityConfigWrite,
+    ApiTokenWrite,
 }
 
 impl Category {
-    pub const ALL: [Category; 5] = [
+    pub const ALL: [Category; 6] = [
         Category::Authenticated,
         Category::FailedLogin,
         Category::GrantedPrivileges,
         Category::MissingPrivileges,
         Category::SecurityConfigWrite,
+        Category::ApiTokenWrite,
     ];
 
     pub fn name(self) -> &'static str {
@@ -40,6 +42,7 @@ impl Category {
             Category::GrantedPrivileges => "GRANTED_PRIVILEGES",
             Category::MissingPrivileges => "MISSING_PRIVILEGES",
             Category::SecurityConfigWrite => "SECURITY_CONFIG_WRITE",
+            Category::ApiTokenWrite => "API_TOKEN_WRITE",
         }
     }
 

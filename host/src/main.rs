@@ -15,6 +15,7 @@ use warden_host::cluster::embedded::Embedded;
 use warden_host::cluster::gateway::ClusterGateway;
 use warden_host::registry::Registry;
 use warden_host::runtime::{Runtime, RuntimeConfig};
+use warden_host::security::api_tokens::ApiTokens;
 use warden_host::security::obo::TokenService;
 use warden_host::security::{Bootstrap, Security};
 use warden_host::server::{self, AppState};
@@ -185,7 +186,8 @@ fn serve(
     let registry = Registry::load_dir(&runtime, &extensions_dir, &data_dir);
     let audit = AuditLog::open(&data_dir.join("audit"), disabled_audit_categories()?)?;
     let tokens = Arc::new(TokenService::load_or_create(&store, &cluster_name)?);
-    let security = Arc::new(security.with_obo(tokens.clone()));
+    let api_tokens = Arc::new(ApiTokens::new(store.clone()));
+    let security = Arc::new(security.with_obo(tokens.clone()).with_api_tokens(api_tokens));
     let audit = Arc::new(audit);
     let gateway = ClusterGateway::new(
         Embedded::new(store.clone(), &cluster_name),

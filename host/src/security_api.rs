@@ -27,6 +27,8 @@ use crate::server::{AppState, RequestId};
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/_plugins/_security/api/generateonbehalfoftoken", axum::routing::post(generate_obo))
+        .route("/_plugins/_security/api/apitokens", get(api_tokens_list).post(api_tokens_create))
+        .route("/_plugins/_security/api/apitokens/{name}", axum::routing::delete(api_tokens_delete))
         .route("/_warden/tokens/_revoke", axum::routing::post(revoke))
         .route("/_warden/tokens/_revocations", get(revocations))
         .route("/_warden/security/_export", get(export))
@@ -233,7 +235,7 @@ fn authorize(
 ) -> Result<(), ApiError> {
     forbid_obo(user)?;
     let action = format!("restapi:admin/{}", resource.endpoint());
-    user.state.privileges.check_cluster(&user.subject, &action).map_err(|denied| {
+    user.check_cluster(&action).map_err(|denied| {
         state.audit.record(Event {
             user: Some(user.principal.name.clone()),
             action: Some(action.clone()),
@@ -471,7 +473,7 @@ fn authorize_config_update(
 ) -> Result<(), ApiError> {
     forbid_obo(user)?;
     let action = "restapi:admin/config/update";
-    user.state.privileges.check_cluster(&user.subject, action).map_err(|denied| {
+    user.check_cluster(action).map_err(|denied| {
         state.audit.record(Event {
             user: Some(user.principal.name.clone()),
             action: Some(action.into()),
@@ -533,7 +535,7 @@ async fn import(
 fn authorize_tokens(state: &AppState, user: &AuthenticatedUser, request: &RequestId) -> Result<(), ApiError> {
     forbid_obo(user)?;
     let action = "restapi:admin/tokens";
-    user.state.privileges.check_cluster(&user.subject, action).map_err(|denied| {
+    user.check_cluster(action).map_err(|denied| {
         state.audit.record(Event {
             user: Some(user.principal.name.clone()),
             action: Some(action.into()),
@@ -637,4 +639,88 @@ async fn generate_obo(
         "durationSeconds": duration.to_string(),
     }))
     .into_response())
+}
+
+fn api_token_store(
+    state: &AppState,
+    user: &AuthenticatedUser,
+) -> Result<Arc<crate::security::api_tokens::ApiTokens>, ApiError> {
+    forbid_obo(user)?;
+    if user.api_token.is_some() {
+        return Err(ApiError::Forbidden("an API token cannot manage API tokens".into()));
+    }
+    state
+        .security
+        .api_tokens()
+        .cloned()
+        .ok_or_else(|| ApiError::NotFound("API tokens are not enabled".into()))
+}
+
+fn api_token_error(e: crate::security::api_tokens::ApiTokenError) -> ApiError {
+    use crate::security::api_tokens::ApiTokenError as E;
+    match e {
+        E::Invalid(m) => ApiError::BadRequest(m),
+        E::Duplicate(_) => ApiError::BadRequest(e.to_string()),
+        E::NotFound(_) => ApiError::NotFound(e.to_string()),
+        E::Store(s) => ApiError::Internal(s.to_string()),
+    }
+}
+
+fn audit_token(state: &AppState, user: &AuthenticatedUser, request: &RequestId, what: String) {
+    state.audit.record(Event {
+        user: Some(user.principal.name.clone()),
+        action: Some("api token write".into()),
+        reason: Some(what),
+        ..Event::new(Category::ApiTokenWrite, &request.id).remote(request.remote)
+    });
+}
+
+/// `POST /_plugins/_security/api/apitokens`: the secret is in this answer only.
+async fn api_tokens_create(
+    State(state): State<Arc<AppState>>,
+    Extension(user): Extension<AuthenticatedUser>,
+    Extension(request): Extension<RequestId>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let tokens = api_token_store(&state, &user)?;
+    let new: crate::security::api_tokens::NewApiToken =
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid body: {e}")))?;
+    let (token, record) =
+        tokens.create(&user.principal.name, new, crate::security::obo::now()).map_err(api_token_error)?;
+    audit_token(&state, &user, &request, format!("created API token {}", record.name));
+    Ok(axum::Json(json!({ "token": token, "name": record.name, "expires_at": record.expires_at }))
+        .into_response())
+}
+
+/// `GET …/apitokens`: your tokens; security managers (`restapi:admin/apitokens`) see all.
+async fn api_tokens_list(
+    State(state): State<Arc<AppState>>,
+    Extension(user): Extension<AuthenticatedUser>,
+) -> Result<Response, ApiError> {
+    let tokens = api_token_store(&state, &user)?;
+    let all = user.check_cluster("restapi:admin/apitokens").is_ok();
+    let list = tokens.list((!all).then_some(user.principal.name.as_str())).map_err(api_token_error)?;
+    Ok(axum::Json(list).into_response())
+}
+
+/// `DELETE …/apitokens/{name}` (`?creator=` for security managers): the
+/// token fails on its next use.
+async fn api_tokens_delete(
+    State(state): State<Arc<AppState>>,
+    Extension(user): Extension<AuthenticatedUser>,
+    Extension(request): Extension<RequestId>,
+    Path(name): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let tokens = api_token_store(&state, &user)?;
+    let creator = match query.get("creator") {
+        Some(other) if *other != user.principal.name => {
+            user.check_cluster("restapi:admin/apitokens").map_err(|d| ApiError::Forbidden(d.to_string()))?;
+            other.clone()
+        }
+        _ => user.principal.name.clone(),
+    };
+    tokens.delete(&creator, &name).map_err(api_token_error)?;
+    audit_token(&state, &user, &request, format!("deleted API token {name} of {creator}"));
+    Ok(ok(StatusCode::OK, "OK", format!("'{name}' deleted.")))
 }

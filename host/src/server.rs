@@ -129,7 +129,7 @@ async fn audit(
     Extension(user): Extension<AuthenticatedUser>,
     axum::extract::Query(filter): axum::extract::Query<Filter>,
 ) -> Response {
-    if let Err(denied) = user.state.privileges.check_cluster(&user.subject, "restapi:admin/audit") {
+    if let Err(denied) = user.check_cluster("restapi:admin/audit") {
         return error(StatusCode::FORBIDDEN, "security_exception", &denied.to_string());
     }
     match state.audit.query(&filter) {
@@ -153,14 +153,7 @@ async fn cluster_rest(
     };
     let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let body = (!body.is_empty()).then_some(&body[..]);
-    let result = gateway.call_as_user(
-        &user.subject,
-        &user.state.privileges,
-        &request_id.id,
-        parts.method.as_str(),
-        path,
-        body,
-    );
+    let result = gateway.call_as_user(&user, &request_id.id, parts.method.as_str(), path, body);
     match result {
         Ok(reply) => {
             let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -220,7 +213,7 @@ async fn health(
     State(state): State<Arc<AppState>>,
     Extension(user): Extension<AuthenticatedUser>,
 ) -> Response {
-    if let Err(denied) = user.state.privileges.check_cluster(&user.subject, "cluster:monitor/health") {
+    if let Err(denied) = user.check_cluster("cluster:monitor/health") {
         return error(StatusCode::FORBIDDEN, "security_exception", &denied.to_string());
     }
     let registry = &state.registry;
@@ -308,7 +301,7 @@ async fn dispatch(
         };
     };
     let permission = route_permission(&id, &path);
-    let decision = user.state.privileges.check_extension(&user.subject, &permission);
+    let decision = user.check_extension(&permission);
     let category = if decision.is_ok() { Category::GrantedPrivileges } else { Category::MissingPrivileges };
     if state.audit.enabled(category) {
         state.audit.record(Event {
@@ -385,7 +378,10 @@ fn session_for(
             &user.role_names(),
             &user.principal.backend_roles,
             extension.id(),
-            &format!("request:{}", request_id.id),
+            &match &user.api_token {
+                Some((id, _)) => format!("request:{};apitoken:{id}", request_id.id),
+                None => format!("request:{}", request_id.id),
+            },
             lifetime,
         )
         .map_err(|e| format!("cannot mint the invocation's token: {e}"))?;

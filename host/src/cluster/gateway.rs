@@ -69,6 +69,7 @@ const GATE_SYSTEM: &str = "system-index";
 const GATE_SERVICE: &str = "service";
 const GATE_USER: &str = "user";
 const GATE_SERVICE_ACCOUNT: &str = "service-account";
+const GATE_API_TOKEN: &str = "api-token";
 
 impl ClusterGateway {
     pub fn new(
@@ -153,20 +154,42 @@ impl ClusterGateway {
             }
         }
         let user = Subject { name: claims.user.clone(), roles, attributes: Default::default() };
-        check_gates(privileges, &[(GATE_SERVICE, &service), (GATE_USER, &user)], request, &existing)
+        let mut gates: Vec<Gate<'_>> =
+            vec![(GATE_SERVICE, privileges, &service), (GATE_USER, privileges, &user)];
+        // A request authenticated by an API token carries the token's limits
+        // into the extension's calls.
+        let limit = match claims.scope.split(';').find_map(|part| part.strip_prefix("apitoken:")) {
+            Some(id) => {
+                let tokens = self
+                    .security
+                    .api_tokens()
+                    .ok_or((GATE_API_TOKEN, "API tokens are not enabled".to_owned()))?;
+                let record = tokens
+                    .get(id)
+                    .map_err(|e| (GATE_API_TOKEN, e.to_string()))?
+                    .ok_or((GATE_API_TOKEN, "the API token behind this request was deleted".to_owned()))?;
+                Some(tokens.limit(id, &record, &state.config, state.generation))
+            }
+            None => None,
+        };
+        if let Some(limit) = &limit {
+            gates.push((GATE_API_TOKEN, &limit.privileges, &limit.subject));
+        }
+        check_gates(&gates, request, &existing)
     }
 
     /// A user's own REST call to the cluster (OpenSearch's paths): one gate,
     /// the user's roles; system indices refused.
     pub fn call_as_user(
         &self,
-        user: &Subject,
-        privileges: &Privileges,
+        caller: &crate::security::AuthenticatedUser,
         request_id: &str,
         method: &str,
         path: &str,
         body: Option<&[u8]>,
     ) -> Result<Reply, GateError> {
+        let (user, privileges) = (&caller.subject, &caller.state.privileges);
+        let limit = caller.api_token.as_ref().map(|(_, limit)| limit.as_ref());
         let request = actions::resolve(method, path, body).map_err(|e| GateError::Invalid(e.to_string()))?;
         let mut event = Event {
             user: Some(user.name.clone()),
@@ -184,7 +207,11 @@ impl ClusterGateway {
             let wildcards = request.indices.iter().any(|i| i.contains(['*', '?']));
             let existing =
                 if wildcards { self.visible_indices().map_err(|e| ("store", e))? } else { Vec::new() };
-            check_gates(privileges, &[(GATE_USER, user)], &request, &existing)
+            let mut gates: Vec<Gate<'_>> = vec![(GATE_USER, privileges, user)];
+            if let Some(limit) = limit {
+                gates.push((GATE_API_TOKEN, &limit.privileges, &limit.subject));
+            }
+            check_gates(&gates, &request, &existing)
         })();
         match decision {
             Ok(indices) => {
@@ -233,21 +260,23 @@ impl ClusterGateway {
 
 /// Every gate must allow: cluster actions, each bulk item, each named
 /// index; wildcards expand only to indices every gate allows.
+/// One gate: whose privileges, evaluated by which compiled configuration.
+type Gate<'a> = (&'static str, &'a Privileges, &'a Subject);
+
 fn check_gates(
-    privileges: &Privileges,
-    gates: &[(&'static str, &Subject)],
+    gates: &[Gate<'_>],
     request: &ActionRequest,
     existing: &[String],
 ) -> Result<Vec<String>, (&'static str, String)> {
     if request.indices.is_empty() {
-        for &(gate, subject) in gates {
+        for &(gate, privileges, subject) in gates {
             privileges.check_cluster(subject, request.action).map_err(|d| (gate, d.to_string()))?;
         }
         return Ok(Vec::new());
     }
     if !request.items.is_empty() {
-        // _bulk: every item must pass both gates for its own action and index.
-        for &(gate, subject) in gates {
+        // _bulk: every item must pass every gate for its own action and index.
+        for &(gate, privileges, subject) in gates {
             for (action, index) in &request.items {
                 privileges
                     .check_indices(subject, action, [index.as_str()])
@@ -259,18 +288,20 @@ fn check_gates(
     let mut concrete = Vec::new();
     for expr in &request.indices {
         if expr.contains(['*', '?']) {
-            // A wildcard expands only to indices both gates allow.
+            // A wildcard expands only to indices every gate allows.
             let pattern =
                 crate::security::pattern::Pattern::parse(expr).map_err(|e| ("request", e.to_string()))?;
             concrete.extend(
                 existing
                     .iter()
                     .filter(|i| pattern.matches(i))
-                    .filter(|i| gates.iter().all(|(_, s)| allowed(privileges, s, request.action, i)))
+                    .filter(|i| {
+                        gates.iter().all(|(_, p, s)| p.check_indices(s, request.action, [i.as_str()]).is_ok())
+                    })
                     .cloned(),
             );
         } else {
-            for &(gate, subject) in gates {
+            for &(gate, privileges, subject) in gates {
                 privileges
                     .check_indices(subject, request.action, [expr.as_str()])
                     .map_err(|d| (gate, d.to_string()))?;
@@ -279,10 +310,6 @@ fn check_gates(
         }
     }
     Ok(concrete)
-}
-
-fn allowed(privileges: &Privileges, subject: &Subject, action: &str, index: &str) -> bool {
-    privileges.check_indices(subject, action, [index]).is_ok()
 }
 
 /// The service identity reaches `.ext-<id>` and `.ext-<id>-*` only (not

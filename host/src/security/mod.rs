@@ -7,6 +7,7 @@
 //! ([`SecurityState`]); a change builds a new snapshot and swaps it in, so
 //! no request ever sees half a change.
 
+pub mod api_tokens;
 pub mod authc;
 pub mod authn;
 pub mod config;
@@ -46,13 +47,17 @@ pub struct SecurityState {
     pub config: SecurityConfig,
     pub privileges: Privileges,
     pub mappings: Mappings,
+    /// Grows with every compiled configuration (caches key on it).
+    pub generation: u64,
 }
 
 impl SecurityState {
     pub fn compile(config: SecurityConfig) -> SecurityState {
         let privileges = Privileges::compile(&config);
         let mappings = Mappings::compile(&config, &privileges);
-        SecurityState { config, privileges, mappings }
+        static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let generation = GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        SecurityState { config, privileges, mappings, generation }
     }
 
     /// The subject for `principal` connecting from `host`, roles resolved now.
@@ -70,6 +75,9 @@ pub struct AuthenticatedUser {
     /// Authenticated by an on-behalf-of token: such a caller can never mint
     /// tokens, change a password or call the security API.
     pub via_obo: bool,
+    /// Authenticated by an API token: its id and its own permissions, which
+    /// every check must also pass (limited-by).
+    pub api_token: Option<(String, Arc<api_tokens::TokenLimit>)>,
     /// The configuration the decision was made under.
     pub state: Arc<SecurityState>,
 }
@@ -77,6 +85,23 @@ pub struct AuthenticatedUser {
 impl AuthenticatedUser {
     pub fn role_names(&self) -> Vec<String> {
         self.state.privileges.role_names(&self.subject.roles)
+    }
+
+    /// The user's roles, and an API token's own permissions when there is one.
+    pub fn check_cluster(&self, action: &str) -> Result<(), privileges::Denied> {
+        self.state.privileges.check_cluster(&self.subject, action)?;
+        match &self.api_token {
+            Some((_, limit)) => limit.privileges.check_cluster(&limit.subject, action),
+            None => Ok(()),
+        }
+    }
+
+    pub fn check_extension(&self, permission: &str) -> Result<(), privileges::Denied> {
+        self.state.privileges.check_extension(&self.subject, permission)?;
+        match &self.api_token {
+            Some((_, limit)) => limit.privileges.check_extension(&limit.subject, permission),
+            None => Ok(()),
+        }
     }
 }
 
@@ -117,6 +142,8 @@ pub struct Security {
     authc: Authc,
     /// Verifies Warden's own OBO tokens presented as Bearer.
     obo: Option<Arc<obo::TokenService>>,
+    /// API tokens presented as `ApiKey`.
+    api_tokens: Option<Arc<api_tokens::ApiTokens>>,
     /// Where the configuration is kept (none: in memory only, for tests).
     store: Option<Arc<Store>>,
 }
@@ -129,8 +156,19 @@ impl Security {
             basic: BasicAuthenticator::new(),
             authc: Authc::default(),
             obo: None,
+            api_tokens: None,
             store: None,
         }
+    }
+
+    /// Accepts API tokens as `ApiKey` credentials.
+    pub fn with_api_tokens(mut self, tokens: Arc<api_tokens::ApiTokens>) -> Security {
+        self.api_tokens = Some(tokens);
+        self
+    }
+
+    pub fn api_tokens(&self) -> Option<&Arc<api_tokens::ApiTokens>> {
+        self.api_tokens.as_ref()
     }
 
     /// Accepts Warden's own OBO tokens as Bearer credentials.
@@ -271,9 +309,39 @@ impl Security {
     ) -> Result<AuthenticatedUser, AuthnError> {
         let state = self.state();
         let mut via_obo = false;
+        let mut api_token = None;
         let principal = match authorization {
             None if self.authc.anonymous => authc::anonymous(),
             None => return Err(AuthnError::Missing),
+            Some(header) if header.len() > 7 && header[..7].eq_ignore_ascii_case("apikey ") => {
+                let tokens = self.api_tokens.as_ref().ok_or(AuthnError::NotEnabled("API token"))?;
+                let (id, record) = tokens
+                    .lookup(header[7..].trim())
+                    .map_err(|e| AuthnError::InvalidToken(e.to_string()))?
+                    .ok_or_else(|| AuthnError::InvalidToken("unknown or deleted API token".into()))?;
+                if obo::now() > record.expires_at {
+                    return Err(AuthnError::InvalidToken(format!("API token `{}` has expired", record.name)));
+                }
+                let creator = state.config.internal_users.get(&record.creator).ok_or_else(|| {
+                    AuthnError::InvalidToken(format!(
+                        "the creator `{}` of API token `{}` no longer exists",
+                        record.creator, record.name
+                    ))
+                })?;
+                if creator.disabled {
+                    return Err(AuthnError::Disabled(record.creator.clone()));
+                }
+                api_token = Some((id.clone(), tokens.limit(&id, &record, &state.config, state.generation)));
+                Principal {
+                    attributes: std::collections::HashMap::from([(
+                        "user_name".to_owned(),
+                        record.creator.clone(),
+                    )]),
+                    name: record.creator.clone(),
+                    backend_roles: creator.backend_roles.clone(),
+                    direct_roles: creator.opendistro_security_roles.clone(),
+                }
+            }
             Some(header) if header.len() > 7 && header[..7].eq_ignore_ascii_case("bearer ") => {
                 let token = header[7..].trim();
                 if let Some(tokens) = self.obo.as_ref().filter(|t| t.is_ours(token)) {
@@ -322,7 +390,7 @@ impl Security {
             }
         };
         let subject = state.subject(&principal, remote);
-        Ok(AuthenticatedUser { principal, subject, via_obo, state })
+        Ok(AuthenticatedUser { principal, subject, via_obo, api_token, state })
     }
 }
 

@@ -1,0 +1,96 @@
+//! API tokens: created with their own permissions, shown once, sent as
+//! `ApiKey`; limited by their creator's current roles; deleted or expired
+//! tokens fail on the next request; writes are audited.
+
+mod support;
+
+use reqwest::Method;
+use serde_json::json;
+use support::{Deployment, TestResult};
+
+const API: &str = "/_plugins/_security/api";
+
+#[test]
+fn api_tokens_are_limited_by_their_creator() -> TestResult {
+    let deployment = Deployment::new()?;
+    let server = deployment.start()?;
+    // Data, and a creator (eve) who can read and write `logs`.
+    assert_eq!(server.send(Method::PUT, "/logs/_doc/1", &json!({"n": 1}))?.status, 201);
+    let writer = json!({"index_permissions": [{"index_patterns": ["logs"], "allowed_actions": ["crud"]}]});
+    assert_eq!(server.send(Method::PUT, &format!("{API}/roles/log_writer"), &writer)?.status, 201);
+    assert_eq!(
+        server
+            .send(Method::PUT, &format!("{API}/internalusers/eve"), &json!({"password": "Eve-Password-1"}))?
+            .status,
+        201
+    );
+    assert_eq!(
+        server
+            .send(Method::PUT, &format!("{API}/rolesmapping/log_writer"), &json!({"users": ["eve"]}))?
+            .status,
+        201
+    );
+    let eve = |method, path: &str, body: &serde_json::Value| {
+        server.send_as("eve", "Eve-Password-1", method, path, body)
+    };
+
+    // Expiry is required.
+    assert_eq!(eve(Method::POST, &format!("{API}/apitokens"), &json!({"name": "forever"}))?.status, 400);
+    // A read-only token.
+    let spec = json!({"name": "reader", "duration_seconds": 3600,
+        "index_permissions": [{"index_patterns": ["logs"], "allowed_actions": ["read"]}]});
+    let created = eve(Method::POST, &format!("{API}/apitokens"), &spec)?;
+    assert_eq!(created.status, 200, "{created:?}");
+    let token = created.json()["token"].as_str().unwrap_or_default().to_owned();
+    assert!(token.starts_with("wdn_"));
+    let key = format!("ApiKey {token}");
+    let with_key = |method: Method, path: &str, body: serde_json::Value| -> Result<u16, reqwest::Error> {
+        Ok(reqwest::blocking::Client::new()
+            .request(method, server.url(path))
+            .header("authorization", &key)
+            .json(&body)
+            .send()?
+            .status()
+            .as_u16())
+    };
+    assert_eq!(with_key(Method::GET, "/logs/_doc/1", json!(null))?, 200);
+    assert_eq!(with_key(Method::PUT, "/logs/_doc/2", json!({"n": 2}))?, 403, "the token is read-only");
+    assert_eq!(with_key(Method::GET, "/other/_search", json!(null))?, 403);
+    // Tokens cannot make tokens or reach the security API.
+    assert_eq!(with_key(Method::POST, &format!("{API}/apitokens"), spec.clone())?, 403);
+    // Only the hash is kept: the listing has no secret.
+    let listed = eve(Method::GET, &format!("{API}/apitokens"), &json!(null))?;
+    assert!(listed.body.contains("\"reader\"") && !listed.body.contains(&token), "{listed:?}");
+    let raw = std::fs::read(deployment.data_dir().join("store/warden.redb"))?;
+    assert!(!String::from_utf8_lossy(&raw).contains(&token), "the secret is not stored");
+
+    // The creator loses the role: so does the token, at once.
+    assert_eq!(server.request(Method::DELETE, &format!("{API}/rolesmapping/log_writer"), "")?.status, 200);
+    assert_eq!(with_key(Method::GET, "/logs/_doc/1", json!(null))?, 403);
+    assert_eq!(
+        server
+            .send(Method::PUT, &format!("{API}/rolesmapping/log_writer"), &json!({"users": ["eve"]}))?
+            .status,
+        201
+    );
+    assert_eq!(with_key(Method::GET, "/logs/_doc/1", json!(null))?, 200);
+
+    // Deleted: fails on the next request.
+    assert_eq!(eve(Method::DELETE, &format!("{API}/apitokens/reader"), &json!(null))?.status, 200);
+    assert_eq!(with_key(Method::GET, "/logs/_doc/1", json!(null))?, 401);
+
+    // Expired: fails too.
+    let short = json!({"name": "short", "duration_seconds": 1, "index_permissions": [{"index_patterns": ["logs"], "allowed_actions": ["read"]}]});
+    let token = eve(Method::POST, &format!("{API}/apitokens"), &short)?.json()["token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let expired = server.get_with_authorization("/logs/_doc/1", Some(&format!("ApiKey {token}")))?;
+    assert_eq!(expired.status, 401);
+    assert!(server.logs().contains("API token `short` has expired"), "{}", server.logs());
+
+    let audit = server.get("/_warden/audit?category=API_TOKEN_WRITE")?.json();
+    assert!(audit["total"].as_u64().unwrap_or(0) >= 3, "{audit}");
+    Ok(())
+}
