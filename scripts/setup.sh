@@ -18,3 +18,10 @@ else
     echo "setup: the wasm32-wasip2 target is missing and rustup is not available to install it" >&2
     exit 1
 fi
+
+# The end-to-end suite drives warden with the real opensearch-py client.
+if ! python3 -c "import opensearchpy" >/dev/null 2>&1; then
+    echo "setup: installing opensearch-py (PyPI) for the client tests"
+    python3 -m pip install --quiet --disable-pip-version-check opensearch-py \
+        || { echo "setup: cannot install opensearch-py" >&2; exit 1; }
+fi

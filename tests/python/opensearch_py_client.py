@@ -1,0 +1,76 @@
+"""The real opensearch-py client against a running warden.
+
+Usage: opensearch_py_client.py <base-url> <user> <password>
+Runs the same scenario with HTTP Basic and with an API token minted for it;
+exits non-zero (with the failing step) on any mismatch.
+"""
+
+import sys
+
+from opensearchpy import OpenSearch, helpers
+from opensearchpy.exceptions import AuthorizationException, NotFoundError
+
+
+def scenario(client: OpenSearch, index: str) -> None:
+    info = client.info()
+    assert info["cluster_name"] == "warden", info
+    client.indices.create(index=index)
+    created = client.index(index=index, id="1", body={"title": "first", "level": "warn", "n": 1})
+    assert created["result"] == "created", created
+    got = client.get(index=index, id="1")
+    assert got["found"] and got["_source"]["title"] == "first", got
+    ok, errors = helpers.bulk(
+        client,
+        [{"_index": index, "_id": str(i), "_source": {"title": f"doc {i}", "level": "warn" if i % 2 else "info", "n": i}}
+         for i in range(2, 12)],
+    )
+    assert ok == 10 and not errors, (ok, errors)
+    result = client.search(
+        index=index,
+        body={
+            "query": {"bool": {"filter": [{"term": {"level": "warn"}}], "must_not": [{"term": {"n": 1}}]}},
+            "aggs": {"total": {"sum": {"field": "n"}}, "levels": {"terms": {"field": "level"}}},
+            "size": 3,
+            "sort": [{"n": {"order": "desc"}}],
+        },
+    )
+    hits = result["hits"]
+    assert hits["total"]["value"] == 5, hits
+    assert [h["_source"]["n"] for h in hits["hits"]] == [11, 9, 7], hits
+    assert result["aggregations"]["total"]["value"] == 3 + 5 + 7 + 9 + 11, result["aggregations"]
+    deleted = client.delete(index=index, id="1")
+    assert deleted["result"] == "deleted", deleted
+    try:
+        client.get(index=index, id="1")
+        raise AssertionError("deleted document still found")
+    except NotFoundError:
+        pass
+    client.indices.delete(index=index)
+
+
+def main() -> int:
+    url, user, password = sys.argv[1:4]
+    basic = OpenSearch(hosts=[url], http_auth=(user, password))
+    scenario(basic, "py-basic")
+    print("basic auth: ok")
+
+    token = basic.transport.perform_request(
+        "POST",
+        "/_plugins/_security/api/apitokens",
+        body={"name": "py-client", "duration_seconds": 600,
+              "cluster_permissions": ["cluster_monitor", "cluster:monitor/main"],
+              "index_permissions": [{"index_patterns": ["py-*"], "allowed_actions": ["indices_all"]}]},
+    )["token"]
+    keyed = OpenSearch(hosts=[url], headers={"Authorization": f"ApiKey {token}"})
+    scenario(keyed, "py-token")
+    try:
+        keyed.index(index="elsewhere", id="1", body={})
+        raise AssertionError("the API token wrote outside its permissions")
+    except AuthorizationException:
+        pass
+    print("api token: ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
