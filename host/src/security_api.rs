@@ -31,6 +31,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/_plugins/_security/api/apitokens/{name}", axum::routing::delete(api_tokens_delete))
         .route("/_warden/tokens/_revoke", axum::routing::post(revoke))
         .route("/_warden/tokens/_revocations", get(revocations))
+        .route("/_warden/tokens/_rotate_keys", axum::routing::post(rotate_keys))
         .route("/_warden/security/_export", get(export))
         .route("/_warden/security/_import", axum::routing::put(import))
         .route("/_plugins/_security/api/account", get(account_get).put(account_put))
@@ -723,4 +724,18 @@ async fn api_tokens_delete(
     tokens.delete(&creator, &name).map_err(api_token_error)?;
     audit_token(&state, &user, &request, format!("deleted API token {name} of {creator}"));
     Ok(ok(StatusCode::OK, "OK", format!("'{name}' deleted.")))
+}
+
+/// `POST /_warden/tokens/_rotate_keys`: new OBO signing/encryption keys; the
+/// previous ones verify until the longest token lifetime has passed.
+async fn rotate_keys(
+    State(state): State<Arc<AppState>>,
+    Extension(user): Extension<AuthenticatedUser>,
+    Extension(request): Extension<RequestId>,
+) -> Result<Response, ApiError> {
+    authorize_tokens(&state, &user, &request)?;
+    let cluster = state.cluster.as_ref().ok_or_else(|| ApiError::NotFound("no token service".into()))?;
+    let kid = cluster.tokens().rotate_keys().map_err(|e| ApiError::Internal(e.to_string()))?;
+    audit_write(&state, &user, &request, format!("rotated OBO keys; new kid {kid}"));
+    Ok(axum::Json(json!({ "status": "OK", "kid": kid })).into_response())
 }

@@ -58,6 +58,20 @@ fn obo_tokens_act_for_the_user_within_limits() -> TestResult {
         server.get_with_authorization("/_plugins/_security/authinfo", Some(&format!("Bearer {tampered}")))?;
     assert_eq!(reply.status, 401);
 
+    // Key rotation: tokens minted before still work (grace window), new ones too.
+    let rotated = server.request(Method::POST, "/_warden/tokens/_rotate_keys", "")?;
+    assert_eq!(rotated.status, 200, "{rotated:?}");
+    assert_eq!(server.get_with_authorization("/_plugins/_security/authinfo", Some(&bearer))?.status, 200);
+    let fresh =
+        server.send(Method::POST, MINT, &json!({"service": "reporting"}))?.json()["authenticationToken"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+    assert_eq!(
+        server.get_with_authorization("/_cluster/health", Some(&format!("Bearer {fresh}")))?.status,
+        200
+    );
+
     // Revoking the user's tokens takes effect on the next request.
     std::thread::sleep(std::time::Duration::from_millis(1100)); // a later second than the mint
     assert_eq!(server.send(Method::POST, "/_warden/tokens/_revoke", &json!({"user": "admin"}))?.status, 200);

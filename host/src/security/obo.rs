@@ -467,6 +467,23 @@ impl TokenService {
         Ok(service)
     }
 
+    /// A new signing key; the old one still verifies for the longest token
+    /// lifetime, so no live token breaks. Kept in the store when there is one.
+    pub fn rotate_keys(&self) -> Result<String, TokenError> {
+        let mut ring = self.keys();
+        ring.rotate(now(), MAX_LIFETIME + LEEWAY)?;
+        if let Some(store) = &self.store {
+            use crate::store::{Expect, Write};
+            let source = serde_json::to_vec(&ring).map_err(|e| TokenError::Internal(e.to_string()))?;
+            store
+                .write(&[Write { index: STORE_INDEX, id: "keys", source: Some(source), expect: Expect::Any }])
+                .map_err(|e| TokenError::Internal(e.to_string()))?;
+        }
+        let kid = ring.current.kid.clone();
+        self.set_keys(ring);
+        Ok(kid)
+    }
+
     /// Writes the revocation list to the store.
     fn persist_revocations(&self, store: &crate::store::Store) -> Result<(), TokenError> {
         use crate::store::{Expect, Write};
