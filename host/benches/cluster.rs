@@ -46,7 +46,8 @@ fn run(c: &mut Criterion) -> R {
     let audit =
         Arc::new(AuditLog::open(&dir.path().join("audit"), BTreeSet::from([Category::GrantedPrivileges]))?);
     let tokens = Arc::new(TokenService::new("bench", KeyRing::generate()?, Revocations::default()));
-    let gateway = ClusterGateway::new(Embedded::new(store.clone(), "bench"), tokens.clone(), security, audit);
+    let gateway =
+        ClusterGateway::new(Box::new(Embedded::new(store.clone(), "bench")), tokens.clone(), security, audit);
 
     let backend = Embedded::new(store.clone(), "bench");
     let put = resolve("PUT", "/data-1/_doc/1", None)?;

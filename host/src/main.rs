@@ -190,7 +190,7 @@ fn serve(
     let security = Arc::new(security.with_obo(tokens.clone()).with_api_tokens(api_tokens));
     let audit = Arc::new(audit);
     let gateway = ClusterGateway::new(
-        Embedded::new(store.clone(), &cluster_name),
+        Box::new(Embedded::new(store.clone(), &cluster_name)),
         tokens,
         security.clone(),
         audit.clone(),

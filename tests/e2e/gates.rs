@@ -176,6 +176,10 @@ fn decisions_are_audited_with_the_gate() -> TestResult {
     let gates: Vec<(&str, &str)> =
         events.iter().filter_map(|e| Some((e["gate"].as_str()?, e["user"].as_str()?))).collect();
     assert!(gates.contains(&("service", "ana")) && gates.contains(&("user", "ana")), "{audit}");
+    // Both gates' decisions are recorded, not only the one that refused.
+    let service_denial = events.iter().find(|e| e["gate"] == "service").cloned().unwrap_or_default();
+    let reason = service_denial["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("`private`") && reason.contains("user gate: allowed"), "{service_denial}");
     let user_denial = events.iter().find(|e| e["gate"] == "user").cloned().unwrap_or_default();
     assert_eq!(user_denial["action"], "indices:data/write/index");
     assert_eq!(user_denial["indices"], json!(["shared-z"]));

@@ -9,8 +9,9 @@
 use std::sync::Arc;
 
 use crate::audit::{AuditLog, Category, Event};
+use crate::cluster::Backend;
 use crate::cluster::actions::{self, ActionRequest};
-use crate::cluster::embedded::{Embedded, Params, Reply};
+use crate::cluster::embedded::{Params, Reply};
 use crate::security::Security;
 use crate::security::obo::TokenService;
 use crate::security::privileges::{Privileges, RoleSet, Subject};
@@ -51,7 +52,7 @@ pub const SYSTEM_PREFIX: &str = ".warden";
 
 #[derive(Debug)]
 pub struct ClusterGateway {
-    backend: Embedded,
+    backend: Box<dyn Backend>,
     tokens: Arc<TokenService>,
     security: Arc<Security>,
     audit: Arc<AuditLog>,
@@ -73,7 +74,7 @@ const GATE_API_TOKEN: &str = "api-token";
 
 impl ClusterGateway {
     pub fn new(
-        backend: Embedded,
+        backend: Box<dyn Backend>,
         tokens: Arc<TokenService>,
         security: Arc<Security>,
         audit: Arc<AuditLog>,
@@ -85,8 +86,8 @@ impl ClusterGateway {
         &self.tokens
     }
 
-    pub fn backend(&self) -> &Embedded {
-        &self.backend
+    pub fn backend(&self) -> &dyn Backend {
+        self.backend.as_ref()
     }
 
     /// Validates, authorises and performs one call.
@@ -260,6 +261,30 @@ impl ClusterGateway {
 
 /// Every gate must allow: cluster actions, each bulk item, each named
 /// index; wildcards expand only to indices every gate allows.
+/// Asks every gate (not only until the first no), so the refusal — and the
+/// audit event — records each gate's decision; the first gate that said no
+/// is the one named.
+fn decide(
+    gates: &[Gate<'_>],
+    check: impl Fn(&Privileges, &Subject) -> Result<(), crate::security::privileges::Denied>,
+) -> Result<(), (&'static str, String)> {
+    let decisions: Vec<(&'static str, Result<(), String>)> =
+        gates.iter().map(|&(gate, p, s)| (gate, check(p, s).map_err(|d| d.to_string()))).collect();
+    let Some((gate, Err(reason))) = decisions.iter().find(|(_, d)| d.is_err()) else {
+        return Ok(());
+    };
+    let others: Vec<String> = decisions
+        .iter()
+        .filter(|(g, _)| g != gate)
+        .map(|(g, d)| match d {
+            Ok(()) => format!("{g} gate: allowed"),
+            Err(r) => format!("{g} gate: {r}"),
+        })
+        .collect();
+    let reason = if others.is_empty() { reason.clone() } else { format!("{reason} ({})", others.join("; ")) };
+    Err((gate, reason))
+}
+
 /// One gate: whose privileges, evaluated by which compiled configuration.
 type Gate<'a> = (&'static str, &'a Privileges, &'a Subject);
 
@@ -269,19 +294,13 @@ fn check_gates(
     existing: &[String],
 ) -> Result<Vec<String>, (&'static str, String)> {
     if request.indices.is_empty() {
-        for &(gate, privileges, subject) in gates {
-            privileges.check_cluster(subject, request.action).map_err(|d| (gate, d.to_string()))?;
-        }
+        decide(gates, |p, s| p.check_cluster(s, request.action))?;
         return Ok(Vec::new());
     }
     if !request.items.is_empty() {
         // _bulk: every item must pass every gate for its own action and index.
-        for &(gate, privileges, subject) in gates {
-            for (action, index) in &request.items {
-                privileges
-                    .check_indices(subject, action, [index.as_str()])
-                    .map_err(|d| (gate, d.to_string()))?;
-            }
+        for (action, index) in &request.items {
+            decide(gates, |p, s| p.check_indices(s, action, [index.as_str()]))?;
         }
         return Ok(request.indices.clone());
     }
@@ -301,11 +320,7 @@ fn check_gates(
                     .cloned(),
             );
         } else {
-            for &(gate, privileges, subject) in gates {
-                privileges
-                    .check_indices(subject, request.action, [expr.as_str()])
-                    .map_err(|d| (gate, d.to_string()))?;
-            }
+            decide(gates, |p, s| p.check_indices(s, request.action, [expr.as_str()]))?;
             concrete.push(expr.clone());
         }
     }

@@ -146,6 +146,8 @@ pub struct Security {
     api_tokens: Option<Arc<api_tokens::ApiTokens>>,
     /// Where the configuration is kept (none: in memory only, for tests).
     store: Option<Arc<Store>>,
+    /// The stored version of each configuration document, for CAS writes.
+    versions: std::sync::Mutex<BTreeMap<String, Expect>>,
 }
 
 impl Security {
@@ -158,6 +160,7 @@ impl Security {
             obo: None,
             api_tokens: None,
             store: None,
+            versions: std::sync::Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -248,7 +251,10 @@ impl Security {
             store.write(&writes)?;
         }
         let mut texts = BTreeMap::new();
+        let mut versions = BTreeMap::new();
         for (id, doc) in store.list(STORE_INDEX)? {
+            versions
+                .insert(id.clone(), Expect::Version { seq_no: doc.seq_no, primary_term: doc.primary_term });
             texts.insert(id, String::from_utf8_lossy(&doc.source).into_owned());
         }
         let by_name: BTreeMap<&str, String> = texts.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
@@ -259,6 +265,7 @@ impl Security {
         };
         let mut security = Security::new(config).with_authc(authc);
         security.store = Some(store);
+        security.versions = std::sync::Mutex::new(versions);
         Ok((security, outcome))
     }
 
@@ -275,9 +282,22 @@ impl Security {
     pub fn replace(&self, config: SecurityConfig) -> Result<(), BootstrapError> {
         config.validate()?;
         if let Some(store) = &self.store {
-            // All four documents in one transaction: a crash keeps the old
-            // configuration or the new one, never a mix.
-            store.write(&config_writes(&config, Expect::Any))?;
+            // All four documents in one transaction, each compare-and-set
+            // against the version this node last read or wrote: a crash keeps
+            // the old configuration or the new one, and a concurrent writer
+            // elsewhere makes this fail with a conflict instead of losing it.
+            let mut versions = self.versions.lock().unwrap_or_else(|p| p.into_inner());
+            let mut writes = config_writes(&config, Expect::Absent);
+            for w in &mut writes {
+                w.expect = versions.get(w.id).copied().unwrap_or(Expect::Absent);
+            }
+            let written = store.write(&writes)?;
+            for (w, v) in writes.iter().zip(written) {
+                versions.insert(
+                    w.id.to_owned(),
+                    Expect::Version { seq_no: v.seq_no, primary_term: v.primary_term },
+                );
+            }
         }
         let state = Arc::new(SecurityState::compile(config));
         match self.current.write() {
