@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use warden_host::audit::{AuditLog, Category};
+use warden_host::cluster::Backend;
 use warden_host::cluster::actions::resolve;
 use warden_host::cluster::embedded::{Embedded, Params};
 use warden_host::cluster::gateway::{CallIdentity, ClusterGateway, GuestCall};

@@ -234,12 +234,22 @@ fn authorize(
     request: &RequestId,
     resource: Resource,
 ) -> Result<(), ApiError> {
+    authorize_action(state, user, request, &format!("restapi:admin/{}", resource.endpoint()))
+}
+
+/// The caller (never an OBO token) must hold the cluster permission
+/// `action`; a refusal is audited as MISSING_PRIVILEGES.
+fn authorize_action(
+    state: &AppState,
+    user: &AuthenticatedUser,
+    request: &RequestId,
+    action: &str,
+) -> Result<(), ApiError> {
     forbid_obo(user)?;
-    let action = format!("restapi:admin/{}", resource.endpoint());
-    user.check_cluster(&action).map_err(|denied| {
+    user.check_cluster(action).map_err(|denied| {
         state.audit.record(Event {
             user: Some(user.principal.name.clone()),
-            action: Some(action.clone()),
+            action: Some(action.to_owned()),
             reason: Some(denied.to_string()),
             ..Event::new(Category::MissingPrivileges, &request.id).remote(request.remote)
         });
@@ -247,12 +257,28 @@ fn authorize(
     })
 }
 
+/// Whole-configuration import/export needs this, as OpenSearch's securityadmin does.
+const CONFIG_UPDATE: &str = "restapi:admin/config/update";
+/// OBO token administration (revoke, rotate keys) needs this.
+const TOKENS_ADMIN: &str = "restapi:admin/tokens";
+
 fn audit_write(state: &AppState, user: &AuthenticatedUser, request: &RequestId, what: String) {
+    audit_change(state, user, request, Category::SecurityConfigWrite, "security config write", what);
+}
+
+fn audit_change(
+    state: &AppState,
+    user: &AuthenticatedUser,
+    request: &RequestId,
+    category: Category,
+    action: &str,
+    what: String,
+) {
     state.audit.record(Event {
         user: Some(user.principal.name.clone()),
-        action: Some("security config write".into()),
+        action: Some(action.to_owned()),
         reason: Some(what),
-        ..Event::new(Category::SecurityConfigWrite, &request.id).remote(request.remote)
+        ..Event::new(category, &request.id).remote(request.remote)
     });
 }
 
@@ -465,33 +491,13 @@ async fn account_put(
     Ok(ok(StatusCode::OK, "OK", format!("'{name}' updated.")))
 }
 
-/// Whole-configuration import/export (`warden security import|export`)
-/// needs `restapi:admin/config/update`, as OpenSearch's securityadmin does.
-fn authorize_config_update(
-    state: &AppState,
-    user: &AuthenticatedUser,
-    request: &RequestId,
-) -> Result<(), ApiError> {
-    forbid_obo(user)?;
-    let action = "restapi:admin/config/update";
-    user.check_cluster(action).map_err(|denied| {
-        state.audit.record(Event {
-            user: Some(user.principal.name.clone()),
-            action: Some(action.into()),
-            reason: Some(denied.to_string()),
-            ..Event::new(Category::MissingPrivileges, &request.id).remote(request.remote)
-        });
-        ApiError::Forbidden(denied.to_string())
-    })
-}
-
 /// `GET /_warden/security/_export` → `{"internal_users.yml": "<yaml>", ...}`.
 async fn export(
     State(state): State<Arc<AppState>>,
     Extension(user): Extension<AuthenticatedUser>,
     Extension(request): Extension<RequestId>,
 ) -> Result<Response, ApiError> {
-    authorize_config_update(&state, &user, &request)?;
+    authorize_action(&state, &user, &request, CONFIG_UPDATE)?;
     let files: BTreeMap<&str, String> =
         crate::security::config::export(&state.security.state().config).into_iter().collect();
     Ok(axum::Json(files).into_response())
@@ -506,7 +512,7 @@ async fn import(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     use crate::security::config::{ACTION_GROUPS, INTERNAL_USERS, ROLES, ROLES_MAPPING};
-    authorize_config_update(&state, &user, &request)?;
+    authorize_action(&state, &user, &request, CONFIG_UPDATE)?;
     let files: BTreeMap<String, String> =
         serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid body: {e}")))?;
     if let Some(unknown) =
@@ -532,21 +538,6 @@ async fn import(
     Ok(ok(StatusCode::OK, "OK", "Configuration imported.".into()))
 }
 
-/// Token administration needs `restapi:admin/tokens`.
-fn authorize_tokens(state: &AppState, user: &AuthenticatedUser, request: &RequestId) -> Result<(), ApiError> {
-    forbid_obo(user)?;
-    let action = "restapi:admin/tokens";
-    user.check_cluster(action).map_err(|denied| {
-        state.audit.record(Event {
-            user: Some(user.principal.name.clone()),
-            action: Some(action.into()),
-            reason: Some(denied.to_string()),
-            ..Event::new(Category::MissingPrivileges, &request.id).remote(request.remote)
-        });
-        ApiError::Forbidden(denied.to_string())
-    })
-}
-
 /// `POST /_warden/tokens/_revoke` with `{"jti", "expires_at"}`, `{"user"}` or
 /// `{"extension"}`: OBO tokens stop working at once, and after a restart.
 async fn revoke(
@@ -563,7 +554,7 @@ async fn revoke(
         user: Option<String>,
         extension: Option<String>,
     }
-    authorize_tokens(&state, &user, &request)?;
+    authorize_action(&state, &user, &request, TOKENS_ADMIN)?;
     let cluster = state.cluster.as_ref().ok_or_else(|| ApiError::NotFound("no token service".into()))?;
     let r: Revoke =
         serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid body: {e}")))?;
@@ -595,7 +586,7 @@ async fn revocations(
     Extension(user): Extension<AuthenticatedUser>,
     Extension(request): Extension<RequestId>,
 ) -> Result<Response, ApiError> {
-    authorize_tokens(&state, &user, &request)?;
+    authorize_action(&state, &user, &request, TOKENS_ADMIN)?;
     let cluster = state.cluster.as_ref().ok_or_else(|| ApiError::NotFound("no token service".into()))?;
     Ok(axum::Json(cluster.tokens().revocations()).into_response())
 }
@@ -668,12 +659,7 @@ fn api_token_error(e: crate::security::api_tokens::ApiTokenError) -> ApiError {
 }
 
 fn audit_token(state: &AppState, user: &AuthenticatedUser, request: &RequestId, what: String) {
-    state.audit.record(Event {
-        user: Some(user.principal.name.clone()),
-        action: Some("api token write".into()),
-        reason: Some(what),
-        ..Event::new(Category::ApiTokenWrite, &request.id).remote(request.remote)
-    });
+    audit_change(state, user, request, Category::ApiTokenWrite, "api token write", what);
 }
 
 /// `POST /_plugins/_security/api/apitokens`: the secret is in this answer only.
@@ -733,7 +719,7 @@ async fn rotate_keys(
     Extension(user): Extension<AuthenticatedUser>,
     Extension(request): Extension<RequestId>,
 ) -> Result<Response, ApiError> {
-    authorize_tokens(&state, &user, &request)?;
+    authorize_action(&state, &user, &request, TOKENS_ADMIN)?;
     let cluster = state.cluster.as_ref().ok_or_else(|| ApiError::NotFound("no token service".into()))?;
     let kid = cluster.tokens().rotate_keys().map_err(|e| ApiError::Internal(e.to_string()))?;
     audit_write(&state, &user, &request, format!("rotated OBO keys; new kid {kid}"));

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
+use super::Backend;
 use super::actions::{ActionRequest, Op};
 use crate::store::{Expect, Store, StoreError, Write};
 
@@ -75,22 +76,12 @@ fn store_error(e: StoreError) -> Reply {
     }
 }
 
-impl Embedded {
-    pub fn new(store: Arc<Store>, cluster_name: &str) -> Embedded {
-        Embedded { store, cluster_name: cluster_name.to_owned() }
-    }
-
-    /// Existing index names.
-    pub fn indices(&self) -> Result<Vec<String>, StoreError> {
+impl Backend for Embedded {
+    fn indices(&self) -> Result<Vec<String>, StoreError> {
         Ok(self.store.list(INDICES)?.into_iter().map(|(name, _)| name).collect())
     }
 
-    fn exists(&self, index: &str) -> Result<bool, StoreError> {
-        Ok(self.store.get(INDICES, index)?.is_some())
-    }
-
-    /// Runs an (already authorised) request on concrete `indices`.
-    pub fn execute(
+    fn execute(
         &self,
         request: &ActionRequest,
         indices: &[String],
@@ -101,6 +92,46 @@ impl Embedded {
             Ok(r) => r,
             Err(e) => store_error(e),
         }
+    }
+}
+
+impl Embedded {
+    pub fn new(store: Arc<Store>, cluster_name: &str) -> Embedded {
+        Embedded { store, cluster_name: cluster_name.to_owned() }
+    }
+
+    fn exists(&self, index: &str) -> Result<bool, StoreError> {
+        Ok(self.store.get(INDICES, index)?.is_some())
+    }
+
+    /// OpenSearch's 404 for the first of `indices` that does not exist.
+    fn first_missing(&self, indices: &[String]) -> Result<Option<Reply>, StoreError> {
+        for index in indices {
+            if !self.exists(index)? {
+                return Ok(Some(error(404, "index_not_found_exception", format!("no such index [{index}]"))));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Creates those of `names` that do not exist yet: OpenSearch creates an
+    /// index on its first write.
+    fn ensure_indices(&self, names: &[&str]) -> Result<(), StoreError> {
+        let mut creates = Vec::new();
+        for name in names {
+            if !self.exists(name)? {
+                creates.push(Write {
+                    index: INDICES,
+                    id: name,
+                    source: Some(b"{}".to_vec()),
+                    expect: Expect::Any,
+                });
+            }
+        }
+        if !creates.is_empty() {
+            self.store.write(&creates)?;
+        }
+        Ok(())
     }
 
     fn run(
@@ -147,14 +178,8 @@ impl Embedded {
                 }
             }
             Op::DeleteIndex => {
-                for index in indices {
-                    if !self.exists(index)? {
-                        return Ok(error(
-                            404,
-                            "index_not_found_exception",
-                            format!("no such index [{index}]"),
-                        ));
-                    }
+                if let Some(missing) = self.first_missing(indices)? {
+                    return Ok(missing);
                 }
                 for index in indices {
                     let ids: Vec<String> =
@@ -170,15 +195,11 @@ impl Embedded {
                 reply(200, json!({ "acknowledged": true }))
             }
             Op::GetIndex => {
+                if let Some(missing) = self.first_missing(indices)? {
+                    return Ok(missing);
+                }
                 let mut out = Map::new();
                 for index in indices {
-                    if !self.exists(index)? {
-                        return Ok(error(
-                            404,
-                            "index_not_found_exception",
-                            format!("no such index [{index}]"),
-                        ));
-                    }
                     out.insert(index.clone(), json!({ "aliases": {}, "mappings": {}, "settings": {} }));
                 }
                 reply(200, Value::Object(out))
@@ -254,15 +275,7 @@ impl Embedded {
     }
 
     fn index_doc(&self, index: &str, id: &str, source: Value, expect: Expect) -> Result<Reply, StoreError> {
-        if !self.exists(index)? {
-            // OpenSearch creates indices on first write.
-            let _ = self.store.write(&[Write {
-                index: INDICES,
-                id: index,
-                source: Some(b"{}".to_vec()),
-                expect: Expect::Absent,
-            }]);
-        }
+        self.ensure_indices(&[index])?;
         let store_index = docs(index);
         let previous = self.store.get(&store_index, id)?;
         let version = previous
@@ -391,20 +404,7 @@ impl Embedded {
         let mut indices: Vec<&str> = pending.iter().map(|p| p.index.as_str()).collect();
         indices.sort_unstable();
         indices.dedup();
-        let mut creates = Vec::new();
-        for index in &indices {
-            if !self.exists(index)? {
-                creates.push(Write {
-                    index: INDICES,
-                    id: index,
-                    source: Some(b"{}".to_vec()),
-                    expect: Expect::Any,
-                });
-            }
-        }
-        if !creates.is_empty() {
-            self.store.write(&creates)?;
-        }
+        self.ensure_indices(&indices)?;
         // Versions: what is stored, then what earlier items of this batch wrote.
         let mut versions: std::collections::HashMap<(String, String), u64> = std::collections::HashMap::new();
         let mut writes = Vec::new();

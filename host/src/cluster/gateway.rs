@@ -102,22 +102,47 @@ impl ClusterGateway {
             path: Some(call.path.to_owned()),
             ..Event::new(Category::GrantedPrivileges, call.request_id)
         };
-        match self.authorise(call, &request, &mut event) {
+        let decision = self.authorise(call, &request, &mut event);
+        self.conclude(&request, event, decision, call.path, call.body)
+            .map_err(|(gate, reason)| GateError::Denied(format!("{gate} gate: {reason}")))
+    }
+
+    /// Audits the decision; performs the call if it was allowed.
+    fn conclude(
+        &self,
+        request: &ActionRequest,
+        mut event: Event,
+        decision: Result<Vec<String>, (&'static str, String)>,
+        path: &str,
+        body: Option<&[u8]>,
+    ) -> Result<Reply, (&'static str, String)> {
+        match decision {
             Ok(indices) => {
                 if self.audit.enabled(Category::GrantedPrivileges) {
                     event.indices = indices.clone();
                     self.audit.record(event);
                 }
-                Ok(self.backend.execute(&request, &indices, &Params::parse(call.path), call.body))
+                Ok(self.backend.execute(request, &indices, &Params::parse(path), body))
             }
             Err((gate, reason)) => {
                 event.category = Some(Category::MissingPrivileges);
                 event.gate = Some(gate.to_owned());
                 event.reason = Some(reason.clone());
                 self.audit.record(event);
-                Err(GateError::Denied(format!("{gate} gate: {reason}")))
+                Err((gate, reason))
             }
         }
+    }
+
+    /// Refuses system indices (whoever asks); lists the existing indices a
+    /// wildcard in the request could expand to.
+    fn expandable_indices(&self, request: &ActionRequest) -> Result<Vec<String>, (&'static str, String)> {
+        let named = request.indices.iter().chain(request.items.iter().map(|(_, i)| i));
+        if let Some(system) = named.clone().find(|i| i.starts_with(SYSTEM_PREFIX)) {
+            return Err((GATE_SYSTEM, format!("index `{system}` is a system index")));
+        }
+        let wildcards = request.indices.iter().any(|i| i.contains(['*', '?']));
+        if wildcards { self.visible_indices().map_err(|e| ("store", e)) } else { Ok(Vec::new()) }
     }
 
     /// The concrete indices the call may touch, or (gate, reason).
@@ -127,12 +152,7 @@ impl ClusterGateway {
         request: &ActionRequest,
         event: &mut Event,
     ) -> Result<Vec<String>, (&'static str, String)> {
-        let named = request.indices.iter().chain(request.items.iter().map(|(_, i)| i));
-        if let Some(system) = named.clone().find(|i| i.starts_with(SYSTEM_PREFIX)) {
-            return Err((GATE_SYSTEM, format!("index `{system}` is a system index")));
-        }
-        let wildcards = request.indices.iter().any(|i| i.contains(['*', '?']));
-        let existing = if wildcards { self.visible_indices().map_err(|e| ("store", e))? } else { Vec::new() };
+        let existing = self.expandable_indices(request)?;
 
         if call.identity == CallIdentity::Service {
             event.user = Some(format!("service:{}", call.extension));
@@ -192,7 +212,7 @@ impl ClusterGateway {
         let (user, privileges) = (&caller.subject, &caller.state.privileges);
         let limit = caller.api_token.as_ref().map(|(_, limit)| limit.as_ref());
         let request = actions::resolve(method, path, body).map_err(|e| GateError::Invalid(e.to_string()))?;
-        let mut event = Event {
+        let event = Event {
             user: Some(user.name.clone()),
             action: Some(request.action.to_owned()),
             indices: request.indices.clone(),
@@ -200,36 +220,14 @@ impl ClusterGateway {
             path: Some(path.to_owned()),
             ..Event::new(Category::GrantedPrivileges, request_id)
         };
-        let decision = (|| {
-            let named = request.indices.iter().chain(request.items.iter().map(|(_, i)| i));
-            if let Some(system) = named.clone().find(|i| i.starts_with(SYSTEM_PREFIX)) {
-                return Err((GATE_SYSTEM, format!("index `{system}` is a system index")));
-            }
-            let wildcards = request.indices.iter().any(|i| i.contains(['*', '?']));
-            let existing =
-                if wildcards { self.visible_indices().map_err(|e| ("store", e))? } else { Vec::new() };
+        let decision = self.expandable_indices(&request).and_then(|existing| {
             let mut gates: Vec<Gate<'_>> = vec![(GATE_USER, privileges, user)];
             if let Some(limit) = limit {
                 gates.push((GATE_API_TOKEN, &limit.privileges, &limit.subject));
             }
             check_gates(&gates, &request, &existing)
-        })();
-        match decision {
-            Ok(indices) => {
-                if self.audit.enabled(Category::GrantedPrivileges) {
-                    event.indices = indices.clone();
-                    self.audit.record(event);
-                }
-                Ok(self.backend.execute(&request, &indices, &Params::parse(path), body))
-            }
-            Err((gate, reason)) => {
-                event.category = Some(Category::MissingPrivileges);
-                event.gate = Some(gate.to_owned());
-                event.reason = Some(reason.clone());
-                self.audit.record(event);
-                Err(GateError::Denied(reason))
-            }
-        }
+        });
+        self.conclude(&request, event, decision, path, body).map_err(|(_, reason)| GateError::Denied(reason))
     }
 
     /// Full verification the first time a token is seen, then the cheap re-checks.

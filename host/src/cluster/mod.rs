@@ -27,19 +27,3 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         body: Option<&[u8]>,
     ) -> Reply;
 }
-
-impl Backend for embedded::Embedded {
-    fn indices(&self) -> Result<Vec<String>, StoreError> {
-        embedded::Embedded::indices(self)
-    }
-
-    fn execute(
-        &self,
-        request: &ActionRequest,
-        indices: &[String],
-        params: &Params,
-        body: Option<&[u8]>,
-    ) -> Reply {
-        embedded::Embedded::execute(self, request, indices, params, body)
-    }
-}
