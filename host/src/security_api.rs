@@ -217,17 +217,33 @@ fn ok(status: StatusCode, label: &str, message: String) -> Response {
     (status, axum::Json(json!({ "status": label, "message": message }))).into_response()
 }
 
-/// Checks `restapi:admin/<endpoint>`; a denial is audited.
-/// An on-behalf-of token can never manage security (OpenSearch security#2891).
-fn forbid_obo(user: &AuthenticatedUser) -> Result<(), ApiError> {
+/// An on-behalf-of token can never manage security (OpenSearch security#2891);
+/// the refusal is audited as MISSING_PRIVILEGES.
+fn forbid_obo(state: &AppState, user: &AuthenticatedUser, request: &RequestId) -> Result<(), ApiError> {
     if user.via_obo {
-        return Err(ApiError::Forbidden(
-            "an on-behalf-of token cannot mint tokens, change passwords or call the security API".into(),
+        return Err(refuse(
+            state,
+            user,
+            request,
+            "an on-behalf-of token cannot mint tokens, change passwords or call the security API",
         ));
     }
     Ok(())
 }
 
+/// Audits a refusal as MISSING_PRIVILEGES and turns it into a 403.
+fn refuse(state: &AppState, user: &AuthenticatedUser, request: &RequestId, reason: &str) -> ApiError {
+    state.audit.record(Event {
+        user: Some(user.principal.name.clone()),
+        method: Some(request.method.clone()),
+        path: Some(request.path.clone()),
+        reason: Some(reason.to_owned()),
+        ..Event::new(Category::MissingPrivileges, &request.id).remote(request.remote)
+    });
+    ApiError::Forbidden(reason.to_owned())
+}
+
+/// Checks `restapi:admin/<endpoint>`; a denial is audited.
 fn authorize(
     state: &AppState,
     user: &AuthenticatedUser,
@@ -245,7 +261,7 @@ fn authorize_action(
     request: &RequestId,
     action: &str,
 ) -> Result<(), ApiError> {
-    forbid_obo(user)?;
+    forbid_obo(state, user, request)?;
     user.check_cluster(action).map_err(|denied| {
         state.audit.record(Event {
             user: Some(user.principal.name.clone()),
@@ -470,7 +486,7 @@ async fn account_put(
         current_password: String,
         password: String,
     }
-    forbid_obo(&user)?;
+    forbid_obo(&state, &user, &request)?;
     let change: Change =
         serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid body: {e}")))?;
     let name = user.principal.name.clone();
@@ -607,7 +623,7 @@ async fn generate_obo(
         duration_seconds: Option<u64>,
         description: Option<String>,
     }
-    forbid_obo(&user)?;
+    forbid_obo(&state, &user, &request)?;
     let cluster = state.cluster.as_ref().ok_or_else(|| ApiError::NotFound("no token service".into()))?;
     let g: Generate =
         serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid body: {e}")))?;
@@ -636,10 +652,11 @@ async fn generate_obo(
 fn api_token_store(
     state: &AppState,
     user: &AuthenticatedUser,
+    request: &RequestId,
 ) -> Result<Arc<crate::security::api_tokens::ApiTokens>, ApiError> {
-    forbid_obo(user)?;
+    forbid_obo(state, user, request)?;
     if user.api_token.is_some() {
-        return Err(ApiError::Forbidden("an API token cannot manage API tokens".into()));
+        return Err(refuse(state, user, request, "an API token cannot manage API tokens"));
     }
     state
         .security
@@ -669,7 +686,7 @@ async fn api_tokens_create(
     Extension(request): Extension<RequestId>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let tokens = api_token_store(&state, &user)?;
+    let tokens = api_token_store(&state, &user, &request)?;
     let new: crate::security::api_tokens::NewApiToken =
         serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid body: {e}")))?;
     let (token, record) =
@@ -683,8 +700,9 @@ async fn api_tokens_create(
 async fn api_tokens_list(
     State(state): State<Arc<AppState>>,
     Extension(user): Extension<AuthenticatedUser>,
+    Extension(request): Extension<RequestId>,
 ) -> Result<Response, ApiError> {
-    let tokens = api_token_store(&state, &user)?;
+    let tokens = api_token_store(&state, &user, &request)?;
     let all = user.check_cluster("restapi:admin/apitokens").is_ok();
     let list = tokens.list((!all).then_some(user.principal.name.as_str())).map_err(api_token_error)?;
     Ok(axum::Json(list).into_response())
@@ -699,7 +717,7 @@ async fn api_tokens_delete(
     Path(name): Path<String>,
     axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let tokens = api_token_store(&state, &user)?;
+    let tokens = api_token_store(&state, &user, &request)?;
     let creator = match query.get("creator") {
         Some(other) if *other != user.principal.name => {
             user.check_cluster("restapi:admin/apitokens").map_err(|d| ApiError::Forbidden(d.to_string()))?;

@@ -44,6 +44,8 @@ pub struct AppState {
 pub struct RequestId {
     pub id: String,
     pub remote: Option<std::net::IpAddr>,
+    pub method: String,
+    pub path: String,
 }
 
 fn next_request_id() -> String {
@@ -94,7 +96,7 @@ async fn authenticate(State(state): State<Arc<AppState>>, mut request: Request, 
                 });
             }
             request.extensions_mut().insert(user);
-            request.extensions_mut().insert(RequestId { id: request_id.clone(), remote });
+            request.extensions_mut().insert(RequestId { id: request_id.clone(), remote, method, path });
             next.run(request).await
         }
         Err(e) => {
@@ -153,7 +155,8 @@ async fn cluster_rest(
     };
     let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let body = (!body.is_empty()).then_some(&body[..]);
-    let result = gateway.call_as_user(&user, &request_id.id, parts.method.as_str(), path, body);
+    let result =
+        gateway.call_as_user(&user, &request_id.id, request_id.remote, parts.method.as_str(), path, body);
     match result {
         Ok(reply) => {
             let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

@@ -92,5 +92,25 @@ fn api_tokens_are_limited_by_their_creator() -> TestResult {
 
     let audit = server.get("/_warden/audit?category=API_TOKEN_WRITE")?.json();
     assert!(audit["total"].as_u64().unwrap_or(0) >= 3, "{audit}");
+    // Refusals are audited with their reasons.
+    let reasons = |category: &str| -> Result<String, Box<dyn std::error::Error>> {
+        Ok(server.get(&format!("/_warden/audit?category={category}&size=1000"))?.body)
+    };
+    let refused = reasons("MISSING_PRIVILEGES")?;
+    assert!(refused.contains("an API token cannot manage API tokens"), "{refused}");
+    // The read-only token writing: its own gate said no.
+    assert!(
+        refused.contains("grants `indices:data/write/index` on index `logs` (user gate: allowed)"),
+        "{refused}"
+    );
+    // The creator without the role: the user gate said no though the token allows it.
+    assert!(
+        refused.contains(
+            "no role of `eve` grants `indices:data/read/get` on index `logs` (api-token gate: allowed)"
+        ),
+        "{refused}"
+    );
+    let failed = reasons("FAILED_LOGIN")?;
+    assert!(failed.contains("API token `short` has expired"), "{failed}");
     Ok(())
 }

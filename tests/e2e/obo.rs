@@ -73,9 +73,23 @@ fn obo_tokens_act_for_the_user_within_limits() -> TestResult {
     );
 
     // Revoking the user's tokens takes effect on the next request.
-    std::thread::sleep(std::time::Duration::from_millis(1100)); // a later second than the mint
     assert_eq!(server.send(Method::POST, "/_warden/tokens/_revoke", &json!({"user": "admin"}))?.status, 200);
     assert_eq!(server.get_with_authorization("/_plugins/_security/authinfo", Some(&bearer))?.status, 401);
     assert!(server.logs().contains("is revoked"), "{}", server.logs());
+
+    // Every refusal above is in the audit log with its reason.
+    let reasons = |category: &str| -> Result<Vec<String>, Box<dyn std::error::Error>> {
+        let audit = server.get(&format!("/_warden/audit?category={category}&size=1000"))?.json();
+        Ok(audit["events"]
+            .as_array()
+            .map(|events| events.iter().filter_map(|e| e["reason"].as_str().map(str::to_owned)).collect())
+            .unwrap_or_default())
+    };
+    let refused = reasons("MISSING_PRIVILEGES")?;
+    let obo_refusals = refused.iter().filter(|r| r.contains("on-behalf-of token cannot")).count();
+    assert_eq!(obo_refusals, 6, "mint, security API ×2, password, revoke, export: {refused:?}");
+    let failed = reasons("FAILED_LOGIN")?;
+    assert!(failed.iter().any(|r| r.contains("signature does not verify")), "tampered: {failed:?}");
+    assert!(failed.iter().any(|r| r.contains("token for user `admin` is revoked")), "revoked: {failed:?}");
     Ok(())
 }

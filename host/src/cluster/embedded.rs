@@ -261,6 +261,11 @@ impl Embedded {
                 self.index_doc(&first, id, source, expect)?
             }
             Op::Search | Op::Count => {
+                // Wildcards arrive expanded to existing indices; a named one
+                // that does not exist is OpenSearch's 404.
+                if let Some(missing) = self.first_missing(indices)? {
+                    return Ok(missing);
+                }
                 let query = match json_body() {
                     Ok(v) => v,
                     Err(r) => return Ok(r),

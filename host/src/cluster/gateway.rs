@@ -205,6 +205,7 @@ impl ClusterGateway {
         &self,
         caller: &crate::security::AuthenticatedUser,
         request_id: &str,
+        remote: Option<std::net::IpAddr>,
         method: &str,
         path: &str,
         body: Option<&[u8]>,
@@ -218,7 +219,7 @@ impl ClusterGateway {
             indices: request.indices.clone(),
             method: Some(method.to_owned()),
             path: Some(path.to_owned()),
-            ..Event::new(Category::GrantedPrivileges, request_id)
+            ..Event::new(Category::GrantedPrivileges, request_id).remote(remote)
         };
         let decision = self.expandable_indices(&request).and_then(|existing| {
             let mut gates: Vec<Gate<'_>> = vec![(GATE_USER, privileges, user)];
@@ -393,5 +394,89 @@ impl crate::runtime::capabilities::cluster::ClusterAccess for ClusterGateway {
             Err(GateError::Invalid(m)) => Err(types::Error::Invalid(m)),
             Err(GateError::Unavailable(m)) => Err(types::Error::Unavailable(m)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::audit::Filter;
+    use crate::cluster::embedded::Embedded;
+    use crate::security::config::SecurityConfig;
+    use crate::security::obo::{KeyRing, Revocations, attacks};
+    use crate::store::Store;
+
+    type R = Result<(), Box<dyn std::error::Error>>;
+
+    const ROLES: &str = r#"
+extension:reporter:
+  index_permissions:
+    - index_patterns: ["logs"]
+      allowed_actions: ["read"]
+analyst_role:
+  index_permissions:
+    - index_patterns: ["logs"]
+      allowed_actions: ["read"]
+"#;
+
+    fn read_logs<'a>(token: &'a str, request_id: &'a str) -> GuestCall<'a> {
+        GuestCall {
+            extension: "reporter",
+            request_id,
+            token: Some(token),
+            identity: CallIdentity::User,
+            method: "GET",
+            path: "/logs/_search",
+            body: None,
+        }
+    }
+
+    /// Every hostile token is refused by the token gate, with its reason in
+    /// the refusal and in an audited MISSING_PRIVILEGES event; the genuine
+    /// token passes, so the suite would notice a gate that refuses all.
+    #[test]
+    fn attack_tokens_are_refused_and_audited_with_their_reason() -> R {
+        let dir = tempfile::tempdir()?;
+        let store = Arc::new(Store::open(&dir.path().join("store.redb"))?);
+        let texts = BTreeMap::from([("roles.yml", ROLES.to_owned())]);
+        let security = Arc::new(Security::new(SecurityConfig::from_texts("test", &texts)?));
+        let tokens = Arc::new(TokenService::new("warden-test", KeyRing::generate()?, Revocations::default()));
+        let audit = Arc::new(AuditLog::open(&dir.path().join("audit"), Default::default())?);
+        let backend = Box::new(Embedded::new(store, "warden-test"));
+        let gateway = ClusterGateway::new(backend, tokens.clone(), security, audit.clone());
+
+        let genuine = attacks::mint(&tokens)?;
+        let allowed = gateway.call(&read_logs(&genuine, "genuine"))?;
+        assert_eq!(allowed.status, 404, "allowed through to the store (no index yet): {allowed:?}");
+
+        let mut cases = attacks::cases(&tokens)?;
+        let revoked = attacks::mint(&tokens)?;
+        let claims = tokens.verify(&revoked, "reporter")?;
+        tokens.revoke_jti(&claims.jti, claims.expires_at)?;
+        cases.push(("revoked jti", revoked, "is revoked"));
+        assert!(cases.len() >= 14);
+
+        for (what, token, reason) in &cases {
+            match gateway.call(&read_logs(token, what)) {
+                Ok(reply) => panic!("{what}: performed, {reply:?}"),
+                Err(GateError::Denied(message)) => {
+                    assert!(
+                        message.starts_with("token gate: ") && message.contains(reason),
+                        "{what}: {message}"
+                    )
+                }
+                Err(other) => panic!("{what}: {other:?}"),
+            }
+            let events =
+                audit.query(&Filter { category: Some("MISSING_PRIVILEGES".into()), ..Filter::default() })?;
+            let event = events.iter().find(|e| e.request_id == *what);
+            let event = event.ok_or_else(|| format!("{what}: not audited"))?;
+            assert_eq!(event.gate.as_deref(), Some("token"), "{what}");
+            assert_eq!(event.extension.as_deref(), Some("reporter"), "{what}");
+            assert!(event.reason.as_deref().is_some_and(|r| r.contains(reason)), "{what}: {event:?}");
+        }
+        Ok(())
     }
 }

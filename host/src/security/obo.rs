@@ -196,6 +196,20 @@ pub struct TokenService {
     store: Option<std::sync::Arc<crate::store::Store>>,
 }
 
+/// An operator-readable reason for a JWT validation failure.
+fn reason(e: &jsonwebtoken::errors::Error) -> String {
+    use jsonwebtoken::errors::ErrorKind as K;
+    match e.kind() {
+        K::InvalidSignature => "signature does not verify".into(),
+        K::ExpiredSignature => "token has expired (exp)".into(),
+        K::ImmatureSignature => "token is not valid yet (nbf)".into(),
+        K::InvalidIssuer => "issuer (iss) is not this cluster".into(),
+        K::MissingRequiredClaim(claim) => format!("required claim `{claim}` is missing"),
+        K::Json(e) => format!("claims do not parse: {e}"),
+        other => format!("{other:?}"),
+    }
+}
+
 pub fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
@@ -236,6 +250,21 @@ impl TokenService {
         }
     }
 
+    /// Revoking a user's or an extension's tokens covers those issued at or
+    /// before that second (`iat` has whole seconds); a token minted later
+    /// in the same second is stamped with the next one, so a fresh token is
+    /// never caught by a revocation that came before it.
+    fn issue_time(&self, user: &str, extension: &str) -> u64 {
+        let now = now();
+        let Ok(revocations) = self.revocations.read() else { return now };
+        let floor = [revocations.users_before.get(user), revocations.extensions_before.get(extension)]
+            .into_iter()
+            .flatten()
+            .max()
+            .map_or(0, |t| t + 1);
+        now.max(floor)
+    }
+
     /// A token for `user` calling through `extension`, for `scope`.
     pub fn mint(
         &self,
@@ -253,7 +282,7 @@ impl TokenService {
         let (signing, encryption) = keys.current.bytes()?;
         let mut jti = [0u8; 16];
         getrandom::fill(&mut jti).map_err(|e| TokenError::Internal(format!("no randomness: {e}")))?;
-        let now = now();
+        let now = self.issue_time(user, extension);
         let claims = RawClaims {
             iss: self.issuer.clone(),
             sub: user.to_owned(),
@@ -293,7 +322,7 @@ impl TokenService {
         validation.set_required_spec_claims(&["exp", "nbf", "iss", "sub", "aud"]);
         let claims =
             jsonwebtoken::decode::<RawClaims>(token, &DecodingKey::from_secret(&signing), &validation)
-                .map_err(|e| TokenError::Invalid(e.to_string()))?
+                .map_err(|e| TokenError::Invalid(reason(&e)))?
                 .claims;
         if claims.aud != extension {
             return Err(TokenError::WrongAudience { expected: extension.to_owned(), found: claims.aud });
@@ -349,7 +378,7 @@ impl TokenService {
             });
         }
         if now() > claims.expires_at + LEEWAY {
-            return Err(TokenError::Invalid("ExpiredSignature".into()));
+            return Err(TokenError::Invalid("token has expired (exp)".into()));
         }
         self.revocations
             .read()
@@ -501,27 +530,27 @@ impl TokenService {
     }
 }
 
+/// Hostile tokens for the attack suites (here and in the gateway): each
+/// with what it tries and a fragment of the reason it must be refused with.
 #[cfg(test)]
-mod tests {
+pub(crate) mod attacks {
     use super::*;
 
-    type R = Result<(), Box<dyn std::error::Error>>;
+    pub type Case = (&'static str, String, &'static str);
 
-    fn service() -> Result<TokenService, TokenError> {
-        Ok(TokenService::new("warden-test", KeyRing::generate()?, Revocations::default()))
-    }
-
-    fn mint(s: &TokenService) -> Result<String, TokenError> {
+    /// A genuine token: `ana` (roles `analyst_role`, backend role
+    /// `analyst`) for extension `reporter`.
+    pub fn mint(s: &TokenService) -> Result<String, TokenError> {
         s.mint("ana", &["analyst_role".into()], &["analyst".into()], "reporter", "request:r1", 60)
     }
 
-    fn b64(v: &serde_json::Value) -> String {
+    pub fn b64(v: &serde_json::Value) -> String {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
     }
 
     /// Re-signs arbitrary claims with the service's real key (an insider
     /// forging claims the host would never mint).
-    fn resign(
+    pub fn resign(
         s: &TokenService,
         claims: &serde_json::Value,
         alg: Algorithm,
@@ -531,7 +560,7 @@ mod tests {
         sign(&signing, &keys.current.kid, claims, alg)
     }
 
-    fn sign(
+    pub fn sign(
         key: &[u8],
         kid: &str,
         claims: &serde_json::Value,
@@ -542,8 +571,91 @@ mod tests {
         Ok(jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(key))?)
     }
 
-    fn claims_of(token: &str) -> serde_json::Value {
+    pub fn claims_of(token: &str) -> serde_json::Value {
         serde_json::to_value(peek_claims(token).unwrap_or_default()).unwrap_or_default()
+    }
+
+    /// Every forgery and misuse of a token of `s`'s that verification must
+    /// refuse, for extension `reporter`.
+    pub fn cases(s: &TokenService) -> Result<Vec<Case>, Box<dyn std::error::Error>> {
+        let good = mint(s)?;
+        let other = TokenService::new("warden-test", KeyRing::generate()?, Revocations::default()); // different keys
+        let c = claims_of(&good);
+        let now = now();
+        let with = |k: &str, v: serde_json::Value| {
+            let mut c = c.clone();
+            c[k] = v;
+            c
+        };
+        let (head, rest) = good.split_once('.').ok_or("no dot")?;
+        let kid = s.keys().current.kid;
+        let cases: Vec<(&'static str, String, &'static str)> = vec![
+            (
+                "forged signature",
+                sign(&other.keys().current.bytes()?.0, &kid, &c, Algorithm::HS512)?,
+                "signature does not verify",
+            ),
+            (
+                "alg none",
+                format!("{}.{}.", b64(&serde_json::json!({"alg": "none", "kid": kid})), b64(&c)),
+                "malformed token",
+            ),
+            ("alg swapped to HS256", resign(s, &c, Algorithm::HS256)?, "algorithm"),
+            ("expired", resign(s, &with("exp", (now - 120).into()), Algorithm::HS512)?, "has expired"),
+            (
+                "not yet valid",
+                resign(s, &with("nbf", (now + 120).into()), Algorithm::HS512)?,
+                "not valid yet",
+            ),
+            ("wrong issuer", resign(s, &with("iss", "evil".into()), Algorithm::HS512)?, "issuer (iss)"),
+            (
+                "other extension (replay)",
+                resign(s, &with("aud", "hello".into()), Algorithm::HS512)?,
+                "not `reporter`",
+            ),
+            ("wrong typ", resign(s, &with("typ", "access".into()), Algorithm::HS512)?, "`typ`"),
+            (
+                "tampered er",
+                resign(s, &with("er", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into()), Algorithm::HS512)?,
+                "`er`",
+            ),
+            ("truncated", good[..good.len() - 12].to_owned(), "signature does not verify"),
+            (
+                "payload swapped",
+                format!(
+                    "{head}.{}",
+                    b64(&with("sub", "admin".into())) + &rest[rest.find('.').unwrap_or(0)..]
+                ),
+                "signature does not verify",
+            ),
+            ("garbage", "not.a.token".to_owned(), "malformed token"),
+            (
+                "missing exp",
+                resign(
+                    s,
+                    &{
+                        let mut x = c.clone();
+                        x.as_object_mut().map(|o| o.remove("exp"));
+                        x
+                    },
+                    Algorithm::HS512,
+                )?,
+                "`exp`",
+            ),
+        ];
+        Ok(cases)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::attacks::{claims_of, mint};
+    use super::*;
+
+    type R = Result<(), Box<dyn std::error::Error>>;
+
+    fn service() -> Result<TokenService, TokenError> {
+        Ok(TokenService::new("warden-test", KeyRing::generate()?, Revocations::default()))
     }
 
     #[test]
@@ -562,72 +674,7 @@ mod tests {
     #[test]
     fn attacks_are_rejected_with_a_reason() -> R {
         let s = service()?;
-        let good = mint(&s)?;
-        let other = service()?; // different keys
-        let c = claims_of(&good);
-        let now = now();
-        let with = |k: &str, v: serde_json::Value| {
-            let mut c = c.clone();
-            c[k] = v;
-            c
-        };
-        let (head, rest) = good.split_once('.').ok_or("no dot")?;
-        let kid = s.keys().current.kid;
-        let cases: Vec<(&str, String, &str)> = vec![
-            (
-                "forged signature",
-                sign(&other.keys().current.bytes()?.0, &kid, &c, Algorithm::HS512)?,
-                "InvalidSignature",
-            ),
-            (
-                "alg none",
-                format!("{}.{}.", b64(&serde_json::json!({"alg": "none", "kid": kid})), b64(&c)),
-                "",
-            ),
-            ("alg swapped to HS256", resign(&s, &c, Algorithm::HS256)?, "algorithm"),
-            ("expired", resign(&s, &with("exp", (now - 120).into()), Algorithm::HS512)?, "ExpiredSignature"),
-            (
-                "not yet valid",
-                resign(&s, &with("nbf", (now + 120).into()), Algorithm::HS512)?,
-                "ImmatureSignature",
-            ),
-            ("wrong issuer", resign(&s, &with("iss", "evil".into()), Algorithm::HS512)?, "InvalidIssuer"),
-            (
-                "other extension (replay)",
-                resign(&s, &with("aud", "hello".into()), Algorithm::HS512)?,
-                "not `reporter`",
-            ),
-            ("wrong typ", resign(&s, &with("typ", "access".into()), Algorithm::HS512)?, "`typ`"),
-            (
-                "tampered er",
-                resign(&s, &with("er", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into()), Algorithm::HS512)?,
-                "`er`",
-            ),
-            ("truncated", good[..good.len() - 12].to_owned(), ""),
-            (
-                "payload swapped",
-                format!(
-                    "{head}.{}",
-                    b64(&with("sub", "admin".into())) + &rest[rest.find('.').unwrap_or(0)..]
-                ),
-                "",
-            ),
-            ("garbage", "not.a.token".to_owned(), ""),
-            (
-                "missing exp",
-                resign(
-                    &s,
-                    &{
-                        let mut x = c.clone();
-                        x.as_object_mut().map(|o| o.remove("exp"));
-                        x
-                    },
-                    Algorithm::HS512,
-                )?,
-                "exp",
-            ),
-        ];
-        for (what, token, reason) in cases {
+        for (what, token, reason) in attacks::cases(&s)? {
             match s.verify(&token, "reporter") {
                 Ok(claims) => panic!("{what}: accepted as {claims:?}"),
                 Err(e) => assert!(e.to_string().contains(reason), "{what}: {e}"),
@@ -650,6 +697,9 @@ mod tests {
         assert!(
             matches!(s.verify(&token, "reporter"), Err(TokenError::Revoked(m)) if m.contains("user `ana`"))
         );
+        // A token minted right after the revocation (same second) is valid.
+        let fresh = mint(&s)?;
+        assert_eq!(s.verify(&fresh, "reporter")?.user, "ana");
 
         let s = service()?;
         let token = mint(&s)?;
@@ -657,6 +707,7 @@ mod tests {
         assert!(
             matches!(s.verify(&token, "reporter"), Err(TokenError::Revoked(m)) if m.contains("extension `reporter`"))
         );
+        assert!(s.verify(&mint(&s)?, "reporter").is_ok(), "minted after the revocation");
         Ok(())
     }
 
