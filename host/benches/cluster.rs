@@ -47,10 +47,14 @@ fn run(c: &mut Criterion) -> R {
     let audit =
         Arc::new(AuditLog::open(&dir.path().join("audit"), BTreeSet::from([Category::GrantedPrivileges]))?);
     let tokens = Arc::new(TokenService::new("bench", KeyRing::generate()?, Revocations::default()));
-    let gateway =
-        ClusterGateway::new(Box::new(Embedded::new(store.clone(), "bench")), tokens.clone(), security, audit);
+    let gateway = ClusterGateway::new(
+        Box::new(Embedded::new(store.clone(), "bench")?),
+        tokens.clone(),
+        security,
+        audit,
+    );
 
-    let backend = Embedded::new(store.clone(), "bench");
+    let backend = Embedded::new(store.clone(), "bench")?;
     let put = resolve("PUT", "/data-1/_doc/1", None)?;
     backend.execute(&put, &["data-1".into()], &Params::default(), Some(br#"{"n":1}"#));
     let token = tokens.mint("ana", &["reader".into()], &[], "bench", "request:bench", 300)?;
@@ -119,12 +123,25 @@ fn run(c: &mut Criterion) -> R {
         let request = resolve("POST", "/_bulk", Some(body.as_bytes()))?;
         backend.execute(&request, &request.indices, &Params::default(), Some(body.as_bytes()));
     }
+    // The same search three ways: through the postings (a term that 1% of
+    // the documents hold; a range of 100 values) and, as the baseline in the
+    // same run, a query the postings cannot narrow (a full scan).
     let search = resolve("POST", "/big/_search", None)?;
-    let query = br#"{"query":{"term":{"kind":"k7"}},"size":10}"#;
-    g.throughput(Throughput::Elements(100_000));
-    g.bench_function("search_100k", |b| {
-        b.iter(|| backend.execute(&search, &["big".into()], &Params::default(), Some(query)).body["hits"]["total"]["value"].clone())
-    });
+    let queries: [(&str, &[u8]); 3] = [
+        ("search_100k_term_1pct", br#"{"query":{"term":{"kind":"k7"}},"size":10}"#),
+        ("search_100k_range_100", br#"{"query":{"range":{"n":{"gte":5000,"lt":5100}}},"size":10}"#),
+        ("search_100k_scan_baseline", br#"{"query":{"bool":{"must_not":{"term":{"kind":"k7"}}}},"size":10}"#),
+    ];
+    g.throughput(Throughput::Elements(1));
+    for (name, query) in queries {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                backend.execute(&search, &["big".into()], &Params::default(), Some(query)).body["hits"]["total"]
+                    ["value"]
+                    .clone()
+            })
+        });
+    }
     g.finish();
     Ok(())
 }

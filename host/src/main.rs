@@ -189,12 +189,8 @@ fn serve(
     let api_tokens = Arc::new(ApiTokens::new(store.clone()));
     let security = Arc::new(security.with_obo(tokens.clone()).with_api_tokens(api_tokens));
     let audit = Arc::new(audit);
-    let gateway = ClusterGateway::new(
-        Box::new(Embedded::new(store.clone(), &cluster_name)),
-        tokens,
-        security.clone(),
-        audit.clone(),
-    );
+    let backend = Embedded::new(store.clone(), &cluster_name).context("cannot open the cluster store")?;
+    let gateway = ClusterGateway::new(Box::new(backend), tokens, security.clone(), audit.clone());
     let state = Arc::new(AppState {
         registry,
         security,

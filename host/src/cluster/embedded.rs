@@ -2,9 +2,10 @@
 //! [`Store`], answering with OpenSearch's response shapes. Document versions
 //! and `if_seq_no`/`if_primary_term` map onto the store's compare-and-set.
 //!
-//! Search scans the index (no inverted index yet) and supports match_all,
-//! term, terms, ids, exists, range and bool (must/filter/should/must_not),
-//! with from/size.
+//! Documents are posted under their terms in the same transaction that
+//! writes them ([`query::terms_of`]); a search reads only the candidates
+//! its query's postings allow and scans the index only for queries they
+//! cannot narrow (match_all, exists, a lone must_not).
 
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use serde_json::{Map, Value, json};
 
 use super::Backend;
 use super::actions::{ActionRequest, Op};
+use super::query::{self, Postings};
 use crate::store::{Expect, Store, StoreError, Write};
 
 /// Where index names are listed.
@@ -61,8 +63,11 @@ pub struct Embedded {
     cluster_name: String,
 }
 
+/// Store indices holding an index's documents are `i/<index>`.
+const DOCS_PREFIX: &str = "i/";
+
 fn docs(index: &str) -> String {
-    format!("i/{index}")
+    format!("{DOCS_PREFIX}{index}")
 }
 
 fn store_error(e: StoreError) -> Reply {
@@ -70,7 +75,7 @@ fn store_error(e: StoreError) -> Reply {
         StoreError::Conflict { index, id, message } => error(
             409,
             "version_conflict_engine_exception",
-            format!("[{}/{id}]: version conflict, {message}", index.trim_start_matches("i/")),
+            format!("[{}/{id}]: version conflict, {message}", index.trim_start_matches(DOCS_PREFIX)),
         ),
         other => error(500, "store_exception", other.to_string()),
     }
@@ -96,8 +101,16 @@ impl Backend for Embedded {
 }
 
 impl Embedded {
-    pub fn new(store: Arc<Store>, cluster_name: &str) -> Embedded {
-        Embedded { store, cluster_name: cluster_name.to_owned() }
+    /// The backend on `store`; builds the postings of documents written
+    /// before this version of the terms (once, at start).
+    pub fn new(store: Arc<Store>, cluster_name: &str) -> Result<Embedded, StoreError> {
+        store.ensure_postings(query::TERMS_VERSION, &index_terms)?;
+        Ok(Embedded { store, cluster_name: cluster_name.to_owned() })
+    }
+
+    /// A write of documents, postings kept in step.
+    fn write(&self, writes: &[Write<'_>]) -> Result<Vec<crate::store::Versioned>, StoreError> {
+        self.store.write_indexed(writes, Some(&index_terms))
     }
 
     fn exists(&self, index: &str) -> Result<bool, StoreError> {
@@ -190,7 +203,7 @@ impl Embedded {
                         .map(|id| Write { index: &store_index, id, source: None, expect: Expect::Any })
                         .collect();
                     writes.push(Write { index: INDICES, id: index, source: None, expect: Expect::Any });
-                    self.store.write(&writes)?;
+                    self.write(&writes)?;
                 }
                 reply(200, json!({ "acknowledged": true }))
             }
@@ -239,8 +252,7 @@ impl Embedded {
                 if self.store.get(&docs(&first), id)?.is_none() {
                     return Ok(reply(404, json!({ "_index": first, "_id": id, "result": "not_found" })));
                 }
-                let v =
-                    self.store.write(&[Write { index: &docs(&first), id, source: None, expect }])?.remove(0);
+                let v = self.write(&[Write { index: &docs(&first), id, source: None, expect }])?.remove(0);
                 reply(
                     200,
                     json!({ "_index": first, "_id": id, "result": "deleted", "_seq_no": v.seq_no, "_primary_term": v.primary_term }),
@@ -291,7 +303,6 @@ impl Embedded {
             + 1;
         let stored = json!({ "v": version, "s": source });
         let v = self
-            .store
             .write(&[Write {
                 index: &store_index,
                 id,
@@ -308,14 +319,20 @@ impl Embedded {
 
     fn search(&self, indices: &[String], body: &Value, count_only: bool) -> Result<Reply, StoreError> {
         let query = body.get("query").cloned().unwrap_or(json!({ "match_all": {} }));
-        if let Err(reason) = validate_query(&query) {
+        if let Err(reason) = query::validate_query(&query) {
             return Ok(error(400, "parsing_exception", reason));
         }
         let mut hits = Vec::new();
         for index in indices {
-            for (id, doc) in self.store.list(&docs(index))? {
+            let store_index = docs(index);
+            let postings = StorePostings { store: &self.store, index: &store_index };
+            let documents = match query::candidates(&query, &postings)? {
+                Some(ids) => self.store.get_many(&store_index, &ids.into_iter().collect::<Vec<_>>())?,
+                None => self.store.list(&store_index)?,
+            };
+            for (id, doc) in documents {
                 let stored: Value = serde_json::from_slice(&doc.source).unwrap_or(Value::Null);
-                if matches(&query, &id, &stored["s"]) {
+                if query::matches(&query, &id, &stored["s"]) {
                     hits.push(json!({ "_index": index, "_id": id, "_score": 1.0, "_source": stored["s"] }));
                 }
             }
@@ -441,13 +458,38 @@ impl Embedded {
             });
             accepted.push((p, version, previous.is_some()));
         }
-        let written = self.store.write(&writes)?;
+        let written = self.write(&writes)?;
         for ((p, version, existed), v) in accepted.into_iter().zip(written) {
             let (status, result) = if existed { (200, "updated") } else { (201, "created") };
             results[p.slot] = json!({ p.kind.as_str(): { "_index": p.index, "_id": p.id, "_version": version, "result": result, "_seq_no": v.seq_no, "_primary_term": v.primary_term, "status": status } });
         }
         pending.clear();
         Ok(errors)
+    }
+}
+
+/// The [`crate::store::Indexer`] of this backend: a document is found by
+/// the terms of its source; index names and system records by none.
+fn index_terms(index: &str, stored: &[u8]) -> Vec<String> {
+    if !index.starts_with(DOCS_PREFIX) {
+        return Vec::new();
+    }
+    match serde_json::from_slice::<Value>(stored) {
+        Ok(stored) => query::terms_of(&stored["s"]),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// One index's postings in the store.
+struct StorePostings<'a> {
+    store: &'a Store,
+    index: &'a str,
+}
+
+impl Postings for StorePostings<'_> {
+    type Error = StoreError;
+    fn ids(&self, from: &str, to: &str) -> Result<std::collections::BTreeSet<String>, StoreError> {
+        Ok(self.store.postings(self.index, from, to)?.into_iter().collect())
     }
 }
 
@@ -533,98 +575,6 @@ fn merge(target: &mut Value, patch: &Value) {
     }
 }
 
-const QUERIES: [&str; 8] = ["match_all", "term", "terms", "ids", "exists", "range", "bool", "match"];
-
-fn validate_query(query: &Value) -> Result<(), String> {
-    let Some((kind, body)) = query.as_object().and_then(|o| o.iter().next()) else {
-        return Err("query must be an object with one clause".into());
-    };
-    if !QUERIES.contains(&kind.as_str()) {
-        return Err(format!("unknown query [{kind}] (supported: {})", QUERIES.join(", ")));
-    }
-    if kind == "bool" {
-        for clause in ["must", "filter", "should", "must_not"] {
-            for q in clauses(&body[clause]) {
-                validate_query(q)?;
-            }
-        }
-    }
-    Ok(())
-}
-
-fn clauses(v: &Value) -> Vec<&Value> {
-    match v {
-        Value::Array(a) => a.iter().collect(),
-        Value::Null => Vec::new(),
-        other => vec![other],
-    }
-}
-
-/// The value at a dotted path.
-fn field<'a>(source: &'a Value, path: &str) -> Option<&'a Value> {
-    path.split('.').try_fold(source, |v, key| v.get(key))
-}
-
-fn term_matches(actual: Option<&Value>, expected: &Value) -> bool {
-    match actual {
-        Some(Value::Array(a)) => a.iter().any(|v| v == expected),
-        Some(v) => v == expected,
-        None => false,
-    }
-}
-
-fn matches(query: &Value, id: &str, source: &Value) -> bool {
-    let Some((kind, body)) = query.as_object().and_then(|o| o.iter().next()) else { return false };
-    let single = || body.as_object().and_then(|o| o.iter().next());
-    match kind.as_str() {
-        "match_all" => true,
-        "term" => single().is_some_and(|(f, v)| term_matches(field(source, f), v.get("value").unwrap_or(v))),
-        "terms" => single().is_some_and(|(f, vs)| {
-            vs.as_array().is_some_and(|vs| vs.iter().any(|v| term_matches(field(source, f), v)))
-        }),
-        "match" => single().is_some_and(|(f, v)| {
-            let wanted = v.get("query").unwrap_or(v);
-            match (field(source, f), wanted) {
-                (Some(Value::String(text)), Value::String(q)) => {
-                    let words: Vec<String> =
-                        text.to_lowercase().split_whitespace().map(str::to_owned).collect();
-                    q.to_lowercase().split_whitespace().any(|w| words.iter().any(|x| x == w))
-                }
-                (actual, wanted) => term_matches(actual, wanted),
-            }
-        }),
-        "ids" => body["values"].as_array().is_some_and(|ids| ids.iter().any(|v| v.as_str() == Some(id))),
-        "exists" => body["field"].as_str().is_some_and(|f| field(source, f).is_some_and(|v| !v.is_null())),
-        "range" => single().is_some_and(|(f, bounds)| {
-            let Some(actual) = field(source, f) else { return false };
-            let cmp = |b: &Value| -> Option<std::cmp::Ordering> {
-                match (actual, b) {
-                    (Value::Number(a), Value::Number(b)) => a.as_f64()?.partial_cmp(&b.as_f64()?),
-                    (Value::String(a), Value::String(b)) => Some(a.cmp(b)),
-                    _ => None,
-                }
-            };
-            let check = |key: &str, ok: &dyn Fn(std::cmp::Ordering) -> bool| {
-                bounds.get(key).is_none_or(|b| cmp(b).is_some_and(ok))
-            };
-            check("gt", &|o| o.is_gt())
-                && check("gte", &|o| o.is_ge())
-                && check("lt", &|o| o.is_lt())
-                && check("lte", &|o| o.is_le())
-        }),
-        "bool" => {
-            let all = |c: &str| clauses(&body[c]).iter().all(|q| matches(q, id, source));
-            let should = clauses(&body["should"]);
-            let must_not = clauses(&body["must_not"]).iter().any(|q| matches(q, id, source));
-            let has_required = !clauses(&body["must"]).is_empty() || !clauses(&body["filter"]).is_empty();
-            let should_ok =
-                should.is_empty() || has_required || should.iter().any(|q| matches(q, id, source));
-            all("must") && all("filter") && !must_not && should_ok
-        }
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -646,7 +596,7 @@ mod tests {
     #[test]
     fn documents_round_trip_with_versions_and_cas() -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
-        let e = Embedded::new(Arc::new(Store::open(&dir.path().join("s.redb"))?), "test");
+        let e = Embedded::new(Arc::new(Store::open(&dir.path().join("s.redb"))?), "test")?;
         assert_eq!(call(&e, "PUT", "/logs", None).status, 200);
         assert_eq!(call(&e, "PUT", "/logs", None).status, 400, "exists");
         let created = call(&e, "PUT", "/logs/_doc/1", Some(json!({"msg": "hello world", "n": 5})));
@@ -692,6 +642,65 @@ mod tests {
         assert_eq!(call(&e, "DELETE", "/logs/_doc/2", None).body["result"], json!("deleted"));
         assert_eq!(call(&e, "DELETE", "/logs", None).status, 200);
         assert_eq!(call(&e, "GET", "/logs", None).status, 404);
+        Ok(())
+    }
+
+    fn ids(reply: &Reply) -> Vec<String> {
+        let hits = reply.body["hits"]["hits"].as_array().cloned().unwrap_or_default();
+        hits.iter().filter_map(|h| h["_id"].as_str().map(str::to_owned)).collect()
+    }
+
+    /// Updates, deletes, bulk items and index deletion keep the postings
+    /// in step: a search never finds a stale value nor misses a new one.
+    #[test]
+    fn postings_follow_every_kind_of_write() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let e = Embedded::new(Arc::new(Store::open(&dir.path().join("s.redb"))?), "test")?;
+        let by_user = |user: &str| json!({"query": {"term": {"user": user}}});
+        call(&e, "PUT", "/logs/_doc/1", Some(json!({"user": "ana", "n": 1})));
+        call(&e, "PUT", "/logs/_doc/2", Some(json!({"user": "bob", "n": 2})));
+        assert_eq!(ids(&call(&e, "POST", "/logs/_search", Some(by_user("ana")))), ["1"]);
+        // Reindexing a document moves it from its old terms to its new ones.
+        call(&e, "PUT", "/logs/_doc/1", Some(json!({"user": "cy", "n": 1})));
+        assert!(ids(&call(&e, "POST", "/logs/_search", Some(by_user("ana")))).is_empty());
+        assert_eq!(ids(&call(&e, "POST", "/logs/_search", Some(by_user("cy")))), ["1"]);
+        // Partial update.
+        call(&e, "POST", "/logs/_update/2", Some(json!({"doc": {"user": "dee"}})));
+        assert_eq!(ids(&call(&e, "POST", "/logs/_search", Some(by_user("dee")))), ["2"]);
+        // Bulk: index, update, delete in one body.
+        let bulk = concat!(
+            "{\"index\":{\"_index\":\"logs\",\"_id\":\"3\"}}\n{\"user\":\"ana\",\"n\":3}\n",
+            "{\"update\":{\"_index\":\"logs\",\"_id\":\"1\"}}\n{\"doc\":{\"user\":\"ana\"}}\n",
+            "{\"delete\":{\"_index\":\"logs\",\"_id\":\"2\"}}\n"
+        );
+        let request = resolve("POST", "/_bulk", Some(bulk.as_bytes()))?;
+        let r = e.execute(&request, &request.indices, &Params::default(), Some(bulk.as_bytes()));
+        assert_eq!(r.body["errors"], json!(false), "{:?}", r.body);
+        assert_eq!(ids(&call(&e, "POST", "/logs/_search", Some(by_user("ana")))), ["1", "3"]);
+        assert!(ids(&call(&e, "POST", "/logs/_search", Some(by_user("dee")))).is_empty());
+        let range = json!({"query": {"range": {"n": {"gte": 2}}}});
+        assert_eq!(ids(&call(&e, "POST", "/logs/_search", Some(range.clone()))), ["3"]);
+        // Delete and recreate the index: nothing of the old documents is found.
+        assert_eq!(call(&e, "DELETE", "/logs", None).status, 200);
+        call(&e, "PUT", "/logs/_doc/9", Some(json!({"user": "zed", "n": 9})));
+        assert!(ids(&call(&e, "POST", "/logs/_search", Some(by_user("ana")))).is_empty());
+        assert_eq!(ids(&call(&e, "POST", "/logs/_search", Some(range))), ["9"]);
+        Ok(())
+    }
+
+    /// A store written before postings existed is indexed on the first start.
+    #[test]
+    fn documents_written_without_postings_are_indexed_at_start() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let store = Arc::new(Store::open(&dir.path().join("s.redb"))?);
+        let stored = json!({"v": 1, "s": {"user": "ana"}}).to_string().into_bytes();
+        store.write(&[
+            Write { index: INDICES, id: "old", source: Some(b"{}".to_vec()), expect: Expect::Any },
+            Write { index: "i/old", id: "1", source: Some(stored), expect: Expect::Any },
+        ])?;
+        let e = Embedded::new(store, "test")?;
+        let found = call(&e, "POST", "/old/_search", Some(json!({"query": {"term": {"user": "ana"}}})));
+        assert_eq!(ids(&found), ["1"]);
         Ok(())
     }
 }

@@ -444,7 +444,7 @@ analyst_role:
         let security = Arc::new(Security::new(SecurityConfig::from_texts("test", &texts)?));
         let tokens = Arc::new(TokenService::new("warden-test", KeyRing::generate()?, Revocations::default()));
         let audit = Arc::new(AuditLog::open(&dir.path().join("audit"), Default::default())?);
-        let backend = Box::new(Embedded::new(store, "warden-test"));
+        let backend = Box::new(Embedded::new(store, "warden-test")?);
         let gateway = ClusterGateway::new(backend, tokens.clone(), security, audit.clone());
 
         let genuine = attacks::mint(&tokens)?;

@@ -6,6 +6,7 @@ pub mod actions;
 pub mod aggregations;
 pub mod embedded;
 pub mod gateway;
+pub mod query;
 
 use self::actions::ActionRequest;
 use self::embedded::{Params, Reply};

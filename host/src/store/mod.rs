@@ -9,6 +9,10 @@
 //! [`StoreError::Conflict`] otherwise, so config writes and (later) job
 //! locks are CAS everywhere.
 //!
+//! Writes made with an [`Indexer`] also keep postings — (index, term) →
+//! document ids — in the same transaction, so an inverted index never
+//! disagrees with the documents it points at, even after a crash.
+//!
 //! System indices start with `.warden-`; they are reached only through the
 //! host's own modules, never through a user's or an extension's call.
 
@@ -19,6 +23,15 @@ use redb::{Database, ReadableTable, TableDefinition};
 /// (index, id) → 8-byte seq_no, 8-byte primary_term, then the source.
 const DOCS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("docs");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// (index, term, id) → nothing: which documents of an index hold a term.
+const POSTINGS: TableDefinition<(&str, &str, &str), ()> = TableDefinition::new("postings");
+/// The version of the postings an [`Indexer`] built (see [`Store::ensure_postings`]).
+const POSTINGS_VERSION: &str = "postings_version";
+
+/// The terms a stored document of `index` is found by (none for indices
+/// that are not searched). Must be deterministic: the terms of the old
+/// source are recomputed to remove them.
+pub type Indexer = dyn Fn(&str, &[u8]) -> Vec<String> + Sync;
 const SEQ_NO: &str = "seq_no";
 const PRIMARY_TERM: &str = "primary_term";
 
@@ -88,6 +101,7 @@ impl Store {
             let term = meta.get(PRIMARY_TERM).map_err(io)?.map(|v| v.value()).unwrap_or(0) + 1;
             meta.insert(PRIMARY_TERM, term).map_err(io)?;
             txn.open_table(DOCS).map_err(io)?;
+            txn.open_table(POSTINGS).map_err(io)?;
             term
         };
         txn.commit().map_err(io)?;
@@ -124,11 +138,21 @@ impl Store {
     /// Applies every write in one transaction: all or none. Returns the new
     /// versions (deletes return the version of the tombstone's write).
     pub fn write(&self, writes: &[Write<'_>]) -> Result<Vec<Versioned>, StoreError> {
+        self.write_indexed(writes, None)
+    }
+
+    /// [`Store::write`], keeping the postings of `indexer` in step.
+    pub fn write_indexed(
+        &self,
+        writes: &[Write<'_>],
+        indexer: Option<&Indexer>,
+    ) -> Result<Vec<Versioned>, StoreError> {
         let txn = self.db.begin_write().map_err(io)?;
         let mut results = Vec::with_capacity(writes.len());
         {
             let mut docs = txn.open_table(DOCS).map_err(io)?;
             let mut meta = txn.open_table(META).map_err(io)?;
+            let mut postings = txn.open_table(POSTINGS).map_err(io)?;
             let mut seq_no = meta.get(SEQ_NO).map_err(io)?.map(|v| v.value()).unwrap_or(0);
             for w in writes {
                 let current = docs
@@ -137,6 +161,22 @@ impl Store {
                     .map(|v| decode(w.index, w.id, v.value()))
                     .transpose()?;
                 check(w, current.as_ref())?;
+                if let Some(indexer) = indexer {
+                    let terms = |source: Option<&[u8]>| {
+                        let mut t = source.map(|s| indexer(w.index, s)).unwrap_or_default();
+                        t.sort_unstable();
+                        t.dedup();
+                        t
+                    };
+                    let old = terms(current.as_ref().map(|c| c.source.as_slice()));
+                    let new = terms(w.source.as_deref());
+                    for term in old.iter().filter(|t| new.binary_search(t).is_err()) {
+                        postings.remove((w.index, term.as_str(), w.id)).map_err(io)?;
+                    }
+                    for term in new.iter().filter(|t| old.binary_search(t).is_err()) {
+                        postings.insert((w.index, term.as_str(), w.id), ()).map_err(io)?;
+                    }
+                }
                 seq_no += 1;
                 let versioned = Versioned {
                     seq_no,
@@ -158,6 +198,62 @@ impl Store {
         // Dropping `txn` without commit (on any error above) aborts it.
         txn.commit().map_err(io)?;
         Ok(results)
+    }
+
+    /// The ids of `index`'s documents holding a term in `from..to` (`to`
+    /// excluded), each once, in id order.
+    pub fn postings(&self, index: &str, from: &str, to: &str) -> Result<Vec<String>, StoreError> {
+        let txn = self.db.begin_read().map_err(io)?;
+        let table = txn.open_table(POSTINGS).map_err(io)?;
+        let mut ids = Vec::new();
+        for entry in table.range((index, from, "")..(index, to, "")).map_err(io)? {
+            let (key, _) = entry.map_err(io)?;
+            ids.push(key.value().2.to_owned());
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    /// The documents of `index` with these ids (missing ones skipped), read
+    /// in one transaction.
+    pub fn get_many(&self, index: &str, ids: &[String]) -> Result<Vec<(String, Versioned)>, StoreError> {
+        let txn = self.db.begin_read().map_err(io)?;
+        let table = txn.open_table(DOCS).map_err(io)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(v) = table.get((index, id.as_str())).map_err(io)? {
+                out.push((id.clone(), decode(index, id, v.value())?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Rebuilds every posting with `indexer` unless the store already holds
+    /// postings of `version` — for stores written before postings existed,
+    /// or by an indexer that found other terms. One transaction.
+    pub fn ensure_postings(&self, version: u64, indexer: &Indexer) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(io)?;
+        {
+            let mut meta = txn.open_table(META).map_err(io)?;
+            if meta.get(POSTINGS_VERSION).map_err(io)?.map(|v| v.value()) == Some(version) {
+                return Ok(());
+            }
+            txn.delete_table(POSTINGS).map_err(io)?;
+            let mut postings = txn.open_table(POSTINGS).map_err(io)?;
+            let docs = txn.open_table(DOCS).map_err(io)?;
+            for entry in docs.iter().map_err(io)? {
+                let (key, value) = entry.map_err(io)?;
+                let (index, id) = key.value();
+                let doc = decode(index, id, value.value())?;
+                for term in indexer(index, &doc.source) {
+                    postings.insert((index, term.as_str(), id), ()).map_err(io)?;
+                }
+            }
+            meta.insert(POSTINGS_VERSION, version).map_err(io)?;
+        }
+        txn.commit().map_err(io)?;
+        Ok(())
     }
 }
 
