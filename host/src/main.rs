@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 mod manage;
 
 use warden_host::audit::{AuditLog, Category};
+use warden_host::capability::Capability;
 use warden_host::cluster::embedded::Embedded;
 use warden_host::cluster::gateway::ClusterGateway;
 use warden_host::registry::Registry;
@@ -156,6 +157,33 @@ fn init_logging() {
         .init();
 }
 
+/// Each extension granted `cluster` gets its service account; one without a
+/// policy role is told about at start, not at its first denied call.
+fn prepare_extension_identities(security: &Security, registry: &Registry) -> anyhow::Result<()> {
+    let clustered: Vec<&str> = registry
+        .extensions()
+        .filter(|e| e.manifest.capabilities.contains(&Capability::Cluster))
+        .map(|e| e.id())
+        .collect();
+    for account in security
+        .ensure_service_accounts(clustered.iter().copied())
+        .context("cannot create the extensions' service accounts")?
+    {
+        tracing::info!(account, "service account created");
+    }
+    let state = security.state();
+    for id in clustered {
+        let policy = format!("{}{id}", warden_host::security::config::EXTENSION_POLICY_PREFIX);
+        if !state.config.roles.contains_key(&policy) {
+            tracing::warn!(
+                extension = id,
+                "extension `{id}` is granted `cluster` but has no policy role `{policy}`: its calls as a user are denied by the service gate until an operator creates that role"
+            );
+        }
+    }
+    Ok(())
+}
+
 fn serve(
     listen: SocketAddr,
     data_dir: PathBuf,
@@ -184,6 +212,7 @@ fn serve(
     let runtime =
         Runtime::new(RuntimeConfig { cache_dir: Some(data_dir.join("cache")), ..RuntimeConfig::default() })?;
     let registry = Registry::load_dir(&runtime, &extensions_dir, &data_dir);
+    prepare_extension_identities(&security, &registry)?;
     let audit = AuditLog::open(&data_dir.join("audit"), disabled_audit_categories()?)?;
     let tokens = Arc::new(TokenService::load_or_create(&store, &cluster_name)?);
     let api_tokens = Arc::new(ApiTokens::new(store.clone()));

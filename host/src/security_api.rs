@@ -132,6 +132,18 @@ impl Resource {
         }
         match self {
             Resource::InternalUsers => {
+                if crate::security::service_accounts::is_service_account(name) {
+                    if !config.internal_users.contains_key(name) {
+                        return Err(ApiError::BadRequest(format!(
+                            "`{name}`: service accounts are created by Warden when it loads an extension"
+                        )));
+                    }
+                    if obj.contains_key("password") {
+                        return Err(ApiError::BadRequest(format!(
+                            "`{name}`: a service account has no password"
+                        )));
+                    }
+                }
                 let password = obj.remove("password");
                 // An empty hash is how GET shows one; it means "unchanged".
                 if obj.get("hash").and_then(Value::as_str) == Some("") {
@@ -145,6 +157,7 @@ impl Resource {
                         user.hash = Some(password::hash(&p).map_err(|e| ApiError::Internal(e.to_string()))?);
                     }
                     Some(_) => return Err(ApiError::BadRequest("`password` must be a string".into())),
+                    None if crate::security::service_accounts::is_service_account(name) => {}
                     None if user.hash.is_none() => {
                         user.hash = config.internal_users.get(name).and_then(|u| u.hash.clone());
                         if user.hash.is_none() {
@@ -547,6 +560,14 @@ async fn import(
         )));
     }
     state.security.update(|config| {
+        // Service accounts belong to the loaded extensions, not to the
+        // files: an import (of OpenSearch's files, say) keeps them.
+        let mut imported = imported;
+        for (name, account) in &config.internal_users {
+            if crate::security::service_accounts::is_service_account(name) {
+                imported.internal_users.entry(name.clone()).or_insert_with(|| account.clone());
+            }
+        }
         *config = imported;
         Ok::<_, ApiError>(())
     })?;

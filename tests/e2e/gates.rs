@@ -185,3 +185,51 @@ fn decisions_are_audited_with_the_gate() -> TestResult {
     assert_eq!(user_denial["indices"], json!(["shared-z"]));
     Ok(())
 }
+
+/// Each extension granted `cluster` has a service account, created at load
+/// and managed like the other users — except that nobody logs in as it and
+/// the API cannot create one or give it a password. Disabling it stops the
+/// extension's calls `as service` at once, and survives a restart.
+#[test]
+fn service_accounts_exist_per_extension_and_can_be_disabled() -> TestResult {
+    let (deployment, server) = setup()?;
+    let account = format!("{API}/internalusers/service:probe");
+    let shown = server.get(&account)?;
+    assert_eq!(shown.status, 200, "{shown:?}");
+    let mut record = shown.json()["service:probe"].clone();
+    assert_eq!(record["attributes"]["service"], "true", "{record}");
+    assert_eq!(record["attributes"]["extension"], "probe", "{record}");
+    assert!(server.logs().contains("service account created"), "{}", server.logs());
+    // The policy role did not exist at start: the operator was told.
+    assert!(server.logs().contains("has no policy role `extension:probe`"), "{}", server.logs());
+    // No password: a Basic login as the account fails, and none can be set.
+    assert_eq!(server.get_as("service:probe", "", "/_plugins/_security/authinfo")?.status, 401);
+    let with_password = json!({"password": "Some-Password-123", "attributes": record["attributes"]});
+    let refused = server.send(Method::PUT, &account, &with_password)?;
+    assert_eq!(refused.status, 400, "{refused:?}");
+    assert!(refused.message().contains("a service account has no password"), "{refused:?}");
+    let hashed = json!({"hash": "$2y$12$abcdefghijklmnopqrstuu5Vv1lM1qGvjZzDn8Yb9ZaaOT7bg3e1a", "attributes": record["attributes"]});
+    let refused = server.send(Method::PUT, &account, &hashed)?;
+    assert_eq!(refused.status, 400, "{refused:?}");
+    assert!(refused.message().contains("no password"), "{refused:?}");
+    let forged = server.send(Method::PUT, &format!("{API}/internalusers/service:ghost"), &json!({}))?;
+    assert_eq!(forged.status, 400, "{forged:?}");
+    assert!(forged.message().contains("created by Warden"), "{forged:?}");
+
+    let write_state = || service("PUT", "/.ext-probe/_doc/state", json!({"cursor": 1}));
+    ok(&call(&server, Some(ANA), write_state())?, 201);
+    record["disabled"] = json!(true);
+    assert_eq!(server.send(Method::PUT, &account, &record)?.status, 200);
+    denied(&call(&server, Some(ANA), write_state())?, "service-account", "`service:probe` is disabled");
+    // Calls as the user are not affected.
+    ok(&call(&server, Some(ANA), req("PUT", "/shared-a/_doc/1", json!({})))?, 201);
+
+    // A restart keeps the operator's decision; re-enabling restores the calls.
+    drop(server);
+    let server = deployment.start()?;
+    denied(&call(&server, Some(ANA), write_state())?, "service-account", "is disabled");
+    record["disabled"] = json!(false);
+    assert_eq!(server.send(Method::PUT, &account, &record)?.status, 200);
+    ok(&call(&server, Some(ANA), write_state())?, 200);
+    Ok(())
+}

@@ -15,6 +15,7 @@ use crate::cluster::embedded::{Params, Reply};
 use crate::security::Security;
 use crate::security::obo::TokenService;
 use crate::security::privileges::{Privileges, RoleSet, Subject};
+use crate::security::service_accounts;
 
 /// Whose authority a call uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,9 +156,10 @@ impl ClusterGateway {
         let existing = self.expandable_indices(request)?;
 
         if call.identity == CallIdentity::Service {
-            event.user = Some(format!("service:{}", call.extension));
+            event.user = Some(service_accounts::name(call.extension));
             event.gate = Some(GATE_SERVICE_ACCOUNT.into());
-            return service_account_indices(call.extension, request, &existing)
+            return service_accounts::check_usable(&self.security.state().config, call.extension)
+                .and_then(|()| service_account_indices(call.extension, request, &existing))
                 .map_err(|reason| (GATE_SERVICE_ACCOUNT, reason));
         }
 
@@ -326,7 +328,7 @@ fn check_gates(
     Ok(concrete)
 }
 
-/// The service identity reaches `.ext-<id>` and `.ext-<id>-*` only (not
+/// The service account reaches `.ext-<id>` and `.ext-<id>-*` only (not
 /// `.ext-<id>*`, which would let `hello` reach `.ext-hello2`), and no
 /// cluster action beyond health.
 fn service_account_indices(

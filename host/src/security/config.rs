@@ -289,6 +289,11 @@ impl SecurityConfig {
             }
         }
         for (name, user) in &self.internal_users {
+            if super::service_accounts::is_service_account(name) {
+                super::service_accounts::check_record(name, user).map_err(|message| {
+                    ConfigError::Invalid { file: INTERNAL_USERS.into(), entry: name.clone(), message }
+                })?;
+            }
             if user.opendistro_security_roles.iter().any(|r| r.starts_with(EXTENSION_POLICY_PREFIX)) {
                 return Err(ConfigError::Invalid {
                     file: INTERNAL_USERS.into(),

@@ -16,6 +16,7 @@ pub mod obo;
 pub mod password;
 pub mod pattern;
 pub mod privileges;
+pub mod service_accounts;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -319,6 +320,25 @@ impl Security {
         let result = change(&mut config)?;
         self.replace(config)?;
         Ok(result)
+    }
+
+    /// Creates the service accounts that `extensions` lack (persisted);
+    /// returns the names created. Existing ones are left as they are, so an
+    /// operator's `disabled` survives restarts.
+    pub fn ensure_service_accounts<'a>(
+        &self,
+        extensions: impl Iterator<Item = &'a str>,
+    ) -> Result<Vec<String>, BootstrapError> {
+        let missing: Vec<&str> = {
+            let state = self.state();
+            extensions
+                .filter(|id| !state.config.internal_users.contains_key(&service_accounts::name(id)))
+                .collect()
+        };
+        if missing.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.update(|config| Ok(service_accounts::add_missing(config, missing.into_iter())))
     }
 
     /// Authenticates an `Authorization` header from `remote`.
