@@ -112,5 +112,6 @@ fn api_tokens_are_limited_by_their_creator() -> TestResult {
     );
     let failed = reasons("FAILED_LOGIN")?;
     assert!(failed.contains("API token `short` has expired"), "{failed}");
+    assert!(failed.contains("unknown or deleted API token"), "{failed}");
     Ok(())
 }

@@ -12,8 +12,42 @@ pub struct ActionRequest {
     /// Index expressions as written (comma lists split; wildcards kept).
     /// Empty for cluster actions.
     pub indices: Vec<String>,
-    /// For `_bulk`: each item's action and index.
-    pub items: Vec<(&'static str, String)>,
+    /// For `_bulk`: the items, in order, parsed once here and executed
+    /// from here (the backend never re-reads the action lines).
+    pub items: Vec<BulkItem>,
+}
+
+/// One `_bulk` item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BulkItem {
+    pub kind: BulkKind,
+    /// The action checked for it (`indices:data/write/index`, …).
+    pub action: &'static str,
+    /// Its index: its own `_index`, or the one in the path.
+    pub index: String,
+    pub id: Option<String>,
+    /// Where its source line is in the body (none for delete).
+    pub source: Option<std::ops::Range<usize>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BulkKind {
+    Index,
+    Create,
+    Update,
+    Delete,
+}
+
+impl BulkKind {
+    /// The name OpenSearch uses for it in requests and responses.
+    pub fn name(self) -> &'static str {
+        match self {
+            BulkKind::Index => "index",
+            BulkKind::Create => "create",
+            BulkKind::Update => "update",
+            BulkKind::Delete => "delete",
+        }
+    }
 }
 
 /// What to do, once allowed.
@@ -138,20 +172,21 @@ fn percent_decode(s: &str) -> String {
 
 /// `_bulk`: NDJSON action lines, each (but delete) followed by a source line.
 fn bulk(default_index: Option<&&str>, body: Option<&[u8]>) -> Result<ActionRequest, ActionError> {
-    let text = std::str::from_utf8(body.unwrap_or_default())
-        .map_err(|_| ActionError::BadBulk("not UTF-8".into()))?;
-    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let body = body.unwrap_or_default();
+    let text = std::str::from_utf8(body).map_err(|_| ActionError::BadBulk("not UTF-8".into()))?;
+    let mut lines = non_empty_lines(text);
     let mut items = Vec::new();
-    while let Some(line) = lines.next() {
+    while let Some((_, line)) = lines.next() {
         let action: Value = serde_json::from_str(line)
             .map_err(|e| ActionError::BadBulk(format!("action line is not JSON: {e}")))?;
         let Some((kind, meta)) = action.as_object().and_then(|o| o.iter().next()) else {
             return Err(ActionError::BadBulk(format!("empty action line `{line}`")));
         };
-        let item_action = match kind.as_str() {
-            "index" | "create" => WRITE_INDEX,
-            "update" => WRITE_UPDATE,
-            "delete" => WRITE_DELETE,
+        let (kind, item_action) = match kind.as_str() {
+            "index" => (BulkKind::Index, WRITE_INDEX),
+            "create" => (BulkKind::Create, WRITE_INDEX),
+            "update" => (BulkKind::Update, WRITE_UPDATE),
+            "delete" => (BulkKind::Delete, WRITE_DELETE),
             other => return Err(ActionError::BadBulk(format!("unknown action `{other}`"))),
         };
         let index = match (meta.get("_index").and_then(Value::as_str), default_index) {
@@ -163,18 +198,46 @@ fn bulk(default_index: Option<&&str>, body: Option<&[u8]>) -> Result<ActionReque
             return Err(ActionError::BadBulk(format!("item index `{index}` must name one index")));
         }
         let index = split_indices(&index)?.into_iter().next().unwrap_or_default();
-        if item_action != WRITE_DELETE && lines.next().is_none() {
-            return Err(ActionError::BadBulk(format!("`{kind}` item without a source line")));
+        let id = match meta.get("_id") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(id)) if !id.is_empty() => Some(id.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            Some(other) => {
+                return Err(ActionError::BadBulk(format!("item `_id` {other} must be a non-empty string")));
+            }
+        };
+        if id.is_none() && kind != BulkKind::Index && kind != BulkKind::Create {
+            return Err(ActionError::BadBulk(format!("`{}` item without an `_id`", kind.name())));
         }
-        items.push((item_action, index));
+        let source = match kind {
+            BulkKind::Delete => None,
+            _ => match lines.next() {
+                Some((start, line)) => Some(start..start + line.len()),
+                None => {
+                    return Err(ActionError::BadBulk(format!("`{}` item without a source line", kind.name())));
+                }
+            },
+        };
+        items.push(BulkItem { kind, action: item_action, index, id, source });
     }
     if items.is_empty() {
         return Err(ActionError::BadBulk("no items".into()));
     }
-    let mut indices: Vec<String> = items.iter().map(|(_, i)| i.clone()).collect();
+    let mut indices: Vec<String> = items.iter().map(|i| i.index.clone()).collect();
     indices.sort();
     indices.dedup();
     Ok(ActionRequest { action: WRITE_BULK, op: Op::Bulk, indices, items })
+}
+
+/// The non-blank lines of `text` with their byte offsets (`\r\n` too).
+fn non_empty_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.split('\n')
+        .scan(0usize, |offset, line| {
+            let start = *offset;
+            *offset += line.len() + 1;
+            Some((start, line.strip_suffix('\r').unwrap_or(line)))
+        })
+        .filter(|(_, line)| !line.trim().is_empty())
 }
 
 #[cfg(test)]
@@ -220,14 +283,25 @@ mod tests {
 "#;
         let r = resolve("POST", "/c/_bulk", Some(body))?;
         assert_eq!(r.action, WRITE_BULK);
+        let items: Vec<(&str, &str, Option<&str>)> =
+            r.items.iter().map(|i| (i.action, i.index.as_str(), i.id.as_deref())).collect();
         assert_eq!(
-            r.items,
-            vec![(WRITE_INDEX, "a".into()), (WRITE_DELETE, "b".into()), (WRITE_UPDATE, "c".into())]
+            items,
+            vec![
+                (WRITE_INDEX, "a", Some("1")),
+                (WRITE_DELETE, "b", Some("2")),
+                (WRITE_UPDATE, "c", Some("3"))
+            ]
         );
+        let source = |n: usize| r.items[n].source.clone().map(|range| &body[range]);
+        assert_eq!(source(0), Some(&br#"{"x":1}"#[..]));
+        assert_eq!(source(1), None);
+        assert_eq!(source(2), Some(&br#"{"doc":{"x":2}}"#[..]));
         assert_eq!(r.indices, ["a", "b", "c"]);
         assert!(resolve("POST", "/_bulk", Some(b"{\"index\":{}}\n{}\n")).is_err(), "no index anywhere");
         assert!(resolve("POST", "/_bulk", Some(b"{\"index\":{\"_index\":\"a\"}}\n")).is_err(), "no source");
         assert!(resolve("POST", "/_bulk", Some(b"{\"nuke\":{\"_index\":\"a\"}}\n")).is_err());
+        assert!(resolve("POST", "/_bulk", Some(b"{\"delete\":{\"_index\":\"a\"}}\n")).is_err(), "no _id");
         Ok(())
     }
 }

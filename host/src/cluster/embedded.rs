@@ -12,7 +12,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 
 use super::Backend;
-use super::actions::{ActionRequest, Op};
+use super::actions::{ActionRequest, BulkItem, BulkKind, Op};
 use super::query::{self, Postings};
 use crate::store::{Expect, Store, StoreError, Write};
 
@@ -285,8 +285,8 @@ impl Embedded {
                 self.search(indices, &query, request.op == Op::Count)?
             }
             Op::Bulk => match body {
-                Some(b) => self.bulk(b)?,
-                None => error(400, "parse_exception", "empty _bulk body".into()),
+                Some(b) if !request.items.is_empty() => self.bulk(&request.items, b)?,
+                _ => error(400, "parse_exception", "empty _bulk body".into()),
             },
         })
     }
@@ -367,29 +367,30 @@ impl Embedded {
 
     /// `_bulk`: consecutive index/create items are written in one store
     /// transaction (one fsync), which is what makes bulk fast; update and
-    /// delete items run one by one, in order.
-    fn bulk(&self, body: &[u8]) -> Result<Reply, StoreError> {
-        let text = String::from_utf8_lossy(body);
-        let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-        let mut results: Vec<Value> = Vec::new();
+    /// delete items run one by one, in order. The items come parsed from
+    /// the action layer; only their source lines are parsed here.
+    fn bulk(&self, items: &[BulkItem], body: &[u8]) -> Result<Reply, StoreError> {
+        let mut results: Vec<Value> = Vec::with_capacity(items.len());
         let mut pending: Vec<PendingWrite> = Vec::new();
         let mut errors = false;
-        while let Some(line) = lines.next() {
-            let action: Value = serde_json::from_str(line).unwrap_or(Value::Null);
-            let Some((kind, meta)) = action.as_object().and_then(|o| o.iter().next()) else { continue };
-            let kind = kind.clone();
-            let index = meta["_index"].as_str().unwrap_or_default().to_owned();
-            let id = meta["_id"].as_str().map(str::to_owned);
-            let source: Value = if kind == "delete" {
-                Value::Null
-            } else {
-                lines.next().and_then(|l| serde_json::from_str(l).ok()).unwrap_or(Value::Null)
+        for item in items {
+            let kind = item.kind.name();
+            let source = match &item.source {
+                None => Value::Null,
+                Some(range) => match body.get(range.clone()).map(serde_json::from_slice::<Value>) {
+                    Some(Ok(source)) if source.is_object() => source,
+                    _ => {
+                        errors = true;
+                        results.push(json!({ kind: { "_index": item.index, "_id": item.id, "status": 400, "error": { "type": "mapper_parsing_exception", "reason": "the source line is not a JSON object" } } }));
+                        continue;
+                    }
+                },
             };
-            if kind == "index" || kind == "create" {
+            if matches!(item.kind, BulkKind::Index | BulkKind::Create) {
                 pending.push(PendingWrite {
-                    kind,
-                    index,
-                    id: id.unwrap_or_else(random_id),
+                    kind: item.kind,
+                    index: item.index.clone(),
+                    id: item.id.clone().unwrap_or_else(random_id),
                     source,
                     slot: results.len(),
                 });
@@ -397,14 +398,16 @@ impl Embedded {
                 continue;
             }
             errors |= self.flush(&mut pending, &mut results)?;
-            let op = if kind == "update" {
-                Op::UpdateDoc { id: id.unwrap_or_default() }
-            } else {
-                Op::DeleteDoc { id: id.unwrap_or_default() }
+            let id = item.id.clone().unwrap_or_default();
+            let op = if item.kind == BulkKind::Update { Op::UpdateDoc { id } } else { Op::DeleteDoc { id } };
+            let request = ActionRequest {
+                action: item.action,
+                op,
+                indices: vec![item.index.clone()],
+                items: Vec::new(),
             };
-            let request = ActionRequest { action: "", op, indices: vec![index.clone()], items: Vec::new() };
             let item_body = serde_json::to_vec(&source).unwrap_or_default();
-            let r = self.execute(&request, &[index], &Params::default(), Some(&item_body));
+            let r = self.execute(&request, &request.indices, &Params::default(), Some(&item_body));
             errors |= r.status >= 300;
             let mut result = r.body;
             if let Some(obj) = result.as_object_mut() {
@@ -442,7 +445,7 @@ impl Embedded {
                     .and_then(|d| serde_json::from_slice::<Value>(&d.source).ok())
                     .and_then(|v| v["v"].as_u64()),
             };
-            if p.kind == "create" && previous.is_some() {
+            if p.kind == BulkKind::Create && previous.is_some() {
                 errors = true;
                 results[p.slot] = json!({ "create": { "_index": p.index, "_id": p.id, "status": 409, "error": { "type": "version_conflict_engine_exception", "reason": format!("[{}]: version conflict, document already exists", p.id) } } });
                 continue;
@@ -461,7 +464,7 @@ impl Embedded {
         let written = self.write(&writes)?;
         for ((p, version, existed), v) in accepted.into_iter().zip(written) {
             let (status, result) = if existed { (200, "updated") } else { (201, "created") };
-            results[p.slot] = json!({ p.kind.as_str(): { "_index": p.index, "_id": p.id, "_version": version, "result": result, "_seq_no": v.seq_no, "_primary_term": v.primary_term, "status": status } });
+            results[p.slot] = json!({ p.kind.name(): { "_index": p.index, "_id": p.id, "_version": version, "result": result, "_seq_no": v.seq_no, "_primary_term": v.primary_term, "status": status } });
         }
         pending.clear();
         Ok(errors)
@@ -495,7 +498,7 @@ impl Postings for StorePostings<'_> {
 
 /// An index/create item waiting for the batch write.
 struct PendingWrite {
-    kind: String,
+    kind: BulkKind,
     index: String,
     id: String,
     source: Value,
@@ -701,6 +704,33 @@ mod tests {
         let e = Embedded::new(store, "test")?;
         let found = call(&e, "POST", "/old/_search", Some(json!({"query": {"term": {"user": "ana"}}})));
         assert_eq!(ids(&found), ["1"]);
+        Ok(())
+    }
+
+    /// `POST /<index>/_bulk`: items without `_index` go to `<index>`,
+    /// the one the call was authorised for.
+    #[test]
+    fn bulk_items_default_to_the_index_in_the_path() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let e = Embedded::new(Arc::new(Store::open(&dir.path().join("s.redb"))?), "test")?;
+        let body = concat!(
+            "{\"index\":{\"_id\":\"1\"}}\n{\"n\":1}\n",
+            "{\"index\":{\"_id\":\"2\"}}\nnot json\n",
+            "{\"create\":{\"_id\":\"3\"}}\n{\"n\":3}\n"
+        );
+        let r = call(&e, "POST", "/c/_bulk", None);
+        assert_eq!(r.status, 400, "no body: {:?}", r.body);
+        let request = resolve("POST", "/c/_bulk", Some(body.as_bytes()))?;
+        let r = e.execute(&request, &request.indices, &Params::default(), Some(body.as_bytes()));
+        assert_eq!(r.body["items"][0]["index"]["_index"], "c", "{:?}", r.body);
+        assert_eq!(call(&e, "GET", "/c/_doc/1", None).status, 200);
+        // A source that is not JSON fails its item only, with a reason.
+        assert_eq!(r.body["errors"], json!(true));
+        assert_eq!(r.body["items"][1]["index"]["status"], 400, "{:?}", r.body);
+        assert_eq!(r.body["items"][1]["index"]["error"]["type"], "mapper_parsing_exception");
+        assert_eq!(r.body["items"][2]["create"]["status"], 201, "{:?}", r.body);
+        assert_eq!(call(&e, "GET", "/c/_doc/2", None).status, 404);
+        assert_eq!(e.indices()?, ["c"], "nothing written elsewhere");
         Ok(())
     }
 }

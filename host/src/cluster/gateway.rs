@@ -138,7 +138,7 @@ impl ClusterGateway {
     /// Refuses system indices (whoever asks); lists the existing indices a
     /// wildcard in the request could expand to.
     fn expandable_indices(&self, request: &ActionRequest) -> Result<Vec<String>, (&'static str, String)> {
-        let named = request.indices.iter().chain(request.items.iter().map(|(_, i)| i));
+        let named = request.indices.iter().chain(request.items.iter().map(|item| &item.index));
         if let Some(system) = named.clone().find(|i| i.starts_with(SYSTEM_PREFIX)) {
             return Err((GATE_SYSTEM, format!("index `{system}` is a system index")));
         }
@@ -300,8 +300,8 @@ fn check_gates(
     }
     if !request.items.is_empty() {
         // _bulk: every item must pass every gate for its own action and index.
-        for (action, index) in &request.items {
-            decide(gates, |p, s| p.check_indices(s, action, [index.as_str()]))?;
+        for item in &request.items {
+            decide(gates, |p, s| p.check_indices(s, item.action, [item.index.as_str()]))?;
         }
         return Ok(request.indices.clone());
     }
@@ -345,7 +345,7 @@ fn service_account_indices(
         };
     }
     let mut concrete = Vec::new();
-    for expr in request.indices.iter().chain(request.items.iter().map(|(_, i)| i)) {
+    for expr in request.indices.iter().chain(request.items.iter().map(|item| &item.index)) {
         if expr.contains(['*', '?']) {
             let pattern = crate::security::pattern::Pattern::parse(expr).map_err(|e| e.to_string())?;
             concrete.extend(existing.iter().filter(|i| pattern.matches(i) && is_own(i)).cloned());
