@@ -214,7 +214,10 @@ fn bulk(default_index: Option<&&str>, body: Option<&[u8]>) -> Result<ActionReque
             _ => match lines.next() {
                 Some((start, line)) => Some(start..start + line.len()),
                 None => {
-                    return Err(ActionError::BadBulk(format!("`{}` item without a source line", kind.name())));
+                    return Err(ActionError::BadBulk(format!(
+                        "`{}` item without a source line",
+                        kind.name()
+                    )));
                 }
             },
         };

@@ -24,7 +24,9 @@ use redb::{Database, ReadableTable, TableDefinition};
 const DOCS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("docs");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// (index, term, id) → nothing: which documents of an index hold a term.
-const POSTINGS: TableDefinition<(&str, &str, &str), ()> = TableDefinition::new("postings");
+/// Byte strings, not `&str`: redb validates UTF-8 on every comparison of a
+/// `&str` key, which dominated bulk writes.
+const POSTINGS: TableDefinition<(&[u8], &[u8], &[u8]), ()> = TableDefinition::new("postings");
 /// The version of the postings an [`Indexer`] built (see [`Store::ensure_postings`]).
 const POSTINGS_VERSION: &str = "postings_version";
 
@@ -170,11 +172,12 @@ impl Store {
                     };
                     let old = terms(current.as_ref().map(|c| c.source.as_slice()));
                     let new = terms(w.source.as_deref());
+                    let (index, id) = (w.index.as_bytes(), w.id.as_bytes());
                     for term in old.iter().filter(|t| new.binary_search(t).is_err()) {
-                        postings.remove((w.index, term.as_str(), w.id)).map_err(io)?;
+                        postings.remove((index, term.as_bytes(), id)).map_err(io)?;
                     }
                     for term in new.iter().filter(|t| old.binary_search(t).is_err()) {
-                        postings.insert((w.index, term.as_str(), w.id), ()).map_err(io)?;
+                        postings.insert((index, term.as_bytes(), id), ()).map_err(io)?;
                     }
                 }
                 seq_no += 1;
@@ -206,9 +209,13 @@ impl Store {
         let txn = self.db.begin_read().map_err(io)?;
         let table = txn.open_table(POSTINGS).map_err(io)?;
         let mut ids = Vec::new();
-        for entry in table.range((index, from, "")..(index, to, "")).map_err(io)? {
+        let (index, empty) = (index.as_bytes(), &b""[..]);
+        for entry in
+            table.range((index, from.as_bytes(), empty)..(index, to.as_bytes(), empty)).map_err(io)?
+        {
             let (key, _) = entry.map_err(io)?;
-            ids.push(key.value().2.to_owned());
+            // Ids were written from `&str`s.
+            ids.push(String::from_utf8_lossy(key.value().2).into_owned());
         }
         ids.sort_unstable();
         ids.dedup();
@@ -247,7 +254,7 @@ impl Store {
                 let (index, id) = key.value();
                 let doc = decode(index, id, value.value())?;
                 for term in indexer(index, &doc.source) {
-                    postings.insert((index, term.as_str(), id), ()).map_err(io)?;
+                    postings.insert((index.as_bytes(), term.as_bytes(), id.as_bytes()), ()).map_err(io)?;
                 }
             }
             meta.insert(POSTINGS_VERSION, version).map_err(io)?;
