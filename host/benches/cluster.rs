@@ -110,6 +110,27 @@ fn run(c: &mut Criterion) -> R {
             )
         })
     });
+    // Log-like documents: a timestamp, low-cardinality keywords, a short
+    // message — what an index usually holds (postings mostly append).
+    let mut logs_batch = 0u64;
+    g.bench_function("bulk_1000_logs", |b| {
+        b.iter(|| {
+            logs_batch += 1;
+            let mut body = String::new();
+            for i in 0..1000u64 {
+                let at = logs_batch * 1000 + i;
+                let level = ["info", "warn", "error"][(i % 3) as usize];
+                body.push_str(&format!(
+                    "{{\"index\":{{\"_index\":\"logs\"}}}}\n{{\"@timestamp\":\"2026-11-22T{:02}:{:02}:{:02}.{:03}Z\",\"level\":\"{level}\",\"user\":\"u{}\",\"status\":{},\"message\":\"GET /items took {} ms\"}}\n",
+                    (at / 3_600_000) % 24, (at / 60_000) % 60, (at / 1000) % 60, at % 1000, i % 50, 200 + (i % 5), i % 200
+                ));
+            }
+            let request = resolve("POST", "/_bulk", Some(body.as_bytes())).ok()?;
+            Some(
+                backend.execute(&request, &request.indices, &Params::default(), Some(body.as_bytes())).status,
+            )
+        })
+    });
     // 100,000 documents to search.
     for chunk in 0..100 {
         let mut body = String::new();

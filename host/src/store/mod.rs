@@ -26,7 +26,8 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// (index, term, id) → nothing: which documents of an index hold a term.
 /// Byte strings, not `&str`: redb validates UTF-8 on every comparison of a
 /// `&str` key, which dominated bulk writes.
-const POSTINGS: TableDefinition<(&[u8], &[u8], &[u8]), ()> = TableDefinition::new("postings");
+const POSTINGS: TableDefinition<PostingKey, ()> = TableDefinition::new("postings");
+type PostingKey = (&'static [u8], &'static [u8], &'static [u8]);
 /// The version of the postings an [`Indexer`] built (see [`Store::ensure_postings`]).
 const POSTINGS_VERSION: &str = "postings_version";
 
@@ -154,7 +155,8 @@ impl Store {
         {
             let mut docs = txn.open_table(DOCS).map_err(io)?;
             let mut meta = txn.open_table(META).map_err(io)?;
-            let mut postings = txn.open_table(POSTINGS).map_err(io)?;
+            // (index, term, id, add?) for every write, applied sorted below.
+            let mut posting_changes: Vec<(&str, String, &str, bool)> = Vec::new();
             let mut seq_no = meta.get(SEQ_NO).map_err(io)?.map(|v| v.value()).unwrap_or(0);
             for w in writes {
                 let current = docs
@@ -172,12 +174,11 @@ impl Store {
                     };
                     let old = terms(current.as_ref().map(|c| c.source.as_slice()));
                     let new = terms(w.source.as_deref());
-                    let (index, id) = (w.index.as_bytes(), w.id.as_bytes());
                     for term in old.iter().filter(|t| new.binary_search(t).is_err()) {
-                        postings.remove((index, term.as_bytes(), id)).map_err(io)?;
+                        posting_changes.push((w.index, term.clone(), w.id, false));
                     }
-                    for term in new.iter().filter(|t| old.binary_search(t).is_err()) {
-                        postings.insert((index, term.as_bytes(), id), ()).map_err(io)?;
+                    for term in new.into_iter().filter(|t| old.binary_search(t).is_err()) {
+                        posting_changes.push((w.index, term, w.id, true));
                     }
                 }
                 seq_no += 1;
@@ -197,6 +198,24 @@ impl Store {
                 results.push(versioned);
             }
             meta.insert(SEQ_NO, seq_no).map_err(io)?;
+            // In key order: consecutive changes land on the same B-tree
+            // pages. Within one key, the later write's change wins.
+            posting_changes.sort_by(|a, b| (a.0, &a.1, a.2).cmp(&(b.0, &b.1, b.2)));
+            let mut postings = txn.open_table(POSTINGS).map_err(io)?;
+            for (i, (index, term, id, add)) in posting_changes.iter().enumerate() {
+                let key = (index.as_bytes(), term.as_bytes(), id.as_bytes());
+                if posting_changes
+                    .get(i + 1)
+                    .is_some_and(|next| (next.0, &next.1, next.2) == (*index, term, *id))
+                {
+                    continue;
+                }
+                if *add {
+                    postings.insert(key, ()).map_err(io)?;
+                } else {
+                    postings.remove(key).map_err(io)?;
+                }
+            }
         }
         // Dropping `txn` without commit (on any error above) aborts it.
         txn.commit().map_err(io)?;
