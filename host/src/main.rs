@@ -65,6 +65,14 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Set a user's password in the data directory of a stopped server:
+    /// the way back in after losing the admin password. The new password
+    /// comes from WARDEN_NEW_PASSWORD or a prompt.
+    ResetPassword {
+        user: String,
+        #[arg(long, default_value = "./data", env = "WARDEN_DATA_DIR")]
+        data_dir: PathBuf,
+    },
     /// Print a bcrypt hash (for internal_users.yml) of a password read from stdin.
     Hash,
     /// Show what a component imports (grouped by the capability each import
@@ -134,6 +142,7 @@ fn main() -> std::process::ExitCode {
                 UserCommand::Rm { name } => manage::user_rm(&client, &name),
             })
         }
+        Command::ResetPassword { user, data_dir } => reset_password(&user, &data_dir),
         Command::Hash => hash(),
     };
     match result {
@@ -155,6 +164,43 @@ fn init_logging() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+}
+
+fn reset_password(user: &str, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    use warden_host::security::{password, service_accounts};
+    let path = data_dir.join("store").join("warden.redb");
+    if !path.exists() {
+        anyhow::bail!(
+            "{} does not exist: {} is not the data directory of a Warden server",
+            path.display(),
+            data_dir.display()
+        );
+    }
+    // redb locks the file: this fails while a server has the store open.
+    let store = Arc::new(Store::open(&path).with_context(|| {
+        format!("cannot open the store (stop the server using {} first)", data_dir.display())
+    })?);
+    let (security, _) =
+        Security::bootstrap(store, None, None).context("cannot load the security configuration")?;
+    if service_accounts::is_service_account(user) {
+        anyhow::bail!("`{user}` is a service account: it has no password");
+    }
+    if !security.state().config.internal_users.contains_key(user) {
+        anyhow::bail!("no internal user `{user}` in {}", data_dir.display());
+    }
+    let new = manage::new_password(user)?;
+    password::check_strength(user, &new)?;
+    let hash = password::hash(&new)?;
+    let disabled = security.update(|config| {
+        let record = config.internal_users.get_mut(user).context("the user disappeared")?;
+        record.hash = Some(hash);
+        Ok::<_, anyhow::Error>(record.disabled)
+    })?;
+    println!("password of `{user}` reset");
+    if disabled {
+        println!("note: `{user}` is disabled; enable it with the security API before logging in");
+    }
+    Ok(())
 }
 
 /// Each extension granted `cluster` gets its service account; one without a

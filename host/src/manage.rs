@@ -57,7 +57,7 @@ impl Client {
 }
 
 /// New password: `WARDEN_NEW_PASSWORD`, or asked twice.
-fn new_password(user: &str) -> anyhow::Result<String> {
+pub fn new_password(user: &str) -> anyhow::Result<String> {
     if let Ok(p) = std::env::var("WARDEN_NEW_PASSWORD") {
         return Ok(p);
     }

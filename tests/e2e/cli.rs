@@ -102,3 +102,39 @@ fn users_and_whole_config_are_managed_remotely() -> TestResult {
     assert_eq!(server.get_as("ana", "Ana-Password-2", "/_plugins/_security/authinfo")?.status, 401);
     Ok(())
 }
+
+/// A lost admin password: stop the server, `warden reset-password admin
+/// --data-dir …`, start again. Refused while the server runs (the store is
+/// locked), for unknown users, for service accounts and for weak passwords.
+#[test]
+fn reset_password_recovers_a_stopped_server() -> TestResult {
+    let deployment = Deployment::new()?;
+    let data_dir = deployment.data_dir();
+    let reset = |user: &str, password: &str| -> Result<(bool, String), std::io::Error> {
+        let output = warden()
+            .args(["reset-password", user, "--data-dir"])
+            .arg(&data_dir)
+            .env("WARDEN_NEW_PASSWORD", password)
+            .stdin(Stdio::null())
+            .output()?;
+        let text =
+            format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        Ok((output.status.success(), text))
+    };
+    let server = deployment.start()?;
+    let (ok, text) = reset("admin", "Recovered-Pass-42")?;
+    assert!(!ok && text.contains("stop the server"), "refused while running: {text}");
+    drop(server);
+
+    let (ok, text) = reset("nobody", "Recovered-Pass-42")?;
+    assert!(!ok && text.contains("no internal user `nobody`"), "{text}");
+    let (ok, text) = reset("admin", "short")?;
+    assert!(!ok && text.contains("12 characters"), "{text}");
+    let (ok, text) = reset("admin", "Recovered-Pass-42")?;
+    assert!(ok, "{text}");
+
+    let server = deployment.start()?;
+    assert_eq!(server.get_as("admin", "Recovered-Pass-42", "/_plugins/_security/authinfo")?.status, 200);
+    assert_eq!(server.get_as("admin", ADMIN_PASSWORD, "/_plugins/_security/authinfo")?.status, 401);
+    Ok(())
+}
