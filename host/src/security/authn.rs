@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
-use super::config::SecurityConfig;
+use super::config::{InternalUser, SecurityConfig};
 use super::password;
 
 /// Why a request was not authenticated. The HTTP answer is the same 401 for
@@ -113,8 +113,13 @@ impl BasicAuthenticator {
         h.finalize().into()
     }
 
-    /// Checks `user`/`password` against `config`; returns the user's name.
-    pub fn verify(&self, config: &SecurityConfig, user: &str, password: &str) -> Result<(), AuthnError> {
+    /// Checks `user`/`password` against `config`; returns the user's record.
+    pub fn verify<'c>(
+        &self,
+        config: &'c SecurityConfig,
+        user: &str,
+        password: &str,
+    ) -> Result<&'c InternalUser, AuthnError> {
         // Unknown users and users without a password pay the same bcrypt
         // cost as a wrong password, so timing does not tell them apart.
         let Some(record) = config.internal_users.get(user) else {
@@ -148,7 +153,7 @@ impl BasicAuthenticator {
         if record.disabled {
             return Err(AuthnError::Disabled(user.to_owned()));
         }
-        Ok(())
+        Ok(record)
     }
 }
 
@@ -192,27 +197,33 @@ mod tests {
         config
             .internal_users
             .insert("ana".into(), InternalUser { hash: Some(first), ..InternalUser::default() });
-        assert_eq!(auth.verify(&config, "ana", "First-password-1"), Ok(()));
-        assert_eq!(auth.verify(&config, "ana", "First-password-1"), Ok(())); // cached
-        assert_eq!(auth.verify(&config, "ana", "wrong"), Err(AuthnError::WrongPassword("ana".into())));
+        assert_eq!(auth.verify(&config, "ana", "First-password-1").map(|_| ()), Ok(()));
+        assert_eq!(auth.verify(&config, "ana", "First-password-1").map(|_| ()), Ok(())); // cached
+        assert_eq!(
+            auth.verify(&config, "ana", "wrong").map(|_| ()),
+            Err(AuthnError::WrongPassword("ana".into()))
+        );
 
         let second = password::hash("Second-password-2")?;
         if let Some(user) = config.internal_users.get_mut("ana") {
             user.hash = Some(second);
         }
         assert_eq!(
-            auth.verify(&config, "ana", "First-password-1"),
+            auth.verify(&config, "ana", "First-password-1").map(|_| ()),
             Err(AuthnError::WrongPassword("ana".into()))
         );
-        assert_eq!(auth.verify(&config, "ana", "Second-password-2"), Ok(()));
+        assert_eq!(auth.verify(&config, "ana", "Second-password-2").map(|_| ()), Ok(()));
 
         if let Some(user) = config.internal_users.get_mut("ana") {
             user.disabled = true;
         }
-        assert_eq!(auth.verify(&config, "ana", "Second-password-2"), Err(AuthnError::Disabled("ana".into())));
+        assert_eq!(
+            auth.verify(&config, "ana", "Second-password-2").map(|_| ()),
+            Err(AuthnError::Disabled("ana".into()))
+        );
         config.internal_users.remove("ana");
         assert_eq!(
-            auth.verify(&config, "ana", "Second-password-2"),
+            auth.verify(&config, "ana", "Second-password-2").map(|_| ()),
             Err(AuthnError::UnknownUser("ana".into()))
         );
         Ok(())

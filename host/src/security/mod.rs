@@ -409,12 +409,7 @@ impl Security {
                     return Err(AuthnError::NotEnabled("basic"));
                 }
                 let (user, password) = authn::parse_basic(header)?;
-                self.basic.verify(&state.config, &user, &password)?;
-                let record = state
-                    .config
-                    .internal_users
-                    .get(&user)
-                    .ok_or_else(|| AuthnError::UnknownUser(user.clone()))?;
+                let record = self.basic.verify(&state.config, &user, &password)?;
                 let mut attributes: std::collections::HashMap<String, String> = record
                     .attributes
                     .iter()
