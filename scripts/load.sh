@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Load run: hello-world through the release `warden` binary over loopback,
-# driven by wrk (Debian package; installed here if missing and possible).
+# Load run over loopback against the release `warden` binary, driven by wrk
+# (Debian package; installed here if missing and possible): an extension
+# call (hello-world), then the cluster's REST API (a document GET and a term
+# search over 10,000 documents), all authenticated with Basic.
 # Usage: scripts/load.sh [duration-seconds] [connections]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,4 +43,25 @@ done
 [ -n "$addr" ] || { cat "$work/warden.log"; exit 1; }
 curl -fsS -H "$auth" "http://$addr/_extensions/hello/greet/load" && echo
 # Authenticated requests: the first pays bcrypt, the rest hit the credential cache.
+echo "--- GET /_extensions/hello/greet/load"
 wrk -t2 -c"$connections" -d"${duration}s" --latency -H "$auth" "http://$addr/_extensions/hello/greet/load"
+
+# The cluster over REST.
+for batch in $(seq 0 9); do
+    for i in $(seq 0 999); do
+        n=$((batch * 1000 + i))
+        printf '{"index":{"_index":"logs","_id":"%d"}}\n{"n":%d,"user":"u%d","level":"info","message":"request %d served"}\n' \
+            "$n" "$n" $((n % 50)) "$n"
+    done > "$work/bulk.ndjson"
+    curl -fsS -o /dev/null -H "$auth" -H 'content-type: application/x-ndjson' \
+        --data-binary @"$work/bulk.ndjson" "http://$addr/_bulk"
+done
+echo "--- GET /logs/_doc/42"
+wrk -t2 -c"$connections" -d"${duration}s" --latency -H "$auth" "http://$addr/logs/_doc/42"
+cat > "$work/search.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"query":{"term":{"user":"u7"}},"size":10}'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+echo "--- POST /logs/_search (term matching 200 of 10,000 documents)"
+wrk -t2 -c"$connections" -d"${duration}s" --latency -s "$work/search.lua" -H "$auth" "http://$addr/logs/_search"

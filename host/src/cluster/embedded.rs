@@ -322,8 +322,8 @@ impl Embedded {
         if let Err(reason) = query::validate_query(&query) {
             return Ok(error(400, "parsing_exception", reason));
         }
-        let mut hits = Vec::new();
-        for index in indices {
+        let mut hits: Vec<Hit> = Vec::new();
+        for (index_pos, index) in indices.iter().enumerate() {
             let store_index = docs(index);
             let postings = StorePostings { store: &self.store, index: &store_index };
             let documents = match query::candidates(&query, &postings)? {
@@ -331,9 +331,10 @@ impl Embedded {
                 None => self.store.list(&store_index)?,
             };
             for (id, doc) in documents {
-                let stored: Value = serde_json::from_slice(&doc.source).unwrap_or(Value::Null);
-                if query::matches(&query, &id, &stored["s"]) {
-                    hits.push(json!({ "_index": index, "_id": id, "_score": 1.0, "_source": stored["s"] }));
+                let mut stored: Value = serde_json::from_slice(&doc.source).unwrap_or(Value::Null);
+                let source = stored.get_mut("s").map(Value::take).unwrap_or(Value::Null);
+                if query::matches(&query, &id, &source) {
+                    hits.push(Hit { index: index_pos, id, source });
                 }
             }
         }
@@ -346,7 +347,7 @@ impl Embedded {
         }
         let aggregations = match body.get("aggs").or_else(|| body.get("aggregations")) {
             Some(aggs) => {
-                let sources: Vec<&Value> = hits.iter().map(|h| &h["_source"]).collect();
+                let sources: Vec<&Value> = hits.iter().map(|h| &h.source).collect();
                 match super::aggregations::evaluate(aggs, &sources) {
                     Ok(result) => Some(result),
                     Err(reason) => return Ok(error(400, "parsing_exception", reason)),
@@ -357,7 +358,13 @@ impl Embedded {
         sort_hits(&mut hits, &body["sort"]);
         let from = body["from"].as_u64().unwrap_or(0) as usize;
         let size = body["size"].as_u64().unwrap_or(10) as usize;
-        let page: Vec<Value> = hits.into_iter().skip(from).take(size).collect();
+        // Only the page becomes JSON hits.
+        let page: Vec<Value> = hits
+            .into_iter()
+            .skip(from)
+            .take(size)
+            .map(|h| json!({ "_index": indices.get(h.index), "_id": h.id, "_score": 1.0, "_source": h.source }))
+            .collect();
         let mut out = json!({ "took": 0, "timed_out": false, "_shards": { "total": indices.len(), "successful": indices.len(), "skipped": 0, "failed": 0 }, "hits": { "total": { "value": total, "relation": "eq" }, "max_score": if total > 0 { json!(1.0) } else { Value::Null }, "hits": page } });
         if let (Some(aggregations), Some(obj)) = (aggregations, out.as_object_mut()) {
             obj.insert("aggregations".into(), aggregations);
@@ -506,9 +513,17 @@ struct PendingWrite {
     slot: usize,
 }
 
+/// A matching document, before it becomes a JSON hit.
+struct Hit {
+    /// Position of its index in the searched indices.
+    index: usize,
+    id: String,
+    source: Value,
+}
+
 /// `sort`: `["field", {"field": {"order": "desc"}}, {"field": "asc"}]`;
 /// numbers before strings, missing values last.
-fn sort_hits(hits: &mut [Value], sort: &Value) {
+fn sort_hits(hits: &mut [Hit], sort: &Value) {
     let keys: Vec<(String, bool)> = match sort {
         Value::Array(items) => items.iter().filter_map(sort_key).collect(),
         Value::Null => return,
@@ -533,8 +548,8 @@ fn sort_hits(hits: &mut [Value], sort: &Value) {
     };
     hits.sort_by(|a, b| {
         for (field, descending) in &keys {
-            let get = |h: &Value| {
-                field.split('.').try_fold(&h["_source"], |v, k| v.get(k)).cloned().unwrap_or(Value::Null)
+            let get = |h: &Hit| {
+                field.split('.').try_fold(&h.source, |v, k| v.get(k)).cloned().unwrap_or(Value::Null)
             };
             let (x, y) = (get(a), get(b));
             let mut ord = compare(&x, &y);
