@@ -42,18 +42,29 @@ pub struct Params {
 }
 
 impl Params {
-    pub fn parse(path: &str) -> Params {
+    /// The options in `path`'s query string. A CAS option that does not
+    /// parse, or one without the other, is refused: ignoring it would turn
+    /// a conditional write into an unconditional one.
+    pub fn parse(path: &str) -> Result<Params, String> {
         let mut p = Params::default();
         if let Some((_, query)) = path.split_once('?') {
             for pair in query.split('&') {
+                let number = |name: &str, v: &str| {
+                    v.parse::<u64>()
+                        .map_err(|_| format!("[{name}] must be a non-negative integer, not `{v}`"))
+                };
                 match pair.split_once('=') {
-                    Some(("if_seq_no", v)) => p.if_seq_no = v.parse().ok(),
-                    Some(("if_primary_term", v)) => p.if_primary_term = v.parse().ok(),
+                    Some(("if_seq_no", v)) => p.if_seq_no = Some(number("if_seq_no", v)?),
+                    Some(("if_primary_term", v)) => p.if_primary_term = Some(number("if_primary_term", v)?),
                     _ => {}
                 }
             }
         }
-        p
+        match (p.if_seq_no, p.if_primary_term) {
+            (Some(_), None) => Err("[if_seq_no] needs [if_primary_term]".into()),
+            (None, Some(_)) => Err("[if_primary_term] needs [if_seq_no]".into()),
+            _ => Ok(p),
+        }
     }
 }
 
@@ -220,7 +231,8 @@ impl Embedded {
             Op::Refresh => reply(200, json!({ "_shards": { "total": 1, "successful": 1, "failed": 0 } })),
             Op::IndexDoc { id, create_only } => {
                 let source = match json_body() {
-                    Ok(v) => v,
+                    Ok(v) if v.is_object() => v,
+                    Ok(_) => return Ok(not_an_object("the document")),
                     Err(r) => return Ok(r),
                 };
                 let id = match id {
@@ -263,6 +275,15 @@ impl Embedded {
                     Ok(v) => v,
                     Err(r) => return Ok(r),
                 };
+                // Only partial documents: without `doc` there is nothing to
+                // merge, and merging null would erase the document.
+                if !update.get("doc").is_some_and(Value::is_object) {
+                    return Ok(error(
+                        400,
+                        "action_request_validation_exception",
+                        "Validation Failed: 1: an update needs `doc`, a JSON object (scripts are not supported);".into(),
+                    ));
+                }
                 let Some(current) = self.store.get(&docs(&first), id)? else {
                     return Ok(error(404, "document_missing_exception", format!("[{id}]: document missing")));
                 };
@@ -279,7 +300,8 @@ impl Embedded {
                     return Ok(missing);
                 }
                 let query = match json_body() {
-                    Ok(v) => v,
+                    Ok(v) if v.is_object() => v,
+                    Ok(_) => return Ok(not_an_object("the search body")),
                     Err(r) => return Ok(r),
                 };
                 self.search(indices, &query, request.op == Op::Count)?
@@ -355,9 +377,22 @@ impl Embedded {
             }
             None => None,
         };
-        sort_hits(&mut hits, &body["sort"]);
-        let from = body["from"].as_u64().unwrap_or(0) as usize;
-        let size = body["size"].as_u64().unwrap_or(10) as usize;
+        if let Err(reason) = sort_hits(&mut hits, &body["sort"]) {
+            return Ok(error(400, "parsing_exception", reason));
+        }
+        let window = |name: &str, default: u64| match body.get(name) {
+            None | Some(Value::Null) => Ok(default as usize),
+            Some(v) => v
+                .as_u64()
+                .map(|n| n as usize)
+                .ok_or(format!("[{name}] must be a non-negative integer, not {v}")),
+        };
+        let (from, size) = match (window("from", 0), window("size", 10)) {
+            (Ok(from), Ok(size)) => (from, size),
+            (Err(reason), _) | (_, Err(reason)) => {
+                return Ok(error(400, "illegal_argument_exception", reason));
+            }
+        };
         // Only the page becomes JSON hits.
         let page: Vec<Value> = hits
             .into_iter()
@@ -523,14 +558,14 @@ struct Hit {
 
 /// `sort`: `["field", {"field": {"order": "desc"}}, {"field": "asc"}]`;
 /// numbers before strings, missing values last.
-fn sort_hits(hits: &mut [Hit], sort: &Value) {
+fn sort_hits(hits: &mut [Hit], sort: &Value) -> Result<(), String> {
     let keys: Vec<(String, bool)> = match sort {
-        Value::Array(items) => items.iter().filter_map(sort_key).collect(),
-        Value::Null => return,
-        other => sort_key(other).into_iter().collect(),
+        Value::Null => return Ok(()),
+        Value::Array(items) => items.iter().map(sort_key).collect::<Result<_, _>>()?,
+        other => vec![sort_key(other)?],
     };
     if keys.is_empty() {
-        return;
+        return Ok(());
     }
     let compare = |a: &Value, b: &Value| -> std::cmp::Ordering {
         use std::cmp::Ordering;
@@ -562,25 +597,43 @@ fn sort_hits(hits: &mut [Hit], sort: &Value) {
         }
         std::cmp::Ordering::Equal
     });
+    Ok(())
 }
 
-fn sort_key(item: &Value) -> Option<(String, bool)> {
-    match item {
-        Value::String(field) => Some((field.clone(), false)),
-        Value::Object(o) => {
-            let (field, spec) = o.iter().next()?;
-            let order = spec.get("order").and_then(Value::as_str).or(spec.as_str()).unwrap_or("asc");
-            Some((field.clone(), order.eq_ignore_ascii_case("desc")))
+/// One sort clause: `"field"`, `{"field": "desc"}` or `{"field": {"order": "desc"}}`.
+fn sort_key(item: &Value) -> Result<(String, bool), String> {
+    let (field, order) = match item {
+        Value::String(field) => (field.clone(), "asc"),
+        Value::Object(o) if o.len() == 1 => {
+            let Some((field, spec)) = o.iter().next() else { return Err("empty sort clause".into()) };
+            let order = match spec {
+                Value::String(order) => order.as_str(),
+                Value::Object(options) => options.get("order").and_then(Value::as_str).unwrap_or("asc"),
+                other => {
+                    return Err(format!(
+                        "sort on [{field}]: expected \"asc\", \"desc\" or an object, not {other}"
+                    ));
+                }
+            };
+            (field.clone(), order)
         }
-        _ => None,
+        other => {
+            return Err(format!(
+                "a sort clause is a field name or {{\"field\": {{\"order\": …}}}}, not {other}"
+            ));
+        }
+    };
+    match order.to_ascii_lowercase().as_str() {
+        "asc" => Ok((field, false)),
+        "desc" => Ok((field, true)),
+        other => Err(format!("sort on [{field}]: unknown order [{other}] (asc or desc)")),
     }
 }
 
-/// An id for a document written without one: 20 characters that sort in
-/// the order they were made (milliseconds, then a counter, then 6 random
-/// bytes), as OpenSearch's auto-generated ids do — so new documents and
-/// their postings land at the end of the B-trees instead of on a random
-/// page each, which made bulk writes of id-less documents 5× slower.
+fn not_an_object(what: &str) -> Reply {
+    error(400, "mapper_parsing_exception", format!("{what} must be a JSON object"))
+}
+
 fn generated_id() -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -635,7 +688,10 @@ mod tests {
             [one] if one.contains('*') => e.indices().unwrap_or_default(),
             other => other.to_vec(),
         };
-        e.execute(&request, &indices, &Params::parse(path), bytes.as_deref())
+        match Params::parse(path) {
+            Ok(params) => e.execute(&request, &indices, &params, bytes.as_deref()),
+            Err(reason) => error(400, "illegal_argument_exception", reason),
+        }
     }
 
     #[test]
@@ -781,5 +837,38 @@ mod tests {
         let ids: Vec<String> = (0..2000).map(|_| generated_id()).collect();
         assert!(ids.iter().all(|id| id.len() == 20 && !id.contains(['/', '+', '='])), "{ids:?}");
         assert!(ids.windows(2).all(|w| w[0] < w[1]), "not in creation order");
+    }
+
+    /// Malformed requests get a 400 that names the problem, and change nothing.
+    #[test]
+    fn bad_requests_are_refused_and_lose_nothing() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let e = Embedded::new(Arc::new(Store::open(&dir.path().join("s.redb"))?), "test")?;
+        let original = json!({"a": 1, "msg": "kept"});
+        assert_eq!(call(&e, "PUT", "/logs/_doc/1", Some(original.clone())).status, 201);
+        let cases: Vec<(&str, &str, Option<Value>, &str)> = vec![
+            ("PUT", "/logs/_doc/2", Some(json!([1, 2])), "must be a JSON object"),
+            ("PUT", "/logs/_doc/3", Some(json!("text")), "must be a JSON object"),
+            ("POST", "/logs/_update/1", Some(json!({"dock": {"a": 2}})), "needs `doc`"),
+            ("POST", "/logs/_update/1", Some(json!({"doc": 5})), "needs `doc`"),
+            ("PUT", "/logs/_doc/1?if_seq_no=abc&if_primary_term=1", Some(json!({})), "[if_seq_no]"),
+            ("PUT", "/logs/_doc/1?if_seq_no=1", Some(json!({})), "needs [if_primary_term]"),
+            ("DELETE", "/logs/_doc/1?if_primary_term=1", None, "needs [if_seq_no]"),
+            ("POST", "/logs/_search", Some(json!([1, 2])), "must be a JSON object"),
+            ("POST", "/logs/_search", Some(json!({"size": -5})), "[size]"),
+            ("POST", "/logs/_search", Some(json!({"from": "x"})), "[from]"),
+            ("POST", "/logs/_search", Some(json!({"sort": [{"a": {"order": "sideways"}}]})), "unknown order"),
+            ("POST", "/logs/_search", Some(json!({"sort": [5]})), "sort clause"),
+        ];
+        for (method, path, body, fragment) in cases {
+            let r = call(&e, method, path, body.clone());
+            assert_eq!(r.status, 400, "{method} {path} {body:?}: {:?}", r.body);
+            let reason = r.body["error"]["reason"].as_str().unwrap_or_default();
+            assert!(reason.contains(fragment), "{method} {path}: {reason}");
+        }
+        let kept = call(&e, "GET", "/logs/_doc/1", None);
+        assert_eq!((kept.body["_source"].clone(), kept.body["_version"].clone()), (original, json!(1)));
+        assert_eq!(call(&e, "GET", "/logs/_doc/2", None).status, 404);
+        Ok(())
     }
 }

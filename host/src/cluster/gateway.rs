@@ -95,6 +95,7 @@ impl ClusterGateway {
     pub fn call(&self, call: &GuestCall<'_>) -> Result<Reply, GateError> {
         let request = actions::resolve(call.method, call.path, call.body)
             .map_err(|e| GateError::Invalid(e.to_string()))?;
+        let params = Params::parse(call.path).map_err(GateError::Invalid)?;
         let mut event = Event {
             extension: Some(call.extension.to_owned()),
             action: Some(request.action.to_owned()),
@@ -104,7 +105,7 @@ impl ClusterGateway {
             ..Event::new(Category::GrantedPrivileges, call.request_id)
         };
         let decision = self.authorise(call, &request, &mut event);
-        self.conclude(&request, event, decision, call.path, call.body)
+        self.conclude(&request, event, decision, &params, call.body)
             .map_err(|(gate, reason)| GateError::Denied(format!("{gate} gate: {reason}")))
     }
 
@@ -114,7 +115,7 @@ impl ClusterGateway {
         request: &ActionRequest,
         mut event: Event,
         decision: Result<Vec<String>, (&'static str, String)>,
-        path: &str,
+        params: &Params,
         body: Option<&[u8]>,
     ) -> Result<Reply, (&'static str, String)> {
         match decision {
@@ -123,7 +124,7 @@ impl ClusterGateway {
                     event.indices = indices.clone();
                     self.audit.record(event);
                 }
-                Ok(self.backend.execute(request, &indices, &Params::parse(path), body))
+                Ok(self.backend.execute(request, &indices, params, body))
             }
             Err((gate, reason)) => {
                 event.category = Some(Category::MissingPrivileges);
@@ -215,6 +216,7 @@ impl ClusterGateway {
         let (user, privileges) = (&caller.subject, &caller.state.privileges);
         let limit = caller.api_token.as_ref().map(|(_, limit)| limit.as_ref());
         let request = actions::resolve(method, path, body).map_err(|e| GateError::Invalid(e.to_string()))?;
+        let params = Params::parse(path).map_err(GateError::Invalid)?;
         let event = Event {
             user: Some(user.name.clone()),
             action: Some(request.action.to_owned()),
@@ -230,7 +232,8 @@ impl ClusterGateway {
             }
             check_gates(&gates, &request, &existing)
         });
-        self.conclude(&request, event, decision, path, body).map_err(|(_, reason)| GateError::Denied(reason))
+        self.conclude(&request, event, decision, &params, body)
+            .map_err(|(_, reason)| GateError::Denied(reason))
     }
 
     /// Full verification the first time a token is seen, then the cheap re-checks.
