@@ -76,6 +76,8 @@ pub enum ActionError {
     BadIndex(String, &'static str),
     #[error("invalid _bulk body: {0}")]
     BadBulk(String),
+    #[error("invalid document id `{0}`: {1}")]
+    BadId(String, &'static str),
 }
 
 pub const CLUSTER_HEALTH: &str = "cluster:monitor/health";
@@ -113,19 +115,36 @@ pub fn resolve(method: &str, path: &str, body: Option<&[u8]>) -> Result<ActionRe
         ("POST" | "GET", [index, "_refresh"]) => on(REFRESH, Op::Refresh, index),
         ("POST", [index, "_doc"]) => on(WRITE_INDEX, Op::IndexDoc { id: None, create_only: false }, index),
         ("PUT" | "POST", [index, "_doc", id]) => {
-            on(WRITE_INDEX, Op::IndexDoc { id: Some((*id).to_owned()), create_only: false }, index)
+            on(WRITE_INDEX, Op::IndexDoc { id: Some(doc_id(id)?), create_only: false }, index)
         }
         ("PUT" | "POST", [index, "_create", id]) => {
-            on(WRITE_INDEX, Op::IndexDoc { id: Some((*id).to_owned()), create_only: true }, index)
+            on(WRITE_INDEX, Op::IndexDoc { id: Some(doc_id(id)?), create_only: true }, index)
         }
-        ("GET" | "HEAD", [index, "_doc", id]) => on(READ_GET, Op::GetDoc { id: (*id).to_owned() }, index),
-        ("DELETE", [index, "_doc", id]) => on(WRITE_DELETE, Op::DeleteDoc { id: (*id).to_owned() }, index),
-        ("POST", [index, "_update", id]) => on(WRITE_UPDATE, Op::UpdateDoc { id: (*id).to_owned() }, index),
+        ("GET" | "HEAD", [index, "_doc", id]) => on(READ_GET, Op::GetDoc { id: doc_id(id)? }, index),
+        ("DELETE", [index, "_doc", id]) => on(WRITE_DELETE, Op::DeleteDoc { id: doc_id(id)? }, index),
+        ("POST", [index, "_update", id]) => on(WRITE_UPDATE, Op::UpdateDoc { id: doc_id(id)? }, index),
         ("PUT", [index]) if !index.starts_with('_') => on(CREATE_INDEX, Op::CreateIndex, index),
         ("DELETE", [index]) if !index.starts_with('_') => on(DELETE_INDEX, Op::DeleteIndex, index),
         ("GET" | "HEAD", [index]) if !index.starts_with('_') => on(GET_INDEX, Op::GetIndex, index),
         _ => Err(unknown()),
     }
+}
+
+/// OpenSearch's limit on `_id`.
+const MAX_ID_BYTES: usize = 512;
+
+/// A document id from a path segment (percent-decoded, as clients encode
+/// ids with `/`, spaces and the like) or a bulk item.
+fn doc_id(raw: &str) -> Result<String, ActionError> {
+    checked_id(percent_decode(raw))
+}
+
+fn checked_id(id: String) -> Result<String, ActionError> {
+    if id.len() > MAX_ID_BYTES {
+        let shown: String = id.chars().take(32).collect();
+        return Err(ActionError::BadId(format!("{shown}…"), "longer than 512 bytes"));
+    }
+    Ok(id)
 }
 
 /// `a,b,logs-*` → ["a", "b", "logs-*"], each checked for OpenSearch's rules.
@@ -200,7 +219,7 @@ fn bulk(default_index: Option<&&str>, body: Option<&[u8]>) -> Result<ActionReque
         let index = split_indices(&index)?.into_iter().next().unwrap_or_default();
         let id = match meta.get("_id") {
             None | Some(Value::Null) => None,
-            Some(Value::String(id)) if !id.is_empty() => Some(id.clone()),
+            Some(Value::String(id)) if !id.is_empty() => Some(checked_id(id.clone())?),
             Some(Value::Number(n)) => Some(n.to_string()),
             Some(other) => {
                 return Err(ActionError::BadBulk(format!("item `_id` {other} must be a non-empty string")));
@@ -305,6 +324,18 @@ mod tests {
         assert!(resolve("POST", "/_bulk", Some(b"{\"index\":{\"_index\":\"a\"}}\n")).is_err(), "no source");
         assert!(resolve("POST", "/_bulk", Some(b"{\"nuke\":{\"_index\":\"a\"}}\n")).is_err());
         assert!(resolve("POST", "/_bulk", Some(b"{\"delete\":{\"_index\":\"a\"}}\n")).is_err(), "no _id");
+        Ok(())
+    }
+
+    #[test]
+    fn document_ids_are_decoded_and_bounded() -> Result<(), ActionError> {
+        let r = resolve("GET", "/logs/_doc/a%2Fb%20c", None)?;
+        assert_eq!(r.op, Op::GetDoc { id: "a/b c".into() });
+        let long = "x".repeat(513);
+        let e = resolve("PUT", &format!("/logs/_doc/{long}"), Some(b"{}")).err().map(|e| e.to_string());
+        assert!(e.is_some_and(|e| e.contains("longer than 512 bytes")));
+        let bulk = format!("{{\"index\":{{\"_index\":\"a\",\"_id\":\"{long}\"}}}}\n{{}}\n");
+        assert!(resolve("POST", "/_bulk", Some(bulk.as_bytes())).is_err());
         Ok(())
     }
 }

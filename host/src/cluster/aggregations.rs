@@ -1,7 +1,8 @@
 //! Search aggregations over the matching documents: `min`, `max`, `avg`,
 //! `sum`, `value_count`, `terms` (with `size`, nested `aggs`) and
-//! `date_histogram` (`fixed_interval` on epoch-millisecond numbers), in
-//! OpenSearch's request and response shapes.
+//! `date_histogram` (`fixed_interval` or `calendar_interval`, on epoch
+//! milliseconds or ISO-8601 strings), in OpenSearch's request and response
+//! shapes.
 
 use std::collections::BTreeMap;
 
@@ -85,24 +86,45 @@ fn one(name: &str, spec: &Value, docs: &[&Value]) -> Result<Value, String> {
             json!({ "doc_count_error_upper_bound": 0, "sum_other_doc_count": others, "buckets": buckets })
         }
         "date_histogram" => {
-            let interval = body["fixed_interval"]
-                .as_str()
-                .or(body["interval"].as_str())
-                .ok_or_else(|| format!("date_histogram [{name}] needs `fixed_interval`"))?;
-            let step = interval_ms(interval)
-                .ok_or_else(|| format!("bad interval `{interval}` (use e.g. 30s, 5m, 1h, 1d)"))?;
+            // A fixed interval (`30s`, `5m`, …) or a calendar one (`day`,
+            // `week`, `month`, …); dates as epoch millis or ISO strings.
+            // The legacy `interval` is whichever of the two it parses as.
+            let legacy = body["interval"].as_str();
+            let fixed = body["fixed_interval"].as_str().or(legacy.filter(|i| interval_ms(i).is_some()));
+            let calendar = body["calendar_interval"].as_str().or(legacy);
+            let floor: Box<dyn Fn(i64) -> i64> = match (fixed, calendar) {
+                (Some(interval), _) => {
+                    let step = interval_ms(interval).ok_or_else(|| {
+                        format!("bad fixed_interval `{interval}` (use e.g. 30s, 5m, 1h, 1d)")
+                    })?;
+                    Box::new(move |t: i64| t.div_euclid(step) * step)
+                }
+                (None, Some(unit)) => {
+                    let unit = unit.to_owned();
+                    if super::dates::calendar_floor(&unit, 0).is_none() {
+                        return Err(format!(
+                            "bad calendar_interval `{unit}` (minute, hour, day, week, month, quarter, year)"
+                        ));
+                    }
+                    Box::new(move |t: i64| super::dates::calendar_floor(&unit, t).unwrap_or(t))
+                }
+                (None, None) => {
+                    return Err(format!(
+                        "date_histogram [{name}] needs `fixed_interval` or `calendar_interval`"
+                    ));
+                }
+            };
             let mut buckets: BTreeMap<i64, Vec<&Value>> = BTreeMap::new();
             for doc in docs {
-                for t in numbers(&[doc], field) {
-                    let key = (t as i64).div_euclid(step) * step;
-                    buckets.entry(key).or_default().push(doc);
+                for t in field_values(&[doc], field).into_iter().filter_map(super::dates::millis) {
+                    buckets.entry(floor(t)).or_default().push(doc);
                 }
             }
             let mut out = Vec::new();
             for (key, members) in buckets {
                 let mut bucket = Map::new();
                 bucket.insert("key".into(), json!(key));
-                bucket.insert("key_as_string".into(), json!(crate::audit::rfc3339(key.max(0) as u64)));
+                bucket.insert("key_as_string".into(), json!(super::dates::format(key)));
                 bucket.insert("doc_count".into(), json!(members.len()));
                 with_sub(&mut bucket, &members)?;
                 out.push(Value::Object(bucket));
@@ -156,6 +178,48 @@ mod tests {
         assert_eq!(r["kinds"]["sum_other_doc_count"], json!(1));
         assert_eq!(r["hourly"]["buckets"][1]["doc_count"], json!(2));
         assert!(evaluate(&json!({"x": {"percentiles": {"field": "n"}}}), &refs).is_err());
+        Ok(())
+    }
+
+    /// Timestamps as ISO strings (what OpenSearch documents usually hold),
+    /// in calendar buckets; bad intervals are named.
+    #[test]
+    fn date_histograms_read_iso_dates_and_calendar_intervals() -> Result<(), String> {
+        let docs = [
+            json!({"@timestamp": "2026-11-22T10:15:30Z"}),
+            json!({"@timestamp": "2026-11-30T23:59:59.999+00:00"}),
+            json!({"@timestamp": "2026-12-01T00:30:00+01:00"}),
+            json!({"@timestamp": "2026-12-05"}),
+            json!({"@timestamp": "not a date"}),
+        ];
+        let refs: Vec<&Value> = docs.iter().collect();
+        let monthly = json!({"m": {"date_histogram": {"field": "@timestamp", "calendar_interval": "month"}}});
+        let r = evaluate(&monthly, &refs)?;
+        let buckets: Vec<(String, u64)> = r["m"]["buckets"]
+            .as_array()
+            .map(|b| {
+                b.iter()
+                    .map(|b| {
+                        (
+                            b["key_as_string"].as_str().unwrap_or("").to_owned(),
+                            b["doc_count"].as_u64().unwrap_or(0),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        // 2026-12-01T00:30+01:00 is still November in UTC.
+        assert_eq!(
+            buckets,
+            [("2026-11-01T00:00:00.000Z".to_owned(), 3), ("2026-12-01T00:00:00.000Z".to_owned(), 1)]
+        );
+        let daily = json!({"d": {"date_histogram": {"field": "@timestamp", "fixed_interval": "1d"}}});
+        // Nov 22, Nov 30 (twice: 23:59 UTC and 00:30+01:00), Dec 5.
+        assert_eq!(evaluate(&daily, &refs)?["d"]["buckets"].as_array().map(Vec::len), Some(3));
+        let legacy = json!({"w": {"date_histogram": {"field": "@timestamp", "interval": "week"}}});
+        assert_eq!(evaluate(&legacy, &refs)?["w"]["buckets"][0]["key_as_string"], "2026-11-16T00:00:00.000Z");
+        let bad = json!({"x": {"date_histogram": {"field": "@timestamp", "calendar_interval": "fortnight"}}});
+        assert!(evaluate(&bad, &refs).is_err_and(|e| e.contains("fortnight")));
         Ok(())
     }
 }

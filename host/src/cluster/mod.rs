@@ -4,6 +4,7 @@
 
 pub mod actions;
 pub mod aggregations;
+pub mod dates;
 pub mod embedded;
 pub mod gateway;
 pub mod query;

@@ -1,0 +1,178 @@
+//! Dates as OpenSearch's default date format reads them: epoch
+//! milliseconds, or ISO-8601 strings (`2026-11-22`, `2026-11-22T10:15:30Z`,
+//! with optional fractions and `±HH:MM` offsets); and the civil calendar
+//! arithmetic (Howard Hinnant's algorithms) that calendar intervals need.
+
+use serde_json::Value;
+
+const DAY_MS: i64 = 86_400_000;
+
+/// A date value as epoch milliseconds, if it is one.
+pub fn millis(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        Value::String(s) => parse(s),
+        _ => None,
+    }
+}
+
+/// Parses `YYYY-MM-DD[THH:MM[:SS[.fff]]][Z|±HH:MM]` (no offset means UTC).
+pub fn parse(s: &str) -> Option<i64> {
+    let digits = |part: &str| -> Option<i64> {
+        (!part.is_empty() && part.bytes().all(|b| b.is_ascii_digit())).then(|| part.parse().ok()).flatten()
+    };
+    let (date, rest) = s.split_at(s.find('T').unwrap_or(s.len()));
+    let mut ymd = date.split('-');
+    let (year, month, day) = (digits(ymd.next()?)?, digits(ymd.next()?)?, digits(ymd.next()?)?);
+    if ymd.next().is_some() || !(1..=12).contains(&month) || !(1..=days_in_month(year, month)).contains(&day)
+    {
+        return None;
+    }
+    let mut ms = days_from_civil(year, month, day) * DAY_MS;
+    let Some(time) = rest.strip_prefix('T') else {
+        return rest.is_empty().then_some(ms);
+    };
+    // Split off the zone: `Z`, `+HH:MM` or `-HH:MM` (or none).
+    let (clock, offset_ms) = if let Some(clock) = time.strip_suffix('Z') {
+        (clock, 0)
+    } else if let Some(at) = time.rfind(['+', '-']) {
+        let (clock, zone) = time.split_at(at);
+        let sign = if zone.starts_with('-') { -1 } else { 1 };
+        let (h, m) = zone[1..].split_once(':').unwrap_or((&zone[1..], "0"));
+        (clock, sign * (digits(h)? * 3_600_000 + digits(m)? * 60_000))
+    } else {
+        (time, 0)
+    };
+    let (hms, fraction) = clock.split_once('.').unwrap_or((clock, ""));
+    let mut parts = hms.split(':');
+    let hour = digits(parts.next()?)?;
+    let minute = digits(parts.next()?)?;
+    let second = parts.next().map(digits).unwrap_or(Some(0))?;
+    if parts.next().is_some() || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let fraction_ms = if fraction.is_empty() {
+        0
+    } else {
+        let first3: String = fraction.chars().chain("00".chars()).take(3).collect();
+        digits(fraction)?;
+        digits(&first3)?
+    };
+    ms += hour * 3_600_000 + minute * 60_000 + second * 1000 + fraction_ms;
+    Some(ms - offset_ms)
+}
+
+/// RFC 3339 in UTC with milliseconds.
+pub fn format(ms: i64) -> String {
+    let (days, rem) = (ms.div_euclid(DAY_MS), ms.rem_euclid(DAY_MS));
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3_600_000,
+        rem % 3_600_000 / 60_000,
+        rem % 60_000 / 1000,
+        rem % 1000
+    )
+}
+
+/// The start of the calendar unit (`minute`, `hour`, `day`, `week` — from
+/// Monday, `month`, `quarter`, `year`, or their `1m`/`1h`/`1d`/`1w`/`1M`/
+/// `1q`/`1y` forms) holding `ms`; `None` for an unknown unit.
+pub fn calendar_floor(unit: &str, ms: i64) -> Option<i64> {
+    let fixed = |step: i64| ms.div_euclid(step) * step;
+    let days = ms.div_euclid(DAY_MS);
+    let (year, month, _) = civil_from_days(days);
+    Some(match unit {
+        "minute" | "1m" => fixed(60_000),
+        "hour" | "1h" => fixed(3_600_000),
+        "day" | "1d" => fixed(DAY_MS),
+        // 1970-01-01 was a Thursday: Monday is 3 days before it.
+        "week" | "1w" => (days - (days + 3).rem_euclid(7)) * DAY_MS,
+        "month" | "1M" => days_from_civil(year, month, 1) * DAY_MS,
+        "quarter" | "1q" => days_from_civil(year, (month - 1) / 3 * 3 + 1, 1) * DAY_MS,
+        "year" | "1y" => days_from_civil(year, 1, 1) * DAY_MS,
+        _ => return None,
+    })
+}
+
+fn is_leap(year: i64) -> bool {
+    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if is_leap(year) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date.
+pub fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// (year, month, day) of a day count since 1970-01-01.
+pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_iso_dates_and_round_trips() {
+        let cases = [
+            ("1970-01-01", Some(0)),
+            ("1970-01-01T00:00:01Z", Some(1000)),
+            ("2026-11-22T10:15:30.250Z", Some(1_795_342_530_250)),
+            ("2026-11-22T11:15:30.250+01:00", Some(1_795_342_530_250)),
+            ("2026-11-22T05:15:30.25-05:00", Some(1_795_342_530_250)),
+            ("2026-11-22T10:15", Some(1_795_342_500_000)),
+            ("1969-12-31T23:59:59Z", Some(-1000)),
+            ("2024-02-29", Some(1_709_164_800_000)),
+            ("2023-02-29", None),
+            ("2026-13-01", None),
+            ("2026-11-22T25:00:00Z", None),
+            ("2026-11-22T10:15:30Zjunk", None),
+            ("yesterday", None),
+            ("", None),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(parse(text), expected, "{text}");
+        }
+        for ms in [0, -1000, 1_795_342_530_250, 951_782_400_000] {
+            assert_eq!(parse(&format(ms)), Some(ms), "{}", format(ms));
+        }
+        assert_eq!(format(1_795_342_530_250), "2026-11-22T10:15:30.250Z");
+    }
+
+    #[test]
+    fn calendar_units_start_where_the_calendar_says() {
+        let at = parse("2026-11-22T10:15:30Z").unwrap_or_default(); // a Sunday
+        let start = |unit| calendar_floor(unit, at).map(format);
+        assert_eq!(start("hour").as_deref(), Some("2026-11-22T10:00:00.000Z"));
+        assert_eq!(start("day").as_deref(), Some("2026-11-22T00:00:00.000Z"));
+        assert_eq!(start("week").as_deref(), Some("2026-11-16T00:00:00.000Z"));
+        assert_eq!(start("1M").as_deref(), Some("2026-11-01T00:00:00.000Z"));
+        assert_eq!(start("quarter").as_deref(), Some("2026-10-01T00:00:00.000Z"));
+        assert_eq!(start("year").as_deref(), Some("2026-01-01T00:00:00.000Z"));
+        assert_eq!(start("fortnight"), None);
+    }
+}
