@@ -1,6 +1,7 @@
 //! Dates as OpenSearch's default date format reads them: epoch
 //! milliseconds, or ISO-8601 strings (`2026-11-22`, `2026-11-22T10:15:30Z`,
-//! with optional fractions and `±HH:MM` offsets); and the civil calendar
+//! with optional fractions and `±HH:MM` offsets); date math in range bounds
+//! (`now-1h`, `now/d`, `2026-11-22||+1M/M`); and the civil calendar
 //! arithmetic (Howard Hinnant's algorithms) that calendar intervals need.
 
 use serde_json::Value;
@@ -62,6 +63,81 @@ pub fn parse(s: &str) -> Option<i64> {
     Some(ms - offset_ms)
 }
 
+/// Now, in epoch milliseconds.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A range bound with date math: an anchor (`now`, or a date followed by
+/// `||`), then `+N<unit>`, `-N<unit>` and `/<unit>` (rounding) steps, units
+/// `y M w d h H m s`. Rounding goes down, or — for `gt` and `lte`, whose
+/// bound includes the whole unit — to the unit's last millisecond, as
+/// OpenSearch rounds.
+pub fn bound(text: &str, now: i64, round_up: bool) -> Option<i64> {
+    let (mut t, math) = match text.strip_prefix("now") {
+        Some(math) => (now, math),
+        None => match text.split_once("||") {
+            Some((anchor, math)) => (parse(anchor)?, math),
+            None => return parse(text),
+        },
+    };
+    let mut rest = math;
+    while let Some(op) = rest.chars().next() {
+        let tail = &rest[op.len_utf8()..];
+        let digits = tail.bytes().take_while(u8::is_ascii_digit).count();
+        let unit = tail[digits..].chars().next()?;
+        let n: i64 = if digits == 0 { 1 } else { tail[..digits].parse().ok()? };
+        t = match op {
+            '+' => shift(t, n, unit)?,
+            '-' => shift(t, -n, unit)?,
+            '/' if digits == 0 => {
+                let start = calendar_floor(unit_name(unit)?, t)?;
+                if round_up { calendar_floor(unit_name(unit)?, shift(start, 1, unit)?)? - 1 } else { start }
+            }
+            _ => return None,
+        };
+        rest = &tail[digits + unit.len_utf8()..];
+    }
+    Some(t)
+}
+
+fn unit_name(unit: char) -> Option<&'static str> {
+    Some(match unit {
+        'y' => "year",
+        'M' => "month",
+        'w' => "week",
+        'd' => "day",
+        'h' | 'H' => "hour",
+        'm' => "minute",
+        's' => "second",
+        _ => return None,
+    })
+}
+
+/// `t` moved by `n` units (months and years by the calendar).
+fn shift(t: i64, n: i64, unit: char) -> Option<i64> {
+    let fixed = |step: i64| n.checked_mul(step).and_then(|d| t.checked_add(d));
+    match unit {
+        's' => fixed(1000),
+        'm' => fixed(60_000),
+        'h' | 'H' => fixed(3_600_000),
+        'd' => fixed(DAY_MS),
+        'w' => fixed(7 * DAY_MS),
+        'M' | 'y' => {
+            let months = if unit == 'y' { n.checked_mul(12)? } else { n };
+            let (days, time) = (t.div_euclid(DAY_MS), t.rem_euclid(DAY_MS));
+            let (year, month, day) = civil_from_days(days);
+            let index = year.checked_mul(12)? + (month - 1) + months;
+            let (year, month) = (index.div_euclid(12), index.rem_euclid(12) + 1);
+            Some(days_from_civil(year, month, day.min(days_in_month(year, month))) * DAY_MS + time)
+        }
+        _ => None,
+    }
+}
+
 /// RFC 3339 in UTC with milliseconds.
 pub fn format(ms: i64) -> String {
     let (days, rem) = (ms.div_euclid(DAY_MS), ms.rem_euclid(DAY_MS));
@@ -83,6 +159,7 @@ pub fn calendar_floor(unit: &str, ms: i64) -> Option<i64> {
     let days = ms.div_euclid(DAY_MS);
     let (year, month, _) = civil_from_days(days);
     Some(match unit {
+        "second" | "1s" => fixed(1000),
         "minute" | "1m" => fixed(60_000),
         "hour" | "1h" => fixed(3_600_000),
         "day" | "1d" => fixed(DAY_MS),
@@ -174,5 +251,22 @@ mod tests {
         assert_eq!(start("quarter").as_deref(), Some("2026-10-01T00:00:00.000Z"));
         assert_eq!(start("year").as_deref(), Some("2026-01-01T00:00:00.000Z"));
         assert_eq!(start("fortnight"), None);
+    }
+
+    #[test]
+    fn date_math_in_range_bounds() {
+        let now = parse("2026-11-22T10:15:30Z").unwrap_or_default();
+        let at = |text: &str, up: bool| bound(text, now, up).map(format);
+        assert_eq!(at("now", false).as_deref(), Some("2026-11-22T10:15:30.000Z"));
+        assert_eq!(at("now-1h", false).as_deref(), Some("2026-11-22T09:15:30.000Z"));
+        assert_eq!(at("now-1d/d", false).as_deref(), Some("2026-11-21T00:00:00.000Z"));
+        assert_eq!(at("now/d", true).as_deref(), Some("2026-11-22T23:59:59.999Z"));
+        assert_eq!(at("now+1M/M", false).as_deref(), Some("2026-12-01T00:00:00.000Z"));
+        assert_eq!(at("2026-01-31||+1M", false).as_deref(), Some("2026-02-28T00:00:00.000Z"));
+        assert_eq!(at("2026-11-22", false).as_deref(), Some("2026-11-22T00:00:00.000Z"));
+        assert_eq!(at("now-1q", false), None, "unknown unit");
+        assert_eq!(at("now-", false), None);
+        assert_eq!(at("later", false), None);
+        assert_eq!(at("now€1d", false), None);
     }
 }

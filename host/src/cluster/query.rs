@@ -8,7 +8,8 @@
 //! index can only make a search faster, never change its answer.
 //!
 //! Terms are `<field>\0<kind><value>`: `n` numbers (order-preserving hex
-//! of the f64, so ranges are key ranges), `b` booleans, `s` whole strings,
+//! of the f64, so ranges are key ranges), `d` strings that are dates (the
+//! same encoding of their epoch millis), `b` booleans, `s` whole strings,
 //! `w` the lowercased words of a string (when they are not just the string
 //! itself). Only scalars and arrays of scalars are indexed — what
 //! [`matches`] can reach through a dotted path.
@@ -18,7 +19,7 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 /// Bumped whenever [`terms_of`] changes: stores rebuild their postings.
-pub const TERMS_VERSION: u64 = 1;
+pub const TERMS_VERSION: u64 = 2;
 
 const QUERIES: [&str; 8] = ["match_all", "term", "terms", "ids", "exists", "range", "bool", "match"];
 
@@ -84,20 +85,10 @@ pub fn matches(query: &Value, id: &str, source: &Value) -> bool {
         "exists" => body["field"].as_str().is_some_and(|f| field(source, f).is_some_and(|v| !v.is_null())),
         "range" => single().is_some_and(|(f, bounds)| {
             let Some(actual) = field(source, f) else { return false };
-            let cmp = |b: &Value| -> Option<std::cmp::Ordering> {
-                match (actual, b) {
-                    (Value::Number(a), Value::Number(b)) => a.as_f64()?.partial_cmp(&b.as_f64()?),
-                    (Value::String(a), Value::String(b)) => Some(a.cmp(b)),
-                    _ => None,
-                }
-            };
-            let check = |key: &str, ok: &dyn Fn(std::cmp::Ordering) -> bool| {
-                bounds.get(key).is_none_or(|b| cmp(b).is_some_and(ok))
-            };
-            check("gt", &|o| o.is_gt())
-                && check("gte", &|o| o.is_ge())
-                && check("lt", &|o| o.is_lt())
-                && check("lte", &|o| o.is_le())
+            let now = super::dates::now();
+            RANGE_BOUNDS.iter().all(|&(key, ok, round_up)| {
+                bounds.get(key).is_none_or(|b| compare(actual, b, now, round_up).is_some_and(ok))
+            })
         }),
         "bool" => {
             let all = |c: &str| clauses(&body[c]).iter().all(|q| matches(q, id, source));
@@ -109,6 +100,35 @@ pub fn matches(query: &Value, id: &str, source: &Value) -> bool {
             all("must") && all("filter") && !must_not && should_ok
         }
         _ => false,
+    }
+}
+
+/// The range keys: each with the ordering it accepts and whether date
+/// math rounds it up (to the unit's last millisecond).
+const RANGE_BOUNDS: [RangeBound; 4] = [
+    ("gt", std::cmp::Ordering::is_gt, true),
+    ("gte", std::cmp::Ordering::is_ge, false),
+    ("lt", std::cmp::Ordering::is_lt, false),
+    ("lte", std::cmp::Ordering::is_le, true),
+];
+
+/// (key, accepted ordering, rounds up).
+type RangeBound = (&'static str, fn(std::cmp::Ordering) -> bool, bool);
+
+/// How a range compares `actual` with a bound: numbers as numbers; a
+/// bound that is a date (or date math) against the actual value read as a
+/// date (ISO string or epoch millis); other strings by their text.
+fn compare(actual: &Value, bound: &Value, now: i64, round_up: bool) -> Option<std::cmp::Ordering> {
+    match (actual, bound) {
+        (Value::Number(a), Value::Number(b)) => a.as_f64()?.partial_cmp(&b.as_f64()?),
+        (_, Value::String(b)) => match super::dates::bound(b, now, round_up) {
+            Some(b) => Some(super::dates::millis(actual)?.cmp(&b)),
+            None => match actual {
+                Value::String(a) => Some(a.as_str().cmp(b.as_str())),
+                _ => None,
+            },
+        },
+        _ => None,
     }
 }
 
@@ -144,6 +164,9 @@ fn walk(path: &mut String, value: &Value, out: &mut Vec<String>) {
                 out.push(term);
             }
             if let Value::String(text) = scalar {
+                if let Some(ms) = super::dates::parse(text) {
+                    out.push(format!("{path}\0d{}", ordered(ms as f64)));
+                }
                 let words: Vec<String> = text.to_lowercase().split_whitespace().map(str::to_owned).collect();
                 if words.len() != 1 || words[0] != *text {
                     out.extend(words.iter().map(|w| format!("{path}\0w{w}")));
@@ -267,47 +290,73 @@ fn union<P: Postings>(
     Ok(Some(all))
 }
 
-/// A range over numbers or over strings is a key range (bounds taken
-/// inclusively; [`matches`] applies gt/lt exactly).
+/// A range over numbers, dates or strings is a key range (bounds taken
+/// inclusively and dates widened by a second, as `now` moves while the
+/// search runs; [`matches`] applies the bounds exactly).
 fn range<P: Postings>(
     field: &str,
     bounds: &Value,
     postings: &P,
 ) -> Result<Option<BTreeSet<String>>, P::Error> {
-    let lower = ["gt", "gte"].iter().find_map(|k| bounds.get(*k));
-    let upper = ["lt", "lte"].iter().find_map(|k| bounds.get(*k));
-    let numbers = [lower, upper].iter().flatten().all(|b| b.is_number());
-    let strings = [lower, upper].iter().flatten().all(|b| b.is_string());
-    let key = |v: &Value| -> Option<String> {
-        match v {
-            Value::Number(n) => Some(ordered(n.as_f64()?)),
-            Value::String(s) => Some(s.clone()),
-            _ => None,
-        }
+    let now = super::dates::now();
+    let present: Vec<(&Value, bool, bool)> = RANGE_BOUNDS
+        .iter()
+        .filter_map(|&(key, _, round_up)| bounds.get(key).map(|b| (b, key.starts_with('g'), round_up)))
+        .collect();
+    if present.is_empty() {
+        return Ok(None);
+    }
+    let numbers = present.iter().all(|(b, _, _)| b.is_number());
+    let dates: Option<Vec<(i64, bool)>> = present
+        .iter()
+        .map(|&(b, lower, up)| b.as_str().and_then(|s| super::dates::bound(s, now, up)).map(|ms| (ms, lower)))
+        .collect();
+    let any_date = present
+        .iter()
+        .any(|&(b, _, up)| b.as_str().is_some_and(|s| super::dates::bound(s, now, up).is_some()));
+    // Text order only when no bound is a date (a date bound compares by time).
+    let strings = !any_date && present.iter().all(|(b, _, _)| b.is_string());
+    // (kind, lowest key value, highest key value) per kind to read.
+    let spans: Vec<(char, Option<String>, Option<String>)> = if numbers {
+        let side =
+            |lower: bool| present.iter().filter(|p| p.1 == lower).find_map(|p| p.0.as_f64()).map(ordered);
+        vec![('n', side(true), side(false))]
+    } else if let Some(dates) = dates {
+        let side = |lower: bool, widen: i64| {
+            dates.iter().filter(|d| d.1 == lower).map(|d| d.0 + widen).next().map(|ms| ordered(ms as f64))
+        };
+        let (lo, hi) = (side(true, -1000), side(false, 1000));
+        // Dates are ISO strings (`d`) or epoch millis (`n`).
+        vec![('d', lo.clone(), hi.clone()), ('n', lo, hi)]
+    } else if strings {
+        let side = |lower: bool| {
+            present.iter().filter(|p| p.1 == lower).find_map(|p| p.0.as_str().map(str::to_owned))
+        };
+        vec![('s', side(true), side(false))]
+    } else {
+        // Bounds of mixed kinds: leave it to the scan.
+        return Ok(None);
     };
-    let kind = match (numbers, strings) {
-        (true, false) => 'n',
-        (false, true) => 's',
-        // No bounds, or bounds of mixed kinds: leave it to the scan.
-        _ => return Ok(None),
-    };
-    let base = format!("{field}\0{kind}");
-    // The next kind's first key: every value of this kind sorts below it.
-    let end_of_kind = format!("{field}\0{}", char::from(kind as u8 + 1));
-    let from = match lower.and_then(key) {
-        Some(k) => format!("{base}{k}"),
-        None => base.clone(),
-    };
-    let to = match upper.and_then(key) {
+    let mut all = BTreeSet::new();
+    for (kind, lo, hi) in spans {
+        let base = format!("{field}\0{kind}");
+        // The next kind's first key: every value of this kind sorts below it.
+        let end_of_kind = format!("{field}\0{}", char::from(kind as u8 + 1));
+        let from = match lo {
+            Some(k) => format!("{base}{k}"),
+            None => base.clone(),
+        };
         // A value <= the bound sorts below `bound\0`; nothing lies between
         // the bound and `bound\0`.
-        Some(k) => format!("{base}{k}\0"),
-        None => end_of_kind,
-    };
-    if from >= to {
-        return Ok(Some(BTreeSet::new()));
+        let to = match hi {
+            Some(k) => format!("{base}{k}\0"),
+            None => end_of_kind,
+        };
+        if from < to {
+            all.extend(postings.ids(&from, &to)?);
+        }
     }
-    postings.ids(&from, &to).map(Some)
+    Ok(Some(all))
 }
 
 #[cfg(test)]
@@ -339,6 +388,8 @@ mod tests {
             json!({"user": "Ana", "level": "warn", "n": -0.0, "msg": "", "geo": {"city": "Oslo"}, "at": "2025-12-31"}),
             json!({"user": "cy", "n": -3, "msg": "full", "tags": [{"x": 1}, " "], "big": 9007199254740993u64}),
             json!({"user": "dee", "n": 0, "msg": "Full disk", "nested": [[1]], "at": "2026-01-05T10:00:00Z"}),
+            json!({"user": "fay", "at": "2026-01-05T11:30:00+01:00", "t": 1_767_609_000_000u64}),
+            json!({"user": "gus", "at": 1_767_609_000_000u64, "t": "2026-01-05T10:30:00Z"}),
             json!({"user": "eve \u{10FFFF}", "n": 12.5, "geo": {"city": "oslo south"}, "at": "\u{10FFFF}"}),
         ];
         sources.into_iter().enumerate().map(|(i, s)| (format!("d{i}"), s)).collect()
@@ -383,6 +434,11 @@ mod tests {
             json!({"range": {"at": {"gte": "2026-01-01", "lte": "2026-01-05"}}}),
             json!({"range": {"at": {"gt": "2026-01-03"}}}),
             json!({"range": {"big": {"gte": 9007199254740993u64}}}),
+            json!({"range": {"at": {"gte": "2026-01-05T10:15:00Z", "lt": "2026-01-05T10:45:00Z"}}}),
+            json!({"range": {"at": {"gt": "2026-01-04||/d", "lte": "2026-01-05||/d"}}}),
+            json!({"range": {"t": {"gte": "2026-01-05T10:30:00Z"}}}),
+            json!({"range": {"at": {"lte": "now"}}}),
+            json!({"range": {"at": {"gte": "a", "lt": "z"}}}),
             json!({"bool": {"must": [{"term": {"user": "ana"}}, {"exists": {"field": "n"}}]}}),
             json!({"bool": {"filter": {"range": {"n": {"gte": 5}}}, "must_not": {"term": {"ok": true}}}}),
             json!({"bool": {"should": [{"term": {"user": "bob"}}, {"match": {"msg": "full"}}]}}),
@@ -393,6 +449,7 @@ mod tests {
             json!({"bool": {"must_not": {"term": {"user": "ana"}}}}),
             json!({"bool": {"should": [{"term": {"user": "bob"}}, {"exists": {"field": "tags"}}]}}),
             json!({"range": {"n": {"gte": 0, "lt": "z"}}}),
+            json!({"range": {"at": {"gte": "2026-01-01", "lt": "zzz"}}}),
             json!({"term": {"geo": {"city": "Oslo"}}}),
         ];
         for (query, expect_narrowed) in
@@ -410,6 +467,25 @@ mod tests {
                 None => assert!(!expect_narrowed, "{query}: expected the postings to narrow it"),
             }
         }
+    }
+
+    /// Date bounds compare by time whatever the offset or form (ISO string
+    /// or epoch millis); text bounds by text.
+    #[test]
+    fn ranges_compare_dates_by_time() {
+        let docs = docs();
+        let ids = |query: Value| -> Vec<String> {
+            docs.iter().filter(|(id, s)| matches(&query, id, s)).map(|(id, _)| id.clone()).collect()
+        };
+        let half_hour =
+            json!({"range": {"at": {"gte": "2026-01-05T10:15:00Z", "lt": "2026-01-05T10:45:00Z"}}});
+        assert_eq!(ids(half_hour), ["d5", "d6"], "+01:00 and epoch millis count by their instant");
+        let that_day = json!({"range": {"at": {"gte": "2026-01-05||/d", "lte": "2026-01-05||/d"}}});
+        assert_eq!(ids(that_day), ["d1", "d4", "d5", "d6"]);
+        let past = json!({"range": {"at": {"lt": "now"}}});
+        assert_eq!(ids(past).len(), 6, "every date but U+10FFFF, which is not one");
+        let text = json!({"range": {"user": {"gte": "b", "lt": "d"}}});
+        assert_eq!(ids(text), ["d1", "d3"]);
     }
 
     #[test]
