@@ -39,6 +39,9 @@ fn error(status: u16, kind: &str, reason: String) -> Reply {
 pub struct Params {
     pub if_seq_no: Option<u64>,
     pub if_primary_term: Option<u64>,
+    /// `_search?size=…&from=…` (clients send them so); they win over the body's.
+    pub size: Option<u64>,
+    pub from: Option<u64>,
 }
 
 impl Params {
@@ -56,6 +59,13 @@ impl Params {
                 match pair.split_once('=') {
                     Some(("if_seq_no", v)) => p.if_seq_no = Some(number("if_seq_no", v)?),
                     Some(("if_primary_term", v)) => p.if_primary_term = Some(number("if_primary_term", v)?),
+                    Some(("size", v)) => p.size = Some(number("size", v)?),
+                    Some(("from", v)) => p.from = Some(number("from", v)?),
+                    // Answering a Lucene query string with everything would be
+                    // worse than refusing it.
+                    Some(("q", _)) => {
+                        return Err("[q] (query string search) is not supported; send a query body".into());
+                    }
                     _ => {}
                 }
             }
@@ -304,7 +314,7 @@ impl Embedded {
                     Ok(_) => return Ok(not_an_object("the search body")),
                     Err(r) => return Ok(r),
                 };
-                self.search(indices, &query, request.op == Op::Count)?
+                self.search(indices, &query, params, request.op == Op::Count)?
             }
             Op::Bulk => match body {
                 Some(b) if !request.items.is_empty() => self.bulk(&request.items, b)?,
@@ -339,7 +349,13 @@ impl Embedded {
         ))
     }
 
-    fn search(&self, indices: &[String], body: &Value, count_only: bool) -> Result<Reply, StoreError> {
+    fn search(
+        &self,
+        indices: &[String],
+        body: &Value,
+        params: &Params,
+        count_only: bool,
+    ) -> Result<Reply, StoreError> {
         let query = body.get("query").cloned().unwrap_or(json!({ "match_all": {} }));
         if let Err(reason) = query::validate_query(&query) {
             return Ok(error(400, "parsing_exception", reason));
@@ -380,14 +396,15 @@ impl Embedded {
         if let Err(reason) = sort_hits(&mut hits, &body["sort"]) {
             return Ok(error(400, "parsing_exception", reason));
         }
-        let window = |name: &str, default: u64| match body.get(name) {
-            None | Some(Value::Null) => Ok(default as usize),
-            Some(v) => v
+        let window = |name: &str, in_path: Option<u64>, default: u64| match (in_path, body.get(name)) {
+            (Some(n), _) => Ok(n as usize),
+            (None, None | Some(Value::Null)) => Ok(default as usize),
+            (None, Some(v)) => v
                 .as_u64()
                 .map(|n| n as usize)
                 .ok_or(format!("[{name}] must be a non-negative integer, not {v}")),
         };
-        let (from, size) = match (window("from", 0), window("size", 10)) {
+        let (from, size) = match (window("from", params.from, 0), window("size", params.size, 10)) {
             (Ok(from), Ok(size)) => (from, size),
             (Err(reason), _) | (_, Err(reason)) => {
                 return Ok(error(400, "illegal_argument_exception", reason));
@@ -778,6 +795,10 @@ mod tests {
         let r = e.execute(&request, &request.indices, &Params::default(), Some(bulk.as_bytes()));
         assert_eq!(r.body["errors"], json!(false), "{:?}", r.body);
         assert_eq!(ids(&call(&e, "POST", "/logs/_search", Some(by_user("ana")))), ["1", "3"]);
+        // `size`/`from` in the query string win over the body's.
+        let mut paged = by_user("ana");
+        paged["size"] = json!(5);
+        assert_eq!(ids(&call(&e, "POST", "/logs/_search?from=1&size=1", Some(paged))), ["3"]);
         assert!(ids(&call(&e, "POST", "/logs/_search", Some(by_user("dee")))).is_empty());
         let range = json!({"query": {"range": {"n": {"gte": 2}}}});
         assert_eq!(ids(&call(&e, "POST", "/logs/_search", Some(range.clone()))), ["3"]);
@@ -859,6 +880,8 @@ mod tests {
             ("POST", "/logs/_search", Some(json!({"from": "x"})), "[from]"),
             ("POST", "/logs/_search", Some(json!({"sort": [{"a": {"order": "sideways"}}]})), "unknown order"),
             ("POST", "/logs/_search", Some(json!({"sort": [5]})), "sort clause"),
+            ("GET", "/logs/_search?q=a:1", None, "[q]"),
+            ("GET", "/logs/_search?size=-1", None, "[size]"),
         ];
         for (method, path, body, fragment) in cases {
             let r = call(&e, method, path, body.clone());
