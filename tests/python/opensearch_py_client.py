@@ -38,6 +38,21 @@ def scenario(client: OpenSearch, index: str) -> None:
     assert hits["total"]["value"] == 5, hits
     assert [h["_source"]["n"] for h in hits["hits"]] == [11, 9, 7], hits
     assert result["aggregations"]["total"]["value"] == 3 + 5 + 7 + 9 + 11, result["aggregations"]
+    # Timestamps as ISO strings: date math in a range, calendar buckets,
+    # paging through query-string parameters, an id that needs encoding.
+    client.index(index=index, id="a b/c", body={"at": "2020-03-15T12:00:00+02:00", "n": 100})
+    client.index(index=index, id="recent", body={"at": "2999-01-01T00:00:00Z", "n": 101}, refresh=True)
+    assert client.get(index=index, id="a b/c")["_id"] == "a b/c"
+    dated = client.search(
+        index=index,
+        body={"query": {"range": {"at": {"lt": "now-1d/d"}}},
+              "aggs": {"months": {"date_histogram": {"field": "at", "calendar_interval": "month"}}}},
+    )
+    assert [h["_id"] for h in dated["hits"]["hits"]] == ["a b/c"], dated["hits"]
+    buckets = dated["aggregations"]["months"]["buckets"]
+    assert [(b["key_as_string"], b["doc_count"]) for b in buckets] == [("2020-03-01T00:00:00.000Z", 1)], buckets
+    paged = client.search(index=index, body={"query": {"range": {"n": {"gte": 2}}}}, size=2, from_=1)
+    assert len(paged["hits"]["hits"]) == 2 and paged["hits"]["total"]["value"] == 12, paged["hits"]
     deleted = client.delete(index=index, id="1")
     assert deleted["result"] == "deleted", deleted
     try:
