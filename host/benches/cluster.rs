@@ -148,7 +148,9 @@ fn run(c: &mut Criterion) -> R {
     // the documents hold; a range of 100 values) and, as the baseline in the
     // same run, a query the postings cannot narrow (a full scan).
     let search = resolve("POST", "/big/_search", None)?;
-    let queries: [(&str, &[u8]); 3] = [
+    let queries: [(&str, &[u8]); 5] = [
+        ("search_100k_match_all_page", br#"{"size":10}"#),
+        ("search_100k_sorted_top10", br#"{"sort":[{"n":"desc"}],"size":10}"#),
         ("search_100k_term_1pct", br#"{"query":{"term":{"kind":"k7"}},"size":10}"#),
         ("search_100k_range_100", br#"{"query":{"range":{"n":{"gte":5000,"lt":5100}}},"size":10}"#),
         ("search_100k_scan_baseline", br#"{"query":{"bool":{"must_not":{"term":{"kind":"k7"}}}},"size":10}"#),

@@ -360,6 +360,10 @@ impl Embedded {
         if let Err(reason) = query::validate_query(&query) {
             return Ok(error(400, "parsing_exception", reason));
         }
+        let aggs = body.get("aggs").or_else(|| body.get("aggregations"));
+        if query.get("match_all").is_some() && aggs.is_none() && body["sort"].is_null() {
+            return self.match_all_page(indices, body, params, count_only);
+        }
         let mut hits: Vec<Hit> = Vec::new();
         for (index_pos, index) in indices.iter().enumerate() {
             let store_index = docs(index);
@@ -378,12 +382,9 @@ impl Embedded {
         }
         let total = hits.len();
         if count_only {
-            return Ok(reply(
-                200,
-                json!({ "count": total, "_shards": { "total": indices.len(), "successful": indices.len(), "failed": 0 } }),
-            ));
+            return Ok(search_reply(indices.len(), total, true, Vec::new(), None));
         }
-        let aggregations = match body.get("aggs").or_else(|| body.get("aggregations")) {
+        let aggregations = match aggs {
             Some(aggs) => {
                 let sources: Vec<&Value> = hits.iter().map(|h| &h.source).collect();
                 match super::aggregations::evaluate(aggs, &sources) {
@@ -393,23 +394,14 @@ impl Embedded {
             }
             None => None,
         };
-        if let Err(reason) = sort_hits(&mut hits, &body["sort"]) {
+        let (from, size) = match window(body, params) {
+            Ok(window) => window,
+            Err(reason) => return Ok(error(400, "illegal_argument_exception", reason)),
+        };
+        // Only the first from+size need to be in order.
+        if let Err(reason) = sort_hits(&mut hits, &body["sort"], from.saturating_add(size)) {
             return Ok(error(400, "parsing_exception", reason));
         }
-        let window = |name: &str, in_path: Option<u64>, default: u64| match (in_path, body.get(name)) {
-            (Some(n), _) => Ok(n as usize),
-            (None, None | Some(Value::Null)) => Ok(default as usize),
-            (None, Some(v)) => v
-                .as_u64()
-                .map(|n| n as usize)
-                .ok_or(format!("[{name}] must be a non-negative integer, not {v}")),
-        };
-        let (from, size) = match (window("from", params.from, 0), window("size", params.size, 10)) {
-            (Ok(from), Ok(size)) => (from, size),
-            (Err(reason), _) | (_, Err(reason)) => {
-                return Ok(error(400, "illegal_argument_exception", reason));
-            }
-        };
         // Only the page becomes JSON hits.
         let page: Vec<Value> = hits
             .into_iter()
@@ -417,11 +409,35 @@ impl Embedded {
             .take(size)
             .map(|h| json!({ "_index": indices.get(h.index), "_id": h.id, "_score": 1.0, "_source": h.source }))
             .collect();
-        let mut out = json!({ "took": 0, "timed_out": false, "_shards": { "total": indices.len(), "successful": indices.len(), "skipped": 0, "failed": 0 }, "hits": { "total": { "value": total, "relation": "eq" }, "max_score": if total > 0 { json!(1.0) } else { Value::Null }, "hits": page } });
-        if let (Some(aggregations), Some(obj)) = (aggregations, out.as_object_mut()) {
-            obj.insert("aggregations".into(), aggregations);
+        Ok(search_reply(indices.len(), total, false, page, aggregations))
+    }
+
+    /// `match_all` without sort or aggregations: the total is a count and
+    /// only the page's documents are read.
+    fn match_all_page(
+        &self,
+        indices: &[String],
+        body: &Value,
+        params: &Params,
+        count_only: bool,
+    ) -> Result<Reply, StoreError> {
+        let (from, size) = match window(body, params) {
+            Ok(window) => window,
+            Err(reason) => return Ok(error(400, "illegal_argument_exception", reason)),
+        };
+        let (mut total, mut skip, mut page) = (0, from, Vec::new());
+        for index in indices {
+            let wanted = if count_only { 0 } else { size - page.len() };
+            let (count, documents) = self.store.page(&docs(index), skip, wanted)?;
+            total += count;
+            skip = skip.saturating_sub(count);
+            for (id, doc) in documents {
+                let mut stored: Value = serde_json::from_slice(&doc.source).unwrap_or(Value::Null);
+                let source = stored.get_mut("s").map(Value::take).unwrap_or(Value::Null);
+                page.push(json!({ "_index": index, "_id": id, "_score": 1.0, "_source": source }));
+            }
         }
-        Ok(reply(200, out))
+        Ok(search_reply(indices.len(), total, count_only, page, None))
     }
 
     /// `_bulk`: consecutive index/create items are written in one store
@@ -565,6 +581,37 @@ struct PendingWrite {
     slot: usize,
 }
 
+/// `from` and `size` of a search: the query string's, else the body's.
+fn window(body: &Value, params: &Params) -> Result<(usize, usize), String> {
+    let one = |name: &str, in_path: Option<u64>, default: u64| match (in_path, body.get(name)) {
+        (Some(n), _) => Ok(n as usize),
+        (None, None | Some(Value::Null)) => Ok(default as usize),
+        (None, Some(v)) => {
+            v.as_u64().map(|n| n as usize).ok_or(format!("[{name}] must be a non-negative integer, not {v}"))
+        }
+    };
+    Ok((one("from", params.from, 0)?, one("size", params.size, 10)?))
+}
+
+/// OpenSearch's `_search` (or `_count`) answer.
+fn search_reply(
+    shards: usize,
+    total: usize,
+    count_only: bool,
+    hits: Vec<Value>,
+    aggregations: Option<Value>,
+) -> Reply {
+    let shards_info = json!({ "total": shards, "successful": shards, "skipped": 0, "failed": 0 });
+    if count_only {
+        return reply(200, json!({ "count": total, "_shards": shards_info }));
+    }
+    let mut out = json!({ "took": 0, "timed_out": false, "_shards": shards_info, "hits": { "total": { "value": total, "relation": "eq" }, "max_score": if total > 0 { json!(1.0) } else { Value::Null }, "hits": hits } });
+    if let (Some(aggregations), Some(obj)) = (aggregations, out.as_object_mut()) {
+        obj.insert("aggregations".into(), aggregations);
+    }
+    reply(200, out)
+}
+
 /// A matching document, before it becomes a JSON hit.
 struct Hit {
     /// Position of its index in the searched indices.
@@ -575,7 +622,45 @@ struct Hit {
 
 /// `sort`: `["field", {"field": {"order": "desc"}}, {"field": "asc"}]`;
 /// numbers before strings, missing values last.
-fn sort_hits(hits: &mut [Hit], sort: &Value) -> Result<(), String> {
+/// A sort key of one hit: numbers before text, missing values last.
+#[derive(Debug, Clone, PartialEq)]
+enum SortValue {
+    Number(f64),
+    Text(String),
+    Missing,
+}
+
+impl SortValue {
+    fn of(value: Option<&Value>) -> SortValue {
+        match value {
+            None | Some(Value::Null) => SortValue::Missing,
+            Some(Value::Number(n)) => n.as_f64().map_or(SortValue::Missing, SortValue::Number),
+            Some(Value::String(s)) => SortValue::Text(s.clone()),
+            Some(other) => SortValue::Text(other.to_string()),
+        }
+    }
+
+    /// Missing values sort last in either direction, as OpenSearch's do.
+    fn compare(&self, other: &SortValue, descending: bool) -> std::cmp::Ordering {
+        use std::cmp::Ordering;
+        let ord = match (self, other) {
+            (SortValue::Missing, SortValue::Missing) => return Ordering::Equal,
+            (SortValue::Missing, _) => return Ordering::Greater,
+            (_, SortValue::Missing) => return Ordering::Less,
+            (SortValue::Number(x), SortValue::Number(y)) => x.partial_cmp(y).unwrap_or(Ordering::Equal),
+            (SortValue::Number(_), SortValue::Text(_)) => Ordering::Less,
+            (SortValue::Text(_), SortValue::Number(_)) => Ordering::Greater,
+            (SortValue::Text(x), SortValue::Text(y)) => x.cmp(y),
+        };
+        if descending { ord.reverse() } else { ord }
+    }
+}
+
+/// Orders `hits` by `sort` and keeps the first `keep`: each hit's keys are
+/// read once, and only the kept ones are fully sorted (a selection finds
+/// them first), so "the latest 10 of 100,000" does not sort 100,000. Ties
+/// keep the documents' order.
+fn sort_hits(hits: &mut Vec<Hit>, sort: &Value, keep: usize) -> Result<(), String> {
     let keys: Vec<(String, bool)> = match sort {
         Value::Null => return Ok(()),
         Value::Array(items) => items.iter().map(sort_key).collect::<Result<_, _>>()?,
@@ -584,36 +669,35 @@ fn sort_hits(hits: &mut [Hit], sort: &Value) -> Result<(), String> {
     if keys.is_empty() {
         return Ok(());
     }
-    let compare = |a: &Value, b: &Value| -> std::cmp::Ordering {
-        use std::cmp::Ordering;
-        match (a, b) {
-            (Value::Null, Value::Null) => Ordering::Equal,
-            (Value::Null, _) => Ordering::Greater,
-            (_, Value::Null) => Ordering::Less,
-            (Value::Number(x), Value::Number(y)) => {
-                x.as_f64().partial_cmp(&y.as_f64()).unwrap_or(Ordering::Equal)
-            }
-            (Value::Number(_), _) => Ordering::Less,
-            (_, Value::Number(_)) => Ordering::Greater,
-            (x, y) => x.to_string().cmp(&y.to_string()),
-        }
+    let mut keyed: Vec<(Vec<SortValue>, usize, Hit)> = std::mem::take(hits)
+        .into_iter()
+        .enumerate()
+        .map(|(position, hit)| {
+            let values = keys
+                .iter()
+                .map(|(field, _)| SortValue::of(field.split('.').try_fold(&hit.source, |v, k| v.get(k))))
+                .collect();
+            (values, position, hit)
+        })
+        .collect();
+    let order = |a: &(Vec<SortValue>, usize, Hit), b: &(Vec<SortValue>, usize, Hit)| {
+        a.0.iter()
+            .zip(&b.0)
+            .zip(&keys)
+            .map(|((x, y), (_, descending))| x.compare(y, *descending))
+            .find(|o| o.is_ne())
+            .unwrap_or_else(|| a.1.cmp(&b.1))
     };
-    hits.sort_by(|a, b| {
-        for (field, descending) in &keys {
-            let get = |h: &Hit| {
-                field.split('.').try_fold(&h.source, |v, k| v.get(k)).cloned().unwrap_or(Value::Null)
-            };
-            let (x, y) = (get(a), get(b));
-            let mut ord = compare(&x, &y);
-            if *descending && !x.is_null() && !y.is_null() {
-                ord = ord.reverse();
-            }
-            if ord.is_ne() {
-                return ord;
-            }
+    if keep < keyed.len() {
+        if keep == 0 {
+            keyed.clear();
+        } else {
+            keyed.select_nth_unstable_by(keep - 1, order);
+            keyed.truncate(keep);
         }
-        std::cmp::Ordering::Equal
-    });
+    }
+    keyed.sort_unstable_by(order);
+    *hits = keyed.into_iter().map(|(_, _, hit)| hit).collect();
     Ok(())
 }
 
@@ -892,6 +976,43 @@ mod tests {
         let kept = call(&e, "GET", "/logs/_doc/1", None);
         assert_eq!((kept.body["_source"].clone(), kept.body["_version"].clone()), (original, json!(1)));
         assert_eq!(call(&e, "GET", "/logs/_doc/2", None).status, 404);
+        Ok(())
+    }
+
+    /// Sorting: ties keep document order, missing values come last in
+    /// either direction, and paging through a partial selection agrees with
+    /// a full sort.
+    #[test]
+    fn sorted_pages_agree_with_a_full_sort() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let e = Embedded::new(Arc::new(Store::open(&dir.path().join("s.redb"))?), "test")?;
+        for (id, doc) in [
+            ("a", json!({"n": 3})),
+            ("b", json!({})),
+            ("c", json!({"n": 1})),
+            ("d", json!({"n": 3})),
+            ("e", json!({"n": 2.5})),
+        ] {
+            assert_eq!(call(&e, "PUT", &format!("/s/_doc/{id}"), Some(doc)).status, 201);
+        }
+        let page = |sort: Value, from: u64, size: u64| {
+            ids(&call(&e, "POST", "/s/_search", Some(json!({"sort": sort, "from": from, "size": size}))))
+        };
+        let desc = json!([{"n": {"order": "desc"}}]);
+        assert_eq!(page(desc.clone(), 0, 10), ["a", "d", "e", "c", "b"]);
+        assert_eq!(page(desc.clone(), 1, 3), ["d", "e", "c"]);
+        assert_eq!(page(desc, 4, 3), ["b"]);
+        assert_eq!(page(json!("n"), 0, 2), ["c", "e"]);
+        assert_eq!(page(json!(["n"]), 0, 10), ["c", "e", "a", "d", "b"]);
+        // Unsorted match_all pages through the indices in id order, reading
+        // only the page; the total counts everything.
+        for id in ["x", "y"] {
+            call(&e, "PUT", &format!("/s2/_doc/{id}"), Some(json!({})));
+        }
+        let across = call(&e, "GET", "/s,s2/_search?from=4&size=2", None);
+        assert_eq!(ids(&across), ["e", "x"]);
+        assert_eq!(across.body["hits"]["total"]["value"], 7);
+        assert_eq!(call(&e, "GET", "/s,s2/_count", None).body["count"], 7);
         Ok(())
     }
 }

@@ -138,6 +138,31 @@ impl Store {
         Ok(out)
     }
 
+    /// How many documents `index` holds, and those at positions
+    /// `skip..skip + take` in id order — without reading the others' values.
+    pub fn page(
+        &self,
+        index: &str,
+        skip: usize,
+        take: usize,
+    ) -> Result<(usize, Vec<(String, Versioned)>), StoreError> {
+        let txn = self.db.begin_read().map_err(io)?;
+        let table = txn.open_table(DOCS).map_err(io)?;
+        let (mut count, mut out) = (0, Vec::new());
+        for entry in table.range((index, "")..).map_err(io)? {
+            let (key, value) = entry.map_err(io)?;
+            let (entry_index, id) = key.value();
+            if entry_index != index {
+                break;
+            }
+            if count >= skip && out.len() < take {
+                out.push((id.to_owned(), decode(index, id, value.value())?));
+            }
+            count += 1;
+        }
+        Ok((count, out))
+    }
+
     /// Applies every write in one transaction: all or none. Returns the new
     /// versions (deletes return the version of the tombstone's write).
     pub fn write(&self, writes: &[Write<'_>]) -> Result<Vec<Versioned>, StoreError> {
