@@ -23,16 +23,22 @@ pub enum Category {
     MissingPrivileges,
     SecurityConfigWrite,
     ApiTokenWrite,
+    /// A scheduled job ran (or was not run), with its outcome.
+    JobRun,
+    /// A job was registered, changed, given to another user, suspended or removed.
+    JobWrite,
 }
 
 impl Category {
-    pub const ALL: [Category; 6] = [
+    pub const ALL: [Category; 8] = [
         Category::Authenticated,
         Category::FailedLogin,
         Category::GrantedPrivileges,
         Category::MissingPrivileges,
         Category::SecurityConfigWrite,
         Category::ApiTokenWrite,
+        Category::JobRun,
+        Category::JobWrite,
     ];
 
     pub fn name(self) -> &'static str {
@@ -43,6 +49,8 @@ impl Category {
             Category::MissingPrivileges => "MISSING_PRIVILEGES",
             Category::SecurityConfigWrite => "SECURITY_CONFIG_WRITE",
             Category::ApiTokenWrite => "API_TOKEN_WRITE",
+            Category::JobRun => "JOB_RUN",
+            Category::JobWrite => "JOB_WRITE",
         }
     }
 
@@ -72,6 +80,9 @@ pub struct Event {
     pub extension: Option<String>,
     /// For extension calls: which gate decided (`route`, `service`, `user`).
     pub gate: Option<String>,
+    /// For job events: the job's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
     /// Why: the denial or failure reason, or what was written.
     pub reason: Option<String>,
 }

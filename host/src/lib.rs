@@ -12,6 +12,7 @@ pub mod inspect;
 pub mod manifest;
 pub mod registry;
 pub mod runtime;
+pub mod scheduler;
 pub mod security;
 pub mod security_api;
 pub mod server;

@@ -16,6 +16,8 @@ use warden_host::cluster::embedded::Embedded;
 use warden_host::cluster::gateway::ClusterGateway;
 use warden_host::registry::Registry;
 use warden_host::runtime::{Runtime, RuntimeConfig};
+use warden_host::scheduler::jobs::JobStore;
+use warden_host::scheduler::{Scheduler, SchedulerConfig};
 use warden_host::security::api_tokens::ApiTokens;
 use warden_host::security::obo::TokenService;
 use warden_host::security::{Bootstrap, Security};
@@ -265,12 +267,22 @@ fn serve(
     let security = Arc::new(security.with_obo(tokens.clone()).with_api_tokens(api_tokens));
     let audit = Arc::new(audit);
     let backend = Embedded::new(store.clone(), &cluster_name).context("cannot open the cluster store")?;
-    let gateway = ClusterGateway::new(Box::new(backend), tokens, security.clone(), audit.clone());
+    let gateway = Arc::new(ClusterGateway::new(Box::new(backend), tokens, security.clone(), audit.clone()));
+    let registry = Arc::new(registry);
+    let scheduler = Arc::new(Scheduler::new(
+        JobStore::new(store.clone()),
+        security.clone(),
+        Some(gateway.clone()),
+        audit.clone(),
+        registry.clone(),
+        scheduler_config()?,
+    ));
     let state = Arc::new(AppState {
         registry,
         security,
         audit,
-        cluster: Some(Arc::new(gateway)),
+        cluster: Some(gateway),
+        scheduler: Some(scheduler.clone()),
         started: Instant::now(),
     });
 
@@ -288,11 +300,35 @@ fn serve(
             failed = state.registry.failed().len(),
             "warden listening on http://{local}"
         );
+        let dispatcher = scheduler.spawn();
         server::serve(listener, state, shutdown_signal()).await.context("server failed")?;
+        dispatcher.abort();
         tracing::info!("warden stopped");
         // Keep the engine (and its epoch ticker) alive until serving ends.
         drop(runtime);
         anyhow::Ok(())
+    })
+}
+
+/// `WARDEN_SCHEDULER_TICK_MS` (how often due jobs are looked for) and
+/// `WARDEN_JOB_RETRY_DELAY_MS` (a failed run's retry waits this × attempt).
+fn scheduler_config() -> anyhow::Result<SchedulerConfig> {
+    let millis = |name: &str| -> anyhow::Result<Option<std::time::Duration>> {
+        let Ok(text) = std::env::var(name) else { return Ok(None) };
+        let ms: u64 = text
+            .trim()
+            .parse()
+            .with_context(|| format!("{name}: `{text}` is not a number of milliseconds"))?;
+        if ms == 0 {
+            anyhow::bail!("{name}: must be at least 1 millisecond");
+        }
+        Ok(Some(std::time::Duration::from_millis(ms)))
+    };
+    let defaults = SchedulerConfig::default();
+    Ok(SchedulerConfig {
+        tick: millis("WARDEN_SCHEDULER_TICK_MS")?.unwrap_or(defaults.tick),
+        retry_delay: millis("WARDEN_JOB_RETRY_DELAY_MS")?.unwrap_or(defaults.retry_delay),
+        ..defaults
     })
 }
 

@@ -19,8 +19,10 @@ use axum::routing::{any, get};
 use serde_json::json;
 
 use crate::audit::{AuditLog, Category, Event, Filter};
+use crate::capability::Capability;
 use crate::registry::Registry;
 use crate::runtime::capabilities::cluster::{ClusterAccess, Session};
+use crate::runtime::capabilities::scheduler::{JobAccess, JobOwner, JobSession};
 use crate::runtime::{HttpRequest, HttpResponse, InvokeError};
 use crate::security::{AuthenticatedUser, Security};
 
@@ -30,11 +32,13 @@ pub const MAX_BODY: usize = 10 << 20;
 /// What every route shares.
 #[derive(Debug)]
 pub struct AppState {
-    pub registry: Registry,
+    pub registry: Arc<Registry>,
     pub security: Arc<Security>,
     pub audit: Arc<AuditLog>,
     /// Extensions' cluster calls go here; `None` runs without a cluster.
     pub cluster: Option<Arc<crate::cluster::gateway::ClusterGateway>>,
+    /// Scheduled jobs; `None` runs without a scheduler.
+    pub scheduler: Option<Arc<crate::scheduler::Scheduler>>,
     pub started: Instant,
 }
 
@@ -69,6 +73,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/_plugins/_security/authinfo", get(authinfo))
         .route("/_warden/audit", get(audit))
         .merge(crate::security_api::routes())
+        .merge(crate::scheduler::api::routes())
         .fallback(cluster_rest)
         .layer(from_fn_with_state(state.clone(), authenticate))
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -369,8 +374,15 @@ fn session_for(
     request_id: &RequestId,
 ) -> Result<Session, String> {
     let mut session = Session { request_id: request_id.id.clone(), ..Session::default() };
+    let grants = &extension.manifest.capabilities;
+    if let Some(scheduler) = state.scheduler.as_ref().filter(|_| grants.contains(&Capability::Scheduler)) {
+        session.jobs = Some(JobSession {
+            access: scheduler.clone() as Arc<dyn JobAccess>,
+            owner: job_owner(extension.id(), user),
+        });
+    }
     let Some(gateway) = &state.cluster else { return Ok(session) };
-    if !extension.manifest.capabilities.contains(&crate::capability::Capability::Cluster) {
+    if !grants.contains(&Capability::Cluster) {
         return Ok(session);
     }
     let lifetime = (extension.limits.timeout.as_secs() + 5).min(crate::security::obo::MAX_LIFETIME);
@@ -391,6 +403,35 @@ fn session_for(
     session.token = Some(token);
     session.cluster = Some(gateway.clone() as Arc<dyn ClusterAccess>);
     Ok(session)
+}
+
+/// Who jobs registered during this request would run as: the caller, with
+/// their consent to this extension (`schedule:<id>`) decided now. None for
+/// anonymous callers.
+fn job_owner(extension: &str, user: &AuthenticatedUser) -> Option<JobOwner> {
+    if user.principal.name == crate::security::authc::ANONYMOUS_USER {
+        return None;
+    }
+    let auth_source = match (&user.api_token, user.via_obo) {
+        (Some((id, _)), _) => format!("api-token:{id}"),
+        (None, true) => "obo".to_owned(),
+        (None, false) if user.state.config.internal_users.contains_key(&user.principal.name) => {
+            "internal".to_owned()
+        }
+        (None, false) => "jwt".to_owned(),
+    };
+    let consent = user.check_extension(&crate::scheduler::consent_permission(extension)).map_err(|denied| {
+        format!(
+            "user `{}` has not consented to extension `{extension}` scheduling work: {denied}",
+            user.principal.name
+        )
+    });
+    Some(JobOwner {
+        user: user.principal.name.clone(),
+        auth_source,
+        backend_roles: user.principal.backend_roles.clone(),
+        consent,
+    })
 }
 
 fn invoke_error(e: InvokeError) -> Response {

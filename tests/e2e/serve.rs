@@ -158,14 +158,13 @@ fn guest_host_calls() -> TestResult {
         d.install("granted", GUEST_HOST_CALLS, r#"capabilities = ["cluster", "scheduler"]"#)?;
         d.install("ungranted", GUEST_HOST_CALLS, "capabilities = []").map(drop)
     })?;
-    // Granted: linked. The scheduler answers a typed `unavailable` until the
-    // job store exists; never a fake success.
-    for route in ["schedule", "jobs"] {
-        let reply = server.get(&format!("/_extensions/granted/{route}"))?;
-        assert_eq!(reply.status, 200, "{reply:?}");
-        assert_eq!(reply.json()["outcome"], "error", "{route}: {reply:?}");
-        assert_eq!(reply.json()["kind"], "unavailable", "{route}: {reply:?}");
-    }
+    // Granted: linked, and the scheduler works (admin's `*` includes the
+    // consent `schedule:granted`): the job registered is the one listed.
+    let registered = server.get("/_extensions/granted/schedule")?;
+    assert_eq!(registered.json()["outcome"], "ok", "{registered:?}");
+    let listed = server.get("/_extensions/granted/jobs")?;
+    assert_eq!(listed.json()["outcome"], "ok", "{listed:?}");
+    assert!(listed.json()["message"].as_str().is_some_and(|m| m.contains("name: \"probe\"")), "{listed:?}");
     // The cluster is there, but this extension has no policy: the service gate says no.
     let reply = server.get("/_extensions/granted/cluster")?;
     assert_eq!(reply.json()["kind"], "denied", "{reply:?}");

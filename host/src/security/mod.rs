@@ -410,22 +410,25 @@ impl Security {
                 }
                 let (user, password) = authn::parse_basic(header)?;
                 let record = self.basic.verify(&state.config, &user, &password)?;
-                let mut attributes: std::collections::HashMap<String, String> = record
-                    .attributes
-                    .iter()
-                    .map(|(k, v)| (format!("attr.internal.{k}"), v.clone()))
-                    .collect();
-                attributes.insert("user_name".into(), user.clone());
-                Principal {
-                    name: user,
-                    backend_roles: record.backend_roles.clone(),
-                    direct_roles: record.opendistro_security_roles.clone(),
-                    attributes,
-                }
+                internal_principal(&user, record)
             }
         };
         let subject = state.subject(&principal, remote);
         Ok(AuthenticatedUser { principal, subject, via_obo, api_token, state })
+    }
+}
+
+/// The principal of an internal user, as Basic authentication makes it
+/// (also how a scheduled job's owner is resolved again at each run).
+pub fn internal_principal(user: &str, record: &config::InternalUser) -> Principal {
+    let mut attributes: std::collections::HashMap<String, String> =
+        record.attributes.iter().map(|(k, v)| (format!("attr.internal.{k}"), v.clone())).collect();
+    attributes.insert("user_name".into(), user.to_owned());
+    Principal {
+        name: user.to_owned(),
+        backend_roles: record.backend_roles.clone(),
+        direct_roles: record.opendistro_security_roles.clone(),
+        attributes,
     }
 }
 

@@ -32,6 +32,9 @@ pub struct Session {
     /// The OBO token for this invocation (none when anonymous).
     pub token: Option<String>,
     pub cluster: Option<Arc<dyn ClusterAccess>>,
+    /// The scheduler and who jobs registered now run as (extensions granted
+    /// `scheduler` only).
+    pub jobs: Option<super::scheduler::JobSession>,
 }
 
 pub fn link(linker: &mut Linker<InvocationState>) -> wasmtime::Result<()> {

@@ -1,8 +1,13 @@
 //! `warden:extension/scheduler` (grant: `scheduler`).
 //!
-//! Linked for extensions granted `scheduler`. The job store owned by
-//! security arrives with its own issue; until then every function answers a
-//! typed `unavailable` error and nothing is scheduled.
+//! Linked for extensions granted `scheduler`. Each call goes to the
+//! invocation's [`JobAccess`] (the host's scheduler) with the invocation's
+//! [`JobOwner`]: the user the request or job runs for, decided by the host.
+//! The guest names only jobs, schedules and its own params; it never sees
+//! or chooses who a job runs as. An invocation without a scheduler answers
+//! a typed `unavailable`.
+
+use std::sync::Arc;
 
 use wasmtime::component::{HasSelf, Linker};
 
@@ -11,38 +16,86 @@ use crate::capability::Capability;
 use crate::runtime::bindings::{scheduler, types};
 use crate::runtime::state::InvocationState;
 
+/// Who the jobs an invocation registers will run as.
+#[derive(Debug, Clone)]
+pub struct JobOwner {
+    pub user: String,
+    /// How the user authenticated (`internal`, `jwt`, `api-token:<id>`...).
+    pub auth_source: String,
+    pub backend_roles: Vec<String>,
+    /// Whether the user consented to this extension scheduling work on
+    /// their behalf (the reason when not).
+    pub consent: Result<(), String>,
+}
+
+/// The host's side of the scheduler interface.
+pub trait JobAccess: Send + Sync + std::fmt::Debug {
+    fn register(
+        &self,
+        extension: &str,
+        owner: &JobOwner,
+        request_id: &str,
+        spec: scheduler::JobSpec,
+    ) -> Result<String, types::Error>;
+    fn unregister(
+        &self,
+        extension: &str,
+        owner: &JobOwner,
+        request_id: &str,
+        id: &str,
+    ) -> Result<(), types::Error>;
+    fn get(&self, extension: &str, owner: &JobOwner, id: &str) -> Result<scheduler::JobInfo, types::Error>;
+    fn list(&self, extension: &str, owner: &JobOwner) -> Result<Vec<scheduler::JobInfo>, types::Error>;
+}
+
+/// What an invocation carries for its scheduler calls.
+#[derive(Debug, Clone)]
+pub struct JobSession {
+    pub access: Arc<dyn JobAccess>,
+    /// `None` for anonymous invocations: nobody to run a job for.
+    pub owner: Option<JobOwner>,
+}
+
 pub fn link(linker: &mut Linker<InvocationState>) -> wasmtime::Result<()> {
     scheduler::add_to_linker::<_, HasSelf<InvocationState>>(linker, |s| s)
 }
 
 impl InvocationState {
-    fn scheduler_unavailable<T>(&self) -> Result<T, types::Error> {
+    /// The grant (checked again at call time), the scheduler and the owner.
+    fn job_session(&self) -> Result<(&dyn JobAccess, &JobOwner), types::Error> {
         if !self.context.is_granted(Capability::Scheduler) {
             return Err(not_granted(Capability::Scheduler));
         }
-        Err(types::Error::Unavailable(
-            "this Warden host has no job store yet; jobs cannot be scheduled".into(),
-        ))
+        let Some(session) = &self.context.session.jobs else {
+            return Err(types::Error::Unavailable("no scheduler is configured for this invocation".into()));
+        };
+        let owner = session.owner.as_ref().ok_or_else(|| {
+            types::Error::Denied("jobs run on behalf of a user, and this request has none (anonymous)".into())
+        })?;
+        Ok((session.access.as_ref(), owner))
     }
 }
 
 impl scheduler::Host for InvocationState {
-    async fn register(
-        &mut self,
-        _spec: scheduler::JobSpec,
-    ) -> wasmtime::Result<Result<String, types::Error>> {
-        Ok(self.scheduler_unavailable())
+    async fn register(&mut self, spec: scheduler::JobSpec) -> wasmtime::Result<Result<String, types::Error>> {
+        let request_id = &self.context.session.request_id;
+        Ok(self
+            .job_session()
+            .and_then(|(access, owner)| access.register(&self.context.extension_id, owner, request_id, spec)))
     }
 
-    async fn unregister(&mut self, _id: String) -> wasmtime::Result<Result<(), types::Error>> {
-        Ok(self.scheduler_unavailable())
+    async fn unregister(&mut self, id: String) -> wasmtime::Result<Result<(), types::Error>> {
+        let request_id = &self.context.session.request_id;
+        Ok(self.job_session().and_then(|(access, owner)| {
+            access.unregister(&self.context.extension_id, owner, request_id, &id)
+        }))
     }
 
-    async fn get(&mut self, _id: String) -> wasmtime::Result<Result<scheduler::JobInfo, types::Error>> {
-        Ok(self.scheduler_unavailable())
+    async fn get(&mut self, id: String) -> wasmtime::Result<Result<scheduler::JobInfo, types::Error>> {
+        Ok(self.job_session().and_then(|(access, owner)| access.get(&self.context.extension_id, owner, &id)))
     }
 
     async fn list_jobs(&mut self) -> wasmtime::Result<Result<Vec<scheduler::JobInfo>, types::Error>> {
-        Ok(self.scheduler_unavailable())
+        Ok(self.job_session().and_then(|(access, owner)| access.list(&self.context.extension_id, owner)))
     }
 }

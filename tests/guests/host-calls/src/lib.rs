@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use warden_guest::cluster::Client;
 use warden_guest::http::{Request, Response};
+use warden_guest::job::{JobContext, Outcome};
 use warden_guest::scheduler::{self, Schedule};
 use warden_guest::{Error, Extension, export_extension};
 
@@ -29,11 +30,35 @@ fn report<T: std::fmt::Debug>(result: Result<T, Error>) -> Response {
 }
 
 impl Extension for HostCalls {
+    fn run_job(context: JobContext) -> Outcome {
+        run(context)
+    }
+
     fn handle(request: Request) -> Response {
         match request.path_segments().as_slice() {
             ["cluster"] => report(Client::as_user().call("GET", "/_cluster/health", None)),
-            ["schedule"] => report(scheduler::register("probe", Schedule::Interval(60), "{}")),
+            ["schedule"] if request.method == "GET" => {
+                report(scheduler::register("probe", Schedule::Interval(60), "{}"))
+            }
+            // {"name", "schedule": {"interval": s} | {"once": ms} | {"cron": ".."}, "params"}
+            ["schedule"] => {
+                let Ok(spec) = request.json::<serde_json::Value>() else {
+                    return Response::error(400, "body must be JSON");
+                };
+                let schedule = match &spec["schedule"] {
+                    s if s["interval"].is_u64() => Schedule::Interval(s["interval"].as_u64().unwrap_or(0)),
+                    s if s["once"].is_u64() => Schedule::Once(s["once"].as_u64().unwrap_or(0)),
+                    s => Schedule::Cron(s["cron"].as_str().unwrap_or_default().to_owned()),
+                };
+                let name = spec["name"].as_str().unwrap_or_default();
+                match scheduler::register(name, schedule, &spec["params"]) {
+                    Ok(id) => Response::json(200, &serde_json::json!({ "outcome": "ok", "id": id })),
+                    Err(e) => report::<()>(Err(e)),
+                }
+            }
             ["jobs"] => report(scheduler::list()),
+            ["jobs", id] if request.method == "DELETE" => report(scheduler::unregister(id)),
+            ["jobs", id] => report(scheduler::get(id)),
             // {"method", "path", "body"?, "identity": "user"|"service"} → one raw call.
             ["call"] => {
                 let Ok(spec) = request.json::<serde_json::Value>() else {
@@ -70,6 +95,47 @@ impl Extension for HostCalls {
             }
             _ => Response::not_found(),
         }
+    }
+}
+
+/// The job runner: `params` say what to do — `{"index": i, "doc": d}`
+/// indexes `d` (plus the run's context) as the job's user; `{"fail": m}`
+/// reports failure; `{"panic": m}` traps; `{"spin": true}` never returns;
+/// `{"register": name}` registers another job from inside the run.
+fn run(context: JobContext) -> Outcome {
+    let Ok(params) = context.params_json::<serde_json::Value>() else {
+        return Outcome::Failure(format!("params are not JSON: {}", context.params));
+    };
+    if let Some(message) = params["fail"].as_str() {
+        return Outcome::Failure(message.to_owned());
+    }
+    if let Some(message) = params["panic"].as_str() {
+        panic!("{message}");
+    }
+    if params["spin"] == true {
+        #[allow(clippy::empty_loop)]
+        loop {}
+    }
+    if let Some(name) = params["register"].as_str() {
+        return match scheduler::register(name, Schedule::Interval(3600), &serde_json::json!({})) {
+            Ok(id) => Outcome::Success(format!("registered {id}")),
+            Err(e) => Outcome::Failure(format!("{}: {}", e.kind(), e.message())),
+        };
+    }
+    let Some(index) = params["index"].as_str() else {
+        return Outcome::Success(format!("nothing to do, attempt {}", context.attempt));
+    };
+    let mut doc = params["doc"].clone();
+    doc["job_id"] = context.job_id.clone().into();
+    doc["attempt"] = context.attempt.into();
+    doc["scheduled_at"] = context.scheduled_at.into();
+    let body = doc.to_string();
+    match Client::as_user().call("POST", &format!("/{index}/_doc?refresh=true"), Some(body.as_bytes())) {
+        Ok(r) if r.status < 300 => Outcome::Success(format!("indexed into {index}")),
+        Ok(r) => {
+            Outcome::Failure(format!("cluster answered {}: {}", r.status, String::from_utf8_lossy(&r.body)))
+        }
+        Err(e) => Outcome::Failure(format!("{}: {}", e.kind(), e.message())),
     }
 }
 

@@ -1,0 +1,277 @@
+//! The dispatcher: every tick it looks for due jobs, takes each one's lease
+//! (compare-and-set, so of several nodes one runs it), resolves the owner
+//! now, mints a token scoped `job:<id>` with the owner's current roles and
+//! calls the component's `job-runner` export. The outcome, the next run and
+//! any retry are written back with compare-and-set; every run is audited.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::jobs::{Job, JobIdentity, RunRecord, RunStatus, Version};
+use super::{ResolvedOwner, Scheduler, now_ms};
+use crate::audit::Category;
+use crate::capability::Capability;
+use crate::runtime::bindings::job_runner;
+use crate::runtime::capabilities::cluster::{ClusterAccess, Session};
+use crate::runtime::capabilities::scheduler::{JobAccess, JobOwner, JobSession};
+use crate::runtime::{InvokeError, LoadedExtension};
+
+/// A run's lease outlasts the extension's timeout by this much.
+const LEASE_MARGIN_MS: u64 = 30_000;
+/// What is kept of a runner's message.
+const MAX_MESSAGE_BYTES: usize = 4096;
+
+/// Successful runs at debug (an every-second job would flood the log),
+/// the others at info.
+fn log_run(id: &str, extension: &str, record: &RunRecord) {
+    let elapsed_ms = record.finished_at.saturating_sub(record.started_at);
+    let (status, attempt, message) = (record.status, record.attempt, &record.message);
+    if status == RunStatus::Success {
+        tracing::debug!(job = id, extension, attempt, elapsed_ms, "job ran: {message}");
+    } else {
+        tracing::info!(job = id, extension, ?status, attempt, elapsed_ms, "job did not succeed: {message}");
+    }
+}
+
+/// What became of one dispatched run.
+#[derive(Debug)]
+enum Step {
+    /// The owner can no longer be run for: stop until someone re-enables it.
+    Suspend(String),
+    Ran(RunStatus, String),
+}
+
+/// Removes a job from this node's running set however its run ends.
+struct Claim<'a> {
+    scheduler: &'a Scheduler,
+    id: String,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut running) = self.scheduler.running.lock() {
+            running.remove(&self.id);
+        }
+    }
+}
+
+impl Scheduler {
+    /// Runs the dispatcher on the current tokio runtime until aborted.
+    pub fn spawn(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(this.config.tick);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                ticker.tick().await;
+                this.dispatch_due(now_ms());
+            }
+        })
+    }
+
+    /// Starts every job due at `now` that this node can lease; returns how
+    /// many started. Each runs in its own task.
+    pub fn dispatch_due(self: &Arc<Self>, now: u64) -> usize {
+        let definitions = match self.jobs.definitions() {
+            Ok(definitions) => definitions,
+            Err(e) => {
+                tracing::error!("scheduler: cannot read the job store: {e}");
+                return 0;
+            }
+        };
+        let mut started = 0;
+        for (id, job) in definitions.into_iter().filter(|(_, job)| job.is_due(now)) {
+            let Ok(mut running) = self.running.lock() else { return started };
+            if !running.insert(id.clone()) {
+                continue;
+            }
+            drop(running);
+            let lease = now.saturating_add(self.lease_ms(&job.extension));
+            match self.jobs.try_lock(&id, &self.holder, now, lease) {
+                Ok(Some(lock)) => {
+                    let this = self.clone();
+                    tokio::spawn(async move {
+                        let _claim = Claim { scheduler: &this, id: id.clone() };
+                        this.run(&id, job, lock).await;
+                    });
+                    started += 1;
+                }
+                Ok(None) => drop(Claim { scheduler: self, id }),
+                Err(e) => {
+                    tracing::error!(job = id, "scheduler: cannot lease the job: {e}");
+                    drop(Claim { scheduler: self, id });
+                }
+            }
+        }
+        started
+    }
+
+    fn lease_ms(&self, extension: &str) -> u64 {
+        let timeout = self.registry.get(extension).map_or(Duration::from_secs(30), |e| e.limits.timeout);
+        u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX).saturating_add(LEASE_MARGIN_MS)
+    }
+
+    /// One run: execute, record, release the lease.
+    async fn run(self: &Arc<Self>, id: &str, job: Job, lock: Version) {
+        let started = now_ms();
+        let due = job.due.or(job.next_run).unwrap_or(started);
+        let attempt = job.attempt;
+        let request_id = format!("job-{id}-{started}");
+        let step = self.execute(id, &job, due, attempt, &request_id).await;
+        let finished = now_ms();
+        let identity = self.jobs.identity(id).ok().flatten().map(|(identity, _)| identity);
+        match step {
+            Step::Suspend(reason) => {
+                tracing::warn!(job = id, extension = job.extension, "job suspended: {reason}");
+                let suspended = self.jobs.update(id, |job| {
+                    job.suspended = Some(reason.clone());
+                    job.updated_at = finished;
+                    Ok(())
+                });
+                if let Err(e) = suspended {
+                    tracing::error!(job = id, "cannot record the suspension: {e}");
+                }
+                self.audit(
+                    Category::JobWrite,
+                    &request_id,
+                    id,
+                    identity.as_ref(),
+                    format!("suspended: {reason}"),
+                );
+            }
+            Step::Ran(status, message) => {
+                let message =
+                    crate::runtime::capabilities::log::truncate(&message, MAX_MESSAGE_BYTES).to_owned();
+                let record =
+                    RunRecord { started_at: started, finished_at: finished, attempt, status, message };
+                log_run(id, &job.extension, &record);
+                let what =
+                    format!("run {attempt} of `{}`: {:?}: {}", job.name, record.status, record.message);
+                self.record(id, due, record);
+                self.audit(Category::JobRun, &request_id, id, identity.as_ref(), what);
+            }
+        }
+        if let Err(e) = self.jobs.unlock(id, lock) {
+            tracing::error!(job = id, "cannot release the job's lease (it expires on its own): {e}");
+        }
+    }
+
+    /// Resolves the owner, builds the session and calls the runner.
+    async fn execute(
+        self: &Arc<Self>,
+        id: &str,
+        job: &Job,
+        due: u64,
+        attempt: u32,
+        request_id: &str,
+    ) -> Step {
+        let identity = match self.jobs.identity(id) {
+            Ok(Some((identity, _))) => identity,
+            Ok(None) => return Step::Suspend("the job has no identity record".into()),
+            Err(e) => return Step::Ran(RunStatus::Error, e.to_string()),
+        };
+        let owner = match self.resolve_owner(&identity) {
+            Ok(owner) => owner,
+            Err(reason) => return Step::Suspend(reason),
+        };
+        let Some(extension) = self.registry.get(&job.extension) else {
+            return Step::Ran(RunStatus::Skipped, format!("extension `{}` is not loaded", job.extension));
+        };
+        let session = match self.job_session(id, extension, &identity, &owner, request_id) {
+            Ok(session) => session,
+            Err(e) => return Step::Ran(RunStatus::Error, e),
+        };
+        let context = job_runner::JobContext {
+            job_id: id.to_owned(),
+            job_name: job.name.clone(),
+            params: job.params.clone(),
+            scheduled_at: due,
+            attempt,
+        };
+        match extension.run_job(identity.user.clone(), session, context).await {
+            Ok(job_runner::Outcome::Success(message)) => Step::Ran(RunStatus::Success, message),
+            Ok(job_runner::Outcome::Failure(message)) => Step::Ran(RunStatus::Failure, message),
+            Err(e @ InvokeError::Busy { .. }) => Step::Ran(RunStatus::Skipped, e.to_string()),
+            Err(e) => Step::Ran(RunStatus::Error, e.to_string()),
+        }
+    }
+
+    /// A run's session: a fresh OBO token for the owner's roles now, scoped
+    /// to the job; the scheduler for jobs the run registers in turn.
+    fn job_session(
+        self: &Arc<Self>,
+        id: &str,
+        extension: &LoadedExtension,
+        identity: &JobIdentity,
+        owner: &ResolvedOwner,
+        request_id: &str,
+    ) -> Result<Session, String> {
+        let mut session = Session { request_id: request_id.to_owned(), ..Session::default() };
+        let grants = &extension.manifest.capabilities;
+        if grants.contains(&Capability::Scheduler) {
+            session.jobs = Some(JobSession {
+                access: self.clone() as Arc<dyn JobAccess>,
+                owner: Some(JobOwner {
+                    user: identity.user.clone(),
+                    auth_source: identity.auth_source.clone(),
+                    backend_roles: owner.principal.backend_roles.clone(),
+                    consent: Ok(()),
+                }),
+            });
+        }
+        if let Some(gateway) = self.cluster.as_ref().filter(|_| grants.contains(&Capability::Cluster)) {
+            let lifetime = (extension.limits.timeout.as_secs() + 5).min(crate::security::obo::MAX_LIFETIME);
+            let roles = owner.state.privileges.role_names(&owner.subject.roles);
+            let token = gateway
+                .tokens()
+                .mint(
+                    &identity.user,
+                    &roles,
+                    &owner.principal.backend_roles,
+                    extension.id(),
+                    &format!("job:{id}"),
+                    lifetime,
+                )
+                .map_err(|e| format!("cannot mint the run's token: {e}"))?;
+            session.token = Some(token);
+            session.cluster = Some(gateway.clone() as Arc<dyn ClusterAccess>);
+        }
+        Ok(session)
+    }
+
+    /// Writes the outcome and plans the next run: a retry after a failure
+    /// (up to `max_attempts`), else the schedule's next slot. A job changed
+    /// while it ran (re-registered, run now) keeps its new plan.
+    fn record(&self, id: &str, due: u64, record: RunRecord) {
+        let (attempt, status, finished) = (record.attempt, record.status, record.finished_at);
+        let failed = matches!(status, RunStatus::Failure | RunStatus::Error | RunStatus::Skipped);
+        let retry = failed && attempt < self.config.max_attempts;
+        let delay = u64::try_from(self.config.retry_delay.as_millis()).unwrap_or(u64::MAX);
+        let result = self.jobs.update(id, |job| {
+            job.last_run = Some(record.clone());
+            if status != RunStatus::Skipped {
+                job.runs += 1;
+            }
+            if matches!(status, RunStatus::Failure | RunStatus::Error) {
+                job.failures += 1;
+            }
+            job.updated_at = finished;
+            if job.due.or(job.next_run) != Some(due) || job.attempt != attempt {
+                return Ok(());
+            }
+            if retry {
+                job.attempt = attempt + 1;
+                job.next_run = Some(finished.saturating_add(delay.saturating_mul(u64::from(attempt))));
+            } else {
+                job.attempt = 1;
+                job.next_run = job.schedule.next_run(due, finished);
+                job.due = job.next_run;
+            }
+            Ok(())
+        });
+        match result {
+            Ok(_) | Err(super::jobs::JobError::NotFound(_)) => {}
+            Err(e) => tracing::error!(job = id, "cannot record the run: {e}"),
+        }
+    }
+}

@@ -1,0 +1,538 @@
+//! The job store, in three system indices of the cluster store:
+//!
+//! - `.warden-jobs`: what a job is — extension, name, schedule, params,
+//!   state, next run, the last run's outcome;
+//! - `.warden-job-identities`: who it runs as — user, auth source —
+//!   owned by security and never shown to an extension;
+//! - `.warden-job-locks`: leases that let one node run a due job.
+//!
+//! A job's definition and identity are written in one transaction; every
+//! change is compare-and-set on the store's versions, so a run finishing
+//! while an operator disables the job loses nothing.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use super::schedule::{Schedule, ScheduleError};
+use crate::store::{Expect, Store, StoreError, Write};
+
+pub const JOBS_INDEX: &str = ".warden-jobs";
+pub const IDENTITIES_INDEX: &str = ".warden-job-identities";
+pub const LOCKS_INDEX: &str = ".warden-job-locks";
+
+/// Jobs one user may hold in one extension: a hostile extension cannot fill
+/// the store by registering on every request.
+pub const MAX_JOBS_PER_OWNER: usize = 100;
+pub const MAX_PARAMS_BYTES: usize = 64 << 10;
+pub const MAX_NAME_BYTES: usize = 128;
+/// A CAS update retried this often before giving up.
+const CAS_RETRIES: usize = 8;
+
+/// What a job is (never who runs it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    pub extension: String,
+    pub name: String,
+    pub schedule: Schedule,
+    pub params: String,
+    pub enabled: bool,
+    /// Why the host stopped running it (owner deleted, disabled, lost
+    /// consent); cleared when re-enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspended: Option<String>,
+    /// When it runs next; `None` when it never will (a `once` job that ran).
+    pub next_run: Option<u64>,
+    /// When the run `next_run` belongs to was due (later while retrying).
+    #[serde(default)]
+    pub due: Option<u64>,
+    /// The attempt `next_run` will be (1, or more while retrying).
+    #[serde(default = "first_attempt")]
+    pub attempt: u32,
+    #[serde(default)]
+    pub last_run: Option<RunRecord>,
+    #[serde(default)]
+    pub runs: u64,
+    #[serde(default)]
+    pub failures: u64,
+    pub created_at: u64,
+    pub updated_at: u64,
+}
+
+fn first_attempt() -> u32 {
+    1
+}
+
+impl Job {
+    /// Whether the dispatcher should run it at `now`.
+    pub fn is_due(&self, now: u64) -> bool {
+        self.enabled && self.suspended.is_none() && self.next_run.is_some_and(|t| t <= now)
+    }
+}
+
+/// One run's outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub started_at: u64,
+    pub finished_at: u64,
+    pub attempt: u32,
+    pub status: RunStatus,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// The runner reported success.
+    Success,
+    /// The runner reported failure.
+    Failure,
+    /// The runner did not report: it trapped, timed out, ran out of memory.
+    Error,
+    /// The host did not run it (extension not loaded, busy).
+    Skipped,
+}
+
+/// Who a job runs as. Kept by security, apart from the definition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobIdentity {
+    pub extension: String,
+    pub user: String,
+    /// How the user authenticated when registering: `internal`, `jwt`,
+    /// `api-token:<id>`...
+    pub auth_source: String,
+    /// Backend roles from registration, for users not in the internal
+    /// user database (a JWT's roles cannot be asked again).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backend_roles: Vec<String>,
+    pub created_at: u64,
+    pub updated_at: u64,
+}
+
+/// A lease on a due job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobLock {
+    pub holder: String,
+    pub expires_at: u64,
+}
+
+/// A record and the version it was read at (for compare-and-set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Version {
+    pub seq_no: u64,
+    pub primary_term: u64,
+}
+
+impl Version {
+    fn expect(self) -> Expect {
+        Expect::Version { seq_no: self.seq_no, primary_term: self.primary_term }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Schedule(#[from] ScheduleError),
+    #[error("no job `{0}`")]
+    NotFound(String),
+    #[error("{0}")]
+    Limit(String),
+    #[error("job `{0}` kept changing while it was being updated; try again")]
+    Contended(String),
+    #[error("job store: {0}")]
+    Store(#[from] StoreError),
+    #[error("job store record `{id}` is unreadable: {message}")]
+    Corrupt { id: String, message: String },
+}
+
+/// A registration: what the extension asked for, and who it runs for.
+#[derive(Debug, Clone)]
+pub struct Registration<'a> {
+    pub extension: &'a str,
+    pub user: &'a str,
+    pub auth_source: &'a str,
+    pub backend_roles: &'a [String],
+    pub name: &'a str,
+    pub schedule: Schedule,
+    pub params: String,
+}
+
+#[derive(Debug)]
+pub struct JobStore {
+    store: Arc<Store>,
+    /// Serialises registrations so a name stays unique per extension and
+    /// user on this node.
+    registering: Mutex<()>,
+}
+
+impl JobStore {
+    pub fn new(store: Arc<Store>) -> JobStore {
+        JobStore { store, registering: Mutex::new(()) }
+    }
+
+    pub fn get(&self, id: &str) -> Result<Option<(Job, Version)>, JobError> {
+        self.read(JOBS_INDEX, id)
+    }
+
+    pub fn identity(&self, id: &str) -> Result<Option<(JobIdentity, Version)>, JobError> {
+        self.read(IDENTITIES_INDEX, id)
+    }
+
+    /// Every job with its identity (a job missing either is left out).
+    pub fn list(&self) -> Result<Vec<(String, Job, JobIdentity)>, JobError> {
+        let mut identities: BTreeMap<String, JobIdentity> = self
+            .store
+            .list(IDENTITIES_INDEX)?
+            .into_iter()
+            .map(|(id, v)| Ok((id.clone(), parse(&id, &v.source)?)))
+            .collect::<Result<_, JobError>>()?;
+        let mut out = Vec::new();
+        for (id, v) in self.store.list(JOBS_INDEX)? {
+            let job: Job = parse(&id, &v.source)?;
+            if let Some(identity) = identities.remove(&id) {
+                out.push((id, job, identity));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Just the definitions (the dispatcher's scan needs no identities).
+    pub fn definitions(&self) -> Result<Vec<(String, Job)>, JobError> {
+        self.store
+            .list(JOBS_INDEX)?
+            .into_iter()
+            .map(|(id, v)| Ok((id.clone(), parse(&id, &v.source)?)))
+            .collect()
+    }
+
+    /// Registers a job, or — same extension, user and name — replaces its
+    /// schedule and params (registering is idempotent). Returns the id and
+    /// whether it was created.
+    pub fn register(&self, r: Registration<'_>, now: u64) -> Result<(String, bool), JobError> {
+        validate_name(r.name)?;
+        if r.params.len() > MAX_PARAMS_BYTES {
+            return Err(JobError::Invalid(format!(
+                "job params are {} bytes; at most {MAX_PARAMS_BYTES} are kept",
+                r.params.len()
+            )));
+        }
+        r.schedule.validate()?;
+        let next_run = r.schedule.first_run(now);
+        let _guard =
+            self.registering.lock().map_err(|_| JobError::Invalid("job store lock poisoned".into()))?;
+        let mine: Vec<(String, Job)> = self
+            .list()?
+            .into_iter()
+            .filter(|(_, _, who)| who.extension == r.extension && who.user == r.user)
+            .map(|(id, job, _)| (id, job))
+            .collect();
+        if let Some((id, _)) = mine.iter().find(|(_, job)| job.name == r.name) {
+            let id = id.clone();
+            self.update(&id, |job| {
+                job.schedule = r.schedule.clone();
+                job.params = r.params.clone();
+                job.next_run = next_run;
+                job.due = next_run;
+                job.attempt = 1;
+                job.updated_at = now;
+                Ok(())
+            })?;
+            return Ok((id, false));
+        }
+        if mine.len() >= MAX_JOBS_PER_OWNER {
+            return Err(JobError::Limit(format!(
+                "user `{}` already has {MAX_JOBS_PER_OWNER} jobs in extension `{}`; unregister some first",
+                r.user, r.extension
+            )));
+        }
+        let id = new_id()?;
+        let job = Job {
+            extension: r.extension.to_owned(),
+            name: r.name.to_owned(),
+            schedule: r.schedule,
+            params: r.params,
+            enabled: true,
+            suspended: None,
+            next_run,
+            due: next_run,
+            attempt: 1,
+            last_run: None,
+            runs: 0,
+            failures: 0,
+            created_at: now,
+            updated_at: now,
+        };
+        let identity = JobIdentity {
+            extension: r.extension.to_owned(),
+            user: r.user.to_owned(),
+            auth_source: r.auth_source.to_owned(),
+            backend_roles: r.backend_roles.to_vec(),
+            created_at: now,
+            updated_at: now,
+        };
+        self.store.write(&[
+            Write { index: JOBS_INDEX, id: &id, source: Some(to_json(&job)?), expect: Expect::Absent },
+            Write {
+                index: IDENTITIES_INDEX,
+                id: &id,
+                source: Some(to_json(&identity)?),
+                expect: Expect::Absent,
+            },
+        ])?;
+        Ok((id, true))
+    }
+
+    /// Applies `edit` to the job with compare-and-set, re-reading and
+    /// re-applying when a concurrent change wins.
+    pub fn update(
+        &self,
+        id: &str,
+        mut edit: impl FnMut(&mut Job) -> Result<(), JobError>,
+    ) -> Result<Job, JobError> {
+        for _ in 0..CAS_RETRIES {
+            let (mut job, version) = self.get(id)?.ok_or_else(|| JobError::NotFound(id.to_owned()))?;
+            edit(&mut job)?;
+            let write =
+                Write { index: JOBS_INDEX, id, source: Some(to_json(&job)?), expect: version.expect() };
+            match self.store.write(&[write]) {
+                Ok(_) => return Ok(job),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(JobError::Contended(id.to_owned()))
+    }
+
+    /// Re-associates a job with another user (an administrator's act).
+    pub fn set_owner(
+        &self,
+        id: &str,
+        user: &str,
+        auth_source: &str,
+        now: u64,
+    ) -> Result<JobIdentity, JobError> {
+        for _ in 0..CAS_RETRIES {
+            let (mut identity, version) =
+                self.identity(id)?.ok_or_else(|| JobError::NotFound(id.to_owned()))?;
+            identity.user = user.to_owned();
+            identity.auth_source = auth_source.to_owned();
+            identity.backend_roles.clear();
+            identity.updated_at = now;
+            let write = Write {
+                index: IDENTITIES_INDEX,
+                id,
+                source: Some(to_json(&identity)?),
+                expect: version.expect(),
+            };
+            match self.store.write(&[write]) {
+                Ok(_) => return Ok(identity),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(JobError::Contended(id.to_owned()))
+    }
+
+    /// Removes a job, its identity and any lease together.
+    pub fn remove(&self, id: &str) -> Result<(), JobError> {
+        if self.get(id)?.is_none() {
+            return Err(JobError::NotFound(id.to_owned()));
+        }
+        let delete = |index| Write { index, id, source: None, expect: Expect::Any };
+        self.store.write(&[delete(JOBS_INDEX), delete(IDENTITIES_INDEX), delete(LOCKS_INDEX)])?;
+        Ok(())
+    }
+
+    /// Takes the job's lease until `expires_at` unless someone else holds
+    /// an unexpired one. Compare-and-set: of two nodes racing, one wins.
+    pub fn try_lock(
+        &self,
+        id: &str,
+        holder: &str,
+        now: u64,
+        expires_at: u64,
+    ) -> Result<Option<Version>, JobError> {
+        let expect = match self.read::<JobLock>(LOCKS_INDEX, id)? {
+            None => Expect::Absent,
+            Some((lock, _)) if lock.expires_at > now => return Ok(None),
+            Some((_, version)) => version.expect(),
+        };
+        let lock = JobLock { holder: holder.to_owned(), expires_at };
+        match self.store.write(&[Write { index: LOCKS_INDEX, id, source: Some(to_json(&lock)?), expect }]) {
+            Ok(mut versions) => {
+                Ok(versions.pop().map(|v| Version { seq_no: v.seq_no, primary_term: v.primary_term }))
+            }
+            Err(StoreError::Conflict { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether `holder` still holds an unexpired lease on the job.
+    pub fn holds_lock(&self, id: &str, holder: &str, now: u64) -> Result<bool, JobError> {
+        Ok(self
+            .read::<JobLock>(LOCKS_INDEX, id)?
+            .is_some_and(|(lock, _)| lock.holder == holder && lock.expires_at > now))
+    }
+
+    /// Releases a lease taken at `version`; one taken over since is left alone.
+    pub fn unlock(&self, id: &str, version: Version) -> Result<(), JobError> {
+        match self.store.write(&[Write { index: LOCKS_INDEX, id, source: None, expect: version.expect() }]) {
+            Ok(_) | Err(StoreError::Conflict { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn read<T: serde::de::DeserializeOwned>(
+        &self,
+        index: &str,
+        id: &str,
+    ) -> Result<Option<(T, Version)>, JobError> {
+        let Some(v) = self.store.get(index, id)? else { return Ok(None) };
+        let version = Version { seq_no: v.seq_no, primary_term: v.primary_term };
+        Ok(Some((parse(id, &v.source)?, version)))
+    }
+}
+
+fn validate_name(name: &str) -> Result<(), JobError> {
+    if name.is_empty() || name.len() > MAX_NAME_BYTES {
+        return Err(JobError::Invalid(format!(
+            "job name must be 1 to {MAX_NAME_BYTES} bytes, got {}",
+            name.len()
+        )));
+    }
+    if let Some(c) = name.chars().find(|c| !(c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))) {
+        return Err(JobError::Invalid(format!(
+            "job name `{}` has `{}`; use letters, digits, `-`, `_`, `.` and `:`",
+            name.escape_debug(),
+            c.escape_debug()
+        )));
+    }
+    Ok(())
+}
+
+/// 16 random bytes, hex: ids say nothing about who or when.
+fn new_id() -> Result<String, JobError> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| JobError::Invalid(format!("no randomness for a job id: {e}")))?;
+    Ok(hex::encode(bytes))
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, JobError> {
+    serde_json::to_vec(value).map_err(|e| JobError::Invalid(format!("cannot encode a job record: {e}")))
+}
+
+fn parse<T: serde::de::DeserializeOwned>(id: &str, bytes: &[u8]) -> Result<T, JobError> {
+    serde_json::from_slice(bytes).map_err(|e| JobError::Corrupt { id: id.to_owned(), message: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registration<'a>(user: &'a str, name: &'a str) -> Registration<'a> {
+        Registration {
+            extension: "reporter",
+            user,
+            auth_source: "internal",
+            backend_roles: &[],
+            name,
+            schedule: Schedule::Interval(60),
+            params: "{}".into(),
+        }
+    }
+
+    fn open() -> Result<(tempfile::TempDir, JobStore), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let store = Arc::new(Store::open(&dir.path().join("s.redb"))?);
+        Ok((dir, JobStore::new(store)))
+    }
+
+    #[test]
+    fn registering_is_idempotent_per_extension_user_and_name() -> Result<(), Box<dyn std::error::Error>> {
+        let (_dir, jobs) = open()?;
+        let (id, created) = jobs.register(registration("ana", "nightly"), 1_000)?;
+        assert!(created);
+        let again = Registration { schedule: Schedule::Interval(120), ..registration("ana", "nightly") };
+        assert_eq!(jobs.register(again, 2_000)?, (id.clone(), false));
+        let (job, _) = jobs.get(&id)?.ok_or("job missing")?;
+        assert_eq!((&job.schedule, job.next_run), (&Schedule::Interval(120), Some(122_000)));
+        // Another user's job of the same name is another job.
+        let (bob, created) = jobs.register(registration("bob", "nightly"), 1_000)?;
+        assert!(created && bob != id);
+        // The identity lives apart from the definition.
+        let (identity, _) = jobs.identity(&id)?.ok_or("identity missing")?;
+        assert_eq!(identity.user, "ana");
+        assert!(!String::from_utf8(serde_json::to_vec(&job)?)?.contains("ana"));
+        assert_eq!(jobs.list()?.len(), 2);
+        jobs.remove(&id)?;
+        assert!(jobs.identity(&id)?.is_none() && jobs.get(&id)?.is_none());
+        assert!(matches!(jobs.remove(&id), Err(JobError::NotFound(_))));
+        Ok(())
+    }
+
+    #[test]
+    fn bad_registrations_are_refused_and_capped() -> Result<(), Box<dyn std::error::Error>> {
+        let (_dir, jobs) = open()?;
+        for (reg, says) in [
+            (registration("ana", ""), "1 to 128 bytes"),
+            (registration("ana", "a b"), "has ` `"),
+            (
+                Registration { params: "x".repeat(MAX_PARAMS_BYTES + 1), ..registration("ana", "big") },
+                "bytes",
+            ),
+            (Registration { schedule: Schedule::Cron("* *".into()), ..registration("ana", "c") }, "5 fields"),
+        ] {
+            let e = jobs.register(reg, 0).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(e.contains(says), "{says}: {e}");
+        }
+        let names: Vec<String> = (0..MAX_JOBS_PER_OWNER).map(|i| format!("j{i}")).collect();
+        for name in &names {
+            jobs.register(registration("ana", name), 0)?;
+        }
+        let over = jobs.register(registration("ana", "one-more"), 0);
+        assert!(matches!(over, Err(JobError::Limit(_))), "{over:?}");
+        // Re-registering an existing one is still fine.
+        assert!(jobs.register(registration("ana", "j0"), 0).is_ok());
+        Ok(())
+    }
+
+    #[test]
+    fn leases_go_to_one_holder_until_they_expire() -> Result<(), Box<dyn std::error::Error>> {
+        let (_dir, jobs) = open()?;
+        let v = jobs.try_lock("j", "node-a", 100, 200)?.ok_or("first lock refused")?;
+        assert_eq!(jobs.try_lock("j", "node-b", 150, 250)?, None);
+        assert!(jobs.holds_lock("j", "node-a", 150)? && !jobs.holds_lock("j", "node-b", 150)?);
+        // Expired: taken over; the old holder's unlock leaves the new lease.
+        let taken = jobs.try_lock("j", "node-b", 201, 300)?.ok_or("expired lock not taken over")?;
+        jobs.unlock("j", v)?;
+        assert!(jobs.holds_lock("j", "node-b", 250)?);
+        jobs.unlock("j", taken)?;
+        assert!(jobs.try_lock("j", "node-c", 250, 400)?.is_some());
+        Ok(())
+    }
+
+    #[test]
+    fn updates_are_compare_and_set() -> Result<(), Box<dyn std::error::Error>> {
+        let (_dir, jobs) = open()?;
+        let (id, _) = jobs.register(registration("ana", "n"), 0)?;
+        let mut calls = 0;
+        let job = jobs.update(&id, |job| {
+            calls += 1;
+            if calls == 1 {
+                // A concurrent writer wins the first round.
+                jobs.update(&id, |j| {
+                    j.enabled = false;
+                    Ok(())
+                })?;
+            }
+            job.runs += 1;
+            Ok(())
+        })?;
+        assert_eq!(calls, 2, "retried after the conflict");
+        assert!(!job.enabled && job.runs == 1, "both changes kept: {job:?}");
+        Ok(())
+    }
+}

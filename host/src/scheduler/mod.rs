@@ -1,0 +1,176 @@
+//! Scheduled jobs (DESIGN.md, "A scheduled job, end to end").
+//!
+//! An extension registers a job during a user's request; the user must
+//! hold the consent permission `schedule:<extension>`. The definition goes
+//! to `.warden-jobs`, the identity — who it runs as — to
+//! `.warden-job-identities`, which only this module and the security code
+//! read ([`jobs`]). When a job is due, [`dispatch`] takes its lease
+//! (compare-and-set), resolves the user *now* (gone, disabled or no longer
+//! consenting: the job is suspended and audited; changed roles apply),
+//! mints a fresh OBO token scoped `job:<id>` and calls the component's
+//! `job-runner` export in a fresh instance. Users manage their own jobs
+//! over `/_warden/jobs` ([`api`]); holders of `restapi:admin/jobs` manage
+//! all of them, including giving a job to another user.
+
+pub mod api;
+pub mod dispatch;
+pub mod guest;
+pub mod jobs;
+pub mod schedule;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::audit::{AuditLog, Category, Event};
+use crate::cluster::gateway::ClusterGateway;
+use crate::registry::Registry;
+use crate::security::mapping::Principal;
+use crate::security::privileges::Subject;
+use crate::security::{Security, SecurityState, service_accounts};
+
+use self::jobs::{JobIdentity, JobStore};
+
+/// The permission a user grants an extension to run work on their behalf.
+pub fn consent_permission(extension: &str) -> String {
+    format!("schedule:{extension}")
+}
+
+/// The cluster permission that manages every user's jobs.
+pub const ADMIN_PERMISSION: &str = "restapi:admin/jobs";
+
+/// How the dispatcher behaves.
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// How often due jobs are looked for.
+    pub tick: Duration,
+    /// A failed run is retried after `retry_delay × attempt`…
+    pub retry_delay: Duration,
+    /// …until this many attempts; then the job waits for its next slot.
+    pub max_attempts: u32,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            tick: Duration::from_millis(500),
+            retry_delay: Duration::from_secs(5),
+            max_attempts: 3,
+        }
+    }
+}
+
+/// The scheduler: job store, dispatcher and the services a run needs.
+#[derive(Debug)]
+pub struct Scheduler {
+    jobs: JobStore,
+    security: Arc<Security>,
+    /// Mints job tokens and carries the runs' cluster calls.
+    cluster: Option<Arc<ClusterGateway>>,
+    audit: Arc<AuditLog>,
+    registry: Arc<Registry>,
+    config: SchedulerConfig,
+    /// This node's name on the leases it takes.
+    holder: String,
+    /// Jobs this node is running now (never dispatched twice at once).
+    running: Mutex<HashSet<String>>,
+}
+
+/// A job's owner as resolved now: the configuration, principal and roles.
+#[derive(Debug)]
+pub struct ResolvedOwner {
+    pub state: Arc<SecurityState>,
+    pub principal: Principal,
+    pub subject: Subject,
+}
+
+impl Scheduler {
+    pub fn new(
+        jobs: JobStore,
+        security: Arc<Security>,
+        cluster: Option<Arc<ClusterGateway>>,
+        audit: Arc<AuditLog>,
+        registry: Arc<Registry>,
+        config: SchedulerConfig,
+    ) -> Scheduler {
+        let mut bytes = [0u8; 6];
+        let _ = getrandom::fill(&mut bytes);
+        let holder = format!("node-{}", hex::encode(bytes));
+        Scheduler {
+            jobs,
+            security,
+            cluster,
+            audit,
+            registry,
+            config,
+            holder,
+            running: Mutex::new(HashSet::new()),
+        }
+    }
+
+    pub fn jobs(&self) -> &JobStore {
+        &self.jobs
+    }
+
+    /// Resolves a job's owner now: the user must exist (or have come from
+    /// an external authenticator), be enabled and still consent to the
+    /// extension scheduling work. The reason names what failed.
+    pub fn resolve_owner(&self, identity: &JobIdentity) -> Result<ResolvedOwner, String> {
+        let state = self.security.state();
+        let user = &identity.user;
+        if service_accounts::is_service_account(user) {
+            return Err(format!("`{user}` is a service account; jobs run for users"));
+        }
+        let principal = match state.config.internal_users.get(user) {
+            Some(record) if record.disabled => return Err(format!("user `{user}` is disabled")),
+            Some(record) => crate::security::internal_principal(user, record),
+            // Users of an external authenticator (JWT) are not in the
+            // internal database: their roles are those they registered with.
+            None if identity.auth_source == "jwt" => Principal {
+                name: user.clone(),
+                backend_roles: identity.backend_roles.clone(),
+                direct_roles: Vec::new(),
+                attributes: [("user_name".to_owned(), user.clone())].into(),
+            },
+            None => return Err(format!("user `{user}` no longer exists")),
+        };
+        let subject = state.subject(&principal, None);
+        let consent = consent_permission(&identity.extension);
+        if state.privileges.check_extension(&subject, &consent).is_err() {
+            return Err(format!(
+                "user `{user}` does not consent to extension `{}` scheduling work (needs `{consent}`)",
+                identity.extension
+            ));
+        }
+        Ok(ResolvedOwner { state, principal, subject })
+    }
+
+    /// Records a job event in the audit log.
+    fn audit(
+        &self,
+        category: Category,
+        request_id: &str,
+        job: &str,
+        identity: Option<&JobIdentity>,
+        what: String,
+    ) {
+        if !self.audit.enabled(category) {
+            return;
+        }
+        self.audit.record(Event {
+            user: identity.map(|i| i.user.clone()),
+            extension: identity.map(|i| i.extension.clone()),
+            job: Some(job.to_owned()),
+            reason: Some(what),
+            ..Event::new(category, request_id)
+        });
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
