@@ -310,24 +310,29 @@ fn serve(
     })
 }
 
-/// `WARDEN_SCHEDULER_TICK_MS` (how often due jobs are looked for) and
-/// `WARDEN_JOB_RETRY_DELAY_MS` (a failed run's retry waits this × attempt).
+/// `WARDEN_SCHEDULER_TICK_MS` (how often due jobs are looked for),
+/// `WARDEN_JOB_RETRY_DELAY_MS` (a failed run's retry waits this × attempt)
+/// and `WARDEN_JOB_TOKEN_SECS` (a run's token lifetime; renewed at half-life).
 fn scheduler_config() -> anyhow::Result<SchedulerConfig> {
-    let millis = |name: &str| -> anyhow::Result<Option<std::time::Duration>> {
+    // A positive whole number of `unit`s (1 for milliseconds, 1000 for seconds).
+    let duration = |name: &str, unit: u64, unit_name: &str| -> anyhow::Result<Option<std::time::Duration>> {
         let Ok(text) = std::env::var(name) else { return Ok(None) };
-        let ms: u64 = text
+        let n: u64 = text
             .trim()
             .parse()
-            .with_context(|| format!("{name}: `{text}` is not a number of milliseconds"))?;
-        if ms == 0 {
-            anyhow::bail!("{name}: must be at least 1 millisecond");
+            .with_context(|| format!("{name}: `{text}` is not a number of {unit_name}"))?;
+        if n == 0 {
+            anyhow::bail!("{name}: must be at least 1 ({unit_name})");
         }
-        Ok(Some(std::time::Duration::from_millis(ms)))
+        Ok(Some(std::time::Duration::from_millis(n.saturating_mul(unit))))
     };
     let defaults = SchedulerConfig::default();
     Ok(SchedulerConfig {
-        tick: millis("WARDEN_SCHEDULER_TICK_MS")?.unwrap_or(defaults.tick),
-        retry_delay: millis("WARDEN_JOB_RETRY_DELAY_MS")?.unwrap_or(defaults.retry_delay),
+        tick: duration("WARDEN_SCHEDULER_TICK_MS", 1, "milliseconds")?.unwrap_or(defaults.tick),
+        retry_delay: duration("WARDEN_JOB_RETRY_DELAY_MS", 1, "milliseconds")?
+            .unwrap_or(defaults.retry_delay),
+        token_lifetime: duration("WARDEN_JOB_TOKEN_SECS", 1000, "seconds")?
+            .unwrap_or(defaults.token_lifetime),
         ..defaults
     })
 }

@@ -24,7 +24,11 @@ type Error = Box<dyn std::error::Error>;
 
 fn start(deployment: &Deployment) -> Result<Server, String> {
     let mut command = support::warden();
-    command.env("WARDEN_SCHEDULER_TICK_MS", "100").env("WARDEN_JOB_RETRY_DELAY_MS", "200");
+    command
+        .env("WARDEN_SCHEDULER_TICK_MS", "100")
+        .env("WARDEN_JOB_RETRY_DELAY_MS", "200")
+        // Short run tokens: a run longer than a second renews its token.
+        .env("WARDEN_JOB_TOKEN_SECS", "2");
     Server::start_command(command, &deployment.extensions_dir(), &deployment.data_dir(), &[])
 }
 
@@ -35,7 +39,7 @@ fn setup() -> Result<(Deployment, Server), Error> {
     deployment.install(
         "probe",
         GUEST_HOST_CALLS,
-        "capabilities = [\"cluster\", \"scheduler\"]\n[limits]\ncpu_ms = 300\ntimeout_ms = 2000",
+        "capabilities = [\"cluster\", \"scheduler\"]\n[limits]\ncpu_ms = 300\ntimeout_ms = 10000",
     )?;
     let server = start(&deployment)?;
     let writer = json!([{"index_patterns": ["job-*"], "allowed_actions": ["crud", "create_index"]}]);
@@ -333,5 +337,38 @@ fn jobs_survive_a_restart() -> TestResult {
     assert_eq!(view["user"], "ana");
     let found = server.send(Method::POST, "/job-later/_count", &json!({}))?.json();
     assert_eq!(found["count"], 1, "{found}");
+    Ok(())
+}
+
+#[test]
+fn a_long_run_renews_its_token_and_loses_it_with_its_owner() -> TestResult {
+    let (_deployment, server) = setup()?;
+    // Three writes 2 s apart, with 2 s tokens: the host renews the token
+    // before the second and third writes, checking the owner each time.
+    let params = json!({"index": "job-long", "doc": {}, "calls": 3, "pause_ms": 2000});
+    let id = registered(&server, ANA, "long", json!({"once": 0}), params)?;
+    let view = wait_for(&server, &id, "the long run", |v| v["last_run"].is_object())?;
+    assert_eq!(view["last_run"]["status"], "success", "{view}");
+    assert_eq!(server.send(Method::POST, "/job-long/_count", &json!({}))?.json()["count"], 3);
+    assert!(server.logs().contains("job token renewed for a long run"), "{}", server.logs());
+
+    // Disabled while the run is under way: the next renewal is refused, so
+    // the run loses her authority although its last token has not expired.
+    let params = json!({"index": "job-cut", "doc": {}, "calls": 3, "pause_ms": 2000});
+    let id = registered(&server, ANA, "long-2", json!({"once": 0}), params)?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.send(Method::POST, "/job-cut/_count", &json!({}))?.json()["count"] != 1 {
+        assert!(Instant::now() < deadline, "the first write never came");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    patch_user(&server, "ana", json!({"op": "add", "path": "/disabled", "value": true}))?;
+    let view = wait_for(&server, &id, "the cut run", |v| v["last_run"].is_object())?;
+    assert_eq!(view["last_run"]["status"], "failure", "{view}");
+    let message = view["last_run"]["message"].as_str().unwrap_or_default();
+    let expected = "call 2: denied: token gate: the job's token was not renewed: user `ana` is disabled";
+    assert!(message.starts_with(expected), "{message}");
+    assert_eq!(server.send(Method::POST, "/job-cut/_count", &json!({}))?.json()["count"], 1);
+    let events = audit(&server, "category=MISSING_PRIVILEGES&user=ana")?;
+    assert!(events.iter().any(|e| e["job"] == json!(id) && e["gate"] == "token"), "{events:?}");
     Ok(())
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::jobs::{Job, JobIdentity, RunRecord, RunStatus, Version};
+use super::refresh::JobCluster;
 use super::{ResolvedOwner, Scheduler, now_ms};
 use crate::audit::Category;
 use crate::capability::Capability;
@@ -197,7 +198,8 @@ impl Scheduler {
     }
 
     /// A run's session: a fresh OBO token for the owner's roles now, scoped
-    /// to the job; the scheduler for jobs the run registers in turn.
+    /// to the job and renewed while the run lasts ([`JobCluster`]); the
+    /// scheduler for jobs the run registers in turn.
     fn job_session(
         self: &Arc<Self>,
         id: &str,
@@ -220,21 +222,17 @@ impl Scheduler {
             });
         }
         if let Some(gateway) = self.cluster.as_ref().filter(|_| grants.contains(&Capability::Cluster)) {
-            let lifetime = (extension.limits.timeout.as_secs() + 5).min(crate::security::obo::MAX_LIFETIME);
             let roles = owner.state.privileges.role_names(&owner.subject.roles);
-            let token = gateway
-                .tokens()
-                .mint(
-                    &identity.user,
-                    &roles,
-                    &owner.principal.backend_roles,
-                    extension.id(),
-                    &format!("job:{id}"),
-                    lifetime,
-                )
-                .map_err(|e| format!("cannot mint the run's token: {e}"))?;
-            session.token = Some(token);
-            session.cluster = Some(gateway.clone() as Arc<dyn ClusterAccess>);
+            let access = JobCluster::start(
+                self.clone(),
+                gateway.clone(),
+                id,
+                identity.clone(),
+                &roles,
+                &owner.principal.backend_roles,
+            )?;
+            session.token = access.initial_token();
+            session.cluster = Some(Arc::new(access) as Arc<dyn ClusterAccess>);
         }
         Ok(session)
     }

@@ -16,6 +16,7 @@ pub mod api;
 pub mod dispatch;
 pub mod guest;
 pub mod jobs;
+pub mod refresh;
 pub mod schedule;
 
 use std::collections::HashSet;
@@ -48,6 +49,9 @@ pub struct SchedulerConfig {
     pub retry_delay: Duration,
     /// …until this many attempts; then the job waits for its next slot.
     pub max_attempts: u32,
+    /// How long a run's OBO token lives (capped at the OBO maximum); a
+    /// longer run gets a new one, checked afresh, at half-life.
+    pub token_lifetime: Duration,
 }
 
 impl Default for SchedulerConfig {
@@ -56,6 +60,7 @@ impl Default for SchedulerConfig {
             tick: Duration::from_millis(500),
             retry_delay: Duration::from_secs(5),
             max_attempts: 3,
+            token_lifetime: Duration::from_secs(crate::security::obo::DEFAULT_LIFETIME),
         }
     }
 }

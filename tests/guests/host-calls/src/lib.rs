@@ -98,8 +98,9 @@ impl Extension for HostCalls {
     }
 }
 
-/// The job runner: `params` say what to do — `{"index": i, "doc": d}`
-/// indexes `d` (plus the run's context) as the job's user; `{"fail": m}`
+/// The job runner: `params` say what to do — `{"index": i, "doc": d,
+/// "calls"?: n, "pause_ms"?: ms}` indexes `d` (plus the run's context) as
+/// the job's user, n times; `{"fail": m}`
 /// reports failure; `{"panic": m}` traps; `{"spin": true}` never returns;
 /// `{"register": name}` registers another job from inside the run.
 fn run(context: JobContext) -> Outcome {
@@ -129,14 +130,25 @@ fn run(context: JobContext) -> Outcome {
     doc["job_id"] = context.job_id.clone().into();
     doc["attempt"] = context.attempt.into();
     doc["scheduled_at"] = context.scheduled_at.into();
-    let body = doc.to_string();
-    match Client::as_user().call("POST", &format!("/{index}/_doc?refresh=true"), Some(body.as_bytes())) {
-        Ok(r) if r.status < 300 => Outcome::Success(format!("indexed into {index}")),
-        Ok(r) => {
-            Outcome::Failure(format!("cluster answered {}: {}", r.status, String::from_utf8_lossy(&r.body)))
+    // `calls` writes (default 1), `pause_ms` apart: a long run.
+    let calls = params["calls"].as_u64().unwrap_or(1);
+    let pause = std::time::Duration::from_millis(params["pause_ms"].as_u64().unwrap_or(0));
+    for call in 1..=calls {
+        if call > 1 {
+            std::thread::sleep(pause);
         }
-        Err(e) => Outcome::Failure(format!("{}: {}", e.kind(), e.message())),
+        doc["call"] = call.into();
+        let body = doc.to_string();
+        match Client::as_user().call("POST", &format!("/{index}/_doc?refresh=true"), Some(body.as_bytes())) {
+            Ok(r) if r.status < 300 => {}
+            Ok(r) => {
+                let body = String::from_utf8_lossy(&r.body);
+                return Outcome::Failure(format!("call {call}: cluster answered {}: {body}", r.status));
+            }
+            Err(e) => return Outcome::Failure(format!("call {call}: {}: {}", e.kind(), e.message())),
+        }
     }
+    Outcome::Success(format!("indexed {calls} into {index}"))
 }
 
 export_extension!(HostCalls);
