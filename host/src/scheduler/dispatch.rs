@@ -73,38 +73,69 @@ impl Scheduler {
     /// Starts every job due at `now` that this node can lease; returns how
     /// many started. Each runs in its own task.
     pub fn dispatch_due(self: &Arc<Self>, now: u64) -> usize {
-        let definitions = match self.jobs.definitions() {
-            Ok(definitions) => definitions,
+        let due = match self.jobs.due(now) {
+            Ok(due) => due,
             Err(e) => {
                 tracing::error!("scheduler: cannot read the job store: {e}");
                 return 0;
             }
         };
         let mut started = 0;
-        for (id, job) in definitions.into_iter().filter(|(_, job)| job.is_due(now)) {
-            let Ok(mut running) = self.running.lock() else { return started };
-            if !running.insert(id.clone()) {
-                continue;
-            }
-            drop(running);
-            let lease = now.saturating_add(self.lease_ms(&job.extension));
-            match self.jobs.try_lock(&id, &self.holder, now, lease) {
-                Ok(Some(lock)) => {
-                    let this = self.clone();
-                    tokio::spawn(async move {
-                        let _claim = Claim { scheduler: &this, id: id.clone() };
-                        this.run(&id, job, lock).await;
-                    });
-                    started += 1;
-                }
-                Ok(None) => drop(Claim { scheduler: self, id }),
+        for id in due {
+            // Read whole only now that it is due (it may have changed).
+            let job = match self.jobs.get(&id) {
+                Ok(Some((job, _))) if job.is_due(now) => job,
+                Ok(_) => continue,
                 Err(e) => {
-                    tracing::error!(job = id, "scheduler: cannot lease the job: {e}");
-                    drop(Claim { scheduler: self, id });
+                    tracing::error!(job = id, "scheduler: cannot read the job: {e}");
+                    continue;
                 }
-            }
+            };
+            let Some(lock) = self.claim(&id, &job, now) else { continue };
+            let this = self.clone();
+            tokio::spawn(async move {
+                let _claim = Claim { scheduler: &this, id: id.clone() };
+                this.run(&id, job, lock).await;
+            });
+            started += 1;
         }
         started
+    }
+
+    /// Runs one job now, in this task, if it is enabled and this node can
+    /// lease it; whether it ran. (`POST …/_run` only moves the next run:
+    /// this is for embedding and benchmarks.)
+    pub async fn run_now(self: &Arc<Self>, id: &str) -> Result<bool, super::jobs::JobError> {
+        let (job, _) = self.jobs.get(id)?.ok_or_else(|| super::jobs::JobError::NotFound(id.to_owned()))?;
+        if !job.enabled || job.suspended.is_some() {
+            return Ok(false);
+        }
+        let Some(lock) = self.claim(id, &job, now_ms()) else { return Ok(false) };
+        let _claim = Claim { scheduler: self, id: id.to_owned() };
+        self.run(id, job, lock).await;
+        Ok(true)
+    }
+
+    /// Marks the job running on this node and takes its lease; `None` if
+    /// it already runs here or another holder has an unexpired lease.
+    fn claim(&self, id: &str, job: &Job, now: u64) -> Option<Version> {
+        if !self.running.lock().ok()?.insert(id.to_owned()) {
+            return None;
+        }
+        let release = || drop(Claim { scheduler: self, id: id.to_owned() });
+        let lease = now.saturating_add(self.lease_ms(&job.extension));
+        match self.jobs.try_lock(id, &self.holder, now, lease) {
+            Ok(Some(lock)) => Some(lock),
+            Ok(None) => {
+                release();
+                None
+            }
+            Err(e) => {
+                tracing::error!(job = id, "scheduler: cannot lease the job: {e}");
+                release();
+                None
+            }
+        }
     }
 
     fn lease_ms(&self, extension: &str) -> u64 {
@@ -112,7 +143,9 @@ impl Scheduler {
         u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX).saturating_add(LEASE_MARGIN_MS)
     }
 
-    /// One run: execute, record, release the lease.
+    /// One run: execute, then record the outcome and release the lease in
+    /// one commit (a job removed meanwhile took its lease with it; a lease
+    /// left behind by a crash expires).
     async fn run(self: &Arc<Self>, id: &str, job: Job, lock: Version) {
         let started = now_ms();
         let due = job.due.or(job.next_run).unwrap_or(started);
@@ -124,7 +157,7 @@ impl Scheduler {
         match step {
             Step::Suspend(reason) => {
                 tracing::warn!(job = id, extension = job.extension, "job suspended: {reason}");
-                let suspended = self.jobs.update(id, |job| {
+                let suspended = self.jobs.update_releasing(id, Some(lock), |job| {
                     job.suspended = Some(reason.clone());
                     job.updated_at = finished;
                     Ok(())
@@ -148,12 +181,9 @@ impl Scheduler {
                 log_run(id, &job.extension, &record);
                 let what =
                     format!("run {attempt} of `{}`: {:?}: {}", job.name, record.status, record.message);
-                self.record(id, due, record);
+                self.record(id, due, record, lock);
                 self.audit(Category::JobRun, &request_id, id, identity.as_ref(), what);
             }
-        }
-        if let Err(e) = self.jobs.unlock(id, lock) {
-            tracing::error!(job = id, "cannot release the job's lease (it expires on its own): {e}");
         }
     }
 
@@ -240,12 +270,12 @@ impl Scheduler {
     /// Writes the outcome and plans the next run: a retry after a failure
     /// (up to `max_attempts`), else the schedule's next slot. A job changed
     /// while it ran (re-registered, run now) keeps its new plan.
-    fn record(&self, id: &str, due: u64, record: RunRecord) {
+    fn record(&self, id: &str, due: u64, record: RunRecord, lock: Version) {
         let (attempt, status, finished) = (record.attempt, record.status, record.finished_at);
         let failed = matches!(status, RunStatus::Failure | RunStatus::Error | RunStatus::Skipped);
         let retry = failed && attempt < self.config.max_attempts;
         let delay = u64::try_from(self.config.retry_delay.as_millis()).unwrap_or(u64::MAX);
-        let result = self.jobs.update(id, |job| {
+        let result = self.jobs.update_releasing(id, Some(lock), |job| {
             job.last_run = Some(record.clone());
             if status != RunStatus::Skipped {
                 job.runs += 1;

@@ -86,12 +86,13 @@ impl JobAccess for Scheduler {
     }
 
     fn list(&self, extension: &str, owner: &JobOwner) -> Result<Vec<wit::JobInfo>, types::Error> {
-        let all = self.jobs.list().map_err(to_wit_error)?;
-        Ok(all
-            .into_iter()
-            .filter(|(_, _, who)| who.extension == extension && who.user == owner.user)
-            .map(|(id, job, _)| info(&id, job))
-            .collect())
+        let mut out = Vec::new();
+        for id in self.jobs.ids_of(extension, &owner.user).map_err(to_wit_error)? {
+            if let Some((job, _)) = self.jobs.get(&id).map_err(to_wit_error)? {
+                out.push(info(&id, job));
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -4,14 +4,17 @@
 //!   state, next run, the last run's outcome;
 //! - `.warden-job-identities`: who it runs as — user, auth source —
 //!   owned by security and never shown to an extension;
-//! - `.warden-job-locks`: leases that let one node run a due job.
+//! - `.warden-job-locks`: leases that let one node run a due job;
+//! - `.warden-job-names`: (extension, user, name) → id, created with the
+//!   job by compare-and-set, so a name is unique per owner on any number
+//!   of nodes.
 //!
 //! A job's definition and identity are written in one transaction; every
 //! change is compare-and-set on the store's versions, so a run finishing
 //! while an operator disables the job loses nothing.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +24,9 @@ use crate::store::{Expect, Store, StoreError, Write};
 pub const JOBS_INDEX: &str = ".warden-jobs";
 pub const IDENTITIES_INDEX: &str = ".warden-job-identities";
 pub const LOCKS_INDEX: &str = ".warden-job-locks";
+/// (extension, user, name) → job id: names unique per owner, and an owner's
+/// jobs found without reading everyone's.
+pub const NAMES_INDEX: &str = ".warden-job-names";
 
 /// Jobs one user may hold in one extension: a hostile extension cannot fill
 /// the store by registering on every request.
@@ -163,14 +169,33 @@ pub struct Registration<'a> {
 #[derive(Debug)]
 pub struct JobStore {
     store: Arc<Store>,
-    /// Serialises registrations so a name stays unique per extension and
-    /// user on this node.
-    registering: Mutex<()>,
+}
+
+/// The id of a job's entry in [`NAMES_INDEX`], and the prefix shared by all
+/// of one owner's entries in one extension. Owner names with control
+/// characters are refused, so the separator is unambiguous.
+fn name_key(extension: &str, user: &str, name: &str) -> String {
+    format!("{}{name}", owner_prefix(extension, user))
+}
+
+fn owner_prefix(extension: &str, user: &str) -> String {
+    format!("{extension}\u{1f}{user}\u{1f}")
 }
 
 impl JobStore {
     pub fn new(store: Arc<Store>) -> JobStore {
-        JobStore { store, registering: Mutex::new(()) }
+        JobStore { store }
+    }
+
+    /// The ids of one user's jobs in one extension.
+    pub fn ids_of(&self, extension: &str, user: &str) -> Result<Vec<String>, JobError> {
+        self.store
+            .list_prefix(NAMES_INDEX, &owner_prefix(extension, user))?
+            .into_iter()
+            .map(|(key, v)| {
+                String::from_utf8(v.source).map_err(|e| JobError::Corrupt { id: key, message: e.to_string() })
+            })
+            .collect()
     }
 
     pub fn get(&self, id: &str) -> Result<Option<(Job, Version)>, JobError> {
@@ -199,13 +224,25 @@ impl JobStore {
         Ok(out)
     }
 
-    /// Just the definitions (the dispatcher's scan needs no identities).
-    pub fn definitions(&self) -> Result<Vec<(String, Job)>, JobError> {
-        self.store
-            .list(JOBS_INDEX)?
-            .into_iter()
-            .map(|(id, v)| Ok((id.clone(), parse(&id, &v.source)?)))
-            .collect()
+    /// The ids of the jobs due at `now`: the dispatcher's scan, run every
+    /// tick. It decodes only the fields that decide, not names or params.
+    pub fn due(&self, now: u64) -> Result<Vec<String>, JobError> {
+        /// The part of a [`Job`] that says whether it is due.
+        #[derive(Deserialize)]
+        struct DueView {
+            enabled: bool,
+            #[serde(default)]
+            suspended: Option<serde::de::IgnoredAny>,
+            next_run: Option<u64>,
+        }
+        let mut due = Vec::new();
+        for (id, v) in self.store.list(JOBS_INDEX)? {
+            let view: DueView = parse(&id, &v.source)?;
+            if view.enabled && view.suspended.is_none() && view.next_run.is_some_and(|t| t <= now) {
+                due.push(id);
+            }
+        }
+        Ok(due)
     }
 
     /// Registers a job, or — same extension, user and name — replaces its
@@ -221,16 +258,13 @@ impl JobStore {
         }
         r.schedule.validate()?;
         let next_run = r.schedule.first_run(now);
-        let _guard =
-            self.registering.lock().map_err(|_| JobError::Invalid("job store lock poisoned".into()))?;
-        let mine: Vec<(String, Job)> = self
-            .list()?
-            .into_iter()
-            .filter(|(_, _, who)| who.extension == r.extension && who.user == r.user)
-            .map(|(id, job, _)| (id, job))
-            .collect();
-        if let Some((id, _)) = mine.iter().find(|(_, job)| job.name == r.name) {
-            let id = id.clone();
+        if r.user.chars().any(char::is_control) {
+            return Err(JobError::Invalid("a job's owner name cannot hold control characters".into()));
+        }
+        let key = name_key(r.extension, r.user, r.name);
+        if let Some(existing) = self.store.get(NAMES_INDEX, &key)? {
+            let id = String::from_utf8(existing.source)
+                .map_err(|e| JobError::Corrupt { id: key.clone(), message: e.to_string() })?;
             self.update(&id, |job| {
                 job.schedule = r.schedule.clone();
                 job.params = r.params.clone();
@@ -242,7 +276,7 @@ impl JobStore {
             })?;
             return Ok((id, false));
         }
-        if mine.len() >= MAX_JOBS_PER_OWNER {
+        if self.ids_of(r.extension, r.user)?.len() >= MAX_JOBS_PER_OWNER {
             return Err(JobError::Limit(format!(
                 "user `{}` already has {MAX_JOBS_PER_OWNER} jobs in extension `{}`; unregister some first",
                 r.user, r.extension
@@ -273,7 +307,15 @@ impl JobStore {
             created_at: now,
             updated_at: now,
         };
+        // The name entry is created with the job, compare-and-set: of two
+        // registrations racing for one name, one wins, the other conflicts.
         self.store.write(&[
+            Write {
+                index: NAMES_INDEX,
+                id: &key,
+                source: Some(id.clone().into_bytes()),
+                expect: Expect::Absent,
+            },
             Write { index: JOBS_INDEX, id: &id, source: Some(to_json(&job)?), expect: Expect::Absent },
             Write {
                 index: IDENTITIES_INDEX,
@@ -290,15 +332,31 @@ impl JobStore {
     pub fn update(
         &self,
         id: &str,
+        edit: impl FnMut(&mut Job) -> Result<(), JobError>,
+    ) -> Result<Job, JobError> {
+        self.update_releasing(id, None, edit)
+    }
+
+    /// [`JobStore::update`], releasing the lease taken at `lease` in the
+    /// same transaction (a run's outcome and its unlock: one commit). A
+    /// lease taken over since is left to its new holder.
+    pub fn update_releasing(
+        &self,
+        id: &str,
+        mut lease: Option<Version>,
         mut edit: impl FnMut(&mut Job) -> Result<(), JobError>,
     ) -> Result<Job, JobError> {
         for _ in 0..CAS_RETRIES {
             let (mut job, version) = self.get(id)?.ok_or_else(|| JobError::NotFound(id.to_owned()))?;
             edit(&mut job)?;
-            let write =
-                Write { index: JOBS_INDEX, id, source: Some(to_json(&job)?), expect: version.expect() };
-            match self.store.write(&[write]) {
+            let mut writes =
+                vec![Write { index: JOBS_INDEX, id, source: Some(to_json(&job)?), expect: version.expect() }];
+            if let Some(lease) = lease {
+                writes.push(Write { index: LOCKS_INDEX, id, source: None, expect: lease.expect() });
+            }
+            match self.store.write(&writes) {
                 Ok(_) => return Ok(job),
+                Err(StoreError::Conflict { index, .. }) if index == LOCKS_INDEX => lease = None,
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(e.into()),
             }
@@ -306,7 +364,8 @@ impl JobStore {
         Err(JobError::Contended(id.to_owned()))
     }
 
-    /// Re-associates a job with another user (an administrator's act).
+    /// Re-associates a job with another user (an administrator's act). The
+    /// new owner must not already have a job of the same name there.
     pub fn set_owner(
         &self,
         id: &str,
@@ -314,20 +373,44 @@ impl JobStore {
         auth_source: &str,
         now: u64,
     ) -> Result<JobIdentity, JobError> {
+        if user.chars().any(char::is_control) {
+            return Err(JobError::Invalid("a job's owner name cannot hold control characters".into()));
+        }
+        let (job, _) = self.get(id)?.ok_or_else(|| JobError::NotFound(id.to_owned()))?;
         for _ in 0..CAS_RETRIES {
             let (mut identity, version) =
                 self.identity(id)?.ok_or_else(|| JobError::NotFound(id.to_owned()))?;
+            let old_key = name_key(&identity.extension, &identity.user, &job.name);
+            let new_key = name_key(&identity.extension, user, &job.name);
+            if old_key == new_key {
+                return Ok(identity);
+            }
+            if self.store.get(NAMES_INDEX, &new_key)?.is_some() {
+                return Err(JobError::Invalid(format!(
+                    "user `{user}` already has a job named `{}` in extension `{}`",
+                    job.name, identity.extension
+                )));
+            }
             identity.user = user.to_owned();
             identity.auth_source = auth_source.to_owned();
             identity.backend_roles.clear();
             identity.updated_at = now;
-            let write = Write {
-                index: IDENTITIES_INDEX,
-                id,
-                source: Some(to_json(&identity)?),
-                expect: version.expect(),
-            };
-            match self.store.write(&[write]) {
+            let writes = [
+                Write {
+                    index: IDENTITIES_INDEX,
+                    id,
+                    source: Some(to_json(&identity)?),
+                    expect: version.expect(),
+                },
+                Write { index: NAMES_INDEX, id: &old_key, source: None, expect: Expect::Any },
+                Write {
+                    index: NAMES_INDEX,
+                    id: &new_key,
+                    source: Some(id.as_bytes().to_vec()),
+                    expect: Expect::Absent,
+                },
+            ];
+            match self.store.write(&writes) {
                 Ok(_) => return Ok(identity),
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(e.into()),
@@ -338,11 +421,14 @@ impl JobStore {
 
     /// Removes a job, its identity and any lease together.
     pub fn remove(&self, id: &str) -> Result<(), JobError> {
-        if self.get(id)?.is_none() {
-            return Err(JobError::NotFound(id.to_owned()));
+        let (job, _) = self.get(id)?.ok_or_else(|| JobError::NotFound(id.to_owned()))?;
+        let name = self.identity(id)?.map(|(who, _)| name_key(&who.extension, &who.user, &job.name));
+        let delete = |index, id| Write { index, id, source: None, expect: Expect::Any };
+        let mut writes = vec![delete(JOBS_INDEX, id), delete(IDENTITIES_INDEX, id), delete(LOCKS_INDEX, id)];
+        if let Some(name) = &name {
+            writes.push(delete(NAMES_INDEX, name));
         }
-        let delete = |index| Write { index, id, source: None, expect: Expect::Any };
-        self.store.write(&[delete(JOBS_INDEX), delete(IDENTITIES_INDEX), delete(LOCKS_INDEX)])?;
+        self.store.write(&writes)?;
         Ok(())
     }
 
@@ -361,7 +447,10 @@ impl JobStore {
             Some((_, version)) => version.expect(),
         };
         let lock = JobLock { holder: holder.to_owned(), expires_at };
-        match self.store.write(&[Write { index: LOCKS_INDEX, id, source: Some(to_json(&lock)?), expect }]) {
+        // Volatile: a lease lost in a crash only lets the job run again,
+        // which a crash needs anyway; the run's outcome is written durably.
+        let write = Write { index: LOCKS_INDEX, id, source: Some(to_json(&lock)?), expect };
+        match self.store.write_volatile(&[write]) {
             Ok(mut versions) => {
                 Ok(versions.pop().map(|v| Version { seq_no: v.seq_no, primary_term: v.primary_term }))
             }
@@ -466,9 +555,18 @@ mod tests {
         let (identity, _) = jobs.identity(&id)?.ok_or("identity missing")?;
         assert_eq!(identity.user, "ana");
         assert!(!String::from_utf8(serde_json::to_vec(&job)?)?.contains("ana"));
-        assert_eq!(jobs.list()?.len(), 2);
+        assert_eq!(jobs.ids_of("reporter", "ana")?, std::slice::from_ref(&id));
+        // Bob already has a `nightly`: ana's cannot become his.
+        let clash = jobs.set_owner(&id, "bob", "internal", 3_000).err().map(|e| e.to_string());
+        assert!(clash.is_some_and(|e| e.contains("already has a job named `nightly`")));
+        let (carl_id, _) = jobs.register(registration("ana", "weekly"), 1_000)?;
+        jobs.set_owner(&carl_id, "carl", "internal", 3_000)?;
+        assert_eq!(jobs.ids_of("reporter", "carl")?, std::slice::from_ref(&carl_id));
+        assert_eq!(jobs.register(registration("carl", "weekly"), 4_000)?, (carl_id, false));
+        assert!(jobs.register(registration("ana", "weekly"), 4_000)?.1, "ana's name was freed");
         jobs.remove(&id)?;
         assert!(jobs.identity(&id)?.is_none() && jobs.get(&id)?.is_none());
+        assert!(jobs.ids_of("reporter", "ana")?.iter().all(|other| *other != id));
         assert!(matches!(jobs.remove(&id), Err(JobError::NotFound(_))));
         Ok(())
     }

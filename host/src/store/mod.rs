@@ -138,6 +138,22 @@ impl Store {
         Ok(out)
     }
 
+    /// The documents of `index` whose ids start with `prefix`, by id.
+    pub fn list_prefix(&self, index: &str, prefix: &str) -> Result<Vec<(String, Versioned)>, StoreError> {
+        let txn = self.db.begin_read().map_err(io)?;
+        let table = txn.open_table(DOCS).map_err(io)?;
+        let mut out = Vec::new();
+        for entry in table.range((index, prefix)..).map_err(io)? {
+            let (key, value) = entry.map_err(io)?;
+            let (entry_index, id) = key.value();
+            if entry_index != index || !id.starts_with(prefix) {
+                break;
+            }
+            out.push((id.to_owned(), decode(index, id, value.value())?));
+        }
+        Ok(out)
+    }
+
     /// How many documents `index` holds, and those at positions
     /// `skip..skip + take` in id order — without reading the others' values.
     pub fn page(
@@ -169,13 +185,30 @@ impl Store {
         self.write_indexed(writes, None)
     }
 
+    /// [`Store::write`] without waiting for the disk: atomic and visible at
+    /// once, made durable by the next ordinary write. Only for state whose
+    /// loss in a crash is harmless — a job's lease, which a crash ends anyway.
+    pub fn write_volatile(&self, writes: &[Write<'_>]) -> Result<Vec<Versioned>, StoreError> {
+        self.write_with(writes, None, redb::Durability::None)
+    }
+
     /// [`Store::write`], keeping the postings of `indexer` in step.
     pub fn write_indexed(
         &self,
         writes: &[Write<'_>],
         indexer: Option<&Indexer>,
     ) -> Result<Vec<Versioned>, StoreError> {
-        let txn = self.db.begin_write().map_err(io)?;
+        self.write_with(writes, indexer, redb::Durability::Immediate)
+    }
+
+    fn write_with(
+        &self,
+        writes: &[Write<'_>],
+        indexer: Option<&Indexer>,
+        durability: redb::Durability,
+    ) -> Result<Vec<Versioned>, StoreError> {
+        let mut txn = self.db.begin_write().map_err(io)?;
+        txn.set_durability(durability);
         let mut results = Vec::with_capacity(writes.len());
         {
             let mut docs = txn.open_table(DOCS).map_err(io)?;
@@ -386,6 +419,10 @@ mod tests {
         store.write(&[put("j", "z", "other", Expect::Any), put("i", "c", "three", Expect::Any)])?;
         let ids: Vec<String> = store.list("i")?.into_iter().map(|(id, _)| id).collect();
         assert_eq!(ids, ["a", "c"]);
+        store.write(&[put("i", "ab", "x", Expect::Any), put("i", "b", "y", Expect::Any)])?;
+        let ids: Vec<String> = store.list_prefix("i", "a")?.into_iter().map(|(id, _)| id).collect();
+        assert_eq!(ids, ["a", "ab"]);
+        store.write(&[Write { index: "i", id: "ab", source: None, expect: Expect::Any }])?;
         store.write(&[Write { index: "i", id: "c", source: None, expect: Expect::Any }])?;
         assert_eq!(store.get("i", "c")?, None);
         Ok(())

@@ -1,0 +1,126 @@
+//! `jobs`: what the scheduler adds to a job run, and what a dispatcher tick
+//! costs as jobs pile up.
+//!
+//! - `run/bare`: `LoadedExtension::run_job` with no session — a fresh
+//!   instance and the runner's call, the floor.
+//! - `run/scheduled`: `Scheduler::run_now` on the same extension — lease
+//!   (a CAS write), owner resolved against the live security config, a
+//!   fresh OBO token, the run, the outcome and next run (a CAS write), the
+//!   lease released (a write), the JOB_RUN audit line. Three durable store
+//!   commits per run dominate.
+//! - `tick_scan/<n>`: finding the due jobs, as each dispatcher tick does,
+//!   with n jobs stored (all due: the worst case).
+//!
+//! Run with `cargo bench -p warden-host --bench jobs`.
+
+use std::sync::Arc;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use warden_host::audit::AuditLog;
+use warden_host::cluster::embedded::Embedded;
+use warden_host::cluster::gateway::ClusterGateway;
+use warden_host::registry::Registry;
+use warden_host::runtime::bindings::job_runner;
+use warden_host::runtime::capabilities::cluster::Session;
+use warden_host::runtime::{Runtime, RuntimeConfig};
+use warden_host::scheduler::jobs::{JobStore, Registration};
+use warden_host::scheduler::schedule::Schedule;
+use warden_host::scheduler::{Scheduler, SchedulerConfig};
+use warden_host::security::Security;
+use warden_host::security::obo::TokenService;
+use warden_host::store::Store;
+
+type Error = Box<dyn std::error::Error>;
+
+fn bench(c: &mut Criterion) {
+    if let Err(e) = run(c) {
+        eprintln!("jobs bench failed: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn registration(user: &str, name: &str) -> Registration<'static> {
+    Registration {
+        extension: "bench",
+        user: Box::leak(user.to_owned().into_boxed_str()),
+        auth_source: "internal",
+        backend_roles: &[],
+        name: Box::leak(name.to_owned().into_boxed_str()),
+        schedule: Schedule::Interval(3600),
+        params: "{}".into(),
+    }
+}
+
+fn run(c: &mut Criterion) -> Result<(), Error> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let dir = tempfile::tempdir()?;
+    let store = Arc::new(Store::open(&dir.path().join("store").join("warden.redb"))?);
+    let (security, _) = Security::bootstrap(store.clone(), None, Some("Bench-Admin-Pass-1"))?;
+    let tokens = Arc::new(TokenService::load_or_create(&store, "bench")?);
+    let security = Arc::new(security.with_obo(tokens.clone()));
+    let audit = Arc::new(AuditLog::open(&dir.path().join("audit"), Default::default())?);
+    let backend = Embedded::new(store.clone(), "bench")?;
+    let gateway = Arc::new(ClusterGateway::new(Box::new(backend), tokens, security.clone(), audit.clone()));
+
+    let runtime = Runtime::new(RuntimeConfig::default())?;
+    let ext_dir = dir.path().join("extensions").join("bench");
+    std::fs::create_dir_all(&ext_dir)?;
+    std::fs::copy(warden_test_artifacts::GUEST_HOST_CALLS, ext_dir.join("c.wasm"))?;
+    std::fs::write(
+        ext_dir.join("extension.toml"),
+        "id = \"bench\"\nversion = \"1\"\ncomponent = \"c.wasm\"\ncapabilities = [\"cluster\", \"scheduler\"]\n",
+    )?;
+    let registry = Arc::new(Registry::load_dir(&runtime, &dir.path().join("extensions"), dir.path()));
+    let extension = registry.get("bench").ok_or("the bench extension did not load")?.clone();
+    let jobs = JobStore::new(store.clone());
+    let scheduler = Arc::new(Scheduler::new(
+        jobs,
+        security,
+        Some(gateway),
+        audit,
+        registry.clone(),
+        SchedulerConfig::default(),
+    ));
+    let (id, _) = scheduler.jobs().register(registration("admin", "bench"), 0)?;
+
+    let context = || job_runner::JobContext {
+        job_id: id.clone(),
+        job_name: "bench".into(),
+        params: "{}".into(),
+        scheduled_at: 0,
+        attempt: 1,
+    };
+    let bare = async || extension.run_job("admin".into(), Session::default(), context()).await;
+    let scheduled = async || scheduler.run_now(&id).await;
+    // Both must really run before they are timed.
+    if !matches!(rt.block_on(bare())?, job_runner::Outcome::Success(_)) || !rt.block_on(scheduled())? {
+        return Err("the bench job did not run".into());
+    }
+    let after = scheduler.jobs().get(&id)?.ok_or("job vanished")?.0;
+    if after.last_run.map(|r| r.message) != Some("nothing to do, attempt 1".into()) {
+        return Err("the scheduled run did not succeed".into());
+    }
+
+    let mut group = c.benchmark_group("jobs/run");
+    group.bench_function("bare", |b| b.iter(|| rt.block_on(bare())));
+    group.bench_function("scheduled", |b| b.iter(|| rt.block_on(scheduled())));
+    group.finish();
+
+    let mut group = c.benchmark_group("jobs/tick_scan");
+    let mut stored = 1;
+    for n in [100usize, 1_000, 10_000] {
+        while stored < n {
+            let user = format!("u{}", stored / 100);
+            scheduler.jobs().register(registration(&user, &format!("j{stored}")), 0)?;
+            stored += 1;
+        }
+        group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+            b.iter(|| scheduler.jobs().due(u64::MAX).map(|d| d.len()))
+        });
+    }
+    group.finish();
+    Ok(())
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
