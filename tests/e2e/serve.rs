@@ -37,6 +37,54 @@ fn assert_hello_still_answers(server: &Server) -> TestResult {
     Ok(())
 }
 
+/// examples/reporter: a summary registered over REST runs on its schedule
+/// as the user who asked and writes its report; only the window counts.
+#[test]
+fn reporter() -> TestResult {
+    use reqwest::Method;
+    use serde_json::json;
+    let (_deployment, server) = serve_with(|d| {
+        d.install("reporter", REPORTER, r#"capabilities = ["cluster", "scheduler"]"#).map(drop)
+    })?;
+    let policy = json!({"index_permissions": [
+        {"index_patterns": ["logs-*"], "allowed_actions": ["read"]},
+        {"index_patterns": ["reports"], "allowed_actions": ["crud", "create_index"]},
+    ]});
+    let reply = server.send(Method::PUT, "/_plugins/_security/api/roles/extension:reporter", &policy)?;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
+    let mut bulk = String::new();
+    for (level, at) in [("error", now), ("info", now), ("info", now - 1000), ("error", 1_600_000_000_000)] {
+        bulk.push_str("{\"index\":{\"_index\":\"logs-app\"}}\n");
+        bulk.push_str(&json!({"level": level, "@timestamp": at}).to_string());
+        bulk.push('\n');
+    }
+    let reply = server.request(Method::POST, "/_bulk?refresh=true", &bulk)?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+
+    let spec = json!({"source": "logs-*", "field": "level", "window": "1d", "every_secs": 1});
+    let reply = server.send(Method::PUT, "/_extensions/reporter/summaries/app-daily", &spec)?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let report = loop {
+        let reports = server.get("/_extensions/reporter/summaries/app-daily/reports")?.json();
+        if let Some(first) = reports["reports"].get(0) {
+            break first.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "no report: {reports}\n{}", server.logs());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(report["total"], 3, "the 2020 event is outside the window: {report}");
+    assert_eq!(report["counts"], json!({"error": 1, "info": 2}), "{report}");
+    assert_eq!(report["summary"], "app-daily");
+    let listed = server.get("/_extensions/reporter/summaries")?.json();
+    assert_eq!(listed["summaries"][0]["params"]["source"], "logs-*", "{listed}");
+    let reply = server.request(Method::DELETE, "/_extensions/reporter/summaries/app-daily", "")?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(server.get("/_extensions/reporter/summaries")?.json()["summaries"], json!([]));
+    Ok(())
+}
+
 #[test]
 fn hello_world() -> TestResult {
     let (_deployment, server) = serve_with(|_| Ok(()))?;
