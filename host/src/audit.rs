@@ -111,6 +111,8 @@ pub struct Filter {
     pub category: Option<String>,
     pub user: Option<String>,
     pub extension: Option<String>,
+    /// A job's id: its runs and changes.
+    pub job: Option<String>,
     /// Milliseconds since the epoch, inclusive.
     pub from: Option<u64>,
     pub to: Option<u64>,
@@ -180,6 +182,7 @@ impl AuditLog {
             .filter(|e| category.is_none() || e.category == category)
             .filter(|e| filter.user.as_deref().is_none_or(|u| e.user.as_deref() == Some(u)))
             .filter(|e| filter.extension.as_deref().is_none_or(|x| e.extension.as_deref() == Some(x)))
+            .filter(|e| filter.job.as_deref().is_none_or(|j| e.job.as_deref() == Some(j)))
             .filter(|e| filter.from.is_none_or(|from| e.time_ms >= from))
             .filter(|e| filter.to.is_none_or(|to| e.time_ms <= to))
             .collect();

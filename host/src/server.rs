@@ -129,7 +129,7 @@ async fn authenticate(State(state): State<Arc<AppState>>, mut request: Request, 
     response
 }
 
-/// `GET /_warden/audit?category=&user=&extension=&from=&to=&size=`: needs
+/// `GET /_warden/audit?category=&user=&extension=&job=&from=&to=&size=`: needs
 /// `restapi:admin/audit` (security managers and all_access).
 async fn audit(
     State(state): State<Arc<AppState>>,

@@ -337,6 +337,17 @@ fn jobs_survive_a_restart() -> TestResult {
     assert_eq!(view["user"], "ana");
     let found = server.send(Method::POST, "/job-later/_count", &json!({}))?.json();
     assert_eq!(found["count"], 1, "{found}");
+    let runs_of_later = audit(&server, &format!("category=JOB_RUN&job={id}"))?;
+    assert_eq!(runs_of_later.len(), 1, "{runs_of_later:?}");
+
+    // The extension is replaced by a version without the `scheduler` grant:
+    // its jobs stop (suspended, named) instead of running ungranted.
+    let every = registered(&server, ANA, "every", json!({"interval": 1}), json!({}))?;
+    drop(server);
+    deployment.install("probe", warden_test_artifacts::HELLO_WORLD, "capabilities = []")?;
+    let server = start(&deployment)?;
+    let view = wait_for(&server, &every, "suspension", |v| v["suspended"].is_string())?;
+    assert_eq!(view["suspended"], "extension `probe` is no longer granted `scheduler`", "{view}");
     Ok(())
 }
 

@@ -208,6 +208,11 @@ impl Scheduler {
         let Some(extension) = self.registry.get(&job.extension) else {
             return Step::Ran(RunStatus::Skipped, format!("extension `{}` is not loaded", job.extension));
         };
+        // Capabilities are checked at every call: an extension whose
+        // `scheduler` grant was withdrawn runs no more jobs.
+        if !extension.manifest.capabilities.contains(&Capability::Scheduler) {
+            return Step::Suspend(format!("extension `{}` is no longer granted `scheduler`", job.extension));
+        }
         let session = match self.job_session(id, extension, &identity, &owner, request_id) {
             Ok(session) => session,
             Err(e) => return Step::Ran(RunStatus::Error, e),
