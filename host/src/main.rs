@@ -67,6 +67,14 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// List and manage scheduled jobs of a running server (your own; all
+    /// of them with `restapi:admin/jobs`).
+    Jobs {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
     /// Set a user's password in the data directory of a stopped server:
     /// the way back in after losing the admin password. The new password
     /// comes from WARDEN_NEW_PASSWORD or a prompt.
@@ -106,6 +114,35 @@ enum SecurityCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum JobsCommand {
+    /// One line per job: id, extension, name, user, schedule, state, last run.
+    List {
+        #[arg(long)]
+        extension: Option<String>,
+        /// Only the jobs that run as this user.
+        #[arg(long)]
+        owner: Option<String>,
+    },
+    /// Everything about one job, as JSON.
+    Show { id: String },
+    /// Resume a disabled or suspended job (its owner is checked again).
+    Enable { id: String },
+    /// Pause a job.
+    Disable { id: String },
+    /// Run a job at the next tick.
+    Run { id: String },
+    /// Remove a job.
+    Rm { id: String },
+    /// Give a job to another user (needs `restapi:admin/jobs`; audited).
+    Owner {
+        id: String,
+        /// The new owner (named apart from the global `--user`, who logs in).
+        #[arg(value_name = "USER")]
+        new_owner: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum UserCommand {
     /// Create a user (the password is read from WARDEN_NEW_PASSWORD or asked).
     Add {
@@ -142,6 +179,20 @@ fn main() -> std::process::ExitCode {
                 }
                 UserCommand::Passwd { name } => manage::user_passwd(&client, &name),
                 UserCommand::Rm { name } => manage::user_rm(&client, &name),
+            })
+        }
+        Command::Jobs { server, command } => {
+            use manage::JobAction;
+            manage::Client::connect(&server.url, &server.user).and_then(|client| match command {
+                JobsCommand::List { extension, owner } => {
+                    manage::jobs_list(&client, extension.as_deref(), owner.as_deref())
+                }
+                JobsCommand::Show { id } => manage::jobs_act(&client, &id, JobAction::Show),
+                JobsCommand::Enable { id } => manage::jobs_act(&client, &id, JobAction::Enable),
+                JobsCommand::Disable { id } => manage::jobs_act(&client, &id, JobAction::Disable),
+                JobsCommand::Run { id } => manage::jobs_act(&client, &id, JobAction::Run),
+                JobsCommand::Rm { id } => manage::jobs_act(&client, &id, JobAction::Remove),
+                JobsCommand::Owner { id, new_owner } => manage::jobs_owner(&client, &id, &new_owner),
             })
         }
         Command::ResetPassword { user, data_dir } => reset_password(&user, &data_dir),

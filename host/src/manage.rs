@@ -1,5 +1,6 @@
 //! Management commands of the `warden` binary that talk to a running
-//! server over its REST API: `security import|export`, `user add|passwd|rm`.
+//! server over its REST API: `security import|export`, `user add|passwd|rm`,
+//! `jobs list|show|enable|disable|run|rm|owner`.
 //! Credentials: `--user`/`WARDEN_USER`, password from `WARDEN_PASSWORD` or
 //! a prompt. New passwords are read from `WARDEN_NEW_PASSWORD` or a prompt,
 //! never from the command line (where `ps` would show them).
@@ -137,5 +138,94 @@ pub fn user_rm(client: &Client, name: &str) -> anyhow::Result<()> {
         None,
     )?;
     println!("{}", answer["message"].as_str().unwrap_or("done"));
+    Ok(())
+}
+
+/// What `warden jobs` does to one job.
+#[derive(Debug, Clone, Copy)]
+pub enum JobAction {
+    Show,
+    Enable,
+    Disable,
+    Run,
+    Remove,
+}
+
+/// `warden jobs list`: one line per job the caller may see.
+pub fn jobs_list(client: &Client, extension: Option<&str>, user: Option<&str>) -> anyhow::Result<()> {
+    let mut query = Vec::new();
+    if let Some(extension) = extension {
+        query.push(format!("extension={extension}"));
+    }
+    if let Some(user) = user {
+        query.push(format!("user={user}"));
+    }
+    let path = format!("/_warden/jobs?{}", query.join("&"));
+    let answer = client.send(reqwest::Method::GET, &path, None)?;
+    let jobs = answer["jobs"].as_array().cloned().unwrap_or_default();
+    if jobs.is_empty() {
+        println!("no jobs");
+        return Ok(());
+    }
+    println!(
+        "{:<32}  {:<12}  {:<20}  {:<12}  {:<18}  {:<24}  last run",
+        "id", "extension", "name", "user", "schedule", "state / next run"
+    );
+    for job in &jobs {
+        let state = match (&job["suspended"], job["enabled"].as_bool()) {
+            (Value::String(_), _) => "suspended".to_owned(),
+            (_, Some(false)) => "disabled".to_owned(),
+            _ => job["next_run_at"].as_str().unwrap_or("never again").to_owned(),
+        };
+        let last = match &job["last_run"] {
+            Value::Object(run) => format!(
+                "{} (attempt {}): {}",
+                run.get("status").and_then(Value::as_str).unwrap_or("?"),
+                run.get("attempt").and_then(Value::as_u64).unwrap_or(0),
+                run.get("message").and_then(Value::as_str).unwrap_or("")
+            ),
+            _ => "-".to_owned(),
+        };
+        println!(
+            "{:<32}  {:<12}  {:<20}  {:<12}  {:<18}  {:<24}  {last}",
+            job["id"].as_str().unwrap_or(""),
+            job["extension"].as_str().unwrap_or(""),
+            job["name"].as_str().unwrap_or(""),
+            job["user"].as_str().unwrap_or(""),
+            job["schedule"].to_string(),
+            state,
+        );
+    }
+    Ok(())
+}
+
+/// `warden jobs show|enable|disable|run|rm <id>`: prints the job after.
+pub fn jobs_act(client: &Client, id: &str, action: JobAction) -> anyhow::Result<()> {
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
+        bail!("`{id}` is not a job id (hex, as `warden jobs list` shows)");
+    }
+    let (method, path) = match action {
+        JobAction::Show => (reqwest::Method::GET, format!("/_warden/jobs/{id}")),
+        JobAction::Enable => (reqwest::Method::POST, format!("/_warden/jobs/{id}/_enable")),
+        JobAction::Disable => (reqwest::Method::POST, format!("/_warden/jobs/{id}/_disable")),
+        JobAction::Run => (reqwest::Method::POST, format!("/_warden/jobs/{id}/_run")),
+        JobAction::Remove => (reqwest::Method::DELETE, format!("/_warden/jobs/{id}")),
+    };
+    let answer = client.send(method, &path, None)?;
+    println!("{}", serde_json::to_string_pretty(&answer)?);
+    Ok(())
+}
+
+/// `warden jobs owner <id> <user>`: gives the job to another user.
+pub fn jobs_owner(client: &Client, id: &str, user: &str) -> anyhow::Result<()> {
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
+        bail!("`{id}` is not a job id (hex, as `warden jobs list` shows)");
+    }
+    let answer = client.send(
+        reqwest::Method::PUT,
+        &format!("/_warden/jobs/{id}/_owner"),
+        Some(&json!({ "user": user })),
+    )?;
+    println!("job {id} now runs as `{}`", answer["user"].as_str().unwrap_or(user));
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! The management CLI against a running server: `warden hash`,
-//! `warden user add|passwd|rm`, `warden security export|import`.
+//! `warden user add|passwd|rm`, `warden security export|import`, `warden jobs`.
 
 mod support;
 
@@ -136,5 +136,46 @@ fn reset_password_recovers_a_stopped_server() -> TestResult {
     let server = deployment.start()?;
     assert_eq!(server.get_as("admin", "Recovered-Pass-42", "/_plugins/_security/authinfo")?.status, 200);
     assert_eq!(server.get_as("admin", ADMIN_PASSWORD, "/_plugins/_security/authinfo")?.status, 401);
+    Ok(())
+}
+
+#[test]
+fn jobs_are_listed_and_managed_remotely() -> TestResult {
+    let deployment = Deployment::new()?;
+    deployment.install(
+        "probe",
+        warden_test_artifacts::GUEST_HOST_CALLS,
+        r#"capabilities = ["cluster", "scheduler"]"#,
+    )?;
+    let server = deployment.start()?;
+    let (ok, out, err) = run(&server, &["jobs", "list"], None)?;
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "no jobs");
+    // The probe registers a job `probe` (every 60 s) for admin.
+    let registered = server.get("/_extensions/probe/schedule")?.json();
+    assert_eq!(registered["outcome"], "ok", "{registered}");
+    let (ok, out, err) = run(&server, &["jobs", "list", "--extension", "probe", "--owner", "admin"], None)?;
+    assert!(ok, "{err}");
+    let line = out.lines().nth(1).ok_or("no job line")?;
+    assert!(line.contains("probe") && line.contains("admin") && line.contains(r#"{"interval":60}"#), "{out}");
+    let id = line.split_whitespace().next().ok_or("no id")?.to_owned();
+
+    let (ok, out, err) = run(&server, &["jobs", "disable", &id], None)?;
+    assert!(ok, "{err}");
+    assert!(out.contains(r#""enabled": false"#), "{out}");
+    let (ok, out, _) = run(&server, &["jobs", "list"], None)?;
+    assert!(ok && out.contains("disabled"), "{out}");
+    // Refusals name the problem.
+    let (ok, _, err) = run(&server, &["jobs", "owner", &id, "nobody"], None)?;
+    assert!(!ok && err.contains("no internal user `nobody`"), "{err}");
+    let (ok, _, err) = run(&server, &["jobs", "show", "../_enable"], None)?;
+    assert!(!ok && err.contains("is not a job id"), "{err}");
+    let (ok, _, err) = run(&server, &["jobs", "run", &id], None)?;
+    assert!(!ok && err.contains("disabled or suspended"), "{err}");
+
+    let (ok, _, err) = run(&server, &["jobs", "rm", &id], None)?;
+    assert!(ok, "{err}");
+    let (ok, out, _) = run(&server, &["jobs", "list"], None)?;
+    assert!(ok && out.trim() == "no jobs", "{out}");
     Ok(())
 }
