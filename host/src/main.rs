@@ -320,8 +320,15 @@ fn serve(
     let backend = Embedded::new(store.clone(), &cluster_name).context("cannot open the cluster store")?;
     let gateway = Arc::new(ClusterGateway::new(Box::new(backend), tokens, security.clone(), audit.clone()));
     let registry = Arc::new(registry);
+    let jobs = JobStore::new(store.clone());
+    // This process alone has the embedded store open: leases left in it
+    // are from runs the last process never finished.
+    match jobs.release_all_leases().context("cannot read the job store")? {
+        0 => {}
+        n => tracing::info!(leases = n, "released job leases left by the previous process"),
+    }
     let scheduler = Arc::new(Scheduler::new(
-        JobStore::new(store.clone()),
+        jobs,
         security.clone(),
         Some(gateway.clone()),
         audit.clone(),
@@ -354,6 +361,10 @@ fn serve(
         let dispatcher = scheduler.spawn();
         server::serve(listener, state, shutdown_signal()).await.context("server failed")?;
         dispatcher.abort();
+        let unfinished = scheduler.drain(std::time::Duration::from_secs(10)).await;
+        if unfinished > 0 {
+            tracing::warn!(unfinished, "stopping with job runs unfinished; they run again after the restart");
+        }
         tracing::info!("warden stopped");
         // Keep the engine (and its epoch ticker) alive until serving ends.
         drop(runtime);

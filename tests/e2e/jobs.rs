@@ -383,3 +383,26 @@ fn a_long_run_renews_its_token_and_loses_it_with_its_owner() -> TestResult {
     assert!(events.iter().any(|e| e["job"] == json!(id) && e["gate"] == "token"), "{events:?}");
     Ok(())
 }
+
+#[test]
+fn a_run_cut_short_by_a_crash_runs_again_at_restart() -> TestResult {
+    let (deployment, server) = setup()?;
+    let params = json!({"index": "job-crash", "doc": {}, "calls": 3, "pause_ms": 2000});
+    let id = registered(&server, ANA, "cut", json!({"once": 0}), params)?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.send(Method::POST, "/job-crash/_count", &json!({}))?.json()["count"] != 1 {
+        assert!(Instant::now() < deadline, "the first write never came");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server.kill_hard();
+    drop(server);
+    // Its lease (10 s timeout + 30 s) would hold the job back; the new
+    // process releases what the dead one left and runs it again at once.
+    let server = start(&deployment)?;
+    let view = wait_for(&server, &id, "the run again", |v| v["last_run"]["status"] == "success")?;
+    assert_eq!(runs(&view), 1, "{view}");
+    assert!(server.logs().contains("released job leases left by the previous process"), "{}", server.logs());
+    // At least once: the cut run's first write, then the whole run.
+    assert_eq!(server.send(Method::POST, "/job-crash/_count", &json!({}))?.json()["count"], 4);
+    Ok(())
+}

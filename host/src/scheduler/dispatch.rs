@@ -70,6 +70,20 @@ impl Scheduler {
         })
     }
 
+    /// Waits (at most `grace`) for the runs under way to finish; how many
+    /// were still running when it gave up. Called at shutdown, after the
+    /// dispatcher stopped starting new ones.
+    pub async fn drain(&self, grace: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + grace;
+        loop {
+            let running = self.running.lock().map(|r| r.len()).unwrap_or(0);
+            if running == 0 || tokio::time::Instant::now() >= deadline {
+                return running;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Starts every job due at `now` that this node can lease; returns how
     /// many started. Each runs in its own task.
     pub fn dispatch_due(self: &Arc<Self>, now: u64) -> usize {

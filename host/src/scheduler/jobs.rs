@@ -459,6 +459,22 @@ impl JobStore {
         }
     }
 
+    /// Drops every lease. Only for a store one process has open (the
+    /// embedded store is locked to its process): the leases found at start
+    /// were left by a run the previous process never finished, and would
+    /// otherwise hold those jobs back until they expire. Returns how many.
+    pub fn release_all_leases(&self) -> Result<usize, JobError> {
+        let leases = self.store.list(LOCKS_INDEX)?;
+        let writes: Vec<Write<'_>> = leases
+            .iter()
+            .map(|(id, _)| Write { index: LOCKS_INDEX, id, source: None, expect: Expect::Any })
+            .collect();
+        if !writes.is_empty() {
+            self.store.write(&writes)?;
+        }
+        Ok(writes.len())
+    }
+
     /// Whether `holder` still holds an unexpired lease on the job.
     pub fn holds_lock(&self, id: &str, holder: &str, now: u64) -> Result<bool, JobError> {
         Ok(self
@@ -609,6 +625,9 @@ mod tests {
         assert!(jobs.holds_lock("j", "node-b", 250)?);
         jobs.unlock("j", taken)?;
         assert!(jobs.try_lock("j", "node-c", 250, 400)?.is_some());
+        // A restart of the only process holding the store frees them all.
+        assert_eq!(jobs.release_all_leases()?, 1);
+        assert!(jobs.try_lock("j", "node-d", 260, 400)?.is_some());
         Ok(())
     }
 
