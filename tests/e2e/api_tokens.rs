@@ -88,7 +88,7 @@ fn api_tokens_are_limited_by_their_creator() -> TestResult {
     std::thread::sleep(std::time::Duration::from_millis(2100));
     let expired = server.get_with_authorization("/logs/_doc/1", Some(&format!("ApiKey {token}")))?;
     assert_eq!(expired.status, 401);
-    assert!(server.logs().contains("API token `short` has expired"), "{}", server.logs());
+    assert!(server.wait_for_log("API token `short` has expired"), "{}", server.logs());
 
     let audit = server.get("/_warden/audit?category=API_TOKEN_WRITE")?.json();
     assert!(audit["total"].as_u64().unwrap_or(0) >= 3, "{audit}");

@@ -199,9 +199,9 @@ fn service_accounts_exist_per_extension_and_can_be_disabled() -> TestResult {
     let mut record = shown.json()["service:probe"].clone();
     assert_eq!(record["attributes"]["service"], "true", "{record}");
     assert_eq!(record["attributes"]["extension"], "probe", "{record}");
-    assert!(server.logs().contains("service account created"), "{}", server.logs());
+    assert!(server.wait_for_log("service account created"), "{}", server.logs());
     // The policy role did not exist at start: the operator was told.
-    assert!(server.logs().contains("has no policy role `extension:probe`"), "{}", server.logs());
+    assert!(server.wait_for_log("has no policy role `extension:probe`"), "{}", server.logs());
     // No password: a Basic login as the account fails, and none can be set.
     assert_eq!(server.get_as("service:probe", "", "/_plugins/_security/authinfo")?.status, 401);
     let with_password = json!({"password": "Some-Password-123", "attributes": record["attributes"]});

@@ -361,7 +361,7 @@ fn a_long_run_renews_its_token_and_loses_it_with_its_owner() -> TestResult {
     let view = wait_for(&server, &id, "the long run", |v| v["last_run"].is_object())?;
     assert_eq!(view["last_run"]["status"], "success", "{view}");
     assert_eq!(server.send(Method::POST, "/job-long/_count", &json!({}))?.json()["count"], 3);
-    assert!(server.logs().contains("job token renewed for a long run"), "{}", server.logs());
+    assert!(server.wait_for_log("job token renewed for a long run"), "{}", server.logs());
 
     // Disabled while the run is under way: the next renewal is refused, so
     // the run loses her authority although its last token has not expired.
@@ -401,7 +401,7 @@ fn a_run_cut_short_by_a_crash_runs_again_at_restart() -> TestResult {
     let server = start(&deployment)?;
     let view = wait_for(&server, &id, "the run again", |v| v["last_run"]["status"] == "success")?;
     assert_eq!(runs(&view), 1, "{view}");
-    assert!(server.logs().contains("released job leases left by the previous process"), "{}", server.logs());
+    assert!(server.wait_for_log("released job leases left by the previous process"), "{}", server.logs());
     // At least once: the cut run's first write, then the whole run.
     assert_eq!(server.send(Method::POST, "/job-crash/_count", &json!({}))?.json()["count"], 4);
     Ok(())

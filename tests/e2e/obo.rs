@@ -75,7 +75,7 @@ fn obo_tokens_act_for_the_user_within_limits() -> TestResult {
     // Revoking the user's tokens takes effect on the next request.
     assert_eq!(server.send(Method::POST, "/_warden/tokens/_revoke", &json!({"user": "admin"}))?.status, 200);
     assert_eq!(server.get_with_authorization("/_plugins/_security/authinfo", Some(&bearer))?.status, 401);
-    assert!(server.logs().contains("is revoked"), "{}", server.logs());
+    assert!(server.wait_for_log("is revoked"), "{}", server.logs());
 
     // Every refusal above is in the audit log with its reason.
     let reasons = |category: &str| -> Result<Vec<String>, Box<dyn std::error::Error>> {

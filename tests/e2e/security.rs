@@ -276,7 +276,7 @@ fn external_jwt_users_get_backend_roles_through_mappings() -> TestResult {
     }
     // Basic stays on beside JWT: admin got the initial password.
     assert_eq!(server.get("/_warden/health")?.status, 200);
-    assert!(server.logs().contains("invalid bearer token: ExpiredSignature"), "{}", server.logs());
+    assert!(server.wait_for_log("invalid bearer token: ExpiredSignature"), "{}", server.logs());
     Ok(())
 }
 

@@ -169,8 +169,12 @@ impl Scheduler {
         let finished = now_ms();
         let identity = self.jobs.identity(id).ok().flatten().map(|(identity, _)| identity);
         match step {
+            // Audited first: whoever sees the job's new state finds the
+            // event that explains it already in the log.
             Step::Suspend(reason) => {
                 tracing::warn!(job = id, extension = job.extension, "job suspended: {reason}");
+                let what = format!("suspended: {reason}");
+                self.audit(Category::JobWrite, &request_id, id, identity.as_ref(), what);
                 let suspended = self.jobs.update_releasing(id, Some(lock), |job| {
                     job.suspended = Some(reason.clone());
                     job.updated_at = finished;
@@ -179,13 +183,6 @@ impl Scheduler {
                 if let Err(e) = suspended {
                     tracing::error!(job = id, "cannot record the suspension: {e}");
                 }
-                self.audit(
-                    Category::JobWrite,
-                    &request_id,
-                    id,
-                    identity.as_ref(),
-                    format!("suspended: {reason}"),
-                );
             }
             Step::Ran(status, message) => {
                 let message =
@@ -195,8 +192,8 @@ impl Scheduler {
                 log_run(id, &job.extension, &record);
                 let what =
                     format!("run {attempt} of `{}`: {:?}: {}", job.name, record.status, record.message);
-                self.record(id, due, record, lock);
                 self.audit(Category::JobRun, &request_id, id, identity.as_ref(), what);
+                self.record(id, due, record, lock);
             }
         }
     }

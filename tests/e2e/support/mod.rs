@@ -144,8 +144,10 @@ impl Server {
         self.log.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
-    /// Waits until the log contains `needle` (guest stdio is logged after
-    /// the response is sent).
+    /// Waits until the log contains `needle`: the server's stderr is read
+    /// by another thread, so a line logged while answering may not be in
+    /// [`Server::logs`] yet when the response arrives (and guest stdio is
+    /// logged after the response is sent).
     pub fn wait_for_log(&self, needle: &str) -> bool {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
