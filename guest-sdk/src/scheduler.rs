@@ -1,7 +1,15 @@
 //! Registers jobs that run later for the current user. Capability: `scheduler`.
 //!
 //! The host keeps who a job runs as; this extension sees only job ids,
-//! schedules and its own parameters.
+//! schedules and its own parameters. The user must consent — hold
+//! `schedule:<extension-id>` — or `register` is `denied`. Registering a
+//! name again updates that job. Runs arrive at [`crate::Extension::run_job`]
+//! with the same user's authority, as it stands at each run.
+//!
+//! ```ignore
+//! use warden_guest::scheduler::{self, Schedule};
+//! let id = scheduler::register("nightly", Schedule::Cron("0 3 * * *".into()), &serde_json::json!({"index": "logs-*"}))?;
+//! ```
 
 use crate::Error;
 use crate::bindings::warden::extension::scheduler as wit;
