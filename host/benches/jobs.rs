@@ -8,8 +8,8 @@
 //!   fresh OBO token, the run, the outcome and next run (a CAS write), the
 //!   lease released (a write), the JOB_RUN audit line. Three durable store
 //!   commits per run dominate.
-//! - `tick_scan/<n>`: finding the due jobs, as each dispatcher tick does,
-//!   with n jobs stored (all due: the worst case).
+//! - `tick_scan/{none_due,all_due}/<n>`: finding the due jobs, as each
+//!   dispatcher tick does, with n jobs stored.
 //!
 //! Run with `cargo bench -p warden-host --bench jobs`.
 
@@ -114,7 +114,11 @@ fn run(c: &mut Criterion) -> Result<(), Error> {
             scheduler.jobs().register(registration(&user, &format!("j{stored}")), 0)?;
             stored += 1;
         }
-        group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+        // Steady state: nothing due yet (each job's first run is an hour on).
+        group.bench_with_input(BenchmarkId::new("none_due", n), &n, |b, _| {
+            b.iter(|| scheduler.jobs().due(1).map(|d| d.len()))
+        });
+        group.bench_with_input(BenchmarkId::new("all_due", n), &n, |b, _| {
             b.iter(|| scheduler.jobs().due(u64::MAX).map(|d| d.len()))
         });
     }

@@ -327,6 +327,8 @@ fn serve(
         0 => {}
         n => tracing::info!(leases = n, "released job leases left by the previous process"),
     }
+    let scheduled = jobs.rebuild_due_index().context("cannot index the jobs")?;
+    tracing::info!(scheduled, "job store ready");
     let scheduler = Arc::new(Scheduler::new(
         jobs,
         security.clone(),

@@ -7,7 +7,9 @@
 //! - `.warden-job-locks`: leases that let one node run a due job;
 //! - `.warden-job-names`: (extension, user, name) → id, created with the
 //!   job by compare-and-set, so a name is unique per owner on any number
-//!   of nodes.
+//!   of nodes;
+//! - `.warden-job-due`: (next run, id) for the jobs that will run, kept in
+//!   the same transaction as each definition change.
 //!
 //! A job's definition and identity are written in one transaction; every
 //! change is compare-and-set on the store's versions, so a run finishing
@@ -27,6 +29,9 @@ pub const LOCKS_INDEX: &str = ".warden-job-locks";
 /// (extension, user, name) → job id: names unique per owner, and an owner's
 /// jobs found without reading everyone's.
 pub const NAMES_INDEX: &str = ".warden-job-names";
+/// (next run, id) of every job that will run: the dispatcher's tick reads
+/// only the entries already due, however many jobs there are.
+pub const DUE_INDEX: &str = ".warden-job-due";
 
 /// Jobs one user may hold in one extension: a hostile extension cannot fill
 /// the store by registering on every request.
@@ -182,6 +187,28 @@ fn owner_prefix(extension: &str, user: &str) -> String {
     format!("{extension}\u{1f}{user}\u{1f}")
 }
 
+/// The job's entry in [`DUE_INDEX`], if it will run: the next run, zero
+/// padded so ids sort by time.
+fn due_key(id: &str, job: &Job) -> Option<String> {
+    let at = job.next_run.filter(|_| job.enabled && job.suspended.is_none())?;
+    Some(format!("{at:020}\u{1f}{id}"))
+}
+
+/// The writes that move a job's due entry from `old` to `new`.
+fn due_writes<'a>(old: &'a Option<String>, new: &'a Option<String>) -> Vec<Write<'a>> {
+    if old == new {
+        return Vec::new();
+    }
+    let mut writes = Vec::new();
+    if let Some(old) = old {
+        writes.push(Write { index: DUE_INDEX, id: old, source: None, expect: Expect::Any });
+    }
+    if let Some(new) = new {
+        writes.push(Write { index: DUE_INDEX, id: new, source: Some(Vec::new()), expect: Expect::Any });
+    }
+    writes
+}
+
 impl JobStore {
     pub fn new(store: Arc<Store>) -> JobStore {
         JobStore { store }
@@ -224,25 +251,38 @@ impl JobStore {
         Ok(out)
     }
 
-    /// The ids of the jobs due at `now`: the dispatcher's scan, run every
-    /// tick. It decodes only the fields that decide, not names or params.
+    /// The ids of the jobs due at `now`, earliest first: the dispatcher's
+    /// tick. Reads only the due entries of [`DUE_INDEX`].
     pub fn due(&self, now: u64) -> Result<Vec<String>, JobError> {
-        /// The part of a [`Job`] that says whether it is due.
-        #[derive(Deserialize)]
-        struct DueView {
-            enabled: bool,
-            #[serde(default)]
-            suspended: Option<serde::de::IgnoredAny>,
-            next_run: Option<u64>,
-        }
-        let mut due = Vec::new();
+        let until = format!("{:020}", now.saturating_add(1));
+        let keys = self.store.ids_between(DUE_INDEX, "", &until)?;
+        Ok(keys.into_iter().filter_map(|key| key.split_once('\u{1f}').map(|(_, id)| id.to_owned())).collect())
+    }
+
+    /// Rebuilds [`DUE_INDEX`] from the definitions, in one transaction (at
+    /// start: whatever the index held, it then agrees with the jobs).
+    /// Returns how many jobs will run.
+    pub fn rebuild_due_index(&self) -> Result<usize, JobError> {
+        let stale = self.store.list(DUE_INDEX)?;
+        let mut fresh = Vec::new();
         for (id, v) in self.store.list(JOBS_INDEX)? {
-            let view: DueView = parse(&id, &v.source)?;
-            if view.enabled && view.suspended.is_none() && view.next_run.is_some_and(|t| t <= now) {
-                due.push(id);
-            }
+            let job: Job = parse(&id, &v.source)?;
+            fresh.extend(due_key(&id, &job));
         }
-        Ok(due)
+        let mut writes: Vec<Write<'_>> = stale
+            .iter()
+            .map(|(key, _)| Write { index: DUE_INDEX, id: key, source: None, expect: Expect::Any })
+            .collect();
+        writes.extend(fresh.iter().map(|key| Write {
+            index: DUE_INDEX,
+            id: key,
+            source: Some(Vec::new()),
+            expect: Expect::Any,
+        }));
+        if !writes.is_empty() {
+            self.store.write(&writes)?;
+        }
+        Ok(fresh.len())
     }
 
     /// Registers a job, or — same extension, user and name — replaces its
@@ -309,7 +349,9 @@ impl JobStore {
         };
         // The name entry is created with the job, compare-and-set: of two
         // registrations racing for one name, one wins, the other conflicts.
-        self.store.write(&[
+        let (never, due) = (None, due_key(&id, &job));
+        let mut writes = due_writes(&never, &due);
+        writes.extend([
             Write {
                 index: NAMES_INDEX,
                 id: &key,
@@ -323,7 +365,8 @@ impl JobStore {
                 source: Some(to_json(&identity)?),
                 expect: Expect::Absent,
             },
-        ])?;
+        ]);
+        self.store.write(&writes)?;
         Ok((id, true))
     }
 
@@ -348,9 +391,12 @@ impl JobStore {
     ) -> Result<Job, JobError> {
         for _ in 0..CAS_RETRIES {
             let (mut job, version) = self.get(id)?.ok_or_else(|| JobError::NotFound(id.to_owned()))?;
+            let was_due = due_key(id, &job);
             edit(&mut job)?;
+            let is_due = due_key(id, &job);
             let mut writes =
                 vec![Write { index: JOBS_INDEX, id, source: Some(to_json(&job)?), expect: version.expect() }];
+            writes.extend(due_writes(&was_due, &is_due));
             if let Some(lease) = lease {
                 writes.push(Write { index: LOCKS_INDEX, id, source: None, expect: lease.expect() });
             }
@@ -423,10 +469,14 @@ impl JobStore {
     pub fn remove(&self, id: &str) -> Result<(), JobError> {
         let (job, _) = self.get(id)?.ok_or_else(|| JobError::NotFound(id.to_owned()))?;
         let name = self.identity(id)?.map(|(who, _)| name_key(&who.extension, &who.user, &job.name));
+        let due = due_key(id, &job);
         let delete = |index, id| Write { index, id, source: None, expect: Expect::Any };
         let mut writes = vec![delete(JOBS_INDEX, id), delete(IDENTITIES_INDEX, id), delete(LOCKS_INDEX, id)];
         if let Some(name) = &name {
             writes.push(delete(NAMES_INDEX, name));
+        }
+        if let Some(due) = &due {
+            writes.push(delete(DUE_INDEX, due));
         }
         self.store.write(&writes)?;
         Ok(())
@@ -628,6 +678,44 @@ mod tests {
         // A restart of the only process holding the store frees them all.
         assert_eq!(jobs.release_all_leases()?, 1);
         assert!(jobs.try_lock("j", "node-d", 260, 400)?.is_some());
+        Ok(())
+    }
+
+    #[test]
+    fn the_due_index_follows_every_change() -> Result<(), Box<dyn std::error::Error>> {
+        let (_dir, jobs) = open()?;
+        let (a, _) = jobs.register(registration("ana", "a"), 1_000)?; // due at 61 000
+        let (b, _) = jobs
+            .register(Registration { schedule: Schedule::Interval(30), ..registration("ana", "b") }, 1_000)?;
+        assert!(jobs.due(30_999)?.is_empty());
+        assert_eq!(jobs.due(31_000)?, std::slice::from_ref(&b));
+        assert_eq!(jobs.due(u64::MAX)?, [b.clone(), a.clone()], "earliest first");
+        let pause = |enabled: bool| {
+            move |job: &mut Job| {
+                job.enabled = enabled;
+                Ok(())
+            }
+        };
+        jobs.update(&b, pause(false))?;
+        assert_eq!(jobs.due(u64::MAX)?, std::slice::from_ref(&a), "disabled jobs are not due");
+        jobs.update(&b, pause(true))?;
+        jobs.update(&a, |job| {
+            job.next_run = Some(5);
+            Ok(())
+        })?;
+        assert_eq!(jobs.due(10)?, std::slice::from_ref(&a), "moved with its next run");
+        jobs.remove(&a)?;
+        assert_eq!(jobs.due(u64::MAX)?, std::slice::from_ref(&b));
+        // A stray entry (a job the index outlived) is dropped by a rebuild.
+        jobs.store.write(&[Write {
+            index: DUE_INDEX,
+            id: "00000000000000000001\u{1f}ghost",
+            source: Some(Vec::new()),
+            expect: Expect::Any,
+        }])?;
+        assert_eq!(jobs.due(u64::MAX)?.len(), 2);
+        assert_eq!(jobs.rebuild_due_index()?, 1);
+        assert_eq!(jobs.due(u64::MAX)?, [b]);
         Ok(())
     }
 

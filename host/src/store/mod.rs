@@ -154,6 +154,19 @@ impl Store {
         Ok(out)
     }
 
+    /// The ids of `index`'s documents in `from..to` (`to` excluded), in
+    /// order, without reading their values.
+    pub fn ids_between(&self, index: &str, from: &str, to: &str) -> Result<Vec<String>, StoreError> {
+        let txn = self.db.begin_read().map_err(io)?;
+        let table = txn.open_table(DOCS).map_err(io)?;
+        let mut out = Vec::new();
+        for entry in table.range((index, from)..(index, to)).map_err(io)? {
+            let (key, _) = entry.map_err(io)?;
+            out.push(key.value().1.to_owned());
+        }
+        Ok(out)
+    }
+
     /// How many documents `index` holds, and those at positions
     /// `skip..skip + take` in id order — without reading the others' values.
     pub fn page(
@@ -422,6 +435,8 @@ mod tests {
         store.write(&[put("i", "ab", "x", Expect::Any), put("i", "b", "y", Expect::Any)])?;
         let ids: Vec<String> = store.list_prefix("i", "a")?.into_iter().map(|(id, _)| id).collect();
         assert_eq!(ids, ["a", "ab"]);
+        assert_eq!(store.ids_between("i", "ab", "c")?, ["ab", "b"]);
+        assert_eq!(store.ids_between("j", "", "\u{10ffff}")?, ["z"]);
         store.write(&[Write { index: "i", id: "ab", source: None, expect: Expect::Any }])?;
         store.write(&[Write { index: "i", id: "c", source: None, expect: Expect::Any }])?;
         assert_eq!(store.get("i", "c")?, None);
