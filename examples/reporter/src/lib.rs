@@ -179,7 +179,8 @@ fn summarise(context: &JobContext) -> Result<String, Error> {
             String::from_utf8_lossy(&written.body)
         )));
     }
-    Ok(format!("{total} documents of {source} since {from} summarised"))
+    let documents = if total == 1 { "document" } else { "documents" };
+    Ok(format!("{total} {documents} of {source} since {from} summarised"))
 }
 
 export_extension!(Reporter);
