@@ -249,6 +249,7 @@ async fn health(
         "uptime_ms": state.started.elapsed().as_millis() as u64,
         "extensions": extensions,
         "failed": registry.failed(),
+        "scheduler": state.scheduler.as_ref().map(|s| s.status()),
     }))
     .into_response()
 }

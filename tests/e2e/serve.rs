@@ -77,6 +77,9 @@ fn reporter() -> TestResult {
     assert_eq!(report["total"], 3, "the 2020 event is outside the window: {report}");
     assert_eq!(report["counts"], json!({"error": 1, "info": 2}), "{report}");
     assert_eq!(report["summary"], "app-daily");
+    let health = server.get("/_warden/health")?.json();
+    assert!(health["scheduler"]["runs_in_progress"].is_u64(), "{health}");
+    assert_eq!(health["scheduler"]["tick_ms"], 500, "{health}");
     let listed = server.get("/_extensions/reporter/summaries")?.json();
     assert_eq!(listed["summaries"][0]["params"]["source"], "logs-*", "{listed}");
     let reply = server.request(Method::DELETE, "/_extensions/reporter/summaries/app-daily", "")?;

@@ -117,6 +117,18 @@ impl Scheduler {
         &self.jobs
     }
 
+    /// For `GET /_warden/health`: runs under way on this node, and jobs due
+    /// but not started (a number that keeps growing means runs fall behind).
+    pub fn status(&self) -> serde_json::Value {
+        let running = self.running.lock().map(|r| r.len()).unwrap_or(0);
+        let due = self.jobs.due(now_ms()).map(|d| d.len().saturating_sub(running));
+        serde_json::json!({
+            "runs_in_progress": running,
+            "jobs_waiting": due.ok(),
+            "tick_ms": u64::try_from(self.config.tick.as_millis()).unwrap_or(u64::MAX),
+        })
+    }
+
     /// Resolves a job's owner now: the user must exist (or have come from
     /// an external authenticator), be enabled and still consent to the
     /// extension scheduling work. The reason names what failed.
