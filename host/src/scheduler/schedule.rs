@@ -15,6 +15,8 @@ const MAX_INSTANT_MS: u64 = 253_402_300_799_999;
 /// How far ahead a cron expression is searched for its next match; one
 /// that names no real day (`0 0 30 2 *`) is refused at registration.
 const CRON_HORIZON_DAYS: u64 = 8 * 366;
+/// Longer expressions are refused before parsing (they are stored too).
+const MAX_CRON_BYTES: usize = 256;
 
 /// A job's schedule, as stored and as the REST API shows it:
 /// `{"once": ms}`, `{"interval": secs}` or `{"cron": "m h dom mon dow"}`.
@@ -46,6 +48,10 @@ impl Schedule {
                 Err(ScheduleError::Interval(*secs))
             }
             Schedule::Interval(_) => Ok(()),
+            Schedule::Cron(expr) if expr.len() > MAX_CRON_BYTES => Err(ScheduleError::Cron {
+                expr: format!("{}…", expr.chars().take(32).collect::<String>()),
+                reason: format!("{} bytes; at most {MAX_CRON_BYTES}", expr.len()),
+            }),
             Schedule::Cron(expr) => {
                 let cron = Cron::parse(expr)?;
                 // A date that never exists (30 February) has no next run.
@@ -272,6 +278,8 @@ mod tests {
             let e = Cron::parse(expr).err().map(|e| e.to_string()).unwrap_or_default();
             assert!(e.contains(says), "{expr}: {e}");
         }
+        let long = Schedule::Cron(format!("{} * * * *", vec!["0"; 200].join(","))).validate();
+        assert!(long.is_err_and(|e| e.to_string().contains("at most 256")));
         let never = Schedule::Cron("0 0 31 4 *".into()).validate();
         assert!(never.is_err_and(|e| e.to_string().contains("matches no date")));
     }
