@@ -114,6 +114,16 @@ fn wait_for(server: &Server, id: &str, what: &str, done: impl Fn(&Value) -> bool
     }
 }
 
+/// Polls until the run under way has written its first document to `index`.
+fn wait_for_first_write(server: &Server, index: &str) -> TestResult {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.send(Method::POST, &format!("/{index}/_count"), &json!({}))?.json()["count"] != 1 {
+        assert!(Instant::now() < deadline, "the first write to {index} never came");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
 fn runs(view: &Value) -> u64 {
     view["runs"].as_u64().unwrap_or(0)
 }
@@ -367,11 +377,7 @@ fn a_long_run_renews_its_token_and_loses_it_with_its_owner() -> TestResult {
     // the run loses her authority although its last token has not expired.
     let params = json!({"index": "job-cut", "doc": {}, "calls": 3, "pause_ms": 2000});
     let id = registered(&server, ANA, "long-2", json!({"once": 0}), params)?;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while server.send(Method::POST, "/job-cut/_count", &json!({}))?.json()["count"] != 1 {
-        assert!(Instant::now() < deadline, "the first write never came");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_first_write(&server, "job-cut")?;
     patch_user(&server, "ana", json!({"op": "add", "path": "/disabled", "value": true}))?;
     let view = wait_for(&server, &id, "the cut run", |v| v["last_run"].is_object())?;
     assert_eq!(view["last_run"]["status"], "failure", "{view}");
@@ -389,11 +395,7 @@ fn a_run_cut_short_by_a_crash_runs_again_at_restart() -> TestResult {
     let (deployment, server) = setup()?;
     let params = json!({"index": "job-crash", "doc": {}, "calls": 3, "pause_ms": 2000});
     let id = registered(&server, ANA, "cut", json!({"once": 0}), params)?;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while server.send(Method::POST, "/job-crash/_count", &json!({}))?.json()["count"] != 1 {
-        assert!(Instant::now() < deadline, "the first write never came");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_first_write(&server, "job-crash")?;
     server.kill_hard();
     drop(server);
     // Its lease (10 s timeout + 30 s) would hold the job back; the new

@@ -52,19 +52,23 @@ struct NewOwner {
 /// A refusal, already in OpenSearch's error shape.
 type Refusal = Box<Response>;
 
+fn refuse(status: StatusCode, kind: &str, reason: &str) -> Refusal {
+    Box::new(error(status, kind, reason))
+}
+
 /// The scheduler, for a caller allowed to use this API at all.
 fn scheduler<'a>(state: &'a AppState, user: &AuthenticatedUser) -> Result<&'a Arc<Scheduler>, Refusal> {
     if user.via_obo {
-        return Err(Box::new(error(
+        return Err(refuse(
             StatusCode::FORBIDDEN,
             "security_exception",
             "an on-behalf-of token cannot manage jobs",
-        )));
+        ));
     }
     state
         .scheduler
         .as_ref()
-        .ok_or_else(|| Box::new(error(StatusCode::NOT_FOUND, "not_found", "this host runs no scheduler")))
+        .ok_or_else(|| refuse(StatusCode::NOT_FOUND, "not_found", "this host runs no scheduler"))
 }
 
 fn is_admin(user: &AuthenticatedUser) -> bool {
@@ -74,7 +78,7 @@ fn is_admin(user: &AuthenticatedUser) -> bool {
 /// The job and its identity, if the caller owns it or is an admin.
 fn visible(scheduler: &Scheduler, user: &AuthenticatedUser, id: &str) -> Result<(Job, JobIdentity), Refusal> {
     let not_found =
-        || Box::new(error(StatusCode::NOT_FOUND, "resource_not_found_exception", &format!("no job `{id}`")));
+        || refuse(StatusCode::NOT_FOUND, "resource_not_found_exception", &format!("no job `{id}`"));
     let identity = scheduler.jobs.identity(id).map_err(store_error)?.ok_or_else(not_found)?.0;
     if identity.user != user.principal.name && !is_admin(user) {
         return Err(not_found());
@@ -90,7 +94,7 @@ fn store_error(e: JobError) -> Refusal {
         JobError::Contended(_) => StatusCode::CONFLICT,
         JobError::Store(_) | JobError::Corrupt { .. } => StatusCode::INTERNAL_SERVER_ERROR,
     };
-    Box::new(error(status, "job_exception", &e.to_string()))
+    refuse(status, "job_exception", &e.to_string())
 }
 
 fn view(id: &str, job: &Job, identity: &JobIdentity) -> Value {
@@ -187,20 +191,19 @@ async fn remove(
     })())
 }
 
-/// Applies `edit` to a visible job, audits `what`, answers with the job.
+/// Applies `edit` to a job the caller may see (found by [`visible`]),
+/// audits `what`, answers with the job.
 fn change(
     state: &AppState,
     user: &AuthenticatedUser,
     request: &RequestId,
-    id: &str,
+    (scheduler, id, identity): (&Scheduler, &str, &JobIdentity),
     what: &str,
-    edit: impl Fn(&mut Job, &JobIdentity) -> Result<(), JobError>,
+    edit: impl FnMut(&mut Job) -> Result<(), JobError>,
 ) -> Result<Response, Refusal> {
-    let scheduler = scheduler(state, user)?;
-    let (_, identity) = visible(scheduler, user, id)?;
-    let job = scheduler.jobs.update(id, |job| edit(job, &identity)).map_err(store_error)?;
-    audit_change(state, user, request, id, &identity, format!("{what} `{}`", job.name));
-    Ok(axum::Json(view(id, &job, &identity)).into_response())
+    let job = scheduler.jobs.update(id, edit).map_err(store_error)?;
+    audit_change(state, user, request, id, identity, format!("{what} `{}`", job.name));
+    Ok(axum::Json(view(id, &job, identity)).into_response())
 }
 
 async fn enable(
@@ -214,14 +217,14 @@ async fn enable(
         let (_, identity) = visible(scheduler, &user, &id)?;
         // A suspended job resumes only if its owner can be run for again.
         if let Err(reason) = scheduler.resolve_owner(&identity) {
-            return Err(Box::new(error(
+            return Err(refuse(
                 StatusCode::CONFLICT,
                 "job_exception",
                 &format!("cannot enable job `{id}`: {reason}"),
-            )));
+            ));
         }
         let now = now_ms();
-        change(&state, &user, &request, &id, "enabled", |job, _| {
+        change(&state, &user, &request, (scheduler, &id, &identity), "enabled", |job| {
             job.enabled = true;
             job.suspended = None;
             if job.next_run.is_none() && !matches!(job.schedule, super::schedule::Schedule::Once(_)) {
@@ -240,12 +243,16 @@ async fn disable(
     Extension(request): Extension<RequestId>,
     Path(id): Path<String>,
 ) -> Response {
-    let now = now_ms();
-    respond(change(&state, &user, &request, &id, "disabled", |job, _| {
-        job.enabled = false;
-        job.updated_at = now;
-        Ok(())
-    }))
+    respond((|| {
+        let scheduler = scheduler(&state, &user)?;
+        let (_, identity) = visible(scheduler, &user, &id)?;
+        let now = now_ms();
+        change(&state, &user, &request, (scheduler, &id, &identity), "disabled", |job| {
+            job.enabled = false;
+            job.updated_at = now;
+            Ok(())
+        })
+    })())
 }
 
 async fn run_now(
@@ -254,17 +261,23 @@ async fn run_now(
     Extension(request): Extension<RequestId>,
     Path(id): Path<String>,
 ) -> Response {
-    let now = now_ms();
-    respond(change(&state, &user, &request, &id, "asked to run now", |job, _| {
-        if !job.enabled || job.suspended.is_some() {
-            return Err(JobError::Invalid(format!("job `{id}` is disabled or suspended; enable it first")));
-        }
-        job.next_run = Some(now);
-        job.due = Some(now);
-        job.attempt = 1;
-        job.updated_at = now;
-        Ok(())
-    }))
+    respond((|| {
+        let scheduler = scheduler(&state, &user)?;
+        let (_, identity) = visible(scheduler, &user, &id)?;
+        let now = now_ms();
+        change(&state, &user, &request, (scheduler, &id, &identity), "asked to run now", |job| {
+            if !job.enabled || job.suspended.is_some() {
+                return Err(JobError::Invalid(format!(
+                    "job `{id}` is disabled or suspended; enable it first"
+                )));
+            }
+            job.next_run = Some(now);
+            job.due = Some(now);
+            job.attempt = 1;
+            job.updated_at = now;
+            Ok(())
+        })
+    })())
 }
 
 async fn set_owner(
@@ -284,14 +297,14 @@ async fn set_owner(
                 reason: Some(denied.to_string()),
                 ..Event::new(Category::MissingPrivileges, &request.id).remote(request.remote)
             });
-            return Err(Box::new(error(StatusCode::FORBIDDEN, "security_exception", &denied.to_string())));
+            return Err(refuse(StatusCode::FORBIDDEN, "security_exception", &denied.to_string()));
         }
         let new: NewOwner = serde_json::from_slice(&body).map_err(|e| {
-            Box::new(error(
+            refuse(
                 StatusCode::BAD_REQUEST,
                 "parse_exception",
                 &format!("body must be {{\"user\": \"<name>\"}}: {e}"),
-            ))
+            )
         })?;
         let (_, old) = visible(scheduler, &user, &id)?;
         // The new owner must be someone the job can run for.
@@ -302,26 +315,18 @@ async fn set_owner(
             ..old.clone()
         };
         if !state.security.state().config.internal_users.contains_key(&new.user) {
-            return Err(Box::new(error(
+            return Err(refuse(
                 StatusCode::BAD_REQUEST,
                 "job_exception",
                 &format!("no internal user `{}`", new.user),
-            )));
+            ));
         }
         if let Err(reason) = scheduler.resolve_owner(&candidate) {
-            return Err(Box::new(error(StatusCode::BAD_REQUEST, "job_exception", &reason)));
+            return Err(refuse(StatusCode::BAD_REQUEST, "job_exception", &reason));
         }
         let now = now_ms();
-        let identity = scheduler.jobs.set_owner(&id, &new.user, "internal", now).map_err(store_error)?;
-        // Suspended for its old owner's sake: the new one can be run for.
-        let job = scheduler
-            .jobs
-            .update(&id, |job| {
-                job.suspended = None;
-                job.updated_at = now;
-                Ok(())
-            })
-            .map_err(store_error)?;
+        let (job, identity) =
+            scheduler.jobs.set_owner(&id, &new.user, "internal", now).map_err(store_error)?;
         audit_change(
             &state,
             &user,

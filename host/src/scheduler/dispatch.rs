@@ -165,16 +165,24 @@ impl Scheduler {
         let due = job.due.or(job.next_run).unwrap_or(started);
         let attempt = job.attempt;
         let request_id = format!("job-{id}-{started}");
-        let step = self.execute(id, &job, due, attempt, &request_id).await;
+        // Read once: the events name whom this run ran for, even if the
+        // job is given to someone else meanwhile.
+        let identity = self.jobs.identity(id).map(|found| found.map(|(identity, _)| identity));
+        let step = match &identity {
+            Ok(Some(identity)) => self.execute(id, &job, identity, due, attempt, &request_id).await,
+            Ok(None) => Step::Suspend("the job has no identity record".into()),
+            Err(e) => Step::Ran(RunStatus::Error, e.to_string()),
+        };
         let finished = now_ms();
-        let identity = self.jobs.identity(id).ok().flatten().map(|(identity, _)| identity);
+        let identity = identity.ok().flatten();
+        let who = identity.as_ref().map(|i| (i.user.as_str(), i.extension.as_str()));
         match step {
             // Audited first: whoever sees the job's new state finds the
             // event that explains it already in the log.
             Step::Suspend(reason) => {
                 tracing::warn!(job = id, extension = job.extension, "job suspended: {reason}");
                 let what = format!("suspended: {reason}");
-                self.audit(Category::JobWrite, &request_id, id, identity.as_ref(), what);
+                self.audit(Category::JobWrite, &request_id, id, who, what);
                 let suspended = self.jobs.update_releasing(id, Some(lock), |job| {
                     job.suspended = Some(reason.clone());
                     job.updated_at = finished;
@@ -192,7 +200,7 @@ impl Scheduler {
                 log_run(id, &job.extension, &record);
                 let what =
                     format!("run {attempt} of `{}`: {:?}: {}", job.name, record.status, record.message);
-                self.audit(Category::JobRun, &request_id, id, identity.as_ref(), what);
+                self.audit(Category::JobRun, &request_id, id, who, what);
                 self.record(id, due, record, lock);
             }
         }
@@ -203,16 +211,12 @@ impl Scheduler {
         self: &Arc<Self>,
         id: &str,
         job: &Job,
+        identity: &JobIdentity,
         due: u64,
         attempt: u32,
         request_id: &str,
     ) -> Step {
-        let identity = match self.jobs.identity(id) {
-            Ok(Some((identity, _))) => identity,
-            Ok(None) => return Step::Suspend("the job has no identity record".into()),
-            Err(e) => return Step::Ran(RunStatus::Error, e.to_string()),
-        };
-        let owner = match self.resolve_owner(&identity) {
+        let owner = match self.resolve_owner(identity) {
             Ok(owner) => owner,
             Err(reason) => return Step::Suspend(reason),
         };
@@ -224,7 +228,7 @@ impl Scheduler {
         if !extension.manifest.capabilities.contains(&Capability::Scheduler) {
             return Step::Suspend(format!("extension `{}` is no longer granted `scheduler`", job.extension));
         }
-        let session = match self.job_session(id, extension, &identity, &owner, request_id) {
+        let session = match self.job_session(id, extension, identity, &owner, request_id) {
             Ok(session) => session,
             Err(e) => return Step::Ran(RunStatus::Error, e),
         };

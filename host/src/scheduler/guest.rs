@@ -52,13 +52,8 @@ impl JobAccess for Scheduler {
             )
             .map_err(to_wit_error)?;
         let what = if created { "registered" } else { "re-registered" };
-        self.audit.record(Event {
-            user: Some(owner.user.clone()),
-            extension: Some(extension.to_owned()),
-            job: Some(id.clone()),
-            reason: Some(format!("{what} `{}` ({described})", spec.name)),
-            ..Event::new(Category::JobWrite, request_id)
-        });
+        let who = Some((owner.user.as_str(), extension));
+        self.audit(Category::JobWrite, request_id, &id, who, format!("{what} `{}` ({described})", spec.name));
         Ok(id)
     }
 
@@ -71,13 +66,14 @@ impl JobAccess for Scheduler {
     ) -> Result<(), types::Error> {
         let job = self.own_job(extension, owner, id)?;
         self.jobs.remove(id).map_err(to_wit_error)?;
-        self.audit.record(Event {
-            user: Some(owner.user.clone()),
-            extension: Some(extension.to_owned()),
-            job: Some(id.to_owned()),
-            reason: Some(format!("unregistered `{}` by the extension", job.name)),
-            ..Event::new(Category::JobWrite, request_id)
-        });
+        let who = Some((owner.user.as_str(), extension));
+        self.audit(
+            Category::JobWrite,
+            request_id,
+            id,
+            who,
+            format!("unregistered `{}` by the extension", job.name),
+        );
         Ok(())
     }
 

@@ -410,54 +410,68 @@ impl JobStore {
         Err(JobError::Contended(id.to_owned()))
     }
 
-    /// Re-associates a job with another user (an administrator's act). The
-    /// new owner must not already have a job of the same name there.
+    /// Re-associates a job with another user (an administrator's act) and
+    /// lifts its suspension — it was suspended for its old owner's sake;
+    /// the caller has checked that the new one can be run for. One
+    /// transaction. The new owner must not already have a job of the same
+    /// name there.
     pub fn set_owner(
         &self,
         id: &str,
         user: &str,
         auth_source: &str,
         now: u64,
-    ) -> Result<JobIdentity, JobError> {
+    ) -> Result<(Job, JobIdentity), JobError> {
         if user.chars().any(char::is_control) {
             return Err(JobError::Invalid("a job's owner name cannot hold control characters".into()));
         }
-        let (job, _) = self.get(id)?.ok_or_else(|| JobError::NotFound(id.to_owned()))?;
         for _ in 0..CAS_RETRIES {
+            let (mut job, job_version) = self.get(id)?.ok_or_else(|| JobError::NotFound(id.to_owned()))?;
             let (mut identity, version) =
                 self.identity(id)?.ok_or_else(|| JobError::NotFound(id.to_owned()))?;
             let old_key = name_key(&identity.extension, &identity.user, &job.name);
             let new_key = name_key(&identity.extension, user, &job.name);
-            if old_key == new_key {
-                return Ok(identity);
-            }
-            if self.store.get(NAMES_INDEX, &new_key)?.is_some() {
+            let moving = old_key != new_key;
+            if moving && self.store.get(NAMES_INDEX, &new_key)?.is_some() {
                 return Err(JobError::Invalid(format!(
                     "user `{user}` already has a job named `{}` in extension `{}`",
                     job.name, identity.extension
                 )));
             }
-            identity.user = user.to_owned();
-            identity.auth_source = auth_source.to_owned();
-            identity.backend_roles.clear();
-            identity.updated_at = now;
-            let writes = [
-                Write {
-                    index: IDENTITIES_INDEX,
-                    id,
-                    source: Some(to_json(&identity)?),
-                    expect: version.expect(),
-                },
-                Write { index: NAMES_INDEX, id: &old_key, source: None, expect: Expect::Any },
-                Write {
-                    index: NAMES_INDEX,
-                    id: &new_key,
-                    source: Some(id.as_bytes().to_vec()),
-                    expect: Expect::Absent,
-                },
-            ];
+            let was_due = due_key(id, &job);
+            job.suspended = None;
+            job.updated_at = now;
+            let is_due = due_key(id, &job);
+            let mut writes = vec![Write {
+                index: JOBS_INDEX,
+                id,
+                source: Some(to_json(&job)?),
+                expect: job_version.expect(),
+            }];
+            writes.extend(due_writes(&was_due, &is_due));
+            if moving {
+                identity.user = user.to_owned();
+                identity.auth_source = auth_source.to_owned();
+                identity.backend_roles.clear();
+                identity.updated_at = now;
+                writes.extend([
+                    Write {
+                        index: IDENTITIES_INDEX,
+                        id,
+                        source: Some(to_json(&identity)?),
+                        expect: version.expect(),
+                    },
+                    Write { index: NAMES_INDEX, id: &old_key, source: None, expect: Expect::Any },
+                    Write {
+                        index: NAMES_INDEX,
+                        id: &new_key,
+                        source: Some(id.as_bytes().to_vec()),
+                        expect: Expect::Absent,
+                    },
+                ]);
+            }
             match self.store.write(&writes) {
-                Ok(_) => return Ok(identity),
+                Ok(_) => return Ok((job, identity)),
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(e.into()),
             }
@@ -530,14 +544,6 @@ impl JobStore {
         Ok(self
             .read::<JobLock>(LOCKS_INDEX, id)?
             .is_some_and(|(lock, _)| lock.holder == holder && lock.expires_at > now))
-    }
-
-    /// Releases a lease taken at `version`; one taken over since is left alone.
-    pub fn unlock(&self, id: &str, version: Version) -> Result<(), JobError> {
-        match self.store.write(&[Write { index: LOCKS_INDEX, id, source: None, expect: version.expect() }]) {
-            Ok(_) | Err(StoreError::Conflict { .. }) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
     }
 
     fn read<T: serde::de::DeserializeOwned>(
@@ -666,18 +672,24 @@ mod tests {
     #[test]
     fn leases_go_to_one_holder_until_they_expire() -> Result<(), Box<dyn std::error::Error>> {
         let (_dir, jobs) = open()?;
-        let v = jobs.try_lock("j", "node-a", 100, 200)?.ok_or("first lock refused")?;
-        assert_eq!(jobs.try_lock("j", "node-b", 150, 250)?, None);
-        assert!(jobs.holds_lock("j", "node-a", 150)? && !jobs.holds_lock("j", "node-b", 150)?);
-        // Expired: taken over; the old holder's unlock leaves the new lease.
-        let taken = jobs.try_lock("j", "node-b", 201, 300)?.ok_or("expired lock not taken over")?;
-        jobs.unlock("j", v)?;
-        assert!(jobs.holds_lock("j", "node-b", 250)?);
-        jobs.unlock("j", taken)?;
-        assert!(jobs.try_lock("j", "node-c", 250, 400)?.is_some());
+        let (j, _) = jobs.register(registration("ana", "leased"), 0)?;
+        let v = jobs.try_lock(&j, "node-a", 100, 200)?.ok_or("first lock refused")?;
+        assert_eq!(jobs.try_lock(&j, "node-b", 150, 250)?, None);
+        assert!(jobs.holds_lock(&j, "node-a", 150)? && !jobs.holds_lock(&j, "node-b", 150)?);
+        // Expired: taken over; the old holder's outcome is still written,
+        // but its release leaves the new lease.
+        let taken = jobs.try_lock(&j, "node-b", 201, 300)?.ok_or("expired lock not taken over")?;
+        let count_run = |job: &mut Job| {
+            job.runs += 1;
+            Ok(())
+        };
+        assert_eq!(jobs.update_releasing(&j, Some(v), count_run)?.runs, 1);
+        assert!(jobs.holds_lock(&j, "node-b", 250)?);
+        jobs.update_releasing(&j, Some(taken), count_run)?;
+        assert!(jobs.try_lock(&j, "node-c", 250, 400)?.is_some());
         // A restart of the only process holding the store frees them all.
         assert_eq!(jobs.release_all_leases()?, 1);
-        assert!(jobs.try_lock("j", "node-d", 260, 400)?.is_some());
+        assert!(jobs.try_lock(&j, "node-d", 260, 400)?.is_some());
         Ok(())
     }
 

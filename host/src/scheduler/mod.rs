@@ -162,21 +162,21 @@ impl Scheduler {
         Ok(ResolvedOwner { state, principal, subject })
     }
 
-    /// Records a job event in the audit log.
+    /// Records a job event in the audit log; `who` is (user, extension).
     fn audit(
         &self,
         category: Category,
         request_id: &str,
         job: &str,
-        identity: Option<&JobIdentity>,
+        who: Option<(&str, &str)>,
         what: String,
     ) {
         if !self.audit.enabled(category) {
             return;
         }
         self.audit.record(Event {
-            user: identity.map(|i| i.user.clone()),
-            extension: identity.map(|i| i.extension.clone()),
+            user: who.map(|(user, _)| user.to_owned()),
+            extension: who.map(|(_, extension)| extension.to_owned()),
             job: Some(job.to_owned()),
             reason: Some(what),
             ..Event::new(category, request_id)

@@ -124,18 +124,7 @@ impl Store {
 
     /// Every document of `index`, by id.
     pub fn list(&self, index: &str) -> Result<Vec<(String, Versioned)>, StoreError> {
-        let txn = self.db.begin_read().map_err(io)?;
-        let table = txn.open_table(DOCS).map_err(io)?;
-        let mut out = Vec::new();
-        for entry in table.range((index, "")..).map_err(io)? {
-            let (key, value) = entry.map_err(io)?;
-            let (entry_index, id) = key.value();
-            if entry_index != index {
-                break;
-            }
-            out.push((id.to_owned(), decode(index, id, value.value())?));
-        }
-        Ok(out)
+        self.list_prefix(index, "")
     }
 
     /// The documents of `index` whose ids start with `prefix`, by id.
