@@ -1,0 +1,1 @@
+//! Attacks of class `availability` (see main.rs).

@@ -1,0 +1,1 @@
+//! Attacks of class `identity` (see main.rs).

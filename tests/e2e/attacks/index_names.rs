@@ -1,0 +1,1 @@
+//! Attacks of class `index_names` (see main.rs).

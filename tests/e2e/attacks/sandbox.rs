@@ -1,0 +1,1 @@
+//! Attacks of class `sandbox` (see main.rs).

@@ -1,0 +1,1 @@
+//! Attacks of class `service_identity` (see main.rs).

@@ -1,0 +1,1 @@
+//! Attacks of class `token` (see main.rs).
