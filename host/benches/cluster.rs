@@ -20,7 +20,7 @@ use warden_host::cluster::embedded::{Embedded, Params};
 use warden_host::cluster::gateway::{CallIdentity, ClusterGateway, GuestCall};
 use warden_host::security::Security;
 use warden_host::security::config::{IndexPermission, Role, SecurityConfig};
-use warden_host::security::obo::{KeyRing, Revocations, TokenService};
+use warden_host::security::obo::{KeyRing, Revocations, TokenHolder, TokenService};
 use warden_host::store::Store;
 
 type R = Result<(), Box<dyn std::error::Error>>;
@@ -42,6 +42,8 @@ fn run(c: &mut Criterion) -> R {
     let mut config = SecurityConfig::default();
     config.roles.insert("extension:bench".into(), role(&["data-*"], &["crud"]));
     config.roles.insert("reader".into(), role(&["data-1"], &["read"]));
+    // The token's user must exist: the gateway re-checks it on every call.
+    config.internal_users.insert("ana".into(), Default::default());
     let security = Arc::new(Security::new(config.with_static()?));
     // Audit of granted calls is off by default, as in production.
     let audit =
@@ -57,7 +59,9 @@ fn run(c: &mut Criterion) -> R {
     let backend = Embedded::new(store.clone(), "bench")?;
     let put = resolve("PUT", "/data-1/_doc/1", None)?;
     backend.execute(&put, &["data-1".into()], &Params::default(), Some(br#"{"n":1}"#));
-    let token = tokens.mint("ana", &["reader".into()], &[], "bench", "request:bench", 300)?;
+    let reader = ["reader".to_owned()];
+    let holder = TokenHolder { user: "ana", source: "internal", roles: &reader, backend_roles: &[] };
+    let token = tokens.mint(&holder, "bench", "request:bench", 300)?;
     let call = GuestCall {
         extension: "bench",
         request_id: "r",
@@ -85,9 +89,7 @@ fn run(c: &mut Criterion) -> R {
 
     let mut g = c.benchmark_group("tokens");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("mint", |b| {
-        b.iter(|| tokens.mint("ana", &["reader".into()], &[], "bench", "request:x", 300))
-    });
+    g.bench_function("mint", |b| b.iter(|| tokens.mint(&holder, "bench", "request:x", 300)));
     g.bench_function("verify", |b| b.iter(|| tokens.verify(&token, "bench").is_ok()));
     g.finish();
 

@@ -234,7 +234,11 @@ fn reset_password(user: &str, data_dir: &std::path::Path) -> anyhow::Result<()> 
         format!("cannot open the store (stop the server using {} first)", data_dir.display())
     })?);
     let (security, _) =
-        Security::bootstrap(store, None, None).context("cannot load the security configuration")?;
+        Security::bootstrap(store.clone(), None, None).context("cannot load the security configuration")?;
+    // The new password revokes the user's OBO and API tokens (whoever held
+    // the old credentials may hold tokens made with them).
+    let tokens = TokenService::load_or_create(&store, "warden").context("cannot load the token service")?;
+    let security = security.with_obo(Arc::new(tokens));
     if service_accounts::is_service_account(user) {
         anyhow::bail!("`{user}` is a service account: it has no password");
     }
@@ -249,7 +253,7 @@ fn reset_password(user: &str, data_dir: &std::path::Path) -> anyhow::Result<()> 
         record.hash = Some(hash);
         Ok::<_, anyhow::Error>(record.disabled)
     })?;
-    println!("password of `{user}` reset");
+    println!("password of `{user}` reset; tokens issued before are revoked");
     if disabled {
         println!("note: `{user}` is disabled; enable it with the security API before logging in");
     }

@@ -57,6 +57,12 @@ impl Client {
     }
 }
 
+/// `value` as one URL path segment or query value: a user named `a/b`,
+/// `x?y` or `../roles` stays that one name.
+fn segment(value: &str) -> String {
+    percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
 /// New password: `WARDEN_NEW_PASSWORD`, or asked twice.
 pub fn new_password(user: &str) -> anyhow::Result<String> {
     if let Ok(p) = std::env::var("WARDEN_NEW_PASSWORD") {
@@ -113,7 +119,7 @@ pub fn user_add(
         json!({ "password": password, "backend_roles": backend_roles, "opendistro_security_roles": roles });
     let answer = client.send(
         reqwest::Method::PUT,
-        &format!("/_plugins/_security/api/internalusers/{name}"),
+        &format!("/_plugins/_security/api/internalusers/{}", segment(name)),
         Some(&body),
     )?;
     println!("{}", answer["message"].as_str().unwrap_or("done"));
@@ -122,7 +128,7 @@ pub fn user_add(
 
 pub fn user_passwd(client: &Client, name: &str) -> anyhow::Result<()> {
     let password = new_password(name)?;
-    let path = format!("/_plugins/_security/api/internalusers/{name}");
+    let path = format!("/_plugins/_security/api/internalusers/{}", segment(name));
     let mut current = client.send(reqwest::Method::GET, &path, None)?[name].take();
     let Some(doc) = current.as_object_mut() else { bail!("no user `{name}`") };
     doc.insert("password".into(), Value::String(password));
@@ -134,7 +140,7 @@ pub fn user_passwd(client: &Client, name: &str) -> anyhow::Result<()> {
 pub fn user_rm(client: &Client, name: &str) -> anyhow::Result<()> {
     let answer = client.send(
         reqwest::Method::DELETE,
-        &format!("/_plugins/_security/api/internalusers/{name}"),
+        &format!("/_plugins/_security/api/internalusers/{}", segment(name)),
         None,
     )?;
     println!("{}", answer["message"].as_str().unwrap_or("done"));
@@ -155,10 +161,10 @@ pub enum JobAction {
 pub fn jobs_list(client: &Client, extension: Option<&str>, user: Option<&str>) -> anyhow::Result<()> {
     let mut query = Vec::new();
     if let Some(extension) = extension {
-        query.push(format!("extension={extension}"));
+        query.push(format!("extension={}", segment(extension)));
     }
     if let Some(user) = user {
-        query.push(format!("user={user}"));
+        query.push(format!("user={}", segment(user)));
     }
     let path = format!("/_warden/jobs?{}", query.join("&"));
     let answer = client.send(reqwest::Method::GET, &path, None)?;
@@ -205,11 +211,11 @@ pub fn jobs_act(client: &Client, id: &str, action: JobAction) -> anyhow::Result<
         bail!("`{id}` is not a job id (hex, as `warden jobs list` shows)");
     }
     let (method, path) = match action {
-        JobAction::Show => (reqwest::Method::GET, format!("/_warden/jobs/{id}")),
-        JobAction::Enable => (reqwest::Method::POST, format!("/_warden/jobs/{id}/_enable")),
-        JobAction::Disable => (reqwest::Method::POST, format!("/_warden/jobs/{id}/_disable")),
-        JobAction::Run => (reqwest::Method::POST, format!("/_warden/jobs/{id}/_run")),
-        JobAction::Remove => (reqwest::Method::DELETE, format!("/_warden/jobs/{id}")),
+        JobAction::Show => (reqwest::Method::GET, format!("/_warden/jobs/{}", segment(id))),
+        JobAction::Enable => (reqwest::Method::POST, format!("/_warden/jobs/{}/_enable", segment(id))),
+        JobAction::Disable => (reqwest::Method::POST, format!("/_warden/jobs/{}/_disable", segment(id))),
+        JobAction::Run => (reqwest::Method::POST, format!("/_warden/jobs/{}/_run", segment(id))),
+        JobAction::Remove => (reqwest::Method::DELETE, format!("/_warden/jobs/{}", segment(id))),
     };
     let answer = client.send(method, &path, None)?;
     println!("{}", serde_json::to_string_pretty(&answer)?);
@@ -223,7 +229,7 @@ pub fn jobs_owner(client: &Client, id: &str, user: &str) -> anyhow::Result<()> {
     }
     let answer = client.send(
         reqwest::Method::PUT,
-        &format!("/_warden/jobs/{id}/_owner"),
+        &format!("/_warden/jobs/{}/_owner", segment(id)),
         Some(&json!({ "user": user })),
     )?;
     println!("job {id} now runs as `{}`", answer["user"].as_str().unwrap_or(user));

@@ -244,6 +244,54 @@ fn forbid_obo(state: &AppState, user: &AuthenticatedUser, request: &RequestId) -
     Ok(())
 }
 
+/// Minting tokens, changing one's password and managing API tokens need
+/// the user's own credentials: no token may make or extend a token (a
+/// read-only API token must not mint an OBO token carrying its creator's
+/// every role). The refusal is audited.
+fn require_own_credentials(
+    state: &AppState,
+    user: &AuthenticatedUser,
+    request: &RequestId,
+    what: &str,
+) -> Result<(), ApiError> {
+    forbid_obo(state, user, request)?;
+    if user.api_token.is_some() {
+        return Err(refuse(state, user, request, &format!("an API token cannot {what}")));
+    }
+    Ok(())
+}
+
+/// For what only the internal user database can vouch for (API tokens are
+/// evaluated against their creator's internal record; passwords live
+/// there): a JWT user named like an internal user is not that user.
+fn require_internal_user(
+    state: &AppState,
+    user: &AuthenticatedUser,
+    request: &RequestId,
+    what: &str,
+) -> Result<(), ApiError> {
+    if user.source != crate::security::IdentitySource::Internal {
+        let reason = format!(
+            "only internal users can {what}; `{}` was authenticated by {}",
+            user.principal.name, user.source
+        );
+        return Err(refuse(state, user, request, &reason));
+    }
+    Ok(())
+}
+
+/// Runs `work` — a configuration change: bcrypt, compiling the snapshot, a
+/// durable store commit — without stalling the request executor's other
+/// tasks (on the multi-threaded runtime the server runs on).
+fn blocking<R>(work: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
+    }
+}
+
 /// Audits a refusal as MISSING_PRIVILEGES and turns it into a 403.
 fn refuse(state: &AppState, user: &AuthenticatedUser, request: &RequestId, reason: &str) -> ApiError {
     state.audit.record(Event {
@@ -327,7 +375,7 @@ async fn collection(
         Method::PATCH => {
             let patch: json_patch::Patch = serde_json::from_slice(&body)
                 .map_err(|e| ApiError::BadRequest(format!("body is not a JSON Patch: {e}")))?;
-            let names = patch_collection(&state, resource, &patch)?;
+            let names = blocking(|| patch_collection(&state, resource, &patch))?;
             audit_write(
                 &state,
                 &user,
@@ -361,10 +409,12 @@ async fn entry(
         Method::PUT => {
             let doc: Value = serde_json::from_slice(&body)
                 .map_err(|e| ApiError::BadRequest(format!("body is not JSON: {e}")))?;
-            let created = state.security.update(|config| {
-                let existed = writable(resource, config, &name, true)?;
-                resource.put(config, &name, doc)?;
-                Ok::<_, ApiError>(!existed)
+            let created = blocking(|| {
+                state.security.update(|config| {
+                    let existed = writable(resource, config, &name, true)?;
+                    resource.put(config, &name, doc)?;
+                    Ok::<_, ApiError>(!existed)
+                })
             })?;
             audit_write(&state, &user, &request, format!("PUT {}/{name}", resource.endpoint()));
             Ok(if created {
@@ -374,15 +424,17 @@ async fn entry(
             })
         }
         Method::DELETE => {
-            state.security.update(|config| {
-                if !writable(resource, config, &name, false)? {
-                    return Err(not_found());
-                }
-                if resource == Resource::InternalUsers && name == user.principal.name {
-                    return Err(ApiError::Forbidden("you cannot delete yourself".into()));
-                }
-                resource.remove(config, &name);
-                Ok(())
+            blocking(|| {
+                state.security.update(|config| {
+                    if !writable(resource, config, &name, false)? {
+                        return Err(not_found());
+                    }
+                    if resource == Resource::InternalUsers && name == user.principal.name {
+                        return Err(ApiError::Forbidden("you cannot delete yourself".into()));
+                    }
+                    resource.remove(config, &name);
+                    Ok(())
+                })
             })?;
             audit_write(&state, &user, &request, format!("DELETE {}/{name}", resource.endpoint()));
             Ok(ok(StatusCode::OK, "OK", format!("'{name}' deleted.")))
@@ -390,14 +442,16 @@ async fn entry(
         Method::PATCH => {
             let patch: json_patch::Patch = serde_json::from_slice(&body)
                 .map_err(|e| ApiError::BadRequest(format!("body is not a JSON Patch: {e}")))?;
-            state.security.update(|config| {
-                if !writable(resource, config, &name, false)? {
-                    return Err(not_found());
-                }
-                let mut doc = resource.list(config).remove(&name).ok_or_else(not_found)?;
-                json_patch::patch(&mut doc, &patch)
-                    .map_err(|e| ApiError::BadRequest(format!("patch failed: {e}")))?;
-                resource.put(config, &name, doc)
+            blocking(|| {
+                state.security.update(|config| {
+                    if !writable(resource, config, &name, false)? {
+                        return Err(not_found());
+                    }
+                    let mut doc = resource.list(config).remove(&name).ok_or_else(not_found)?;
+                    json_patch::patch(&mut doc, &patch)
+                        .map_err(|e| ApiError::BadRequest(format!("patch failed: {e}")))?;
+                    resource.put(config, &name, doc)
+                })
             })?;
             audit_write(&state, &user, &request, format!("PATCH {}/{name}", resource.endpoint()));
             Ok(ok(StatusCode::OK, "OK", format!("'{name}' updated.")))
@@ -437,36 +491,39 @@ fn patch_collection(
     resource: Resource,
     patch: &json_patch::Patch,
 ) -> Result<Vec<String>, ApiError> {
-    state.security.update(|config| {
-        let before = resource.list(config);
-        let mut doc = serde_json::to_value(&before).map_err(|e| ApiError::Internal(e.to_string()))?;
-        json_patch::patch(&mut doc, patch).map_err(|e| ApiError::BadRequest(format!("patch failed: {e}")))?;
-        let after: BTreeMap<String, Value> = serde_json::from_value(doc)
-            .map_err(|e| ApiError::BadRequest(format!("patched collection: {e}")))?;
-        let mut touched = Vec::new();
-        for (name, old) in &before {
-            match after.get(name) {
-                None => {
-                    writable(resource, config, name, false)?;
-                    resource.remove(config, name);
-                    touched.push(name.clone());
+    blocking(|| {
+        state.security.update(|config| {
+            let before = resource.list(config);
+            let mut doc = serde_json::to_value(&before).map_err(|e| ApiError::Internal(e.to_string()))?;
+            json_patch::patch(&mut doc, patch)
+                .map_err(|e| ApiError::BadRequest(format!("patch failed: {e}")))?;
+            let after: BTreeMap<String, Value> = serde_json::from_value(doc)
+                .map_err(|e| ApiError::BadRequest(format!("patched collection: {e}")))?;
+            let mut touched = Vec::new();
+            for (name, old) in &before {
+                match after.get(name) {
+                    None => {
+                        writable(resource, config, name, false)?;
+                        resource.remove(config, name);
+                        touched.push(name.clone());
+                    }
+                    Some(new) if new != old => {
+                        writable(resource, config, name, false)?;
+                        resource.put(config, name, new.clone())?;
+                        touched.push(name.clone());
+                    }
+                    Some(_) => {}
                 }
-                Some(new) if new != old => {
-                    writable(resource, config, name, false)?;
+            }
+            for (name, new) in &after {
+                if !before.contains_key(name) {
+                    writable(resource, config, name, true)?;
                     resource.put(config, name, new.clone())?;
                     touched.push(name.clone());
                 }
-                Some(_) => {}
             }
-        }
-        for (name, new) in &after {
-            if !before.contains_key(name) {
-                writable(resource, config, name, true)?;
-                resource.put(config, name, new.clone())?;
-                touched.push(name.clone());
-            }
-        }
-        Ok(touched)
+            Ok(touched)
+        })
     })
 }
 
@@ -499,22 +556,26 @@ async fn account_put(
         current_password: String,
         password: String,
     }
-    forbid_obo(&state, &user, &request)?;
+    require_own_credentials(&state, &user, &request, "change a password")?;
+    require_internal_user(&state, &user, &request, "change their password here")?;
     let change: Change =
         serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid body: {e}")))?;
     let name = user.principal.name.clone();
     password::check_strength(&name, &change.password).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let hash = password::hash(&change.password).map_err(|e| ApiError::Internal(e.to_string()))?;
-    state.security.update(|config| {
-        let record = config
-            .internal_users
-            .get_mut(&name)
-            .ok_or_else(|| ApiError::BadRequest("only internal users have a password here".into()))?;
-        if !record.hash.as_deref().is_some_and(|h| password::verify(&change.current_password, h)) {
-            return Err(ApiError::BadRequest("current password is wrong".into()));
-        }
-        record.hash = Some(hash);
-        Ok(())
+    let hash =
+        blocking(|| password::hash(&change.password)).map_err(|e| ApiError::Internal(e.to_string()))?;
+    blocking(|| {
+        state.security.update(|config| {
+            let record = config
+                .internal_users
+                .get_mut(&name)
+                .ok_or_else(|| ApiError::BadRequest("only internal users have a password here".into()))?;
+            if !record.hash.as_deref().is_some_and(|h| password::verify(&change.current_password, h)) {
+                return Err(ApiError::BadRequest("current password is wrong".into()));
+            }
+            record.hash = Some(hash);
+            Ok(())
+        })
     })?;
     audit_write(&state, &user, &request, format!("PUT account {name} (password change)"));
     Ok(ok(StatusCode::OK, "OK", format!("'{name}' updated.")))
@@ -559,17 +620,19 @@ async fn import(
             user.principal.name
         )));
     }
-    state.security.update(|config| {
-        // Service accounts belong to the loaded extensions, not to the
-        // files: an import (of OpenSearch's files, say) keeps them.
-        let mut imported = imported;
-        for (name, account) in &config.internal_users {
-            if crate::security::service_accounts::is_service_account(name) {
-                imported.internal_users.entry(name.clone()).or_insert_with(|| account.clone());
+    blocking(|| {
+        state.security.update(|config| {
+            // Service accounts belong to the loaded extensions, not to the
+            // files: an import (of OpenSearch's files, say) keeps them.
+            let mut imported = imported;
+            for (name, account) in &config.internal_users {
+                if crate::security::service_accounts::is_service_account(name) {
+                    imported.internal_users.entry(name.clone()).or_insert_with(|| account.clone());
+                }
             }
-        }
-        *config = imported;
-        Ok::<_, ApiError>(())
+            *config = imported;
+            Ok::<_, ApiError>(())
+        })
     })?;
     audit_write(&state, &user, &request, "import of the whole configuration".into());
     Ok(ok(StatusCode::OK, "OK", "Configuration imported.".into()))
@@ -644,22 +707,25 @@ async fn generate_obo(
         duration_seconds: Option<u64>,
         description: Option<String>,
     }
-    forbid_obo(&state, &user, &request)?;
+    require_own_credentials(&state, &user, &request, "mint tokens")?;
     let cluster = state.cluster.as_ref().ok_or_else(|| ApiError::NotFound("no token service".into()))?;
     let g: Generate =
         serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid body: {e}")))?;
     let service = g.service.unwrap_or_else(|| "self-issued".into());
     let duration = g.duration_seconds.unwrap_or(crate::security::obo::DEFAULT_LIFETIME);
+    let max = crate::security::obo::MAX_REST_LIFETIME;
+    if duration == 0 || duration > max {
+        return Err(ApiError::BadRequest(format!("`durationSeconds` must be 1..={max}, not {duration}")));
+    }
+    let holder = crate::security::obo::TokenHolder {
+        user: &user.principal.name,
+        source: user.source.as_str(),
+        roles: &user.role_names(),
+        backend_roles: &user.principal.backend_roles,
+    };
     let token = cluster
         .tokens()
-        .mint(
-            &user.principal.name,
-            &user.role_names(),
-            &user.principal.backend_roles,
-            &service,
-            &format!("user:{}", g.description.unwrap_or_default()),
-            duration,
-        )
+        .mint(&holder, &service, &format!("user:{}", g.description.unwrap_or_default()), duration)
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     audit_write(&state, &user, &request, format!("minted an on-behalf-of token for service {service}"));
     Ok(axum::Json(json!({
@@ -675,10 +741,8 @@ fn api_token_store(
     user: &AuthenticatedUser,
     request: &RequestId,
 ) -> Result<Arc<crate::security::api_tokens::ApiTokens>, ApiError> {
-    forbid_obo(state, user, request)?;
-    if user.api_token.is_some() {
-        return Err(refuse(state, user, request, "an API token cannot manage API tokens"));
-    }
+    require_own_credentials(state, user, request, "manage API tokens")?;
+    require_internal_user(state, user, request, "manage API tokens")?;
     state
         .security
         .api_tokens()
@@ -690,7 +754,7 @@ fn api_token_error(e: crate::security::api_tokens::ApiTokenError) -> ApiError {
     use crate::security::api_tokens::ApiTokenError as E;
     match e {
         E::Invalid(m) => ApiError::BadRequest(m),
-        E::Duplicate(_) => ApiError::BadRequest(e.to_string()),
+        E::Duplicate(_) | E::TooMany(_) => ApiError::BadRequest(e.to_string()),
         E::NotFound(_) => ApiError::NotFound(e.to_string()),
         E::Store(s) => ApiError::Internal(s.to_string()),
     }
@@ -710,8 +774,15 @@ async fn api_tokens_create(
     let tokens = api_token_store(&state, &user, &request)?;
     let new: crate::security::api_tokens::NewApiToken =
         serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid body: {e}")))?;
-    let (token, record) =
-        tokens.create(&user.principal.name, new, crate::security::obo::now()).map_err(api_token_error)?;
+    // Issued after any revocation of the user's tokens, even one made
+    // earlier in this very second.
+    let now = crate::security::obo::now();
+    let issued_at = state
+        .cluster
+        .as_ref()
+        .and_then(|c| c.tokens().revoked_user_before(&user.principal.name))
+        .map_or(now, |t| now.max(t + 1));
+    let (token, record) = tokens.create(&user.principal.name, new, issued_at).map_err(api_token_error)?;
     audit_token(&state, &user, &request, format!("created API token {}", record.name));
     Ok(axum::Json(json!({ "token": token, "name": record.name, "expires_at": record.expires_at }))
         .into_response())

@@ -24,7 +24,8 @@ use crate::registry::Registry;
 use crate::runtime::capabilities::cluster::{ClusterAccess, Session};
 use crate::runtime::capabilities::scheduler::{JobAccess, JobOwner, JobSession};
 use crate::runtime::{HttpRequest, HttpResponse, InvokeError};
-use crate::security::{AuthenticatedUser, Security};
+use crate::security::obo::TokenHolder;
+use crate::security::{AuthenticatedUser, IdentitySource, Security};
 
 /// Largest request body passed to an extension.
 pub const MAX_BODY: usize = 10 << 20;
@@ -155,13 +156,19 @@ async fn cluster_rest(
     body: Bytes,
 ) -> Response {
     use crate::cluster::gateway::GateError;
-    let Some(gateway) = &state.cluster else {
+    let Some(gateway) = state.cluster.clone() else {
         return error(StatusCode::NOT_FOUND, "not_found", "no such route");
     };
-    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let body = (!body.is_empty()).then_some(&body[..]);
-    let result =
-        gateway.call_as_user(&user, &request_id.id, request_id.remote, parts.method.as_str(), path, body);
+    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").to_owned();
+    let method = parts.method.clone();
+    // Store work (a large `_bulk`, a scan) blocks: it runs on the blocking
+    // pool so the request executor keeps serving everyone else.
+    let result = tokio::task::spawn_blocking(move || {
+        let body = (!body.is_empty()).then_some(&body[..]);
+        gateway.call_as_user(&user, &request_id.id, request_id.remote, method.as_str(), &path, body)
+    })
+    .await
+    .unwrap_or_else(|e| Err(GateError::Unavailable(format!("the cluster call did not complete: {e}"))));
     match result {
         Ok(reply) => {
             let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -299,16 +306,9 @@ async fn dispatch(
     call: Call,
 ) -> Response {
     let Call { id, path, method, query: RawQuery(query), headers, body } = call;
-    let Some(extension) = state.registry.get(&id) else {
-        return match state.registry.failure_of(&id) {
-            Some(failure) => error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "extension_not_loaded",
-                &format!("extension `{id}` failed to load: {}", failure.error),
-            ),
-            None => error(StatusCode::NOT_FOUND, "extension_not_found", &format!("no extension `{id}`")),
-        };
-    };
+    // The route permission is decided first, the same way whether the
+    // extension exists, failed to load or serves: a caller without the
+    // permission learns nothing about which ids exist.
     let permission = route_permission(&id, &path);
     let decision = user.check_extension(&permission);
     let category = if decision.is_ok() { Category::GrantedPrivileges } else { Category::MissingPrivileges };
@@ -327,6 +327,18 @@ async fn dispatch(
     if let Err(denied) = decision {
         return error(StatusCode::FORBIDDEN, "security_exception", &denied.to_string());
     }
+    let Some(extension) = state.registry.get(&id) else {
+        return match state.registry.failure_of(&id) {
+            // Why it failed names files on the server: that is for
+            // operators (`/_warden/health`, the log), not for callers.
+            Some(_) => error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "extension_not_loaded",
+                &format!("extension `{id}` is not loaded; an operator can see why in /_warden/health"),
+            ),
+            None => error(StatusCode::NOT_FOUND, "extension_not_found", &format!("no extension `{id}`")),
+        };
+    };
     let query = match parse_query(query.as_deref().unwrap_or("")) {
         Ok(query) => query,
         Err(reason) => return error(StatusCode::BAD_REQUEST, "invalid_query", &reason),
@@ -335,10 +347,11 @@ async fn dispatch(
         method: method.as_str().to_owned(),
         path: format!("/{path}"),
         query,
-        // Credentials stay with the host: the guest never sees them.
+        // Credentials stay with the host: the guest never sees them; nor
+        // the headers that only mean something to this one connection.
         headers: headers
             .iter()
-            .filter(|(name, _)| *name != header::AUTHORIZATION && *name != header::COOKIE)
+            .filter(|(name, _)| !CREDENTIAL_HEADERS.contains(name) && !is_hop_by_hop(name, &headers))
             .map(|(name, value)| {
                 (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned())
             })
@@ -387,19 +400,19 @@ fn session_for(
         return Ok(session);
     }
     let lifetime = (extension.limits.timeout.as_secs() + 5).min(crate::security::obo::MAX_LIFETIME);
+    let holder = TokenHolder {
+        user: &user.principal.name,
+        source: user.source.as_str(),
+        roles: &user.role_names(),
+        backend_roles: &user.principal.backend_roles,
+    };
+    let scope = match &user.api_token {
+        Some((id, _)) => format!("request:{};apitoken:{id}", request_id.id),
+        None => format!("request:{}", request_id.id),
+    };
     let token = gateway
         .tokens()
-        .mint(
-            &user.principal.name,
-            &user.role_names(),
-            &user.principal.backend_roles,
-            extension.id(),
-            &match &user.api_token {
-                Some((id, _)) => format!("request:{};apitoken:{id}", request_id.id),
-                None => format!("request:{}", request_id.id),
-            },
-            lifetime,
-        )
+        .mint(&holder, extension.id(), &scope, lifetime)
         .map_err(|e| format!("cannot mint the invocation's token: {e}"))?;
     session.token = Some(token);
     session.cluster = Some(gateway.clone() as Arc<dyn ClusterAccess>);
@@ -409,27 +422,33 @@ fn session_for(
 /// Who jobs registered during this request would run as: the caller, with
 /// their consent to this extension (`schedule:<id>`) decided now. None for
 /// anonymous callers.
+///
+/// Consent to background work is given only with one's own credentials: a
+/// job outlives the request and runs with its owner's roles resolved at
+/// every run, so an API token (limited, revocable) or an OBO token (minutes
+/// long) must not turn into standing work with the user's full roles.
 fn job_owner(extension: &str, user: &AuthenticatedUser) -> Option<JobOwner> {
-    if user.principal.name == crate::security::authc::ANONYMOUS_USER {
+    if user.source == IdentitySource::Anonymous {
         return None;
     }
-    let auth_source = match (&user.api_token, user.via_obo) {
-        (Some((id, _)), _) => format!("api-token:{id}"),
-        (None, true) => "obo".to_owned(),
-        (None, false) if user.state.config.internal_users.contains_key(&user.principal.name) => {
-            "internal".to_owned()
-        }
-        (None, false) => "jwt".to_owned(),
-    };
-    let consent = user.check_extension(&crate::scheduler::consent_permission(extension)).map_err(|denied| {
-        format!(
-            "user `{}` has not consented to extension `{extension}` scheduling work: {denied}",
+    let consent = if !user.with_own_credentials() {
+        let via = if user.via_obo { "an on-behalf-of token" } else { "an API token" };
+        Err(format!(
+            "jobs cannot be registered through {via}: background work runs with the user's own roles, \
+             so `{}` must consent with their own credentials",
             user.principal.name
-        )
-    });
+        ))
+    } else {
+        user.check_extension(&crate::scheduler::consent_permission(extension)).map_err(|denied| {
+            format!(
+                "user `{}` has not consented to extension `{extension}` scheduling work: {denied}",
+                user.principal.name
+            )
+        })
+    };
     Some(JobOwner {
         user: user.principal.name.clone(),
-        auth_source,
+        auth_source: user.source.as_str().to_owned(),
         backend_roles: user.principal.backend_roles.clone(),
         consent,
     })
@@ -458,10 +477,38 @@ fn invoke_error(e: InvokeError) -> Response {
     }
 }
 
-/// Headers the server manages itself; a guest's values are ignored.
-const MANAGED_HEADERS: [&str; 3] = ["content-length", "transfer-encoding", "connection"];
+/// Request headers that carry the caller's credentials: the host consumed
+/// them, the guest never sees them.
+const CREDENTIAL_HEADERS: [HeaderName; 3] =
+    [header::AUTHORIZATION, header::PROXY_AUTHORIZATION, header::COOKIE];
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1): they describe one connection, not
+/// the message, so they never cross the host in either direction. Headers
+/// that `Connection` names are hop-by-hop too.
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+];
+
+fn is_hop_by_hop(name: &HeaderName, headers: &HeaderMap) -> bool {
+    HOP_BY_HOP.contains(&name.as_str())
+        || headers.get_all(header::CONNECTION).iter().any(|listed| {
+            listed
+                .to_str()
+                .is_ok_and(|v| v.split(',').any(|token| token.trim().eq_ignore_ascii_case(name.as_str())))
+        })
+}
 
 /// Turns the guest's answer into HTTP, or a 502 naming what was invalid.
+/// Only final statuses (200–599) are accepted: a guest cannot switch
+/// protocols, answer informationally or hijack the connection.
 fn into_http(id: &str, response: HttpResponse) -> Response {
     let invalid = |what: String| {
         error(
@@ -471,8 +518,8 @@ fn into_http(id: &str, response: HttpResponse) -> Response {
         )
     };
     let status = match StatusCode::from_u16(response.status) {
-        Ok(status) if (100..600).contains(&response.status) => status,
-        _ => return invalid(format!("an invalid HTTP status {}", response.status)),
+        Ok(status) if (200..600).contains(&response.status) => status,
+        _ => return invalid(format!("an invalid HTTP status {} (200-599 only)", response.status)),
     };
     let mut headers = HeaderMap::with_capacity(response.headers.len());
     for (name, value) in response.headers {
@@ -482,10 +529,12 @@ fn into_http(id: &str, response: HttpResponse) -> Response {
         let Ok(header_value) = HeaderValue::from_str(&value) else {
             return invalid(format!("an invalid value for header {name:?}"));
         };
-        if MANAGED_HEADERS.contains(&header_name.as_str()) {
-            continue;
-        }
         headers.append(header_name, header_value);
+    }
+    let connection_specific: Vec<HeaderName> =
+        headers.keys().filter(|name| is_hop_by_hop(name, &headers)).cloned().collect();
+    for name in connection_specific {
+        headers.remove(name);
     }
     (status, headers, response.body).into_response()
 }
@@ -558,5 +607,33 @@ mod tests {
             HttpResponse { status: 200, headers: vec![("bad name".into(), "v".into())], body: vec![] },
         );
         assert_eq!(bad_header.status(), StatusCode::BAD_GATEWAY);
+        for status in [100, 101, 103, 199, 600] {
+            let upgrade = into_http(
+                "x",
+                HttpResponse { status, headers: vec![("upgrade".into(), "websocket".into())], body: vec![] },
+            );
+            assert_eq!(upgrade.status(), StatusCode::BAD_GATEWAY, "status {status}");
+        }
+        let hop = into_http(
+            "x",
+            HttpResponse {
+                status: 200,
+                headers: vec![
+                    ("connection".into(), "close, x-private".into()),
+                    ("x-private".into(), "1".into()),
+                    ("upgrade".into(), "h2c".into()),
+                    ("keep-alive".into(), "timeout=999".into()),
+                    ("transfer-encoding".into(), "chunked".into()),
+                    ("x-kept".into(), "2".into()),
+                ],
+                body: b"ok".to_vec(),
+            },
+        );
+        assert_eq!(hop.status(), StatusCode::OK);
+        let names: Vec<&str> = hop.headers().keys().map(|n| n.as_str()).collect();
+        assert!(names.contains(&"x-kept"), "{names:?}");
+        for dropped in ["connection", "x-private", "upgrade", "keep-alive", "transfer-encoding"] {
+            assert!(!names.contains(&dropped), "{dropped} crossed: {names:?}");
+        }
     }
 }

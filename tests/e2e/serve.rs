@@ -223,7 +223,8 @@ fn guest_host_calls() -> TestResult {
     // Not granted: refused at load, naming every offending interface.
     let reply = server.get("/_extensions/ungranted/cluster")?;
     assert_eq!(reply.status, 503, "{reply:?}");
-    let reason = reply.reason();
+    assert!(!reply.body.contains("component.wasm"), "a caller is not shown server paths: {reply:?}");
+    let reason = load_failure(&server, "ungranted")?;
     assert!(reason.contains("`warden:extension/cluster@0.1.0` needs the `cluster` capability"), "{reason}");
     assert!(
         reason.contains("`warden:extension/scheduler@0.1.0` needs the `scheduler` capability"),
@@ -332,12 +333,22 @@ fn malformed_extensions_are_refused_and_others_serve() -> TestResult {
     assert_hello_still_answers(&server)
 }
 
+/// Why extension `id` failed to load, as operators see it in `/_warden/health`.
+fn load_failure(server: &Server, id: &str) -> Result<String, Box<dyn std::error::Error>> {
+    let health = server.get("/_warden/health")?.json();
+    let failed = health["failed"].as_array().cloned().unwrap_or_default();
+    let failure = failed.iter().find(|f| f["id"] == id).ok_or_else(|| format!("{id} not in {health}"))?;
+    Ok(failure["error"].as_str().unwrap_or_default().to_owned())
+}
+
 #[test]
 fn guest_no_exports() -> TestResult {
     let (_deployment, server) = serve_with(|d| d.install("mute", GUEST_NO_EXPORTS, "").map(drop))?;
     let reply = server.get("/_extensions/mute/")?;
     assert_eq!(reply.status, 503, "{reply:?}");
-    assert!(reply.reason().contains("component.wasm: exports nothing Warden can call"), "{reply:?}");
+    assert!(reply.reason().contains("/_warden/health"), "{reply:?}");
+    let reason = load_failure(&server, "mute")?;
+    assert!(reason.contains("component.wasm: exports nothing Warden can call"), "{reason}");
     assert_hello_still_answers(&server)
 }
 

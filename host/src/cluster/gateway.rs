@@ -169,6 +169,8 @@ impl ClusterGateway {
         let claims = self.verified_claims(token, call.extension).map_err(|e| (GATE_TOKEN, e.to_string()))?;
         event.user = Some(claims.user.clone());
         let state = self.security.state();
+        // The token's user as of now: deleted or disabled, its tokens die.
+        crate::security::token_holder(&state.config, &claims).map_err(|e| (GATE_TOKEN, e))?;
         let privileges = &state.privileges;
         let service = privileges.extension_policy(call.extension);
         let mut roles = RoleSet::default();
@@ -445,12 +447,15 @@ analyst_role:
     fn attack_tokens_are_refused_and_audited_with_their_reason() -> R {
         let dir = tempfile::tempdir()?;
         let store = Arc::new(Store::open(&dir.path().join("store.redb"))?);
-        let texts = BTreeMap::from([("roles.yml", ROLES.to_owned())]);
+        let texts = BTreeMap::from([
+            ("roles.yml", ROLES.to_owned()),
+            ("internal_users.yml", "ana:\n  backend_roles: [analyst]\n".to_owned()),
+        ]);
         let security = Arc::new(Security::new(SecurityConfig::from_texts("test", &texts)?));
         let tokens = Arc::new(TokenService::new("warden-test", KeyRing::generate()?, Revocations::default()));
         let audit = Arc::new(AuditLog::open(&dir.path().join("audit"), Default::default())?);
         let backend = Box::new(Embedded::new(store, "warden-test")?);
-        let gateway = ClusterGateway::new(backend, tokens.clone(), security, audit.clone());
+        let gateway = ClusterGateway::new(backend, tokens.clone(), security.clone(), audit.clone());
 
         let genuine = attacks::mint(&tokens)?;
         let allowed = gateway.call(&read_logs(&genuine, "genuine"))?;
@@ -482,6 +487,31 @@ analyst_role:
             assert_eq!(event.extension.as_deref(), Some("reporter"), "{what}");
             assert!(event.reason.as_deref().is_some_and(|r| r.contains(reason)), "{what}: {event:?}");
         }
+
+        // A token dies with its user: disabled, then deleted, the genuine
+        // token (already verified and cached) is refused.
+        let disable = |disabled: bool| {
+            security.update(|c| {
+                if let Some(ana) = c.internal_users.get_mut("ana") {
+                    ana.disabled = disabled;
+                }
+                Ok::<_, crate::security::BootstrapError>(())
+            })
+        };
+        disable(true)?;
+        let refused = gateway.call(&read_logs(&genuine, "disabled"));
+        assert!(matches!(&refused, Err(GateError::Denied(m)) if m.contains("is disabled")), "{refused:?}");
+        disable(false)?;
+        assert!(gateway.call(&read_logs(&genuine, "enabled again")).is_ok());
+        security.update(|c| {
+            c.internal_users.remove("ana");
+            Ok::<_, crate::security::BootstrapError>(())
+        })?;
+        let refused = gateway.call(&read_logs(&genuine, "deleted"));
+        assert!(
+            matches!(&refused, Err(GateError::Denied(m)) if m.contains("no longer exists")),
+            "{refused:?}"
+        );
         Ok(())
     }
 }

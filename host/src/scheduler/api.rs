@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use super::jobs::{Job, JobError, JobIdentity};
 use super::{ADMIN_PERMISSION, Scheduler, now_ms};
 use crate::audit::{Category, Event, rfc3339};
-use crate::security::AuthenticatedUser;
+use crate::security::{AuthenticatedUser, IdentitySource};
 use crate::server::{AppState, RequestId, error};
 
 pub fn routes() -> Router<Arc<AppState>> {
@@ -65,6 +65,15 @@ fn scheduler<'a>(state: &'a AppState, user: &AuthenticatedUser) -> Result<&'a Ar
             "an on-behalf-of token cannot manage jobs",
         ));
     }
+    // An API token acts only within its own permissions: one that was not
+    // granted the jobs permission does not manage even its creator's jobs.
+    if user.api_token.is_some() && !is_admin(user) {
+        return Err(refuse(
+            StatusCode::FORBIDDEN,
+            "security_exception",
+            &format!("an API token manages jobs only when it is granted `{ADMIN_PERMISSION}`"),
+        ));
+    }
     state
         .scheduler
         .as_ref()
@@ -75,12 +84,18 @@ fn is_admin(user: &AuthenticatedUser) -> bool {
     user.check_cluster(ADMIN_PERMISSION).is_ok()
 }
 
+/// Whether the caller is the job's owner: the same name from the same
+/// identity source (a JWT `admin` does not own the internal admin's jobs).
+fn owns(user: &AuthenticatedUser, identity: &JobIdentity) -> bool {
+    IdentitySource::parse(&identity.auth_source).is_some_and(|source| user.is(&identity.user, source))
+}
+
 /// The job and its identity, if the caller owns it or is an admin.
 fn visible(scheduler: &Scheduler, user: &AuthenticatedUser, id: &str) -> Result<(Job, JobIdentity), Refusal> {
     let not_found =
         || refuse(StatusCode::NOT_FOUND, "resource_not_found_exception", &format!("no job `{id}`"));
     let identity = scheduler.jobs.identity(id).map_err(store_error)?.ok_or_else(not_found)?.0;
-    if identity.user != user.principal.name && !is_admin(user) {
+    if !owns(user, &identity) && !is_admin(user) {
         return Err(not_found());
     }
     let job = scheduler.jobs.get(id).map_err(store_error)?.ok_or_else(not_found)?.0;
@@ -155,7 +170,7 @@ async fn list(
             .list()
             .map_err(store_error)?
             .iter()
-            .filter(|(_, _, who)| admin || who.user == user.principal.name)
+            .filter(|(_, _, who)| admin || owns(&user, who))
             .filter(|(_, job, _)| filter.extension.as_ref().is_none_or(|e| *e == job.extension))
             .filter(|(_, _, who)| filter.user.as_ref().is_none_or(|u| *u == who.user))
             .map(|(id, job, who)| view(id, job, who))

@@ -83,7 +83,7 @@ impl JobAccess for Scheduler {
 
     fn list(&self, extension: &str, owner: &JobOwner) -> Result<Vec<wit::JobInfo>, types::Error> {
         let mut out = Vec::new();
-        for id in self.jobs.ids_of(extension, &owner.user).map_err(to_wit_error)? {
+        for id in self.jobs.ids_of(extension, (&owner.user, &owner.auth_source)).map_err(to_wit_error)? {
             if let Some((job, _)) = self.jobs.get(&id).map_err(to_wit_error)? {
                 out.push(info(&id, job));
             }
@@ -98,7 +98,7 @@ impl Scheduler {
     fn own_job(&self, extension: &str, owner: &JobOwner, id: &str) -> Result<Job, types::Error> {
         let not_found = || types::Error::NotFound(format!("no job `{id}`"));
         let identity = self.jobs.identity(id).map_err(to_wit_error)?.ok_or_else(not_found)?.0;
-        if identity.extension != extension || identity.user != owner.user {
+        if identity.extension != extension || identity.owner() != (&owner.user, &owner.auth_source) {
             return Err(not_found());
         }
         Ok(self.jobs.get(id).map_err(to_wit_error)?.ok_or_else(not_found)?.0)

@@ -178,13 +178,29 @@ pub struct JobStore {
 
 /// The id of a job's entry in [`NAMES_INDEX`], and the prefix shared by all
 /// of one owner's entries in one extension. Owner names with control
-/// characters are refused, so the separator is unambiguous.
-fn name_key(extension: &str, user: &str, name: &str) -> String {
-    format!("{}{name}", owner_prefix(extension, user))
+/// characters are refused, so the separators are unambiguous. An owner is
+/// a name *and* its source: internal users keep the plain name (keys
+/// written before sources were), others carry the source after `\u{1e}`,
+/// so a JWT `admin` never shares the internal `admin`'s names.
+fn name_key(extension: &str, owner: Owner<'_>, name: &str) -> String {
+    format!("{}{name}", owner_prefix(extension, owner))
 }
 
-fn owner_prefix(extension: &str, user: &str) -> String {
-    format!("{extension}\u{1f}{user}\u{1f}")
+fn owner_prefix(extension: &str, (user, source): Owner<'_>) -> String {
+    if source == "internal" {
+        format!("{extension}\u{1f}{user}\u{1f}")
+    } else {
+        format!("{extension}\u{1f}{user}\u{1e}{source}\u{1f}")
+    }
+}
+
+/// A job owner: (user name, identity source).
+pub type Owner<'a> = (&'a str, &'a str);
+
+impl JobIdentity {
+    pub fn owner(&self) -> Owner<'_> {
+        (&self.user, &self.auth_source)
+    }
 }
 
 /// The job's entry in [`DUE_INDEX`], if it will run: the next run, zero
@@ -215,9 +231,9 @@ impl JobStore {
     }
 
     /// The ids of one user's jobs in one extension.
-    pub fn ids_of(&self, extension: &str, user: &str) -> Result<Vec<String>, JobError> {
+    pub fn ids_of(&self, extension: &str, owner: Owner<'_>) -> Result<Vec<String>, JobError> {
         self.store
-            .list_prefix(NAMES_INDEX, &owner_prefix(extension, user))?
+            .list_prefix(NAMES_INDEX, &owner_prefix(extension, owner))?
             .into_iter()
             .map(|(key, v)| {
                 String::from_utf8(v.source).map_err(|e| JobError::Corrupt { id: key, message: e.to_string() })
@@ -298,10 +314,10 @@ impl JobStore {
         }
         r.schedule.validate()?;
         let next_run = r.schedule.first_run(now);
-        if r.user.chars().any(char::is_control) {
+        if r.user.chars().any(char::is_control) || r.auth_source.chars().any(char::is_control) {
             return Err(JobError::Invalid("a job's owner name cannot hold control characters".into()));
         }
-        let key = name_key(r.extension, r.user, r.name);
+        let key = name_key(r.extension, (r.user, r.auth_source), r.name);
         if let Some(existing) = self.store.get(NAMES_INDEX, &key)? {
             let id = String::from_utf8(existing.source)
                 .map_err(|e| JobError::Corrupt { id: key.clone(), message: e.to_string() })?;
@@ -316,7 +332,7 @@ impl JobStore {
             })?;
             return Ok((id, false));
         }
-        if self.ids_of(r.extension, r.user)?.len() >= MAX_JOBS_PER_OWNER {
+        if self.ids_of(r.extension, (r.user, r.auth_source))?.len() >= MAX_JOBS_PER_OWNER {
             return Err(JobError::Limit(format!(
                 "user `{}` already has {MAX_JOBS_PER_OWNER} jobs in extension `{}`; unregister some first",
                 r.user, r.extension
@@ -429,8 +445,8 @@ impl JobStore {
             let (mut job, job_version) = self.get(id)?.ok_or_else(|| JobError::NotFound(id.to_owned()))?;
             let (mut identity, version) =
                 self.identity(id)?.ok_or_else(|| JobError::NotFound(id.to_owned()))?;
-            let old_key = name_key(&identity.extension, &identity.user, &job.name);
-            let new_key = name_key(&identity.extension, user, &job.name);
+            let old_key = name_key(&identity.extension, identity.owner(), &job.name);
+            let new_key = name_key(&identity.extension, (user, auth_source), &job.name);
             let moving = old_key != new_key;
             if moving && self.store.get(NAMES_INDEX, &new_key)?.is_some() {
                 return Err(JobError::Invalid(format!(
@@ -482,7 +498,7 @@ impl JobStore {
     /// Removes a job, its identity and any lease together.
     pub fn remove(&self, id: &str) -> Result<(), JobError> {
         let (job, _) = self.get(id)?.ok_or_else(|| JobError::NotFound(id.to_owned()))?;
-        let name = self.identity(id)?.map(|(who, _)| name_key(&who.extension, &who.user, &job.name));
+        let name = self.identity(id)?.map(|(who, _)| name_key(&who.extension, who.owner(), &job.name));
         let due = due_key(id, &job);
         let delete = |index, id| Write { index, id, source: None, expect: Expect::Any };
         let mut writes = vec![delete(JOBS_INDEX, id), delete(IDENTITIES_INDEX, id), delete(LOCKS_INDEX, id)];
@@ -623,22 +639,31 @@ mod tests {
         // Another user's job of the same name is another job.
         let (bob, created) = jobs.register(registration("bob", "nightly"), 1_000)?;
         assert!(created && bob != id);
+        // So is a JWT user's who is named `ana` too: identity is (name,
+        // source), and re-registering must not rewrite the internal ana's job.
+        let jwt_ana =
+            Registration { auth_source: "jwt", params: "{\"x\":1}".into(), ..registration("ana", "nightly") };
+        let (impostor, created) = jobs.register(jwt_ana, 1_500)?;
+        assert!(created && impostor != id, "a JWT `ana` reached the internal ana's job");
+        assert_eq!(jobs.get(&id)?.ok_or("job missing")?.0.params, "{}");
+        assert_eq!(jobs.ids_of("reporter", ("ana", "jwt"))?, std::slice::from_ref(&impostor));
+        jobs.remove(&impostor)?;
         // The identity lives apart from the definition.
         let (identity, _) = jobs.identity(&id)?.ok_or("identity missing")?;
         assert_eq!(identity.user, "ana");
         assert!(!String::from_utf8(serde_json::to_vec(&job)?)?.contains("ana"));
-        assert_eq!(jobs.ids_of("reporter", "ana")?, std::slice::from_ref(&id));
+        assert_eq!(jobs.ids_of("reporter", ("ana", "internal"))?, std::slice::from_ref(&id));
         // Bob already has a `nightly`: ana's cannot become his.
         let clash = jobs.set_owner(&id, "bob", "internal", 3_000).err().map(|e| e.to_string());
         assert!(clash.is_some_and(|e| e.contains("already has a job named `nightly`")));
         let (carl_id, _) = jobs.register(registration("ana", "weekly"), 1_000)?;
         jobs.set_owner(&carl_id, "carl", "internal", 3_000)?;
-        assert_eq!(jobs.ids_of("reporter", "carl")?, std::slice::from_ref(&carl_id));
+        assert_eq!(jobs.ids_of("reporter", ("carl", "internal"))?, std::slice::from_ref(&carl_id));
         assert_eq!(jobs.register(registration("carl", "weekly"), 4_000)?, (carl_id, false));
         assert!(jobs.register(registration("ana", "weekly"), 4_000)?.1, "ana's name was freed");
         jobs.remove(&id)?;
         assert!(jobs.identity(&id)?.is_none() && jobs.get(&id)?.is_none());
-        assert!(jobs.ids_of("reporter", "ana")?.iter().all(|other| *other != id));
+        assert!(jobs.ids_of("reporter", ("ana", "internal"))?.iter().all(|other| *other != id));
         assert!(matches!(jobs.remove(&id), Err(JobError::NotFound(_))));
         Ok(())
     }

@@ -28,7 +28,7 @@ use crate::cluster::gateway::ClusterGateway;
 use crate::registry::Registry;
 use crate::security::mapping::Principal;
 use crate::security::privileges::Subject;
-use crate::security::{Security, SecurityState, service_accounts};
+use crate::security::{IdentitySource, Security, SecurityState, service_accounts};
 
 use self::jobs::{JobIdentity, JobStore};
 
@@ -132,24 +132,38 @@ impl Scheduler {
     /// Resolves a job's owner now: the user must exist (or have come from
     /// an external authenticator), be enabled and still consent to the
     /// extension scheduling work. The reason names what failed.
+    ///
+    /// The owner is resolved from where their identity came from, never by
+    /// name alone: a JWT user named `admin` is not the internal `admin`.
     pub fn resolve_owner(&self, identity: &JobIdentity) -> Result<ResolvedOwner, String> {
         let state = self.security.state();
         let user = &identity.user;
         if service_accounts::is_service_account(user) {
             return Err(format!("`{user}` is a service account; jobs run for users"));
         }
-        let principal = match state.config.internal_users.get(user) {
-            Some(record) if record.disabled => return Err(format!("user `{user}` is disabled")),
-            Some(record) => crate::security::internal_principal(user, record),
+        let principal = match IdentitySource::parse(&identity.auth_source) {
+            Some(IdentitySource::Internal) => match state.config.internal_users.get(user) {
+                Some(record) if record.disabled => return Err(format!("user `{user}` is disabled")),
+                Some(record) => crate::security::internal_principal(user, record),
+                None => return Err(format!("user `{user}` no longer exists")),
+            },
             // Users of an external authenticator (JWT) are not in the
             // internal database: their roles are those they registered with.
-            None if identity.auth_source == "jwt" => Principal {
+            Some(IdentitySource::Jwt) => Principal {
                 name: user.clone(),
                 backend_roles: identity.backend_roles.clone(),
                 direct_roles: Vec::new(),
                 attributes: [("user_name".to_owned(), user.clone())].into(),
             },
-            None => return Err(format!("user `{user}` no longer exists")),
+            // Registrations through tokens (`obo`, `api-token:…`) are
+            // refused now; such jobs from before stay suspended.
+            _ => {
+                return Err(format!(
+                    "job was registered through `{}`, not with the user's own credentials; \
+                     `{user}` must register it again",
+                    identity.auth_source
+                ));
+            }
         };
         let subject = state.subject(&principal, None);
         let consent = consent_permission(&identity.extension);

@@ -121,9 +121,11 @@ fn mint(
     backend_roles: &[String],
     lifetime: u64,
 ) -> Result<String, String> {
+    let holder =
+        obo::TokenHolder { user: &identity.user, source: &identity.auth_source, roles, backend_roles };
     gateway
         .tokens()
-        .mint(&identity.user, roles, backend_roles, &identity.extension, &format!("job:{job_id}"), lifetime)
+        .mint(&holder, &identity.extension, &format!("job:{job_id}"), lifetime)
         .map_err(|e| format!("cannot mint the run's token: {e}"))
 }
 

@@ -19,6 +19,11 @@ use super::privileges::{Privileges, RoleSet, Subject};
 use crate::store::{Expect, Store, StoreError, Write};
 
 pub const STORE_INDEX: &str = ".warden-api-tokens";
+/// `<creator>\u{1f}<name>` → the token's hash: a creator's tokens without
+/// a scan, and one name per creator by compare-and-set.
+pub const NAMES_INDEX: &str = ".warden-api-token-names";
+/// Tokens one user may hold at once, as OpenSearch caps them.
+pub const MAX_PER_USER: usize = 100;
 /// Expiry is required and at most this far away (90 days).
 pub const MAX_DURATION: u64 = 90 * 86_400;
 const PREFIX: &str = "wdn_";
@@ -28,6 +33,11 @@ const PREFIX: &str = "wdn_";
 pub struct ApiTokenRecord {
     pub name: String,
     pub creator: String,
+    /// Who vouched for the creator: always `internal` (only internal users
+    /// create tokens). Records without it predate identity sources and are
+    /// refused, since a JWT user of the same name could have made them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creator_source: Option<String>,
     #[serde(default)]
     pub cluster_permissions: Vec<String>,
     #[serde(default)]
@@ -54,6 +64,8 @@ pub enum ApiTokenError {
     Invalid(String),
     #[error("an API token named `{0}` already exists for this user")]
     Duplicate(String),
+    #[error("user `{0}` already has {MAX_PER_USER} API tokens; delete some first")]
+    TooMany(String),
     #[error("no API token named `{0}`")]
     NotFound(String),
     #[error(transparent)]
@@ -74,6 +86,16 @@ pub struct ApiTokens {
     /// Compiled limits by token hash, for the configuration snapshot they
     /// were compiled under (by pointer); a config change recompiles.
     compiled: Mutex<HashMap<String, (usize, Arc<TokenLimit>)>>,
+}
+
+/// Creator names are internal user names, which the security API keeps
+/// free of control characters, so the separator is unambiguous.
+fn owner_prefix(creator: &str) -> String {
+    format!("{creator}\u{1f}")
+}
+
+fn name_key(creator: &str, name: &str) -> String {
+    format!("{}{name}", owner_prefix(creator))
 }
 
 pub fn hash(token: &str) -> String {
@@ -106,8 +128,14 @@ impl ApiTokens {
         let mut check = SecurityConfig::default();
         check.roles.insert("api-token".into(), role);
         check.validate().map_err(|e| ApiTokenError::Invalid(e.to_string()))?;
-        if self.list(Some(creator))?.iter().any(|r| r.name == request.name) {
-            return Err(ApiTokenError::Duplicate(request.name));
+        if request.name.chars().any(char::is_control) || request.name.len() > 256 {
+            return Err(ApiTokenError::Invalid(
+                "`name` must be at most 256 bytes without control characters".into(),
+            ));
+        }
+        let owned = self.store.list_prefix(NAMES_INDEX, &owner_prefix(creator))?;
+        if owned.len() >= MAX_PER_USER {
+            return Err(ApiTokenError::TooMany(creator.to_owned()));
         }
         let mut secret = [0u8; 32];
         getrandom::fill(&mut secret).map_err(|e| ApiTokenError::Invalid(format!("no randomness: {e}")))?;
@@ -115,50 +143,78 @@ impl ApiTokens {
         let record = ApiTokenRecord {
             name: request.name,
             creator: creator.to_owned(),
+            creator_source: Some("internal".to_owned()),
             cluster_permissions: request.cluster_permissions,
             index_permissions: request.index_permissions,
             created_at: now,
             expires_at: now + duration,
         };
         let source = serde_json::to_vec(&record).map_err(|e| ApiTokenError::Invalid(e.to_string()))?;
-        self.store.write(&[Write {
-            index: STORE_INDEX,
-            id: &hash(&token),
-            source: Some(source),
-            expect: Expect::Absent,
-        }])?;
-        Ok((token, record))
+        let id = hash(&token);
+        // The name entry is created with the record, compare-and-set: of
+        // two creations racing for one name, one wins.
+        let written = self.store.write(&[
+            Write {
+                index: NAMES_INDEX,
+                id: &name_key(creator, &record.name),
+                source: Some(id.clone().into_bytes()),
+                expect: Expect::Absent,
+            },
+            Write { index: STORE_INDEX, id: &id, source: Some(source), expect: Expect::Absent },
+        ]);
+        match written {
+            Ok(_) => Ok((token, record)),
+            Err(StoreError::Conflict { .. }) => Err(ApiTokenError::Duplicate(record.name)),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Tokens of `creator` (all when `None`).
     pub fn list(&self, creator: Option<&str>) -> Result<Vec<ApiTokenRecord>, ApiTokenError> {
-        Ok(self
+        let parse = |(_, doc): (String, crate::store::Versioned)| {
+            serde_json::from_slice::<ApiTokenRecord>(&doc.source).ok()
+        };
+        let Some(creator) = creator else {
+            return Ok(self.store.list(STORE_INDEX)?.into_iter().filter_map(parse).collect());
+        };
+        let ids = self
             .store
-            .list(STORE_INDEX)?
+            .list_prefix(NAMES_INDEX, &owner_prefix(creator))?
             .into_iter()
-            .filter_map(|(_, doc)| serde_json::from_slice::<ApiTokenRecord>(&doc.source).ok())
-            .filter(|r| creator.is_none_or(|c| r.creator == c))
-            .collect())
+            .filter_map(|(_, v)| String::from_utf8(v.source).ok())
+            .collect::<Vec<_>>();
+        Ok(self.store.get_many(STORE_INDEX, &ids)?.into_iter().filter_map(parse).collect())
     }
 
     /// Deletes `creator`'s token `name`; it fails on its next use.
     pub fn delete(&self, creator: &str, name: &str) -> Result<(), ApiTokenError> {
-        for (id, doc) in self.store.list(STORE_INDEX)? {
-            let Ok(record) = serde_json::from_slice::<ApiTokenRecord>(&doc.source) else { continue };
-            if record.creator == creator && record.name == name {
-                self.store.write(&[Write {
-                    index: STORE_INDEX,
-                    id: &id,
-                    source: None,
-                    expect: Expect::Any,
-                }])?;
-                if let Ok(mut compiled) = self.compiled.lock() {
-                    compiled.remove(&id);
-                }
-                return Ok(());
-            }
+        let key = name_key(creator, name);
+        let id = match self.store.get(NAMES_INDEX, &key)? {
+            Some(doc) => String::from_utf8(doc.source).ok(),
+            None => None,
+        };
+        let id = match id {
+            Some(id) => id,
+            // Tokens made before the names index have no entry there.
+            None => self
+                .store
+                .list(STORE_INDEX)?
+                .into_iter()
+                .find(|(_, doc)| {
+                    serde_json::from_slice::<ApiTokenRecord>(&doc.source)
+                        .is_ok_and(|r| r.creator == creator && r.name == name)
+                })
+                .map(|(id, _)| id)
+                .ok_or_else(|| ApiTokenError::NotFound(name.to_owned()))?,
+        };
+        self.store.write(&[
+            Write { index: NAMES_INDEX, id: &key, source: None, expect: Expect::Any },
+            Write { index: STORE_INDEX, id: &id, source: None, expect: Expect::Any },
+        ])?;
+        if let Ok(mut compiled) = self.compiled.lock() {
+            compiled.remove(&id);
         }
-        Err(ApiTokenError::NotFound(name.to_owned()))
+        Ok(())
     }
 
     /// The record of a presented token, if it exists (expiry not checked).

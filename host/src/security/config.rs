@@ -289,6 +289,15 @@ impl SecurityConfig {
             }
         }
         for (name, user) in &self.internal_users {
+            // Names key stored identities (tokens, jobs) with a control
+            // character as separator, and appear in logs: none inside.
+            if name.is_empty() || name.chars().any(char::is_control) {
+                return Err(ConfigError::Invalid {
+                    file: INTERNAL_USERS.into(),
+                    entry: name.escape_debug().to_string(),
+                    message: "a user name must be non-empty and hold no control characters".into(),
+                });
+            }
             if super::service_accounts::is_service_account(name) {
                 super::service_accounts::check_record(name, user).map_err(|message| {
                     ConfigError::Invalid { file: INTERNAL_USERS.into(), entry: name.clone(), message }

@@ -68,10 +68,50 @@ impl SecurityState {
     }
 }
 
+/// Who vouches for a user's name. Identity is (name, source): a JWT whose
+/// subject is `admin` is not the internal user `admin`, and nothing stored
+/// or resolved by name may confuse the two.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IdentitySource {
+    /// The internal user database (Basic authentication).
+    Internal,
+    /// An external identity provider's JWT.
+    Jwt,
+    /// Anonymous access.
+    Anonymous,
+}
+
+impl IdentitySource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdentitySource::Internal => "internal",
+            IdentitySource::Jwt => "jwt",
+            IdentitySource::Anonymous => "anonymous",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<IdentitySource> {
+        match s {
+            "internal" => Some(IdentitySource::Internal),
+            "jwt" => Some(IdentitySource::Jwt),
+            "anonymous" => Some(IdentitySource::Anonymous),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for IdentitySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A request's authenticated user.
 #[derive(Debug, Clone)]
 pub struct AuthenticatedUser {
     pub principal: Principal,
+    /// Who vouches for `principal.name` (carried through OBO tokens).
+    pub source: IdentitySource,
     pub subject: Subject,
     /// Authenticated by an on-behalf-of token: such a caller can never mint
     /// tokens, change a password or call the security API.
@@ -84,6 +124,18 @@ pub struct AuthenticatedUser {
 }
 
 impl AuthenticatedUser {
+    /// Signed in with their own credentials: neither an OBO token nor an
+    /// API token stands in for them. Only such a caller may create
+    /// credentials or consent to work that outlives the request.
+    pub fn with_own_credentials(&self) -> bool {
+        !self.via_obo && self.api_token.is_none()
+    }
+
+    /// Whether this caller is the user `name` of `source`.
+    pub fn is(&self, name: &str, source: IdentitySource) -> bool {
+        self.principal.name == name && self.source == source
+    }
+
     pub fn role_names(&self) -> Vec<String> {
         self.state.privileges.role_names(&self.subject.roles)
     }
@@ -301,11 +353,29 @@ impl Security {
             }
         }
         let state = Arc::new(SecurityState::compile(config));
-        match self.current.write() {
-            Ok(mut current) => *current = state,
-            Err(poisoned) => *poisoned.into_inner() = state,
-        }
+        let previous = match self.current.write() {
+            Ok(mut current) => std::mem::replace(&mut *current, state.clone()),
+            Err(poisoned) => std::mem::replace(&mut *poisoned.into_inner(), state.clone()),
+        };
+        self.revoke_changed_credentials(&previous.config, &state.config);
         Ok(())
+    }
+
+    /// A user whose password changed loses every token issued before the
+    /// change: OBO tokens (revoked by user) and API tokens (which check the
+    /// same revocation time). Whatever path changed it — the REST API, an
+    /// import, `reset-password`.
+    fn revoke_changed_credentials(&self, before: &SecurityConfig, after: &SecurityConfig) {
+        let Some(tokens) = &self.obo else { return };
+        for (name, user) in &after.internal_users {
+            let changed = before.internal_users.get(name).is_some_and(|old| old.hash != user.hash);
+            if changed && let Err(e) = tokens.revoke_user(name) {
+                tracing::error!(
+                    user = name,
+                    "password changed but its tokens' revocation is not persisted: {e}"
+                );
+            }
+        }
     }
 
     /// Applies `change` to a copy of the current configuration and, if it
@@ -350,8 +420,12 @@ impl Security {
         let state = self.state();
         let mut via_obo = false;
         let mut api_token = None;
+        let mut source = IdentitySource::Internal;
         let principal = match authorization {
-            None if self.authc.anonymous => authc::anonymous(),
+            None if self.authc.anonymous => {
+                source = IdentitySource::Anonymous;
+                authc::anonymous()
+            }
             None => return Err(AuthnError::Missing),
             Some(header) if header.len() > 7 && header[..7].eq_ignore_ascii_case("apikey ") => {
                 let tokens = self.api_tokens.as_ref().ok_or(AuthnError::NotEnabled("API token"))?;
@@ -362,6 +436,15 @@ impl Security {
                 if obo::now() > record.expires_at {
                     return Err(AuthnError::InvalidToken(format!("API token `{}` has expired", record.name)));
                 }
+                // Only internal users create API tokens; a record that does
+                // not say so predates identity sources and cannot be told
+                // apart from one a JWT user of the same name created.
+                if record.creator_source.as_deref() != Some(IdentitySource::Internal.as_str()) {
+                    return Err(AuthnError::InvalidToken(format!(
+                        "API token `{}` of `{}` does not record who vouched for its creator; create it again",
+                        record.name, record.creator
+                    )));
+                }
                 let creator = state.config.internal_users.get(&record.creator).ok_or_else(|| {
                     AuthnError::InvalidToken(format!(
                         "the creator `{}` of API token `{}` no longer exists",
@@ -371,16 +454,16 @@ impl Security {
                 if creator.disabled {
                     return Err(AuthnError::Disabled(record.creator.clone()));
                 }
-                api_token = Some((id.clone(), tokens.limit(&id, &record, &state.config, state.generation)));
-                Principal {
-                    attributes: std::collections::HashMap::from([(
-                        "user_name".to_owned(),
-                        record.creator.clone(),
-                    )]),
-                    name: record.creator.clone(),
-                    backend_roles: creator.backend_roles.clone(),
-                    direct_roles: creator.opendistro_security_roles.clone(),
+                if let Some(obo) = &self.obo
+                    && obo.revoked_user_before(&record.creator).is_some_and(|t| record.created_at <= t)
+                {
+                    return Err(AuthnError::InvalidToken(format!(
+                        "API token `{}` was issued before the credentials of `{}` changed",
+                        record.name, record.creator
+                    )));
                 }
+                api_token = Some((id.clone(), tokens.limit(&id, &record, &state.config, state.generation)));
+                internal_principal(&record.creator, creator)
             }
             Some(header) if header.len() > 7 && header[..7].eq_ignore_ascii_case("bearer ") => {
                 let token = header[7..].trim();
@@ -388,6 +471,7 @@ impl Security {
                     let claims = tokens
                         .verify_presented(token)
                         .map_err(|e| AuthnError::InvalidToken(e.to_string()))?;
+                    source = token_holder(&state.config, &claims).map_err(AuthnError::InvalidToken)?;
                     via_obo = true;
                     Principal {
                         attributes: std::collections::HashMap::from([(
@@ -401,6 +485,7 @@ impl Security {
                     }
                 } else {
                     let jwt = self.authc.jwt.as_ref().ok_or(AuthnError::NotEnabled("bearer token"))?;
+                    source = IdentitySource::Jwt;
                     jwt.authenticate(token)?
                 }
             }
@@ -414,8 +499,26 @@ impl Security {
             }
         };
         let subject = state.subject(&principal, remote);
-        Ok(AuthenticatedUser { principal, subject, via_obo, api_token, state })
+        Ok(AuthenticatedUser { principal, source, subject, via_obo, api_token, state })
     }
+}
+
+/// Who an OBO token speaks for, checked against the configuration now: an
+/// internal user must still exist and be enabled (a token dies with its
+/// user); an external user cannot be asked again and is taken as minted.
+pub fn token_holder(config: &SecurityConfig, claims: &obo::OboClaims) -> Result<IdentitySource, String> {
+    let source = IdentitySource::parse(&claims.source)
+        .ok_or_else(|| format!("token names an unknown identity source `{}`", claims.source))?;
+    if source == IdentitySource::Internal {
+        match config.internal_users.get(&claims.user) {
+            None => return Err(format!("the token's user `{}` no longer exists", claims.user)),
+            Some(record) if record.disabled => {
+                return Err(format!("the token's user `{}` is disabled", claims.user));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(source)
 }
 
 /// The principal of an internal user, as Basic authentication makes it

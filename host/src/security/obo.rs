@@ -5,7 +5,8 @@
 //! Format (claim names follow OpenSearch's OBO tokens): HS512 with a `kid`
 //! header; claims `iss` (cluster name), `sub` (user), `aud` (extension id),
 //! `iat`, `nbf`, `exp`, `jti`, `typ` (`obo`), `scope` (`request:<id>` or
-//! `job:<id>`), and `er` / `br` — the user's roles and backend roles,
+//! `job:<id>`), `src` (who vouches for `sub`: `internal` or `jwt` — a name
+//! alone is not an identity), and `er` / `br` — the user's roles and backend roles,
 //! encrypted with AES-256-GCM under a fresh nonce so the token leaks nothing
 //! and any tampering fails authentication.
 //!
@@ -27,6 +28,9 @@ use serde::{Deserialize, Serialize};
 /// Default and maximum token lifetimes, in seconds.
 pub const DEFAULT_LIFETIME: u64 = 300;
 pub const MAX_LIFETIME: u64 = 3600;
+/// The longest lifetime of a token a user mints over REST
+/// (`generateonbehalfoftoken`), as OpenSearch caps it.
+pub const MAX_REST_LIFETIME: u64 = 600;
 /// Clock leeway when checking `exp` and `nbf`, in seconds.
 pub const LEEWAY: u64 = 5;
 const TYP: &str = "obo";
@@ -105,10 +109,23 @@ impl KeyRing {
     }
 }
 
+/// Whom a token is minted for.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenHolder<'a> {
+    pub user: &'a str,
+    /// Who vouches for `user` (`internal`, `jwt`, `anonymous`): identity is
+    /// the name *and* its source.
+    pub source: &'a str,
+    pub roles: &'a [String],
+    pub backend_roles: &'a [String],
+}
+
 /// What a token says once verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OboClaims {
     pub user: String,
+    /// Who vouched for `user` when the token was minted.
+    pub source: String,
     pub extension: String,
     pub roles: Vec<String>,
     pub backend_roles: Vec<String>,
@@ -129,6 +146,8 @@ struct RawClaims {
     jti: String,
     typ: String,
     scope: String,
+    /// The user's identity source: a name alone is not an identity.
+    src: String,
     er: String,
     br: String,
 }
@@ -265,16 +284,15 @@ impl TokenService {
         now.max(floor)
     }
 
-    /// A token for `user` calling through `extension`, for `scope`.
+    /// A token for `holder` calling through `extension`, for `scope`.
     pub fn mint(
         &self,
-        user: &str,
-        roles: &[String],
-        backend_roles: &[String],
+        holder: &TokenHolder<'_>,
         extension: &str,
         scope: &str,
         lifetime: u64,
     ) -> Result<String, TokenError> {
+        let TokenHolder { user, source, roles, backend_roles } = *holder;
         if lifetime > MAX_LIFETIME {
             return Err(TokenError::LifetimeTooLong { requested: lifetime, max: MAX_LIFETIME });
         }
@@ -293,6 +311,7 @@ impl TokenService {
             jti: hex::encode(jti),
             typ: TYP.into(),
             scope: scope.to_owned(),
+            src: source.to_owned(),
             er: seal(&encryption, &roles.join(","))?,
             br: seal(&encryption, &backend_roles.join(","))?,
         };
@@ -341,6 +360,7 @@ impl TokenService {
             roles: split(open(&encryption, &claims.er).ok_or(TokenError::Tampered("er"))?),
             backend_roles: split(open(&encryption, &claims.br).ok_or(TokenError::Tampered("br"))?),
             user: claims.sub,
+            source: claims.src,
             extension: claims.aud,
             scope: claims.scope,
             jti: claims.jti,
@@ -384,6 +404,14 @@ impl TokenService {
             .read()
             .map_err(|_| TokenError::Internal("revocation list unavailable".into()))?
             .check(&claims.jti, &claims.user, &claims.extension, claims.issued_at)
+    }
+
+    /// Up to when `user`'s tokens are revoked (API tokens check this too).
+    pub fn revoked_user_before(&self, user: &str) -> Option<u64> {
+        match self.revocations.read() {
+            Ok(r) => r.users_before.get(user).copied(),
+            Err(p) => p.into_inner().users_before.get(user).copied(),
+        }
     }
 
     /// Revokes one token (until it would have expired anyway).
@@ -541,7 +569,13 @@ pub(crate) mod attacks {
     /// A genuine token: `ana` (roles `analyst_role`, backend role
     /// `analyst`) for extension `reporter`.
     pub fn mint(s: &TokenService) -> Result<String, TokenError> {
-        s.mint("ana", &["analyst_role".into()], &["analyst".into()], "reporter", "request:r1", 60)
+        let holder = TokenHolder {
+            user: "ana",
+            source: "internal",
+            roles: &["analyst_role".into()],
+            backend_roles: &["analyst".into()],
+        };
+        s.mint(&holder, "reporter", "request:r1", 60)
     }
 
     pub fn b64(v: &serde_json::Value) -> String {
@@ -642,6 +676,19 @@ pub(crate) mod attacks {
                 )?,
                 "`exp`",
             ),
+            (
+                "missing identity source (a token minted before sources)",
+                resign(
+                    s,
+                    &{
+                        let mut x = c.clone();
+                        x.as_object_mut().map(|o| o.remove("src"));
+                        x
+                    },
+                    Algorithm::HS512,
+                )?,
+                "`src`",
+            ),
         ];
         Ok(cases)
     }
@@ -664,6 +711,7 @@ mod tests {
         let token = mint(&s)?;
         let claims = s.verify(&token, "reporter")?;
         assert_eq!(claims.user, "ana");
+        assert_eq!(claims.source, "internal");
         assert_eq!(claims.roles, ["analyst_role"]);
         assert_eq!(claims.backend_roles, ["analyst"]);
         assert_eq!(claims.scope, "request:r1");
@@ -732,7 +780,8 @@ mod tests {
     #[test]
     fn lifetimes_are_capped() -> R {
         let s = service()?;
-        let e = s.mint("ana", &[], &[], "reporter", "request:x", MAX_LIFETIME + 1);
+        let holder = TokenHolder { user: "ana", source: "internal", roles: &[], backend_roles: &[] };
+        let e = s.mint(&holder, "reporter", "request:x", MAX_LIFETIME + 1);
         assert!(matches!(e, Err(TokenError::LifetimeTooLong { .. })));
         Ok(())
     }

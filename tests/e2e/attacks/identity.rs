@@ -1,1 +1,311 @@
-//! Attacks of class `identity` (see main.rs).
+//! Attacks of class `identity`: a user of one identity source takes the
+//! name of a user of another. Identity is (name, source) wherever it is
+//! stored or resolved: a JWT whose subject is `admin` is not the internal
+//! user `admin` — not when it creates API tokens, not through an OBO token
+//! it mints, not as the owner of jobs, and not when jobs run.
+
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use warden_test_artifacts::GUEST_HOST_CALLS;
+
+use crate::support::{ADMIN_PASSWORD, Deployment, Server, TestResult};
+use crate::token::{API, TOKENS, basic, bearer, mint_obo, payload};
+
+type Error = Box<dyn std::error::Error>;
+
+const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-idp-secret";
+
+/// OpenSearch security files: Basic for internal users, a JWT domain
+/// (HMAC); `all_access` goes to the backend role `admin`, which only the
+/// internal admin has; IdP users with the role `schedulers` may use
+/// `probe` and consent to its jobs, writing `job-*` only.
+fn security_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use base64::Engine as _;
+    let key = base64::engine::general_purpose::STANDARD.encode(SECRET);
+    let files = [
+        (
+            "config.yml",
+            format!(
+                r#"_meta: {{type: "config", config_version: 2}}
+config:
+  dynamic:
+    authc:
+      basic_internal_auth_domain:
+        http_enabled: true
+        order: 1
+        http_authenticator: {{type: basic, challenge: true}}
+        authentication_backend: {{type: intern}}
+      jwt_auth_domain:
+        http_enabled: true
+        order: 0
+        http_authenticator:
+          type: jwt
+          challenge: false
+          config:
+            signing_key: "{key}"
+            roles_key: "roles"
+            subject_key: "sub"
+        authentication_backend: {{type: noop}}
+"#
+            ),
+        ),
+        (
+            "roles.yml",
+            r#"_meta: {type: roles, config_version: 2}
+scheduling:
+  extension_permissions: ["extension:probe/*", "schedule:probe"]
+  index_permissions:
+    - index_patterns: ["job-*"]
+      allowed_actions: ["crud", "create_index"]
+"extension:probe":
+  index_permissions:
+    - index_patterns: ["secret-*", "job-*"]
+      allowed_actions: ["crud", "create_index"]
+"#
+            .to_owned(),
+        ),
+        (
+            "roles_mapping.yml",
+            r#"_meta: {type: rolesmapping, config_version: 2}
+all_access:
+  backend_roles: ["admin"]
+scheduling:
+  backend_roles: ["schedulers"]
+"#
+            .to_owned(),
+        ),
+        (
+            "internal_users.yml",
+            "_meta: {type: internalusers, config_version: 2}\nadmin:\n  reserved: true\n  backend_roles: [\"admin\"]\n"
+                .to_owned(),
+        ),
+    ];
+    for (name, text) in files {
+        std::fs::write(dir.join(name), text)?;
+    }
+    Ok(())
+}
+
+/// An IdP token for `sub` with `roles`.
+fn jwt(sub: &str, roles: &[&str]) -> Result<String, Error> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let claims = json!({"sub": sub, "roles": roles, "exp": now + 600, "nbf": now - 10});
+    let key = jsonwebtoken::EncodingKey::from_secret(SECRET);
+    Ok(jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256), &claims, &key)?)
+}
+
+fn start(deployment: &Deployment, config: &std::path::Path) -> Result<Server, String> {
+    let mut command = crate::support::warden();
+    command.env("WARDEN_SCHEDULER_TICK_MS", "100").env("WARDEN_JOB_RETRY_DELAY_MS", "200");
+    let config = config.display().to_string();
+    Server::start_command(
+        command,
+        &deployment.extensions_dir(),
+        &deployment.data_dir(),
+        &["--security-config", &config],
+    )
+}
+
+fn roles_of(server: &Server, authorization: &str) -> Result<Vec<String>, Error> {
+    let info = server.get_with_authorization("/_plugins/_security/authinfo", Some(authorization))?;
+    assert_eq!(info.status, 200, "{info:?}");
+    Ok(info.json()["roles"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|r| r.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default())
+}
+
+/// Hole 2: a JWT `sub` of `admin` with no roles created an API token that
+/// was evaluated as the internal `admin`, and its jobs ran as the internal
+/// user. Each path that stores or resolves a user is tried.
+#[test]
+fn a_jwt_user_named_like_an_internal_user_is_not_that_user() -> TestResult {
+    let deployment = Deployment::new()?;
+    deployment.install("probe", GUEST_HOST_CALLS, "capabilities = [\"cluster\", \"scheduler\"]")?;
+    let config = tempfile::tempdir()?;
+    security_dir(config.path())?;
+    let server = start(&deployment, config.path())?;
+    let internal = basic("admin", ADMIN_PASSWORD);
+    let impostor = bearer(&jwt("admin", &["schedulers"])?);
+    let bare = bearer(&jwt("admin", &[])?);
+    assert!(roles_of(&server, &internal)?.contains(&"all_access".to_owned()));
+    for who in [&impostor, &bare] {
+        let roles = roles_of(&server, who)?;
+        assert!(!roles.contains(&"all_access".to_owned()), "the JWT admin got {roles:?}");
+    }
+
+    // Credentials the internal database vouches for: refused to the JWT admin.
+    for who in [&impostor, &bare] {
+        let token =
+            crate::token::create_api_token(&server, who, "as-admin", json!({"cluster_permissions": ["*"]}))?;
+        assert_eq!(token.status, 403, "{token:?}");
+        assert!(token.message().contains("only internal users"), "{}", token.message());
+        let account = server.send_with_authorization(
+            Method::PUT,
+            &format!("{API}/account"),
+            Some(who),
+            &json!({"current_password": "x", "password": "Some-Password-9"}),
+        )?;
+        assert_eq!(account.status, 403, "{account:?}");
+    }
+    let listed = server.send_with_authorization(Method::GET, TOKENS, Some(&internal), &Value::Null)?;
+    assert_eq!(listed.json().as_array().map(Vec::len), Some(0), "no token was made: {listed:?}");
+
+    // An OBO token the JWT admin mints speaks for the JWT admin only.
+    let obo = mint_obo(&server, &impostor, 120)?;
+    assert_eq!(payload(&obo)?["src"], "jwt");
+    let roles = roles_of(&server, &bearer(&obo))?;
+    assert!(!roles.contains(&"all_access".to_owned()), "through OBO the JWT admin got {roles:?}");
+    let via_obo = crate::token::create_api_token(&server, &bearer(&obo), "x", json!({}))?;
+    assert_eq!(via_obo.status, 403, "{via_obo:?}");
+
+    // Jobs: the same name registered by both is two jobs, each run as its
+    // own owner. The internal admin may write `secret-*`; the JWT admin may not.
+    let register = |who: &str, index: &str| -> Result<String, Error> {
+        let reply = server.send_with_authorization(
+            Method::POST,
+            "/_extensions/probe/schedule",
+            Some(who),
+            &json!({"name": "nightly", "schedule": {"interval": 1}, "params": {"index": index, "doc": {"n": 1}}}),
+        )?;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        let answer = reply.json();
+        assert_eq!(answer["outcome"], "ok", "{answer}");
+        Ok(answer["id"].as_str().ok_or("no id")?.to_owned())
+    };
+    let internal_job = register(&internal, "secret-internal")?;
+    let impostor_job = register(&impostor, "secret-impostor")?;
+    assert_ne!(internal_job, impostor_job, "the JWT admin re-registered the internal admin's job");
+
+    let job = |id: &str| -> Result<Value, Error> { Ok(server.get(&format!("/_warden/jobs/{id}"))?.json()) };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while job(&internal_job)?["runs"].as_u64() < Some(1) || job(&impostor_job)?["failures"].as_u64() < Some(1)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "jobs did not run: {} {}",
+            job(&internal_job)?,
+            job(&impostor_job)?
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (mine, theirs) = (job(&internal_job)?, job(&impostor_job)?);
+    assert_eq!(
+        (mine["auth_source"].as_str(), theirs["auth_source"].as_str()),
+        (Some("internal"), Some("jwt"))
+    );
+    assert_eq!(mine["params"], json!({"index": "secret-internal", "doc": {"n": 1}}).to_string(), "{mine}");
+    assert_eq!(theirs["failures"], theirs["runs"], "a run of the JWT admin's job wrote: {theirs}");
+    assert_eq!(theirs["last_run"]["status"], "failure", "{theirs}");
+    let count = server.get("/secret-internal/_count")?;
+    assert!(count.json()["count"].as_u64() >= Some(1), "the legitimate job wrote: {count:?}");
+    let leaked = server.get("/secret-impostor/_count")?;
+    assert_eq!(leaked.status, 404, "the JWT admin's job wrote where only the internal admin may: {leaked:?}");
+
+    // Ownership: the JWT admin sees and manages only its own job.
+    let listed =
+        server.send_with_authorization(Method::GET, "/_warden/jobs", Some(&impostor), &Value::Null)?;
+    let ids = crate::token::field_of_each(&listed.json()["jobs"], "id");
+    assert_eq!(ids, std::slice::from_ref(&impostor_job), "{listed:?}");
+    for (method, path) in [
+        (Method::GET, format!("/_warden/jobs/{internal_job}")),
+        (Method::POST, format!("/_warden/jobs/{internal_job}/_disable")),
+        (Method::DELETE, format!("/_warden/jobs/{internal_job}")),
+    ] {
+        let reply = server.send_with_authorization(method.clone(), &path, Some(&impostor), &Value::Null)?;
+        assert_eq!(reply.status, 404, "{method} {path}: {reply:?}");
+    }
+    assert_eq!(job(&internal_job)?["enabled"], true, "the internal admin's job is untouched");
+    Ok(())
+}
+
+/// Weakness: a route of an extension that failed to load answered an
+/// unprivileged user with a 503 naming server paths, and unknown and
+/// refused ids answered differently. The route permission is decided
+/// first: without it, every id gets the same 403.
+#[test]
+fn unprivileged_callers_learn_nothing_about_extension_ids() -> TestResult {
+    let deployment = Deployment::new()?;
+    deployment.install("probe", GUEST_HOST_CALLS, "capabilities = [\"cluster\", \"scheduler\"]")?;
+    // Not granted what it imports: it fails to load.
+    deployment.install("broken", GUEST_HOST_CALLS, "")?;
+    let server = deployment.start()?;
+    let reply = server.send(
+        Method::PUT,
+        &format!("{API}/internalusers/nobody"),
+        &json!({"password": "Nobody-Pass-1"}),
+    )?;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let nobody = basic("nobody", "Nobody-Pass-1");
+    let mut answers = Vec::new();
+    for id in ["probe", "broken", "never-installed"] {
+        let reply = server.get_with_authorization(&format!("/_extensions/{id}/whoami"), Some(&nobody))?;
+        assert_eq!(reply.status, 403, "{id}: {reply:?}");
+        assert!(!reply.body.contains("component.wasm") && !reply.body.contains("/tmp"), "{id}: {reply:?}");
+        answers.push(reply.json()["error"]["type"].clone());
+    }
+    assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
+    // The legitimate path: an administrator sees the three apart, and the
+    // reason for the failure only in health.
+    assert_eq!(server.get("/_extensions/probe/whoami")?.status, 200);
+    let broken = server.get("/_extensions/broken/whoami")?;
+    assert_eq!(broken.status, 503, "{broken:?}");
+    assert!(!broken.body.contains("component.wasm"), "{broken:?}");
+    assert_eq!(server.get("/_extensions/never-installed/whoami")?.status, 404);
+    let health = server.get("/_warden/health")?.json();
+    assert!(health["failed"].to_string().contains("needs the `cluster` capability"), "{health}");
+    Ok(())
+}
+
+/// Weaknesses: `Proxy-Authorization` reached the guest, and a guest could
+/// answer `101 Switching Protocols` with `Upgrade`. Credentials and
+/// hop-by-hop headers cross the host in neither direction; a guest's status
+/// is final (200–599) or the caller gets a 502.
+#[test]
+fn headers_that_belong_to_the_connection_never_cross_the_host() -> TestResult {
+    let deployment = Deployment::new()?;
+    deployment.install("probe", GUEST_HOST_CALLS, "capabilities = [\"cluster\", \"scheduler\"]")?;
+    let server = deployment.start()?;
+    let client = reqwest::blocking::Client::new();
+    let seen = client
+        .get(server.url("/_extensions/probe/whoami"))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .header("proxy-authorization", "Basic c2VjcmV0OnNlY3JldA==")
+        .header("cookie", "session=secret")
+        .header("connection", "keep-alive, x-hop")
+        .header("x-hop", "connection-only")
+        .header("te", "trailers")
+        .header("x-kept", "1")
+        .send()?
+        .json::<Value>()?;
+    let names =
+        seen["headers"].as_str().unwrap_or_default().split(',').map(str::to_owned).collect::<Vec<_>>();
+    assert!(names.contains(&"x-kept".to_owned()), "ordinary headers reach the guest: {names:?}");
+    for hidden in ["authorization", "proxy-authorization", "cookie", "connection", "x-hop", "te"] {
+        assert!(!names.contains(&hidden.to_owned()), "{hidden} reached the guest: {names:?}");
+    }
+    let answer = |status: u16, headers: Value| -> Result<crate::support::Reply, Error> {
+        Ok(server.send(
+            Method::POST,
+            "/_extensions/probe/answer",
+            &json!({"status": status, "headers": headers}),
+        )?)
+    };
+    for status in [100u16, 101, 103, 199] {
+        let reply = answer(status, json!([["upgrade", "websocket"], ["connection", "upgrade"]]))?;
+        assert_eq!(reply.status, 502, "{status}: {reply:?}");
+        assert_eq!(reply.json()["error"]["type"], "invalid_extension_response", "{status}: {reply:?}");
+    }
+    let reply = answer(
+        200,
+        json!([["upgrade", "h2c"], ["connection", "x-private"], ["x-private", "1"], ["x-kept", "2"]]),
+    )?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    for dropped in ["upgrade", "x-private"] {
+        assert!(reply.headers.get(dropped).is_none(), "{dropped} crossed: {:?}", reply.headers);
+    }
+    assert_eq!(reply.headers.get("x-kept").and_then(|v| v.to_str().ok()), Some("2"));
+    Ok(())
+}

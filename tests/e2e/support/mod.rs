@@ -186,6 +186,25 @@ impl Server {
         Reply::from(request.send()?)
     }
 
+    /// Any method with a raw Authorization header (none: unauthenticated)
+    /// and a JSON body (`Null`: none).
+    pub fn send_with_authorization(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        authorization: Option<&str>,
+        body: &serde_json::Value,
+    ) -> Result<Reply, reqwest::Error> {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        if !body.is_null() {
+            request = request.header("content-type", "application/json").body(body.to_string());
+        }
+        Reply::from(request.timeout(Duration::from_secs(60)).send()?)
+    }
+
     /// Any method with a JSON body as `user`.
     pub fn send_as(
         &self,

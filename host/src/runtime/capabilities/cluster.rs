@@ -50,9 +50,19 @@ impl cluster::Host for InvocationState {
             return Ok(Err(not_granted(Capability::Cluster)));
         }
         let session = &self.context.session;
-        let Some(access) = &session.cluster else {
+        let Some(access) = session.cluster.clone() else {
             return Ok(Err(types::Error::Unavailable("no cluster is configured for this invocation".into())));
         };
-        Ok(access.call(&self.context.extension_id, &session.request_id, session.token.as_deref(), &request))
+        let (extension, request_id) = (self.context.extension_id.clone(), session.request_id.clone());
+        let token = session.token.clone();
+        // Store work blocks: it runs on the blocking pool, so the executor
+        // keeps serving, and the invocation's wall-clock timeout (which
+        // wraps this await) still stops a guest waiting on a slow call.
+        let call = tokio::task::spawn_blocking(move || {
+            access.call(&extension, &request_id, token.as_deref(), &request)
+        });
+        Ok(call.await.unwrap_or_else(|e| {
+            Err(types::Error::Unavailable(format!("the cluster call did not complete: {e}")))
+        }))
     }
 }

@@ -91,7 +91,24 @@ impl Extension for HostCalls {
                 let mut body = BTreeMap::new();
                 body.insert("user", request.user.clone());
                 body.insert("saw_authorization", request.header("authorization").is_some().to_string());
+                // Every header name the host let through, comma-separated.
+                let names: Vec<&str> = request.headers.iter().map(|(name, _)| name.as_str()).collect();
+                body.insert("headers", names.join(","));
                 Response::json(200, &body)
+            }
+            // {"status", "headers": [[name, value]...]} → answered as asked.
+            ["answer"] => {
+                let Ok(spec) = request.json::<serde_json::Value>() else {
+                    return Response::error(400, "body must be JSON");
+                };
+                let status = u16::try_from(spec["status"].as_u64().unwrap_or(200)).unwrap_or(200);
+                let mut response = Response::json(status, &serde_json::json!({"answered": status}));
+                for pair in spec["headers"].as_array().into_iter().flatten() {
+                    if let (Some(name), Some(value)) = (pair[0].as_str(), pair[1].as_str()) {
+                        response.headers.push((name.to_owned(), value.to_owned()));
+                    }
+                }
+                response
             }
             _ => Response::not_found(),
         }
