@@ -309,3 +309,35 @@ fn headers_that_belong_to_the_connection_never_cross_the_host() -> TestResult {
     assert_eq!(reply.headers.get("x-kept").and_then(|v| v.to_str().ok()), Some("2"));
     Ok(())
 }
+
+/// Weakness: the CLI put user names into URLs unencoded, so a name such as
+/// `x?y` or `a/../admin` addressed another resource. A name is one path
+/// segment whatever it holds.
+#[test]
+fn cli_user_names_stay_one_name() -> TestResult {
+    let deployment = Deployment::new()?;
+    let server = deployment.start()?;
+    let cli = |args: &[&str]| -> Result<std::process::Output, Error> {
+        Ok(crate::support::warden()
+            .args(args)
+            .env("WARDEN_URL", &server.base)
+            .env("WARDEN_USER", "admin")
+            .env("WARDEN_PASSWORD", ADMIN_PASSWORD)
+            .env("WARDEN_NEW_PASSWORD", "Odd-Name-Pass-1")
+            .stdin(std::process::Stdio::null())
+            .output()?)
+    };
+    for name in ["x?y", "a b#c", "ana/../admin"] {
+        let added = cli(&["user", "add", name])?;
+        assert!(added.status.success(), "{name}: {}", String::from_utf8_lossy(&added.stderr));
+        let info = server.get_as(name, "Odd-Name-Pass-1", "/_plugins/_security/authinfo")?;
+        assert_eq!((info.status, info.json()["user_name"].as_str()), (200, Some(name)), "{name}: {info:?}");
+    }
+    // Removing `ana/../admin` removes that user, never `admin`.
+    let removed = cli(&["user", "rm", "ana/../admin"])?;
+    assert!(removed.status.success(), "{}", String::from_utf8_lossy(&removed.stderr));
+    assert_eq!(server.get_as("ana/../admin", "Odd-Name-Pass-1", "/_plugins/_security/authinfo")?.status, 401);
+    assert_eq!(server.get("/_plugins/_security/authinfo")?.status, 200, "admin is still there");
+    assert_eq!(server.get_as("x?y", "Odd-Name-Pass-1", "/_plugins/_security/authinfo")?.status, 200);
+    Ok(())
+}
