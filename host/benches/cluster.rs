@@ -60,7 +60,14 @@ fn run(c: &mut Criterion) -> R {
     let put = resolve("PUT", "/data-1/_doc/1", None)?;
     backend.execute(&put, &["data-1".into()], &Params::default(), Some(br#"{"n":1}"#));
     let reader = ["reader".to_owned()];
-    let holder = TokenHolder { user: "ana", source: "internal", roles: &reader, backend_roles: &[] };
+    let attributes = std::collections::HashMap::new();
+    let holder = TokenHolder {
+        user: "ana",
+        source: "internal",
+        roles: &reader,
+        backend_roles: &[],
+        attributes: &attributes,
+    };
     let token = tokens.mint(&holder, "bench", "request:bench", 300)?;
     let call = GuestCall {
         extension: "bench",

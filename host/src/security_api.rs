@@ -722,6 +722,7 @@ async fn generate_obo(
         source: user.source.as_str(),
         roles: &user.role_names(),
         backend_roles: &user.principal.backend_roles,
+        attributes: &user.principal.attributes,
     };
     let token = cluster
         .tokens()

@@ -405,6 +405,7 @@ fn session_for(
         source: user.source.as_str(),
         roles: &user.role_names(),
         backend_roles: &user.principal.backend_roles,
+        attributes: &user.principal.attributes,
     };
     let scope = match &user.api_token {
         Some((id, _)) => format!("request:{};apitoken:{id}", request_id.id),

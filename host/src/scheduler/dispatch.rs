@@ -272,15 +272,7 @@ impl Scheduler {
             });
         }
         if let Some(gateway) = self.cluster.as_ref().filter(|_| grants.contains(&Capability::Cluster)) {
-            let roles = owner.state.privileges.role_names(&owner.subject.roles);
-            let access = JobCluster::start(
-                self.clone(),
-                gateway.clone(),
-                id,
-                identity.clone(),
-                &roles,
-                &owner.principal.backend_roles,
-            )?;
+            let access = JobCluster::start(self.clone(), gateway.clone(), id, identity.clone(), owner)?;
             session.token = access.initial_token();
             session.cluster = Some(Arc::new(access) as Arc<dyn ClusterAccess>);
         }

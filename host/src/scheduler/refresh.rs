@@ -12,7 +12,7 @@
 use std::sync::{Arc, Mutex};
 
 use super::jobs::JobIdentity;
-use super::{Scheduler, now_ms};
+use super::{ResolvedOwner, Scheduler, now_ms};
 use crate::audit::{Category, Event};
 use crate::cluster::gateway::ClusterGateway;
 use crate::runtime::bindings::{cluster, types};
@@ -44,11 +44,10 @@ impl JobCluster {
         gateway: Arc<ClusterGateway>,
         job_id: &str,
         identity: JobIdentity,
-        roles: &[String],
-        backend_roles: &[String],
+        owner: &ResolvedOwner,
     ) -> Result<JobCluster, String> {
         let lifetime = scheduler.config.token_lifetime.as_secs().clamp(1, obo::MAX_LIFETIME);
-        let token = mint(&gateway, job_id, &identity, roles, backend_roles, lifetime)?;
+        let token = mint(&gateway, job_id, &identity, owner, lifetime)?;
         Ok(JobCluster {
             scheduler,
             gateway,
@@ -88,16 +87,8 @@ impl JobCluster {
             Err(e) => return Err(types::Error::Internal(e.to_string())),
         }
         let owner = self.scheduler.resolve_owner(&self.identity).map_err(refused)?;
-        let roles = owner.state.privileges.role_names(&owner.subject.roles);
-        let token = mint(
-            &self.gateway,
-            &self.job_id,
-            &self.identity,
-            &roles,
-            &owner.principal.backend_roles,
-            self.lifetime,
-        )
-        .map_err(types::Error::Internal)?;
+        let token = mint(&self.gateway, &self.job_id, &self.identity, &owner, self.lifetime)
+            .map_err(types::Error::Internal)?;
         tracing::info!(job = self.job_id, user = self.identity.user, "job token renewed for a long run");
         *current = Current { token: token.clone(), renew_at: renew_at(self.lifetime) };
         Ok(token)
@@ -113,16 +104,21 @@ fn renew_at(lifetime: u64) -> u64 {
     obo::now() + (lifetime / 2).max(1)
 }
 
+/// A token for the owner as resolved now: their current roles and attributes.
 fn mint(
     gateway: &ClusterGateway,
     job_id: &str,
     identity: &JobIdentity,
-    roles: &[String],
-    backend_roles: &[String],
+    owner: &ResolvedOwner,
     lifetime: u64,
 ) -> Result<String, String> {
-    let holder =
-        obo::TokenHolder { user: &identity.user, source: &identity.auth_source, roles, backend_roles };
+    let holder = obo::TokenHolder {
+        user: &identity.user,
+        source: &identity.auth_source,
+        roles: &owner.state.privileges.role_names(&owner.subject.roles),
+        backend_roles: &owner.principal.backend_roles,
+        attributes: &owner.principal.attributes,
+    };
     gateway
         .tokens()
         .mint(&holder, &identity.extension, &format!("job:{job_id}"), lifetime)

@@ -473,11 +473,10 @@ impl Security {
                         .map_err(|e| AuthnError::InvalidToken(e.to_string()))?;
                     source = token_holder(&state.config, &claims).map_err(AuthnError::InvalidToken)?;
                     via_obo = true;
+                    let mut attributes = claims.attributes;
+                    attributes.insert("user_name".to_owned(), claims.user.clone());
                     Principal {
-                        attributes: std::collections::HashMap::from([(
-                            "user_name".to_owned(),
-                            claims.user.clone(),
-                        )]),
+                        attributes,
                         name: claims.user,
                         backend_roles: claims.backend_roles,
                         // The roles the user had when the token was minted.

@@ -6,7 +6,8 @@
 //! header; claims `iss` (cluster name), `sub` (user), `aud` (extension id),
 //! `iat`, `nbf`, `exp`, `jti`, `typ` (`obo`), `scope` (`request:<id>` or
 //! `job:<id>`), `src` (who vouches for `sub`: `internal` or `jwt` — a name
-//! alone is not an identity), and `er` / `br` — the user's roles and backend roles,
+//! alone is not an identity), and `er` / `br` / `ea` — the user's roles,
+//! backend roles and attributes,
 //! encrypted with AES-256-GCM under a fresh nonce so the token leaks nothing
 //! and any tampering fails authentication.
 //!
@@ -118,6 +119,9 @@ pub struct TokenHolder<'a> {
     pub source: &'a str,
     pub roles: &'a [String],
     pub backend_roles: &'a [String],
+    /// The user's attributes (`user_name`, `attr.internal.*`, `attr.jwt.*`),
+    /// for `${...}` substitution in index patterns when the token is used.
+    pub attributes: &'a HashMap<String, String>,
 }
 
 /// What a token says once verified.
@@ -129,6 +133,7 @@ pub struct OboClaims {
     pub extension: String,
     pub roles: Vec<String>,
     pub backend_roles: Vec<String>,
+    pub attributes: HashMap<String, String>,
     pub scope: String,
     pub jti: String,
     pub issued_at: u64,
@@ -150,6 +155,8 @@ struct RawClaims {
     src: String,
     er: String,
     br: String,
+    /// The user's attributes as JSON, encrypted like `er`.
+    ea: String,
 }
 
 /// Why a token was not minted or not accepted. The message goes to the
@@ -292,7 +299,9 @@ impl TokenService {
         scope: &str,
         lifetime: u64,
     ) -> Result<String, TokenError> {
-        let TokenHolder { user, source, roles, backend_roles } = *holder;
+        let TokenHolder { user, source, roles, backend_roles, attributes } = *holder;
+        let attributes =
+            serde_json::to_string(attributes).map_err(|e| TokenError::Internal(e.to_string()))?;
         if lifetime > MAX_LIFETIME {
             return Err(TokenError::LifetimeTooLong { requested: lifetime, max: MAX_LIFETIME });
         }
@@ -314,6 +323,7 @@ impl TokenService {
             src: source.to_owned(),
             er: seal(&encryption, &roles.join(","))?,
             br: seal(&encryption, &backend_roles.join(","))?,
+            ea: seal(&encryption, &attributes)?,
         };
         let mut header = Header::new(Algorithm::HS512);
         header.kid = Some(keys.current.kid.clone());
@@ -359,6 +369,10 @@ impl TokenService {
         Ok(OboClaims {
             roles: split(open(&encryption, &claims.er).ok_or(TokenError::Tampered("er"))?),
             backend_roles: split(open(&encryption, &claims.br).ok_or(TokenError::Tampered("br"))?),
+            attributes: serde_json::from_str(
+                &open(&encryption, &claims.ea).ok_or(TokenError::Tampered("ea"))?,
+            )
+            .map_err(|_| TokenError::Tampered("ea"))?,
             user: claims.sub,
             source: claims.src,
             extension: claims.aud,
@@ -569,11 +583,13 @@ pub(crate) mod attacks {
     /// A genuine token: `ana` (roles `analyst_role`, backend role
     /// `analyst`) for extension `reporter`.
     pub fn mint(s: &TokenService) -> Result<String, TokenError> {
+        let attributes = HashMap::from([("attr.internal.team".to_owned(), "red".to_owned())]);
         let holder = TokenHolder {
             user: "ana",
             source: "internal",
             roles: &["analyst_role".into()],
             backend_roles: &["analyst".into()],
+            attributes: &attributes,
         };
         s.mint(&holder, "reporter", "request:r1", 60)
     }
@@ -653,6 +669,11 @@ pub(crate) mod attacks {
                 resign(s, &with("er", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into()), Algorithm::HS512)?,
                 "`er`",
             ),
+            (
+                "tampered ea",
+                resign(s, &with("ea", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into()), Algorithm::HS512)?,
+                "`ea`",
+            ),
             ("truncated", good[..good.len() - 12].to_owned(), "signature does not verify"),
             (
                 "payload swapped",
@@ -712,6 +733,7 @@ mod tests {
         let claims = s.verify(&token, "reporter")?;
         assert_eq!(claims.user, "ana");
         assert_eq!(claims.source, "internal");
+        assert_eq!(claims.attributes.get("attr.internal.team").map(String::as_str), Some("red"));
         assert_eq!(claims.roles, ["analyst_role"]);
         assert_eq!(claims.backend_roles, ["analyst"]);
         assert_eq!(claims.scope, "request:r1");
@@ -780,7 +802,14 @@ mod tests {
     #[test]
     fn lifetimes_are_capped() -> R {
         let s = service()?;
-        let holder = TokenHolder { user: "ana", source: "internal", roles: &[], backend_roles: &[] };
+        let none = HashMap::new();
+        let holder = TokenHolder {
+            user: "ana",
+            source: "internal",
+            roles: &[],
+            backend_roles: &[],
+            attributes: &none,
+        };
         let e = s.mint(&holder, "reporter", "request:x", MAX_LIFETIME + 1);
         assert!(matches!(e, Err(TokenError::LifetimeTooLong { .. })));
         Ok(())
