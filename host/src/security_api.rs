@@ -258,6 +258,9 @@ fn require_own_credentials(
     if user.api_token.is_some() {
         return Err(refuse(state, user, request, &format!("an API token cannot {what}")));
     }
+    if user.source == crate::security::IdentitySource::Anonymous {
+        return Err(refuse(state, user, request, &format!("anonymous users cannot {what}")));
+    }
     Ok(())
 }
 
@@ -290,6 +293,38 @@ fn blocking<R>(work: impl FnOnce() -> R) -> R {
         }
         _ => work(),
     }
+}
+
+/// Applies a configuration change off the executor (see [`blocking`]).
+/// No token creates a credential: a change that sets anyone's password or
+/// hash through an OBO or API token is refused (a token holding
+/// `restapi:admin/internalusers` must not turn itself into a password).
+fn update<R>(
+    state: &AppState,
+    user: &AuthenticatedUser,
+    change: impl FnOnce(&mut SecurityConfig) -> Result<R, ApiError>,
+) -> Result<R, ApiError> {
+    blocking(|| {
+        state.security.update(|config| {
+            let hash_of = |config: &SecurityConfig, name: &str| {
+                config.internal_users.get(name).and_then(|u| u.hash.clone())
+            };
+            let before: BTreeMap<String, Option<String>> =
+                config.internal_users.keys().map(|name| (name.clone(), hash_of(config, name))).collect();
+            let result = change(config)?;
+            if !user.with_own_credentials() {
+                let set = config.internal_users.iter().find(|(name, record)| {
+                    record.hash.is_some() && before.get(*name).is_none_or(|old| *old != record.hash)
+                });
+                if let Some((name, _)) = set {
+                    return Err(ApiError::Forbidden(format!(
+                        "a token cannot set a password: `{name}`'s must be set with a user's own credentials"
+                    )));
+                }
+            }
+            Ok(result)
+        })
+    })
 }
 
 /// Audits a refusal as MISSING_PRIVILEGES and turns it into a 403.
@@ -375,7 +410,7 @@ async fn collection(
         Method::PATCH => {
             let patch: json_patch::Patch = serde_json::from_slice(&body)
                 .map_err(|e| ApiError::BadRequest(format!("body is not a JSON Patch: {e}")))?;
-            let names = blocking(|| patch_collection(&state, resource, &patch))?;
+            let names = patch_collection(&state, &user, resource, &patch)?;
             audit_write(
                 &state,
                 &user,
@@ -409,12 +444,10 @@ async fn entry(
         Method::PUT => {
             let doc: Value = serde_json::from_slice(&body)
                 .map_err(|e| ApiError::BadRequest(format!("body is not JSON: {e}")))?;
-            let created = blocking(|| {
-                state.security.update(|config| {
-                    let existed = writable(resource, config, &name, true)?;
-                    resource.put(config, &name, doc)?;
-                    Ok::<_, ApiError>(!existed)
-                })
+            let created = update(&state, &user, |config| {
+                let existed = writable(resource, config, &name, true)?;
+                resource.put(config, &name, doc)?;
+                Ok::<_, ApiError>(!existed)
             })?;
             audit_write(&state, &user, &request, format!("PUT {}/{name}", resource.endpoint()));
             Ok(if created {
@@ -424,17 +457,15 @@ async fn entry(
             })
         }
         Method::DELETE => {
-            blocking(|| {
-                state.security.update(|config| {
-                    if !writable(resource, config, &name, false)? {
-                        return Err(not_found());
-                    }
-                    if resource == Resource::InternalUsers && name == user.principal.name {
-                        return Err(ApiError::Forbidden("you cannot delete yourself".into()));
-                    }
-                    resource.remove(config, &name);
-                    Ok(())
-                })
+            update(&state, &user, |config| {
+                if !writable(resource, config, &name, false)? {
+                    return Err(not_found());
+                }
+                if resource == Resource::InternalUsers && name == user.principal.name {
+                    return Err(ApiError::Forbidden("you cannot delete yourself".into()));
+                }
+                resource.remove(config, &name);
+                Ok(())
             })?;
             audit_write(&state, &user, &request, format!("DELETE {}/{name}", resource.endpoint()));
             Ok(ok(StatusCode::OK, "OK", format!("'{name}' deleted.")))
@@ -442,16 +473,14 @@ async fn entry(
         Method::PATCH => {
             let patch: json_patch::Patch = serde_json::from_slice(&body)
                 .map_err(|e| ApiError::BadRequest(format!("body is not a JSON Patch: {e}")))?;
-            blocking(|| {
-                state.security.update(|config| {
-                    if !writable(resource, config, &name, false)? {
-                        return Err(not_found());
-                    }
-                    let mut doc = resource.list(config).remove(&name).ok_or_else(not_found)?;
-                    json_patch::patch(&mut doc, &patch)
-                        .map_err(|e| ApiError::BadRequest(format!("patch failed: {e}")))?;
-                    resource.put(config, &name, doc)
-                })
+            update(&state, &user, |config| {
+                if !writable(resource, config, &name, false)? {
+                    return Err(not_found());
+                }
+                let mut doc = resource.list(config).remove(&name).ok_or_else(not_found)?;
+                json_patch::patch(&mut doc, &patch)
+                    .map_err(|e| ApiError::BadRequest(format!("patch failed: {e}")))?;
+                resource.put(config, &name, doc)
             })?;
             audit_write(&state, &user, &request, format!("PATCH {}/{name}", resource.endpoint()));
             Ok(ok(StatusCode::OK, "OK", format!("'{name}' updated.")))
@@ -488,47 +517,49 @@ fn writable(
 /// through the same checks as PUT/DELETE. Returns the names touched.
 fn patch_collection(
     state: &AppState,
+    user: &AuthenticatedUser,
     resource: Resource,
     patch: &json_patch::Patch,
 ) -> Result<Vec<String>, ApiError> {
-    blocking(|| {
-        state.security.update(|config| {
-            let before = resource.list(config);
-            let mut doc = serde_json::to_value(&before).map_err(|e| ApiError::Internal(e.to_string()))?;
-            json_patch::patch(&mut doc, patch)
-                .map_err(|e| ApiError::BadRequest(format!("patch failed: {e}")))?;
-            let after: BTreeMap<String, Value> = serde_json::from_value(doc)
-                .map_err(|e| ApiError::BadRequest(format!("patched collection: {e}")))?;
-            let mut touched = Vec::new();
-            for (name, old) in &before {
-                match after.get(name) {
-                    None => {
-                        writable(resource, config, name, false)?;
-                        resource.remove(config, name);
-                        touched.push(name.clone());
-                    }
-                    Some(new) if new != old => {
-                        writable(resource, config, name, false)?;
-                        resource.put(config, name, new.clone())?;
-                        touched.push(name.clone());
-                    }
-                    Some(_) => {}
+    update(state, user, |config| {
+        let before = resource.list(config);
+        let mut doc = serde_json::to_value(&before).map_err(|e| ApiError::Internal(e.to_string()))?;
+        json_patch::patch(&mut doc, patch).map_err(|e| ApiError::BadRequest(format!("patch failed: {e}")))?;
+        let after: BTreeMap<String, Value> = serde_json::from_value(doc)
+            .map_err(|e| ApiError::BadRequest(format!("patched collection: {e}")))?;
+        let mut touched = Vec::new();
+        for (name, old) in &before {
+            match after.get(name) {
+                None => {
+                    writable(resource, config, name, false)?;
+                    resource.remove(config, name);
+                    touched.push(name.clone());
                 }
-            }
-            for (name, new) in &after {
-                if !before.contains_key(name) {
-                    writable(resource, config, name, true)?;
+                Some(new) if new != old => {
+                    writable(resource, config, name, false)?;
                     resource.put(config, name, new.clone())?;
                     touched.push(name.clone());
                 }
+                Some(_) => {}
             }
-            Ok(touched)
-        })
+        }
+        for (name, new) in &after {
+            if !before.contains_key(name) {
+                writable(resource, config, name, true)?;
+                resource.put(config, name, new.clone())?;
+                touched.push(name.clone());
+            }
+        }
+        Ok(touched)
     })
 }
 
 async fn account_get(Extension(user): Extension<AuthenticatedUser>) -> Response {
-    let record = user.state.config.internal_users.get(&user.principal.name);
+    // Only the internal database vouches for an internal record: a JWT
+    // user named like an internal user does not see theirs.
+    let record = (user.source == crate::security::IdentitySource::Internal)
+        .then(|| user.state.config.internal_users.get(&user.principal.name))
+        .flatten();
     axum::Json(json!({
         "user_name": user.principal.name,
         "is_reserved": record.is_some_and(|r| r.reserved),
@@ -564,18 +595,16 @@ async fn account_put(
     password::check_strength(&name, &change.password).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let hash =
         blocking(|| password::hash(&change.password)).map_err(|e| ApiError::Internal(e.to_string()))?;
-    blocking(|| {
-        state.security.update(|config| {
-            let record = config
-                .internal_users
-                .get_mut(&name)
-                .ok_or_else(|| ApiError::BadRequest("only internal users have a password here".into()))?;
-            if !record.hash.as_deref().is_some_and(|h| password::verify(&change.current_password, h)) {
-                return Err(ApiError::BadRequest("current password is wrong".into()));
-            }
-            record.hash = Some(hash);
-            Ok(())
-        })
+    update(&state, &user, |config| {
+        let record = config
+            .internal_users
+            .get_mut(&name)
+            .ok_or_else(|| ApiError::BadRequest("only internal users have a password here".into()))?;
+        if !record.hash.as_deref().is_some_and(|h| password::verify(&change.current_password, h)) {
+            return Err(ApiError::BadRequest("current password is wrong".into()));
+        }
+        record.hash = Some(hash);
+        Ok(())
     })?;
     audit_write(&state, &user, &request, format!("PUT account {name} (password change)"));
     Ok(ok(StatusCode::OK, "OK", format!("'{name}' updated.")))
@@ -620,19 +649,17 @@ async fn import(
             user.principal.name
         )));
     }
-    blocking(|| {
-        state.security.update(|config| {
-            // Service accounts belong to the loaded extensions, not to the
-            // files: an import (of OpenSearch's files, say) keeps them.
-            let mut imported = imported;
-            for (name, account) in &config.internal_users {
-                if crate::security::service_accounts::is_service_account(name) {
-                    imported.internal_users.entry(name.clone()).or_insert_with(|| account.clone());
-                }
+    update(&state, &user, |config| {
+        // Service accounts belong to the loaded extensions, not to the
+        // files: an import (of OpenSearch's files, say) keeps them.
+        let mut imported = imported;
+        for (name, account) in &config.internal_users {
+            if crate::security::service_accounts::is_service_account(name) {
+                imported.internal_users.entry(name.clone()).or_insert_with(|| account.clone());
             }
-            *config = imported;
-            Ok::<_, ApiError>(())
-        })
+        }
+        *config = imported;
+        Ok::<_, ApiError>(())
     })?;
     audit_write(&state, &user, &request, "import of the whole configuration".into());
     Ok(ok(StatusCode::OK, "OK", "Configuration imported.".into()))
@@ -662,8 +689,10 @@ async fn revoke(
     let internal = |e: crate::security::obo::TokenError| ApiError::Internal(e.to_string());
     let what = match (r.jti, r.user, r.extension) {
         (Some(jti), None, None) => {
-            let expires_at =
-                r.expires_at.unwrap_or(crate::security::obo::now() + crate::security::obo::MAX_LIFETIME);
+            // Kept at least as long as any token can live: a revocation the
+            // caller dated in the past must not be pruned before it acts.
+            let floor = crate::security::obo::now() + crate::security::obo::MAX_LIFETIME;
+            let expires_at = r.expires_at.map_or(floor, |at| at.max(floor));
             tokens.revoke_jti(&jti, expires_at).map_err(internal)?;
             format!("token {jti}")
         }

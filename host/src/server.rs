@@ -421,33 +421,36 @@ fn session_for(
 }
 
 /// Who jobs registered during this request would run as: the caller, with
-/// their consent to this extension (`schedule:<id>`) decided now. None for
-/// anonymous callers.
+/// their consent to this extension (`schedule:<id>`) decided now; or why
+/// nobody can act on jobs here.
 ///
-/// Consent to background work is given only with one's own credentials: a
-/// job outlives the request and runs with its owner's roles resolved at
-/// every run, so an API token (limited, revocable) or an OBO token (minutes
-/// long) must not turn into standing work with the user's full roles.
-fn job_owner(extension: &str, user: &AuthenticatedUser) -> Option<JobOwner> {
+/// Jobs are managed only with one's own credentials: a job outlives the
+/// request and runs with its owner's roles resolved at every run, so an
+/// API token (limited, revocable) or an OBO token (minutes long) must not
+/// turn into standing work with the user's full roles — nor list or remove
+/// the user's jobs behind the REST API's back.
+fn job_owner(extension: &str, user: &AuthenticatedUser) -> Result<JobOwner, String> {
     if user.source == IdentitySource::Anonymous {
-        return None;
+        return Err("jobs run on behalf of a user, and this request has none (anonymous)".into());
     }
-    let consent = if !user.with_own_credentials() {
+    if !user.with_own_credentials() {
         let via = if user.via_obo { "an on-behalf-of token" } else { "an API token" };
-        Err(format!(
-            "jobs cannot be registered through {via}: background work runs with the user's own roles, \
-             so `{}` must consent with their own credentials",
+        return Err(format!(
+            "jobs cannot be managed through {via}: background work runs with the user's own roles, \
+             so `{}` must act with their own credentials",
             user.principal.name
-        ))
-    } else {
-        user.check_extension(&crate::scheduler::consent_permission(extension)).map_err(|denied| {
-            format!(
-                "user `{}` has not consented to extension `{extension}` scheduling work: {denied}",
-                user.principal.name
-            )
-        })
-    };
-    Some(JobOwner {
+        ));
+    }
+    if crate::security::service_accounts::is_service_account(&user.principal.name) {
+        return Err(format!("`{}` names a service account; jobs run for users", user.principal.name));
+    }
+    let consent = user.check_extension(&crate::scheduler::consent_permission(extension)).map_err(|denied| {
+        format!(
+            "user `{}` has not consented to extension `{extension}` scheduling work: {denied}",
+            user.principal.name
+        )
+    });
+    Ok(JobOwner {
         user: user.principal.name.clone(),
         auth_source: user.source.as_str().to_owned(),
         backend_roles: user.principal.backend_roles.clone(),

@@ -80,14 +80,30 @@ fn scheduler<'a>(state: &'a AppState, user: &AuthenticatedUser) -> Result<&'a Ar
         .ok_or_else(|| refuse(StatusCode::NOT_FOUND, "not_found", "this host runs no scheduler"))
 }
 
+/// Starting standing work — resuming a job, giving it to someone whose
+/// roles it will then run with — is consent, given only with one's own
+/// credentials, never through a token.
+fn own_credentials(user: &AuthenticatedUser, what: &str) -> Result<(), Refusal> {
+    if user.with_own_credentials() {
+        return Ok(());
+    }
+    Err(refuse(
+        StatusCode::FORBIDDEN,
+        "security_exception",
+        &format!("a token cannot {what}: sign in as the user"),
+    ))
+}
+
 fn is_admin(user: &AuthenticatedUser) -> bool {
     user.check_cluster(ADMIN_PERMISSION).is_ok()
 }
 
 /// Whether the caller is the job's owner: the same name from the same
-/// identity source (a JWT `admin` does not own the internal admin's jobs).
-fn owns(user: &AuthenticatedUser, identity: &JobIdentity) -> bool {
+/// identity source (a JWT `admin` does not own the internal admin's jobs),
+/// and not a later user who took a deleted owner's name.
+fn owns(scheduler: &Scheduler, user: &AuthenticatedUser, identity: &JobIdentity) -> bool {
     IdentitySource::parse(&identity.auth_source).is_some_and(|source| user.is(&identity.user, source))
+        && scheduler.stale_owner(identity).is_none()
 }
 
 /// The job and its identity, if the caller owns it or is an admin.
@@ -95,7 +111,7 @@ fn visible(scheduler: &Scheduler, user: &AuthenticatedUser, id: &str) -> Result<
     let not_found =
         || refuse(StatusCode::NOT_FOUND, "resource_not_found_exception", &format!("no job `{id}`"));
     let identity = scheduler.jobs.identity(id).map_err(store_error)?.ok_or_else(not_found)?.0;
-    if !owns(user, &identity) && !is_admin(user) {
+    if !owns(scheduler, user, &identity) && !is_admin(user) {
         return Err(not_found());
     }
     let job = scheduler.jobs.get(id).map_err(store_error)?.ok_or_else(not_found)?.0;
@@ -170,7 +186,7 @@ async fn list(
             .list()
             .map_err(store_error)?
             .iter()
-            .filter(|(_, _, who)| admin || owns(&user, who))
+            .filter(|(_, _, who)| admin || owns(scheduler, &user, who))
             .filter(|(_, job, _)| filter.extension.as_ref().is_none_or(|e| *e == job.extension))
             .filter(|(_, _, who)| filter.user.as_ref().is_none_or(|u| *u == who.user))
             .map(|(id, job, who)| view(id, job, who))
@@ -229,6 +245,7 @@ async fn enable(
 ) -> Response {
     respond((|| {
         let scheduler = scheduler(&state, &user)?;
+        own_credentials(&user, "resume a job")?;
         let (_, identity) = visible(scheduler, &user, &id)?;
         // A suspended job resumes only if its owner can be run for again.
         if let Err(reason) = scheduler.resolve_owner(&identity) {
@@ -304,6 +321,7 @@ async fn set_owner(
 ) -> Response {
     respond((|| {
         let scheduler = scheduler(&state, &user)?;
+        own_credentials(&user, "give a job to another user")?;
         if let Err(denied) = user.check_cluster(ADMIN_PERMISSION) {
             state.audit.record(Event {
                 user: Some(user.principal.name.clone()),

@@ -263,7 +263,7 @@ impl Scheduler {
         if grants.contains(&Capability::Scheduler) {
             session.jobs = Some(JobSession {
                 access: self.clone() as Arc<dyn JobAccess>,
-                owner: Some(JobOwner {
+                owner: Ok(JobOwner {
                     user: identity.user.clone(),
                     auth_source: identity.auth_source.clone(),
                     backend_roles: owner.principal.backend_roles.clone(),

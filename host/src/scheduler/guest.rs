@@ -34,6 +34,15 @@ impl JobAccess for Scheduler {
                 "extension `{extension}` does not export `warden:extension/job-runner`, so its jobs could never run"
             )));
         }
+        // A job left by an earlier holder of this name (deleted since) is
+        // theirs, not this user's to take over: it goes, a new one is made.
+        let owner_key = (owner.user.as_str(), owner.auth_source.as_str());
+        if let Some(old) = self.jobs.id_named(extension, owner_key, &spec.name).map_err(to_wit_error)?
+            && let Some((identity, _)) = self.jobs.identity(&old).map_err(to_wit_error)?
+            && self.stale_owner(&identity).is_some()
+        {
+            self.jobs.remove(&old).map_err(to_wit_error)?;
+        }
         let schedule = from_wit(spec.schedule);
         let described = format!("{schedule:?}");
         let (id, created) = self
@@ -84,7 +93,7 @@ impl JobAccess for Scheduler {
     fn list(&self, extension: &str, owner: &JobOwner) -> Result<Vec<wit::JobInfo>, types::Error> {
         let mut out = Vec::new();
         for id in self.jobs.ids_of(extension, (&owner.user, &owner.auth_source)).map_err(to_wit_error)? {
-            if let Some((job, _)) = self.jobs.get(&id).map_err(to_wit_error)? {
+            if let Ok(job) = self.own_job(extension, owner, &id) {
                 out.push(info(&id, job));
             }
         }
@@ -98,7 +107,10 @@ impl Scheduler {
     fn own_job(&self, extension: &str, owner: &JobOwner, id: &str) -> Result<Job, types::Error> {
         let not_found = || types::Error::NotFound(format!("no job `{id}`"));
         let identity = self.jobs.identity(id).map_err(to_wit_error)?.ok_or_else(not_found)?.0;
-        if identity.extension != extension || identity.owner() != (&owner.user, &owner.auth_source) {
+        if identity.extension != extension
+            || identity.owner() != (&owner.user, &owner.auth_source)
+            || self.stale_owner(&identity).is_some()
+        {
             return Err(not_found());
         }
         Ok(self.jobs.get(id).map_err(to_wit_error)?.ok_or_else(not_found)?.0)

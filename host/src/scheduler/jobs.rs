@@ -231,6 +231,22 @@ impl JobStore {
     }
 
     /// The ids of one user's jobs in one extension.
+    /// The id of `owner`'s job `name` in `extension`, if there is one.
+    pub fn id_named(
+        &self,
+        extension: &str,
+        owner: Owner<'_>,
+        name: &str,
+    ) -> Result<Option<String>, JobError> {
+        let key = name_key(extension, owner, name);
+        match self.store.get(NAMES_INDEX, &key)? {
+            Some(v) => String::from_utf8(v.source)
+                .map(Some)
+                .map_err(|e| JobError::Corrupt { id: key, message: e.to_string() }),
+            None => Ok(None),
+        }
+    }
+
     pub fn ids_of(&self, extension: &str, owner: Owner<'_>) -> Result<Vec<String>, JobError> {
         self.store
             .list_prefix(NAMES_INDEX, &owner_prefix(extension, owner))?

@@ -165,6 +165,9 @@ impl Scheduler {
                 ));
             }
         };
+        if let Some(reason) = self.stale_owner(identity) {
+            return Err(reason);
+        }
         let subject = state.subject(&principal, None);
         let consent = consent_permission(&identity.extension);
         if state.privileges.check_extension(&subject, &consent).is_err() {
@@ -174,6 +177,34 @@ impl Scheduler {
             ));
         }
         Ok(ResolvedOwner { state, principal, subject })
+    }
+
+    /// Why the user a job was registered for is no longer the one of that
+    /// name, if so: an internal user deleted since (a new user who takes
+    /// the name is someone else), or an external user whose tokens an
+    /// operator revoked since (no identity provider can be asked again, so
+    /// revocation is how their standing work is stopped).
+    pub fn stale_owner(&self, identity: &JobIdentity) -> Option<String> {
+        let user = &identity.user;
+        // `updated_at` is when the job got this owner (registration or re-association).
+        let since = identity.updated_at;
+        match IdentitySource::parse(&identity.auth_source) {
+            Some(IdentitySource::Internal) => {
+                self.security.user_deleted_at(user).filter(|deleted| *deleted >= since).map(|_| {
+                    format!(
+                        "the user `{user}` who owned the job was deleted; a later `{user}` is someone else"
+                    )
+                })
+            }
+            Some(IdentitySource::Jwt) => self
+                .security
+                .user_revoked_before(user)
+                .filter(|revoked| revoked.saturating_mul(1000) >= since)
+                .map(|_| {
+                    format!("the tokens of external user `{user}` were revoked after the job was registered")
+                }),
+            _ => None,
+        }
     }
 
     /// Records a job event in the audit log; `who` is (user, extension).

@@ -365,17 +365,32 @@ impl Security {
     /// change: OBO tokens (revoked by user) and API tokens (which check the
     /// same revocation time). Whatever path changed it — the REST API, an
     /// import, `reset-password`.
+    ///
+    /// A deleted user loses them too, and the deletion is recorded: a new
+    /// user who later takes the name is someone else, and inherits none of
+    /// the old one's tokens or jobs.
     fn revoke_changed_credentials(&self, before: &SecurityConfig, after: &SecurityConfig) {
         let Some(tokens) = &self.obo else { return };
-        for (name, user) in &after.internal_users {
-            let changed = before.internal_users.get(name).is_some_and(|old| old.hash != user.hash);
-            if changed && let Err(e) = tokens.revoke_user(name) {
-                tracing::error!(
-                    user = name,
-                    "password changed but its tokens' revocation is not persisted: {e}"
-                );
+        for (name, old) in &before.internal_users {
+            let outcome = match after.internal_users.get(name) {
+                None => tokens.record_deletion(name),
+                Some(user) if user.hash != old.hash => tokens.revoke_user(name),
+                Some(_) => continue,
+            };
+            if let Err(e) = outcome {
+                tracing::error!(user = name, "credentials changed but the revocation is not persisted: {e}");
             }
         }
+    }
+
+    /// When an internal user of this name was last deleted (milliseconds).
+    pub fn user_deleted_at(&self, user: &str) -> Option<u64> {
+        self.obo.as_ref().and_then(|tokens| tokens.deleted_at(user))
+    }
+
+    /// Up to when `user`'s tokens are revoked (seconds).
+    pub fn user_revoked_before(&self, user: &str) -> Option<u64> {
+        self.obo.as_ref().and_then(|tokens| tokens.revoked_user_before(user))
     }
 
     /// Applies `change` to a copy of the current configuration and, if it

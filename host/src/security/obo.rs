@@ -190,6 +190,11 @@ pub struct Revocations {
     pub jtis: BTreeMap<String, u64>,
     pub users_before: BTreeMap<String, u64>,
     pub extensions_before: BTreeMap<String, u64>,
+    /// When an internal user of this name was last deleted (milliseconds):
+    /// whatever was made for them before — tokens, jobs — belongs to
+    /// someone else than a new user who takes the name later.
+    #[serde(default)]
+    pub users_deleted: BTreeMap<String, u64>,
 }
 
 impl Revocations {
@@ -238,6 +243,21 @@ fn reason(e: &jsonwebtoken::errors::Error) -> String {
 
 pub fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// Moves `key`'s revocation time to now, or one past the previous one: a
+/// token minted after an earlier revocation in this same second carries
+/// that next second as its `iat`, and a second revocation must cover it.
+fn revoke_before(map: &mut BTreeMap<String, u64>, key: &str) {
+    let at = map.get(key).map_or(now(), |previous| now().max(previous + 1));
+    map.insert(key.to_owned(), at);
 }
 
 impl TokenService {
@@ -435,20 +455,34 @@ impl TokenService {
         })
     }
 
-    /// Revokes every token issued to `user` up to now.
+    /// Revokes every token issued to `user` up to now — including those
+    /// stamped with the next second after an earlier revocation in this
+    /// one (see [`TokenService::issue_time`]).
     pub fn revoke_user(&self, user: &str) -> Result<(), TokenError> {
-        let t = now();
+        self.edit_revocations(|r| revoke_before(&mut r.users_before, user))
+    }
+
+    /// Revokes every token of `user` and records the deletion: a new user
+    /// who takes the name later inherits nothing.
+    pub fn record_deletion(&self, user: &str) -> Result<(), TokenError> {
+        let at = now_ms();
         self.edit_revocations(|r| {
-            r.users_before.insert(user.to_owned(), t);
+            revoke_before(&mut r.users_before, user);
+            r.users_deleted.insert(user.to_owned(), at);
         })
+    }
+
+    /// When an internal user named `user` was last deleted (milliseconds).
+    pub fn deleted_at(&self, user: &str) -> Option<u64> {
+        match self.revocations.read() {
+            Ok(r) => r.users_deleted.get(user).copied(),
+            Err(p) => p.into_inner().users_deleted.get(user).copied(),
+        }
     }
 
     /// Revokes every token issued for `extension` up to now.
     pub fn revoke_extension(&self, extension: &str) -> Result<(), TokenError> {
-        let t = now();
-        self.edit_revocations(|r| {
-            r.extensions_before.insert(extension.to_owned(), t);
-        })
+        self.edit_revocations(|r| revoke_before(&mut r.extensions_before, extension))
     }
 
     /// Applies a revocation now, then persists the list; an error means
@@ -796,6 +830,21 @@ mod tests {
         s.set_keys(ring);
         assert!(matches!(s.verify(&old, "reporter"), Err(TokenError::UnknownKey(_))));
         assert!(s.verify(&new, "reporter").is_ok());
+        Ok(())
+    }
+
+    /// Revoke, mint, revoke again within one second: the second
+    /// revocation covers the token minted between the two.
+    #[test]
+    fn a_second_revocation_in_the_same_second_covers_tokens_minted_between() -> R {
+        let s = service()?;
+        s.revoke_user("ana")?;
+        let between = mint(&s)?;
+        assert!(s.verify(&between, "reporter").is_ok(), "minted after the first revocation");
+        s.revoke_user("ana")?;
+        assert!(matches!(s.verify(&between, "reporter"), Err(TokenError::Revoked(_))));
+        s.record_deletion("ana")?;
+        assert!(s.deleted_at("ana").is_some() && s.deleted_at("bob").is_none());
         Ok(())
     }
 

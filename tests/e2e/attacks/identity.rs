@@ -218,6 +218,109 @@ fn a_jwt_user_named_like_an_internal_user_is_not_that_user() -> TestResult {
         assert_eq!(reply.status, 404, "{method} {path}: {reply:?}");
     }
     assert_eq!(job(&internal_job)?["enabled"], true, "the internal admin's job is untouched");
+
+    // Nor does the JWT admin see the internal admin's account record.
+    let account = server.get_with_authorization(&format!("{API}/account"), Some(&impostor))?.json();
+    assert_eq!(
+        (account["is_internal_user"].as_bool(), account["is_reserved"].as_bool()),
+        (Some(false), Some(false)),
+        "{account}"
+    );
+
+    // No identity provider can be asked again about an external user: an
+    // operator's revocation of their tokens stops their standing work too.
+    let reply = server.send(Method::POST, "/_warden/tokens/_revoke", &json!({"user": "admin"}))?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while job(&impostor_job)?["suspended"].is_null() {
+        assert!(Instant::now() < deadline, "the JWT job was not suspended: {}", job(&impostor_job)?);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(job(&impostor_job)?["suspended"].to_string().contains("revoked"), "{}", job(&impostor_job)?);
+    let runs = job(&internal_job)?["runs"].as_u64().unwrap_or(0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while job(&internal_job)?["runs"].as_u64().unwrap_or(0) <= runs {
+        assert!(Instant::now() < deadline, "the internal admin's job stopped: {}", job(&internal_job)?);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(job(&internal_job)?["suspended"].is_null());
+    Ok(())
+}
+
+/// A deleted user's name taken by a new user brought the old user's API
+/// tokens, OBO tokens (with their roles) and jobs back to life. A deletion
+/// ends them for good: the new user of that name is someone else.
+#[test]
+fn a_deleted_users_name_carries_nothing_to_the_next_user() -> TestResult {
+    let deployment = Deployment::new()?;
+    deployment.install("probe", GUEST_HOST_CALLS, "capabilities = [\"cluster\", \"scheduler\"]")?;
+    let config = tempfile::tempdir()?;
+    security_dir(config.path())?;
+    let server = start(&deployment, config.path())?;
+    let writer = json!([{"index_patterns": ["job-*"], "allowed_actions": ["crud", "create_index"]}]);
+    let dan = |password: &str| json!({"password": password, "backend_roles": ["schedulers"]});
+    for (path, body) in [
+        (
+            format!("{API}/roles/scheduling"),
+            json!({"extension_permissions": ["extension:probe/*", "schedule:probe"], "index_permissions": writer}),
+        ),
+        (format!("{API}/internalusers/dan"), dan("Old-Dan-Pass-1")),
+    ] {
+        let reply = server.send(Method::PUT, &path, &body)?;
+        assert!(reply.status == 200 || reply.status == 201, "{path}: {reply:?}");
+    }
+    let old_dan = basic("dan", "Old-Dan-Pass-1");
+    let obo = bearer(&mint_obo(&server, &old_dan, 300)?);
+    let key = crate::token::create_api_token(&server, &old_dan, "old", json!({}))?;
+    let key = crate::token::api_key(key.json()["token"].as_str().ok_or("no token")?);
+    let register = |who: &str| -> Result<String, Error> {
+        let reply = server.send_with_authorization(
+            Method::POST,
+            "/_extensions/probe/schedule",
+            Some(who),
+            &json!({"name": "nightly", "schedule": {"interval": 1}, "params": {"index": "job-dan", "doc": {}}}),
+        )?;
+        let answer = reply.json();
+        assert_eq!(answer["outcome"], "ok", "{answer}");
+        Ok(answer["id"].as_str().ok_or("no id")?.to_owned())
+    };
+    let old_job = register(&old_dan)?;
+
+    let reply = server.request(Method::DELETE, &format!("{API}/internalusers/dan"), "")?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let reply = server.send(Method::PUT, &format!("{API}/internalusers/dan"), &dan("New-Dan-Pass-1"))?;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let new_dan = basic("dan", "New-Dan-Pass-1");
+    for (what, credential) in [("OBO token", &obo), ("API token", &key)] {
+        let reply = server.get_with_authorization("/_plugins/_security/authinfo", Some(credential))?;
+        assert_eq!(reply.status, 401, "the old dan's {what} came back: {reply:?}");
+    }
+    // The old job is suspended, and it is not the new dan's.
+    let job = |id: &str| -> Result<Value, Error> { Ok(server.get(&format!("/_warden/jobs/{id}"))?.json()) };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while job(&old_job)?["suspended"].is_null() {
+        assert!(Instant::now() < deadline, "the old dan's job still runs: {}", job(&old_job)?);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(job(&old_job)?["suspended"].to_string().contains("was deleted"), "{}", job(&old_job)?);
+    let seen = server.send_with_authorization(Method::GET, "/_warden/jobs", Some(&new_dan), &Value::Null)?;
+    assert_eq!(seen.json()["total"], 0, "the new dan sees the old dan's jobs: {seen:?}");
+    let through = server.send_with_authorization(
+        Method::GET,
+        "/_extensions/probe/jobs",
+        Some(&new_dan),
+        &Value::Null,
+    )?;
+    assert!(!through.body.contains(&old_job), "{through:?}");
+    // The legitimate path: the new dan's own job of the same name runs.
+    let new_job = register(&new_dan)?;
+    assert_ne!(new_job, old_job);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while job(&new_job)?["runs"].as_u64() < Some(1) {
+        assert!(Instant::now() < deadline, "the new dan's job did not run: {}", job(&new_job)?);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(job(&new_job)?["failures"], 0, "{}", job(&new_job)?);
     Ok(())
 }
 

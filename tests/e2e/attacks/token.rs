@@ -168,6 +168,14 @@ fn tokens_die_with_the_users_credentials() -> TestResult {
         Ok((obo, key))
     };
 
+    // 0. A jti revocation dated in the past still takes effect.
+    let (obo, _) = tokens_of_ana(&server, &password, "t0")?;
+    let jti = payload(obo.trim_start_matches("Bearer "))?["jti"].as_str().ok_or("no jti")?.to_owned();
+    let reply =
+        server.send(Method::POST, "/_warden/tokens/_revoke", &json!({"jti": jti, "expires_at": 1}))?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(status_of(&server, &obo)?, 401, "a jti revocation with expires_at in the past was pruned");
+
     // 1. An administrator sets a new password over REST.
     let (obo, key) = tokens_of_ana(&server, &password, "t1")?;
     password = "Ana-Password-2".into();
@@ -330,5 +338,130 @@ fn background_work_needs_the_users_own_credentials() -> TestResult {
         &Value::Null,
     )?;
     assert_eq!((job.status, job.json()["enabled"].as_bool()), (200, Some(true)), "untouched: {job:?}");
+
+    // Nor through the extension: listing, reading and removing jobs there
+    // is refused to a token just as registering is.
+    for (method, path) in [
+        (Method::GET, "/_extensions/probe/jobs".to_owned()),
+        (Method::GET, format!("/_extensions/probe/jobs/{id}")),
+        (Method::DELETE, format!("/_extensions/probe/jobs/{id}")),
+    ] {
+        for authorization in [&key, &obo] {
+            let reply =
+                server.send_with_authorization(method.clone(), &path, Some(authorization), &Value::Null)?;
+            let answer = reply.json();
+            assert_eq!(
+                (answer["outcome"].as_str(), answer["kind"].as_str()),
+                (Some("error"), Some("denied")),
+                "{method} {path}: {answer}"
+            );
+        }
+    }
+    let job = server.get(&format!("/_warden/jobs/{id}"))?;
+    assert_eq!(job.status, 200, "the job survived: {job:?}");
+
+    // A token granted the jobs permission still cannot start standing work:
+    // giving a job to another user or resuming one needs own credentials.
+    let admin = basic("admin", ADMIN_PASSWORD);
+    let jobs_admin =
+        create_api_token(&server, &admin, "jobs", json!({"cluster_permissions": ["restapi:admin/jobs"]}))?;
+    let jobs_admin = api_key(jobs_admin.json()["token"].as_str().ok_or("no token")?);
+    let listed =
+        server.send_with_authorization(Method::GET, "/_warden/jobs", Some(&jobs_admin), &Value::Null)?;
+    assert_eq!(listed.status, 200, "the permission lets it read: {listed:?}");
+    for (method, path, body) in [
+        (Method::PUT, format!("/_warden/jobs/{id}/_owner"), json!({"user": "admin"})),
+        (Method::POST, format!("/_warden/jobs/{id}/_enable"), Value::Null),
+    ] {
+        let reply = server.send_with_authorization(method, &path, Some(&jobs_admin), &body)?;
+        assert_eq!(reply.status, 403, "{path}: {reply:?}");
+        assert!(reply.reason().contains("a token cannot"), "{path}: {}", reply.reason());
+    }
+    let job = server.get(&format!("/_warden/jobs/{id}"))?.json();
+    assert_eq!((job["user"].as_str(), job["auth_source"].as_str()), (Some(ANA.0), Some("internal")), "{job}");
+    let moved = server.send(Method::PUT, &format!("/_warden/jobs/{id}/_owner"), &json!({"user": "admin"}))?;
+    assert_eq!(moved.status, 200, "an administrator with own credentials may: {moved:?}");
+    Ok(())
+}
+
+/// A token holding `restapi:admin/internalusers` could set its creator's
+/// password and so turn itself into a permanent credential. No token sets
+/// a password or a hash — its creator's, another user's or a new user's,
+/// by PUT or PATCH; the same administrator with own credentials can.
+#[test]
+fn a_token_never_becomes_a_password() -> TestResult {
+    let (_deployment, server) = with_ana()?;
+    // eve administers users (not reserved, so her own record can change).
+    for (path, body) in [
+        (format!("{API}/roles/user_admin"), json!({"cluster_permissions": ["*"]})),
+        (format!("{API}/internalusers/eve"), json!({"password": "Eve-Password-1"})),
+        (format!("{API}/rolesmapping/user_admin"), json!({"users": ["eve"]})),
+    ] {
+        let reply = server.send(Method::PUT, &path, &body)?;
+        assert_eq!(reply.status, 201, "{path}: {reply:?}");
+    }
+    let eve = basic("eve", "Eve-Password-1");
+    let created = create_api_token(
+        &server,
+        &eve,
+        "users",
+        json!({"cluster_permissions": ["restapi:admin/internalusers"]}),
+    )?;
+    assert_eq!(created.status, 200, "{created:?}");
+    let key = api_key(created.json()["token"].as_str().ok_or("no token")?);
+    let obo = bearer(&mint_obo(&server, &eve, 120)?);
+    let hash = warden_host::security::password::hash("Token-Chosen-Pass-1")?;
+    let users = format!("{API}/internalusers");
+    for (what, method, path, body) in [
+        (
+            "the creator's password",
+            Method::PUT,
+            format!("{users}/eve"),
+            json!({"password": "Token-Chosen-Pass-1"}),
+        ),
+        (
+            "another's password",
+            Method::PUT,
+            format!("{users}/ana"),
+            json!({"password": "Token-Chosen-Pass-1"}),
+        ),
+        ("another's hash", Method::PUT, format!("{users}/ana"), json!({"hash": hash})),
+        (
+            "a new user",
+            Method::PUT,
+            format!("{users}/mallory"),
+            json!({"password": "Token-Chosen-Pass-1", "backend_roles": ["admin"]}),
+        ),
+        (
+            "by PATCH",
+            Method::PATCH,
+            users.clone(),
+            json!([{"op": "add", "path": "/ana/password", "value": "Token-Chosen-Pass-1"}]),
+        ),
+    ] {
+        let reply = server.send_with_authorization(method.clone(), &path, Some(&key), &body)?;
+        assert_eq!(reply.status, 403, "{what}: {reply:?}");
+        assert!(reply.message().contains("a token cannot set a password"), "{what}: {}", reply.message());
+    }
+    // Nothing changed: the old passwords still work, no mallory.
+    assert_eq!(status_of(&server, &eve)?, 200);
+    assert_eq!(status_of(&server, &basic(ANA.0, ANA.1))?, 200);
+    assert_eq!(status_of(&server, &basic("mallory", "Token-Chosen-Pass-1"))?, 401);
+    assert_eq!(server.get(&format!("{users}/mallory"))?.status, 404);
+    // The token keeps what it was granted that is not a credential.
+    let reply = server.send_with_authorization(
+        Method::PUT,
+        &format!("{users}/ana"),
+        Some(&key),
+        &json!({"backend_roles": ["team"]}),
+    )?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(status_of(&server, &basic(ANA.0, ANA.1))?, 200, "her password was kept");
+    // An OBO token reaches none of it; eve's own login does.
+    let set = json!({"password": "Eve-Chosen-Pass-1"});
+    let reply = server.send_with_authorization(Method::PUT, &format!("{users}/ana"), Some(&obo), &set)?;
+    assert_eq!(reply.status, 403, "{reply:?}");
+    let reply = server.send_with_authorization(Method::PUT, &format!("{users}/ana"), Some(&eve), &set)?;
+    assert_eq!(reply.status, 200, "{reply:?}");
     Ok(())
 }

@@ -52,8 +52,9 @@ pub trait JobAccess: Send + Sync + std::fmt::Debug {
 #[derive(Debug, Clone)]
 pub struct JobSession {
     pub access: Arc<dyn JobAccess>,
-    /// `None` for anonymous invocations: nobody to run a job for.
-    pub owner: Option<JobOwner>,
+    /// Who the invocation's jobs belong to, or why nobody can act on jobs
+    /// here (an anonymous caller; a token standing in for the user).
+    pub owner: Result<JobOwner, String>,
 }
 
 pub fn link(linker: &mut Linker<InvocationState>) -> wasmtime::Result<()> {
@@ -69,9 +70,7 @@ impl InvocationState {
         let Some(session) = &self.context.session.jobs else {
             return Err(types::Error::Unavailable("no scheduler is configured for this invocation".into()));
         };
-        let owner = session.owner.as_ref().ok_or_else(|| {
-            types::Error::Denied("jobs run on behalf of a user, and this request has none (anonymous)".into())
-        })?;
+        let owner = session.owner.as_ref().map_err(|reason| types::Error::Denied(reason.clone()))?;
         Ok((session.access.as_ref(), owner))
     }
 }
