@@ -178,7 +178,10 @@ mod tests {
             ("id = \"a\"\nversion = \"1\"", "missing field `component`"),
             ("id = \"a\"\nversion = \"1\"\ncomponent = \"a.wasm\"\ncolour = 1", "unknown field `colour`"),
             ("id = \"a\"\nversion = \"1\"\ncomponent = \"a.wasm\"\n[limits]\ncpu_ms = 0", "limits.cpu_ms"),
-            ("id = \"a\"\nversion = \"1\"\ncomponent = \"a.wasm\"\n[limits]\nfiles_mib = 0", "limits.files_mib"),
+            (
+                "id = \"a\"\nversion = \"1\"\ncomponent = \"a.wasm\"\n[limits]\nfiles_mib = 0",
+                "limits.files_mib",
+            ),
             ("id = ", "not a valid manifest"),
         ];
         for (text, expected) in cases {

@@ -163,9 +163,9 @@ impl LoadedExtension {
             let exports = if exports.is_empty() { "nothing".to_owned() } else { exports.join(", ") };
             return Err(ExtensionError::NoKnownExports { path, exports });
         }
-        let pool = runtime
-            .reserve(PoolSlots::per_instance(&component), limits.max_concurrency)
-            .map_err(|source| ExtensionError::PoolFull { path: path.clone(), id: manifest.id.clone(), source })?;
+        let pool = runtime.reserve(PoolSlots::per_instance(&component), limits.max_concurrency).map_err(
+            |source| ExtensionError::PoolFull { path: path.clone(), id: manifest.id.clone(), source },
+        )?;
 
         let (files_dir, files_quota) = if manifest.capabilities.contains(&Capability::Files) {
             let dir = files::host_dir(data_dir, &manifest.id);

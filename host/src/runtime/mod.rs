@@ -108,9 +108,9 @@ impl PoolSlots {
         PoolSlots {
             component_instances: 1,
             core_instances: u64::from(limits::MAX_CORE_INSTANCES_PER_COMPONENT),
-            memories: required.as_ref().map_or(u64::from(limits::MAX_MEMORIES_PER_COMPONENT), |r| {
-                u64::from(r.num_memories)
-            }),
+            memories: required
+                .as_ref()
+                .map_or(u64::from(limits::MAX_MEMORIES_PER_COMPONENT), |r| u64::from(r.num_memories)),
             tables: required
                 .as_ref()
                 .map_or(u64::from(limits::MAX_TABLES_PER_COMPONENT), |r| u64::from(r.num_tables)),
@@ -215,7 +215,12 @@ impl Runtime {
         let needed = per_instance.times(concurrency);
         let totals = PoolSlots::pool_totals(self.config.max_instances);
         let mut reserved = self.reserved.lock().unwrap_or_else(PoisonError::into_inner);
-        let kinds = needed.fields().into_iter().zip(totals.fields()).zip(reserved.fields()).zip(per_instance.fields());
+        let kinds = needed
+            .fields()
+            .into_iter()
+            .zip(totals.fields())
+            .zip(reserved.fields())
+            .zip(per_instance.fields());
         for ((((kind, need), (_, total)), (_, taken)), (_, each)) in kinds {
             let free = total.saturating_sub(taken);
             if need > free {
@@ -358,7 +363,10 @@ mod tests {
         let first = runtime.reserve(each, 6)?;
         assert_eq!(runtime.reserved().component_instances, 6);
         let refused = runtime.reserve(each, 5).err().ok_or("5 more fit in 4")?;
-        assert_eq!((refused.kind, refused.needed, refused.free, refused.total), ("component instances", 5, 4, 10));
+        assert_eq!(
+            (refused.kind, refused.needed, refused.free, refused.total),
+            ("component instances", 5, 4, 10)
+        );
         let message = refused.to_string();
         assert!(message.contains("needs 5 pooled component instances"), "{message}");
         assert!(message.contains("limits.max_concurrency 5"), "{message}");

@@ -81,7 +81,11 @@ fn table_module(elements: u32) -> Vec<u8> {
 }
 
 /// `component` plus `module`, instantiated `instances` times (no imports).
-fn with_instances(component: &str, module: &[u8], instances: u32) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+fn with_instances(
+    component: &str,
+    module: &[u8],
+    instances: u32,
+) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
     let mut bytes = std::fs::read(component)?;
     let index = core_module_count(&bytes)?;
     let mut entries = leb(u64::from(instances));
@@ -97,7 +101,8 @@ fn with_instances(component: &str, module: &[u8], instances: u32) -> Result<Vec<
 
 /// Installs `bytes` as extension `id`.
 fn install_bytes(d: &Deployment, id: &str, bytes: &[u8], manifest_tail: &str) -> std::io::Result<()> {
-    let manifest = format!("id = \"{id}\"\nversion = \"0.1.0\"\ncomponent = \"component.wasm\"\n{manifest_tail}\n");
+    let manifest =
+        format!("id = \"{id}\"\nversion = \"0.1.0\"\ncomponent = \"component.wasm\"\n{manifest_tail}\n");
     d.install_raw(id, &[("component.wasm", bytes), ("extension.toml", manifest.as_bytes())]).map(drop)
 }
 
@@ -143,7 +148,10 @@ fn many_memories_tables_or_instances_are_refused_at_load() -> TestResult {
     let server = deployment.start()?;
     for (id, _, names) in &cases {
         let error = load_failure(&server, id)?.ok_or_else(|| format!("`{id}` loaded:\n{}", server.logs()))?;
-        assert!(error.contains("refused, it needs more than this host allows one component"), "{id}: {error}");
+        assert!(
+            error.contains("refused, it needs more than this host allows one component"),
+            "{id}: {error}"
+        );
         assert!(error.contains("exceeds"), "{id}: {error}");
         assert!(error.to_lowercase().contains(names), "{id}: the error names the limit ({names}): {error}");
         let reply = server.get(&format!("/_extensions/{id}/"))?;
@@ -243,7 +251,11 @@ fn probe(server: &Server, path: &str) -> Result<serde_json::Value, Box<dyn std::
     Ok(reply.json())
 }
 
-fn probe_body(server: &Server, path: &str, body: &str) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+fn probe_body(
+    server: &Server,
+    path: &str,
+    body: &str,
+) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
     let reply = server.request(Method::POST, &format!("/_extensions/files/{path}"), body)?;
     assert_eq!(reply.status, 200, "{path}: {reply:?}");
     Ok(reply.json())
@@ -354,7 +366,8 @@ fn the_files_quota_holds_for_the_whole_directory() -> TestResult {
             .map(|i| {
                 let server = &server;
                 scope.spawn(move || {
-                    probe(server, &format!("fill/part{i}?chunk=16384&bytes=524288")).map_err(|e| e.to_string())
+                    probe(server, &format!("fill/part{i}?chunk=16384&bytes=524288"))
+                        .map_err(|e| e.to_string())
                 })
             })
             .collect();

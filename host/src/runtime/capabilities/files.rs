@@ -24,8 +24,13 @@
 //! are not credited. When a charge does not fit and anything changed since
 //! the last walk, the directory is walked again (off the executor) and the
 //! charge retried, so the over-count never refuses a write that truly fits.
-//! Bytes charged but not yet on disk (a write in flight) are kept in
-//! `in_flight` and added to a walk's result, so a walk never forgets them.
+//! Bytes charged but not yet on disk (a write in flight) and bytes charged
+//! while the walk ran are added to its result, so a walk never forgets them.
+//!
+//! What the guest sees: a refused descriptor call (`open-at` creating,
+//! `create-directory-at`, `set-size`, `write`) fails with ENOSPC; a refused
+//! stream write fails with EIO, because wasi-libc maps every stream error to
+//! EIO without asking `filesystem-error-code`. The host log names the quota.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,7 +41,9 @@ use wasmtime_wasi::filesystem::{Descriptor, WasiFilesystemCtxView, WasiFilesyste
 use wasmtime_wasi::p2::bindings::filesystem::types::{
     self, DescriptorStat, ErrorCode, HostDescriptor, HostDirectoryEntryStream,
 };
-use wasmtime_wasi::p2::{DynOutputStream, FsError, FsResult, OutputStream, Pollable, StreamError, StreamResult};
+use wasmtime_wasi::p2::{
+    DynOutputStream, FsError, FsResult, OutputStream, Pollable, StreamError, StreamResult,
+};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use crate::runtime::state::InvocationState;
@@ -125,6 +132,8 @@ fn longest_write(room: u64) -> u64 {
 struct Ledger {
     /// Usage at the last walk plus every charge since (an upper bound).
     charged: u64,
+    /// Every charge ever made (only grows): what was charged while a walk ran.
+    total: u64,
     /// Something was charged or removed since the last walk, so a walk may
     /// find less than `charged`.
     dirty: bool,
@@ -176,7 +185,7 @@ impl FilesQuota {
             extension_id: extension_id.to_owned(),
             dir: dir.to_owned(),
             limit,
-            ledger: Mutex::new(Ledger { charged: found.bytes, dirty: false }),
+            ledger: Mutex::new(Ledger { charged: found.bytes, total: 0, dirty: false }),
             in_flight: AtomicU64::new(0),
         })
     }
@@ -213,20 +222,28 @@ impl FilesQuota {
         let mut ledger = self.lock();
         let charged = ledger.charged.checked_add(bytes).filter(|&c| c <= self.limit)?;
         ledger.charged = charged;
+        ledger.total = ledger.total.saturating_add(bytes);
         ledger.dirty = true;
         self.in_flight.fetch_add(bytes, Ordering::AcqRel);
         Some(Charge { quota: self.clone(), bytes })
     }
 
-    /// Replaces the count by a walk of the directory (plus what is in
-    /// flight). Blocking: call it off the executor.
+    /// Replaces the count by a walk of the directory. Blocking: call it off
+    /// the executor. The walk runs without the lock (charges go on meanwhile);
+    /// what was in flight when it started and everything charged while it
+    /// ran are added to what it found: a write may so be counted twice
+    /// (erring high), never missed.
     fn reconcile(&self) {
-        // Holding the lock while walking keeps charges from racing the walk.
-        let mut ledger = self.lock();
+        let (in_flight, total_before) = {
+            let ledger = self.lock();
+            (self.in_flight.load(Ordering::Acquire), ledger.total)
+        };
         match usage(&self.dir) {
             Ok(found) => {
-                ledger.charged = found.bytes.saturating_add(self.in_flight.load(Ordering::Acquire));
-                ledger.dirty = false;
+                let mut ledger = self.lock();
+                let charged_meanwhile = ledger.total.saturating_sub(total_before);
+                ledger.charged = found.bytes.saturating_add(in_flight).saturating_add(charged_meanwhile);
+                ledger.dirty = charged_meanwhile > 0;
             }
             Err(e) => {
                 tracing::warn!(extension = &*self.extension_id, "cannot measure the files directory: {e}")

@@ -99,10 +99,14 @@ impl Extension for FilesProbe {
             ["fill", name] => fill(name, number("chunk") as usize, number("bytes")),
             ["remove", name] => report(std::fs::remove_file(path(name))),
             // Grow a file without writing: set_len (sparse).
-            ["extend", name] => {
-                report(std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path(name))
-                    .and_then(|f| f.set_len(number("size"))))
-            }
+            ["extend", name] => report(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(path(name))
+                    .and_then(|f| f.set_len(number("size"))),
+            ),
             // One byte at `offset` (a sparse file with one block used).
             ["poke", name] => report(
                 std::fs::OpenOptions::new()
@@ -110,7 +114,9 @@ impl Extension for FilesProbe {
                     .truncate(false)
                     .write(true)
                     .open(path(name))
-                    .and_then(|mut f| f.seek(SeekFrom::Start(number("offset"))).and_then(|_| f.write_all(b"x"))),
+                    .and_then(|mut f| {
+                        f.seek(SeekFrom::Start(number("offset"))).and_then(|_| f.write_all(b"x"))
+                    }),
             ),
             // `count` empty files named <prefix>-<n>, until an error.
             ["touch", prefix] => {
@@ -123,8 +129,10 @@ impl Extension for FilesProbe {
             }
             ["list"] => match std::fs::read_dir("/data") {
                 Ok(entries) => {
-                    let mut names: Vec<String> =
-                        entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+                    let mut names: Vec<String> = entries
+                        .filter_map(|e| e.ok())
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect();
                     names.sort();
                     ok(serde_json::json!({ "names": names }))
                 }
