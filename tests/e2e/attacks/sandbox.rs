@@ -239,7 +239,41 @@ fn a_saturated_neighbour_cannot_starve_hello() -> TestResult {
         served += usize::from(reply.status == 200);
     }
     assert!(served >= 24, "every slot of the hog was used: {served}");
-    assert!(!server.logs().contains("concurrency limit"), "no pool exhaustion:\n{}", server.logs());
+    assert!(!server.logs().contains("maximum concurrent limit"), "no pool exhaustion:\n{}", server.logs());
+    assert_hello_answers(&server)
+}
+
+/// The review's starving attack: an extension whose instances hold 20
+/// memories each and which may run 150 at once takes every memory of the
+/// pool (2,000 before the fix: 100 instances) and every other extension
+/// answered 500 while it ran (this test fails so against the binary of
+/// e780668). It is refused at load now, and hello-world answers 200
+/// throughout the attack.
+#[test]
+fn the_pool_starving_attack_is_refused_and_hello_serves_throughout() -> TestResult {
+    let wide = with_instances(GUEST_SLEEPER, &memory_module(1, 1), 19)?;
+    let deployment = Deployment::new()?;
+    deployment.install("hello", HELLO_WORLD, "capabilities = []")?;
+    install_bytes(&deployment, "hog-wide", &wide, "[limits]\nmax_concurrency = 150\nqueue_timeout_ms = 50")?;
+    let server = deployment.start()?;
+
+    let hello_replies = std::thread::scope(|scope| {
+        let attackers: Vec<_> =
+            (0..130).map(|_| scope.spawn(|| server.get("/_extensions/hog-wide/?ms=1500"))).collect();
+        std::thread::sleep(Duration::from_millis(400));
+        let hello: Vec<_> = (0..10).map(|_| server.get("/_extensions/hello/greet/sandbox")).collect();
+        for attacker in attackers {
+            let _ = attacker.join();
+        }
+        hello
+    });
+    for reply in hello_replies {
+        let reply = reply?;
+        assert_eq!(reply.status, 200, "hello during the attack: {reply:?}");
+    }
+    assert!(!server.logs().contains("maximum concurrent limit"), "no pool exhaustion:\n{}", server.logs());
+    let error = load_failure(&server, "hog-wide")?.ok_or("hog-wide loaded")?;
+    assert!(error.contains("exceeds the configured maximum"), "{error}");
     assert_hello_answers(&server)
 }
 
