@@ -32,6 +32,8 @@ pub struct LimitOverrides {
     pub timeout_ms: Option<u64>,
     pub max_concurrency: Option<u32>,
     pub queue_timeout_ms: Option<u64>,
+    /// Disk quota of the `files` directory (all of it, not per file).
+    pub files_mib: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -102,6 +104,7 @@ impl Manifest {
             ("limits.cpu_ms", limits.cpu_ms),
             ("limits.timeout_ms", limits.timeout_ms),
             ("limits.queue_timeout_ms", limits.queue_timeout_ms),
+            ("limits.files_mib", limits.files_mib),
             ("limits.max_concurrency", limits.max_concurrency.map(u64::from)),
         ] {
             if value == Some(0) {
@@ -151,6 +154,7 @@ mod tests {
             [limits]
             memory_mib = 32
             max_concurrency = 2
+            files_mib = 5
             "#,
         )?;
         assert_eq!(m.id, "hello");
@@ -158,6 +162,7 @@ mod tests {
         assert_eq!(m.capabilities, BTreeSet::from([Capability::Cluster, Capability::Scheduler]));
         assert_eq!(m.limits.memory_mib, Some(32));
         assert_eq!(m.limits.max_concurrency, Some(2));
+        assert_eq!(m.limits.files_mib, Some(5));
         Ok(())
     }
 
@@ -173,6 +178,10 @@ mod tests {
             ("id = \"a\"\nversion = \"1\"", "missing field `component`"),
             ("id = \"a\"\nversion = \"1\"\ncomponent = \"a.wasm\"\ncolour = 1", "unknown field `colour`"),
             ("id = \"a\"\nversion = \"1\"\ncomponent = \"a.wasm\"\n[limits]\ncpu_ms = 0", "limits.cpu_ms"),
+            (
+                "id = \"a\"\nversion = \"1\"\ncomponent = \"a.wasm\"\n[limits]\nfiles_mib = 0",
+                "limits.files_mib",
+            ),
             ("id = ", "not a valid manifest"),
         ];
         for (text, expected) in cases {

@@ -78,6 +78,7 @@ impl Registry {
                     extension = extension.id(),
                     version = extension.manifest.version,
                     capabilities = ?extension.manifest.capabilities,
+                    pool_share = ?extension.pool_share(),
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     "extension loaded ({how})"
                 );

@@ -368,3 +368,23 @@ fn restart_reuses_the_compile_cache() -> TestResult {
     assert!(!logs.contains("extension loaded (compiled)"), "no recompilation on restart:\n{logs}");
     Ok(())
 }
+
+/// tests/guests/files-probe: with `files` the guest writes, lists and reads
+/// back its own `/data`; without the grant no directory is open. (The
+/// hostile uses — links, the quota — are in attacks/sandbox.rs.)
+#[test]
+fn guest_files_probe() -> TestResult {
+    let (_deployment, server) = serve_with(|d| {
+        d.install("files", GUEST_FILES_PROBE, r#"capabilities = ["files"]"#)?;
+        d.install("nofiles", GUEST_FILES_PROBE, "capabilities = []").map(drop)
+    })?;
+    let reply = server.request(reqwest::Method::POST, "/_extensions/files/write/note.txt", "kept")?;
+    assert_eq!(reply.json()["outcome"], "ok", "{reply:?}");
+    let reply = server.get("/_extensions/files/read/note.txt")?;
+    assert_eq!(reply.json()["text"], "kept", "{reply:?}");
+    let reply = server.get("/_extensions/files/list")?;
+    assert_eq!(reply.json()["names"], serde_json::json!(["note.txt"]), "{reply:?}");
+    let reply = server.request(reqwest::Method::POST, "/_extensions/nofiles/write/note.txt", "lost")?;
+    assert_eq!(reply.json()["outcome"], "error", "no `/data` without the grant: {reply:?}");
+    assert_hello_still_answers(&server)
+}

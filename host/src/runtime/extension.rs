@@ -18,7 +18,7 @@ use super::capabilities::cluster::Session;
 use super::capabilities::{self, files};
 use super::limits::{Limits, MemoryLimitExceeded, MemoryLimiter};
 use super::state::{InvocationContext, InvocationState, STDIO_CAPACITY};
-use super::{CacheOutcome, Runtime, RuntimeError};
+use super::{CacheOutcome, PoolReservation, PoolSlots, Runtime, RuntimeError};
 use crate::capability::{Capability, ImportClass, classify_import};
 use crate::manifest::Manifest;
 
@@ -47,6 +47,10 @@ pub enum ExtensionError {
     Link { path: PathBuf, message: String },
     #[error("{path}: cannot prepare its files directory: {source}")]
     FilesDir { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Files(#[from] files::FilesError),
+    #[error("{path}: refused, extension `{id}` {source}")]
+    PoolFull { path: PathBuf, id: String, source: super::PoolFull },
 }
 
 /// Why an invocation produced no response from the guest.
@@ -106,6 +110,11 @@ pub struct LoadedExtension {
     job: Option<job_runner::GuestIndices>,
     slots: Semaphore,
     files_dir: Option<PathBuf>,
+    /// The disk quota of `files_dir`, shared by all its invocations.
+    files_quota: Option<Arc<files::FilesQuota>>,
+    /// Its share of the pool: `max_concurrency` instances' worth, so its
+    /// invocations (requests and job runs share `slots`) always find room.
+    pool: PoolReservation,
 }
 
 impl std::fmt::Debug for LoadedExtension {
@@ -154,13 +163,17 @@ impl LoadedExtension {
             let exports = if exports.is_empty() { "nothing".to_owned() } else { exports.join(", ") };
             return Err(ExtensionError::NoKnownExports { path, exports });
         }
+        let pool = runtime.reserve(PoolSlots::per_instance(&component), limits.max_concurrency).map_err(
+            |source| ExtensionError::PoolFull { path: path.clone(), id: manifest.id.clone(), source },
+        )?;
 
-        let files_dir = if manifest.capabilities.contains(&Capability::Files) {
+        let (files_dir, files_quota) = if manifest.capabilities.contains(&Capability::Files) {
             let dir = files::host_dir(data_dir, &manifest.id);
             files::prepare(&dir).map_err(|source| ExtensionError::FilesDir { path: dir.clone(), source })?;
-            Some(dir)
+            let quota = files::FilesQuota::open(&manifest.id, &dir, limits.files_bytes)?;
+            (Some(dir), Some(Arc::new(quota)))
         } else {
-            None
+            (None, None)
         };
         Ok(LoadedExtension {
             id: manifest.id.as_str().into(),
@@ -173,7 +186,14 @@ impl LoadedExtension {
             http,
             job,
             files_dir,
+            files_quota,
+            pool,
         })
+    }
+
+    /// The pool slots this extension holds reserved.
+    pub fn pool_share(&self) -> PoolSlots {
+        self.pool.slots()
     }
 
     pub fn id(&self) -> &str {
@@ -304,6 +324,7 @@ impl LoadedExtension {
             wasi: wasi.build(),
             table: wasmtime::component::ResourceTable::new(),
             limiter: MemoryLimiter::new(self.limits.memory_bytes),
+            files_quota: self.files_quota.clone(),
             stdout,
             stderr,
             cpu_ticks_used: 0,

@@ -1,5 +1,6 @@
-//! Resource limits for one invocation, and the store limiter that enforces
-//! the memory cap.
+//! Resource limits for one invocation, the per-component maxima the pool
+//! enforces at load, and the store limiter that enforces the memory cap on
+//! the sum of a store's memories.
 
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// Limits applied to each invocation of an extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Linear memory cap per instance, in bytes.
+    /// Cap on the sum of an instance's linear memories, in bytes.
     pub memory_bytes: u64,
     /// Time the guest may spend executing wasm, counted in epoch ticks.
     pub cpu: Duration,
@@ -21,6 +22,8 @@ pub struct Limits {
     pub max_concurrency: u32,
     /// How long a request waits for a free slot before a 503.
     pub queue_timeout: Duration,
+    /// Disk quota of the `files` directory, all files and directories together.
+    pub files_bytes: u64,
 }
 
 impl Default for Limits {
@@ -31,6 +34,7 @@ impl Default for Limits {
             timeout: Duration::from_secs(10),
             max_concurrency: 32,
             queue_timeout: Duration::from_millis(500),
+            files_bytes: 256 << 20,
         }
     }
 }
@@ -44,6 +48,7 @@ impl Limits {
             timeout: o.timeout_ms.map_or(self.timeout, Duration::from_millis),
             max_concurrency: o.max_concurrency.unwrap_or(self.max_concurrency),
             queue_timeout: o.queue_timeout_ms.map_or(self.queue_timeout, Duration::from_millis),
+            files_bytes: o.files_mib.map_or(self.files_bytes, |m| m.saturating_mul(1 << 20)),
         }
     }
 
@@ -53,51 +58,158 @@ impl Limits {
     }
 }
 
-/// Enforces the memory cap and remembers that it did, so the invocation's
-/// error can say "memory limit" instead of a bare trap.
+/// Linear memories one component instance may hold (each core module at most
+/// one, see [`MAX_MEMORIES_PER_MODULE`]). A Rust `wasm32-wasip2` component has
+/// one; the second is headroom for a component wrapping a preview-1 adapter.
+pub const MAX_MEMORIES_PER_COMPONENT: u32 = 2;
+/// Tables one component instance may hold (main module + wit-component shims).
+pub const MAX_TABLES_PER_COMPONENT: u32 = 4;
+/// Core module instances one component instance may create (main module,
+/// shims, fixups, an adapter, with headroom).
+pub const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 8;
+/// Linear memories one core module may define (multi-memory is refused).
+pub const MAX_MEMORIES_PER_MODULE: u32 = 1;
+/// Tables one core module may define.
+pub const MAX_TABLES_PER_MODULE: u32 = 1;
+/// Table elements one store may hold, summed over its tables. Tables hold
+/// function references; 100k entries is far beyond any real guest.
+pub const MAX_TABLE_ELEMENTS_PER_STORE: usize = 100_000;
+
+/// Enforces the memory cap on the SUM of a store's linear memories (a
+/// component may hold several, each checked alone would multiply the cap)
+/// and a cap on the sum of its table elements; remembers that it did, so the
+/// invocation's error can say "memory limit" instead of a bare trap.
 #[derive(Debug)]
 pub struct MemoryLimiter {
     max_bytes: usize,
+    /// Bytes of every memory of the store, initial sizes included.
+    memory_bytes: usize,
+    /// Elements of every table of the store.
+    table_elements: usize,
     pub exceeded: bool,
 }
 
 impl MemoryLimiter {
     pub fn new(max_bytes: u64) -> Self {
-        MemoryLimiter { max_bytes: usize::try_from(max_bytes).unwrap_or(usize::MAX), exceeded: false }
+        MemoryLimiter {
+            max_bytes: usize::try_from(max_bytes).unwrap_or(usize::MAX),
+            memory_bytes: 0,
+            table_elements: 0,
+            exceeded: false,
+        }
+    }
+
+    /// Bytes of linear memory the store holds now.
+    pub fn memory_bytes(&self) -> usize {
+        self.memory_bytes
     }
 }
 
-/// The error a guest is stopped with when it grows past its memory cap.
+/// The error a guest is stopped with when its memories grow past its cap.
 #[derive(Debug, thiserror::Error)]
-#[error("memory limit of {limit} bytes exceeded (wanted {wanted} bytes)")]
+#[error("memory limit of {limit} bytes exceeded (its memories would hold {wanted} bytes)")]
 pub struct MemoryLimitExceeded {
     pub limit: usize,
     pub wanted: usize,
 }
 
 impl wasmtime::ResourceLimiter for MemoryLimiter {
+    /// Called with `current == 0` for each memory an instantiation creates
+    /// and with the old size on every `memory.grow`, so the running total is
+    /// the sum of all memories. A growth the limiter allowed can still fail
+    /// later (above the memory's declared maximum); its bytes stay counted,
+    /// which errs on the safe side and only costs the guest that tried.
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.max_bytes {
+        let total = self.memory_bytes.saturating_add(desired.saturating_sub(current));
+        if total > self.max_bytes {
             self.exceeded = true;
             // An error (not `Ok(false)`) traps the guest right away; a Rust
             // guest would abort on allocation failure anyway.
-            return Err(MemoryLimitExceeded { limit: self.max_bytes, wanted: desired }.into());
+            return Err(MemoryLimitExceeded { limit: self.max_bytes, wanted: total }.into());
         }
+        self.memory_bytes = total;
         Ok(true)
     }
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        // Tables hold function references; 100k entries is far beyond any real guest.
-        Ok(desired <= 100_000)
+        let total = self.table_elements.saturating_add(desired.saturating_sub(current));
+        if total > MAX_TABLE_ELEMENTS_PER_STORE {
+            return Ok(false);
+        }
+        self.table_elements = total;
+        Ok(true)
+    }
+
+    // The pool refuses such components at load already; a store-level cap
+    // too means no configuration slip can reopen the gap.
+    fn instances(&self) -> usize {
+        MAX_CORE_INSTANCES_PER_COMPONENT as usize
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES_PER_COMPONENT as usize
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES_PER_COMPONENT as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use wasmtime::ResourceLimiter;
+
+    use super::*;
+
+    #[test]
+    fn the_cap_counts_the_sum_of_all_memories() -> wasmtime::Result<()> {
+        let mut limiter = MemoryLimiter::new(64 << 20);
+        // Three memories of 20 MiB each are created: 60 MiB in all, fits.
+        for _ in 0..3 {
+            assert!(limiter.memory_growing(0, 20 << 20, None)?);
+        }
+        assert_eq!(limiter.memory_bytes(), 60 << 20);
+        // A fourth of 20 MiB alone is far under the cap, but the sum is not.
+        let refused = limiter.memory_growing(0, 20 << 20, None);
+        assert!(refused.is_err_and(|e| e.downcast_ref::<MemoryLimitExceeded>().is_some()));
+        assert!(limiter.exceeded);
+        assert_eq!(limiter.memory_bytes(), 60 << 20, "a refused growth is not counted");
+        Ok(())
+    }
+
+    #[test]
+    fn growing_one_memory_counts_only_the_growth() -> wasmtime::Result<()> {
+        let mut limiter = MemoryLimiter::new(64 << 20);
+        assert!(limiter.memory_growing(0, 1 << 20, None)?);
+        assert!(limiter.memory_growing(0, 1 << 20, None)?);
+        // The first memory grows 1 → 62 MiB: 63 MiB in all.
+        assert!(limiter.memory_growing(1 << 20, 62 << 20, None)?);
+        assert_eq!(limiter.memory_bytes(), 63 << 20);
+        // Growing the second by 2 MiB crosses the cap.
+        assert!(limiter.memory_growing(1 << 20, 3 << 20, None).is_err());
+        assert!(limiter.exceeded);
+        assert_eq!(limiter.memory_bytes(), 63 << 20);
+        Ok(())
+    }
+
+    #[test]
+    fn table_elements_are_summed_over_tables() -> wasmtime::Result<()> {
+        let mut limiter = MemoryLimiter::new(64 << 20);
+        assert!(limiter.table_growing(0, 60_000, None)?);
+        assert!(!limiter.table_growing(0, 60_000, None)?, "the sum is over the cap");
+        assert!(limiter.table_growing(0, 40_000, None)?);
+        assert!(!limiter.table_growing(40_000, 40_001, None)?);
+        assert!(!limiter.exceeded, "tables do not count as the memory cap");
+        Ok(())
     }
 }

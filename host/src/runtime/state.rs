@@ -37,6 +37,8 @@ pub struct InvocationState {
     pub wasi: WasiCtx,
     pub table: ResourceTable,
     pub limiter: MemoryLimiter,
+    /// The extension's disk quota, with the `files` grant.
+    pub files_quota: Option<Arc<super::capabilities::files::FilesQuota>>,
     pub stdout: MemoryOutputPipe,
     pub stderr: MemoryOutputPipe,
     /// Epoch ticks seen while the guest was executing wasm.

@@ -1,12 +1,16 @@
 //! Baseline WASI: io, clocks, random, cli (no environment, no args) and the
 //! filesystem interfaces with no directory opened unless `files` is granted.
 //! Sockets are never linked here: `wasi:sockets` needs the `network` grant.
+//! `wasi:filesystem/types` goes through [`super::files::GuardedFilesystem`]
+//! (no links, the disk quota).
 
 use wasmtime::component::{HasData, Linker, ResourceTable};
 use wasmtime_wasi::WasiView;
 use wasmtime_wasi::cli::{WasiCli, WasiCliView};
 use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
 use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemView};
+
+use super::files::{self, GuardedFilesystem};
 use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, io, random};
 use wasmtime_wasi::random::WasiRandom;
 
@@ -40,7 +44,7 @@ pub fn link(l: &mut Linker<InvocationState>) -> wasmtime::Result<()> {
     cli::terminal_stdin::add_to_linker::<T, WasiCli>(l, T::cli)?;
     cli::terminal_stdout::add_to_linker::<T, WasiCli>(l, T::cli)?;
     cli::terminal_stderr::add_to_linker::<T, WasiCli>(l, T::cli)?;
-    filesystem::types::add_to_linker::<T, WasiFilesystem>(l, T::filesystem)?;
+    filesystem::types::add_to_linker::<T, GuardedFilesystem>(l, files::guarded_view)?;
     filesystem::preopens::add_to_linker::<T, WasiFilesystem>(l, T::filesystem)?;
     Ok(())
 }
