@@ -547,7 +547,7 @@ mod template_and_memo_tests {
         assert!(unbounded > 2 * MEMO_BUDGET_BYTES, "the flood would have passed the budget");
         // The newest key is cached: computing it again is not asked for.
         let last = format!("extension:hello/8191-{}", "x".repeat(990));
-        let cached = memo.get_or(&last, || RoleSet::default());
+        let cached = memo.get_or(&last, RoleSet::default);
         assert!(cached.contains(8191 % 7));
         // Keys past the key limit and values past the budget are never kept.
         let long = "k".repeat(MEMO_MAX_KEY_BYTES + 1);
