@@ -1,6 +1,11 @@
 //! The action layer: an OpenSearch REST call (method, path, body) → the
 //! action name OpenSearch's security plugin would check and the indices it
 //! targets. One layer serves users' REST calls and extensions' `cluster.call`.
+//!
+//! It is also the one place index names are judged ([`validate_index_name`]),
+//! after the path is percent-decoded once, so what is checked downstream is
+//! what is written: no wildcard, comma list or encoding becomes a concrete
+//! name.
 
 use serde_json::Value;
 
@@ -9,8 +14,10 @@ use serde_json::Value;
 pub struct ActionRequest {
     pub action: &'static str,
     pub op: Op,
-    /// Index expressions as written (comma lists split; wildcards kept).
-    /// Empty for cluster actions.
+    /// Index expressions, percent-decoded once and checked (comma lists
+    /// split; wildcards kept; `_all` as `*`); exactly one concrete name
+    /// for single-index operations ([`Op::single_index`]). Empty for
+    /// cluster actions.
     pub indices: Vec<String>,
     /// For `_bulk`: the items, in order, parsed once here and executed
     /// from here (the backend never re-reads the action lines).
@@ -235,7 +242,7 @@ pub fn validate_index_name(name: &str) -> Result<(), InvalidIndexName> {
 /// One concrete index from a path segment: decoded once, then validated
 /// whole, so `a,b`, `logs-*`, `%2A` and `_all` are refused, not expanded.
 pub fn concrete_index(segment: &str) -> Result<String, InvalidIndexName> {
-    let name = percent_decode(segment);
+    let name = decode_index_segment(segment)?;
     validate_index_name(&name)?;
     Ok(name)
 }
@@ -245,7 +252,7 @@ pub fn concrete_index(segment: &str) -> Result<String, InvalidIndexName> {
 /// name, all under the same rules ([`validate_index_name`]) except that a
 /// pattern may hold `*` and `?`.
 pub fn index_expression(segment: &str) -> Result<Vec<String>, InvalidIndexName> {
-    let decoded = percent_decode(segment);
+    let decoded = decode_index_segment(segment)?;
     if decoded == "_all" {
         return Ok(vec!["*".to_owned()]);
     }
@@ -283,6 +290,19 @@ fn checked_id(id: String) -> Result<String, ActionError> {
 }
 
 fn percent_decode(s: &str) -> String {
+    String::from_utf8_lossy(&percent_decode_bytes(s)).into_owned()
+}
+
+/// A path segment naming indices, decoded once; bytes that are not UTF-8
+/// after decoding are refused (a lossy decode would invent a name).
+fn decode_index_segment(segment: &str) -> Result<String, InvalidIndexName> {
+    String::from_utf8(percent_decode_bytes(segment)).map_err(|_| InvalidIndexName {
+        name: percent_decode(segment),
+        reason: "must be UTF-8 after percent-decoding".into(),
+    })
+}
+
+fn percent_decode_bytes(s: &str) -> Vec<u8> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -297,7 +317,7 @@ fn percent_decode(s: &str) -> String {
         out.push(bytes[i]);
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 /// `_bulk`: NDJSON action lines, each (but delete) followed by a source line.
@@ -534,6 +554,10 @@ mod tests {
         // Decoded once: `%252A` is the name `%2A`, refused for its `%`.
         assert_eq!(refusal("PUT", "/%252A/_doc/1", None).map(|e| e.name), Some("%2A".to_owned()));
         assert_eq!(refusal("PUT", "/a%2Cb/_doc/1", None).map(|e| e.name), Some("a,b".to_owned()));
+        assert!(refusal("PUT", "/logs%FF/_doc/1", None).is_some_and(|e| e.reason.contains("UTF-8")));
+        assert!(refusal("GET", "/logs%FF/_search", None).is_some());
+        let r = resolve("PUT", "/logs%C3%A9/_doc/1", Some(b"{}")).map(|r| r.indices);
+        assert_eq!(r, Ok(vec!["logsé".to_owned()]));
         let r = resolve("PUT", "/logs%2D1/_doc/1", Some(b"{}")).map(|r| r.indices);
         assert_eq!(r, Ok(vec!["logs-1".to_owned()]), "an encoded legal character is that character");
     }
