@@ -4,7 +4,14 @@
 //! never handles credentials. [`Client::as_user`] acts with the invoking
 //! user's authority (limited by what the extension was granted);
 //! [`Client::as_service`] acts as the extension's own service account, which
-//! reaches only the extension's own indices (`.ext-<id>*`).
+//! reaches only the extension's own indices: `.ext-<id>` and
+//! `.ext-<id>_<suffix>` (an `_`, which ids cannot contain, so extension
+//! `hc` never reaches `.ext-hc-2`, the index of extension `hc-2`).
+//!
+//! Index names follow OpenSearch's rules; single-document calls and index
+//! creation name one concrete index (no `*`, `?` or comma list; a path is
+//! percent-decoded once, a `_bulk` body's `_index` never), or the cluster
+//! answers 400 `invalid_index_name_exception`.
 
 use crate::Error;
 use crate::bindings::warden::extension::cluster::{self as wit, Identity};

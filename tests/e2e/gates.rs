@@ -1,7 +1,8 @@
 //! Extension cluster calls through real guests: the host injects the
 //! invocation's OBO token, and both gates — the extension's policy (service
 //! gate) and the user's roles (user gate) — must allow; system indices are
-//! refused to everyone; the service identity is confined to `.ext-<id>`.
+//! refused to everyone; the service identity is confined to `.ext-<id>` and
+//! `.ext-<id>_*`.
 
 mod support;
 
@@ -136,7 +137,7 @@ fn both_gates_must_allow() -> TestResult {
 fn service_identity_reaches_only_its_own_indices() -> TestResult {
     let (_deployment, server) = setup()?;
     ok(&call(&server, Some(ANA), service("PUT", "/.ext-probe/_doc/state", json!({"cursor": 7})))?, 201);
-    ok(&call(&server, Some(ANA), service("PUT", "/.ext-probe-cache/_doc/1", json!({})))?, 201);
+    ok(&call(&server, Some(ANA), service("PUT", "/.ext-probe_cache/_doc/1", json!({})))?, 201);
     let got = call(&server, Some(ANA), service("GET", "/.ext-probe/_doc/state", Value::Null))?;
     assert_eq!(got["body"]["_source"]["cursor"], 7);
     denied(

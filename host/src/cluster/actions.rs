@@ -1,6 +1,11 @@
 //! The action layer: an OpenSearch REST call (method, path, body) → the
 //! action name OpenSearch's security plugin would check and the indices it
 //! targets. One layer serves users' REST calls and extensions' `cluster.call`.
+//!
+//! It is also the one place index names are judged ([`validate_index_name`]),
+//! after the path is percent-decoded once, so what is checked downstream is
+//! what is written: no wildcard, comma list or encoding becomes a concrete
+//! name.
 
 use serde_json::Value;
 
@@ -9,8 +14,10 @@ use serde_json::Value;
 pub struct ActionRequest {
     pub action: &'static str,
     pub op: Op,
-    /// Index expressions as written (comma lists split; wildcards kept).
-    /// Empty for cluster actions.
+    /// Index expressions, percent-decoded once and checked (comma lists
+    /// split; wildcards kept; `_all` as `*`); exactly one concrete name
+    /// for single-index operations ([`Op::single_index`]). Empty for
+    /// cluster actions.
     pub indices: Vec<String>,
     /// For `_bulk`: the items, in order, parsed once here and executed
     /// from here (the backend never re-reads the action lines).
@@ -72,12 +79,27 @@ pub enum Op {
 pub enum ActionError {
     #[error("no such API: {method} {path}")]
     Unknown { method: String, path: String },
-    #[error("invalid index name `{0}`: {1}")]
-    BadIndex(String, &'static str),
+    /// OpenSearch's `invalid_index_name_exception` (400).
+    #[error(transparent)]
+    InvalidIndexName(#[from] InvalidIndexName),
     #[error("invalid _bulk body: {0}")]
     BadBulk(String),
     #[error("invalid document id `{0}`: {1}")]
     BadId(String, &'static str),
+}
+
+/// A name that cannot be an index (or an index expression), with
+/// OpenSearch's reason text: `Invalid index name [<name>], <reason>`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("Invalid index name [{name}], {reason}")]
+pub struct InvalidIndexName {
+    pub name: String,
+    pub reason: String,
+}
+
+impl InvalidIndexName {
+    /// The type OpenSearch answers with (HTTP 400).
+    pub const TYPE: &'static str = "invalid_index_name_exception";
 }
 
 pub const CLUSTER_HEALTH: &str = "cluster:monitor/health";
@@ -94,14 +116,24 @@ pub const READ_GET: &str = "indices:data/read/get";
 pub const READ_SEARCH: &str = "indices:data/read/search";
 
 /// Maps one call. `path` may carry a query string (ignored here).
+///
+/// Index names are checked here, once, after percent-decoding each path
+/// segment once (as OpenSearch decodes it): single-document operations,
+/// index creation and `_bulk` items need one concrete index name
+/// ([`validate_index_name`]); searches, refreshes and index reads or
+/// deletes take an expression (comma list, `*`/`?` wildcards, `_all`).
 pub fn resolve(method: &str, path: &str, body: Option<&[u8]>) -> Result<ActionRequest, ActionError> {
     let path = path.split('?').next().unwrap_or("");
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let method = method.to_ascii_uppercase();
     let unknown = || ActionError::Unknown { method: method.clone(), path: path.to_owned() };
     let cluster = |action, op| Ok(ActionRequest { action, op, indices: Vec::new(), items: Vec::new() });
+    // Many indices (an expression) or exactly one concrete index.
     let on = |action, op, index: &str| -> Result<ActionRequest, ActionError> {
-        Ok(ActionRequest { action, op, indices: split_indices(index)?, items: Vec::new() })
+        Ok(ActionRequest { action, op, indices: index_expression(index)?, items: Vec::new() })
+    };
+    let one = |action, op, index: &str| -> Result<ActionRequest, ActionError> {
+        Ok(ActionRequest { action, op, indices: vec![concrete_index(index)?], items: Vec::new() })
     };
     match (method.as_str(), segments.as_slice()) {
         ("GET" | "HEAD", []) => cluster(CLUSTER_MAIN, Op::Main),
@@ -109,25 +141,135 @@ pub fn resolve(method: &str, path: &str, body: Option<&[u8]>) -> Result<ActionRe
         ("GET" | "POST", ["_search"]) => on(READ_SEARCH, Op::Search, "*"),
         ("GET" | "POST", ["_count"]) => on(READ_SEARCH, Op::Count, "*"),
         ("POST" | "PUT", ["_bulk"]) => bulk(None, body),
-        ("POST" | "PUT", [index, "_bulk"]) => bulk(Some(index), body),
+        ("POST" | "PUT", [index, "_bulk"]) => bulk(Some(concrete_index(index)?.as_str()), body),
         ("GET" | "POST", [index, "_search"]) => on(READ_SEARCH, Op::Search, index),
         ("GET" | "POST", [index, "_count"]) => on(READ_SEARCH, Op::Count, index),
         ("POST" | "GET", [index, "_refresh"]) => on(REFRESH, Op::Refresh, index),
-        ("POST", [index, "_doc"]) => on(WRITE_INDEX, Op::IndexDoc { id: None, create_only: false }, index),
+        ("POST", [index, "_doc"]) => one(WRITE_INDEX, Op::IndexDoc { id: None, create_only: false }, index),
         ("PUT" | "POST", [index, "_doc", id]) => {
-            on(WRITE_INDEX, Op::IndexDoc { id: Some(doc_id(id)?), create_only: false }, index)
+            one(WRITE_INDEX, Op::IndexDoc { id: Some(doc_id(id)?), create_only: false }, index)
         }
         ("PUT" | "POST", [index, "_create", id]) => {
-            on(WRITE_INDEX, Op::IndexDoc { id: Some(doc_id(id)?), create_only: true }, index)
+            one(WRITE_INDEX, Op::IndexDoc { id: Some(doc_id(id)?), create_only: true }, index)
         }
-        ("GET" | "HEAD", [index, "_doc", id]) => on(READ_GET, Op::GetDoc { id: doc_id(id)? }, index),
-        ("DELETE", [index, "_doc", id]) => on(WRITE_DELETE, Op::DeleteDoc { id: doc_id(id)? }, index),
-        ("POST", [index, "_update", id]) => on(WRITE_UPDATE, Op::UpdateDoc { id: doc_id(id)? }, index),
-        ("PUT", [index]) if !index.starts_with('_') => on(CREATE_INDEX, Op::CreateIndex, index),
+        ("GET" | "HEAD", [index, "_doc", id]) => one(READ_GET, Op::GetDoc { id: doc_id(id)? }, index),
+        ("DELETE", [index, "_doc", id]) => one(WRITE_DELETE, Op::DeleteDoc { id: doc_id(id)? }, index),
+        ("POST", [index, "_update", id]) => one(WRITE_UPDATE, Op::UpdateDoc { id: doc_id(id)? }, index),
+        ("PUT", [index]) if !index.starts_with('_') => one(CREATE_INDEX, Op::CreateIndex, index),
         ("DELETE", [index]) if !index.starts_with('_') => on(DELETE_INDEX, Op::DeleteIndex, index),
         ("GET" | "HEAD", [index]) if !index.starts_with('_') => on(GET_INDEX, Op::GetIndex, index),
         _ => Err(unknown()),
     }
+}
+
+impl Op {
+    /// Whether it changes data or indices: such a call must name (or
+    /// expand to) at least one index it may touch; reads of an expression
+    /// that expands to nothing answer empty, as OpenSearch's do.
+    pub fn writes(&self) -> bool {
+        matches!(
+            self,
+            Op::CreateIndex
+                | Op::DeleteIndex
+                | Op::IndexDoc { .. }
+                | Op::DeleteDoc { .. }
+                | Op::UpdateDoc { .. }
+                | Op::Bulk
+        )
+    }
+
+    /// Whether it works on exactly one concrete index (never an expression).
+    pub fn single_index(&self) -> bool {
+        matches!(
+            self,
+            Op::CreateIndex
+                | Op::IndexDoc { .. }
+                | Op::GetDoc { .. }
+                | Op::DeleteDoc { .. }
+                | Op::UpdateDoc { .. }
+        )
+    }
+}
+
+/// OpenSearch's limit on an index name, in bytes.
+pub const MAX_INDEX_NAME_BYTES: usize = 255;
+
+/// The characters OpenSearch refuses in index names, as its message lists
+/// them (`Strings.INVALID_FILENAME_CHARS`).
+const INVALID_FILENAME_CHARS: &str = r#"[ , ", *, \, <, |, ,, >, /, ?]"#;
+
+/// Whether `name` may be a concrete index: OpenSearch's rules
+/// (`MetadataCreateIndexService.validateIndexOrAliasName` + lower case),
+/// with its reason texts, plus two of Warden's: no `%` — a name is decoded
+/// exactly once, so one that still holds `%` would mean something else to
+/// the next decoder (`%252A` → `%2A` → `*`) — and no control characters.
+/// The one validator for names from paths (after decoding) and bodies.
+pub fn validate_index_name(name: &str) -> Result<(), InvalidIndexName> {
+    let bad = |reason: String| Err(InvalidIndexName { name: name.to_owned(), reason });
+    if name.contains(['\\', '/', '*', '?', '"', '<', '>', '|', ' ', ',']) {
+        return bad(format!("must not contain the following characters {INVALID_FILENAME_CHARS}"));
+    }
+    if name.is_empty() {
+        return bad("must not be empty".into());
+    }
+    if name.contains('#') {
+        return bad("must not contain '#'".into());
+    }
+    if name.contains(':') {
+        return bad("must not contain ':'".into());
+    }
+    if name.starts_with(['_', '-', '+']) {
+        return bad("must not start with '_', '-', or '+'".into());
+    }
+    if name.len() > MAX_INDEX_NAME_BYTES {
+        return bad(format!("index name is too long, ({} > {MAX_INDEX_NAME_BYTES})", name.len()));
+    }
+    if name == "." || name == ".." {
+        return bad("must not be '.' or '..'".into());
+    }
+    if name.to_lowercase() != name {
+        return bad("must be lowercase".into());
+    }
+    if name.contains('%') {
+        return bad("must not contain '%' (a name is percent-decoded once, in the path only)".into());
+    }
+    if name.chars().any(char::is_control) {
+        return bad("must not contain control characters".into());
+    }
+    Ok(())
+}
+
+/// One concrete index from a path segment: decoded once, then validated
+/// whole, so `a,b`, `logs-*`, `%2A` and `_all` are refused, not expanded.
+pub fn concrete_index(segment: &str) -> Result<String, InvalidIndexName> {
+    let name = decode_index_segment(segment)?;
+    validate_index_name(&name)?;
+    Ok(name)
+}
+
+/// An index expression from a path segment: decoded once, split at commas;
+/// each part is `_all`/`*` (everything), a wildcard pattern, or a concrete
+/// name, all under the same rules ([`validate_index_name`]) except that a
+/// pattern may hold `*` and `?`.
+pub fn index_expression(segment: &str) -> Result<Vec<String>, InvalidIndexName> {
+    let decoded = decode_index_segment(segment)?;
+    if decoded == "_all" {
+        return Ok(vec!["*".to_owned()]);
+    }
+    decoded
+        .split(',')
+        .map(|part| {
+            if part == "_all" {
+                return Ok("*".to_owned());
+            }
+            // A pattern is checked as the names it could match: with its
+            // wildcards replaced by a legal character.
+            let as_name: String = part.chars().map(|c| if c == '*' || c == '?' { 'x' } else { c }).collect();
+            validate_index_name(&as_name)
+                .map_err(|e| InvalidIndexName { name: part.to_owned(), reason: e.reason })?;
+            Ok(part.to_owned())
+        })
+        .collect()
 }
 
 /// OpenSearch's limit on `_id`.
@@ -147,31 +289,20 @@ fn checked_id(id: String) -> Result<String, ActionError> {
     Ok(id)
 }
 
-/// `a,b,logs-*` → ["a", "b", "logs-*"], each checked for OpenSearch's rules.
-pub fn split_indices(expr: &str) -> Result<Vec<String>, ActionError> {
-    let decoded = percent_decode(expr);
-    decoded
-        .split(',')
-        .map(|name| {
-            let bad = |why| ActionError::BadIndex(name.to_owned(), why);
-            if name.is_empty() {
-                return Err(bad("empty"));
-            }
-            if name != name.to_lowercase() {
-                return Err(bad("must be lower case"));
-            }
-            if name.starts_with(['-', '+', '_']) {
-                return Err(bad("must not start with '-', '+' or '_'"));
-            }
-            if name.contains(['\\', '/', '"', '<', '>', '|', ' ', '#', ':']) || name == "." || name == ".." {
-                return Err(bad("contains a forbidden character"));
-            }
-            Ok(name.to_owned())
-        })
-        .collect()
+fn percent_decode(s: &str) -> String {
+    String::from_utf8_lossy(&percent_decode_bytes(s)).into_owned()
 }
 
-fn percent_decode(s: &str) -> String {
+/// A path segment naming indices, decoded once; bytes that are not UTF-8
+/// after decoding are refused (a lossy decode would invent a name).
+fn decode_index_segment(segment: &str) -> Result<String, InvalidIndexName> {
+    String::from_utf8(percent_decode_bytes(segment)).map_err(|_| InvalidIndexName {
+        name: percent_decode(segment),
+        reason: "must be UTF-8 after percent-decoding".into(),
+    })
+}
+
+fn percent_decode_bytes(s: &str) -> Vec<u8> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -186,11 +317,16 @@ fn percent_decode(s: &str) -> String {
         out.push(bytes[i]);
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 /// `_bulk`: NDJSON action lines, each (but delete) followed by a source line.
-fn bulk(default_index: Option<&&str>, body: Option<&[u8]>) -> Result<ActionRequest, ActionError> {
+///
+/// Every item names one concrete index — its `_index` as written (bodies
+/// are JSON, never percent-decoded) or the path's — checked by
+/// [`validate_index_name`]; one bad item refuses the whole call before
+/// anything is written.
+fn bulk(default_index: Option<&str>, body: Option<&[u8]>) -> Result<ActionRequest, ActionError> {
     let body = body.unwrap_or_default();
     let text = std::str::from_utf8(body).map_err(|_| ActionError::BadBulk("not UTF-8".into()))?;
     let mut lines = non_empty_lines(text);
@@ -208,15 +344,15 @@ fn bulk(default_index: Option<&&str>, body: Option<&[u8]>) -> Result<ActionReque
             "delete" => (BulkKind::Delete, WRITE_DELETE),
             other => return Err(ActionError::BadBulk(format!("unknown action `{other}`"))),
         };
-        let index = match (meta.get("_index").and_then(Value::as_str), default_index) {
-            (Some(i), _) => i.to_owned(),
-            (None, Some(i)) => (**i).to_owned(),
+        let index = match (meta.get("_index"), default_index) {
+            (Some(Value::String(i)), _) => i.clone(),
+            (Some(other), _) => {
+                return Err(ActionError::BadBulk(format!("item `_index` {other} must be a string")));
+            }
+            (None, Some(i)) => i.to_owned(),
             (None, None) => return Err(ActionError::BadBulk(format!("item `{line}` names no _index"))),
         };
-        if index.contains(['*', '?', ',']) {
-            return Err(ActionError::BadBulk(format!("item index `{index}` must name one index")));
-        }
-        let index = split_indices(&index)?.into_iter().next().unwrap_or_default();
+        validate_index_name(&index)?;
         let id = match meta.get("_id") {
             None | Some(Value::Null) => None,
             Some(Value::String(id)) if !id.is_empty() => Some(checked_id(id.clone())?),
@@ -291,8 +427,8 @@ mod tests {
         assert_eq!(action("GET", "/_search"), (READ_SEARCH.into(), s(&["*"])));
         assert_eq!(action("POST", "/logs/_count"), (READ_SEARCH.into(), s(&["logs"])));
         assert!(action("GET", "/_nodes/stats").0.starts_with("error: no such API"));
-        assert!(action("PUT", "/Logs").0.contains("must be lower case"));
-        assert!(action("PUT", "/a%2Fb").0.contains("forbidden character"));
+        assert!(action("PUT", "/Logs").0.contains("must be lowercase"));
+        assert!(action("PUT", "/a%2Fb").0.contains("must not contain the following characters"));
     }
 
     #[test]
@@ -337,5 +473,122 @@ mod tests {
         let bulk = format!("{{\"index\":{{\"_index\":\"a\",\"_id\":\"{long}\"}}}}\n{{}}\n");
         assert!(resolve("POST", "/_bulk", Some(bulk.as_bytes())).is_err());
         Ok(())
+    }
+
+    fn refusal(method: &str, path: &str, body: Option<&[u8]>) -> Option<InvalidIndexName> {
+        match resolve(method, path, body) {
+            Err(ActionError::InvalidIndexName(e)) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// OpenSearch's rules, with its reason texts, and Warden's two more.
+    #[test]
+    fn concrete_names_follow_opensearch_rules() {
+        let long = "a".repeat(256);
+        let cases: Vec<(&str, &str)> = vec![
+            ("zz*", "must not contain the following characters [ , \", *, \\, <, |, ,, >, /, ?]"),
+            ("a,b", "must not contain the following characters"),
+            ("logs-?", "must not contain the following characters"),
+            ("a b", "must not contain the following characters"),
+            ("a\\b", "must not contain the following characters"),
+            ("a\"b", "must not contain the following characters"),
+            ("a<b", "must not contain the following characters"),
+            ("a|b", "must not contain the following characters"),
+            ("", "must not be empty"),
+            ("a#b", "must not contain '#'"),
+            ("a:b", "must not contain ':'"),
+            ("_all", "must not start with '_', '-', or '+'"),
+            ("-a", "must not start with '_', '-', or '+'"),
+            ("+a", "must not start with '_', '-', or '+'"),
+            (&long, "index name is too long, (256 > 255)"),
+            (".", "must not be '.' or '..'"),
+            ("..", "must not be '.' or '..'"),
+            ("Logs", "must be lowercase"),
+            ("logs-%3f", "must not contain '%'"),
+            ("a\nb", "must not contain control characters"),
+        ];
+        for (name, reason) in cases {
+            let e = validate_index_name(name).err();
+            assert!(e.as_ref().is_some_and(|e| e.reason.starts_with(reason)), "{name:?}: {e:?}");
+        }
+        for good in ["logs", "logs-2026.11", ".ext-hc", ".ext-hc_cache", "a_b", "a+b", "é", &"a".repeat(255)]
+        {
+            assert_eq!(validate_index_name(good), Ok(()), "{good}");
+        }
+        let e = validate_index_name("zz*").err().map(|e| e.to_string());
+        assert_eq!(
+            e.as_deref(),
+            Some(
+                "Invalid index name [zz*], must not contain the following characters [ , \", *, \\, <, |, ,, >, /, ?]"
+            )
+        );
+    }
+
+    /// Single-document operations and index creation take one concrete
+    /// name, judged after decoding the segment once: a wildcard, a comma
+    /// list, `_all` or an encoded one of them is refused, never expanded.
+    #[test]
+    fn single_index_operations_refuse_expressions_and_encodings() {
+        let paths = [
+            "zz*", "a,b", "%2A", "zz%2a", "a%2Cb", "%252A", "_all", "*", "a%2Fb", "%5Fx", "logs-%3F", "Logs",
+        ];
+        for index in paths {
+            for (method, path) in [
+                ("PUT", format!("/{index}/_doc/1")),
+                ("POST", format!("/{index}/_doc/1")),
+                ("POST", format!("/{index}/_doc")),
+                ("PUT", format!("/{index}/_create/1")),
+                ("GET", format!("/{index}/_doc/1")),
+                ("HEAD", format!("/{index}/_doc/1")),
+                ("DELETE", format!("/{index}/_doc/1")),
+                ("POST", format!("/{index}/_update/1")),
+                ("POST", format!("/{index}/_bulk")),
+            ] {
+                assert!(refusal(method, &path, Some(b"{}")).is_some(), "{method} {path}");
+            }
+            if !index.starts_with('_') {
+                assert!(refusal("PUT", &format!("/{index}"), None).is_some(), "PUT /{index}");
+            }
+        }
+        // Decoded once: `%252A` is the name `%2A`, refused for its `%`.
+        assert_eq!(refusal("PUT", "/%252A/_doc/1", None).map(|e| e.name), Some("%2A".to_owned()));
+        assert_eq!(refusal("PUT", "/a%2Cb/_doc/1", None).map(|e| e.name), Some("a,b".to_owned()));
+        assert!(refusal("PUT", "/logs%FF/_doc/1", None).is_some_and(|e| e.reason.contains("UTF-8")));
+        assert!(refusal("GET", "/logs%FF/_search", None).is_some());
+        let r = resolve("PUT", "/logs%C3%A9/_doc/1", Some(b"{}")).map(|r| r.indices);
+        assert_eq!(r, Ok(vec!["logsé".to_owned()]));
+        let r = resolve("PUT", "/logs%2D1/_doc/1", Some(b"{}")).map(|r| r.indices);
+        assert_eq!(r, Ok(vec!["logs-1".to_owned()]), "an encoded legal character is that character");
+    }
+
+    /// Expressions: comma lists and wildcards for multi-index operations;
+    /// `_all` means `*`; each part otherwise follows the name rules.
+    #[test]
+    fn expressions_for_multi_index_operations() -> Result<(), ActionError> {
+        assert_eq!(resolve("GET", "/_all/_search", None)?.indices, ["*"]);
+        assert_eq!(resolve("GET", "/a,l*/_search", None)?.indices, ["a", "l*"]);
+        assert_eq!(resolve("GET", "/a%2Cl%2A/_count", None)?.indices, ["a", "l*"]);
+        assert_eq!(resolve("DELETE", "/l*", None)?.indices, ["l*"]);
+        for bad in ["/a,,b/_search", "/L*/_search", "/a%252A/_search", "/a%23/_search", "/-a/_search"] {
+            assert!(refusal("GET", bad, None).is_some(), "{bad}");
+        }
+        Ok(())
+    }
+
+    /// `_bulk` items: `_index` from the body is taken literally (never
+    /// decoded) and must be a concrete name; one bad item refuses the call.
+    #[test]
+    fn bulk_items_name_concrete_indices() {
+        for index in ["logs-%3F", "logs-?", "logs-*", "Logs", "", "a,b", "_all", "..", "%2A"] {
+            let body = format!(
+                "{{\"index\":{{\"_index\":{}}}}}\n{{}}\n{{\"index\":{{\"_index\":\"ok\"}}}}\n{{}}\n",
+                serde_json::json!(index)
+            );
+            let e = refusal("POST", "/_bulk", Some(body.as_bytes()));
+            assert_eq!(e.map(|e| e.name), Some(index.to_owned()), "{body}");
+        }
+        assert!(resolve("POST", "/_bulk", Some(b"{\"index\":{\"_index\":5}}\n{}\n")).is_err());
+        assert!(resolve("POST", "/_bulk", Some(b"{\"index\":{\"_index\":\"ok\"}}\n{}\n")).is_ok());
     }
 }

@@ -4,20 +4,72 @@
 //! milliseconds or ISO-8601 strings), in OpenSearch's request and response
 //! shapes.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
+/// OpenSearch's default `search.max_buckets`: the buckets one search may
+/// create, over all its aggregations, nested ones included.
+pub const MAX_BUCKETS: usize = 65_535;
+
+/// Why aggregations were not evaluated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AggError {
+    /// A request OpenSearch would not parse (400 `parsing_exception`).
+    #[error("{0}")]
+    Invalid(String),
+    /// OpenSearch's `too_many_buckets_exception`.
+    #[error(
+        "Trying to create too many buckets. Must be less than or equal to: [{MAX_BUCKETS}] but was [{0}]. This limit can be set by changing the [search.max_buckets] cluster level setting."
+    )]
+    TooManyBuckets(usize),
+}
+
+impl AggError {
+    /// OpenSearch's error type for it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AggError::Invalid(_) => "parsing_exception",
+            AggError::TooManyBuckets(_) => "too_many_buckets_exception",
+        }
+    }
+}
+
+impl From<String> for AggError {
+    fn from(reason: String) -> Self {
+        AggError::Invalid(reason)
+    }
+}
+
+impl From<AggError> for String {
+    fn from(e: AggError) -> Self {
+        e.to_string()
+    }
+}
+
 /// Evaluates `aggs` (the request's `aggs`/`aggregations` object) over `docs`.
-pub fn evaluate(aggs: &Value, docs: &[&Value]) -> Result<Value, String> {
+pub fn evaluate(aggs: &Value, docs: &[&Value]) -> Result<Value, AggError> {
+    evaluate_counted(aggs, docs, &Cell::new(0))
+}
+
+/// `buckets` counts the buckets created so far, against [`MAX_BUCKETS`].
+fn evaluate_counted(aggs: &Value, docs: &[&Value], buckets: &Cell<usize>) -> Result<Value, AggError> {
     let Some(aggs) = aggs.as_object() else {
-        return Err("`aggs` must be an object".into());
+        return Err(AggError::Invalid("`aggs` must be an object".into()));
     };
     let mut out = Map::new();
     for (name, spec) in aggs {
-        out.insert(name.clone(), one(name, spec, docs)?);
+        out.insert(name.clone(), one(name, spec, docs, buckets)?);
     }
     Ok(Value::Object(out))
+}
+
+/// Counts `n` more buckets; refuses past [`MAX_BUCKETS`] (before they are built).
+fn count_buckets(buckets: &Cell<usize>, n: usize) -> Result<(), AggError> {
+    let total = buckets.get().saturating_add(n);
+    buckets.set(total);
+    if total > MAX_BUCKETS { Err(AggError::TooManyBuckets(total)) } else { Ok(()) }
 }
 
 fn field_values<'a>(docs: &[&'a Value], field: &str) -> Vec<&'a Value> {
@@ -35,17 +87,17 @@ fn numbers(docs: &[&Value], field: &str) -> Vec<f64> {
     field_values(docs, field).into_iter().filter_map(Value::as_f64).collect()
 }
 
-fn one(name: &str, spec: &Value, docs: &[&Value]) -> Result<Value, String> {
+fn one(name: &str, spec: &Value, docs: &[&Value], buckets: &Cell<usize>) -> Result<Value, AggError> {
     let Some((kind, body)) =
         spec.as_object().and_then(|o| o.iter().find(|(k, _)| *k != "aggs" && *k != "aggregations"))
     else {
-        return Err(format!("aggregation [{name}] has no type"));
+        return Err(AggError::Invalid(format!("aggregation [{name}] has no type")));
     };
     let field = body["field"].as_str().ok_or_else(|| format!("aggregation [{name}] needs a `field`"))?;
     let sub = spec.get("aggs").or_else(|| spec.get("aggregations"));
-    let with_sub = |bucket: &mut Map<String, Value>, members: &[&Value]| -> Result<(), String> {
+    let with_sub = |bucket: &mut Map<String, Value>, members: &[&Value]| -> Result<(), AggError> {
         if let Some(sub) = sub
-            && let Value::Object(inner) = evaluate(sub, members)?
+            && let Value::Object(inner) = evaluate_counted(sub, members, buckets)?
         {
             bucket.extend(inner);
         }
@@ -75,15 +127,16 @@ fn one(name: &str, spec: &Value, docs: &[&Value]) -> Result<Value, String> {
             let mut ordered: Vec<(Value, Vec<&Value>)> = groups.into_values().collect();
             ordered.sort_by_key(|(_, members)| std::cmp::Reverse(members.len()));
             let others: usize = ordered.iter().skip(size).map(|(_, d)| d.len()).sum();
-            let mut buckets = Vec::new();
+            count_buckets(buckets, ordered.len().min(size))?;
+            let mut out = Vec::new();
             for (key, members) in ordered.into_iter().take(size) {
                 let mut bucket = Map::new();
                 bucket.insert("key".into(), key);
                 bucket.insert("doc_count".into(), json!(members.len()));
                 with_sub(&mut bucket, &members)?;
-                buckets.push(Value::Object(bucket));
+                out.push(Value::Object(bucket));
             }
-            json!({ "doc_count_error_upper_bound": 0, "sum_other_doc_count": others, "buckets": buckets })
+            json!({ "doc_count_error_upper_bound": 0, "sum_other_doc_count": others, "buckets": out })
         }
         "date_histogram" => {
             // A fixed interval (`30s`, `5m`, …) or a calendar one (`day`,
@@ -92,36 +145,44 @@ fn one(name: &str, spec: &Value, docs: &[&Value]) -> Result<Value, String> {
             let legacy = body["interval"].as_str();
             let fixed = body["fixed_interval"].as_str().or(legacy.filter(|i| interval_ms(i).is_some()));
             let calendar = body["calendar_interval"].as_str().or(legacy);
-            let floor: Box<dyn Fn(i64) -> i64> = match (fixed, calendar) {
+            // Keys are checked: a date or an interval at the edge of the
+            // range gives no bucket rather than a wrapped one (or a panic).
+            let floor: Box<dyn Fn(i64) -> Option<i64>> = match (fixed, calendar) {
                 (Some(interval), _) => {
                     let step = interval_ms(interval).ok_or_else(|| {
-                        format!("bad fixed_interval `{interval}` (use e.g. 30s, 5m, 1h, 1d)")
+                        format!(
+                            "bad fixed_interval `{interval}` (a positive whole number of ms, s, m, h or d, e.g. 30s, 5m, 1h, 1d, up to {} days)",
+                            super::dates::MAX_MS / 86_400_000
+                        )
                     })?;
-                    Box::new(move |t: i64| t.div_euclid(step) * step)
+                    Box::new(move |t: i64| t.div_euclid(step).checked_mul(step))
                 }
                 (None, Some(unit)) => {
                     let unit = unit.to_owned();
                     if super::dates::calendar_floor(&unit, 0).is_none() {
-                        return Err(format!(
+                        return Err(AggError::Invalid(format!(
                             "bad calendar_interval `{unit}` (minute, hour, day, week, month, quarter, year)"
-                        ));
+                        )));
                     }
-                    Box::new(move |t: i64| super::dates::calendar_floor(&unit, t).unwrap_or(t))
+                    Box::new(move |t: i64| super::dates::calendar_floor(&unit, t))
                 }
                 (None, None) => {
-                    return Err(format!(
+                    return Err(AggError::Invalid(format!(
                         "date_histogram [{name}] needs `fixed_interval` or `calendar_interval`"
-                    ));
+                    )));
                 }
             };
-            let mut buckets: BTreeMap<i64, Vec<&Value>> = BTreeMap::new();
+            let mut keyed: BTreeMap<i64, Vec<&Value>> = BTreeMap::new();
             for doc in docs {
                 for t in field_values(&[doc], field).into_iter().filter_map(super::dates::millis) {
-                    buckets.entry(floor(t)).or_default().push(doc);
+                    if let Some(key) = floor(t) {
+                        keyed.entry(key).or_default().push(doc);
+                    }
                 }
             }
+            count_buckets(buckets, keyed.len())?;
             let mut out = Vec::new();
-            for (key, members) in buckets {
+            for (key, members) in keyed {
                 let mut bucket = Map::new();
                 bucket.insert("key".into(), json!(key));
                 bucket.insert("key_as_string".into(), json!(super::dates::format(key)));
@@ -131,10 +192,12 @@ fn one(name: &str, spec: &Value, docs: &[&Value]) -> Result<Value, String> {
             }
             json!({ "buckets": out })
         }
-        other => return Err(format!("unknown aggregation type [{other}] in [{name}]")),
+        other => return Err(AggError::Invalid(format!("unknown aggregation type [{other}] in [{name}]"))),
     })
 }
 
+/// A fixed interval in milliseconds: positive and at most the date range
+/// ([`super::dates::MAX_MS`]), computed without overflow.
 fn interval_ms(s: &str) -> Option<i64> {
     let unit_at = s.find(|c: char| !c.is_ascii_digit())?;
     let n: i64 = s[..unit_at].parse().ok()?;
@@ -146,7 +209,7 @@ fn interval_ms(s: &str) -> Option<i64> {
         "d" => 86_400_000,
         _ => return None,
     };
-    (n > 0).then_some(n * unit)
+    n.checked_mul(unit).filter(|&ms| ms > 0 && ms <= super::dates::MAX_MS)
 }
 
 #[cfg(test)]
@@ -219,7 +282,58 @@ mod tests {
         let legacy = json!({"w": {"date_histogram": {"field": "@timestamp", "interval": "week"}}});
         assert_eq!(evaluate(&legacy, &refs)?["w"]["buckets"][0]["key_as_string"], "2026-11-16T00:00:00.000Z");
         let bad = json!({"x": {"date_histogram": {"field": "@timestamp", "calendar_interval": "fortnight"}}});
-        assert!(evaluate(&bad, &refs).is_err_and(|e| e.contains("fortnight")));
+        assert!(evaluate(&bad, &refs).is_err_and(|e| e.to_string().contains("fortnight")));
+        Ok(())
+    }
+
+    /// Intervals and dates a request chooses never overflow: an interval
+    /// too large is refused with its reason, a date at the edge of i64 is
+    /// no date; nothing panics, and the ordinary histogram still works.
+    #[test]
+    fn overflowing_intervals_and_dates_are_refused() -> Result<(), String> {
+        let docs = [json!({"t": i64::MIN}), json!({"t": i64::MAX}), json!({"t": -1}), json!({"t": 1e300})];
+        let refs: Vec<&Value> = docs.iter().collect();
+        for interval in [
+            "9223372036854775807d",
+            "106751991168d",
+            "9223372036854775807ms0",
+            "0s",
+            "-1h",
+            "99999999999999999999h",
+        ] {
+            let aggs = json!({"h": {"date_histogram": {"field": "t", "fixed_interval": interval}}});
+            let e = evaluate(&aggs, &refs).err();
+            assert!(e.as_ref().is_some_and(|e| e.kind() == "parsing_exception"), "{interval}: {e:?}");
+        }
+        for interval in ["100000000000d", "9223372036854775s"] {
+            let aggs = json!({"h": {"date_histogram": {"field": "t", "fixed_interval": interval}}});
+            let e = evaluate(&aggs, &refs);
+            assert!(e.is_ok() || e.is_err_and(|e| e.kind() == "parsing_exception"), "{interval}");
+        }
+        for unit in ["day", "week", "month", "year"] {
+            let aggs = json!({"h": {"date_histogram": {"field": "t", "calendar_interval": unit}}});
+            let r = evaluate(&aggs, &refs)?;
+            assert_eq!(r["h"]["buckets"].as_array().map(Vec::len), Some(1), "{unit}: only -1 is a date: {r}");
+        }
+        Ok(())
+    }
+
+    /// More than `search.max_buckets` buckets, in one aggregation or by
+    /// nesting, is OpenSearch's `too_many_buckets_exception`.
+    #[test]
+    fn bucket_counts_are_bounded() -> Result<(), String> {
+        let docs: Vec<Value> =
+            (0..70_000).map(|i| json!({"t": i * 1000, "k": i % 1000, "j": i % 67})).collect();
+        let refs: Vec<&Value> = docs.iter().collect();
+        let per_second = json!({"h": {"date_histogram": {"field": "t", "fixed_interval": "1s"}}});
+        let e = evaluate(&per_second, &refs).err();
+        assert_eq!(e.as_ref().map(AggError::kind), Some("too_many_buckets_exception"));
+        assert!(e.is_some_and(|e| e.to_string().contains("[65535] but was [70000]")));
+        // 1,000 outer buckets of 67 inner ones each: 68,000 in all.
+        let nested = json!({"k": {"terms": {"field": "k", "size": 1000}, "aggs": {"j": {"terms": {"field": "j", "size": 100}}}}});
+        assert_eq!(evaluate(&nested, &refs).err().map(|e| e.kind()), Some("too_many_buckets_exception"));
+        let per_minute = json!({"h": {"date_histogram": {"field": "t", "fixed_interval": "1m"}}});
+        assert_eq!(evaluate(&per_minute, &refs)?["h"]["buckets"].as_array().map(Vec::len), Some(1167));
         Ok(())
     }
 }

@@ -8,10 +8,28 @@ use serde_json::Value;
 
 const DAY_MS: i64 = 86_400_000;
 
-/// A date value as epoch milliseconds, if it is one.
+/// The dates this module works with: ±100,000,000,000 days (±273 million
+/// years) from the epoch, in milliseconds. Every date a request brings is
+/// checked against it, so calendar arithmetic on it cannot overflow (the
+/// limit leaves room below `i64::MAX` for a unit's worth of rounding),
+/// and arithmetic that would leave it gives `None`, never a wrapped number
+/// or a panic.
+pub const MAX_MS: i64 = 100_000_000_000 * DAY_MS;
+/// The years of [`MAX_MS`], rounded up: a date outside is refused before
+/// any arithmetic on its year.
+const MAX_YEAR: i64 = 274_000_000;
+
+/// `ms` if it is within [`MAX_MS`].
+fn in_range(ms: i64) -> Option<i64> {
+    (-MAX_MS..=MAX_MS).contains(&ms).then_some(ms)
+}
+
+/// A date value as epoch milliseconds, if it is one (within [`MAX_MS`]).
 pub fn millis(value: &Value) -> Option<i64> {
     match value {
-        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        Value::Number(n) => in_range(n.as_i64().or_else(|| {
+            n.as_f64().filter(|f| f.is_finite() && f.abs() <= MAX_MS as f64).map(|f| f as i64)
+        })?),
         Value::String(s) => parse(s),
         _ => None,
     }
@@ -25,11 +43,14 @@ pub fn parse(s: &str) -> Option<i64> {
     let (date, rest) = s.split_at(s.find('T').unwrap_or(s.len()));
     let mut ymd = date.split('-');
     let (year, month, day) = (digits(ymd.next()?)?, digits(ymd.next()?)?, digits(ymd.next()?)?);
-    if ymd.next().is_some() || !(1..=12).contains(&month) || !(1..=days_in_month(year, month)).contains(&day)
+    if ymd.next().is_some()
+        || year > MAX_YEAR
+        || !(1..=12).contains(&month)
+        || !(1..=days_in_month(year, month)).contains(&day)
     {
         return None;
     }
-    let mut ms = days_from_civil(year, month, day) * DAY_MS;
+    let mut ms = days_from_civil(year, month, day).checked_mul(DAY_MS)?;
     let Some(time) = rest.strip_prefix('T') else {
         return rest.is_empty().then_some(ms);
     };
@@ -40,7 +61,12 @@ pub fn parse(s: &str) -> Option<i64> {
         let (clock, zone) = time.split_at(at);
         let sign = if zone.starts_with('-') { -1 } else { 1 };
         let (h, m) = zone[1..].split_once(':').unwrap_or((&zone[1..], "0"));
-        (clock, sign * (digits(h)? * 3_600_000 + digits(m)? * 60_000))
+        let (h, m) = (digits(h)?, digits(m)?);
+        // ISO-8601 offsets stay within ±18:00.
+        if h > 18 || m > 59 {
+            return None;
+        }
+        (clock, sign * (h * 3_600_000 + m * 60_000))
     } else {
         (time, 0)
     };
@@ -59,8 +85,8 @@ pub fn parse(s: &str) -> Option<i64> {
         digits(fraction)?;
         digits(&first3)?
     };
-    ms += hour * 3_600_000 + minute * 60_000 + second * 1000 + fraction_ms;
-    Some(ms - offset_ms)
+    ms = ms.checked_add(hour * 3_600_000 + minute * 60_000 + second * 1000 + fraction_ms)?;
+    in_range(ms.checked_sub(offset_ms)?)
 }
 
 /// Now, in epoch milliseconds.
@@ -78,6 +104,7 @@ pub fn now() -> i64 {
 /// OpenSearch rounds.
 pub fn bound(text: &str, now: i64, round_up: bool) -> Option<i64> {
     let (mut t, math) = match text.strip_prefix("now") {
+        Some(_) if in_range(now).is_none() => return None,
         Some(math) => (now, math),
         None => match text.split_once("||") {
             Some((anchor, math)) => (parse(anchor)?, math),
@@ -95,7 +122,11 @@ pub fn bound(text: &str, now: i64, round_up: bool) -> Option<i64> {
             '-' => shift(t, -n, unit)?,
             '/' if digits == 0 => {
                 let start = calendar_floor(unit_name(unit)?, t)?;
-                if round_up { calendar_floor(unit_name(unit)?, shift(start, 1, unit)?)? - 1 } else { start }
+                if round_up {
+                    calendar_floor(unit_name(unit)?, shift(start, 1, unit)?)?.checked_sub(1)?
+                } else {
+                    start
+                }
             }
             _ => return None,
         };
@@ -117,9 +148,11 @@ fn unit_name(unit: char) -> Option<&'static str> {
     })
 }
 
-/// `t` moved by `n` units (months and years by the calendar).
+/// `t` moved by `n` units (months and years by the calendar); `None` when
+/// the result would leave [`MAX_MS`].
 fn shift(t: i64, n: i64, unit: char) -> Option<i64> {
-    let fixed = |step: i64| n.checked_mul(step).and_then(|d| t.checked_add(d));
+    in_range(t)?;
+    let fixed = |step: i64| n.checked_mul(step).and_then(|d| t.checked_add(d)).and_then(in_range);
     match unit {
         's' => fixed(1000),
         'm' => fixed(60_000),
@@ -130,9 +163,13 @@ fn shift(t: i64, n: i64, unit: char) -> Option<i64> {
             let months = if unit == 'y' { n.checked_mul(12)? } else { n };
             let (days, time) = (t.div_euclid(DAY_MS), t.rem_euclid(DAY_MS));
             let (year, month, day) = civil_from_days(days);
-            let index = year.checked_mul(12)? + (month - 1) + months;
+            let index = year.checked_mul(12)?.checked_add(month - 1)?.checked_add(months)?;
             let (year, month) = (index.div_euclid(12), index.rem_euclid(12) + 1);
-            Some(days_from_civil(year, month, day.min(days_in_month(year, month))) * DAY_MS + time)
+            if year.abs() > MAX_YEAR {
+                return None;
+            }
+            let days = days_from_civil(year, month, day.min(days_in_month(year, month)));
+            in_range(days.checked_mul(DAY_MS)?.checked_add(time)?)
         }
         _ => None,
     }
@@ -153,8 +190,11 @@ pub fn format(ms: i64) -> String {
 
 /// The start of the calendar unit (`minute`, `hour`, `day`, `week` — from
 /// Monday, `month`, `quarter`, `year`, or their `1m`/`1h`/`1d`/`1w`/`1M`/
-/// `1q`/`1y` forms) holding `ms`; `None` for an unknown unit.
+/// `1q`/`1y` forms) holding `ms`; `None` for an unknown unit or a date
+/// outside [`MAX_MS`].
 pub fn calendar_floor(unit: &str, ms: i64) -> Option<i64> {
+    in_range(ms)?;
+    // Within MAX_MS, a unit's start (at most a year earlier) still fits.
     let fixed = |step: i64| ms.div_euclid(step) * step;
     let days = ms.div_euclid(DAY_MS);
     let (year, month, _) = civil_from_days(days);
@@ -268,5 +308,42 @@ mod tests {
         assert_eq!(at("now-", false), None);
         assert_eq!(at("later", false), None);
         assert_eq!(at("now€1d", false), None);
+    }
+
+    /// Dates and date math a request chooses never overflow: out of range
+    /// is `None` (a date that is no date), never a panic or a wrapped value.
+    #[test]
+    fn extreme_dates_are_refused_not_overflowed() {
+        let now = parse("2026-11-22T10:15:30Z").unwrap_or_default();
+        for text in [
+            "now+9223372036854775807d",
+            "now-9223372036854775807y",
+            "now+9223372036854775807M",
+            "now+106751991167d",
+            "now+300000000y/y",
+            "292278994-08-17T07:12:55.807Z",
+            "99999999999999999-01-01",
+            "2026-01-01T00:00+99999999999999:00",
+            "2026-01-01T00:00+19:00",
+            "274000000-12-31||+1y/y",
+        ] {
+            assert_eq!(bound(text, now, true), None, "{text}");
+            assert_eq!(bound(text, now, false), None, "{text}");
+        }
+        assert_eq!(bound("now", i64::MAX, false), None);
+        for ms in [i64::MIN, i64::MAX, MAX_MS + 1, -MAX_MS - 1] {
+            assert_eq!(millis(&serde_json::json!(ms)), None, "{ms}");
+            for unit in ["second", "day", "week", "month", "quarter", "year"] {
+                assert_eq!(calendar_floor(unit, ms), None, "{unit} {ms}");
+            }
+        }
+        for ms in [MAX_MS, -MAX_MS] {
+            for unit in ["second", "day", "week", "month", "quarter", "year"] {
+                assert!(calendar_floor(unit, ms).is_some_and(|f| f <= ms), "{unit} {ms}");
+            }
+            assert!(!format(ms).is_empty());
+        }
+        assert_eq!(millis(&serde_json::json!(1e300)), None);
+        assert_eq!(bound("now+1d", now, false), Some(now + DAY_MS), "the legitimate path");
     }
 }

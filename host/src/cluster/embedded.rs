@@ -12,7 +12,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 
 use super::Backend;
-use super::actions::{ActionRequest, BulkItem, BulkKind, Op};
+use super::actions::{ActionRequest, BulkItem, BulkKind, InvalidIndexName, Op, validate_index_name};
 use super::query::{self, Postings};
 use crate::store::{Expect, Store, StoreError, Write};
 
@@ -32,6 +32,20 @@ fn reply(status: u16, body: Value) -> Reply {
 
 fn error(status: u16, kind: &str, reason: String) -> Reply {
     reply(status, json!({ "error": { "type": kind, "reason": reason }, "status": status }))
+}
+
+/// OpenSearch's 404 for an index (or expression) that names no index.
+pub fn index_not_found(index: &str) -> Reply {
+    error(404, "index_not_found_exception", format!("no such index [{index}]"))
+}
+
+/// OpenSearch's answer to a name that cannot be an index.
+pub fn invalid_index_name(e: &InvalidIndexName) -> Reply {
+    let cause = json!({ "type": InvalidIndexName::TYPE, "reason": e.to_string(), "index": e.name, "index_uuid": "_na_" });
+    reply(
+        400,
+        json!({ "error": { "root_cause": [cause], "type": InvalidIndexName::TYPE, "reason": e.to_string(), "index": e.name, "index_uuid": "_na_" }, "status": 400 }),
+    )
 }
 
 /// Query-string options that matter to the backend.
@@ -175,7 +189,24 @@ impl Embedded {
         params: &Params,
         body: Option<&[u8]>,
     ) -> Result<Reply, StoreError> {
-        let first = indices.first().cloned().unwrap_or_default();
+        // Never an index named "": a single-index operation gets exactly
+        // one valid name, a write at least one; anything else is the
+        // caller's bug, refused here whatever the caller checked.
+        let first = match indices {
+            [one] => one.clone(),
+            _ if request.op.single_index() => {
+                return Ok(error(
+                    500,
+                    "illegal_state_exception",
+                    format!("`{}` needs exactly one concrete index, got {}", request.action, indices.len()),
+                ));
+            }
+            [] if request.op.writes() && request.op != Op::Bulk => return Ok(index_not_found("")),
+            _ => String::new(),
+        };
+        if let Some(bad) = indices.iter().find_map(|i| validate_index_name(i).err()) {
+            return Ok(invalid_index_name(&bad));
+        }
         let json_body = || -> Result<Value, Reply> {
             match body {
                 None | Some([]) => Ok(json!({})),
@@ -364,6 +395,22 @@ impl Embedded {
         if query.get("match_all").is_some() && aggs.is_none() && body["sort"].is_null() {
             return self.match_all_page(indices, body, params, count_only);
         }
+        let (from, size) = match window(body, params) {
+            Ok(window) => window,
+            Err(reason) => return Ok(error(400, "illegal_argument_exception", reason)),
+        };
+        if let Err(reason) = sort_hits(&mut Vec::new(), &body["sort"], 0) {
+            return Ok(error(400, "parsing_exception", reason));
+        }
+        // What is kept while reading: every match only for aggregations
+        // (they see them all); otherwise the first from+size in document
+        // order, or — sorted — at most twice that, cut back to the best
+        // from+size whenever it fills (ties keep document order, since the
+        // kept ones precede every later match).
+        let keep = from.saturating_add(size);
+        let bounded = aggs.is_none();
+        let sorted = !body["sort"].is_null();
+        let mut total = 0usize;
         let mut hits: Vec<Hit> = Vec::new();
         for (index_pos, index) in indices.iter().enumerate() {
             let store_index = docs(index);
@@ -375,12 +422,23 @@ impl Embedded {
             for (id, doc) in documents {
                 let mut stored: Value = serde_json::from_slice(&doc.source).unwrap_or(Value::Null);
                 let source = stored.get_mut("s").map(Value::take).unwrap_or(Value::Null);
-                if query::matches(&query, &id, &source) {
-                    hits.push(Hit { index: index_pos, id, source });
+                if !query::matches(&query, &id, &source) {
+                    continue;
+                }
+                total += 1;
+                if count_only || (bounded && !sorted && total > keep) {
+                    continue;
+                }
+                hits.push(Hit { index: index_pos, id, source });
+                if bounded
+                    && sorted
+                    && hits.len() >= keep.saturating_mul(2).max(64)
+                    && let Err(reason) = sort_hits(&mut hits, &body["sort"], keep)
+                {
+                    return Ok(error(400, "parsing_exception", reason));
                 }
             }
         }
-        let total = hits.len();
         if count_only {
             return Ok(search_reply(indices.len(), total, true, Vec::new(), None));
         }
@@ -389,14 +447,16 @@ impl Embedded {
                 let sources: Vec<&Value> = hits.iter().map(|h| &h.source).collect();
                 match super::aggregations::evaluate(aggs, &sources) {
                     Ok(result) => Some(result),
-                    Err(reason) => return Ok(error(400, "parsing_exception", reason)),
+                    Err(e) => {
+                        let mut reply = error(400, e.kind(), e.to_string());
+                        if let super::aggregations::AggError::TooManyBuckets(_) = e {
+                            reply.body["error"]["max_buckets"] = json!(super::aggregations::MAX_BUCKETS);
+                        }
+                        return Ok(reply);
+                    }
                 }
             }
             None => None,
-        };
-        let (from, size) = match window(body, params) {
-            Ok(window) => window,
-            Err(reason) => return Ok(error(400, "illegal_argument_exception", reason)),
         };
         // Only the first from+size need to be in order.
         if let Err(reason) = sort_hits(&mut hits, &body["sort"], from.saturating_add(size)) {
@@ -450,6 +510,11 @@ impl Embedded {
         let mut errors = false;
         for item in items {
             let kind = item.kind.name();
+            if let Err(bad) = validate_index_name(&item.index) {
+                errors = true;
+                results.push(json!({ kind: { "_index": item.index, "_id": item.id, "status": 400, "error": { "type": InvalidIndexName::TYPE, "reason": bad.to_string() } } }));
+                continue;
+            }
             let source = match &item.source {
                 None => Value::Null,
                 Some(range) => match body.get(range.clone()).map(serde_json::from_slice::<Value>) {
@@ -581,16 +646,27 @@ struct PendingWrite {
     slot: usize,
 }
 
-/// `from` and `size` of a search: the query string's, else the body's.
+/// OpenSearch's default `index.max_result_window`: `from + size` of one
+/// search, which bounds what a search keeps in memory for its page.
+pub const MAX_RESULT_WINDOW: u64 = 10_000;
+
+/// `from` and `size` of a search: the query string's, else the body's;
+/// their sum at most [`MAX_RESULT_WINDOW`].
 fn window(body: &Value, params: &Params) -> Result<(usize, usize), String> {
     let one = |name: &str, in_path: Option<u64>, default: u64| match (in_path, body.get(name)) {
-        (Some(n), _) => Ok(n as usize),
-        (None, None | Some(Value::Null)) => Ok(default as usize),
-        (None, Some(v)) => {
-            v.as_u64().map(|n| n as usize).ok_or(format!("[{name}] must be a non-negative integer, not {v}"))
-        }
+        (Some(n), _) => Ok(n),
+        (None, None | Some(Value::Null)) => Ok(default),
+        (None, Some(v)) => v.as_u64().ok_or(format!("[{name}] must be a non-negative integer, not {v}")),
     };
-    Ok((one("from", params.from, 0)?, one("size", params.size, 10)?))
+    let (from, size) = (one("from", params.from, 0)?, one("size", params.size, 10)?);
+    let window = from.saturating_add(size);
+    if window > MAX_RESULT_WINDOW {
+        return Err(format!(
+            "Result window is too large, from + size must be less than or equal to: [{MAX_RESULT_WINDOW}] but was [{window}]. See the scroll api for a more efficient way to request large data sets. This limit can be set by changing the [index.max_result_window] index level setting."
+        ));
+    }
+    // Both fit: their sum is at most MAX_RESULT_WINDOW.
+    Ok((from as usize, size as usize))
 }
 
 /// OpenSearch's `_search` (or `_count`) answer.
@@ -1013,6 +1089,48 @@ mod tests {
         assert_eq!(ids(&across), ["e", "x"]);
         assert_eq!(across.body["hits"]["total"]["value"], 7);
         assert_eq!(call(&e, "GET", "/s,s2/_count", None).body["count"], 7);
+        Ok(())
+    }
+
+    /// A sorted search keeps only about twice from+size while reading (cut
+    /// back as it fills): pages over many documents, with ties, agree with
+    /// a full sort done here; from+size past 10,000 is refused.
+    #[test]
+    fn bounded_sorted_search_agrees_with_a_full_sort() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let e = Embedded::new(Arc::new(Store::open(&dir.path().join("s.redb"))?), "test")?;
+        let mut bulk = String::new();
+        let mut expected: Vec<(i64, String)> = Vec::new();
+        for i in 0..500i64 {
+            let id = format!("{i:04}");
+            let n = (i * 37) % 101; // many ties
+            bulk.push_str(&format!(
+                "{{\"index\":{{\"_index\":\"s\",\"_id\":\"{id}\"}}}}\n{{\"n\":{n},\"k\":\"a\"}}\n"
+            ));
+            expected.push((n, id));
+        }
+        let request = resolve("POST", "/_bulk", Some(bulk.as_bytes()))?;
+        let r = e.execute(&request, &request.indices, &Params::default(), Some(bulk.as_bytes()));
+        assert_eq!(r.body["errors"], json!(false));
+        // Descending n; ties in document (id) order.
+        expected.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        let query = json!({"term": {"k": "a"}});
+        for (from, size) in [(0, 10), (5, 10), (100, 40), (490, 20), (0, 500)] {
+            let body = json!({"query": query, "sort": [{"n": "desc"}], "from": from, "size": size});
+            let page = call(&e, "POST", "/s/_search", Some(body));
+            assert_eq!(page.body["hits"]["total"]["value"], 500);
+            let want: Vec<String> = expected.iter().skip(from).take(size).map(|(_, id)| id.clone()).collect();
+            assert_eq!(ids(&page), want, "from {from} size {size}");
+        }
+        // Unsorted: the first from+size matches in document order.
+        let page = call(&e, "POST", "/s/_search", Some(json!({"query": query, "from": 7, "size": 3})));
+        assert_eq!(ids(&page), ["0007", "0008", "0009"]);
+        assert_eq!(page.body["hits"]["total"]["value"], 500);
+        let big = call(&e, "POST", "/s/_search", Some(json!({"query": query, "from": 9_995, "size": 6})));
+        assert_eq!(big.status, 400);
+        assert!(
+            big.body["error"]["reason"].as_str().is_some_and(|r| r.contains("Result window is too large"))
+        );
         Ok(())
     }
 }

@@ -72,6 +72,20 @@ const GATE_SERVICE: &str = "service";
 const GATE_USER: &str = "user";
 const GATE_SERVICE_ACCOUNT: &str = "service-account";
 const GATE_API_TOKEN: &str = "api-token";
+const GATE_EXPANSION: &str = "index-expansion";
+
+/// The action layer's answer: the request, a reply the call gets as the
+/// cluster's own (an invalid index name: OpenSearch's 400
+/// `invalid_index_name_exception`), or an error.
+fn resolve(method: &str, path: &str, body: Option<&[u8]>) -> Result<Result<ActionRequest, Reply>, GateError> {
+    match actions::resolve(method, path, body) {
+        Ok(request) => Ok(Ok(request)),
+        Err(actions::ActionError::InvalidIndexName(e)) => {
+            Ok(Err(crate::cluster::embedded::invalid_index_name(&e)))
+        }
+        Err(e) => Err(GateError::Invalid(e.to_string())),
+    }
+}
 
 impl ClusterGateway {
     pub fn new(
@@ -93,8 +107,10 @@ impl ClusterGateway {
 
     /// Validates, authorises and performs one call.
     pub fn call(&self, call: &GuestCall<'_>) -> Result<Reply, GateError> {
-        let request = actions::resolve(call.method, call.path, call.body)
-            .map_err(|e| GateError::Invalid(e.to_string()))?;
+        let request = match resolve(call.method, call.path, call.body)? {
+            Ok(request) => request,
+            Err(reply) => return Ok(reply),
+        };
         let params = Params::parse(call.path).map_err(GateError::Invalid)?;
         let mut event = Event {
             extension: Some(call.extension.to_owned()),
@@ -118,6 +134,22 @@ impl ClusterGateway {
         params: &Params,
         body: Option<&[u8]>,
     ) -> Result<Reply, (&'static str, String)> {
+        // An expression that expands to nothing is never an authorised
+        // write (the backend would otherwise be asked to write nowhere, or
+        // to index ""): it is refused and audited, and answered as
+        // OpenSearch answers a missing index.
+        if let Ok(indices) = &decision
+            && request.op.writes()
+            && indices.is_empty()
+            && !request.indices.is_empty()
+        {
+            let expression = request.indices.join(",");
+            event.category = Some(Category::MissingPrivileges);
+            event.gate = Some(GATE_EXPANSION.to_owned());
+            event.reason = Some(format!("`{expression}` expands to no index this call may write"));
+            self.audit.record(event);
+            return Ok(crate::cluster::embedded::index_not_found(&expression));
+        }
         match decision {
             Ok(indices) => {
                 if self.audit.enabled(Category::GrantedPrivileges) {
@@ -179,7 +211,10 @@ impl ClusterGateway {
                 roles.insert(id);
             }
         }
-        let user = Subject { name: claims.user.clone(), roles, attributes: Default::default() };
+        // The token carries the user's name, not their attributes: enough
+        // for `${user_name}` in index patterns (never shared by all users).
+        let attributes = std::collections::HashMap::from([("user_name".to_owned(), claims.user.clone())]);
+        let user = Subject { name: claims.user.clone(), roles, attributes };
         let mut gates: Vec<Gate<'_>> =
             vec![(GATE_SERVICE, privileges, &service), (GATE_USER, privileges, &user)];
         // A request authenticated by an API token carries the token's limits
@@ -217,7 +252,10 @@ impl ClusterGateway {
     ) -> Result<Reply, GateError> {
         let (user, privileges) = (&caller.subject, &caller.state.privileges);
         let limit = caller.api_token.as_ref().map(|(_, limit)| limit.as_ref());
-        let request = actions::resolve(method, path, body).map_err(|e| GateError::Invalid(e.to_string()))?;
+        let request = match resolve(method, path, body)? {
+            Ok(request) => request,
+            Err(reply) => return Ok(reply),
+        };
         let params = Params::parse(path).map_err(GateError::Invalid)?;
         let event = Event {
             user: Some(user.name.clone()),
@@ -333,16 +371,27 @@ fn check_gates(
     Ok(concrete)
 }
 
-/// The service account reaches `.ext-<id>` and `.ext-<id>-*` only (not
-/// `.ext-<id>*`, which would let `hello` reach `.ext-hello2`), and no
-/// cluster action beyond health.
+/// Whether `index` is in extension `extension`'s own namespace: `.ext-<id>`
+/// exactly, or `.ext-<id>_<suffix>`. Ids are `[a-z][a-z0-9-]*`, so `_`
+/// cannot be part of one and the namespace is unambiguous: `hc` never
+/// reaches `.ext-hc-2` (the own index of `hc-2`) nor `.ext-hc2`.
+pub fn is_own_index(extension: &str, index: &str) -> bool {
+    index.strip_prefix(".ext-").and_then(|rest| rest.strip_prefix(extension)).is_some_and(|rest| {
+        rest.is_empty() || rest.strip_prefix('_').is_some_and(|suffix| !suffix.is_empty())
+    })
+}
+
+/// The service account reaches `.ext-<id>` and `.ext-<id>_*` only (see
+/// [`is_own_index`]), and no cluster action beyond health; a wildcard
+/// expands only to existing indices of its own, every `_bulk` item must
+/// name one of its own concrete indices.
 fn service_account_indices(
     extension: &str,
     request: &ActionRequest,
     existing: &[String],
 ) -> Result<Vec<String>, String> {
     let own = format!(".ext-{extension}");
-    let is_own = |i: &str| i == own || i.strip_prefix(&own).is_some_and(|rest| rest.starts_with('-'));
+    let is_own = |i: &str| is_own_index(extension, i);
     if request.indices.is_empty() {
         return match request.action {
             actions::CLUSTER_HEALTH | actions::CLUSTER_MAIN => Ok(Vec::new()),
@@ -358,7 +407,7 @@ fn service_account_indices(
             concrete.push(expr.clone());
         } else {
             return Err(format!(
-                "the service identity of `{extension}` reaches only `{own}` and `{own}-*`, not `{expr}`"
+                "the service identity of `{extension}` reaches only `{own}` and `{own}_*`, not `{expr}`"
             ));
         }
     }
@@ -437,6 +486,30 @@ analyst_role:
             method: "GET",
             path: "/logs/_search",
             body: None,
+        }
+    }
+
+    /// The namespace of an extension: `.ext-<id>` and `.ext-<id>_<suffix>`,
+    /// never another id that starts like it.
+    #[test]
+    fn own_indices_are_unambiguous() {
+        for (ext, index, own) in [
+            ("hc", ".ext-hc", true),
+            ("hc", ".ext-hc_state", true),
+            ("hc", ".ext-hc_a_b", true),
+            ("hc", ".ext-hc_", false),
+            ("hc", ".ext-hc-2", false),
+            ("hc", ".ext-hc-2_state", false),
+            ("hc", ".ext-hc-cache", false),
+            ("hc", ".ext-hc2", false),
+            ("hc", ".ext-h", false),
+            ("hc", "ext-hc", false),
+            ("hc", ".ext-", false),
+            ("hc-2", ".ext-hc-2", true),
+            ("hc-2", ".ext-hc-2_state", true),
+            ("hc-2", ".ext-hc", false),
+        ] {
+            assert_eq!(is_own_index(ext, index), own, "{ext} {index}");
         }
     }
 

@@ -35,22 +35,32 @@ pub struct PatternError {
 
 impl Pattern {
     pub fn parse(source: &str) -> Result<Pattern, PatternError> {
-        if source.len() >= 2 && source.starts_with('/') && source.ends_with('/') {
+        if Pattern::is_regex_source(source) {
             let body = &source[1..source.len() - 1];
             return regex::Regex::new(&format!("^(?:{body})$"))
                 .map(Pattern::Regex)
                 .map_err(|e| PatternError { pattern: source.to_owned(), message: e.to_string() });
         }
+        Ok(Pattern::parse_glob(source))
+    }
+
+    /// `source` as an exact string or a `*`/`?` glob, never a regex (for
+    /// patterns built from substituted values, whose kind was decided
+    /// before substitution).
+    pub fn parse_glob(source: &str) -> Pattern {
         let wild = |c: char| c == '*' || c == '?';
         if !source.contains(wild) {
-            return Ok(Pattern::Exact(source.to_owned()));
+            return Pattern::Exact(source.to_owned());
         }
-        if let Some(prefix) = source.strip_suffix('*')
-            && !prefix.contains(wild)
-        {
-            return Ok(Pattern::Prefix(prefix.to_owned()));
+        match source.strip_suffix('*') {
+            Some(prefix) if !prefix.contains(wild) => Pattern::Prefix(prefix.to_owned()),
+            _ => Pattern::Glob(source.to_owned()),
         }
-        Ok(Pattern::Glob(source.to_owned()))
+    }
+
+    /// Whether `source` is a `/regex/`.
+    pub fn is_regex_source(source: &str) -> bool {
+        source.len() >= 2 && source.starts_with('/') && source.ends_with('/')
     }
 
     pub fn matches(&self, candidate: &str) -> bool {

@@ -105,29 +105,89 @@ pub enum Denied {
     Index { subject: String, action: String, index: String },
 }
 
-const MEMO_CAP: usize = 16_384;
+/// What one memo may hold: keys plus values, in bytes (estimated from
+/// their heap sizes plus a fixed per-entry overhead).
+const MEMO_BUDGET_BYTES: usize = 4 << 20;
+/// Keys longer than this (an extension permission names a route's first
+/// path segment, which a client chooses) are computed, never kept.
+const MEMO_MAX_KEY_BYTES: usize = 1024;
+/// Hash-map slot, queue slot and `Arc` headers of one entry.
+const MEMO_ENTRY_OVERHEAD: usize = 96;
 
-/// Memoised per-key computation; past the cap, computed without caching
-/// (so a flood of distinct keys costs time, never memory).
-#[derive(Debug, Default)]
-struct Memo<T> {
-    map: RwLock<HashMap<String, Arc<T>>>,
+/// The heap a memoised value holds, for the memo's byte budget.
+trait Weigh {
+    fn weight(&self) -> usize;
 }
 
-impl<T> Memo<T> {
+impl Weigh for RoleSet {
+    fn weight(&self) -> usize {
+        std::mem::size_of::<RoleSet>() + self.0.capacity() * 8
+    }
+}
+
+/// Memoised per-key computation, bounded in bytes (keys + values): the
+/// oldest entries are evicted first when a new one would pass the budget,
+/// so a flood of distinct keys costs time, never memory, and the keys in
+/// steady use come back after one recomputation.
+#[derive(Debug)]
+struct Memo<T> {
+    inner: RwLock<MemoInner<T>>,
+}
+
+impl<T> Default for Memo<T> {
+    fn default() -> Self {
+        Memo { inner: RwLock::new(MemoInner::default()) }
+    }
+}
+
+#[derive(Debug)]
+struct MemoInner<T> {
+    map: HashMap<Arc<str>, (Arc<T>, usize)>,
+    /// Insertion order, for eviction.
+    order: std::collections::VecDeque<Arc<str>>,
+    bytes: usize,
+}
+
+impl<T> Default for MemoInner<T> {
+    fn default() -> Self {
+        MemoInner { map: HashMap::new(), order: Default::default(), bytes: 0 }
+    }
+}
+
+impl<T: Weigh> Memo<T> {
     fn get_or(&self, key: &str, compute: impl FnOnce() -> T) -> Arc<T> {
-        if let Ok(map) = self.map.read()
-            && let Some(v) = map.get(key)
+        if let Ok(inner) = self.inner.read()
+            && let Some((v, _)) = inner.map.get(key)
         {
             return v.clone();
         }
         let value = Arc::new(compute());
-        if let Ok(mut map) = self.map.write()
-            && map.len() < MEMO_CAP
-        {
-            map.insert(key.to_owned(), value.clone());
+        let weight = key.len() + value.weight() + MEMO_ENTRY_OVERHEAD;
+        if key.len() > MEMO_MAX_KEY_BYTES || weight > MEMO_BUDGET_BYTES {
+            return value;
+        }
+        if let Ok(mut inner) = self.inner.write() {
+            if inner.map.contains_key(key) {
+                return value;
+            }
+            while inner.bytes + weight > MEMO_BUDGET_BYTES {
+                let Some(oldest) = inner.order.pop_front() else { break };
+                if let Some((_, w)) = inner.map.remove(&oldest) {
+                    inner.bytes -= w;
+                }
+            }
+            let key: Arc<str> = Arc::from(key);
+            inner.order.push_back(key.clone());
+            inner.map.insert(key, (value.clone(), weight));
+            inner.bytes += weight;
         }
         value
+    }
+
+    /// The bytes held now (keys + values, as budgeted).
+    #[cfg(test)]
+    fn bytes(&self) -> usize {
+        self.inner.read().map(|i| i.bytes).unwrap_or(0)
     }
 }
 
@@ -151,6 +211,23 @@ struct IndexGrants {
     other: HashMap<usize, Vec<Pattern>>,
     /// Patterns with `${...}`, by role: substituted per subject.
     templated: HashMap<usize, Vec<String>>,
+}
+
+impl Weigh for IndexGrants {
+    fn weight(&self) -> usize {
+        let set = |s: &RoleSet| s.weight();
+        let pattern = |p: &Pattern| match p {
+            Pattern::Exact(s) | Pattern::Prefix(s) | Pattern::Glob(s) => 32 + s.len(),
+            // The compiled program is shared with the role (an `Arc` inside).
+            Pattern::Regex(r) => 32 + r.as_str().len(),
+        };
+        set(&self.everywhere)
+            + self.exact.iter().map(|(k, v)| 48 + k.len() + set(v)).sum::<usize>()
+            + self.prefixes.iter().map(|(k, v)| 48 + k.len() + set(v)).sum::<usize>()
+            + self.prefix_lengths.len() * 32
+            + self.other.values().flatten().map(pattern).sum::<usize>()
+            + self.templated.values().flatten().map(|t| 32 + t.len()).sum::<usize>()
+    }
 }
 
 /// The compiled form of a configuration.
@@ -321,23 +398,48 @@ impl Privileges {
         roles.ids().any(|id| {
             g.other.get(&id).is_some_and(|patterns| patterns.iter().any(|p| p.matches(index)))
                 || g.templated.get(&id).is_some_and(|templates| {
-                    templates
-                        .iter()
-                        .any(|t| Pattern::parse(&substitute(t, subject)).is_ok_and(|p| p.matches(index)))
+                    templates.iter().any(|t| templated_pattern(t, subject).is_some_and(|p| p.matches(index)))
                 })
         })
     }
 }
 
-/// `${user.name}` and `${<attribute>}` → the subject's values. Attribute
-/// keys carry their source: `user_name`, `attr.internal.<key>` (internal
-/// users), `attr.jwt.<claim>` (JWT users).
-fn substitute(template: &str, subject: &Subject) -> String {
-    let mut out = template.replace("${user.name}", &subject.name);
-    for (key, value) in &subject.attributes {
-        out = out.replace(&format!("${{{key}}}"), value);
+/// An index pattern with `${user.name}` and `${<attribute>}` replaced by
+/// the subject's values. Attribute keys carry their source: `user_name`,
+/// `attr.internal.<key>` (internal users), `attr.jwt.<claim>` (JWT users).
+///
+/// A substituted value only ever matches itself: the template's kind
+/// (`/regex/` or glob) is decided before substitution, so a user named
+/// `/.*/` cannot turn a glob into a regex; in a regex the value is
+/// escaped; a glob cannot escape `*` or `?`, so a value holding one (a
+/// user named `l*`) makes the pattern match nothing. One pass over the
+/// template: a value is never itself searched for placeholders. A
+/// placeholder the subject has no value for matches nothing (left
+/// literal, every such user would share one index).
+fn templated_pattern(template: &str, subject: &Subject) -> Option<Pattern> {
+    let is_regex = Pattern::is_regex_source(template);
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find('}')?;
+        let key = &after[..end];
+        let value = match key {
+            "user.name" => subject.name.as_str(),
+            key => subject.attributes.get(key)?.as_str(),
+        };
+        if is_regex {
+            out.push_str(&regex::escape(value));
+        } else if value.contains(['*', '?']) {
+            return None;
+        } else {
+            out.push_str(value);
+        }
+        rest = &after[end + 1..];
     }
-    out
+    out.push_str(rest);
+    if is_regex { Pattern::parse(&out).ok() } else { Some(Pattern::parse_glob(&out)) }
 }
 
 /// Replaces action group names by their actions, recursively; anything not
@@ -362,4 +464,98 @@ pub fn expand_action_groups(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod template_and_memo_tests {
+    use super::*;
+
+    fn subject(name: &str, attributes: &[(&str, &str)]) -> Subject {
+        Subject {
+            name: name.to_owned(),
+            roles: RoleSet::default(),
+            attributes: attributes.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        }
+    }
+
+    fn allows(template: &str, who: &Subject, index: &str) -> bool {
+        templated_pattern(template, who).is_some_and(|p| p.matches(index))
+    }
+
+    /// Substituted values match only literally, whatever they hold.
+    #[test]
+    fn substituted_values_never_become_patterns() {
+        let ana = subject("ana", &[("user_name", "ana"), ("attr.internal.team", "red")]);
+        assert!(allows("home-${user_name}", &ana, "home-ana"));
+        assert!(allows("team-${attr.internal.team}-*", &ana, "team-red-logs"));
+        assert!(allows("/home-${user_name}-\\d+/", &ana, "home-ana-7"));
+        assert!(!allows("home-${user_name}", &ana, "home-bob"));
+
+        // A glob in a value: the pattern matches nothing, not everything.
+        let star = subject("l*", &[("user_name", "l*")]);
+        for index in ["home-l*", "home-logs", "home-l"] {
+            assert!(!allows("home-${user_name}", &star, index), "{index}");
+        }
+        assert!(!allows("${user_name}", &star, "logs"));
+        let question = subject("a?", &[("user_name", "a?")]);
+        assert!(!allows("home-${user_name}", &question, "home-ab"));
+
+        // A value shaped like a regex stays text in a glob template...
+        let regex_user = subject("/.*/", &[("user_name", "/.*/")]);
+        assert!(!allows("${user_name}", &regex_user, "logs"));
+        // ...and is escaped in a regex template.
+        let dot = subject("a.b", &[("user_name", "a.b")]);
+        assert!(allows("/home-${user_name}/", &dot, "home-a.b"));
+        assert!(!allows("/home-${user_name}/", &dot, "home-axb"));
+        let alternation = subject("x|.*", &[("user_name", "x|.*")]);
+        assert!(!allows("/home-${user_name}/", &alternation, "home-anything"));
+
+        // A value is not searched for placeholders again.
+        let nested = subject("n", &[("user_name", "${attr.internal.team}"), ("attr.internal.team", "red")]);
+        assert!(!allows("home-${user_name}", &nested, "home-red"));
+        // No value for a placeholder: nothing, not the literal text.
+        let bare = subject("bo", &[]);
+        assert!(!allows("home-${user_name}", &bare, "home-${user_name}"));
+        assert!(allows("home-${user.name}", &bare, "home-bo"));
+    }
+
+    #[derive(Debug)]
+    struct Blob(usize);
+    impl Weigh for Blob {
+        fn weight(&self) -> usize {
+            self.0
+        }
+    }
+
+    /// 8,192 distinct long keys (long route paths) stay within the byte
+    /// budget; keys in use are still answered right, and recent ones cached.
+    #[test]
+    fn memo_is_bounded_in_bytes() {
+        let memo: Memo<RoleSet> = Memo::default();
+        let mut unbounded = 0usize;
+        for n in 0..8_192 {
+            let key = format!("extension:hello/{n}-{}", "x".repeat(990));
+            unbounded += key.len() + MEMO_ENTRY_OVERHEAD;
+            let value = memo.get_or(&key, || {
+                let mut set = RoleSet::default();
+                set.insert(n % 7);
+                set
+            });
+            assert!(value.contains(n % 7));
+            assert!(memo.bytes() <= MEMO_BUDGET_BYTES, "{} > budget after {n}", memo.bytes());
+        }
+        assert!(unbounded > 2 * MEMO_BUDGET_BYTES, "the flood would have passed the budget");
+        // The newest key is cached: computing it again is not asked for.
+        let last = format!("extension:hello/8191-{}", "x".repeat(990));
+        let cached = memo.get_or(&last, RoleSet::default);
+        assert!(cached.contains(8191 % 7));
+        // Keys past the key limit and values past the budget are never kept.
+        let long = "k".repeat(MEMO_MAX_KEY_BYTES + 1);
+        let before = memo.bytes();
+        memo.get_or(&long, RoleSet::default);
+        assert_eq!(memo.bytes(), before);
+        let blobs: Memo<Blob> = Memo::default();
+        blobs.get_or("big", || Blob(MEMO_BUDGET_BYTES + 1));
+        assert_eq!(blobs.bytes(), 0);
+    }
 }

@@ -6,9 +6,10 @@
 //!
 //! A service account has no password — nobody logs in as it — and the host
 //! alone acts as it, on the extension's behalf; what it reaches is fixed:
-//! the extension's own indices `.ext-<id>` and `.ext-<id>-*` (see the
-//! cluster gateway). The security API cannot create one, give it a
-//! password, or strip its marker attribute.
+//! the extension's own indices `.ext-<id>` and `.ext-<id>_<suffix>` (see
+//! `cluster::gateway::is_own_index`; ids cannot contain `_`, so one
+//! extension's namespace never holds another's). The security API cannot
+//! create one, give it a password, or strip its marker attribute.
 
 use std::collections::BTreeMap;
 
