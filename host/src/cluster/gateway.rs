@@ -211,9 +211,10 @@ impl ClusterGateway {
                 roles.insert(id);
             }
         }
-        // The token carries the user's name, not their attributes: enough
-        // for `${user_name}` in index patterns (never shared by all users).
-        let attributes = std::collections::HashMap::from([("user_name".to_owned(), claims.user.clone())]);
+        // The token carries the user's attributes (sealed): `${user_name}`
+        // and `${attr.*}` in index patterns resolve as on the REST path.
+        let mut attributes = claims.attributes.clone();
+        attributes.insert("user_name".to_owned(), claims.user.clone());
         let user = Subject { name: claims.user.clone(), roles, attributes };
         let mut gates: Vec<Gate<'_>> =
             vec![(GATE_SERVICE, privileges, &service), (GATE_USER, privileges, &user)];

@@ -321,6 +321,25 @@ fn the_extension_user_gate_substitutes_the_user_name() -> TestResult {
     }
     assert_eq!(server.get("/lana/_doc/2")?.status, 404);
     assert_eq!(server.get("/%24%7Buser_name%7D")?.status, 404, "no shared index");
+
+    // Attributes travel in the (sealed) token too: `${attr.internal.team}`
+    // resolves on the extension path as on the REST path.
+    let team = json!({"index_permissions": [{"index_patterns": ["team-${attr.internal.team}"], "allowed_actions": ["crud", "create_index"]}]});
+    for (path, body) in [
+        (format!("{API}/roles/own_team"), team),
+        (
+            format!("{API}/internalusers/tess"),
+            json!({"password": password, "attributes": {"team": "red"}, "opendistro_security_roles": ["own_team", "probe_caller"]}),
+        ),
+    ] {
+        let reply = server.send(Method::PUT, &path, &body)?;
+        assert_eq!(reply.status, 201, "{path}: {reply:?}");
+    }
+    let own = call("tess", "/team-red/_doc/1")?;
+    assert_eq!((&own["outcome"], &own["status"]), (&json!("ok"), &json!(201)), "{own}");
+    let other = call("tess", "/team-blue/_doc/1")?;
+    assert_eq!(other["kind"], "denied", "{other}");
+    assert_eq!(server.get("/team-blue/_doc/1")?.status, 404);
     Ok(())
 }
 
