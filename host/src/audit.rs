@@ -399,10 +399,11 @@ impl AuditLog {
     fn write(&self, writer: &mut Writer, event: &Event) {
         let Ok(mut line) = serde_json::to_vec(event) else { return };
         line.push(b'\n');
-        if writer.size > 0 && writer.size + line.len() as u64 > self.settings.max_file_bytes {
-            if let Err(e) = self.rotate(writer) {
-                tracing::error!(file = %self.path.display(), "cannot rotate the audit log: {e}");
-            }
+        if writer.size > 0
+            && writer.size + line.len() as u64 > self.settings.max_file_bytes
+            && let Err(e) = self.rotate(writer)
+        {
+            tracing::error!(file = %self.path.display(), "cannot rotate the audit log: {e}");
         }
         match writer.file.write_all(&line) {
             Ok(()) => writer.size += line.len() as u64,

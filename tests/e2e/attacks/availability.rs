@@ -129,11 +129,9 @@ fn wrong_password_flood_does_not_stall_cached_logins() -> TestResult {
                 let client = reqwest::blocking::Client::new();
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     let user = if i % 2 == 0 { "admin".to_owned() } else { format!("nobody-{i}") };
-                    if let Ok(reply) = client.get(&url).header("authorization", basic(&user, "wrong")).send()
-                    {
-                        if reply.status().as_u16() == 401 {
-                            guesses.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        }
+                    let reply = client.get(&url).header("authorization", basic(&user, "wrong")).send();
+                    if reply.is_ok_and(|r| r.status().as_u16() == 401) {
+                        guesses.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }
                 }
             })
@@ -302,7 +300,7 @@ fn unauthenticated_flood_grows_the_audit_log_by_a_bounded_amount() -> TestResult
             ("WARDEN_AUDIT_FAILED_LOGIN_BURST", "5"),
             ("WARDEN_AUDIT_FAILED_LOGIN_WINDOW_MS", &window_ms.to_string()),
             ("WARDEN_AUDIT_MAX_FIELD_BYTES", "512"),
-            ("WARDEN_LOG", "warn"),
+            ("WARDEN_LOG", "info,warden::authn=warn"),
         ],
         None,
     )?;
@@ -359,7 +357,7 @@ fn audit_log_rotates_with_retention() -> TestResult {
             ("WARDEN_AUDIT_MAX_FILE_BYTES", "20000"),
             ("WARDEN_AUDIT_MAX_FILES", "2"),
             ("WARDEN_AUDIT_FAILED_LOGIN_BURST", "100000"),
-            ("WARDEN_LOG", "warn"),
+            ("WARDEN_LOG", "info,warden::authn=warn"),
         ],
         None,
     )?;
@@ -446,7 +444,7 @@ fn slowloris_connections_are_capped_and_timed_out() -> TestResult {
             ("WARDEN_HEADER_TIMEOUT_MS", "1000"),
             ("WARDEN_MAX_CONNECTIONS", "40"),
             ("WARDEN_MAX_CONNECTIONS_PER_ADDRESS", "30"),
-            ("WARDEN_LOG", "warn"),
+            ("WARDEN_LOG", "info,warden::authn=warn"),
         ],
         None,
     )?;
