@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Availability figures for issue #10, before/after in one run on one machine:
 #   1. latency of a correct-password (cached) request while 16 clients send
-#      wrong passwords (median, p95, max of 40 requests; idle first);
+#      wrong passwords (median, p95, max of 20 requests; 40 idle first);
 #   2. audit-log growth under 1,000 unauthenticated requests with 60 KB paths.
 #
 # usage: scripts/availability.sh [BASELINE_WARDEN] [NEW_WARDEN]
@@ -24,7 +24,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# start NAME BINARY [config.yml text]: prints the base URL.
+# start NAME BINARY [config.yml text]: sets $url (not in a subshell, so
+# that $pids keeps the server's pid).
 start() {
     local name="$1" bin="$2" config="${3:-}"
     mkdir -p "$work/$name/extensions"
@@ -35,11 +36,11 @@ start() {
         printf '%s\n' "$config" > "$work/$name/security/config.yml"
         args+=(--security-config "$work/$name/security")
     fi
-    WARDEN_INITIAL_ADMIN_PASSWORD="$password" WARDEN_LOG=info "$bin" "${args[@]}" 2> "$work/$name/log" &
+    WARDEN_INITIAL_ADMIN_PASSWORD="$password" WARDEN_LOG=info "$bin" "${args[@]}" > /dev/null 2> "$work/$name/log" &
     pids+=($!)
     for _ in $(seq 1 600); do
         if grep -q "warden listening on http://" "$work/$name/log"; then
-            grep -o "warden listening on http://[0-9.:]*" "$work/$name/log" | head -1 | sed 's/warden listening on //'
+            url=$(grep -o "warden listening on http://[0-9.:]*" "$work/$name/log" | head -1 | sed 's/warden listening on //')
             return
         fi
         sleep 0.1
@@ -80,7 +81,10 @@ def attacker(i):
 threads = [threading.Thread(target=attacker, args=(i,)) for i in range(16)]
 for t in threads: t.start()
 time.sleep(1.0)
-attack = [timed(conn) for _ in range(40)]
+attack = []
+for _ in range(20):  # spread over a few seconds of flood
+    attack.append(timed(conn))
+    time.sleep(0.1)
 stop = True
 for t in threads: t.join()
 def fmt(xs):
@@ -124,7 +128,7 @@ config:
     # `read` stops at the first newline: take the config from the case itself.
     config="${case#*|*|}"
     name="lat-$(echo "$label" | tr -c 'a-z' '-')"
-    url=$(start "$name" "$bin" "$config")
+    start "$name" "$bin" "$config"
     echo "  $label"
     measure_latency "$url"
     kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
@@ -134,7 +138,7 @@ echo "2. audit log growth, 1,000 unauthenticated requests with 60 KB paths"
 for case in "baseline|$baseline" "new|$new"; do
     IFS='|' read -r label bin <<< "$case"
     name="audit-$label"
-    url=$(start "$name" "$bin")
+    start "$name" "$bin"
     echo "  $label"
     measure_audit "$name" "$url"
     kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true

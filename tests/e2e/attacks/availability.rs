@@ -633,3 +633,86 @@ fn json_log_case(mut command: Command, evil_user: &str) -> TestResult {
     let _ = child.wait();
     result
 }
+
+/// Graceful shutdown still works with the new accept loop, and slow clients
+/// cannot hold it: on SIGTERM an idle keep-alive connection is closed at
+/// once, a half-sent head at the latest when the header timeout ends it,
+/// and the process exits.
+#[test]
+fn graceful_shutdown_is_not_held_by_slow_clients() -> TestResult {
+    use std::io::BufRead;
+    let deployment = Deployment::new()?;
+    let mut command = warden();
+    command
+        .env("WARDEN_HEADER_TIMEOUT_MS", "2000")
+        .arg("serve")
+        .args(["--listen", "127.0.0.1:0", "--extensions-dir"])
+        .arg(deployment.extensions_dir())
+        .arg("--data-dir")
+        .arg(deployment.data_dir())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = command.spawn()?;
+    let stderr = child.stderr.take().ok_or("no stderr")?;
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let result = (|| -> TestResult {
+        let marker = "warden listening on http://";
+        let addr: SocketAddr = loop {
+            let line = rx.recv_timeout(Duration::from_secs(120))?;
+            if let Some(at) = line.find(marker) {
+                let rest: String =
+                    line[at + marker.len()..].chars().take_while(|c| !c.is_whitespace()).collect();
+                break rest.parse()?;
+            }
+        };
+        let base = format!("http://{addr}");
+        let mut half = half_header(&addr, "127.0.0.1")?;
+        let mut idle = connect_from(&addr, "127.0.0.1")?;
+        let request = format!(
+            "GET /_plugins/_security/authinfo HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\n\r\n",
+            basic("admin", ADMIN_PASSWORD)
+        );
+        idle.write_all(request.as_bytes())?;
+        let mut first = [0u8; 12];
+        idle.read_exact(&mut first)?;
+        assert_eq!(&first, b"HTTP/1.1 200");
+        // Served before the signal; then SIGTERM.
+        let reply = reqwest::blocking::Client::new()
+            .get(format!("{base}/_plugins/_security/authinfo"))
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+            .send()?;
+        assert_eq!(reply.status().as_u16(), 200);
+        let signalled = Instant::now();
+        let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status()?;
+        assert!(status.success());
+        let idle_closed = time_to_close(&mut idle, Duration::from_secs(10))?;
+        assert!(idle_closed < Duration::from_secs(1), "idle connection closed after {idle_closed:?}");
+        time_to_close(&mut half, Duration::from_secs(10))?;
+        let deadline = signalled + Duration::from_secs(20);
+        loop {
+            if let Some(status) = child.try_wait()? {
+                assert!(status.success(), "exit status {status}");
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err("warden did not stop within 20 s of SIGTERM".into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Bounded by the 2 s header timeout (plus the scheduler's drain).
+        assert!(signalled.elapsed() < Duration::from_secs(6), "shutdown took {:?}", signalled.elapsed());
+        let rest: Vec<String> = rx.try_iter().collect();
+        assert!(rest.iter().any(|l| l.contains("warden stopped")), "{rest:?}");
+        Ok(())
+    })();
+    let _ = child.kill();
+    let _ = child.wait();
+    result
+}
