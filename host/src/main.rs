@@ -52,6 +52,8 @@ enum Command {
         /// The cluster name: the `iss` of the OBO tokens this node mints.
         #[arg(long, default_value = "warden", env = "WARDEN_CLUSTER_NAME")]
         cluster_name: String,
+        #[command(flatten)]
+        limits: ConnectionLimits,
     },
     /// Import or export the whole security configuration of a running server.
     Security {
@@ -93,6 +95,33 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// How long a client may take and how many connections it may hold.
+#[derive(Debug, clap::Args)]
+struct ConnectionLimits {
+    /// A request's head must arrive within this; an idle keep-alive
+    /// connection is closed after it too.
+    #[arg(long, default_value_t = 10_000, env = "WARDEN_HEADER_TIMEOUT_MS", value_parser = clap::value_parser!(u64).range(1..))]
+    header_timeout_ms: u64,
+    /// Connections open at once; more are closed as soon as accepted.
+    #[arg(long, default_value_t = 1024, env = "WARDEN_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: u64,
+    /// Connections open at once from one client address (raise it to
+    /// `--max-connections` behind a reverse proxy).
+    #[arg(long, default_value_t = 256, env = "WARDEN_MAX_CONNECTIONS_PER_ADDRESS", value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections_per_address: u64,
+}
+
+impl ConnectionLimits {
+    fn serve_limits(&self) -> server::ServeLimits {
+        server::ServeLimits {
+            header_read_timeout: std::time::Duration::from_millis(self.header_timeout_ms),
+            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+            max_connections_per_address: usize::try_from(self.max_connections_per_address)
+                .unwrap_or(usize::MAX),
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -162,8 +191,8 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging();
     let result = match cli.command {
-        Command::Serve { listen, data_dir, extensions_dir, security_config, cluster_name } => {
-            serve(listen, data_dir, extensions_dir, security_config, cluster_name)
+        Command::Serve { listen, data_dir, extensions_dir, security_config, cluster_name, limits } => {
+            serve(listen, data_dir, extensions_dir, security_config, cluster_name, limits.serve_limits())
         }
         Command::Inspect { file, json } => inspect(&file, json),
         Command::Security { server, command } => {
@@ -208,15 +237,102 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// `WARDEN_LOG` filters, `WARDEN_LOG_FORMAT` is `text` (default) or `json`.
+/// Every field and message is escaped (see [`log_escape`]): a user name or a
+/// guest's log message holding a newline or a terminal escape cannot forge
+/// or hide a line.
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WARDEN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let json = std::env::var("WARDEN_LOG_FORMAT").is_ok_and(|f| f.trim().eq_ignore_ascii_case("json"));
+    if json {
+        // JSON string escaping already covers every control character.
+        builder.json().init();
+    } else {
+        builder.fmt_fields(log_escape::EscapedFields).with_ansi(std::io::stderr().is_terminal()).init();
+    }
+}
+
+/// Text-format fields with control characters escaped.
+mod log_escape {
+    use std::fmt::Write as _;
+
+    use tracing::field::{Field, Visit};
+    use tracing_subscriber::field::RecordFields;
+    use tracing_subscriber::fmt::FormatFields;
+    use tracing_subscriber::fmt::format::Writer;
+
+    /// Formats fields as the default text format does (`message` bare, then
+    /// `name=value`), with `\n`, `\r`, ESC and every other control character
+    /// (and U+2028/U+2029) written as escapes.
+    #[derive(Debug)]
+    pub struct EscapedFields;
+
+    impl<'w> FormatFields<'w> for EscapedFields {
+        fn format_fields<R: RecordFields>(&self, writer: Writer<'w>, fields: R) -> std::fmt::Result {
+            let mut visitor = Visitor { writer, first: true, result: Ok(()) };
+            fields.record(&mut visitor);
+            visitor.result
+        }
+    }
+
+    struct Visitor<'w> {
+        writer: Writer<'w>,
+        first: bool,
+        result: std::fmt::Result,
+    }
+
+    impl Visit for Visitor<'_> {
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            if self.result.is_err() {
+                return;
+            }
+            let raw = format!("{value:?}");
+            let text = escape(&raw);
+            let separator = if self.first { "" } else { " " };
+            self.first = false;
+            let name = field.name();
+            self.result = if name == "message" {
+                write!(self.writer, "{separator}{text}")
+            } else {
+                write!(self.writer, "{separator}{}={text}", name.strip_prefix("r#").unwrap_or(name))
+            };
+        }
+    }
+
+    pub fn escape(text: &str) -> std::borrow::Cow<'_, str> {
+        let unsafe_char = |c: char| c.is_control() || c == '\u{2028}' || c == '\u{2029}';
+        if !text.chars().any(unsafe_char) {
+            return std::borrow::Cow::Borrowed(text);
+        }
+        let mut out = String::with_capacity(text.len() + 8);
+        for c in text.chars() {
+            match c {
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c if unsafe_char(c) => {
+                    let _ = write!(out, "\\u{{{:x}}}", c as u32);
+                }
+                c => out.push(c),
+            }
+        }
+        std::borrow::Cow::Owned(out)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn control_characters_are_escaped() {
+            assert_eq!(super::escape("plain text é"), "plain text é");
+            assert_eq!(
+                super::escape("x\nINFO forged\r\u{1b}[31m\u{2028}"),
+                "x\\nINFO forged\\r\\u{1b}[31m\\u{2028}"
+            );
+        }
+    }
 }
 
 fn reset_password(user: &str, data_dir: &std::path::Path) -> anyhow::Result<()> {
@@ -293,9 +409,19 @@ fn serve(
     extensions_dir: PathBuf,
     security_config: Option<PathBuf>,
     cluster_name: String,
+    limits: server::ServeLimits,
 ) -> anyhow::Result<()> {
+    // Everything this process creates (store, audit log, cache, extensions'
+    // files) is for its own user only: files 0600, directories 0700.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    // A data directory made by an earlier version (0755) is closed too.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot make data directory {} private (0700)", data_dir.display()))?;
+    }
     let initial_password = std::env::var("WARDEN_INITIAL_ADMIN_PASSWORD").ok();
     let store = Arc::new(Store::open(&data_dir.join("store").join("warden.redb"))?);
     let (security, bootstrap) =
@@ -316,7 +442,8 @@ fn serve(
         Runtime::new(RuntimeConfig { cache_dir: Some(data_dir.join("cache")), ..RuntimeConfig::default() })?;
     let registry = Registry::load_dir(&runtime, &extensions_dir, &data_dir);
     prepare_extension_identities(&security, &registry)?;
-    let audit = AuditLog::open(&data_dir.join("audit"), disabled_audit_categories()?)?;
+    let audit =
+        AuditLog::open_with(&data_dir.join("audit"), disabled_audit_categories()?, audit_settings()?)?;
     let tokens = Arc::new(TokenService::load_or_create(&store, &cluster_name)?);
     let api_tokens = Arc::new(ApiTokens::new(store.clone()));
     let security = Arc::new(security.with_obo(tokens.clone()).with_api_tokens(api_tokens));
@@ -365,7 +492,7 @@ fn serve(
             "warden listening on http://{local}"
         );
         let dispatcher = scheduler.spawn();
-        server::serve(listener, state, shutdown_signal()).await.context("server failed")?;
+        server::serve(listener, state, shutdown_signal(), limits).await.context("server failed")?;
         dispatcher.abort();
         let unfinished = scheduler.drain(std::time::Duration::from_secs(10)).await;
         if unfinished > 0 {
@@ -402,6 +529,34 @@ fn scheduler_config() -> anyhow::Result<SchedulerConfig> {
         token_lifetime: duration("WARDEN_JOB_TOKEN_SECS", 1000, "seconds")?
             .unwrap_or(defaults.token_lifetime),
         ..defaults
+    })
+}
+
+/// `WARDEN_AUDIT_MAX_FILE_BYTES` (rotate past it), `WARDEN_AUDIT_MAX_FILES`
+/// (rotated files kept; 0 keeps none), `WARDEN_AUDIT_MAX_FIELD_BYTES` (each
+/// field cut to it), `WARDEN_AUDIT_FAILED_LOGIN_BURST` and
+/// `WARDEN_AUDIT_FAILED_LOGIN_WINDOW_MS` (failed logins written one by one
+/// per address and window; the rest are summarised with a count).
+fn audit_settings() -> anyhow::Result<warden_host::audit::AuditSettings> {
+    fn number(name: &str, min: u64) -> anyhow::Result<Option<u64>> {
+        let Ok(text) = std::env::var(name) else { return Ok(None) };
+        let n: u64 =
+            text.trim().parse().with_context(|| format!("{name}: `{text}` is not a whole number"))?;
+        if n < min {
+            anyhow::bail!("{name}: must be at least {min}");
+        }
+        Ok(Some(n))
+    }
+    let defaults = warden_host::audit::AuditSettings::default();
+    let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    Ok(warden_host::audit::AuditSettings {
+        max_file_bytes: number("WARDEN_AUDIT_MAX_FILE_BYTES", 4096)?.unwrap_or(defaults.max_file_bytes),
+        max_files: number("WARDEN_AUDIT_MAX_FILES", 0)?.map_or(defaults.max_files, size),
+        max_field_bytes: number("WARDEN_AUDIT_MAX_FIELD_BYTES", 64)?.map_or(defaults.max_field_bytes, size),
+        failed_login_burst: number("WARDEN_AUDIT_FAILED_LOGIN_BURST", 0)?
+            .map_or(defaults.failed_login_burst, |n| u32::try_from(n).unwrap_or(u32::MAX)),
+        failed_login_window: number("WARDEN_AUDIT_FAILED_LOGIN_WINDOW_MS", 1)?
+            .map_or(defaults.failed_login_window, std::time::Duration::from_millis),
     })
 }
 

@@ -83,9 +83,12 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 /// Authenticates every request; the user travels in the request's extensions.
 /// Every failure is the same 401 to the client; the log says which it was.
+/// A throttled login (too many failures from the address or for the name)
+/// answers 429 and a saturated password check 503, both with `Retry-After`
+/// and without checking anything.
 async fn authenticate(State(state): State<Arc<AppState>>, mut request: Request, next: Next) -> Response {
+    use crate::security::authn::AuthnError;
     let remote = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-    let authorization = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let request_id = next_request_id();
     let (method, path) = (request.method().to_string(), request.uri().path().to_owned());
     let event = |category| Event {
@@ -93,7 +96,16 @@ async fn authenticate(State(state): State<Arc<AppState>>, mut request: Request, 
         path: Some(path.clone()),
         ..Event::new(category, &request_id).remote(remote)
     };
-    let response = match state.security.authenticate(authorization, remote) {
+    // A header that is there but unreadable is a failed login, never "no
+    // credentials" (which anonymous access would let through).
+    let authenticated = match request.headers().get(header::AUTHORIZATION).map(|v| v.to_str()) {
+        Some(Err(_)) => {
+            Err(crate::security::authn::AuthnError::Malformed("Authorization is not visible ASCII"))
+        }
+        Some(Ok(authorization)) => state.security.authenticate(Some(authorization), remote).await,
+        None => state.security.authenticate(None, remote).await,
+    };
+    let response = match authenticated {
         Ok(user) => {
             if state.audit.enabled(Category::Authenticated) {
                 state.audit.record(Event {
@@ -106,20 +118,43 @@ async fn authenticate(State(state): State<Arc<AppState>>, mut request: Request, 
             next.run(request).await
         }
         Err(e) => {
+            let reason = e.to_string();
             state.audit.record(Event {
                 user: e.claimed_user().map(str::to_owned),
-                reason: Some(e.to_string()),
+                reason: Some(reason.clone()),
                 ..event(Category::FailedLogin)
             });
-            tracing::info!(target: "warden::authn", remote = ?remote, user = e.claimed_user(), "authentication failed: {e}");
-            let mut response = error(
-                StatusCode::UNAUTHORIZED,
-                "security_exception",
-                "authentication required: missing or invalid credentials",
-            );
+            // A claimed name can be as long as a header: the log line stays short.
+            let user = e.claimed_user().map(|u| crate::audit::truncate(u, 256));
+            let user = user.as_deref();
+            tracing::info!(target: "warden::authn", remote = ?remote, user, "authentication failed: {}", crate::audit::truncate(&reason, 512));
+            let (status, kind, message, retry_after) = match &e {
+                AuthnError::Throttled { retry_after_secs, .. } => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "security_exception",
+                    "too many failed logins: try again later",
+                    Some(*retry_after_secs),
+                ),
+                AuthnError::Busy(_) => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "security_exception",
+                    "authentication is busy: try again later",
+                    Some(1),
+                ),
+                _ => (
+                    StatusCode::UNAUTHORIZED,
+                    "security_exception",
+                    "authentication required: missing or invalid credentials",
+                    None,
+                ),
+            };
+            let mut response = error(status, kind, message);
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"warden\""));
+            if let Some(secs) = retry_after {
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+            }
             response
         }
     };
@@ -140,8 +175,11 @@ async fn audit(
     if let Err(denied) = user.check_cluster("restapi:admin/audit") {
         return error(StatusCode::FORBIDDEN, "security_exception", &denied.to_string());
     }
-    match state.audit.query(&filter) {
-        Ok(events) => axum::Json(json!({ "total": events.len(), "events": events })).into_response(),
+    // File reads: on the blocking pool, not the request executor.
+    let audit = state.audit.clone();
+    match tokio::task::spawn_blocking(move || audit.query(&filter)).await {
+        Ok(Ok(events)) => axum::Json(json!({ "total": events.len(), "events": events })).into_response(),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, "audit_unavailable", &e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "audit_unavailable", &e.to_string()),
     }
 }
@@ -207,15 +245,129 @@ async fn authinfo(Extension(user): Extension<AuthenticatedUser>) -> Response {
     .into_response()
 }
 
-/// Serves until `shutdown` resolves.
+/// Connection limits of [`serve`].
+#[derive(Debug, Clone, Copy)]
+pub struct ServeLimits {
+    /// A client must send a request's whole head within this; an idle
+    /// keep-alive connection is closed after it too (hyper's timer starts
+    /// whenever the connection waits for a head).
+    pub header_read_timeout: std::time::Duration,
+    /// Connections open at once; more are closed as soon as accepted.
+    pub max_connections: usize,
+    /// Connections open at once from one client address.
+    pub max_connections_per_address: usize,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        ServeLimits {
+            header_read_timeout: std::time::Duration::from_secs(10),
+            max_connections: 1024,
+            max_connections_per_address: 256,
+        }
+    }
+}
+
+/// Serves until `shutdown` resolves, then lets the requests in flight finish
+/// (for at most 30 s). Each connection needs a permit of the connection cap
+/// and of its address's cap: a connection over either is closed at once,
+/// so slow or idle clients cannot hold every connection, and the header
+/// timeout frees the ones they hold.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    limits: ServeLimits,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower_service::Service as _;
+
+    /// One connection's share of its address's cap, given back when dropped.
+    struct AddressSlot {
+        counts: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+        ip: std::net::IpAddr,
+    }
+    impl Drop for AddressSlot {
+        fn drop(&mut self) {
+            let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(n) = counts.get_mut(&self.ip) {
+                *n -= 1;
+                if *n == 0 {
+                    counts.remove(&self.ip);
+                }
+            }
+        }
+    }
+
+    let app = router(state);
+    let connections = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let per_address: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>> =
+        Arc::default();
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout).keep_alive(true);
+    // Refusals are logged at most every 10 s, with a count: a flood must not
+    // become a log flood.
+    let mut refused = 0u64;
+    let mut refused_logged: Option<Instant> = None;
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, do not spin.
+                    tracing::warn!("cannot accept a connection: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let permit = connections.clone().try_acquire_owned().ok();
+        let slot = permit.as_ref().and_then(|_| {
+            let mut counts = per_address.lock().unwrap_or_else(|p| p.into_inner());
+            let count = counts.entry(remote.ip()).or_insert(0);
+            (*count < limits.max_connections_per_address).then(|| {
+                *count += 1;
+                AddressSlot { counts: per_address.clone(), ip: remote.ip() }
+            })
+        });
+        let (Some(permit), Some(slot)) = (permit, slot) else {
+            drop(stream);
+            refused += 1;
+            if refused_logged.is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(10)) {
+                tracing::warn!(
+                    refused,
+                    max_connections = limits.max_connections,
+                    max_connections_per_address = limits.max_connections_per_address,
+                    "connections refused over the connection caps (last from {remote})"
+                );
+                refused_logged = Some(Instant::now());
+                refused = 0;
+            }
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let service =
+            hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(remote));
+                app.clone().call(request)
+            });
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(%remote, "connection closed: {e}");
+            }
+            drop((permit, slot));
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(std::time::Duration::from_secs(30), graceful.shutdown()).await.is_err() {
+        tracing::warn!("connections still open 30 s after shutdown began; closing them");
+    }
+    Ok(())
 }
 
 /// `{"error":{"type":kind,"reason":reason},"status":code}`.

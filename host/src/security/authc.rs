@@ -6,8 +6,17 @@
 //! A JWT domain reads `signing_key` (base64 HMAC secret, or an RSA/EC
 //! public key in PEM), `jwt_header`, `jwt_clock_skew_tolerance_seconds`,
 //! `subject_key`, `roles_key`, `required_issuer` and `required_audience`.
+//!
+//! `config.dynamic.auth_failure_listeners` throttles failed Basic logins as
+//! OpenSearch's listeners do: `type: ip` counts failures per client address,
+//! `type: username` (backend `internal`) per user name; `allowed_tries`
+//! failures within `time_window_seconds` block the address or name for
+//! `block_expiry_seconds`; `max_tracked_clients`/`max_blocked_clients` bound
+//! the tables. Without the key Warden applies [`FailureListener::defaults`];
+//! an empty `auth_failure_listeners: {}` turns throttling off.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -26,6 +35,94 @@ pub struct Authc {
     pub basic: bool,
     pub anonymous: bool,
     pub jwt: Option<JwtDomain>,
+    /// How failed logins are throttled (`auth_failure_listeners`).
+    pub failure_listeners: Vec<FailureListener>,
+}
+
+/// What a failure listener counts failures by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerKind {
+    /// The client address (OpenSearch `type: ip`).
+    Ip,
+    /// The claimed internal user name (OpenSearch `type: username`).
+    Username,
+}
+
+/// One `auth_failure_listeners` entry, with OpenSearch's semantics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailureListener {
+    pub name: String,
+    pub kind: ListenerKind,
+    /// Failures tolerated within `time_window`; the next one blocks.
+    pub allowed_tries: u32,
+    pub time_window: Duration,
+    /// How long a blocked address or name is refused without checking.
+    pub block_expiry: Duration,
+    pub max_blocked_clients: usize,
+    pub max_tracked_clients: usize,
+}
+
+impl FailureListener {
+    /// Warden's throttling when `config.yml` does not configure any: 10
+    /// failures a minute per address and per user name block for a minute.
+    /// (OpenSearch ships none; without a limit every guess costs a bcrypt.)
+    pub fn defaults() -> Vec<FailureListener> {
+        let listener = |name: &str, kind| FailureListener {
+            name: name.to_owned(),
+            kind,
+            allowed_tries: 10,
+            time_window: Duration::from_secs(60),
+            block_expiry: Duration::from_secs(60),
+            max_blocked_clients: 100_000,
+            max_tracked_clients: 100_000,
+        };
+        vec![
+            listener("ip_rate_limiting", ListenerKind::Ip),
+            listener("internal_authentication_backend_limiting", ListenerKind::Username),
+        ]
+    }
+
+    /// One entry of `auth_failure_listeners`; absent values take
+    /// OpenSearch's defaults (10 tries, 3600 s window, 600 s block, 100,000
+    /// clients).
+    fn parse(name: &str, value: &Value) -> Result<FailureListener, String> {
+        let kind = match value["type"].as_str() {
+            Some("ip") => ListenerKind::Ip,
+            Some("username") => {
+                match value["authentication_backend"].as_str() {
+                    None | Some("internal" | "intern") => {}
+                    Some(other) => {
+                        return Err(format!(
+                            "authentication_backend `{other}`: only `internal` is supported"
+                        ));
+                    }
+                }
+                ListenerKind::Username
+            }
+            Some(other) => return Err(format!("type `{other}` is not supported (use `ip` or `username`)")),
+            None => return Err("no type (`ip` or `username`)".into()),
+        };
+        let number = |key: &str, default: u64| -> Result<u64, String> {
+            match &value[key] {
+                Value::Null => Ok(default),
+                v => v
+                    .as_u64()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| format!("{key} must be a positive whole number")),
+            }
+        };
+        Ok(FailureListener {
+            name: name.to_owned(),
+            kind,
+            allowed_tries: u32::try_from(number("allowed_tries", 10)?).unwrap_or(u32::MAX),
+            time_window: Duration::from_secs(number("time_window_seconds", 3600)?),
+            block_expiry: Duration::from_secs(number("block_expiry_seconds", 600)?),
+            max_blocked_clients: usize::try_from(number("max_blocked_clients", 100_000)?)
+                .unwrap_or(usize::MAX),
+            max_tracked_clients: usize::try_from(number("max_tracked_clients", 100_000)?)
+                .unwrap_or(usize::MAX),
+        })
+    }
 }
 
 impl std::fmt::Debug for Authc {
@@ -34,6 +131,7 @@ impl std::fmt::Debug for Authc {
             .field("basic", &self.basic)
             .field("anonymous", &self.anonymous)
             .field("jwt", &self.jwt.is_some())
+            .field("failure_listeners", &self.failure_listeners)
             .finish()
     }
 }
@@ -41,7 +139,7 @@ impl std::fmt::Debug for Authc {
 impl Default for Authc {
     /// Basic only, no anonymous access: what Warden does without a config.yml.
     fn default() -> Self {
-        Authc { basic: true, anonymous: false, jwt: None }
+        Authc { basic: true, anonymous: false, jwt: None, failure_listeners: FailureListener::defaults() }
     }
 }
 
@@ -71,7 +169,18 @@ impl Authc {
         let root: Value = serde_yaml::from_str(text).map_err(|e| AuthcError(e.to_string()))?;
         let dynamic = &root["config"]["dynamic"];
         let anonymous = dynamic["http"]["anonymous_auth_enabled"].as_bool().unwrap_or(false);
-        let mut authc = Authc { basic: false, anonymous, jwt: None };
+        let failure_listeners = match dynamic["auth_failure_listeners"].as_mapping() {
+            None => FailureListener::defaults(),
+            Some(listeners) => listeners
+                .iter()
+                .map(|(name, value)| {
+                    let name = name.as_str().unwrap_or("?");
+                    FailureListener::parse(name, value)
+                        .map_err(|e| AuthcError(format!("auth_failure_listeners.{name}: {e}")))
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let mut authc = Authc { basic: false, anonymous, jwt: None, failure_listeners };
         let Some(domains) = dynamic["authc"].as_mapping() else {
             return Ok(Authc { basic: true, ..authc });
         };
@@ -210,6 +319,36 @@ mod tests {
         ))?;
         let authc = Authc::parse(&text)?;
         assert!(authc.basic && !authc.anonymous && authc.jwt.is_none(), "{authc:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn failure_listeners_follow_opensearch() -> Result<(), Box<dyn std::error::Error>> {
+        let text = "config:\n  dynamic:\n    auth_failure_listeners:\n      ip_rate_limiting:\n        type: ip\n        allowed_tries: 3\n        time_window_seconds: 5\n      user_limiting:\n        type: username\n        authentication_backend: internal\n        block_expiry_seconds: 7\n";
+        let authc = Authc::parse(text)?;
+        let [ip, user] = authc.failure_listeners.as_slice() else { panic!("{authc:?}") };
+        assert_eq!(
+            (ip.kind, ip.allowed_tries, ip.time_window, ip.block_expiry),
+            (ListenerKind::Ip, 3, Duration::from_secs(5), Duration::from_secs(600))
+        );
+        assert_eq!(
+            (user.kind, user.allowed_tries, user.block_expiry),
+            (ListenerKind::Username, 10, Duration::from_secs(7))
+        );
+        // Absent: Warden's defaults; empty: off.
+        assert_eq!(Authc::parse("config:\n  dynamic: {}\n")?.failure_listeners, FailureListener::defaults());
+        assert!(
+            Authc::parse("config:\n  dynamic:\n    auth_failure_listeners: {}\n")?
+                .failure_listeners
+                .is_empty()
+        );
+        let bad =
+            Authc::parse("config:\n  dynamic:\n    auth_failure_listeners:\n      x:\n        type: ldap\n");
+        assert!(bad.is_err_and(|e| e.to_string().contains("auth_failure_listeners.x")));
+        let zero = Authc::parse(
+            "config:\n  dynamic:\n    auth_failure_listeners:\n      x:\n        type: ip\n        allowed_tries: 0\n",
+        );
+        assert!(zero.is_err_and(|e| e.to_string().contains("allowed_tries must be a positive")));
         Ok(())
     }
 

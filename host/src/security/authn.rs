@@ -1,6 +1,14 @@
 //! Authentication of REST requests: HTTP Basic against internal users, with
 //! a verified-credential cache so a request does not pay bcrypt each time.
 //!
+//! bcrypt never runs on the request executor: a verification waits for one
+//! of a few permits (one per core) and runs on tokio's blocking pool, so a
+//! flood of wrong passwords queues behind those permits while cached
+//! credentials, tokens and everything else keep being served. Failed logins
+//! are throttled per client address and per user name as OpenSearch's
+//! `auth_failure_listeners` do ([`super::authc::FailureListener`]): a blocked
+//! address or name is refused before any hash is checked.
+//!
 //! The cache maps a user name to a keyed digest of the password that last
 //! verified and the stored hash it verified against. A password change
 //! (new hash) or a removed or disabled user fails the lookup at once: the
@@ -8,11 +16,14 @@
 //! configuration.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
+use super::authc::{FailureListener, ListenerKind};
 use super::config::{InternalUser, SecurityConfig};
 use super::password;
 
@@ -36,6 +47,13 @@ pub enum AuthnError {
     InvalidToken(String),
     #[error("{0} authentication is not enabled")]
     NotEnabled(&'static str),
+    /// Too many failed logins from this address or for this name: refused
+    /// without checking the password until the block expires.
+    #[error("too many failed logins ({listener}) for user `{user}`: blocked for {retry_after_secs} s")]
+    Throttled { user: String, listener: String, retry_after_secs: u64 },
+    /// Every password-verification permit stayed busy for the queue timeout.
+    #[error("password verification is saturated; user `{0}` not checked")]
+    Busy(String),
 }
 
 impl AuthnError {
@@ -45,7 +63,9 @@ impl AuthnError {
             AuthnError::UnknownUser(u)
             | AuthnError::Disabled(u)
             | AuthnError::WrongPassword(u)
-            | AuthnError::NoPassword(u) => Some(u),
+            | AuthnError::NoPassword(u)
+            | AuthnError::Busy(u)
+            | AuthnError::Throttled { user: u, .. } => Some(u),
             AuthnError::Missing
             | AuthnError::Malformed(_)
             | AuthnError::InvalidToken(_)
@@ -84,14 +104,24 @@ pub struct BasicAuthenticator {
     /// Per-process key so cached digests are useless outside this process.
     key: [u8; 32],
     cache: Mutex<HashMap<String, Verified>>,
+    /// Bounds bcrypt work running at once (one permit per core).
+    hashing: Arc<tokio::sync::Semaphore>,
+    /// How long a verification waits for a permit before `Busy`.
+    queue_timeout: Duration,
+    throttle: Mutex<Throttle>,
 }
 
-/// A cost-12 bcrypt hash of a random string nobody kept, verified against
-/// when the user does not exist.
-const TIMING_DUMMY_HASH: &str = "$2b$12$bpP2LBbX9E03GaSROtLCG.QNh/5StPAAw2nDUGKLGDaowtVp3mR3.";
+/// A cost-12 ([`password::BCRYPT_COST`]) bcrypt hash of a random string
+/// nobody kept, verified against when the user does not exist or has no
+/// password, so that timing does not tell those apart from a wrong password.
+pub(crate) const TIMING_DUMMY_HASH: &str = "$2b$12$bpP2LBbX9E03GaSROtLCG.QNh/5StPAAw2nDUGKLGDaowtVp3mR3.";
 
 /// Cached credentials kept at most (then the cache starts over).
 const CACHE_CAP: usize = 100_000;
+
+/// Default wait for a hashing permit: past it the login answers 503 rather
+/// than queueing without end.
+const QUEUE_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl BasicAuthenticator {
     pub fn new() -> BasicAuthenticator {
@@ -101,7 +131,14 @@ impl BasicAuthenticator {
             // process-local (never written anywhere), only less opaque.
             tracing::warn!("no system randomness for the credential cache key");
         }
-        BasicAuthenticator { key, cache: Mutex::new(HashMap::new()) }
+        let cores = std::thread::available_parallelism().map(usize::from).unwrap_or(2);
+        BasicAuthenticator {
+            key,
+            cache: Mutex::new(HashMap::new()),
+            hashing: Arc::new(tokio::sync::Semaphore::new(cores)),
+            queue_timeout: QUEUE_TIMEOUT,
+            throttle: Mutex::new(Throttle::default()),
+        }
     }
 
     fn digest(&self, user: &str, password: &str) -> [u8; 32] {
@@ -113,47 +150,116 @@ impl BasicAuthenticator {
         h.finalize().into()
     }
 
-    /// Checks `user`/`password` against `config`; returns the user's record.
-    pub fn verify<'c>(
+    /// Checks `user`/`password` from `remote` against `config`, throttled by
+    /// `listeners`; returns the user's record. A cached credential answers
+    /// at once; otherwise bcrypt runs off the executor.
+    pub async fn verify<'c>(
         &self,
         config: &'c SecurityConfig,
+        listeners: &[FailureListener],
         user: &str,
         password: &str,
+        remote: Option<IpAddr>,
     ) -> Result<&'c InternalUser, AuthnError> {
-        // Unknown users and users without a password pay the same bcrypt
-        // cost as a wrong password, so timing does not tell them apart.
-        let Some(record) = config.internal_users.get(user) else {
-            password::verify(password, TIMING_DUMMY_HASH);
-            return Err(AuthnError::UnknownUser(user.to_owned()));
-        };
-        let Some(stored) = record.hash.as_deref() else {
-            password::verify(password, TIMING_DUMMY_HASH);
-            return Err(AuthnError::NoPassword(user.to_owned()));
-        };
+        let keys = ThrottleKeys::new(user, remote);
+        let record = config.internal_users.get(user);
+        let stored = record.and_then(|r| r.hash.as_deref());
         let digest = self.digest(user, password);
-        let cached = self
-            .cache
-            .lock()
-            .ok()
-            .and_then(|c| c.get(user).cloned())
-            .is_some_and(|v| v.stored_hash == stored && constant_time_eq(&v.digest, &digest));
-        if !cached {
-            if !password::verify(password, stored) {
-                return Err(AuthnError::WrongPassword(user.to_owned()));
+        let deadline = Instant::now() + self.queue_timeout;
+        let cached = loop {
+            // A blocked address or name is refused before anything else,
+            // cached credentials included: otherwise a guess made while
+            // blocked would still tell right from wrong.
+            self.lock_throttle().admit(listeners, &keys, Instant::now()).map_err(|(listener, wait)| {
+                AuthnError::Throttled { user: user.to_owned(), listener, retry_after_secs: ceil_secs(wait) }
+            })?;
+            let cached = stored.is_some_and(|stored| {
+                self.cache
+                    .lock()
+                    .ok()
+                    .and_then(|c| c.get(user).cloned())
+                    .is_some_and(|v| v.stored_hash == stored && constant_time_eq(&v.digest, &digest))
+            });
+            if cached {
+                break true;
             }
-            if let Ok(mut cache) = self.cache.lock() {
+            // Guesses already being checked count against the allowance, so
+            // a burst of concurrent guesses cannot overrun it. A check that
+            // finds the allowance taken by checks under way waits for them
+            // (a burst of clients with the right password, on a cold cache,
+            // then finds the credential cached) instead of being refused.
+            // (The throttle's lock is released before any await.)
+            let reserved = self.lock_throttle().reserve(listeners, &keys, Instant::now());
+            match reserved {
+                Ok(()) => break false,
+                Err((listener, wait)) if Instant::now() >= deadline => {
+                    return Err(AuthnError::Throttled {
+                        user: user.to_owned(),
+                        listener,
+                        retry_after_secs: ceil_secs(wait),
+                    });
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        };
+        if !cached {
+            // Unknown users and users without a password pay the same bcrypt
+            // cost as a wrong password, so timing does not tell them apart.
+            let against = stored.unwrap_or(TIMING_DUMMY_HASH);
+            let checked = self.bcrypt(user, password, against).await;
+            let matched = match checked {
+                Ok(matched) => matched,
+                Err(busy) => {
+                    self.lock_throttle().settle(listeners, &keys, false, Instant::now());
+                    return Err(busy);
+                }
+            };
+            let failure = match (record, stored) {
+                (None, _) => Some(AuthnError::UnknownUser(user.to_owned())),
+                (Some(_), None) => Some(AuthnError::NoPassword(user.to_owned())),
+                (Some(_), Some(_)) if !matched => Some(AuthnError::WrongPassword(user.to_owned())),
+                _ => None,
+            };
+            self.lock_throttle().settle(listeners, &keys, failure.is_some(), Instant::now());
+            if let Some(failure) = failure {
+                return Err(failure);
+            }
+            if let (Ok(mut cache), Some(stored)) = (self.cache.lock(), stored) {
                 if cache.len() >= CACHE_CAP {
                     cache.clear();
                 }
                 cache.insert(user.to_owned(), Verified { stored_hash: stored.to_owned(), digest });
             }
         }
+        let Some(record) = record else { return Err(AuthnError::UnknownUser(user.to_owned())) };
         // Checked after the password so a disabled account is only revealed
         // (in the audit log) to someone who knows its password.
         if record.disabled {
             return Err(AuthnError::Disabled(user.to_owned()));
         }
         Ok(record)
+    }
+
+    /// bcrypt on the blocking pool, at most one per core at once.
+    async fn bcrypt(&self, user: &str, password: &str, hash: &str) -> Result<bool, AuthnError> {
+        let permit = tokio::time::timeout(self.queue_timeout, self.hashing.clone().acquire_owned())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .ok_or_else(|| AuthnError::Busy(user.to_owned()))?;
+        let (password, hash) = (password.to_owned(), hash.to_owned());
+        let checked = tokio::task::spawn_blocking(move || {
+            let matched = password::verify(&password, &hash);
+            drop(permit);
+            matched
+        })
+        .await;
+        // A panicked verification is a failed one.
+        Ok(checked.unwrap_or(false))
+    }
+
+    fn lock_throttle(&self) -> std::sync::MutexGuard<'_, Throttle> {
+        self.throttle.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -165,6 +271,193 @@ impl Default for BasicAuthenticator {
 
 fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn ceil_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+/// A fixed-size key per address and per name: a 60 KB user name costs the
+/// tables no more than a short one.
+type Key = [u8; 16];
+
+struct ThrottleKeys {
+    ip: Option<Key>,
+    username: Key,
+}
+
+impl ThrottleKeys {
+    fn new(user: &str, remote: Option<IpAddr>) -> ThrottleKeys {
+        let ip = remote.map(|ip| match ip {
+            IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+            IpAddr::V6(v6) => v6.octets(),
+        });
+        let hashed: [u8; 32] = Sha256::digest(user.as_bytes()).into();
+        let mut username = [0u8; 16];
+        username.copy_from_slice(&hashed[..16]);
+        ThrottleKeys { ip, username }
+    }
+
+    fn for_kind(&self, kind: ListenerKind) -> Option<&Key> {
+        match kind {
+            ListenerKind::Ip => self.ip.as_ref(),
+            ListenerKind::Username => Some(&self.username),
+        }
+    }
+}
+
+/// The failure tables of every listener, rebuilt when the listeners change.
+#[derive(Debug, Default)]
+struct Throttle {
+    tables: Vec<Table>,
+}
+
+#[derive(Debug)]
+struct Table {
+    listener: FailureListener,
+    /// Failures in the current window, per key.
+    tracked: HashMap<Key, Window>,
+    /// Blocked keys and until when.
+    blocked: HashMap<Key, Instant>,
+    last_sweep: Instant,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    start: Instant,
+    failures: u32,
+    /// Verifications under way for this key.
+    pending: u32,
+}
+
+impl Throttle {
+    fn tables_for(&mut self, listeners: &[FailureListener]) -> &mut [Table] {
+        let same = self.tables.len() == listeners.len()
+            && self.tables.iter().zip(listeners).all(|(t, l)| t.listener == *l);
+        if !same {
+            self.tables = listeners
+                .iter()
+                .map(|listener| Table {
+                    listener: listener.clone(),
+                    tracked: HashMap::new(),
+                    blocked: HashMap::new(),
+                    last_sweep: Instant::now(),
+                })
+                .collect();
+        }
+        &mut self.tables
+    }
+
+    /// `Err((listener, remaining))` when a key is blocked.
+    fn admit(
+        &mut self,
+        listeners: &[FailureListener],
+        keys: &ThrottleKeys,
+        now: Instant,
+    ) -> Result<(), (String, Duration)> {
+        for table in self.tables_for(listeners) {
+            let Some(key) = keys.for_kind(table.listener.kind) else { continue };
+            match table.blocked.get(key) {
+                Some(until) if *until > now => return Err((table.listener.name.clone(), *until - now)),
+                Some(_) => {
+                    table.blocked.remove(key);
+                }
+                None => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes a verification slot for each key; `Err` when the failures and
+    /// verifications under way already reach a listener's `allowed_tries`.
+    fn reserve(
+        &mut self,
+        listeners: &[FailureListener],
+        keys: &ThrottleKeys,
+        now: Instant,
+    ) -> Result<(), (String, Duration)> {
+        let tables = self.tables_for(listeners);
+        for table in tables.iter() {
+            let Some(key) = keys.for_kind(table.listener.kind) else { continue };
+            if let Some(w) = table.tracked.get(key)
+                && now.duration_since(w.start) <= table.listener.time_window
+                && w.failures.saturating_add(w.pending) >= table.listener.allowed_tries
+            {
+                // Retry once the verifications under way have settled.
+                return Err((table.listener.name.clone(), Duration::from_secs(1)));
+            }
+        }
+        for table in tables.iter_mut() {
+            let Some(key) = keys.for_kind(table.listener.kind) else { continue };
+            table.window(*key, now).pending += 1;
+        }
+        Ok(())
+    }
+
+    /// Releases the slots [`Throttle::reserve`] took, counting a failure.
+    fn settle(&mut self, listeners: &[FailureListener], keys: &ThrottleKeys, failed: bool, now: Instant) {
+        for table in self.tables_for(listeners) {
+            let Some(key) = keys.for_kind(table.listener.kind) else { continue };
+            if let Some(w) = table.tracked.get_mut(key) {
+                w.pending = w.pending.saturating_sub(1);
+            }
+            if failed {
+                table.failed(*key, now);
+            }
+        }
+    }
+}
+
+impl Table {
+    /// The key's current window (a new one once the last has ended).
+    fn window(&mut self, key: Key, now: Instant) -> &mut Window {
+        if !self.tracked.contains_key(&key) && self.tracked.len() >= self.listener.max_tracked_clients {
+            self.sweep(now);
+            if self.tracked.len() >= self.listener.max_tracked_clients {
+                // Still full of live windows: forget one rather than grow.
+                if let Some(victim) = self.tracked.keys().next().copied() {
+                    self.tracked.remove(&victim);
+                }
+            }
+        }
+        let time_window = self.listener.time_window;
+        let window = self.tracked.entry(key).or_insert(Window { start: now, failures: 0, pending: 0 });
+        if now.duration_since(window.start) > time_window {
+            *window = Window { start: now, failures: 0, pending: window.pending };
+        }
+        window
+    }
+
+    fn failed(&mut self, key: Key, now: Instant) {
+        let allowed = self.listener.allowed_tries;
+        let window = self.window(key, now);
+        window.failures += 1;
+        if window.failures < allowed {
+            return;
+        }
+        self.tracked.remove(&key);
+        if self.blocked.len() >= self.listener.max_blocked_clients {
+            self.sweep(now);
+            if self.blocked.len() >= self.listener.max_blocked_clients
+                && let Some(victim) = self.blocked.keys().next().copied()
+            {
+                self.blocked.remove(&victim);
+            }
+        }
+        self.blocked.insert(key, now + self.listener.block_expiry);
+    }
+
+    /// Drops ended windows and expired blocks, at most once a second (a
+    /// table kept full would otherwise be swept on every failure).
+    fn sweep(&mut self, now: Instant) {
+        if now.duration_since(self.last_sweep) < Duration::from_secs(1) {
+            return;
+        }
+        self.last_sweep = now;
+        let window = self.listener.time_window;
+        self.tracked.retain(|_, w| now.duration_since(w.start) <= window);
+        self.blocked.retain(|_, until| *until > now);
+    }
 }
 
 #[cfg(test)]
@@ -189,6 +482,19 @@ mod tests {
         assert_eq!(parse_basic("Basic"), Err(AuthnError::Malformed("no scheme")));
     }
 
+    fn verify<'c>(
+        auth: &BasicAuthenticator,
+        config: &'c SecurityConfig,
+        user: &str,
+        password: &str,
+    ) -> Result<&'c InternalUser, AuthnError> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|_| AuthnError::Missing)?;
+        rt.block_on(auth.verify(config, &[], user, password, None))
+    }
+
     #[test]
     fn cache_is_invalidated_by_password_change_and_removal() -> Result<(), Box<dyn std::error::Error>> {
         let auth = BasicAuthenticator::new();
@@ -197,10 +503,10 @@ mod tests {
         config
             .internal_users
             .insert("ana".into(), InternalUser { hash: Some(first), ..InternalUser::default() });
-        assert_eq!(auth.verify(&config, "ana", "First-password-1").map(|_| ()), Ok(()));
-        assert_eq!(auth.verify(&config, "ana", "First-password-1").map(|_| ()), Ok(())); // cached
+        assert_eq!(verify(&auth, &config, "ana", "First-password-1").map(|_| ()), Ok(()));
+        assert_eq!(verify(&auth, &config, "ana", "First-password-1").map(|_| ()), Ok(())); // cached
         assert_eq!(
-            auth.verify(&config, "ana", "wrong").map(|_| ()),
+            verify(&auth, &config, "ana", "wrong").map(|_| ()),
             Err(AuthnError::WrongPassword("ana".into()))
         );
 
@@ -209,23 +515,105 @@ mod tests {
             user.hash = Some(second);
         }
         assert_eq!(
-            auth.verify(&config, "ana", "First-password-1").map(|_| ()),
+            verify(&auth, &config, "ana", "First-password-1").map(|_| ()),
             Err(AuthnError::WrongPassword("ana".into()))
         );
-        assert_eq!(auth.verify(&config, "ana", "Second-password-2").map(|_| ()), Ok(()));
+        assert_eq!(verify(&auth, &config, "ana", "Second-password-2").map(|_| ()), Ok(()));
 
         if let Some(user) = config.internal_users.get_mut("ana") {
             user.disabled = true;
         }
         assert_eq!(
-            auth.verify(&config, "ana", "Second-password-2").map(|_| ()),
+            verify(&auth, &config, "ana", "Second-password-2").map(|_| ()),
             Err(AuthnError::Disabled("ana".into()))
         );
         config.internal_users.remove("ana");
         assert_eq!(
-            auth.verify(&config, "ana", "Second-password-2").map(|_| ()),
+            verify(&auth, &config, "ana", "Second-password-2").map(|_| ()),
             Err(AuthnError::UnknownUser("ana".into()))
         );
         Ok(())
+    }
+
+    #[test]
+    fn timing_dummy_hash_is_a_valid_hash_of_the_configured_cost() {
+        // It must run the full bcrypt (a malformed hash would fail fast and
+        // tell unknown users apart), at the cost new hashes get.
+        assert_eq!(bcrypt::verify("anything", TIMING_DUMMY_HASH).ok(), Some(false));
+        assert_eq!(password::cost(TIMING_DUMMY_HASH), Some(password::BCRYPT_COST));
+    }
+
+    fn listener(kind: ListenerKind, tries: u32, max_tracked: usize) -> FailureListener {
+        FailureListener {
+            name: format!("{kind:?}"),
+            kind,
+            allowed_tries: tries,
+            time_window: Duration::from_secs(60),
+            block_expiry: Duration::from_secs(30),
+            max_blocked_clients: 4,
+            max_tracked_clients: max_tracked,
+        }
+    }
+
+    #[test]
+    fn throttle_blocks_per_address_and_per_name_then_expires() {
+        let listeners = [listener(ListenerKind::Ip, 3, 100), listener(ListenerKind::Username, 5, 100)];
+        let mut throttle = Throttle::default();
+        let t0 = Instant::now();
+        let attacker = ThrottleKeys::new("ana", Some("10.0.0.1".parse().unwrap_or(IpAddr::from([0; 4]))));
+        let other_address =
+            ThrottleKeys::new("bob", Some("10.0.0.2".parse().unwrap_or(IpAddr::from([0; 4]))));
+        for _ in 0..3 {
+            assert!(throttle.admit(&listeners, &attacker, t0).is_ok());
+            assert!(throttle.reserve(&listeners, &attacker, t0).is_ok());
+            throttle.settle(&listeners, &attacker, true, t0);
+        }
+        // The address is blocked; another address and name are not.
+        assert!(
+            throttle
+                .admit(&listeners, &attacker, t0)
+                .is_err_and(|(l, wait)| l == "Ip" && wait == Duration::from_secs(30))
+        );
+        assert!(throttle.admit(&listeners, &other_address, t0).is_ok());
+        // The block expires.
+        assert!(throttle.admit(&listeners, &attacker, t0 + Duration::from_secs(31)).is_ok());
+        // Name `ana` from elsewhere: 3 failures counted so far, 2 more block the name.
+        let ana_elsewhere =
+            ThrottleKeys::new("ana", Some("10.0.0.3".parse().unwrap_or(IpAddr::from([0; 4]))));
+        for _ in 0..2 {
+            assert!(throttle.reserve(&listeners, &ana_elsewhere, t0).is_ok());
+            throttle.settle(&listeners, &ana_elsewhere, true, t0);
+        }
+        assert!(throttle.admit(&listeners, &ana_elsewhere, t0).is_err_and(|(l, _)| l == "Username"));
+        // Verifications under way count: a burst cannot overrun the allowance.
+        let burst = ThrottleKeys::new("carl", Some("10.0.0.4".parse().unwrap_or(IpAddr::from([0; 4]))));
+        for _ in 0..3 {
+            assert!(throttle.reserve(&listeners, &burst, t0).is_ok());
+        }
+        assert!(throttle.reserve(&listeners, &burst, t0).is_err());
+        for _ in 0..3 {
+            throttle.settle(&listeners, &burst, false, t0);
+        }
+        assert!(throttle.reserve(&listeners, &burst, t0).is_ok());
+    }
+
+    #[test]
+    fn throttle_tables_stay_bounded() {
+        let listeners = [listener(ListenerKind::Ip, 1_000, 8), listener(ListenerKind::Username, 1, 8)];
+        let mut throttle = Throttle::default();
+        let t0 = Instant::now();
+        for i in 0..10_000u32 {
+            let keys = ThrottleKeys::new(&format!("user-{i}"), Some(IpAddr::from(i.to_be_bytes())));
+            let _ = throttle.reserve(&listeners, &keys, t0);
+            throttle.settle(&listeners, &keys, true, t0);
+        }
+        for table in &throttle.tables {
+            assert!(
+                table.tracked.len() <= 8 && table.blocked.len() <= 4,
+                "{} {}",
+                table.tracked.len(),
+                table.blocked.len()
+            );
+        }
     }
 }

@@ -298,6 +298,21 @@ impl SecurityConfig {
                     message: "a user name must be non-empty and hold no control characters".into(),
                 });
             }
+            // A costlier hash would let one login attempt hold a core for
+            // seconds to days.
+            if let Some(cost) = user.hash.as_deref().and_then(super::password::cost)
+                && cost > super::password::MAX_BCRYPT_COST
+            {
+                return Err(ConfigError::Invalid {
+                    file: INTERNAL_USERS.into(),
+                    entry: name.clone(),
+                    message: format!(
+                        "bcrypt cost {cost} of user `{name}` is above the maximum {}: hash the password again with a lower cost (Warden uses {})",
+                        super::password::MAX_BCRYPT_COST,
+                        super::password::BCRYPT_COST
+                    ),
+                });
+            }
             if super::service_accounts::is_service_account(name) {
                 super::service_accounts::check_record(name, user).map_err(|message| {
                     ConfigError::Invalid { file: INTERNAL_USERS.into(), entry: name.clone(), message }
@@ -361,4 +376,27 @@ pub fn export(config: &SecurityConfig) -> Vec<(&'static str, String)> {
             document("actiongroups", config.action_groups.clone().into_iter().filter(|(_, g)| !g.is_static)),
         ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn costly_bcrypt_hashes_are_refused_naming_the_user_and_the_cost() {
+        let salt_and_hash = "VcCDgh2NDk07JGN0rjGbM.Ad41qVR/YFJcgHp0UGns5JDymv..TOG";
+        let with_hash = |hash: String| {
+            let mut config = SecurityConfig::default();
+            config
+                .internal_users
+                .insert("slow".into(), InternalUser { hash: Some(hash), ..InternalUser::default() });
+            config.validate()
+        };
+        let refused =
+            with_hash(format!("$2y$15${salt_and_hash}")).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(refused.contains("bcrypt cost 15 of user `slow` is above the maximum 14"), "{refused}");
+        assert!(with_hash(format!("$2b$31${salt_and_hash}")).is_err());
+        assert!(with_hash(format!("$2a$14${salt_and_hash}")).is_ok());
+        assert!(with_hash(format!("$2a$12${salt_and_hash}")).is_ok());
+    }
 }

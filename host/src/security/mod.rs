@@ -426,8 +426,9 @@ impl Security {
         self.update(|config| Ok(service_accounts::add_missing(config, missing.into_iter())))
     }
 
-    /// Authenticates an `Authorization` header from `remote`.
-    pub fn authenticate(
+    /// Authenticates an `Authorization` header from `remote` (async: an
+    /// uncached Basic password is checked off the executor).
+    pub async fn authenticate(
         &self,
         authorization: Option<&str>,
         remote: Option<IpAddr>,
@@ -508,7 +509,10 @@ impl Security {
                     return Err(AuthnError::NotEnabled("basic"));
                 }
                 let (user, password) = authn::parse_basic(header)?;
-                let record = self.basic.verify(&state.config, &user, &password)?;
+                let record = self
+                    .basic
+                    .verify(&state.config, &self.authc.failure_listeners, &user, &password, remote)
+                    .await?;
                 internal_principal(&user, record)
             }
         };

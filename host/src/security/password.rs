@@ -5,6 +5,10 @@
 /// bcrypt cost for new hashes (OpenSearch's tools use 12).
 pub const BCRYPT_COST: u32 = 12;
 
+/// The highest bcrypt cost accepted in a stored hash: each step doubles the
+/// work, and cost 31 would keep a core busy for days per login attempt.
+pub const MAX_BCRYPT_COST: u32 = 14;
+
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {
     #[error("password is too weak: {0}")]
@@ -16,12 +20,26 @@ pub enum PasswordError {
 }
 
 /// True when `password` matches `hash`. A hash in a format Warden does not
-/// know never matches.
+/// know, or costlier than [`MAX_BCRYPT_COST`], never matches (and costs
+/// nothing to refuse).
 pub fn verify(password: &str, hash: &str) -> bool {
-    if hash.starts_with("$2") {
-        return bcrypt::verify(password, hash).unwrap_or(false);
+    match cost(hash) {
+        Some(cost) if cost <= MAX_BCRYPT_COST => bcrypt::verify(password, hash).unwrap_or(false),
+        _ => false,
     }
-    false
+}
+
+/// The cost of a bcrypt hash (`$2a$12$...` → 12); `None` when `hash` is not
+/// bcrypt.
+pub fn cost(hash: &str) -> Option<u32> {
+    let rest = hash.strip_prefix("$2")?;
+    let mut parts = rest.splitn(3, '$');
+    let variant = parts.next()?;
+    let cost = parts.next()?;
+    if !matches!(variant, "a" | "b" | "x" | "y") || cost.len() != 2 {
+        return None;
+    }
+    cost.parse().ok()
 }
 
 pub fn hash(password: &str) -> Result<String, PasswordError> {
@@ -72,6 +90,16 @@ mod tests {
         assert!(!verify("Admin", "$2a$12$VcCDgh2NDk07JGN0rjGbM.Ad41qVR/YFJcgHp0UGns5JDymv..TOG"));
         assert!(verify("snapshotrestore", "$2y$12$DpwmetHKwgYnorbgdvORCenv4NAK8cPUg8AI6pxLCuWf/ALc0.v7W"));
         assert!(!verify("x", "plaintext"));
+    }
+
+    #[test]
+    fn costs_are_read_and_capped() {
+        assert_eq!(cost("$2a$12$VcCDgh2NDk07JGN0rjGbM.Ad41qVR/YFJcgHp0UGns5JDymv..TOG"), Some(12));
+        assert_eq!(cost("$2y$31$abc"), Some(31));
+        assert_eq!(cost("$2q$12$abc"), None);
+        assert_eq!(cost("plaintext"), None);
+        // Refused without running bcrypt: a cost-31 verification would not return.
+        assert!(!verify("admin", "$2a$31$VcCDgh2NDk07JGN0rjGbM.Ad41qVR/YFJcgHp0UGns5JDymv..TOG"));
     }
 
     #[test]

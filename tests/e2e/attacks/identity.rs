@@ -444,3 +444,38 @@ fn cli_user_names_stay_one_name() -> TestResult {
     assert_eq!(server.get_as("x?y", "Odd-Name-Pass-1", "/_plugins/_security/authinfo")?.status, 200);
     Ok(())
 }
+
+/// With anonymous access on, a present but unreadable `Authorization`
+/// header (not visible ASCII) was taken for "no credentials" and served as
+/// anonymous; and anonymous callers could mint OBO tokens. The first is a
+/// failed login, the second is refused; plain anonymous access still works.
+#[test]
+fn anonymous_access_is_not_a_fallback_for_bad_credentials() -> TestResult {
+    let deployment = Deployment::new()?;
+    let config = tempfile::tempdir()?;
+    security_dir(config.path())?;
+    let path = config.path().join("config.yml");
+    let text = std::fs::read_to_string(&path)?
+        .replace("  dynamic:\n", "  dynamic:\n    http:\n      anonymous_auth_enabled: true\n");
+    std::fs::write(&path, text)?;
+    let server = start(&deployment, config.path())?;
+    let info = server.get_with_authorization("/_plugins/_security/authinfo", None)?;
+    assert_eq!(info.status, 200, "anonymous access is on: {info:?}");
+    let client = reqwest::blocking::Client::new();
+    for raw in [&b"Basic \xe9\xe9"[..], b"Bearer \xff\xfe", b"ApiKey \x80"] {
+        let value = reqwest::header::HeaderValue::from_bytes(raw)?;
+        let reply =
+            client.get(server.url("/_plugins/_security/authinfo")).header("authorization", value).send()?;
+        assert_eq!(reply.status().as_u16(), 401, "{raw:?} was served");
+    }
+    assert!(server.wait_for_log("not visible ASCII"), "the failed login is logged with its reason");
+    let minted = server.send_with_authorization(
+        Method::POST,
+        "/_plugins/_security/api/generateonbehalfoftoken",
+        None,
+        &json!({"service": "x", "durationSeconds": 60}),
+    )?;
+    assert_eq!(minted.status, 403, "{minted:?}");
+    assert!(minted.message().contains("anonymous users cannot"), "{}", minted.message());
+    Ok(())
+}
