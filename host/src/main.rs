@@ -52,6 +52,11 @@ enum Command {
         /// The cluster name: the `iss` of the OBO tokens this node mints.
         #[arg(long, default_value = "warden", env = "WARDEN_CLUSTER_NAME")]
         cluster_name: String,
+        /// Sandboxed instances alive at once across all extensions (the
+        /// pool). Each extension reserves `max_concurrency` of them at load;
+        /// one that does not fit is refused, so raise this for many extensions.
+        #[arg(long, default_value_t = 1_000, env = "WARDEN_MAX_INSTANCES", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        max_instances: u32,
         #[command(flatten)]
         limits: ConnectionLimits,
     },
@@ -191,8 +196,29 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging();
     let result = match cli.command {
-        Command::Serve { listen, data_dir, extensions_dir, security_config, cluster_name, limits } => {
-            serve(listen, data_dir, extensions_dir, security_config, cluster_name, limits.serve_limits())
+        Command::Serve {
+            listen,
+            data_dir,
+            extensions_dir,
+            security_config,
+            cluster_name,
+            max_instances,
+            limits,
+        } => {
+            let runtime = RuntimeConfig {
+                cache_dir: Some(data_dir.join("cache")),
+                max_instances,
+                ..RuntimeConfig::default()
+            };
+            serve(
+                listen,
+                data_dir,
+                extensions_dir,
+                security_config,
+                cluster_name,
+                runtime,
+                limits.serve_limits(),
+            )
         }
         Command::Inspect { file, json } => inspect(&file, json),
         Command::Security { server, command } => {
@@ -409,6 +435,7 @@ fn serve(
     extensions_dir: PathBuf,
     security_config: Option<PathBuf>,
     cluster_name: String,
+    runtime: RuntimeConfig,
     limits: server::ServeLimits,
 ) -> anyhow::Result<()> {
     // Everything this process creates (store, audit log, cache, extensions'
@@ -438,8 +465,7 @@ fn serve(
             );
         }
     }
-    let runtime =
-        Runtime::new(RuntimeConfig { cache_dir: Some(data_dir.join("cache")), ..RuntimeConfig::default() })?;
+    let runtime = Runtime::new(runtime)?;
     let registry = Registry::load_dir(&runtime, &extensions_dir, &data_dir);
     prepare_extension_identities(&security, &registry)?;
     let audit =

@@ -157,7 +157,8 @@ impl PoolSlots {
 #[error(
     "needs {needed} pooled {kind} ({per_instance} per instance × limits.max_concurrency {concurrency}) \
      but only {free} of the pool's {total} are free ({reserved} reserved by extensions loaded before it); \
-     lower limits.max_concurrency so that one extension cannot starve the others"
+     lower limits.max_concurrency (one extension cannot starve the others), or give the host a bigger pool \
+     with `warden serve --max-instances`"
 )]
 pub struct PoolFull {
     pub kind: &'static str,

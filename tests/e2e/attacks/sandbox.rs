@@ -206,6 +206,14 @@ fn an_extension_that_would_not_fit_the_pool_is_refused_at_load() -> TestResult {
     assert!(error.contains("needs 5000 pooled component instances"), "{error}");
 
     assert_eq!(server.get("/_extensions/a-half/greet/a")?.status, 200);
+    assert_hello_answers(&server)?;
+    assert!(error.contains("--max-instances"), "the operator is told how to grow the pool: {error}");
+
+    // The operator's way out: a bigger pool, and both halves load.
+    drop(server);
+    let server = deployment.start_with(&["--max-instances", "1300"])?;
+    assert!(load_failure(&server, "b-half")?.is_none(), "b-half still refused with a bigger pool");
+    assert_eq!(server.get("/_extensions/b-half/greet/b")?.status, 200);
     assert_hello_answers(&server)
 }
 
