@@ -116,6 +116,10 @@ struct ConnectionLimits {
     /// `--max-connections` behind a reverse proxy).
     #[arg(long, default_value_t = 256, env = "WARDEN_MAX_CONNECTIONS_PER_ADDRESS", value_parser = clap::value_parser!(u64).range(1..))]
     max_connections_per_address: u64,
+    /// An authenticated request's body must arrive within this (408 and the
+    /// connection closed otherwise).
+    #[arg(long, default_value_t = 60_000, env = "WARDEN_BODY_TIMEOUT_MS", value_parser = clap::value_parser!(u64).range(1..))]
+    body_timeout_ms: u64,
 }
 
 impl ConnectionLimits {
@@ -125,6 +129,7 @@ impl ConnectionLimits {
             max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
             max_connections_per_address: usize::try_from(self.max_connections_per_address)
                 .unwrap_or(usize::MAX),
+            body_timeout: std::time::Duration::from_millis(self.body_timeout_ms),
         }
     }
 }
@@ -501,6 +506,7 @@ fn serve(
         cluster: Some(gateway),
         scheduler: Some(scheduler.clone()),
         started: Instant::now(),
+        body_timeout: limits.body_timeout,
     });
 
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -41,6 +41,9 @@ pub struct AppState {
     /// Scheduled jobs; `None` runs without a scheduler.
     pub scheduler: Option<Arc<crate::scheduler::Scheduler>>,
     pub started: Instant,
+    /// An authenticated request's body must arrive within this (a slow
+    /// body would otherwise hold a connection and a handler forever).
+    pub body_timeout: std::time::Duration,
 }
 
 /// One request's id (in the audit log and the `x-request-id` header) and
@@ -115,7 +118,29 @@ async fn authenticate(State(state): State<Arc<AppState>>, mut request: Request, 
             }
             request.extensions_mut().insert(user);
             request.extensions_mut().insert(RequestId { id: request_id.clone(), remote, method, path });
-            next.run(request).await
+            // The body is read only now, after authentication (nobody
+            // unauthenticated gets to upload), and within the body timeout.
+            let (parts, body) = request.into_parts();
+            match tokio::time::timeout(state.body_timeout, axum::body::to_bytes(body, MAX_BODY)).await {
+                Ok(Ok(bytes)) => next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await,
+                Ok(Err(e)) => error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "content_too_long_exception",
+                    &format!("the request body could not be read (at most {MAX_BODY} bytes): {e}"),
+                ),
+                Err(_) => {
+                    let mut response = error(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "request_timeout",
+                        &format!(
+                            "the request body did not arrive within {} ms",
+                            state.body_timeout.as_millis()
+                        ),
+                    );
+                    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+                    response
+                }
+            }
         }
         Err(e) => {
             let reason = e.to_string();
@@ -256,6 +281,9 @@ pub struct ServeLimits {
     pub max_connections: usize,
     /// Connections open at once from one client address.
     pub max_connections_per_address: usize,
+    /// An authenticated request's body must arrive within this (enforced
+    /// by the authentication middleware, through [`AppState::body_timeout`]).
+    pub body_timeout: std::time::Duration,
 }
 
 impl Default for ServeLimits {
@@ -264,6 +292,7 @@ impl Default for ServeLimits {
             header_read_timeout: std::time::Duration::from_secs(10),
             max_connections: 1024,
             max_connections_per_address: 256,
+            body_timeout: std::time::Duration::from_secs(60),
         }
     }
 }

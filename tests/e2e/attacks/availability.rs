@@ -748,3 +748,52 @@ fn a_burst_of_right_passwords_on_a_cold_cache_is_not_throttled() -> TestResult {
     assert!(statuses.contains(&429), "{statuses:?}");
     Ok(())
 }
+
+/// A slow request *body* held a connection and a handler for as long as
+/// the client liked (the header timeout covers only the head). An
+/// authenticated body must arrive within `WARDEN_BODY_TIMEOUT_MS` (408,
+/// connection closed, nothing written); an unauthenticated one is never
+/// read at all; a normal write still works.
+#[test]
+fn slow_request_bodies_are_cut_off() -> TestResult {
+    let (_deployment, server) = start(&[("WARDEN_BODY_TIMEOUT_MS", "500")], None)?;
+    let address: SocketAddr = server.base.trim_start_matches("http://").parse()?;
+    let head = |authorization: &str| {
+        format!(
+            "PUT /slow/_doc/1 HTTP/1.1\r\nHost: x\r\n{authorization}Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"a\":"
+        )
+    };
+    let read_reply = |stream: &mut TcpStream| -> Result<String, Box<dyn std::error::Error>> {
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let mut reply = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => reply.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+                Err(e) => return Err(format!("no reply and no close: {e}").into()),
+            }
+        }
+        Ok(String::from_utf8_lossy(&reply).into_owned())
+    };
+    let admin = format!("Authorization: {}\r\n", basic("admin", ADMIN_PASSWORD));
+    let mut slow = connect_from(&address, "127.0.0.1")?;
+    slow.write_all(head(&admin).as_bytes())?;
+    let started = Instant::now();
+    let reply = read_reply(&mut slow)?;
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+    assert!(reply.contains("did not arrive within 500 ms"), "{reply}");
+    assert!(started.elapsed() < Duration::from_secs(5), "cut off late: {:?}", started.elapsed());
+    assert_eq!(server.get("/slow/_doc/1")?.status, 404, "a cut-off body wrote nothing");
+
+    let mut anonymous = connect_from(&address, "127.0.0.1")?;
+    anonymous.write_all(head("").as_bytes())?;
+    let reply = read_reply(&mut anonymous)?;
+    assert!(reply.starts_with("HTTP/1.1 401"), "an unauthenticated body is not waited for: {reply}");
+
+    let reply =
+        server.send(reqwest::Method::PUT, "/slow/_doc/1?refresh=true", &serde_json::json!({"a": 1}))?;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    Ok(())
+}
