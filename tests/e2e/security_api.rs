@@ -158,6 +158,94 @@ fn audit_log_records_failures_and_writes_without_secrets() -> TestResult {
     Ok(())
 }
 
+/// Every category on, and every kind of secret passing through: a user
+/// written with a `hash`, a password set by JSON Patch and by the account
+/// API, on-behalf-of and API tokens minted and used. Neither the audit log
+/// nor the server's log holds any of them.
+#[test]
+fn audit_and_server_logs_never_hold_secrets_with_every_category_on() -> TestResult {
+    let deployment = Deployment::new()?;
+    deployment.install("hello", HELLO_WORLD, "")?;
+    let mut command = support::warden();
+    command.env("WARDEN_AUDIT_DISABLED_CATEGORIES", "");
+    let server =
+        support::Server::start_command(command, &deployment.extensions_dir(), &deployment.data_dir(), &[])?;
+    let hashed_password = "Hashed-Password-1";
+    let hash = warden_host::security::password::hash(hashed_password)?;
+    let hashed = server.send(Method::PUT, &format!("{API}/internalusers/hashy"), &json!({"hash": hash}))?;
+    assert_eq!(hashed.status, 201, "{hashed:?}");
+    assert_eq!(server.get_as("hashy", hashed_password, "/_plugins/_security/authinfo")?.status, 200);
+    // carol: created, password patched, then changed by herself.
+    let user = json!({"password": "Carol-Password-1"});
+    assert_eq!(server.send(Method::PUT, &format!("{API}/internalusers/carol"), &user)?.status, 201);
+    let patch = json!([{"op": "add", "path": "/password", "value": "Patched-Password-2"}]);
+    assert_eq!(server.send(Method::PATCH, &format!("{API}/internalusers/carol"), &patch)?.status, 200);
+    let change = json!({"current_password": "Patched-Password-2", "password": "Account-Password-3"});
+    let changed =
+        server.send_as("carol", "Patched-Password-2", Method::PUT, &format!("{API}/account"), &change)?;
+    assert_eq!(changed.status, 200, "{changed:?}");
+    assert_eq!(server.get_as("carol", "Account-Password-3", "/_plugins/_security/authinfo")?.status, 200);
+    assert_eq!(server.get_as("carol", "Wrong-Password-4", "/_plugins/_security/authinfo")?.status, 401);
+    // Tokens: minted, used, one of each tampered.
+    let minted = server.send(
+        Method::POST,
+        &format!("{API}/generateonbehalfoftoken"),
+        &json!({"service": "reporting"}),
+    )?;
+    let obo = minted.json()["authenticationToken"].as_str().ok_or("no OBO token")?.to_owned();
+    let bearer = format!("Bearer {obo}");
+    assert_eq!(server.get_with_authorization("/_cluster/health", Some(&bearer))?.status, 200);
+    assert_eq!(server.get_with_authorization("/_cluster/health", Some(&format!("{bearer}x")))?.status, 401);
+    let spec = json!({"name": "reader", "duration_seconds": 600, "cluster_permissions": ["cluster_monitor"]});
+    let created = server.send(Method::POST, &format!("{API}/apitokens"), &spec)?;
+    assert_eq!(created.status, 200, "{created:?}");
+    let api_token = created.json()["token"].as_str().ok_or("no API token")?.to_owned();
+    let key = format!("ApiKey {api_token}");
+    assert_eq!(server.get_with_authorization("/_cluster/health", Some(&key))?.status, 200);
+    assert_eq!(server.get_with_authorization("/_cluster/health", Some(&format!("{key}x")))?.status, 401);
+    assert!(server.wait_for_log("unknown or deleted API token"), "{}", server.logs());
+
+    // The positive control: with every category on, the log has those
+    // requests — token users authenticated, privileges granted, writes.
+    let audit_path = deployment.data_dir().join("audit/audit.log");
+    let raw = std::fs::read_to_string(&audit_path)?;
+    for category in
+        ["AUTHENTICATED", "GRANTED_PRIVILEGES", "FAILED_LOGIN", "SECURITY_CONFIG_WRITE", "API_TOKEN_WRITE"]
+    {
+        assert!(raw.contains(&format!("\"{category}\"")), "no {category} event: {raw}");
+    }
+    for name in ["hashy", "carol", "internalusers/carol", "reader"] {
+        assert!(raw.contains(name), "{name} is not in the audit log");
+    }
+    let stderr = server.stop();
+    assert!(stderr.contains("wrong password for user `carol`"), "the server log is read: {stderr}");
+    let secrets = [
+        ADMIN_PASSWORD,
+        hashed_password,
+        hash.as_str(),
+        "Carol-Password-1",
+        "Patched-Password-2",
+        "Account-Password-3",
+        "Wrong-Password-4",
+        obo.as_str(),
+        api_token.as_str(),
+        "$2a$",
+        "$2b$",
+        "$2y$",
+        "eyJ",
+        "wdn_",
+        "ApiKey",
+        "Bearer",
+        "Basic ",
+    ];
+    for (what, text) in [("audit.log", &raw), ("stderr", &stderr)] {
+        for secret in secrets {
+            assert!(!text.contains(secret), "{what} contains {secret}");
+        }
+    }
+    Ok(())
+}
+
 #[test]
 fn concurrent_requests_never_see_half_a_change() -> TestResult {
     let (_deployment, server) = start()?;
