@@ -88,15 +88,33 @@ fn users_roles_and_mappings_change_access_at_once() -> TestResult {
 #[test]
 fn reserved_and_static_entries_cannot_change() -> TestResult {
     let (_deployment, server) = start()?;
+    let entries = ["internalusers/admin", "roles/all_access", "actiongroups/read", "rolesmapping/all_access"];
+    let read_all = || -> Result<Vec<String>, reqwest::Error> {
+        entries.iter().map(|entry| Ok(server.get(&format!("{API}/{entry}"))?.body)).collect()
+    };
+    let before = read_all()?;
     let reserved =
-        server.send(Method::PUT, &format!("{API}/internalusers/admin"), &json!({"backend_roles": []}))?;
+        server.send(Method::PUT, &format!("{API}/internalusers/admin"), &json!({"backend_roles": ["x"]}))?;
     assert_eq!(reserved.status, 403, "{reserved:?}");
     assert_eq!(reserved.message(), "Resource 'admin' is reserved.");
+    assert_eq!(server.request(Method::DELETE, &format!("{API}/internalusers/admin"), "")?.status, 403);
     assert_eq!(server.request(Method::DELETE, &format!("{API}/roles/all_access"), "")?.status, 403);
+    let grow = json!({"cluster_permissions": ["*"], "index_permissions": []});
+    assert_eq!(server.send(Method::PUT, &format!("{API}/roles/all_access"), &grow)?.status, 403);
     assert_eq!(server.request(Method::DELETE, &format!("{API}/actiongroups/read"), "")?.status, 403);
+    let group = json!({"allowed_actions": ["indices:data/write/*"]});
+    assert_eq!(server.send(Method::PUT, &format!("{API}/actiongroups/read"), &group)?.status, 403);
     let policy_mapping =
         server.send(Method::PUT, &format!("{API}/rolesmapping/extension:hello"), &json!({"users": ["x"]}))?;
     assert_eq!(policy_mapping.status, 400, "{policy_mapping:?}");
+    assert_eq!(policy_mapping.message(), "extension policies cannot be mapped to users");
+    // Nothing changed: each entry reads the same, admin still holds all_access.
+    assert_eq!(read_all()?, before);
+    let mapped = server.get(&format!("{API}/rolesmapping/extension:hello"))?;
+    assert_eq!(mapped.status, 404, "{mapped:?}");
+    let info = server.get("/_plugins/_security/authinfo")?;
+    assert_eq!(info.status, 200, "{info:?}");
+    assert!(info.json()["roles"].as_array().is_some_and(|r| r.contains(&json!("all_access"))), "{info:?}");
     // The static action groups are listed.
     let groups = server.get(&format!("{API}/actiongroups"))?.json();
     assert!(groups["cluster_monitor"]["allowed_actions"].is_array(), "{groups}");
@@ -270,14 +288,22 @@ fn concurrent_requests_never_see_half_a_change() -> TestResult {
                 scope.spawn(|| {
                     let mut seen = Vec::new();
                     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                        if let Ok(reply) =
-                            server.get_as("dave", "Dave-Password-1", "/_plugins/_security/authinfo")
-                        {
-                            let mut roles: Vec<String> =
-                                serde_json::from_value(reply.json()["roles"].clone()).unwrap_or_default();
-                            roles.sort();
-                            seen.push(roles);
-                        }
+                        // A failed request or a non-200 answer is recorded as
+                        // such, never as the "neither" state.
+                        let roles = server
+                            .get_as("dave", "Dave-Password-1", "/_plugins/_security/authinfo")
+                            .map_err(|e| e.to_string())
+                            .and_then(|reply| {
+                                if reply.status != 200 {
+                                    return Err(format!("{reply:?}"));
+                                }
+                                let mut roles: Vec<String> =
+                                    serde_json::from_value(reply.json()["roles"].clone())
+                                        .map_err(|e| format!("{e}: {reply:?}"))?;
+                                roles.sort();
+                                Ok(roles)
+                            });
+                        seen.push(roles);
                     }
                     seen
                 })
@@ -290,11 +316,19 @@ fn concurrent_requests_never_see_half_a_change() -> TestResult {
             }
         }
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        readers.into_iter().flat_map(|r| r.join().unwrap_or_default()).collect::<Vec<_>>()
-    });
+        readers
+            .into_iter()
+            .map(|r| r.join().map_err(|_| "a reader panicked"))
+            .collect::<Result<Vec<_>, _>>()
+            .map(|all| all.into_iter().flatten().collect::<Vec<_>>())
+    })?;
     assert!(observed.len() > 10, "readers made requests");
+    let mut states = std::collections::BTreeSet::new();
     for roles in &observed {
+        let roles = roles.as_ref().map_err(|e| format!("a reader was not answered 200: {e}"))?;
         assert!(roles.is_empty() || roles == &["r1", "r2"], "half a change seen: {roles:?}");
+        states.insert(roles.clone());
     }
+    assert_eq!(states.len(), 2, "both the mapped and the unmapped state were seen: {states:?}");
     Ok(())
 }
