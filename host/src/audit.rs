@@ -123,6 +123,9 @@ impl Event {
 /// Query filters for `GET /_warden/audit`.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Filter {
+    /// A [`Category`] name (any case); an unknown name is refused, never
+    /// read as "every category".
+    #[serde(default, deserialize_with = "known_category")]
     pub category: Option<String>,
     pub user: Option<String>,
     pub extension: Option<String>,
@@ -133,6 +136,20 @@ pub struct Filter {
     pub to: Option<u64>,
     /// Most recent first, at most this many (default 100, max 10,000).
     pub size: Option<usize>,
+}
+
+fn known_category<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let name = Option::<String>::deserialize(d)?.filter(|n| !n.trim().is_empty());
+    match name {
+        Some(n) if Category::parse(&n).is_none() => {
+            let known: Vec<&str> = Category::ALL.iter().map(|c| c.name()).collect();
+            Err(serde::de::Error::custom(format!(
+                "unknown audit category `{n}` (known: {})",
+                known.join(", ")
+            )))
+        }
+        other => Ok(other),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -596,6 +613,16 @@ mod tests {
         let future = log.query(&Filter { from: Some(u64::MAX), ..Filter::default() })?;
         assert!(future.is_empty());
         Ok(())
+    }
+
+    #[test]
+    fn an_unknown_category_is_refused_not_read_as_no_filter() {
+        let parse = |v: serde_json::Value| serde_json::from_value::<Filter>(v).map_err(|e| e.to_string());
+        let bogus = parse(serde_json::json!({"category": "BOGUS"})).err().unwrap_or_default();
+        assert!(bogus.contains("unknown audit category `BOGUS`"), "{bogus}");
+        let known = parse(serde_json::json!({"category": "failed_login"}));
+        assert_eq!(known.map(|f| f.category), Ok(Some("failed_login".to_owned())));
+        assert_eq!(parse(serde_json::json!({})).map(|f| f.category), Ok(None));
     }
 
     #[test]

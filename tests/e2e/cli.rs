@@ -65,6 +65,7 @@ fn users_and_whole_config_are_managed_remotely() -> TestResult {
     let (ok, _, err) = run(&server, &["user", "add", "weak"], Some("weak"))?;
     assert!(!ok);
     assert!(err.contains("password is too weak"), "{err}");
+    assert_eq!(server.get("/_plugins/_security/api/internalusers/weak")?.status, 404, "nothing created");
 
     // Export, edit as an operator would, import.
     let dir = tempfile::tempdir()?;
@@ -87,7 +88,19 @@ fn users_and_whole_config_are_managed_remotely() -> TestResult {
         "users survive"
     );
 
-    // A broken file is refused with its name, and nothing changes.
+    // A broken file is refused with its name, and nothing changes: not the
+    // files beside it either (a new role and a new user, both valid), so an
+    // import that applied some files before failing on another would show.
+    let before = server.get("/_warden/security/_export")?;
+    assert_eq!(before.status, 200, "{before:?}");
+    let mut roles = std::fs::read_to_string(dir.path().join("roles.yml"))?;
+    roles.push_str("brand_new_role:\n  cluster_permissions: [\"cluster_monitor\"]\n");
+    std::fs::write(dir.path().join("roles.yml"), roles)?;
+    let new_hash = warden_host::security::password::hash("Newcomer-Pass-1")?;
+    let mut users = std::fs::read_to_string(dir.path().join("internal_users.yml"))?;
+    users.push_str(&format!("newcomer:\n  hash: \"{new_hash}\"\n"));
+    std::fs::write(dir.path().join("internal_users.yml"), users)?;
+    let mapping = std::fs::read_to_string(dir.path().join("roles_mapping.yml"))?;
     std::fs::write(
         dir.path().join("roles_mapping.yml"),
         "_meta:\n  type: rolesmapping\n  config_version: 2\nx:\n  userz: [a]\n",
@@ -96,6 +109,17 @@ fn users_and_whole_config_are_managed_remotely() -> TestResult {
     assert!(!ok);
     assert!(err.contains("roles_mapping.yml: entry `x`") && err.contains("unknown field `userz`"), "{err}");
     assert_eq!(server.get("/_plugins/_security/api/roles/analyst_greeter")?.status, 200);
+    assert_eq!(server.get("/_plugins/_security/api/roles/brand_new_role")?.status, 404);
+    assert_eq!(server.get("/_plugins/_security/api/internalusers/newcomer")?.status, 404);
+    assert_eq!(server.get_as("newcomer", "Newcomer-Pass-1", "/_plugins/_security/authinfo")?.status, 401);
+    let after = server.get("/_warden/security/_export")?;
+    assert_eq!(after.body, before.body, "the configuration is byte-identical");
+    // The same files with the mapping fixed import whole (the positive control).
+    std::fs::write(dir.path().join("roles_mapping.yml"), mapping)?;
+    let (ok, _, err) = run(&server, &["security", "import", &dir_arg], None)?;
+    assert!(ok, "{err}");
+    assert_eq!(server.get("/_plugins/_security/api/roles/brand_new_role")?.status, 200);
+    assert_eq!(server.get_as("newcomer", "Newcomer-Pass-1", "/_plugins/_security/authinfo")?.status, 200);
 
     let (ok, _, err) = run(&server, &["user", "rm", "ana"], None)?;
     assert!(ok, "{err}");
@@ -121,10 +145,19 @@ fn reset_password_recovers_a_stopped_server() -> TestResult {
             format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
         Ok((output.status.success(), text))
     };
+    deployment.install(
+        "probe",
+        warden_test_artifacts::GUEST_HOST_CALLS,
+        r#"capabilities = ["cluster", "scheduler"]"#,
+    )?;
     let server = deployment.start()?;
+    assert_eq!(server.get("/_plugins/_security/api/internalusers/service:probe")?.status, 200);
     let (ok, text) = reset("admin", "Recovered-Pass-42")?;
     assert!(!ok && text.contains("stop the server"), "refused while running: {text}");
     drop(server);
+
+    let (ok, text) = reset("service:probe", "Recovered-Pass-42")?;
+    assert!(!ok && text.contains("`service:probe` is a service account"), "{text}");
 
     let (ok, text) = reset("nobody", "Recovered-Pass-42")?;
     assert!(!ok && text.contains("no internal user `nobody`"), "{text}");
@@ -136,6 +169,14 @@ fn reset_password_recovers_a_stopped_server() -> TestResult {
     let server = deployment.start()?;
     assert_eq!(server.get_as("admin", "Recovered-Pass-42", "/_plugins/_security/authinfo")?.status, 200);
     assert_eq!(server.get_as("admin", ADMIN_PASSWORD, "/_plugins/_security/authinfo")?.status, 401);
+    // The service account still has no hash; admin has one (the control).
+    let export = server.get_as("admin", "Recovered-Pass-42", "/_warden/security/_export")?;
+    assert_eq!(export.status, 200, "{export:?}");
+    let users: serde_yaml::Value =
+        serde_yaml::from_str(export.json()["internal_users.yml"].as_str().unwrap_or_default())?;
+    assert!(users["admin"]["hash"].as_str().is_some_and(|h| h.starts_with("$2")), "{users:?}");
+    assert!(users["service:probe"].is_mapping(), "{users:?}");
+    assert!(users["service:probe"]["hash"].is_null(), "{users:?}");
     Ok(())
 }
 

@@ -203,8 +203,16 @@ fn service_accounts_exist_per_extension_and_can_be_disabled() -> TestResult {
     assert!(server.wait_for_log("service account created"), "{}", server.logs());
     // The policy role did not exist at start: the operator was told.
     assert!(server.wait_for_log("has no policy role `extension:probe`"), "{}", server.logs());
-    // No password: a Basic login as the account fails, and none can be set.
+    // No password, and none can be set. (No Basic header can even name the
+    // account: the first `:` ends the user name, so `service:probe:` is user
+    // `service` — host/src/security/authn.rs tests `NoPassword` directly.)
     assert_eq!(server.get_as("service:probe", "", "/_plugins/_security/authinfo")?.status, 401);
+    assert!(server.wait_for_log("unknown user `service`"), "{}", server.logs());
+    let failed = server.get("/_warden/audit?category=FAILED_LOGIN&size=1000")?.json();
+    let users: Vec<&str> =
+        failed["events"].as_array().into_iter().flatten().filter_map(|e| e["user"].as_str()).collect();
+    assert!(users.contains(&"service") && !users.contains(&"service:probe"), "{failed}");
+    assert_eq!(record["hash"], "", "{record}");
     let with_password = json!({"password": "Some-Password-123", "attributes": record["attributes"]});
     let refused = server.send(Method::PUT, &account, &with_password)?;
     assert_eq!(refused.status, 400, "{refused:?}");
@@ -232,5 +240,81 @@ fn service_accounts_exist_per_extension_and_can_be_disabled() -> TestResult {
     record["disabled"] = json!(false);
     assert_eq!(server.send(Method::PUT, &account, &record)?.status, 200);
     ok(&call(&server, Some(ANA), write_state())?, 200);
+    Ok(())
+}
+
+/// A JWT domain (HMAC) whose tokens name their user in `preferred_username`.
+fn jwt_security_config(dir: &std::path::Path, secret: &[u8]) -> std::io::Result<()> {
+    use base64::Engine as _;
+    let key = base64::engine::general_purpose::STANDARD.encode(secret);
+    std::fs::write(
+        dir.join("config.yml"),
+        format!(
+            "_meta:\n  type: config\n  config_version: 2\nconfig:\n  dynamic:\n    authc:\n      basic:\n        http_enabled: true\n        order: 1\n        http_authenticator:\n          type: basic\n          challenge: true\n        authentication_backend:\n          type: intern\n      jwt:\n        http_enabled: true\n        order: 0\n        http_authenticator:\n          type: jwt\n          challenge: false\n          config:\n            signing_key: \"{key}\"\n            subject_key: preferred_username\n            roles_key: roles\n        authentication_backend:\n          type: noop\n"
+        ),
+    )?;
+    std::fs::write(
+        dir.join("roles.yml"),
+        "_meta:\n  type: roles\n  config_version: 2\nprobe_users:\n  extension_permissions: [\"extension:probe/*\"]\n",
+    )?;
+    std::fs::write(
+        dir.join("roles_mapping.yml"),
+        "_meta:\n  type: rolesmapping\n  config_version: 2\nprobe_users:\n  backend_roles: [\"analysts\"]\nall_access:\n  users: [\"admin\"]\n",
+    )?;
+    std::fs::write(
+        dir.join("internal_users.yml"),
+        "_meta:\n  type: internalusers\n  config_version: 2\nadmin:\n  reserved: true\n",
+    )
+}
+
+/// A token naming the service account gets none of its privileges: the
+/// account's reach (`.ext-probe`) belongs to the extension's service
+/// identity, never to a user of that name.
+#[test]
+fn a_jwt_naming_the_service_account_gets_no_service_privileges() -> TestResult {
+    let secret = b"0123456789abcdef0123456789abcdef-gates-secret";
+    let deployment = Deployment::new()?;
+    deployment.install("probe", GUEST_HOST_CALLS, r#"capabilities = ["cluster", "scheduler"]"#)?;
+    let config = tempfile::tempdir()?;
+    jwt_security_config(config.path(), secret)?;
+    let config_arg = config.path().display().to_string();
+    let server = deployment.start_with(&["--security-config", &config_arg])?;
+    assert_eq!(server.get(&format!("{API}/internalusers/service:probe"))?.status, 200);
+    // The service identity itself reaches its index (the positive control).
+    ok(&call(&server, None, service("PUT", "/.ext-probe/_doc/state", json!({"cursor": 7})))?, 201);
+    ok(&call(&server, None, service("GET", "/.ext-probe/_doc/state", Value::Null))?, 200);
+
+    let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() + 300;
+    let claims = json!({"preferred_username": "service:probe", "roles": ["analysts"], "exp": exp});
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret),
+    )?;
+    let bearer = format!("Bearer {token}");
+    let info = server.get_with_authorization("/_plugins/_security/authinfo", Some(&bearer))?;
+    assert_eq!(info.status, 200, "{info:?}");
+    assert_eq!(info.json()["user_name"], "service:probe");
+    assert_eq!(info.json()["roles"], json!(["probe_users"]), "{info:?}");
+    // Straight to the index: refused, and the document is not shown.
+    let read = server.get_with_authorization("/.ext-probe/_doc/state", Some(&bearer))?;
+    assert_eq!(read.status, 403, "{read:?}");
+    assert!(!read.body.contains("cursor"), "{read:?}");
+    let write = server.send_with_authorization(
+        Method::PUT,
+        "/.ext-probe/_doc/state",
+        Some(&bearer),
+        &json!({"cursor": 666}),
+    )?;
+    assert_eq!(write.status, 403, "{write:?}");
+    // Through the extension as a user: the user gate has nothing for it.
+    let spec = req("GET", "/.ext-probe/_doc/state", Value::Null);
+    let through =
+        server.send_with_authorization(Method::POST, "/_extensions/probe/call", Some(&bearer), &spec)?;
+    assert_eq!(through.status, 200, "{through:?}");
+    assert_eq!(through.json()["kind"], "denied", "{through:?}");
+    // Nothing was changed by the refused write.
+    let state = call(&server, None, service("GET", "/.ext-probe/_doc/state", Value::Null))?;
+    assert_eq!(state["body"]["_source"], json!({"cursor": 7}), "{state}");
     Ok(())
 }

@@ -43,6 +43,7 @@ fn obo_tokens_act_for_the_user_within_limits() -> TestResult {
     assert_eq!(with_obo(Method::POST, MINT, json!({"service": "x"}))?, 403, "OBO minting OBO");
     assert_eq!(with_obo(Method::GET, "/_plugins/_security/api/internalusers", json!(null))?, 403);
     assert_eq!(with_obo(Method::PUT, "/_plugins/_security/api/roles/evil", json!({}))?, 403);
+    assert_eq!(server.get("/_plugins/_security/api/roles/evil")?.status, 404, "nothing was written");
     let change = json!({"current_password": support::ADMIN_PASSWORD, "password": "Another-Pass-123"});
     assert_eq!(with_obo(Method::PUT, "/_plugins/_security/api/account", change)?, 403);
     assert_eq!(with_obo(Method::POST, "/_warden/tokens/_revoke", json!({"user": "admin"}))?, 403);
@@ -75,6 +76,8 @@ fn obo_tokens_act_for_the_user_within_limits() -> TestResult {
     // Revoking the user's tokens takes effect on the next request.
     assert_eq!(server.send(Method::POST, "/_warden/tokens/_revoke", &json!({"user": "admin"}))?.status, 200);
     assert_eq!(server.get_with_authorization("/_plugins/_security/authinfo", Some(&bearer))?.status, 401);
+    let fresh_bearer = format!("Bearer {fresh}");
+    assert_eq!(server.get_with_authorization("/_cluster/health", Some(&fresh_bearer))?.status, 401);
     assert!(server.wait_for_log("is revoked"), "{}", server.logs());
 
     // Every refusal above is in the audit log with its reason.

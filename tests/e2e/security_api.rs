@@ -88,15 +88,33 @@ fn users_roles_and_mappings_change_access_at_once() -> TestResult {
 #[test]
 fn reserved_and_static_entries_cannot_change() -> TestResult {
     let (_deployment, server) = start()?;
+    let entries = ["internalusers/admin", "roles/all_access", "actiongroups/read", "rolesmapping/all_access"];
+    let read_all = || -> Result<Vec<String>, reqwest::Error> {
+        entries.iter().map(|entry| Ok(server.get(&format!("{API}/{entry}"))?.body)).collect()
+    };
+    let before = read_all()?;
     let reserved =
-        server.send(Method::PUT, &format!("{API}/internalusers/admin"), &json!({"backend_roles": []}))?;
+        server.send(Method::PUT, &format!("{API}/internalusers/admin"), &json!({"backend_roles": ["x"]}))?;
     assert_eq!(reserved.status, 403, "{reserved:?}");
     assert_eq!(reserved.message(), "Resource 'admin' is reserved.");
+    assert_eq!(server.request(Method::DELETE, &format!("{API}/internalusers/admin"), "")?.status, 403);
     assert_eq!(server.request(Method::DELETE, &format!("{API}/roles/all_access"), "")?.status, 403);
+    let grow = json!({"cluster_permissions": ["*"], "index_permissions": []});
+    assert_eq!(server.send(Method::PUT, &format!("{API}/roles/all_access"), &grow)?.status, 403);
     assert_eq!(server.request(Method::DELETE, &format!("{API}/actiongroups/read"), "")?.status, 403);
+    let group = json!({"allowed_actions": ["indices:data/write/*"]});
+    assert_eq!(server.send(Method::PUT, &format!("{API}/actiongroups/read"), &group)?.status, 403);
     let policy_mapping =
         server.send(Method::PUT, &format!("{API}/rolesmapping/extension:hello"), &json!({"users": ["x"]}))?;
     assert_eq!(policy_mapping.status, 400, "{policy_mapping:?}");
+    assert_eq!(policy_mapping.message(), "extension policies cannot be mapped to users");
+    // Nothing changed: each entry reads the same, admin still holds all_access.
+    assert_eq!(read_all()?, before);
+    let mapped = server.get(&format!("{API}/rolesmapping/extension:hello"))?;
+    assert_eq!(mapped.status, 404, "{mapped:?}");
+    let info = server.get("/_plugins/_security/authinfo")?;
+    assert_eq!(info.status, 200, "{info:?}");
+    assert!(info.json()["roles"].as_array().is_some_and(|r| r.contains(&json!("all_access"))), "{info:?}");
     // The static action groups are listed.
     let groups = server.get(&format!("{API}/actiongroups"))?.json();
     assert!(groups["cluster_monitor"]["allowed_actions"].is_array(), "{groups}");
@@ -158,6 +176,94 @@ fn audit_log_records_failures_and_writes_without_secrets() -> TestResult {
     Ok(())
 }
 
+/// Every category on, and every kind of secret passing through: a user
+/// written with a `hash`, a password set by JSON Patch and by the account
+/// API, on-behalf-of and API tokens minted and used. Neither the audit log
+/// nor the server's log holds any of them.
+#[test]
+fn audit_and_server_logs_never_hold_secrets_with_every_category_on() -> TestResult {
+    let deployment = Deployment::new()?;
+    deployment.install("hello", HELLO_WORLD, "")?;
+    let mut command = support::warden();
+    command.env("WARDEN_AUDIT_DISABLED_CATEGORIES", "");
+    let server =
+        support::Server::start_command(command, &deployment.extensions_dir(), &deployment.data_dir(), &[])?;
+    let hashed_password = "Hashed-Password-1";
+    let hash = warden_host::security::password::hash(hashed_password)?;
+    let hashed = server.send(Method::PUT, &format!("{API}/internalusers/hashy"), &json!({"hash": hash}))?;
+    assert_eq!(hashed.status, 201, "{hashed:?}");
+    assert_eq!(server.get_as("hashy", hashed_password, "/_plugins/_security/authinfo")?.status, 200);
+    // carol: created, password patched, then changed by herself.
+    let user = json!({"password": "Carol-Password-1"});
+    assert_eq!(server.send(Method::PUT, &format!("{API}/internalusers/carol"), &user)?.status, 201);
+    let patch = json!([{"op": "add", "path": "/password", "value": "Patched-Password-2"}]);
+    assert_eq!(server.send(Method::PATCH, &format!("{API}/internalusers/carol"), &patch)?.status, 200);
+    let change = json!({"current_password": "Patched-Password-2", "password": "Account-Password-3"});
+    let changed =
+        server.send_as("carol", "Patched-Password-2", Method::PUT, &format!("{API}/account"), &change)?;
+    assert_eq!(changed.status, 200, "{changed:?}");
+    assert_eq!(server.get_as("carol", "Account-Password-3", "/_plugins/_security/authinfo")?.status, 200);
+    assert_eq!(server.get_as("carol", "Wrong-Password-4", "/_plugins/_security/authinfo")?.status, 401);
+    // Tokens: minted, used, one of each tampered.
+    let minted = server.send(
+        Method::POST,
+        &format!("{API}/generateonbehalfoftoken"),
+        &json!({"service": "reporting"}),
+    )?;
+    let obo = minted.json()["authenticationToken"].as_str().ok_or("no OBO token")?.to_owned();
+    let bearer = format!("Bearer {obo}");
+    assert_eq!(server.get_with_authorization("/_cluster/health", Some(&bearer))?.status, 200);
+    assert_eq!(server.get_with_authorization("/_cluster/health", Some(&format!("{bearer}x")))?.status, 401);
+    let spec = json!({"name": "reader", "duration_seconds": 600, "cluster_permissions": ["cluster_monitor"]});
+    let created = server.send(Method::POST, &format!("{API}/apitokens"), &spec)?;
+    assert_eq!(created.status, 200, "{created:?}");
+    let api_token = created.json()["token"].as_str().ok_or("no API token")?.to_owned();
+    let key = format!("ApiKey {api_token}");
+    assert_eq!(server.get_with_authorization("/_cluster/health", Some(&key))?.status, 200);
+    assert_eq!(server.get_with_authorization("/_cluster/health", Some(&format!("{key}x")))?.status, 401);
+    assert!(server.wait_for_log("unknown or deleted API token"), "{}", server.logs());
+
+    // The positive control: with every category on, the log has those
+    // requests — token users authenticated, privileges granted, writes.
+    let audit_path = deployment.data_dir().join("audit/audit.log");
+    let raw = std::fs::read_to_string(&audit_path)?;
+    for category in
+        ["AUTHENTICATED", "GRANTED_PRIVILEGES", "FAILED_LOGIN", "SECURITY_CONFIG_WRITE", "API_TOKEN_WRITE"]
+    {
+        assert!(raw.contains(&format!("\"{category}\"")), "no {category} event: {raw}");
+    }
+    for name in ["hashy", "carol", "internalusers/carol", "reader"] {
+        assert!(raw.contains(name), "{name} is not in the audit log");
+    }
+    let stderr = server.stop();
+    assert!(stderr.contains("wrong password for user `carol`"), "the server log is read: {stderr}");
+    let secrets = [
+        ADMIN_PASSWORD,
+        hashed_password,
+        hash.as_str(),
+        "Carol-Password-1",
+        "Patched-Password-2",
+        "Account-Password-3",
+        "Wrong-Password-4",
+        obo.as_str(),
+        api_token.as_str(),
+        "$2a$",
+        "$2b$",
+        "$2y$",
+        "eyJ",
+        "wdn_",
+        "ApiKey",
+        "Bearer",
+        "Basic ",
+    ];
+    for (what, text) in [("audit.log", &raw), ("stderr", &stderr)] {
+        for secret in secrets {
+            assert!(!text.contains(secret), "{what} contains {secret}");
+        }
+    }
+    Ok(())
+}
+
 #[test]
 fn concurrent_requests_never_see_half_a_change() -> TestResult {
     let (_deployment, server) = start()?;
@@ -182,14 +288,22 @@ fn concurrent_requests_never_see_half_a_change() -> TestResult {
                 scope.spawn(|| {
                     let mut seen = Vec::new();
                     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                        if let Ok(reply) =
-                            server.get_as("dave", "Dave-Password-1", "/_plugins/_security/authinfo")
-                        {
-                            let mut roles: Vec<String> =
-                                serde_json::from_value(reply.json()["roles"].clone()).unwrap_or_default();
-                            roles.sort();
-                            seen.push(roles);
-                        }
+                        // A failed request or a non-200 answer is recorded as
+                        // such, never as the "neither" state.
+                        let roles = server
+                            .get_as("dave", "Dave-Password-1", "/_plugins/_security/authinfo")
+                            .map_err(|e| e.to_string())
+                            .and_then(|reply| {
+                                if reply.status != 200 {
+                                    return Err(format!("{reply:?}"));
+                                }
+                                let mut roles: Vec<String> =
+                                    serde_json::from_value(reply.json()["roles"].clone())
+                                        .map_err(|e| format!("{e}: {reply:?}"))?;
+                                roles.sort();
+                                Ok(roles)
+                            });
+                        seen.push(roles);
                     }
                     seen
                 })
@@ -202,11 +316,19 @@ fn concurrent_requests_never_see_half_a_change() -> TestResult {
             }
         }
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        readers.into_iter().flat_map(|r| r.join().unwrap_or_default()).collect::<Vec<_>>()
-    });
+        readers
+            .into_iter()
+            .map(|r| r.join().map_err(|_| "a reader panicked"))
+            .collect::<Result<Vec<_>, _>>()
+            .map(|all| all.into_iter().flatten().collect::<Vec<_>>())
+    })?;
     assert!(observed.len() > 10, "readers made requests");
+    let mut states = std::collections::BTreeSet::new();
     for roles in &observed {
+        let roles = roles.as_ref().map_err(|e| format!("a reader was not answered 200: {e}"))?;
         assert!(roles.is_empty() || roles == &["r1", "r2"], "half a change seen: {roles:?}");
+        states.insert(roles.clone());
     }
+    assert_eq!(states.len(), 2, "both the mapped and the unmapped state were seen: {states:?}");
     Ok(())
 }

@@ -109,6 +109,8 @@ pub struct BasicAuthenticator {
     /// How long a verification waits for a permit before `Busy`.
     queue_timeout: Duration,
     throttle: Mutex<Throttle>,
+    /// bcrypt verifications started (tests count cache hits by it).
+    bcrypt_runs: std::sync::atomic::AtomicU64,
 }
 
 /// A cost-12 ([`password::BCRYPT_COST`]) bcrypt hash of a random string
@@ -138,7 +140,13 @@ impl BasicAuthenticator {
             hashing: Arc::new(tokio::sync::Semaphore::new(cores)),
             queue_timeout: QUEUE_TIMEOUT,
             throttle: Mutex::new(Throttle::default()),
+            bcrypt_runs: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// How many bcrypt verifications this authenticator has run.
+    pub fn bcrypt_runs(&self) -> u64 {
+        self.bcrypt_runs.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn digest(&self, user: &str, password: &str) -> [u8; 32] {
@@ -247,6 +255,7 @@ impl BasicAuthenticator {
             .ok()
             .and_then(Result::ok)
             .ok_or_else(|| AuthnError::Busy(user.to_owned()))?;
+        self.bcrypt_runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (password, hash) = (password.to_owned(), hash.to_owned());
         let checked = tokio::task::spawn_blocking(move || {
             let matched = password::verify(&password, &hash);
@@ -498,40 +507,92 @@ mod tests {
     #[test]
     fn cache_is_invalidated_by_password_change_and_removal() -> Result<(), Box<dyn std::error::Error>> {
         let auth = BasicAuthenticator::new();
+        // bcrypt runs made by one verification.
+        let runs = |user: &str, password: &str, config: &SecurityConfig| {
+            let before = auth.bcrypt_runs();
+            let outcome = verify(&auth, config, user, password).map(|_| ());
+            (outcome, auth.bcrypt_runs() - before)
+        };
         let mut config = SecurityConfig::default();
         let first = password::hash("First-password-1")?;
         config
             .internal_users
             .insert("ana".into(), InternalUser { hash: Some(first), ..InternalUser::default() });
-        assert_eq!(verify(&auth, &config, "ana", "First-password-1").map(|_| ()), Ok(()));
-        assert_eq!(verify(&auth, &config, "ana", "First-password-1").map(|_| ()), Ok(())); // cached
-        assert_eq!(
-            verify(&auth, &config, "ana", "wrong").map(|_| ()),
-            Err(AuthnError::WrongPassword("ana".into()))
-        );
+        assert_eq!(runs("ana", "First-password-1", &config), (Ok(()), 1));
+        assert_eq!(runs("ana", "First-password-1", &config), (Ok(()), 0), "answered from the cache");
+        assert_eq!(runs("ana", "wrong", &config), (Err(AuthnError::WrongPassword("ana".into())), 1));
 
         let second = password::hash("Second-password-2")?;
         if let Some(user) = config.internal_users.get_mut("ana") {
             user.hash = Some(second);
         }
+        // The old password no longer hits the cache: bcrypt runs, and says no.
         assert_eq!(
-            verify(&auth, &config, "ana", "First-password-1").map(|_| ()),
-            Err(AuthnError::WrongPassword("ana".into()))
+            runs("ana", "First-password-1", &config),
+            (Err(AuthnError::WrongPassword("ana".into())), 1)
         );
-        assert_eq!(verify(&auth, &config, "ana", "Second-password-2").map(|_| ()), Ok(()));
+        assert_eq!(runs("ana", "Second-password-2", &config), (Ok(()), 1));
+        assert_eq!(runs("ana", "Second-password-2", &config), (Ok(()), 0), "the new one is cached");
 
         if let Some(user) = config.internal_users.get_mut("ana") {
             user.disabled = true;
         }
-        assert_eq!(
-            verify(&auth, &config, "ana", "Second-password-2").map(|_| ()),
-            Err(AuthnError::Disabled("ana".into()))
-        );
+        assert_eq!(runs("ana", "Second-password-2", &config), (Err(AuthnError::Disabled("ana".into())), 0));
         config.internal_users.remove("ana");
+        // Removed: the cache is not consulted; only the dummy hash is checked.
         assert_eq!(
-            verify(&auth, &config, "ana", "Second-password-2").map(|_| ()),
-            Err(AuthnError::UnknownUser("ana".into()))
+            runs("ana", "Second-password-2", &config),
+            (Err(AuthnError::UnknownUser("ana".into())), 1)
         );
+        Ok(())
+    }
+
+    #[test]
+    fn a_user_without_a_password_never_logs_in_and_pays_the_dummy_bcrypt() {
+        let auth = BasicAuthenticator::new();
+        let mut config = SecurityConfig::default();
+        config.internal_users.insert("service:probe".into(), InternalUser::default());
+        for password in ["", "probe", "anything"] {
+            let before = auth.bcrypt_runs();
+            assert_eq!(
+                verify(&auth, &config, "service:probe", password).map(|_| ()),
+                Err(AuthnError::NoPassword("service:probe".into())),
+                "{password:?}"
+            );
+            assert_eq!(auth.bcrypt_runs() - before, 1, "timing like a wrong password");
+        }
+        // `service:probe:` as a Basic header is user `service` (the first `:`
+        // splits): no Basic header can name the account, so only `verify` can.
+        assert_eq!(parse_basic(&basic("service:probe:")), Ok(("service".into(), "probe:".into())));
+    }
+
+    #[test]
+    fn unknown_users_take_as_long_as_wrong_passwords() -> Result<(), Box<dyn std::error::Error>> {
+        let auth = BasicAuthenticator::new();
+        let mut config = SecurityConfig::default();
+        let hash = password::hash("Right-password-1")?;
+        config
+            .internal_users
+            .insert("ana".into(), InternalUser { hash: Some(hash), ..InternalUser::default() });
+        let time = |user: &str| {
+            let started = Instant::now();
+            let outcome = verify(&auth, &config, user, "Wrong-password-9");
+            (started.elapsed(), outcome.map(|_| ()))
+        };
+        let (mut unknown, mut wrong) = (Vec::new(), Vec::new());
+        // Interleaved, so a busy machine slows both the same.
+        for _ in 0..5 {
+            let (t, outcome) = time("nobody");
+            assert_eq!(outcome, Err(AuthnError::UnknownUser("nobody".into())));
+            unknown.push(t);
+            let (t, outcome) = time("ana");
+            assert_eq!(outcome, Err(AuthnError::WrongPassword("ana".into())));
+            wrong.push(t);
+        }
+        unknown.sort();
+        wrong.sort();
+        let ratio = unknown[2].as_secs_f64() / wrong[2].as_secs_f64();
+        assert!((0.5..=2.0).contains(&ratio), "unknown {unknown:?} vs wrong password {wrong:?}");
         Ok(())
     }
 
@@ -540,7 +601,10 @@ mod tests {
         // It must run the full bcrypt (a malformed hash would fail fast and
         // tell unknown users apart), at the cost new hashes get.
         assert_eq!(bcrypt::verify("anything", TIMING_DUMMY_HASH).ok(), Some(false));
+        assert!(bcrypt::verify("x", TIMING_DUMMY_HASH).is_ok());
         assert_eq!(password::cost(TIMING_DUMMY_HASH), Some(password::BCRYPT_COST));
+        // And `password::verify` runs it in full (a cost it refuses would be free).
+        assert!(password::cost(TIMING_DUMMY_HASH).is_some_and(|c| c <= password::MAX_BCRYPT_COST));
     }
 
     fn listener(kind: ListenerKind, tries: u32, max_tracked: usize) -> FailureListener {
