@@ -534,11 +534,6 @@ fn a_long_run_loses_its_token_with_its_lease() -> TestResult {
     assert!(reason.contains("this run no longer holds the job"), "{refusal}");
     wait_idle(&server)?;
     assert_eq!(count(&server, "job-removed")?, 1, "no write after the renewal was refused");
-    assert!(
-        !server.logs().contains(&format!("job=\"{id}\" user=\"ana\" job token renewed")),
-        "{}",
-        server.logs()
-    );
     Ok(())
 }
 
