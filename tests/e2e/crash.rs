@@ -1,5 +1,7 @@
-//! Crash safety: `kill -9` the server while clients write with `_bulk`;
-//! after a restart every acknowledged document is there.
+//! Crash safety: `kill -9` the server while clients write — with `_bulk`,
+//! with single-document PUTs, and a security-config write (a new user)
+//! acknowledged just before the kill; after a restart every acknowledged
+//! write is there.
 
 mod support;
 
@@ -7,17 +9,32 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use reqwest::Method;
-use support::{Deployment, TestResult};
+use serde_json::json;
+use support::{Deployment, Server, TestResult};
+
+/// How many of `ids` exist in `index` after the restart: an `ids` query
+/// over all of them (each id counts once, whatever else survived).
+fn found(server: &Server, index: &str, ids: &[String]) -> Result<u64, Box<dyn std::error::Error>> {
+    let reply = server.send(
+        Method::POST,
+        &format!("/{index}/_count"),
+        &json!({"query": {"ids": {"values": ids}}}),
+    )?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    reply.json()["count"].as_u64().ok_or_else(|| format!("no count: {reply:?}").into())
+}
 
 #[test]
-fn acknowledged_bulk_writes_survive_kill_9() -> TestResult {
+fn acknowledged_writes_survive_kill_9() -> TestResult {
     let deployment = Deployment::new()?;
     let server = deployment.start()?;
-    let acknowledged: Arc<Mutex<Vec<String>>> = Arc::default();
+    let bulk_acked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let put_acked: Arc<Mutex<Vec<String>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
-    std::thread::scope(|scope| {
+    let mut user_acked = false;
+    std::thread::scope(|scope| -> TestResult {
         for writer in 0..2 {
-            let (server, acknowledged, stop) = (&server, acknowledged.clone(), stop.clone());
+            let (server, acknowledged, stop) = (&server, bulk_acked.clone(), stop.clone());
             scope.spawn(move || {
                 let mut batch = 0;
                 while !stop.load(Ordering::Relaxed) {
@@ -40,19 +57,56 @@ fn acknowledged_bulk_writes_survive_kill_9() -> TestResult {
                 }
             });
         }
-        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let (writer, acknowledged, stop_puts) = (&server, put_acked.clone(), stop.clone());
+        scope.spawn(move || {
+            let mut n = 0;
+            while !stop_puts.load(Ordering::Relaxed) {
+                n += 1;
+                let id = format!("p{n}");
+                match writer.send(Method::PUT, &format!("/crash-single/_doc/{id}"), &json!({"n": n})) {
+                    Ok(reply) if reply.status == 200 || reply.status == 201 => {
+                        if let Ok(mut acked) = acknowledged.lock() {
+                            acked.push(id);
+                        }
+                    }
+                    _ => break,
+                }
+            }
+        });
+        // Let the writers get going, then create a user and kill the
+        // server the moment the creation is acknowledged.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while bulk_acked.lock().map(|a| a.len()).unwrap_or(0) < 500
+            || put_acked.lock().map(|a| a.len()).unwrap_or(0) < 20
+        {
+            assert!(std::time::Instant::now() < deadline, "the writers got too few acknowledgements");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let created = server.send(
+            Method::PUT,
+            "/_plugins/_security/api/internalusers/durable",
+            &json!({"password": "Durable-Password-1"}),
+        );
         server.kill_hard();
         stop.store(true, Ordering::Relaxed);
-    });
-    let acked = acknowledged.lock().map(|a| a.clone()).unwrap_or_default();
-    assert!(acked.len() >= 100, "writers got acknowledgements before the crash ({})", acked.len());
+        let created = created?;
+        assert_eq!(created.status, 201, "{created:?}");
+        user_acked = true;
+        Ok(())
+    })?;
+    let bulk = bulk_acked.lock().map(|a| a.clone()).unwrap_or_default();
+    let puts = put_acked.lock().map(|a| a.clone()).unwrap_or_default();
+    assert!(bulk.len() >= 500 && puts.len() >= 20 && user_acked);
 
     let restarted = deployment.start()?;
-    let count = restarted.request(Method::POST, "/crash/_count", "")?.json()["count"].as_u64().unwrap_or(0);
-    assert!(count as usize >= acked.len(), "{count} documents after restart, {} acknowledged", acked.len());
-    for id in acked.iter().step_by(37) {
-        let reply = restarted.get(&format!("/crash/_doc/{id}"))?;
-        assert_eq!(reply.status, 200, "acknowledged {id} lost: {reply:?}");
-    }
+    assert_eq!(found(&restarted, "crash", &bulk)?, bulk.len() as u64, "acknowledged bulk documents lost");
+    assert_eq!(found(&restarted, "crash-single", &puts)?, puts.len() as u64, "acknowledged PUTs lost");
+    // The control: an id that was never written is not counted.
+    assert_eq!(found(&restarted, "crash", &["never-written".to_owned()])?, 0);
+    // The user acknowledged last is there, and can log in.
+    let user = restarted.get("/_plugins/_security/api/internalusers/durable")?;
+    assert_eq!(user.status, 200, "{user:?}");
+    let login = restarted.get_as("durable", "Durable-Password-1", "/_plugins/_security/api/account")?;
+    assert_eq!(login.status, 200, "the acknowledged user logs in after the crash: {login:?}");
     Ok(())
 }

@@ -15,6 +15,14 @@ fn inspect(args: &[&str]) -> Result<(bool, String, String), std::io::Error> {
     ))
 }
 
+/// The lines listed under the `  <name>` heading of the imports.
+fn section(out: &str, name: &str) -> Result<String, String> {
+    let heading = format!("\n  {name} ");
+    let at = out.find(&heading).ok_or_else(|| format!("no {name} section: {out}"))?;
+    let lines = out[at + 1..].lines().skip(1).take_while(|line| line.starts_with("    "));
+    Ok(lines.collect::<Vec<_>>().join("\n"))
+}
+
 #[test]
 fn groups_imports_by_capability() -> TestResult {
     let (ok, out, err) = inspect(&[GUEST_HOST_CALLS])?;
@@ -22,8 +30,19 @@ fn groups_imports_by_capability() -> TestResult {
     assert!(out.contains("warden:extension/http-handler@0.1.0  <- serves REST routes"), "{out}");
     assert!(out.contains("  cluster (needs a grant):\n    warden:extension/cluster@0.1.0"), "{out}");
     assert!(out.contains("  scheduler (needs a grant):\n    warden:extension/scheduler@0.1.0"), "{out}");
-    assert!(out.contains("warden:extension/log@0.1.0") || !out.contains("unknown"), "{out}");
+    // Everything is grouped: the always-available imports under baseline,
+    // and no `unknown` section.
+    let baseline = section(&out, "baseline")?;
+    assert!(baseline.contains("warden:extension/types@0.1.0"), "types under baseline: {out}");
+    assert!(baseline.contains("wasi:cli/stdout@0.2.6"), "stdout under baseline: {out}");
+    assert!(!out.contains("unknown"), "no `unknown` section: {out}");
     assert!(out.contains(r#"extension.toml needs: capabilities = ["cluster", "scheduler"]"#), "{out}");
+
+    // hello-world logs: the log import is listed under baseline.
+    let (ok, out, err) = inspect(&[HELLO_WORLD])?;
+    assert!(ok, "{err}");
+    assert!(section(&out, "baseline")?.contains("warden:extension/log@0.1.0"), "log under baseline: {out}");
+    assert!(!out.contains("unknown"), "no `unknown` section: {out}");
 
     let (ok, out, err) = inspect(&[HELLO_WORLD, "--json"])?;
     assert!(ok, "{err}");

@@ -124,6 +124,32 @@ fn wait_for_first_write(server: &Server, index: &str) -> TestResult {
     Ok(())
 }
 
+/// Waits until the dispatcher has looked for due jobs often enough to
+/// cover `span` (from `scheduler.tick_ms`, counted in `scheduler.ticks`).
+fn wait_ticks_for(server: &Server, span: Duration) -> TestResult {
+    let tick_ms = server.scheduler_health()?["tick_ms"].as_u64().ok_or("no tick_ms")?;
+    let ticks = u64::try_from(span.as_millis())? / tick_ms.max(1) + 1;
+    Ok(server.wait_for_ticks(ticks)?)
+}
+
+/// Waits until no run is under way on the server.
+fn wait_idle(server: &Server) -> TestResult {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.scheduler_health()?["runs_in_progress"] != 0 {
+        assert!(Instant::now() < deadline, "runs still under way: {}", server.logs());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+fn count(server: &Server, index: &str) -> Result<Value, Error> {
+    Ok(server.send(Method::POST, &format!("/{index}/_count"), &json!({}))?.json()["count"].clone())
+}
+
+fn now_ms() -> Result<u64, Error> {
+    Ok(u64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis())?)
+}
+
 fn runs(view: &Value) -> u64 {
     view["runs"].as_u64().unwrap_or(0)
 }
@@ -147,10 +173,13 @@ fn a_job_runs_as_its_owner_resolved_again_at_every_run() -> TestResult {
         &server,
         ANA,
         "every-second",
-        json!({"interval": 1}),
-        json!({"index": "job-first", "doc": {"n": 1}}),
+        json!({"interval": 3600}),
+        json!({"index": "job-first", "doc": {"n": 0}}),
     )?;
-    // Registering the same name again is the same job.
+    let hourly = admin_job(&server, &id)?;
+    let registered_at = now_ms()?;
+    // Registering the same name again is the same job, with the new
+    // schedule and params, planned anew.
     assert_eq!(
         registered(
             &server,
@@ -161,6 +190,14 @@ fn a_job_runs_as_its_owner_resolved_again_at_every_run() -> TestResult {
         )?,
         id
     );
+    let view = admin_job(&server, &id)?;
+    assert_eq!(view["schedule"], json!({"interval": 1}), "{view}");
+    let params: Value = serde_json::from_str(view["params"].as_str().ok_or("no params")?)?;
+    assert_eq!(params, json!({"index": "job-first", "doc": {"n": 1}}), "{view}");
+    let next = view["next_run"].as_u64().ok_or("no next_run")?;
+    assert!(next < hourly["next_run"].as_u64().ok_or("no next_run")?, "{hourly} then {view}");
+    assert!(next <= now_ms()? + 1000 && next >= registered_at, "a second on: {view}");
+    assert_eq!(server.get_as(ANA.0, ANA.1, "/_warden/jobs")?.json()["total"], 1, "one job");
 
     let view = wait_for(&server, &id, "two successful runs", |v| runs(v) >= 2)?;
     assert_eq!(view["last_run"]["status"], "success", "{view}");
@@ -172,7 +209,17 @@ fn a_job_runs_as_its_owner_resolved_again_at_every_run() -> TestResult {
     let found =
         server.send(Method::POST, "/job-first/_search", &json!({"query": {"term": {"job_id": id}}}))?.json();
     assert!(found["hits"]["total"]["value"].as_u64().unwrap_or(0) >= 2, "{found}");
-    assert_eq!(found["hits"]["hits"][0]["_source"]["n"], 1);
+    let written: Vec<&Value> =
+        found["hits"]["hits"].as_array().into_iter().flatten().map(|h| &h["_source"]["n"]).collect();
+    assert!(written.iter().all(|n| **n == 1), "every run used the new params: {found}");
+    // The runs are audited as ana's, and each wrote through both gates.
+    let events = audit(&server, "category=JOB_RUN&user=ana")?;
+    let successes = events
+        .iter()
+        .filter(|e| e["job"] == json!(id) && e["extension"] == "probe")
+        .filter(|e| e["reason"].as_str().is_some_and(|r| r.ends_with("Success: indexed 1 into job-first")))
+        .count();
+    assert!(successes >= 2, "{events:?}");
 
     // Users see their own jobs; admins see all; others get 404.
     let mine = server.get_as(ANA.0, ANA.1, "/_warden/jobs")?.json();
@@ -205,7 +252,7 @@ fn a_job_runs_as_its_owner_resolved_again_at_every_run() -> TestResult {
     let view = wait_for(&server, &id, "suspension", |v| v["suspended"].is_string())?;
     assert_eq!(view["suspended"], "user `ana` is disabled", "{view}");
     let suspended_at = runs(&view);
-    std::thread::sleep(Duration::from_millis(1500));
+    wait_ticks_for(&server, Duration::from_millis(2500))?;
     assert_eq!(runs(&admin_job(&server, &id)?), suspended_at, "a suspended job does not run");
     let events = audit(&server, "category=JOB_WRITE&user=ana")?;
     assert!(
@@ -290,6 +337,17 @@ fn consent_limits_and_hostile_runners() -> TestResult {
     let next = view["next_run"].as_u64().unwrap_or(0);
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
     assert!(next > now + 3_000_000, "the next slot, an hour on: {view}");
+    // Retried after WARDEN_JOB_RETRY_DELAY_MS (200) × attempt: the runs,
+    // as audited when each ended, are at least 200 then 400 ms apart.
+    let mut ends: Vec<u64> = audit(&server, &format!("category=JOB_RUN&job={failing}"))?
+        .iter()
+        .filter_map(|e| e["time_ms"].as_u64())
+        .collect();
+    ends.sort_unstable();
+    assert_eq!(ends.len(), 3, "{ends:?}");
+    let gaps = [ends[1] - ends[0], ends[2] - ends[1]];
+    assert!(gaps[0] >= 190 && gaps[1] >= 390, "retry delays 200 × attempt: {gaps:?}");
+    assert!(gaps[0] < 10_000 && gaps[1] < 10_000, "retried soon: {gaps:?}");
 
     // A panic, an endless loop: recorded as errors; the host serves on.
     let panicking = registered(&server, ANA, "panicking", json!({"once": 0}), json!({"panic": "kaboom"}))?;
@@ -309,20 +367,57 @@ fn consent_limits_and_hostile_runners() -> TestResult {
     let child = all["jobs"].as_array().into_iter().flatten().find(|j| j["name"] == "child");
     assert!(child.is_some_and(|c| c["user"] == "ana"), "{all}");
 
-    // Disabling stops it; run-now on a disabled job is refused.
-    let disabled = server.request(Method::POST, &format!("/_warden/jobs/{failing}/_disable"), "")?;
+    // Disabling stops it: a job due every second runs no more.
+    let ticking = registered(&server, ANA, "ticking", json!({"interval": 1}), json!({}))?;
+    wait_for(&server, &ticking, "a first run", |v| runs(v) >= 1)?;
+    let disabled = server.request(Method::POST, &format!("/_warden/jobs/{ticking}/_disable"), "")?;
     assert_eq!((disabled.status, &disabled.json()["enabled"]), (200, &json!(false)));
-    assert_eq!(server.request(Method::POST, &format!("/_warden/jobs/{failing}/_run"), "")?.status, 400);
+    wait_idle(&server)?;
+    let stopped = admin_job(&server, &ticking)?;
+    wait_ticks_for(&server, Duration::from_millis(3000))?;
+    let later = admin_job(&server, &ticking)?;
+    assert_eq!((runs(&later), &later["last_run"]), (runs(&stopped), &stopped["last_run"]), "{later}");
+    // Run-now on a disabled job is refused, and runs nothing.
+    let disabled = server.request(Method::POST, &format!("/_warden/jobs/{failing}/_disable"), "")?;
+    assert_eq!(disabled.status, 200, "{disabled:?}");
+    let before = admin_job(&server, &failing)?;
+    let run_now = server.request(Method::POST, &format!("/_warden/jobs/{failing}/_run"), "")?;
+    assert_eq!(run_now.status, 400, "{run_now:?}");
+    wait_ticks_for(&server, Duration::from_millis(1000))?;
+    let after = admin_job(&server, &failing)?;
+    for field in ["runs", "failures", "last_run", "next_run", "enabled"] {
+        assert_eq!(after[field], before[field], "{field}: {before} then {after}");
+    }
+    // The control: enabled again, it runs on.
+    assert_eq!(server.request(Method::POST, &format!("/_warden/jobs/{ticking}/_enable"), "")?.status, 200);
+    wait_for(&server, &ticking, "a run after re-enabling", |v| runs(v) > runs(&later))?;
 
     // The job indices are system indices: not even admin reaches them.
-    for index in [".warden-jobs", ".warden-job-identities", ".warden-job-locks"] {
+    for index in [
+        ".warden-jobs",
+        ".warden-job-identities",
+        ".warden-job-locks",
+        ".warden-job-names",
+        ".warden-job-due",
+    ] {
         let reply = server.send(Method::POST, &format!("/{index}/_search"), &json!({}))?;
         assert_eq!(reply.status, 403, "{index}: {reply:?}");
         let call =
             json!({"method": "POST", "path": format!("/{index}/_search"), "body": {}, "identity": "service"});
         let from_guest = server.send(Method::POST, "/_extensions/probe/call", &call)?.json();
         assert_eq!(from_guest["kind"], "denied", "{index}: {from_guest}");
+        let message = from_guest["message"].as_str().unwrap_or_default();
+        assert!(message.starts_with("system-index gate:") && message.contains(index), "{index}: {message}");
+        let call =
+            json!({"method": "POST", "path": format!("/{index}/_search"), "body": {}, "identity": "user"});
+        let as_admin = server.send(Method::POST, "/_extensions/probe/call", &call)?.json();
+        let message = as_admin["message"].as_str().unwrap_or_default();
+        assert!(message.starts_with("system-index gate:"), "{index} as the user admin: {as_admin}");
     }
+    // The control: the same call reaches an ordinary index.
+    let call = json!({"method": "POST", "path": "/job-x/_search", "body": {}, "identity": "service"});
+    let from_guest = server.send(Method::POST, "/_extensions/probe/call", &call)?.json();
+    assert!(!from_guest["message"].as_str().unwrap_or_default().starts_with("system-index"), "{from_guest}");
     Ok(())
 }
 
@@ -368,7 +463,14 @@ fn a_long_run_renews_its_token_and_loses_it_with_its_owner() -> TestResult {
     // before the second and third writes, checking the owner each time.
     let params = json!({"index": "job-long", "doc": {}, "calls": 3, "pause_ms": 2000});
     let id = registered(&server, ANA, "long", json!({"once": 0}), params)?;
+    wait_for_first_write(&server, "job-long")?;
+    // Health while it runs: one run under way, nothing left waiting.
+    let health = server.scheduler_health()?;
+    assert_eq!((&health["runs_in_progress"], &health["jobs_waiting"]), (&json!(1), &json!(0)), "{health}");
     let view = wait_for(&server, &id, "the long run", |v| v["last_run"].is_object())?;
+    wait_idle(&server)?;
+    let health = server.scheduler_health()?;
+    assert_eq!((&health["runs_in_progress"], &health["jobs_waiting"]), (&json!(0), &json!(0)), "{health}");
     assert_eq!(view["last_run"]["status"], "success", "{view}");
     assert_eq!(server.send(Method::POST, "/job-long/_count", &json!({}))?.json()["count"], 3);
     assert!(server.wait_for_log("job token renewed for a long run"), "{}", server.logs());
@@ -406,5 +508,117 @@ fn a_run_cut_short_by_a_crash_runs_again_at_restart() -> TestResult {
     assert!(server.wait_for_log("released job leases left by the previous process"), "{}", server.logs());
     // At least once: the cut run's first write, then the whole run.
     assert_eq!(server.send(Method::POST, "/job-crash/_count", &json!({}))?.json()["count"], 4);
+    Ok(())
+}
+
+#[test]
+fn a_long_run_loses_its_token_with_its_lease() -> TestResult {
+    let (_deployment, server) = setup()?;
+    // Removed while a run is under way: the job's lease goes with it, so
+    // the next renewal is refused although the owner is still fine.
+    let params = json!({"index": "job-removed", "doc": {}, "calls": 3, "pause_ms": 2000});
+    let id = registered(&server, ANA, "removed", json!({"once": 0}), params)?;
+    wait_for_first_write(&server, "job-removed")?;
+    let removed = server.send_as(ANA.0, ANA.1, Method::DELETE, &format!("/_warden/jobs/{id}"), &json!({}))?;
+    assert_eq!(removed.status, 200, "{removed:?}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let refusal = loop {
+        let events = audit(&server, "category=MISSING_PRIVILEGES&user=ana")?;
+        if let Some(event) = events.into_iter().find(|e| e["job"] == json!(id) && e["gate"] == "token") {
+            break event;
+        }
+        assert!(Instant::now() < deadline, "no refused renewal: {}", server.logs());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let reason = refusal["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("this run no longer holds the job"), "{refusal}");
+    wait_idle(&server)?;
+    assert_eq!(count(&server, "job-removed")?, 1, "no write after the renewal was refused");
+    Ok(())
+}
+
+#[test]
+fn withdrawn_consent_suspends_the_job() -> TestResult {
+    let (_deployment, server) = setup()?;
+    let id = registered(&server, BOB, "bobs", json!({"interval": 1}), json!({}))?;
+    wait_for(&server, &id, "a run with consent", |v| runs(v) >= 1)?;
+    // Bob no longer holds `schedule:probe` (still a user, still enabled).
+    let reply =
+        server.send(Method::PUT, &format!("{API}/rolesmapping/scheduling"), &json!({"users": ["ana"]}))?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let view = wait_for(&server, &id, "suspension", |v| v["suspended"].is_string())?;
+    let reason = "user `bob` does not consent to extension `probe` scheduling work (needs `schedule:probe`)";
+    assert_eq!(view["suspended"], reason, "{view}");
+    let events = audit(&server, "category=JOB_WRITE&user=bob")?;
+    assert!(
+        events.iter().any(|e| e["job"] == json!(id) && e["reason"] == format!("suspended: {reason}")),
+        "{events:?}"
+    );
+    let suspended_at = runs(&view);
+    wait_ticks_for(&server, Duration::from_millis(2500))?;
+    assert_eq!(runs(&admin_job(&server, &id)?), suspended_at, "a suspended job does not run");
+    let refused = server.request(Method::POST, &format!("/_warden/jobs/{id}/_enable"), "")?;
+    assert_eq!(refused.status, 409, "{refused:?}");
+    // Consent given again: enabled, it runs on.
+    let reply = server.send(
+        Method::PUT,
+        &format!("{API}/rolesmapping/scheduling"),
+        &json!({"users": ["ana", "bob"]}),
+    )?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(server.request(Method::POST, &format!("/_warden/jobs/{id}/_enable"), "")?.status, 200);
+    wait_for(&server, &id, "a run with consent again", |v| runs(v) > suspended_at)?;
+    Ok(())
+}
+
+#[test]
+fn runs_under_way_finish_at_shutdown() -> TestResult {
+    let (deployment, server) = setup()?;
+    let params = json!({"index": "job-grace", "doc": {}, "calls": 3, "pause_ms": 1000});
+    let id = registered(&server, ANA, "grace", json!({"once": 0}), params)?;
+    wait_for_first_write(&server, "job-grace")?;
+    let terminated_at = now_ms()?;
+    let (status, logs) = server.terminate(Duration::from_secs(20))?;
+    assert!(status.success(), "{status}: {logs}");
+    assert!(logs.contains("warden stopped"), "{logs}");
+    assert!(!logs.contains("unfinished"), "{logs}");
+
+    // The run finished and recorded its outcome before the process exited:
+    // nothing runs again after the restart (a cut run would, adding writes).
+    let server = start(&deployment)?;
+    assert_eq!(count(&server, "job-grace")?, 3, "the run under way finished");
+    let view = admin_job(&server, &id)?;
+    assert_eq!((runs(&view), &view["last_run"]["status"]), (1, &json!("success")), "{view}");
+    let finished = view["last_run"]["finished_at"].as_u64().unwrap_or(0);
+    assert!(finished > terminated_at, "finished after SIGTERM: {view}");
+    wait_ticks_for(&server, Duration::from_millis(1000))?;
+    assert_eq!(count(&server, "job-grace")?, 3, "and is not run again");
+    Ok(())
+}
+
+#[test]
+fn missed_runs_are_not_replayed() -> TestResult {
+    let (deployment, server) = setup()?;
+    let params = json!({"index": "job-missed", "doc": {}});
+    let id = registered(&server, ANA, "missed", json!({"interval": 1}), params)?;
+    wait_for(&server, &id, "a first run", |v| runs(v) >= 1)?;
+    let (status, logs) = server.terminate(Duration::from_secs(20))?;
+    assert!(status.success(), "{status}: {logs}");
+    let stopped_at = now_ms()?;
+    // Down for five intervals.
+    std::thread::sleep(Duration::from_millis(5000));
+    let restarted_at = now_ms()?;
+    let server = start(&deployment)?;
+    let resumed = wait_for(&server, &id, "runs after the restart", |v| {
+        v["last_run"]["started_at"].as_u64().is_some_and(|t| t > restarted_at + 1500)
+    })?;
+    // Of the slots due while it was down, one ran (at once); the job then
+    // carried on at its next slots after the restart.
+    let missed = json!({"query": {"range": {"scheduled_at": {"gte": stopped_at, "lt": restarted_at}}}});
+    let slots = server.send(Method::POST, "/job-missed/_count", &missed)?.json();
+    assert!(slots["count"].as_u64().is_some_and(|n| n <= 1), "missed slots replayed: {slots} {resumed}");
+    let after = json!({"query": {"range": {"scheduled_at": {"gte": restarted_at}}}});
+    let carried_on = server.send(Method::POST, "/job-missed/_count", &after)?.json();
+    assert!(carried_on["count"].as_u64().is_some_and(|n| n >= 1), "{carried_on}");
     Ok(())
 }

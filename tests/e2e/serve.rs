@@ -9,7 +9,8 @@ use std::time::Duration;
 use support::{Deployment, Server, TestResult};
 use warden_test_artifacts::*;
 
-// Every guest in the repository must have a test here named after it.
+// Every guest in the repository must have a test here named after it:
+// an item of that name must exist (checked when this file compiles)...
 macro_rules! assert_test_exists {
     ($name:ident) => {
         #[allow(unused_imports)]
@@ -17,6 +18,30 @@ macro_rules! assert_test_exists {
     };
 }
 foreach_guest!(assert_test_exists);
+
+/// ...and it must be a `#[test]`: the test harness's own list of this
+/// binary's tests holds `<guest>: test` for every guest.
+#[test]
+fn every_guest_has_a_test() -> TestResult {
+    let mut guests: Vec<&str> = Vec::new();
+    macro_rules! collect {
+        ($name:ident) => {
+            guests.push(stringify!($name));
+        };
+    }
+    foreach_guest!(collect);
+    let listing = std::process::Command::new(std::env::current_exe()?)
+        .args(["--list", "--format", "terse"])
+        .env_remove("RUST_TEST_THREADS")
+        .output()?;
+    let listing = String::from_utf8(listing.stdout)?;
+    let tests: Vec<&str> = listing.lines().filter_map(|line| line.strip_suffix(": test")).collect();
+    assert!(tests.contains(&"every_guest_has_a_test"), "the listing is the harness's: {listing}");
+    assert!(guests.len() >= 10, "{guests:?}");
+    let missing: Vec<&&str> = guests.iter().filter(|guest| !tests.contains(guest)).collect();
+    assert!(missing.is_empty(), "guests without a #[test] of their name: {missing:?}\n{listing}");
+    Ok(())
+}
 
 /// A deployment with hello-world plus whatever `setup` installs, started.
 fn serve_with(
@@ -38,53 +63,94 @@ fn assert_hello_still_answers(server: &Server) -> TestResult {
 }
 
 /// examples/reporter: a summary registered over REST runs on its schedule
-/// as the user who asked and writes its report; only the window counts.
+/// as the user who asked and writes its report; only the window, and only
+/// the indices she may read, count.
 #[test]
 fn reporter() -> TestResult {
     use reqwest::Method;
     use serde_json::json;
+    const RITA: (&str, &str) = ("rita", "Rita-Password-1");
     let (_deployment, server) = serve_with(|d| {
         d.install("reporter", REPORTER, r#"capabilities = ["cluster", "scheduler"]"#).map(drop)
     })?;
+    let api = "/_plugins/_security/api";
+    // The extension may read every `logs-*`; rita only `logs-app`.
     let policy = json!({"index_permissions": [
         {"index_patterns": ["logs-*"], "allowed_actions": ["read"]},
         {"index_patterns": ["reports"], "allowed_actions": ["crud", "create_index"]},
     ]});
-    let reply = server.send(Method::PUT, "/_plugins/_security/api/roles/extension:reporter", &policy)?;
-    assert_eq!(reply.status, 201, "{reply:?}");
+    let rita_role = json!({
+        "extension_permissions": ["extension:reporter/*", "schedule:reporter"],
+        "index_permissions": [
+            {"index_patterns": ["logs-app"], "allowed_actions": ["read"]},
+            {"index_patterns": ["reports"], "allowed_actions": ["crud", "create_index"]},
+        ],
+    });
+    for (path, body) in [
+        (format!("{api}/roles/extension:reporter"), policy),
+        (format!("{api}/roles/app_reader"), rita_role),
+        (format!("{api}/internalusers/rita"), json!({"password": RITA.1})),
+        (format!("{api}/rolesmapping/app_reader"), json!({"users": ["rita"]})),
+    ] {
+        let reply = server.send(Method::PUT, &path, &body)?;
+        assert_eq!(reply.status, 201, "{path}: {reply:?}");
+    }
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
     let mut bulk = String::new();
-    for (level, at) in [("error", now), ("info", now), ("info", now - 1000), ("error", 1_600_000_000_000)] {
-        bulk.push_str("{\"index\":{\"_index\":\"logs-app\"}}\n");
+    for (index, level, at) in [
+        ("logs-app", "error", now),
+        ("logs-app", "info", now),
+        ("logs-app", "info", now - 1000),
+        ("logs-app", "error", 1_600_000_000_000),
+        // In the window, but rita cannot read this index.
+        ("logs-other", "error", now),
+        ("logs-other", "debug", now),
+    ] {
+        bulk.push_str(&json!({"index": {"_index": index}}).to_string());
+        bulk.push('\n');
         bulk.push_str(&json!({"level": level, "@timestamp": at}).to_string());
         bulk.push('\n');
     }
     let reply = server.request(Method::POST, "/_bulk?refresh=true", &bulk)?;
-    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!((reply.status, &reply.json()["errors"]), (200, &json!(false)), "{reply:?}");
 
     let spec = json!({"source": "logs-*", "field": "level", "window": "1d", "every_secs": 1});
-    let reply = server.send(Method::PUT, "/_extensions/reporter/summaries/app-daily", &spec)?;
+    let path = "/_extensions/reporter/summaries/app-daily";
+    let reply = server.send_as(RITA.0, RITA.1, Method::PUT, path, &spec)?;
     assert_eq!(reply.status, 200, "{reply:?}");
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let report = loop {
-        let reports = server.get("/_extensions/reporter/summaries/app-daily/reports")?.json();
+        let reports = server.get_as(RITA.0, RITA.1, &format!("{path}/reports"))?.json();
         if let Some(first) = reports["reports"].get(0) {
             break first.clone();
         }
         assert!(std::time::Instant::now() < deadline, "no report: {reports}\n{}", server.logs());
         std::thread::sleep(Duration::from_millis(100));
     };
-    assert_eq!(report["total"], 3, "the 2020 event is outside the window: {report}");
+    assert_eq!(report["total"], 3, "neither the 2020 event nor logs-other counts: {report}");
     assert_eq!(report["counts"], json!({"error": 1, "info": 2}), "{report}");
     assert_eq!(report["summary"], "app-daily");
+    // The run was rita's.
+    let events = server.get("/_warden/audit?category=JOB_RUN")?.json();
+    let runs: Vec<&serde_json::Value> = events["events"].as_array().into_iter().flatten().collect();
+    assert!(
+        !runs.is_empty() && runs.iter().all(|e| e["user"] == "rita" && e["extension"] == "reporter"),
+        "{events}"
+    );
+    let jobs = server.get("/_warden/jobs?user=rita")?.json();
+    assert_eq!(jobs["total"], 1, "{jobs}");
+    // (runs_in_progress and jobs_waiting during a run: tests/e2e/jobs.rs.)
     let health = server.get("/_warden/health")?.json();
-    assert!(health["scheduler"]["runs_in_progress"].is_u64(), "{health}");
     assert_eq!(health["scheduler"]["tick_ms"], 500, "{health}");
-    let listed = server.get("/_extensions/reporter/summaries")?.json();
+    let listed = server.get_as(RITA.0, RITA.1, "/_extensions/reporter/summaries")?.json();
     assert_eq!(listed["summaries"][0]["params"]["source"], "logs-*", "{listed}");
-    let reply = server.request(Method::DELETE, "/_extensions/reporter/summaries/app-daily", "")?;
+    let reply = server.send_as(RITA.0, RITA.1, Method::DELETE, path, &json!({}))?;
     assert_eq!(reply.status, 200, "{reply:?}");
-    assert_eq!(server.get("/_extensions/reporter/summaries")?.json()["summaries"], json!([]));
+    assert_eq!(
+        server.get_as(RITA.0, RITA.1, "/_extensions/reporter/summaries")?.json()["summaries"],
+        json!([])
+    );
+    assert_eq!(server.get("/_warden/jobs?user=rita")?.json()["total"], 0);
     Ok(())
 }
 
@@ -191,6 +257,11 @@ fn guest_trap() -> TestResult {
         "the panic message is reported: {reason}"
     );
     assert!(server.wait_for_log("panicked"), "guest stderr reaches the log:\n{}", server.logs());
+    let logs = server.logs();
+    assert!(
+        logs.lines().any(|l| l.contains("panicked") && l.contains("extension=\"trap\"")),
+        "guest stderr is tagged with the extension id:\n{logs}"
+    );
     assert_hello_still_answers(&server)
 }
 
@@ -234,6 +305,30 @@ fn guest_host_calls() -> TestResult {
     let health = server.get("/_warden/health")?.json();
     assert_eq!(health["status"], "yellow");
     assert_eq!(health["failed"][0]["id"], "ungranted");
+
+    // The guest's answer goes out as it asked when it is valid HTTP...
+    let answer =
+        |spec: serde_json::Value| server.send(reqwest::Method::POST, "/_extensions/granted/answer", &spec);
+    let reply = answer(serde_json::json!({"status": 201, "headers": [["x-answer", "yes"]]}))?;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    assert_eq!(reply.headers.get("x-answer").map(|v| v.as_bytes()), Some(b"yes".as_slice()));
+    // ...and is a 502 naming what is wrong when it is not.
+    for (spec, says) in [
+        (serde_json::json!({"status": 42}), "an invalid HTTP status 42"),
+        (serde_json::json!({"status": 101}), "an invalid HTTP status 101"),
+        (serde_json::json!({"status": 200, "headers": [["bad name", "x"]]}), "an invalid header name"),
+        (
+            serde_json::json!({"status": 200, "headers": [["x-ok", "line\nbreak"]]}),
+            "an invalid value for header",
+        ),
+    ] {
+        let reply = answer(spec.clone())?;
+        assert_eq!(reply.status, 502, "{spec}: {reply:?}");
+        assert!(
+            reply.reason().contains(&format!("extension `granted` answered {says}")),
+            "{spec}: {reply:?}"
+        );
+    }
     assert_hello_still_answers(&server)
 }
 
@@ -251,10 +346,19 @@ fn guest_sleeper() -> TestResult {
     assert_eq!(reply.status, 504, "{reply:?}");
     assert!(reply.reason().contains("did not finish within 400ms"), "{reply:?}");
 
-    // Beyond the concurrency cap: 503 with Retry-After, never a crash.
+    // Beyond the concurrency cap: 503 with Retry-After, never a crash. All
+    // six start together; the cap of 1 lets exactly one be served (its
+    // 1.5 s sleep outlasts every other's 50 ms queue wait).
+    let barrier = std::sync::Barrier::new(6);
     let replies: Vec<_> = std::thread::scope(|scope| {
-        let handles: Vec<_> =
-            (0..6).map(|_| scope.spawn(|| server.get("/_extensions/queue/?ms=400"))).collect();
+        let handles: Vec<_> = (0..6)
+            .map(|_| {
+                scope.spawn(|| {
+                    barrier.wait();
+                    server.get("/_extensions/queue/?ms=1500")
+                })
+            })
+            .collect();
         handles.into_iter().map(|h| h.join()).collect()
     });
     let mut ok = 0;
@@ -271,7 +375,7 @@ fn guest_sleeper() -> TestResult {
             other => panic!("unexpected status {other}: {reply:?}"),
         }
     }
-    assert!(ok >= 1 && busy >= 1, "{ok} served, {busy} refused");
+    assert_eq!((ok, busy), (1, 5), "{ok} served, {busy} refused");
     assert_eq!(server.get("/_extensions/queue/?ms=1")?.status, 200, "serves again once the slot frees");
     assert_hello_still_answers(&server)
 }
@@ -352,6 +456,24 @@ fn guest_no_exports() -> TestResult {
     assert_hello_still_answers(&server)
 }
 
+/// The compiled entries in the data directory's compile cache.
+fn cache_entries(deployment: &Deployment) -> std::io::Result<Vec<std::path::PathBuf>> {
+    fn walk(dir: &std::path::Path, found: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                walk(&path, found)?;
+            } else if path.extension().is_some_and(|e| e == "cwasm") {
+                found.push(path);
+            }
+        }
+        Ok(())
+    }
+    let mut found = Vec::new();
+    walk(&deployment.data_dir(), &mut found)?;
+    Ok(found)
+}
+
 #[test]
 fn restart_reuses_the_compile_cache() -> TestResult {
     let deployment = Deployment::new()?;
@@ -360,12 +482,36 @@ fn restart_reuses_the_compile_cache() -> TestResult {
     assert_eq!(first.get("/_extensions/hello/greet/one")?.status, 200);
     let logs = first.stop();
     assert!(logs.contains("extension loaded (compiled)"), "{logs}");
+    assert_eq!(cache_entries(&deployment)?.len(), 1, "one entry cached");
 
     let second = deployment.start()?;
     assert_eq!(second.get("/_extensions/hello/greet/two")?.status, 200);
     let logs = second.stop();
     assert!(logs.contains("extension loaded (loaded from compile cache)"), "{logs}");
     assert!(!logs.contains("extension loaded (compiled)"), "no recompilation on restart:\n{logs}");
+
+    // A truncated entry is not used: compiled again, and served.
+    for entry in cache_entries(&deployment)? {
+        let bytes = std::fs::read(&entry)?;
+        std::fs::write(&entry, &bytes[..bytes.len() / 2])?;
+    }
+    let third = deployment.start()?;
+    let reply = third.get("/_extensions/hello/greet/three")?;
+    assert_eq!(reply.json()["greeting"], "Hello, three!", "{reply:?}");
+    let logs = third.stop();
+    assert!(logs.contains("ignoring unusable compile cache entry"), "{logs}");
+    assert!(logs.contains("extension loaded (compiled)"), "{logs}");
+
+    // A changed component under the same id is compiled, and its own
+    // behaviour is what is served.
+    deployment.install("hello", GUEST_SLEEPER, "")?;
+    let fourth = deployment.start()?;
+    let reply = fourth.get("/_extensions/hello/?ms=1")?;
+    assert_eq!((reply.status, reply.body.as_str()), (200, "slept 1 ms"), "{reply:?}");
+    let logs = fourth.stop();
+    assert!(logs.contains("extension loaded (compiled)"), "{logs}");
+    assert!(!logs.contains("loaded from compile cache"), "{logs}");
+    assert_eq!(cache_entries(&deployment)?.len(), 2, "both compilations cached");
     Ok(())
 }
 

@@ -11,20 +11,26 @@ from opensearchpy import OpenSearch, helpers
 from opensearchpy.exceptions import AuthorizationException, NotFoundError
 
 
+def check(condition, what) -> None:
+    """An assertion that `python -O` (PYTHONOPTIMIZE) cannot strip."""
+    if not condition:
+        raise AssertionError(what)
+
+
 def scenario(client: OpenSearch, index: str) -> None:
     info = client.info()
-    assert info["cluster_name"] == "warden", info
+    check(info["cluster_name"] == "warden", info)
     client.indices.create(index=index)
     created = client.index(index=index, id="1", body={"title": "first", "level": "warn", "n": 1})
-    assert created["result"] == "created", created
+    check(created["result"] == "created", created)
     got = client.get(index=index, id="1")
-    assert got["found"] and got["_source"]["title"] == "first", got
+    check(got["found"] and got["_source"]["title"] == "first", got)
     ok, errors = helpers.bulk(
         client,
         [{"_index": index, "_id": str(i), "_source": {"title": f"doc {i}", "level": "warn" if i % 2 else "info", "n": i}}
          for i in range(2, 12)],
     )
-    assert ok == 10 and not errors, (ok, errors)
+    check(ok == 10 and not errors, (ok, errors))
     result = client.search(
         index=index,
         body={
@@ -35,26 +41,34 @@ def scenario(client: OpenSearch, index: str) -> None:
         },
     )
     hits = result["hits"]
-    assert hits["total"]["value"] == 5, hits
-    assert [h["_source"]["n"] for h in hits["hits"]] == [11, 9, 7], hits
-    assert result["aggregations"]["total"]["value"] == 3 + 5 + 7 + 9 + 11, result["aggregations"]
+    check(hits["total"]["value"] == 5, hits)
+    check([h["_source"]["n"] for h in hits["hits"]] == [11, 9, 7], hits)
+    check(result["aggregations"]["total"]["value"] == 3 + 5 + 7 + 9 + 11, result["aggregations"])
+    # The terms aggregation over the filtered hits: only `warn` is left...
+    levels = [(b["key"], b["doc_count"]) for b in result["aggregations"]["levels"]["buckets"]]
+    check(levels == [("warn", 5)], result["aggregations"])
+    # ...and over the whole index: 6 `warn` (1, 3, 5, 7, 9, 11), 5 `info`.
+    everything = client.search(index=index, body={"size": 0, "aggs": {"levels": {"terms": {"field": "level"}}}})
+    levels = [(b["key"], b["doc_count"]) for b in everything["aggregations"]["levels"]["buckets"]]
+    check(levels == [("warn", 6), ("info", 5)], everything["aggregations"])
     # Timestamps as ISO strings: date math in a range, calendar buckets,
     # paging through query-string parameters, an id that needs encoding.
     client.index(index=index, id="a b/c", body={"at": "2020-03-15T12:00:00+02:00", "n": 100})
     client.index(index=index, id="recent", body={"at": "2999-01-01T00:00:00Z", "n": 101}, refresh=True)
-    assert client.get(index=index, id="a b/c")["_id"] == "a b/c"
+    encoded = client.get(index=index, id="a b/c")
+    check(encoded["_id"] == "a b/c", encoded)
     dated = client.search(
         index=index,
         body={"query": {"range": {"at": {"lt": "now-1d/d"}}},
               "aggs": {"months": {"date_histogram": {"field": "at", "calendar_interval": "month"}}}},
     )
-    assert [h["_id"] for h in dated["hits"]["hits"]] == ["a b/c"], dated["hits"]
+    check([h["_id"] for h in dated["hits"]["hits"]] == ["a b/c"], dated["hits"])
     buckets = dated["aggregations"]["months"]["buckets"]
-    assert [(b["key_as_string"], b["doc_count"]) for b in buckets] == [("2020-03-01T00:00:00.000Z", 1)], buckets
+    check([(b["key_as_string"], b["doc_count"]) for b in buckets] == [("2020-03-01T00:00:00.000Z", 1)], buckets)
     paged = client.search(index=index, body={"query": {"range": {"n": {"gte": 2}}}}, size=2, from_=1)
-    assert len(paged["hits"]["hits"]) == 2 and paged["hits"]["total"]["value"] == 12, paged["hits"]
+    check(len(paged["hits"]["hits"]) == 2 and paged["hits"]["total"]["value"] == 12, paged["hits"])
     deleted = client.delete(index=index, id="1")
-    assert deleted["result"] == "deleted", deleted
+    check(deleted["result"] == "deleted", deleted)
     try:
         client.get(index=index, id="1")
         raise AssertionError("deleted document still found")
@@ -83,6 +97,13 @@ def main() -> int:
         raise AssertionError("the API token wrote outside its permissions")
     except AuthorizationException:
         pass
+    # Refused, and nothing was written: the index does not exist.
+    try:
+        found = basic.get(index="elsewhere", id="1")
+        raise AssertionError(f"the refused write landed: {found}")
+    except NotFoundError:
+        pass
+    check(not basic.indices.exists(index="elsewhere"), "the refused write created `elsewhere`")
     print("api token: ok")
     return 0
 

@@ -66,6 +66,7 @@ impl Scheduler {
             loop {
                 ticker.tick().await;
                 this.dispatch_due(now_ms());
+                this.ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
         })
     }

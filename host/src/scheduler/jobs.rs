@@ -648,10 +648,15 @@ mod tests {
         let (_dir, jobs) = open()?;
         let (id, created) = jobs.register(registration("ana", "nightly"), 1_000)?;
         assert!(created);
-        let again = Registration { schedule: Schedule::Interval(120), ..registration("ana", "nightly") };
+        let again = Registration {
+            schedule: Schedule::Interval(120),
+            params: r#"{"window":"1d"}"#.into(),
+            ..registration("ana", "nightly")
+        };
         assert_eq!(jobs.register(again, 2_000)?, (id.clone(), false));
         let (job, _) = jobs.get(&id)?.ok_or("job missing")?;
         assert_eq!((&job.schedule, job.next_run), (&Schedule::Interval(120), Some(122_000)));
+        assert_eq!((job.params.as_str(), job.due, job.attempt), (r#"{"window":"1d"}"#, Some(122_000), 1));
         // Another user's job of the same name is another job.
         let (bob, created) = jobs.register(registration("bob", "nightly"), 1_000)?;
         assert!(created && bob != id);
@@ -661,7 +666,7 @@ mod tests {
             Registration { auth_source: "jwt", params: "{\"x\":1}".into(), ..registration("ana", "nightly") };
         let (impostor, created) = jobs.register(jwt_ana, 1_500)?;
         assert!(created && impostor != id, "a JWT `ana` reached the internal ana's job");
-        assert_eq!(jobs.get(&id)?.ok_or("job missing")?.0.params, "{}");
+        assert_eq!(jobs.get(&id)?.ok_or("job missing")?.0.params, r#"{"window":"1d"}"#);
         assert_eq!(jobs.ids_of("reporter", ("ana", "jwt"))?, std::slice::from_ref(&impostor));
         jobs.remove(&impostor)?;
         // The identity lives apart from the definition.

@@ -20,6 +20,7 @@ pub mod refresh;
 pub mod schedule;
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -79,6 +80,9 @@ pub struct Scheduler {
     holder: String,
     /// Jobs this node is running now (never dispatched twice at once).
     running: Mutex<HashSet<String>>,
+    /// Dispatcher ticks done since start (health: shows it is alive, and
+    /// lets an observer wait for N looks at the due jobs).
+    ticks: AtomicU64,
 }
 
 /// A job's owner as resolved now: the configuration, principal and roles.
@@ -110,6 +114,7 @@ impl Scheduler {
             config,
             holder,
             running: Mutex::new(HashSet::new()),
+            ticks: AtomicU64::new(0),
         }
     }
 
@@ -126,6 +131,7 @@ impl Scheduler {
             "runs_in_progress": running,
             "jobs_waiting": due.ok(),
             "tick_ms": u64::try_from(self.config.tick.as_millis()).unwrap_or(u64::MAX),
+            "ticks": self.ticks.load(Ordering::Relaxed),
         })
     }
 

@@ -255,7 +255,13 @@ mod tests {
         // 29 February: the next leap year.
         assert_eq!(next("0 12 29 2 *", "2026-03-01T00:00:00Z").as_deref(), Some("2028-02-29T12:00:00.000Z"));
         // Sunday as 7 and as 0.
-        assert_eq!(next("0 0 * * 7", "2026-11-23T00:00:00Z"), next("0 0 * * 0", "2026-11-23T00:00:00Z"));
+        for sunday in ["0 0 * * 7", "0 0 * * 0", "0 0 * * sun"] {
+            assert_eq!(
+                next(sunday, "2026-11-23T00:00:00Z").as_deref(),
+                Some("2026-11-29T00:00:00.000Z"),
+                "{sunday}"
+            );
+        }
         // Both day fields restricted: either matches (the 1st, or a Friday).
         assert_eq!(next("0 0 1 * 5", "2026-11-23T00:00:00Z").as_deref(), Some("2026-11-27T00:00:00.000Z"));
         assert_eq!(next("5/20 1 * * *", "2026-11-23T01:06:00Z").as_deref(), Some("2026-11-23T01:25:00.000Z"));

@@ -284,3 +284,54 @@ impl Reply {
         self.json()["message"].as_str().unwrap_or_default().to_owned()
     }
 }
+
+impl Server {
+    /// SIGTERM, as an orderly stop: waits (at most `within`) for the
+    /// process to exit; its exit status and the whole log. An error if it
+    /// is still running then (it is killed by the drop).
+    pub fn terminate(mut self, within: Duration) -> Result<(std::process::ExitStatus, String), String> {
+        let sent = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        if !sent.as_ref().is_ok_and(|s| s.success()) {
+            return Err(format!("cannot send SIGTERM: {sent:?}"));
+        }
+        let deadline = Instant::now() + within;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => {
+                    // The log reader ends with the pipe; give it a moment to catch up.
+                    let reader_deadline = Instant::now() + Duration::from_secs(5);
+                    while !self.logs().contains("warden stopped") && Instant::now() < reader_deadline {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    return Ok((status, self.logs()));
+                }
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                Ok(None) => return Err(format!("still running {within:?} after SIGTERM:\n{}", self.logs())),
+                Err(e) => return Err(format!("cannot wait for warden: {e}")),
+            }
+        }
+    }
+
+    /// The scheduler's part of `GET /_warden/health`.
+    pub fn scheduler_health(&self) -> Result<serde_json::Value, reqwest::Error> {
+        Ok(self.get("/_warden/health")?.json()["scheduler"].clone())
+    }
+
+    /// Waits until the job dispatcher has looked for due jobs `n` more
+    /// times (`scheduler.ticks` in the health report).
+    pub fn wait_for_ticks(&self, n: u64) -> Result<(), String> {
+        let ticks = |server: &Server| -> Result<u64, String> {
+            let health = server.scheduler_health().map_err(|e| e.to_string())?;
+            health["ticks"].as_u64().ok_or_else(|| format!("no scheduler.ticks in {health}"))
+        };
+        let target = ticks(self)? + n;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while ticks(self)? < target {
+            if Instant::now() > deadline {
+                return Err(format!("the dispatcher did not tick {n} times in 60 s"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+}
