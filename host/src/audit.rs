@@ -188,7 +188,9 @@ impl Default for AuditSettings {
 }
 
 /// Index entries at most in an event's `indices` list.
-const MAX_INDICES: usize = 64;
+const MAX_INDICES: usize = 16;
+/// Bytes kept of each index name in an event (names are at most 255 bytes).
+const MAX_INDEX_BYTES: usize = 256;
 /// Addresses whose failed logins are counted apart; more share one count.
 const MAX_TRACKED_REMOTES: usize = 10_000;
 /// A line longer than this (an older, unbounded event) is skipped by queries.
@@ -267,8 +269,30 @@ impl Event {
             self.indices.truncate(MAX_INDICES);
             self.indices.push(format!("…[{more} more]"));
         }
-        self.indices.iter_mut().for_each(cut);
+        let index_max = max.min(MAX_INDEX_BYTES);
+        for index in &mut self.indices {
+            if let Cow::Owned(cut) = truncate(index, index_max) {
+                *index = cut;
+            }
+        }
         self
+    }
+}
+
+/// The network a remote address belongs to for aggregation: its /24
+/// (IPv4) or /64 (IPv6), written as a CIDR; other text is kept as it is.
+fn network_of(remote: &str) -> String {
+    match remote.parse::<IpAddr>() {
+        Ok(IpAddr::V4(v4)) => {
+            let [a, b, c, _] = v4.octets();
+            format!("{a}.{b}.{c}.0/24")
+        }
+        Ok(IpAddr::V6(v6)) => {
+            let mut octets = v6.octets();
+            octets[8..].fill(0);
+            format!("{}/64", std::net::Ipv6Addr::from(octets))
+        }
+        Err(_) => remote.to_owned(),
     }
 }
 
@@ -344,7 +368,9 @@ impl AuditLog {
 
     /// Whether a failed login is written one by one (else it is counted).
     fn admit_failure(&self, writer: &mut Writer, event: &Event, now: Instant) -> bool {
-        let mut key = event.remote_address.clone();
+        // Counted per network (an IPv4 /24, an IPv6 /64): one client with
+        // many addresses is still one flood.
+        let mut key = event.remote_address.as_deref().map(network_of);
         if !writer.failures.contains_key(&key) && writer.failures.len() >= MAX_TRACKED_REMOTES {
             key = None;
         }
@@ -663,15 +689,17 @@ mod tests {
             for i in 0..100 {
                 log.record(Event::new(Category::FailedLogin, &format!("a{i}")).remote(remote("10.0.0.1")));
             }
-            log.record(Event::new(Category::FailedLogin, "b0").remote(remote("10.0.0.2")));
+            // Another address of the same /24 is the same flood: counted.
+            log.record(Event::new(Category::FailedLogin, "a100").remote(remote("10.0.0.9")));
+            log.record(Event::new(Category::FailedLogin, "b0").remote(remote("10.0.1.2")));
             let written = log.query(&Filter::default())?;
-            assert_eq!(written.len(), 4, "{written:?}"); // 3 from .1, 1 from .2; the rest counted
+            assert_eq!(written.len(), 4, "{written:?}"); // 3 from 10.0.0.0/24, 1 from 10.0.1.0/24
         } // dropped: the summary is written
         let log = AuditLog::open_with(dir.path(), BTreeSet::new(), small(1 << 20, 2, 3))?;
         let all = log.query(&Filter::default())?;
         let summary = all.iter().find(|e| e.count.is_some()).ok_or("no summary")?;
-        assert_eq!(summary.count, Some(97));
-        assert_eq!(summary.remote_address.as_deref(), Some("10.0.0.1"));
+        assert_eq!(summary.count, Some(98));
+        assert_eq!(summary.remote_address.as_deref(), Some("10.0.0.0/24"));
         Ok(())
     }
 

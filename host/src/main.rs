@@ -120,6 +120,10 @@ struct ConnectionLimits {
     /// connection closed otherwise).
     #[arg(long, default_value_t = 60_000, env = "WARDEN_BODY_TIMEOUT_MS", value_parser = clap::value_parser!(u64).range(1..))]
     body_timeout_ms: u64,
+    /// A write to a client that makes no progress for this long (a client
+    /// that does not read its answers) closes the connection.
+    #[arg(long, default_value_t = 30_000, env = "WARDEN_WRITE_TIMEOUT_MS", value_parser = clap::value_parser!(u64).range(1..))]
+    write_timeout_ms: u64,
 }
 
 impl ConnectionLimits {
@@ -130,6 +134,7 @@ impl ConnectionLimits {
             max_connections_per_address: usize::try_from(self.max_connections_per_address)
                 .unwrap_or(usize::MAX),
             body_timeout: std::time::Duration::from_millis(self.body_timeout_ms),
+            write_timeout: std::time::Duration::from_millis(self.write_timeout_ms),
         }
     }
 }

@@ -284,6 +284,9 @@ pub struct ServeLimits {
     /// An authenticated request's body must arrive within this (enforced
     /// by the authentication middleware, through [`AppState::body_timeout`]).
     pub body_timeout: std::time::Duration,
+    /// A write to a client that makes no progress for this long closes the
+    /// connection (a client that never reads its answers).
+    pub write_timeout: std::time::Duration,
 }
 
 impl Default for ServeLimits {
@@ -293,7 +296,21 @@ impl Default for ServeLimits {
             max_connections: 1024,
             max_connections_per_address: 256,
             body_timeout: std::time::Duration::from_secs(60),
+            write_timeout: std::time::Duration::from_secs(30),
         }
+    }
+}
+
+/// The address a connection counts against: an IPv4 address, or an IPv6
+/// client's /64 (one host holds a whole /64).
+fn client_network(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+            let mut octets = v6.octets();
+            octets[8..].fill(0);
+            std::net::IpAddr::V6(octets.into())
+        }
+        other => other,
     }
 }
 
@@ -328,7 +345,18 @@ pub async fn serve(
         }
     }
 
+    /// What the accept loop knows of an open connection: whether it has
+    /// sent a whole request head yet, and how to close it.
+    struct OpenConnection {
+        served: Arc<AtomicBool>,
+        abort: tokio::task::AbortHandle,
+    }
+    use std::sync::atomic::{AtomicBool, Ordering};
+
     let app = router(state);
+    // Open connections, oldest first (ids grow).
+    let idle: Arc<std::sync::Mutex<std::collections::BTreeMap<u64, OpenConnection>>> = Arc::default();
+    let mut next_connection = 0u64;
     let connections = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     let per_address: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>> =
         Arc::default();
@@ -353,13 +381,34 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let permit = connections.clone().try_acquire_owned().ok();
+        let mut permit = connections.clone().try_acquire_owned().ok();
+        if permit.is_none() {
+            // Full: the oldest connection that has not yet sent a whole
+            // request head gives way (a client that only opens connections
+            // must not hold every slot for a header timeout each).
+            let victim = {
+                let open = idle.lock().unwrap_or_else(|p| p.into_inner());
+                open.iter()
+                    .find(|(_, c)| !c.served.load(Ordering::Relaxed))
+                    .map(|(id, c)| (*id, c.abort.clone()))
+            };
+            if let Some((id, abort)) = victim {
+                abort.abort();
+                idle.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                let wait = tokio::time::timeout(
+                    std::time::Duration::from_millis(100),
+                    connections.clone().acquire_owned(),
+                );
+                permit = wait.await.ok().and_then(Result::ok);
+            }
+        }
         let slot = permit.as_ref().and_then(|_| {
             let mut counts = per_address.lock().unwrap_or_else(|p| p.into_inner());
-            let count = counts.entry(remote.ip()).or_insert(0);
+            let ip = client_network(remote.ip());
+            let count = counts.entry(ip).or_insert(0);
             (*count < limits.max_connections_per_address).then(|| {
                 *count += 1;
-                AddressSlot { counts: per_address.clone(), ip: remote.ip() }
+                AddressSlot { counts: per_address.clone(), ip }
             })
         });
         let (Some(permit), Some(slot)) = (permit, slot) else {
@@ -379,18 +428,33 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
+        let served = Arc::new(AtomicBool::new(false));
+        let first_head = served.clone();
         let service =
             hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+                first_head.store(true, Ordering::Relaxed);
                 request.extensions_mut().insert(ConnectInfo(remote));
                 app.clone().call(request)
             });
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
-        tokio::spawn(async move {
+        // A client that stops reading its answers (say, thousands of
+        // pipelined requests never read) is cut off once a write has made
+        // no progress for the write timeout.
+        let mut io = tokio_io_timeout::TimeoutStream::new(stream);
+        io.set_write_timeout(Some(limits.write_timeout));
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(Box::pin(io)), service));
+        let id = next_connection;
+        next_connection += 1;
+        let open = idle.clone();
+        let task = tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(%remote, "connection closed: {e}");
             }
+            open.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
             drop((permit, slot));
         });
+        idle.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, OpenConnection { served, abort: task.abort_handle() });
     }
     drop(listener);
     if tokio::time::timeout(std::time::Duration::from_secs(30), graceful.shutdown()).await.is_err() {

@@ -64,8 +64,11 @@ pub struct FailureListener {
 
 impl FailureListener {
     /// Warden's throttling when `config.yml` does not configure any: 10
-    /// failures a minute per address and per user name block for a minute.
+    /// failures a minute per address block that address for a minute.
     /// (OpenSearch ships none; without a limit every guess costs a bcrypt.)
+    /// Not per user name by default: a name listener lets anyone who knows
+    /// a name — `admin` — lock that user out from everywhere; an operator
+    /// who wants it configures a `username` listener.
     pub fn defaults() -> Vec<FailureListener> {
         let listener = |name: &str, kind| FailureListener {
             name: name.to_owned(),
@@ -76,10 +79,7 @@ impl FailureListener {
             max_blocked_clients: 100_000,
             max_tracked_clients: 100_000,
         };
-        vec![
-            listener("ip_rate_limiting", ListenerKind::Ip),
-            listener("internal_authentication_backend_limiting", ListenerKind::Username),
-        ]
+        vec![listener("ip_rate_limiting", ListenerKind::Ip)]
     }
 
     /// One entry of `auth_failure_listeners`; absent values take

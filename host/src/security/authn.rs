@@ -297,9 +297,14 @@ struct ThrottleKeys {
 
 impl ThrottleKeys {
     fn new(user: &str, remote: Option<IpAddr>) -> ThrottleKeys {
+        // An IPv6 client holds a whole /64: it counts as one address.
         let ip = remote.map(|ip| match ip {
             IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
-            IpAddr::V6(v6) => v6.octets(),
+            IpAddr::V6(v6) => {
+                let mut octets = v6.octets();
+                octets[8..].fill(0);
+                octets
+            }
         });
         let hashed: [u8; 32] = Sha256::digest(user.as_bytes()).into();
         let mut username = [0u8; 16];
