@@ -200,7 +200,12 @@ async fn audit(
     if let Err(denied) = user.check_cluster("restapi:admin/audit") {
         return error(StatusCode::FORBIDDEN, "security_exception", &denied.to_string());
     }
-    // File reads: on the blocking pool, not the request executor.
+    // File reads: on the blocking pool, not the request executor, two at a
+    // time (a query may read every retained file).
+    static QUERIES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+    let Ok(_permit) = QUERIES.acquire().await else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable", "the audit log is closing");
+    };
     let audit = state.audit.clone();
     match tokio::task::spawn_blocking(move || audit.query(&filter)).await {
         Ok(Ok(events)) => axum::Json(json!({ "total": events.len(), "events": events })).into_response(),
