@@ -1,21 +1,43 @@
-//! `invoke`: Warden's whole invocation path against bare wasmtime, same
-//! engine, same component (examples/hello-world), same run.
+//! `invoke`: Warden's invocation path against bare wasmtime, same engine,
+//! same component (examples/hello-world), same run.
 //!
 //! - `bare_wasmtime`: new `Store` (default WASI context), instantiate from an
 //!   `InstancePre`, call `handle`, drop — the floor for a fresh instance.
-//! - `warden`: `LoadedExtension::handle_http` — concurrency slot, fresh store
-//!   with memory limiter, CPU-deadline callback, captured stdio, wall-clock
-//!   timeout, instantiate, call, stdio logging, error classification.
+//! - `handle_http`: `LoadedExtension::handle_http` — concurrency slot, fresh
+//!   store with memory limiter, CPU-deadline callback, captured stdio,
+//!   wall-clock timeout, instantiate, call, stdio logging, error
+//!   classification.
+//! - `http_router`: one `GET /_extensions/hello/greet/bench` through
+//!   `server::router`, as `warden serve` builds it (an extension loaded by
+//!   the registry, audit categories off as by default): axum's routing, the
+//!   authentication middleware (a Basic credential, from the login cache
+//!   after the first call), the route permission check, the request's
+//!   conversion, the session, `handle_http`, the response's conversion. Not
+//!   timed: the socket and hyper's parsing of the bytes, and writing the
+//!   response body out.
 //!
-//! The goal is warden ≤ 1.10× bare. Run with `cargo bench -p warden-host --bench invoke`
-//! (unset `RUST_BACKTRACE` first: it makes wasmtime capture backtraces).
+//! Every timed call must answer 200 (checked in the loop: an error path is
+//! never timed as a success). The goal is handle_http ≤ 1.10× bare. Run
+//! with `cargo bench -p warden-host --bench invoke` (unset `RUST_BACKTRACE`
+//! first: it makes wasmtime capture backtraces).
 
+use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::Arc;
 
+use axum::body::Body;
+use axum::http::{Request, header};
+use base64::Engine as _;
 use criterion::{Criterion, criterion_group, criterion_main};
+use tower_service::Service as _;
+use warden_host::audit::{AuditLog, Category};
+use warden_host::registry::Registry;
 use warden_host::runtime::bindings::{http_handler, log, types};
 use warden_host::runtime::capabilities::cluster::Session;
-use warden_host::runtime::{HttpRequest, LoadedExtension, Runtime, RuntimeConfig};
+use warden_host::runtime::{HttpRequest, Runtime, RuntimeConfig};
+use warden_host::security::config::{InternalUser, Role, SecurityConfig};
+use warden_host::security::{Security, password};
+use warden_host::server::{AppState, router};
 use wasmtime::Store;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -57,20 +79,62 @@ fn bench(c: &mut Criterion) {
     }
 }
 
+/// Panics unless the call answered 200: the timed loops never time an
+/// error path as a success.
+fn ok_200(what: &str, status: wasmtime::Result<u16>) -> u16 {
+    match status {
+        Ok(200) => 200,
+        Ok(other) => panic!("{what} answered {other}"),
+        Err(e) => panic!("{what} failed: {e:#}"),
+    }
+}
+
 fn run(c: &mut Criterion) -> wasmtime::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let runtime = Runtime::new(RuntimeConfig::default())?;
 
     // Warden: the extension as `warden serve` loads it.
     let dir = tempfile::tempdir()?;
-    let ext_dir = dir.path().join("hello");
+    let ext_dir = dir.path().join("extensions").join("hello");
     std::fs::create_dir_all(&ext_dir)?;
     std::fs::copy(warden_test_artifacts::HELLO_WORLD, ext_dir.join("hello.wasm"))?;
     std::fs::write(
         ext_dir.join("extension.toml"),
         "id = \"hello\"\nversion = \"1\"\ncomponent = \"hello.wasm\"\n",
     )?;
-    let extension = LoadedExtension::load(&runtime, &ext_dir, dir.path())?;
+    let registry = Arc::new(Registry::load_dir(&runtime, &dir.path().join("extensions"), dir.path()));
+    let extension = registry
+        .get("hello")
+        .ok_or_else(|| wasmtime::Error::msg("the hello extension did not load"))?
+        .clone();
+
+    // The HTTP front: a user allowed to call the extension's routes.
+    let mut config = SecurityConfig::default();
+    config.roles.insert(
+        "hello_caller".into(),
+        Role { extension_permissions: vec!["extension:hello/*".into()], ..Role::default() },
+    );
+    let user = InternalUser {
+        hash: Some(password::hash("Bench-Password-1")?),
+        opendistro_security_roles: vec!["hello_caller".into()],
+        ..InternalUser::default()
+    };
+    config.internal_users.insert("bench".into(), user);
+    let state = Arc::new(AppState {
+        registry: registry.clone(),
+        security: Arc::new(Security::new(config.with_static()?)),
+        // Off by default in `warden serve`: logins and granted calls.
+        audit: Arc::new(AuditLog::open(
+            &dir.path().join("audit"),
+            BTreeSet::from([Category::Authenticated, Category::GrantedPrivileges]),
+        )?),
+        cluster: None,
+        scheduler: None,
+        started: std::time::Instant::now(),
+    });
+    let app = router(state);
+    let authorization =
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("bench:Bench-Password-1"));
 
     // Bare wasmtime: the same component on the same engine.
     let (component, _) = runtime.load_component(Path::new(warden_test_artifacts::HELLO_WORLD))?;
@@ -92,45 +156,72 @@ fn run(c: &mut Criterion) -> wasmtime::Result<()> {
         let guest = indices.load(&mut store, &instance)?;
         Ok(guest.call_handle(&mut store, &request()).await?.status)
     };
-    let warden = async || -> wasmtime::Result<u16> {
+    let handle_http = async || -> wasmtime::Result<u16> {
         let request =
             HttpRequest { method: "GET".into(), path: "/greet/bench".into(), ..HttpRequest::default() };
         Ok(extension.handle_http(request, Session::default()).await?.status)
     };
-    // Both must really answer before they are timed.
-    if rt.block_on(bare())? != 200 || rt.block_on(warden())? != 200 {
-        return Err(wasmtime::Error::msg("hello-world did not answer 200"));
+    let http = async || -> wasmtime::Result<u16> {
+        let request = Request::builder()
+            .method("GET")
+            .uri("/_extensions/hello/greet/bench")
+            .header(header::AUTHORIZATION, &authorization)
+            .body(Body::empty())?;
+        // As `server::serve` does for every request.
+        let response = app.clone().call(request).await?;
+        Ok(response.status().as_u16())
+    };
+    // All three must really answer before they are timed (the first HTTP
+    // call also pays bcrypt and fills the login cache).
+    for (what, status) in [
+        ("bare", rt.block_on(bare())),
+        ("handle_http", rt.block_on(handle_http())),
+        ("http", rt.block_on(http())),
+    ] {
+        if status? != 200 {
+            return Err(wasmtime::Error::msg(format!("hello-world did not answer 200 ({what})")));
+        }
     }
 
     let mut group = c.benchmark_group("invoke");
-    group.bench_function("bare_wasmtime", |b| b.iter(|| rt.block_on(bare())));
-    group.bench_function("warden", |b| b.iter(|| rt.block_on(warden())));
+    group.bench_function("bare_wasmtime", |b| b.iter(|| ok_200("bare", rt.block_on(bare()))));
+    group.bench_function("handle_http", |b| b.iter(|| ok_200("handle_http", rt.block_on(handle_http()))));
+    group.bench_function("http_router", |b| b.iter(|| ok_200("http_router", rt.block_on(http()))));
     group.finish();
 
-    // Criterion runs the two one after the other, so machine noise that
+    // Criterion runs them one after the other, so machine noise that
     // drifts over seconds lands on one side. Interleaving them call by call
     // and comparing medians gives the ratio the goal is stated in.
     let rounds = 20_000;
-    let (mut bare_ns, mut warden_ns) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
+    let mut times = [Vec::with_capacity(rounds), Vec::with_capacity(rounds), Vec::with_capacity(rounds)];
     for _ in 0..rounds {
         let t = std::time::Instant::now();
-        rt.block_on(bare())?;
-        bare_ns.push(t.elapsed().as_nanos() as u64);
+        ok_200("bare", rt.block_on(bare()));
+        times[0].push(t.elapsed().as_nanos() as u64);
         let t = std::time::Instant::now();
-        rt.block_on(warden())?;
-        warden_ns.push(t.elapsed().as_nanos() as u64);
+        ok_200("handle_http", rt.block_on(handle_http()));
+        times[1].push(t.elapsed().as_nanos() as u64);
+        let t = std::time::Instant::now();
+        ok_200("http_router", rt.block_on(http()));
+        times[2].push(t.elapsed().as_nanos() as u64);
     }
-    let median = |v: &mut Vec<u64>| {
+    for v in &mut times {
         v.sort_unstable();
-        v[v.len() / 2] as f64 / 1000.0
-    };
+    }
+    let median = |v: &Vec<u64>| v[v.len() / 2] as f64 / 1000.0;
     let p99 = |v: &Vec<u64>| v[v.len() * 99 / 100] as f64 / 1000.0;
-    let (b, w) = (median(&mut bare_ns), median(&mut warden_ns));
+    let [b, w, h] = &times;
     println!(
-        "invoke/interleaved: bare median {b:.2} µs (p99 {:.2}), warden median {w:.2} µs (p99 {:.2}), ratio {:.3}",
-        p99(&bare_ns),
-        p99(&warden_ns),
-        w / b
+        "invoke/interleaved: bare median {:.2} µs (p99 {:.2}), handle_http median {:.2} µs (p99 {:.2}), \
+         http_router median {:.2} µs (p99 {:.2}); handle_http/bare {:.3}, http_router/bare {:.3}",
+        median(b),
+        p99(b),
+        median(w),
+        p99(w),
+        median(h),
+        p99(h),
+        median(w) / median(b),
+        median(h) / median(b),
     );
     Ok(())
 }

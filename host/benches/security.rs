@@ -3,11 +3,19 @@
 //!
 //! Privilege checks run at 10 / 100 / 1,000 roles and 10 / 1,000 / 100,000
 //! indices in the cluster. Every index is named by some role (as exact names
-//! spread over the roles), and every role also carries a prefix pattern and
-//! a glob, so larger configurations mean larger tables, not only more roles.
-//! The subject holds 3 roles; each check asks for one index action on one
-//! index (a different one each time). Goal: the largest case within 2× of
-//! the smallest.
+//! spread over the roles; every role names at least 4, so with many roles
+//! and few indices there are more names than indices), and every role also
+//! carries a prefix pattern and a glob, so larger configurations mean larger
+//! tables, not only more roles.
+//!
+//! The subject holds 3 roles (the first, the middle and the last). Every
+//! case checks the same 48 distinct index names, in turn: for each of the
+//! subject's roles 4 names it reads by an exact name (read allowed, write
+//! denied), 4 by its prefix pattern and 4 by its glob (both allowed), and 12
+//! it may not touch (exact names and a prefix of a role it does not hold,
+//! names no role grants). Each iteration asks for one read and one write on
+//! one name; every answer is checked before timing and in the timed loop.
+//! Goal: the largest case within 2× of the smallest.
 
 use std::collections::BTreeMap;
 
@@ -17,9 +25,16 @@ use warden_host::security::config::{IndexPermission, InternalUser, Role, Securit
 use warden_host::security::mapping::Principal;
 use warden_host::security::{Security, SecurityState, password};
 
-fn config(roles: usize, indices: usize) -> Result<SecurityConfig, Box<dyn std::error::Error>> {
+type Error = Box<dyn std::error::Error>;
+
+/// Exact names per role: at least 4, so every case has 4 per subject role.
+fn per_role(roles: usize, indices: usize) -> usize {
+    indices.div_ceil(roles).max(4)
+}
+
+fn config(roles: usize, indices: usize) -> Result<SecurityConfig, Error> {
     let mut config = SecurityConfig::default();
-    let per_role = indices.div_ceil(roles);
+    let per_role = per_role(roles, indices);
     for r in 0..roles {
         let exact: Vec<String> = (0..per_role).map(|k| format!("idx-{}", r * per_role + k)).collect();
         let role = Role {
@@ -43,71 +58,122 @@ fn config(roles: usize, indices: usize) -> Result<SecurityConfig, Box<dyn std::e
     Ok(config.with_static()?)
 }
 
-fn privileges(c: &mut Criterion) {
+/// The 48 names every case checks, each with (read allowed, write allowed).
+fn names(roles: usize, indices: usize, held: [usize; 3]) -> Vec<(String, bool, bool)> {
+    let per_role = per_role(roles, indices);
+    let mut names = Vec::new();
+    for r in held {
+        // Spread over the role's exact names, first and last included.
+        for k in 0..4 {
+            names.push((format!("idx-{}", r * per_role + k * (per_role - 1) / 3), true, false));
+        }
+        for k in 0..4 {
+            names.push((format!("team{r}-{k}"), true, true));
+            // `tbam…` matches the glob `t?am{r}-logs-*`, not the prefix `team{r}-`.
+            names.push((format!("tbam{r}-logs-{k}"), true, true));
+        }
+    }
+    // Role 1 is never held (the middle role is at least role 5).
+    for k in 0..4 {
+        names.push((format!("idx-{}", per_role + k), false, false));
+        names.push((format!("team1-{k}"), false, false));
+        names.push((format!("nobody-{k}"), false, false));
+    }
+    names
+}
+
+fn privileges(c: &mut Criterion) -> Result<(), Error> {
     let mut group = c.benchmark_group("privileges");
     for roles in [10usize, 100, 1_000] {
         for indices in [10usize, 1_000, 100_000] {
-            let Ok(config) = config(roles, indices) else { continue };
+            let config =
+                config(roles, indices).map_err(|e| format!("roles={roles} indices={indices}: {e}"))?;
             let state = SecurityState::compile(config);
+            let held = [0, roles / 2, roles - 1];
             let principal = Principal {
                 name: "bench".into(),
-                direct_roles: vec![
-                    "role0".into(),
-                    format!("role{}", roles / 2),
-                    format!("role{}", roles - 1),
-                ],
+                direct_roles: held.iter().map(|r| format!("role{r}")).collect(),
                 ..Principal::default()
             };
             let subject = state.subject(&principal, None);
-            let per_role = indices.div_ceil(roles);
-            // Indices the subject may read (its roles' exact names) and ones it may not.
-            let allowed: Vec<String> = (0..per_role.min(64)).map(|k| format!("idx-{k}")).collect();
+            let names = names(roles, indices, held);
+            let distinct: std::collections::BTreeSet<&str> =
+                names.iter().map(|(n, _, _)| n.as_str()).collect();
+            if names.len() != 48 || distinct.len() != 48 {
+                return Err(
+                    format!("roles={roles} indices={indices}: {} distinct names", distinct.len()).into()
+                );
+            }
+            let check = |name: &str| {
+                let read = state.privileges.check_indices(&subject, "indices:data/read/search", [name]);
+                let write = state.privileges.check_indices(&subject, "indices:data/write/index", [name]);
+                (read.is_ok(), write.is_ok())
+            };
+            for (name, read, write) in &names {
+                if check(name) != (*read, *write) {
+                    return Err(format!(
+                        "roles={roles} indices={indices}: `{name}` should be read={read} write={write}, is {:?}",
+                        check(name)
+                    )
+                    .into());
+                }
+            }
             let mut i = 0usize;
             group.bench_function(
                 BenchmarkId::new(format!("roles={roles}"), format!("indices={indices}")),
                 |b| {
                     b.iter(|| {
-                        i = i.wrapping_add(1);
-                        let index = &allowed[i % allowed.len()];
-                        let read = state.privileges.check_indices(
-                            &subject,
-                            "indices:data/read/search",
-                            [index.as_str()],
-                        );
-                        let denied = state.privileges.check_indices(
-                            &subject,
-                            "indices:data/write/index",
-                            [index.as_str()],
-                        );
-                        (read.is_ok(), denied.is_ok())
+                        i = (i + 1) % names.len();
+                        let (name, read, write) = &names[i];
+                        let answer = check(name);
+                        if answer != (*read, *write) {
+                            panic!("`{name}`: {answer:?}");
+                        }
+                        answer
                     })
                 },
             );
         }
     }
     group.finish();
+    Ok(())
 }
 
-fn basic_auth(c: &mut Criterion) {
+fn basic_auth(c: &mut Criterion) -> Result<(), Error> {
     let mut config = SecurityConfig::default();
-    let Ok(hash) = password::hash("Bench-Password-1") else { return };
+    let hash = password::hash("Bench-Password-1")?;
     let user =
         InternalUser { hash: Some(hash), backend_roles: vec!["admin".into()], ..InternalUser::default() };
     config.internal_users = BTreeMap::from([("bench".to_owned(), user)]);
-    let Ok(config) = config.with_static() else { return };
-    let security = Security::new(config);
+    let security = Security::new(config.with_static()?);
     let header =
         format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("bench:Bench-Password-1"));
     // `authenticate` is async (bcrypt runs on the blocking pool).
-    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     // The first call pays bcrypt and fills the cache.
-    if rt.block_on(security.authenticate(Some(&header), None)).is_err() {
-        return;
+    let first = rt.block_on(security.authenticate(Some(&header), None)).map_err(|e| format!("login: {e}"))?;
+    if first.principal.name != "bench" {
+        return Err(format!("logged in as `{}`", first.principal.name).into());
     }
     c.bench_function("authn/basic_cached", |b| {
-        b.iter(|| rt.block_on(security.authenticate(Some(&header), None)).is_ok())
+        b.iter(|| match rt.block_on(security.authenticate(Some(&header), None)) {
+            Ok(user) => user,
+            Err(e) => panic!("a cached login failed: {e}"),
+        })
     });
+    Ok(())
 }
 
-criterion_group!(benches, privileges, basic_auth);
+fn bench(c: &mut Criterion) {
+    if let Err(e) = privileges(c) {
+        eprintln!("security bench (privileges) failed: {e}");
+        std::process::exit(1);
+    }
+    if let Err(e) = basic_auth(c) {
+        eprintln!("security bench (authn/basic_cached) failed: {e}");
+        std::process::exit(1);
+    }
+}
+
+criterion_group!(benches, bench);
 criterion_main!(benches);
