@@ -132,11 +132,27 @@ impl Weigh for RoleSet {
 #[derive(Debug)]
 struct Memo<T> {
     inner: RwLock<MemoInner<T>>,
+    /// Bytes (keys + values) the memo may hold.
+    budget: usize,
+    /// Entries the memo may hold.
+    max_entries: usize,
 }
 
 impl<T> Default for Memo<T> {
+    /// For keys a client chooses (an extension permission names a route's
+    /// first path segment): bounded in bytes.
     fn default() -> Self {
-        Memo { inner: RwLock::new(MemoInner::default()) }
+        Memo { inner: RwLock::new(MemoInner::default()), budget: MEMO_BUDGET_BYTES, max_entries: usize::MAX }
+    }
+}
+
+impl<T> Memo<T> {
+    /// For keys from a fixed vocabulary (index action names from the action
+    /// layer) whose values grow with the configuration, not with requests:
+    /// a table for 100,000 indices outweighs any byte budget and must stay
+    /// cached, so only the number of entries is bounded.
+    fn for_fixed_keys(max_entries: usize) -> Self {
+        Memo { inner: RwLock::new(MemoInner::default()), budget: usize::MAX, max_entries }
     }
 }
 
@@ -163,14 +179,14 @@ impl<T: Weigh> Memo<T> {
         }
         let value = Arc::new(compute());
         let weight = key.len() + value.weight() + MEMO_ENTRY_OVERHEAD;
-        if key.len() > MEMO_MAX_KEY_BYTES || weight > MEMO_BUDGET_BYTES {
+        if key.len() > MEMO_MAX_KEY_BYTES || weight > self.budget {
             return value;
         }
         if let Ok(mut inner) = self.inner.write() {
             if inner.map.contains_key(key) {
                 return value;
             }
-            while inner.bytes + weight > MEMO_BUDGET_BYTES {
+            while inner.bytes.saturating_add(weight) > self.budget || inner.map.len() >= self.max_entries {
                 let Some(oldest) = inner.order.pop_front() else { break };
                 if let Some((_, w)) = inner.map.remove(&oldest) {
                     inner.bytes -= w;
@@ -269,7 +285,7 @@ impl Privileges {
             roles,
             cluster: Memo::default(),
             extension: Memo::default(),
-            index: Memo::default(),
+            index: Memo::for_fixed_keys(1024),
         }
     }
 
