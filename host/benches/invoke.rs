@@ -131,6 +131,7 @@ fn run(c: &mut Criterion) -> wasmtime::Result<()> {
         cluster: None,
         scheduler: None,
         started: std::time::Instant::now(),
+        body_timeout: std::time::Duration::from_secs(60),
     });
     let app = router(state);
     let authorization =
