@@ -5,6 +5,10 @@
 //! carried in the token). Both must allow; every decision is audited with
 //! the gate that made it. Calls as the extension's service identity reach
 //! only the extension's own indices.
+//!
+//! An expression resolves to a set of concrete indices, as OpenSearch's
+//! does: `big,big`, `big,b*,*` name `big` once, so repeating a name buys no
+//! extra work.
 
 use std::sync::Arc;
 
@@ -349,24 +353,32 @@ fn check_gates(
         }
         return Ok(request.indices.clone());
     }
+    // The answer is a set (in order of first appearance): an index named
+    // twice, or matched by several patterns (`big,b*,*`), is decided once
+    // and worked on once.
     let mut concrete = Vec::new();
+    let mut considered: std::collections::HashSet<&str> = std::collections::HashSet::new();
     for expr in &request.indices {
         if expr.contains(['*', '?']) {
             // A wildcard expands only to indices every gate allows.
             let pattern =
                 crate::security::pattern::Pattern::parse(expr).map_err(|e| ("request", e.to_string()))?;
-            concrete.extend(
-                existing
-                    .iter()
-                    .filter(|i| pattern.matches(i))
-                    .filter(|i| {
-                        gates.iter().all(|(_, p, s)| p.check_indices(s, request.action, [i.as_str()]).is_ok())
-                    })
-                    .cloned(),
-            );
+            for index in existing.iter().filter(|i| pattern.matches(i)) {
+                if considered.insert(index)
+                    && gates
+                        .iter()
+                        .all(|(_, p, s)| p.check_indices(s, request.action, [index.as_str()]).is_ok())
+                {
+                    concrete.push(index.clone());
+                }
+            }
         } else {
+            // A name is always decided, even if a wildcard before it left
+            // it out: named, a refused index is a refusal.
             decide(gates, |p, s| p.check_indices(s, request.action, [expr.as_str()]))?;
-            concrete.push(expr.clone());
+            if considered.insert(expr) {
+                concrete.push(expr.clone());
+            }
         }
     }
     Ok(concrete)
