@@ -461,8 +461,11 @@ fn repeated_and_overlapping_names_are_resolved_once() -> TestResult {
         let (_, named_once) = search_of(&server, who, once, &query)?;
         let (_, repeated) = search_of(&server, who, expr, &query)?;
         let what = format!("{} {}…", who.0, expr.chars().take(60).collect::<String>());
-        assert_eq!(view(&repeated), view(&named_once), "{what}");
-        let (total, _, _, hits) = view(&repeated);
+        let (once, again) = (view(&named_once), view(&repeated));
+        // Totals and shard counts first: a short message when they differ.
+        assert_eq!((&again.0, &again.2), (&once.0, &once.2), "{what}: hits.total, _shards.total");
+        assert_eq!(again, once, "{what}");
+        let (total, _, _, hits) = again;
         let distinct: std::collections::BTreeSet<&(String, String)> = hits.iter().collect();
         assert_eq!(distinct.len(), hits.len(), "{what}: a hit appears twice");
         assert_eq!(total, hits.len(), "{what}");
