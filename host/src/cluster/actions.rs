@@ -82,6 +82,11 @@ pub enum ActionError {
     /// OpenSearch's `invalid_index_name_exception` (400).
     #[error(transparent)]
     InvalidIndexName(#[from] InvalidIndexName),
+    /// An index expression of more than [`MAX_INDEX_EXPRESSIONS`] parts (400).
+    #[error(
+        "the index expression holds {count} comma-separated parts; at most {MAX_INDEX_EXPRESSIONS} are allowed per request"
+    )]
+    TooManyExpressions { count: usize },
     #[error("invalid _bulk body: {0}")]
     BadBulk(String),
     #[error("invalid document id `{0}`: {1}")]
@@ -247,29 +252,52 @@ pub fn concrete_index(segment: &str) -> Result<String, InvalidIndexName> {
     Ok(name)
 }
 
+/// The most expressions (comma-separated parts) one index expression may
+/// hold. OpenSearch has no such setting — its URLs are bounded instead —
+/// but every part costs a validation, a pattern and a gate decision, so a
+/// bound keeps a long URL from buying unbounded work.
+pub const MAX_INDEX_EXPRESSIONS: usize = 1_000;
+
 /// An index expression from a path segment: decoded once, split at commas;
 /// each part is `_all`/`*` (everything), a wildcard pattern, or a concrete
 /// name, all under the same rules ([`validate_index_name`]) except that a
 /// pattern may hold `*` and `?`.
-pub fn index_expression(segment: &str) -> Result<Vec<String>, InvalidIndexName> {
+///
+/// The answer is a set, as OpenSearch resolves one: a part repeated
+/// (`big,big`) is kept once, in the order of its first appearance, so no
+/// index is searched, counted or deleted twice. Overlapping patterns
+/// (`big,b*,*`) are collapsed where they are expanded (the gateway). At
+/// most [`MAX_INDEX_EXPRESSIONS`] parts, counted before repeats collapse.
+pub fn index_expression(segment: &str) -> Result<Vec<String>, ActionError> {
     let decoded = decode_index_segment(segment)?;
-    if decoded == "_all" {
-        return Ok(vec!["*".to_owned()]);
+    // Counted before any part is judged: the bound is what keeps the
+    // judging cheap.
+    let count = decoded.split(',').count();
+    if count > MAX_INDEX_EXPRESSIONS {
+        return Err(ActionError::TooManyExpressions { count });
     }
-    decoded
-        .split(',')
-        .map(|part| {
-            if part == "_all" {
-                return Ok("*".to_owned());
-            }
-            // A pattern is checked as the names it could match: with its
-            // wildcards replaced by a legal character.
-            let as_name: String = part.chars().map(|c| if c == '*' || c == '?' { 'x' } else { c }).collect();
-            validate_index_name(&as_name)
-                .map_err(|e| InvalidIndexName { name: part.to_owned(), reason: e.reason })?;
-            Ok(part.to_owned())
-        })
-        .collect()
+    let mut seen = std::collections::HashSet::new();
+    let mut parts = Vec::new();
+    for part in decoded.split(',') {
+        let part = if part == "_all" { "*" } else { part };
+        if !seen.insert(part) {
+            continue;
+        }
+        // A pattern is checked as the names it could match: with its
+        // wildcards replaced by a legal character.
+        let as_name: String = part.chars().map(|c| if c == '*' || c == '?' { 'x' } else { c }).collect();
+        validate_index_name(&as_name)
+            .map_err(|e| InvalidIndexName { name: part.to_owned(), reason: e.reason })?;
+        parts.push(part.to_owned());
+    }
+    Ok(parts)
+}
+
+/// `items` without repeats, each kept at its first appearance: how a list
+/// of resolved indices becomes the set OpenSearch works on.
+pub fn distinct<T: Eq + std::hash::Hash + Clone>(items: impl IntoIterator<Item = T>) -> Vec<T> {
+    let mut seen = std::collections::HashSet::new();
+    items.into_iter().filter(|item| seen.insert(item.clone())).collect()
 }
 
 /// OpenSearch's limit on `_id`.
@@ -573,6 +601,31 @@ mod tests {
         for bad in ["/a,,b/_search", "/L*/_search", "/a%252A/_search", "/a%23/_search", "/-a/_search"] {
             assert!(refusal("GET", bad, None).is_some(), "{bad}");
         }
+        Ok(())
+    }
+
+    /// An expression is a set: repeats (also `_all` next to `*`, or an
+    /// encoded repeat) are kept once, first appearance first; more than
+    /// [`MAX_INDEX_EXPRESSIONS`] parts are refused, naming the limit,
+    /// even when they are all the same.
+    #[test]
+    fn expressions_are_sets_of_bounded_size() -> Result<(), ActionError> {
+        assert_eq!(resolve("GET", "/big,big,big/_search", None)?.indices, ["big"]);
+        assert_eq!(resolve("GET", "/b,a,b,l*,a,l*/_count", None)?.indices, ["b", "a", "l*"]);
+        assert_eq!(resolve("GET", "/_all,*,big,%62ig/_search", None)?.indices, ["*", "big"]);
+        assert_eq!(resolve("DELETE", "/a,a", None)?.indices, ["a"]);
+        let at_limit = vec!["big"; MAX_INDEX_EXPRESSIONS].join(",");
+        assert_eq!(resolve("POST", &format!("/{at_limit}/_search"), None)?.indices, ["big"]);
+        for over in [
+            vec!["big"; MAX_INDEX_EXPRESSIONS + 1].join(","),
+            (0..5_000).map(|i| format!("i{i}")).collect::<Vec<_>>().join(","),
+        ] {
+            let e = resolve("POST", &format!("/{over}/_search"), None).err();
+            assert!(matches!(e, Some(ActionError::TooManyExpressions { .. })), "{e:?}");
+            let message = e.map(|e| e.to_string()).unwrap_or_default();
+            assert!(message.contains(&format!("at most {MAX_INDEX_EXPRESSIONS}")), "{message}");
+        }
+        assert_eq!(distinct(["b", "a", "b", "c", "a"]), ["b", "a", "c"]);
         Ok(())
     }
 

@@ -48,6 +48,52 @@ impl From<AggError> for String {
     }
 }
 
+/// The fields `aggs` reads (every aggregation names its `field`; nested
+/// `aggs` too), so a search can hand each match's projection
+/// ([`project`]) to [`evaluate`] instead of its whole source. A malformed
+/// request gives what it names; [`evaluate`] reports what is wrong.
+pub fn fields(aggs: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    collect_fields(aggs, &mut out);
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn collect_fields(aggs: &Value, out: &mut Vec<String>) {
+    let Some(aggs) = aggs.as_object() else { return };
+    for spec in aggs.values().filter_map(Value::as_object) {
+        for (key, body) in spec {
+            if key == "aggs" || key == "aggregations" {
+                collect_fields(body, out);
+            } else if let Some(field) = body.get("field").and_then(Value::as_str) {
+                out.push(field.to_owned());
+            }
+        }
+    }
+}
+
+/// The part of `source` that `fields` reach (dotted paths, as
+/// [`evaluate`] reads them): the same answers from [`evaluate`], holding
+/// only the values the aggregations read.
+pub fn project(source: &Value, fields: &[String]) -> Value {
+    let mut out = Value::Object(Map::new());
+    for field in fields {
+        let Some(value) = field.split('.').try_fold(source, |v, k| v.get(k)) else { continue };
+        let mut at = &mut out;
+        let mut keys = field.split('.').peekable();
+        while let Some(key) = keys.next() {
+            let Value::Object(map) = at else { break };
+            if keys.peek().is_none() {
+                map.insert(key.to_owned(), value.clone());
+                break;
+            }
+            at = map.entry(key.to_owned()).or_insert_with(|| Value::Object(Map::new()));
+        }
+    }
+    out
+}
+
 /// Evaluates `aggs` (the request's `aggs`/`aggregations` object) over `docs`.
 pub fn evaluate(aggs: &Value, docs: &[&Value]) -> Result<Value, AggError> {
     evaluate_counted(aggs, docs, &Cell::new(0))
@@ -241,6 +287,33 @@ mod tests {
         assert_eq!(r["kinds"]["sum_other_doc_count"], json!(1));
         assert_eq!(r["hourly"]["buckets"][1]["doc_count"], json!(2));
         assert!(evaluate(&json!({"x": {"percentiles": {"field": "n"}}}), &refs).is_err());
+        Ok(())
+    }
+
+    /// A projection holds only what the aggregations read, and evaluating
+    /// over projections answers as over whole sources (nested fields,
+    /// arrays, missing values, overlapping paths, sub-aggregations).
+    #[test]
+    fn projections_answer_like_whole_sources() -> Result<(), String> {
+        let docs = [
+            json!({"n": 1, "kind": "a", "big": "x".repeat(1000), "m": {"v": 2, "w": [1, 2]}}),
+            json!({"n": [5, 6], "kind": "b", "m": {"v": 4}, "other": {"deep": true}}),
+            json!({"kind": "a", "m": 7}),
+            json!({}),
+        ];
+        let aggs = json!({
+            "kinds": {"terms": {"field": "kind"}, "aggs": {"v": {"sum": {"field": "m.v"}}, "w": {"value_count": {"field": "m.w"}}}},
+            "m": {"value_count": {"field": "m"}}, "hi": {"max": {"field": "n"}}
+        });
+        let fields = fields(&aggs);
+        assert_eq!(fields, ["kind", "m", "m.v", "m.w", "n"]);
+        let projected: Vec<Value> = docs.iter().map(|d| project(d, &fields)).collect();
+        assert_eq!(projected[0], json!({"n": 1, "kind": "a", "m": {"v": 2, "w": [1, 2]}}));
+        assert_eq!(projected[3], json!({}));
+        assert!(projected.iter().all(|p| p.get("big").is_none() && p.get("other").is_none()));
+        let whole: Vec<&Value> = docs.iter().collect();
+        let parts: Vec<&Value> = projected.iter().collect();
+        assert_eq!(evaluate(&aggs, &parts)?, evaluate(&aggs, &whole)?);
         Ok(())
     }
 

@@ -189,6 +189,11 @@ impl Embedded {
         params: &Params,
         body: Option<&[u8]>,
     ) -> Result<Reply, StoreError> {
+        // The gateway resolves expressions to a set; whoever calls, an
+        // index listed twice is still worked on (searched, counted) once.
+        let indices = super::actions::distinct(indices.iter().map(String::as_str));
+        let indices: Vec<String> = indices.into_iter().map(str::to_owned).collect();
+        let indices = indices.as_slice();
         // Never an index named "": a single-index operation gets exactly
         // one valid name, a write at least one; anything else is the
         // caller's bug, refused here whatever the caller checked.
@@ -402,14 +407,16 @@ impl Embedded {
         if let Err(reason) = sort_hits(&mut Vec::new(), &body["sort"], 0) {
             return Ok(error(400, "parsing_exception", reason));
         }
-        // What is kept while reading: every match only for aggregations
-        // (they see them all); otherwise the first from+size in document
+        // What is kept while reading: the first from+size in document
         // order, or — sorted — at most twice that, cut back to the best
         // from+size whenever it fills (ties keep document order, since the
-        // kept ones precede every later match).
+        // kept ones precede every later match). Aggregations see every
+        // match, but only the fields they read: each match gives them a
+        // projection of its source (a few values), never a copy of it.
         let keep = from.saturating_add(size);
-        let bounded = aggs.is_none();
         let sorted = !body["sort"].is_null();
+        let agg_fields = aggs.map(super::aggregations::fields);
+        let mut projected: Vec<Value> = Vec::new();
         let mut total = 0usize;
         let mut hits: Vec<Hit> = Vec::new();
         for (index_pos, index) in indices.iter().enumerate() {
@@ -426,12 +433,16 @@ impl Embedded {
                     continue;
                 }
                 total += 1;
-                if count_only || (bounded && !sorted && total > keep) {
+                if let Some(fields) = &agg_fields
+                    && !count_only
+                {
+                    projected.push(super::aggregations::project(&source, fields));
+                }
+                if count_only || (!sorted && total > keep) {
                     continue;
                 }
                 hits.push(Hit { index: index_pos, id, source });
-                if bounded
-                    && sorted
+                if sorted
                     && hits.len() >= keep.saturating_mul(2).max(64)
                     && let Err(reason) = sort_hits(&mut hits, &body["sort"], keep)
                 {
@@ -444,7 +455,7 @@ impl Embedded {
         }
         let aggregations = match aggs {
             Some(aggs) => {
-                let sources: Vec<&Value> = hits.iter().map(|h| &h.source).collect();
+                let sources: Vec<&Value> = projected.iter().collect();
                 match super::aggregations::evaluate(aggs, &sources) {
                     Ok(result) => Some(result),
                     Err(e) => {

@@ -5,6 +5,17 @@
 //! carried in the token). Both must allow; every decision is audited with
 //! the gate that made it. Calls as the extension's service identity reach
 //! only the extension's own indices.
+//!
+//! System indices: `.warden*` (Warden's own) are refused to everyone;
+//! `.ext-*` (the extensions' own, see [`is_own_index`]) are refused to every
+//! user-identity call — a user's REST call or an extension calling as its
+//! user, whatever the roles (`all_access` too) — and reached only by the
+//! owning extension's service identity. Named, they are refused by the
+//! system-index gate; wildcards (`*`, `_all`, `.e*`) leave them out.
+//!
+//! An expression resolves to a set of concrete indices, as OpenSearch's
+//! does: `big,big`, `big,b*,*` name `big` once, so repeating a name buys no
+//! extra work.
 
 use std::sync::Arc;
 
@@ -50,6 +61,11 @@ pub enum GateError {
 
 /// Prefix of Warden's system indices: unreachable for users and extensions.
 pub const SYSTEM_PREFIX: &str = ".warden";
+
+/// Prefix of the extensions' system indices: `.ext-<id>` and
+/// `.ext-<id>_<suffix>` belong to extension `<id>` ([`is_own_index`]);
+/// no user-identity call reaches any index under it.
+pub const EXTENSION_PREFIX: &str = ".ext-";
 
 #[derive(Debug)]
 pub struct ClusterGateway {
@@ -168,15 +184,22 @@ impl ClusterGateway {
         }
     }
 
-    /// Refuses system indices (whoever asks); lists the existing indices a
-    /// wildcard in the request could expand to.
-    fn expandable_indices(&self, request: &ActionRequest) -> Result<Vec<String>, (&'static str, String)> {
+    /// Refuses system indices named in the request (expressions and bulk
+    /// items; see [`system_index`]); lists the existing indices a wildcard
+    /// in the request could expand to, system ones left out.
+    fn expandable_indices(
+        &self,
+        request: &ActionRequest,
+        identity: CallIdentity,
+    ) -> Result<Vec<String>, (&'static str, String)> {
         let named = request.indices.iter().chain(request.items.iter().map(|item| &item.index));
-        if let Some(system) = named.clone().find(|i| i.starts_with(SYSTEM_PREFIX)) {
-            return Err((GATE_SYSTEM, format!("index `{system}` is a system index")));
+        for name in named {
+            if let Some(reason) = system_index(name, identity) {
+                return Err((GATE_SYSTEM, reason));
+            }
         }
         let wildcards = request.indices.iter().any(|i| i.contains(['*', '?']));
-        if wildcards { self.visible_indices().map_err(|e| ("store", e)) } else { Ok(Vec::new()) }
+        if wildcards { self.visible_indices(identity).map_err(|e| ("store", e)) } else { Ok(Vec::new()) }
     }
 
     /// The concrete indices the call may touch, or (gate, reason).
@@ -186,7 +209,7 @@ impl ClusterGateway {
         request: &ActionRequest,
         event: &mut Event,
     ) -> Result<Vec<String>, (&'static str, String)> {
-        let existing = self.expandable_indices(request)?;
+        let existing = self.expandable_indices(request, call.identity)?;
 
         if call.identity == CallIdentity::Service {
             event.user = Some(service_accounts::name(call.extension));
@@ -266,7 +289,7 @@ impl ClusterGateway {
             path: Some(path.to_owned()),
             ..Event::new(Category::GrantedPrivileges, request_id).remote(remote)
         };
-        let decision = self.expandable_indices(&request).and_then(|existing| {
+        let decision = self.expandable_indices(&request, CallIdentity::User).and_then(|existing| {
             let mut gates: Vec<Gate<'_>> = vec![(GATE_USER, privileges, user)];
             if let Some(limit) = limit {
                 gates.push((GATE_API_TOKEN, &limit.privileges, &limit.subject));
@@ -298,10 +321,32 @@ impl ClusterGateway {
         Ok(claims)
     }
 
-    fn visible_indices(&self) -> Result<Vec<String>, String> {
+    /// The existing indices a wildcard of `identity` may expand to: no
+    /// system index of that caller ([`system_index`]).
+    fn visible_indices(&self, identity: CallIdentity) -> Result<Vec<String>, String> {
         let existing = self.backend.indices().map_err(|e| e.to_string())?;
-        Ok(existing.into_iter().filter(|i| !i.starts_with(SYSTEM_PREFIX)).collect())
+        Ok(existing.into_iter().filter(|i| system_index(i, identity).is_none()).collect())
     }
+}
+
+/// Why `name` (an index, or an expression as written) is a system index
+/// for a caller of `identity`, or `None`. Prefixes are compared on the
+/// name as decoded once by the action layer, so `%2Eext-x` is `.ext-x`.
+/// An expression that starts with a system prefix (`.warden*`, `.ext-*`)
+/// is refused as the names it can only match; one that merely could match
+/// (`*`, `.e*`) is not, and expands without them ([`visible_indices`]).
+///
+/// [`visible_indices`]: ClusterGateway::visible_indices
+fn system_index(name: &str, identity: CallIdentity) -> Option<String> {
+    if name.starts_with(SYSTEM_PREFIX) {
+        return Some(format!("index `{name}` is a system index"));
+    }
+    if identity == CallIdentity::User && name.starts_with(EXTENSION_PREFIX) {
+        return Some(format!(
+            "index `{name}` is a system index of an extension: `{EXTENSION_PREFIX}<id>` and `{EXTENSION_PREFIX}<id>_*` are reached only by extension <id>'s service identity, never by a user (whatever the roles) nor by an extension calling as its user"
+        ));
+    }
+    None
 }
 
 /// Every gate must allow: cluster actions, each bulk item, each named
@@ -349,24 +394,32 @@ fn check_gates(
         }
         return Ok(request.indices.clone());
     }
+    // The answer is a set (in order of first appearance): an index named
+    // twice, or matched by several patterns (`big,b*,*`), is decided once
+    // and worked on once.
     let mut concrete = Vec::new();
+    let mut considered: std::collections::HashSet<&str> = std::collections::HashSet::new();
     for expr in &request.indices {
         if expr.contains(['*', '?']) {
             // A wildcard expands only to indices every gate allows.
             let pattern =
                 crate::security::pattern::Pattern::parse(expr).map_err(|e| ("request", e.to_string()))?;
-            concrete.extend(
-                existing
-                    .iter()
-                    .filter(|i| pattern.matches(i))
-                    .filter(|i| {
-                        gates.iter().all(|(_, p, s)| p.check_indices(s, request.action, [i.as_str()]).is_ok())
-                    })
-                    .cloned(),
-            );
+            for index in existing.iter().filter(|i| pattern.matches(i)) {
+                if considered.insert(index)
+                    && gates
+                        .iter()
+                        .all(|(_, p, s)| p.check_indices(s, request.action, [index.as_str()]).is_ok())
+                {
+                    concrete.push(index.clone());
+                }
+            }
         } else {
+            // A name is always decided, even if a wildcard before it left
+            // it out: named, a refused index is a refusal.
             decide(gates, |p, s| p.check_indices(s, request.action, [expr.as_str()]))?;
-            concrete.push(expr.clone());
+            if considered.insert(expr) {
+                concrete.push(expr.clone());
+            }
         }
     }
     Ok(concrete)
@@ -511,6 +564,31 @@ analyst_role:
             ("hc-2", ".ext-hc", false),
         ] {
             assert_eq!(is_own_index(ext, index), own, "{ext} {index}");
+        }
+    }
+
+    /// `.warden*` is a system index for every caller; `.ext-*` (names and
+    /// patterns starting so) for user identities only; names that merely
+    /// resemble them are no system index.
+    #[test]
+    fn system_indices_depend_on_the_identity() {
+        for (name, user, service) in [
+            (".warden-tokens", true, true),
+            (".warden*", true, true),
+            (".ext-hc", true, false),
+            (".ext-hc-2_s", true, false),
+            (".ext-future", true, false),
+            (".ext-*", true, false),
+            (".ext-", true, false),
+            (".ext", false, false),
+            (".extra", false, false),
+            (".e*", false, false),
+            ("*", false, false),
+            ("ext-hc", false, false),
+            ("logs", false, false),
+        ] {
+            assert_eq!(system_index(name, CallIdentity::User).is_some(), user, "user {name}");
+            assert_eq!(system_index(name, CallIdentity::Service).is_some(), service, "service {name}");
         }
     }
 

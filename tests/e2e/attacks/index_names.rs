@@ -395,3 +395,135 @@ fn search_numbers_are_refused_not_overflowed() -> TestResult {
     assert_eq!((status, body["hits"]["hits"].as_array().map(Vec::len)), (200, Some(10)));
     Ok(())
 }
+
+/// `hits.total`, the aggregation's buckets and the hits of one search as
+/// `who`.
+fn search_of(server: &Server, who: (&str, &str), expr: &str, body: &Value) -> Outcome {
+    let (status, reply) = send(server, who, "POST", &format!("/{expr}/_search"), &body.to_string())?;
+    assert_eq!(status, 200, "{expr}: {reply}");
+    Ok((status, reply))
+}
+
+/// An expression is a set of indices, as OpenSearch resolves it: naming an
+/// index again (`big,big,big`, an encoded repeat, `_all` next to `*`) or
+/// matching it by several patterns (`big,b*,*`) searches, counts and
+/// aggregates it once — the totals, buckets and hits equal those of the
+/// index named once, and no hit appears twice. Repeating a name used to
+/// multiply the work and memory (3,000 repeats: 600,000 hits for 200
+/// documents, 1.5 GB).
+#[test]
+fn repeated_and_overlapping_names_are_resolved_once() -> TestResult {
+    let (_deployment, server) = setup()?;
+    let mut bulk = String::new();
+    for i in 0..200 {
+        let item = json!({"index": {"_index": "logs-big", "_id": format!("{i:03}")}});
+        bulk.push_str(&format!("{item}\n{}\n", json!({"n": i, "kind": format!("k{}", i % 3)})));
+    }
+    for i in 0..5 {
+        bulk.push_str(&format!(
+            "{}\n{{\"n\":{i},\"kind\":\"k0\"}}\n",
+            json!({"index": {"_index": "logs-small"}})
+        ));
+    }
+    let (status, body) = send(&server, WRITER, "POST", "/_bulk", &bulk)?;
+    assert_eq!((status, &body["errors"]), (200, &json!(false)), "{body}");
+    assert_eq!(send(&server, ADMIN, "PUT", "/other/_doc/1", r#"{"n":1,"kind":"k0"}"#)?.0, 201);
+
+    let query = json!({"size": 1000, "aggs": {"kinds": {"terms": {"field": "kind"}, "aggs": {"sum": {"sum": {"field": "n"}}}}, "count": {"value_count": {"field": "n"}}}});
+    let view = |reply: &Value| {
+        let mut hits: Vec<(String, String)> = reply["hits"]["hits"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|h| {
+                (h["_index"].as_str().unwrap_or("?").to_owned(), h["_id"].as_str().unwrap_or("?").to_owned())
+            })
+            .collect();
+        hits.sort();
+        (
+            reply["hits"]["total"]["value"].clone(),
+            reply["aggregations"].clone(),
+            reply["_shards"]["total"].clone(),
+            hits,
+        )
+    };
+    // (who, expression, the same set named once)
+    let cases = [
+        (WRITER, "logs-big,logs-big,logs-big", "logs-big"),
+        (WRITER, "logs-big,logs-%62ig", "logs-big"),
+        (WRITER, &vec!["logs-big"; 1_000].join(","), "logs-big"),
+        (WRITER, "logs-big,logs-b*,logs-*", "logs-*"),
+        (WRITER, "logs-*,logs-b*,logs-big,logs-small,*,_all", "logs-*"),
+        (ADMIN, "logs-big,l*,*,_all,other,o*", "*"),
+        (ADMIN, "_all,_all", "_all"),
+    ];
+    for (who, expr, once) in cases {
+        let (_, named_once) = search_of(&server, who, once, &query)?;
+        let (_, repeated) = search_of(&server, who, expr, &query)?;
+        let what = format!("{} {}…", who.0, expr.chars().take(60).collect::<String>());
+        let (once, again) = (view(&named_once), view(&repeated));
+        // Totals and shard counts first: a short message when they differ.
+        assert_eq!((&again.0, &again.2), (&once.0, &once.2), "{what}: hits.total, _shards.total");
+        assert_eq!(again, once, "{what}");
+        let (total, _, _, hits) = again;
+        let distinct: std::collections::BTreeSet<&(String, String)> = hits.iter().collect();
+        assert_eq!(distinct.len(), hits.len(), "{what}: a hit appears twice");
+        assert_eq!(total, hits.len(), "{what}");
+        let (status, counted) = send(&server, who, "POST", &format!("/{expr}/_count"), "{}")?;
+        assert_eq!((status, &counted["count"]), (200, &total), "{what}: {counted}");
+    }
+    // The figures themselves, so the comparison cannot pass on two wrong answers.
+    let (_, big) = search_of(&server, WRITER, "logs-big,logs-big,logs-big", &query)?;
+    assert_eq!(big["hits"]["total"]["value"], 200, "{big}");
+    assert_eq!(big["aggregations"]["count"]["value"], 200, "{big}");
+    assert_eq!(big["_shards"]["total"], 1, "{big}");
+    let (_, writers) = search_of(&server, WRITER, "logs-big,logs-b*,logs-*,*", &query)?;
+    assert_eq!(writers["hits"]["total"]["value"], 205, "`other` is not the writer's: {writers}");
+    let (_, everything) = search_of(&server, ADMIN, "logs-big,l*,*,_all,other,o*", &query)?;
+    assert_eq!(everything["hits"]["total"]["value"], 206, "{everything}");
+
+    // A repeated index in a delete is deleted once (no 404 for its second
+    // mention), and the legitimate delete next to it works.
+    let (status, body) = send(&server, WRITER, "DELETE", "/logs-small,logs-small,logs-s*", "")?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(send(&server, ADMIN, "GET", "/logs-small", "")?.0, 404);
+    let (_, left) = search_of(&server, WRITER, "logs-*,logs-*", &query)?;
+    assert_eq!(left["hits"]["total"]["value"], 200, "{left}");
+    Ok(())
+}
+
+/// More than 1,000 comma-separated parts in one expression (the same name
+/// repeated, or distinct names, or patterns) is a 400 naming the limit,
+/// for searches, counts, refreshes, index reads and deletes, for admin
+/// too, and changes nothing; 1,000 parts are still served.
+#[test]
+fn too_many_expressions_are_refused_naming_the_limit() -> TestResult {
+    let (_deployment, server) = setup()?;
+    assert_eq!(send(&server, WRITER, "PUT", "/logs-a/_doc/1", r#"{"x":1}"#)?.0, 201);
+    let repeated = vec!["logs-a"; 1_001].join(",");
+    let distinct: String = (0..1_001).map(|i| format!("logs-{i}")).collect::<Vec<_>>().join(",");
+    let patterns: String = (0..5_000).map(|i| format!("l*{i}*")).collect::<Vec<_>>().join(",");
+    for expr in [&repeated, &distinct, &patterns] {
+        for who in [WRITER, ADMIN] {
+            for (method, path) in [
+                ("POST", format!("/{expr}/_search")),
+                ("GET", format!("/{expr}/_count")),
+                ("POST", format!("/{expr}/_refresh")),
+                ("GET", format!("/{expr}")),
+                ("DELETE", format!("/{expr}")),
+            ] {
+                let (status, body) = send(&server, who, method, &path, "")?;
+                let what = format!("{} {method} {}…", who.0, &path[..40]);
+                assert_eq!(status, 400, "{what}: {body}");
+                let reason = body["error"]["reason"].as_str().unwrap_or_default();
+                assert!(reason.contains("at most 1000"), "{what}: {reason}");
+            }
+        }
+    }
+    assert_eq!(send(&server, ADMIN, "GET", "/logs-a/_doc/1", "")?.0, 200, "the delete was refused");
+    // The legitimate path: at the limit, served (and resolved once).
+    let at_limit = vec!["logs-a"; 1_000].join(",");
+    let (status, body) = send(&server, WRITER, "POST", &format!("/{at_limit}/_search"), "{}")?;
+    assert_eq!((status, &body["hits"]["total"]["value"]), (200, &json!(1)), "{body}");
+    Ok(())
+}

@@ -3,12 +3,18 @@
 //! `.ext-<id>_<suffix>`. Two copies of the probe guest, `hc` and `hc-2`,
 //! share a prefix up to a dash — the shape that let `hc` read and overwrite
 //! `.ext-hc-2` when the namespace was `.ext-<id>-*`.
+//!
+//! The namespace is the extension's alone: `.ext-*` are system indices for
+//! every user-identity call (REST users whatever their roles, extensions
+//! calling as their user), so existence checks here go through the owning
+//! extension's service identity or the cluster's index count, never a
+//! user's read.
 
 use reqwest::Method;
 use serde_json::{Value, json};
 use warden_test_artifacts::GUEST_HOST_CALLS;
 
-use crate::support::{Deployment, Server, TestResult};
+use crate::support::{ADMIN_PASSWORD, Deployment, Server, TestResult};
 
 fn setup() -> Result<(Deployment, Server), Box<dyn std::error::Error>> {
     let deployment = Deployment::new()?;
@@ -57,6 +63,15 @@ fn invalid_name(outcome: &Value, name: &str) {
     assert!(reason.starts_with(&format!("Invalid index name [{name}], ")), "{name}: {reason}");
 }
 
+/// How many indices exist (system ones of extensions included): the
+/// cluster's shard count, which admin may read; the one way to see that no
+/// index was created under a namespace nobody installed.
+fn index_count(server: &Server) -> Result<Value, Box<dyn std::error::Error>> {
+    let health = server.get("/_cluster/health")?;
+    assert_eq!(health.status, 200, "{health:?}");
+    Ok(health.json()["active_primary_shards"].clone())
+}
+
 /// `hc-2`'s document as `hc-2` reads it: (version, source).
 fn state_of_hc2(server: &Server, index: &str) -> Result<(Value, Value), Box<dyn std::error::Error>> {
     let got = service(server, "hc-2", "GET", &format!("/{index}/_doc/1"), Value::Null)?;
@@ -77,6 +92,7 @@ fn a_dash_in_an_id_does_not_open_another_extensions_namespace() -> TestResult {
     ok(&service(&server, "hc", "PUT", "/.ext-hc_state/_doc/1", json!({"owner": "hc"}))?, 201);
     let before = state_of_hc2(&server, ".ext-hc-2")?;
     let before_cache = state_of_hc2(&server, ".ext-hc-2_cache")?;
+    let indices = index_count(&server)?;
 
     for index in [".ext-hc-2", ".ext-hc-2_cache"] {
         let doc = format!("/{index}/_doc/1");
@@ -99,9 +115,8 @@ fn a_dash_in_an_id_does_not_open_another_extensions_namespace() -> TestResult {
     }
     assert_eq!(state_of_hc2(&server, ".ext-hc-2")?, before, "unchanged");
     assert_eq!(state_of_hc2(&server, ".ext-hc-2_cache")?, before_cache, "unchanged");
-    for index in [".ext-hc-cache", ".ext-hc2", ".ext-h", "logs"] {
-        assert_eq!(server.get(&format!("/{index}"))?.status, 404, "{index} was not created");
-    }
+    assert_eq!(server.get("/logs")?.status, 404, "logs was not created");
+    assert_eq!(index_count(&server)?, indices, "no index was created");
     Ok(())
 }
 
@@ -149,7 +164,7 @@ fn wildcards_expand_only_into_the_own_namespace() -> TestResult {
     assert_eq!(search["body"]["hits"]["total"]["value"], 1, "{search}");
     assert_eq!(search["body"]["hits"]["hits"][0]["_index"], ".ext-hc_a", "{search}");
     ok(&service(&server, "hc", "DELETE", "/.ext-h*", Value::Null)?, 200);
-    assert_eq!(server.get("/.ext-hc_a")?.status, 404, "its own index deleted");
+    ok(&service(&server, "hc", "GET", "/.ext-hc_a", Value::Null)?, 404);
     assert_eq!(state_of_hc2(&server, ".ext-hc-2")?, before, "hc-2's index survives");
     Ok(())
 }
@@ -202,8 +217,9 @@ fn bulk_items_stay_in_the_own_namespace() -> TestResult {
     );
 
     assert_eq!(state_of_hc2(&server, ".ext-hc-2")?, before, "hc-2's document untouched");
-    assert_eq!(server.get("/.ext-hc/_doc/own")?.status, 404, "no item of a refused bulk was written");
-    assert_eq!(server.get("/.ext-hc-2/_doc/9")?.status, 404);
+    let own = service(&server, "hc", "GET", "/.ext-hc/_doc/own", Value::Null)?;
+    ok(&own, 404); // no item of a refused bulk was written
+    ok(&service(&server, "hc-2", "GET", "/.ext-hc-2/_doc/9", Value::Null)?, 404);
 
     // The legitimate bulk: own concrete indices only.
     let good = service(
@@ -215,6 +231,208 @@ fn bulk_items_stay_in_the_own_namespace() -> TestResult {
     )?;
     ok(&good, 200);
     assert_eq!(good["body"]["errors"], false, "{good}");
-    assert_eq!(server.get("/.ext-hc/_doc/own")?.status, 200);
+    ok(&service(&server, "hc", "GET", "/.ext-hc/_doc/own", Value::Null)?, 200);
+    Ok(())
+}
+
+const API: &str = "/_plugins/_security/api";
+const ADMIN: (&str, &str) = ("admin", ADMIN_PASSWORD);
+const READER: (&str, &str) = ("reader", "Reader-Pass-1");
+const WRITER: (&str, &str) = ("writer", "Writer-Pass-1");
+
+/// Any method and raw body as `who`, over REST; the path as written.
+fn rest(
+    server: &Server,
+    who: (&str, &str),
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Result<(u16, Value), Box<dyn std::error::Error>> {
+    let reply = reqwest::blocking::Client::new()
+        .request(Method::from_bytes(method.as_bytes())?, server.url(path))
+        .basic_auth(who.0, Some(who.1))
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()?;
+    let status = reply.status().as_u16();
+    Ok((status, serde_json::from_str(&reply.text()?).unwrap_or(Value::Null)))
+}
+
+/// Refused by the system-index gate over REST: 403 naming the index, and
+/// nothing of the extension's data in the answer.
+#[track_caller]
+fn system_refusal(outcome: &(u16, Value), index: &str, what: &str) {
+    let (status, body) = outcome;
+    assert_eq!(*status, 403, "{what}: {body}");
+    let reason = body["error"]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains(&format!("index `{index}` is a system index of an extension")),
+        "{what}: {reason}"
+    );
+    assert!(!body.to_string().contains("hc-2-secret"), "{what}: {body}");
+}
+
+/// `.ext-*` are the extensions' own system indices: no user reaches them —
+/// not `reader` (built-in `readall`), not `writer` (crud on `*`), not
+/// admin (`all_access`) — named (plain, encoded, in a list, in a `_bulk`
+/// item, as a `.ext-*` pattern) they are refused by the system-index gate
+/// and audited; wildcards (`*`, `_all`, `.e*`, `.*`) leave them out of
+/// searches, counts, index reads and deletes; no user pre-creates the
+/// namespace of an extension not installed yet (`.ext-future`). The same
+/// holds for an extension calling as its user — even for its own index.
+/// The owning service identity still reads and writes them, unchanged.
+#[test]
+fn extension_indices_are_system_indices_for_every_user() -> TestResult {
+    let (_deployment, server) = setup()?;
+    let crud_all = json!({"index_permissions": [{"index_patterns": ["*"], "allowed_actions": ["crud", "create_index", "manage"]}]});
+    let policy = json!({"index_permissions": [{"index_patterns": ["*"], "allowed_actions": ["*"]}]});
+    for (path, body) in [
+        (format!("{API}/roles/crud_all"), crud_all),
+        (format!("{API}/roles/extension:hc"), policy),
+        (
+            format!("{API}/internalusers/reader"),
+            json!({"password": READER.1, "opendistro_security_roles": ["readall"]}),
+        ),
+        (
+            format!("{API}/internalusers/writer"),
+            json!({"password": WRITER.1, "opendistro_security_roles": ["crud_all"]}),
+        ),
+    ] {
+        let reply = server.send(Method::PUT, &path, &body)?;
+        assert_eq!(reply.status, 201, "{path}: {reply:?}");
+    }
+    ok(&service(&server, "hc-2", "PUT", "/.ext-hc-2_s/_doc/1", json!({"secret": "hc-2-secret"}))?, 201);
+    ok(&service(&server, "hc-2", "PUT", "/.ext-hc-2/_doc/1", json!({"secret": "hc-2-secret"}))?, 201);
+    ok(&service(&server, "hc", "PUT", "/.ext-hc/_doc/1", json!({"owner": "hc"}))?, 201);
+    assert_eq!(rest(&server, ADMIN, "PUT", "/logs/_doc/1", r#"{"x":1}"#)?.0, 201);
+    let before = state_of_hc2(&server, ".ext-hc-2_s")?;
+    let indices = index_count(&server)?;
+    assert_eq!(indices, 4);
+
+    let item = |index: &str| {
+        format!("{}\n{{\"secret\":\"overwritten\"}}\n", json!({"index": {"_index": index, "_id": "1"}}))
+    };
+    for who in [READER, WRITER, ADMIN] {
+        // Named: refused, whatever the operation.
+        for (method, path, body, index) in [
+            ("GET", "/.ext-hc-2_s/_doc/1".to_owned(), String::new(), ".ext-hc-2_s"),
+            ("GET", "/.ext-hc-2_s".to_owned(), String::new(), ".ext-hc-2_s"),
+            ("POST", "/.ext-hc-2_s/_search".to_owned(), "{}".to_owned(), ".ext-hc-2_s"),
+            ("GET", "/.ext-hc-2/_count".to_owned(), String::new(), ".ext-hc-2"),
+            ("POST", "/logs,.ext-hc-2_s/_search".to_owned(), "{}".to_owned(), ".ext-hc-2_s"),
+            ("POST", "/%2Eext-hc-2_s/_search".to_owned(), "{}".to_owned(), ".ext-hc-2_s"),
+            ("GET", "/%2eext-hc-2_s/_doc/1".to_owned(), String::new(), ".ext-hc-2_s"),
+            ("POST", "/.ext-*/_search".to_owned(), "{}".to_owned(), ".ext-*"),
+            ("POST", "/.ext-hc-2_s/_refresh".to_owned(), String::new(), ".ext-hc-2_s"),
+            (
+                "PUT",
+                "/.ext-hc-2_s/_doc/1".to_owned(),
+                r#"{"secret":"overwritten"}"#.to_owned(),
+                ".ext-hc-2_s",
+            ),
+            ("POST", "/.ext-hc-2_s/_doc".to_owned(), r#"{"secret":"added"}"#.to_owned(), ".ext-hc-2_s"),
+            ("PUT", "/.ext-hc-2_s/_create/2".to_owned(), "{}".to_owned(), ".ext-hc-2_s"),
+            (
+                "POST",
+                "/.ext-hc-2_s/_update/1".to_owned(),
+                r#"{"doc":{"secret":"x"}}"#.to_owned(),
+                ".ext-hc-2_s",
+            ),
+            ("DELETE", "/.ext-hc-2_s/_doc/1".to_owned(), String::new(), ".ext-hc-2_s"),
+            ("DELETE", "/.ext-hc-2_s".to_owned(), String::new(), ".ext-hc-2_s"),
+            ("DELETE", "/.ext-*".to_owned(), String::new(), ".ext-*"),
+            ("PUT", "/.ext-future".to_owned(), String::new(), ".ext-future"),
+            ("PUT", "/.ext-future/_doc/1".to_owned(), "{}".to_owned(), ".ext-future"),
+            ("PUT", "/.ext-hc/_doc/1".to_owned(), "{}".to_owned(), ".ext-hc"),
+            ("POST", "/_bulk".to_owned(), format!("{}{}", item("logs"), item(".ext-hc-2_s")), ".ext-hc-2_s"),
+            ("POST", "/_bulk".to_owned(), item(".ext-future"), ".ext-future"),
+            ("POST", "/.ext-future/_bulk".to_owned(), "{\"index\":{}}\n{}\n".to_owned(), ".ext-future"),
+        ] {
+            let what = format!("{} {method} {path}", who.0);
+            system_refusal(&rest(&server, who, method, &path, &body)?, index, &what);
+        }
+        // Wildcards: the extensions' indices are left out.
+        for expr in [
+            "_search",
+            "*/_search",
+            "_all/_search",
+            ".e*/_search",
+            ".*/_search",
+            "*,.e*,_all/_search",
+            "_count",
+            ".e*/_count",
+        ] {
+            let (status, body) = rest(&server, who, "POST", &format!("/{expr}"), "{}")?;
+            let what = format!("{} /{expr}", who.0);
+            assert_eq!(status, 200, "{what}: {body}");
+            let total =
+                if expr.ends_with("_count") { &body["count"] } else { &body["hits"]["total"]["value"] };
+            let logs = if expr.starts_with('.') { 0 } else { 1 };
+            assert_eq!(total, logs, "{what}: {body}");
+            assert!(!body.to_string().contains(".ext-"), "{what}: {body}");
+        }
+        let (status, listed) = rest(&server, who, "GET", "/*", "")?;
+        assert!(
+            status == 200 && !listed.to_string().contains(".ext-"),
+            "{} GET /*: {status} {listed}",
+            who.0
+        );
+        // A delete through a wildcard finds nothing of theirs to delete.
+        for expr in [".e*", ".ext*", ".e*,.ext*"] {
+            let (status, body) = rest(&server, who, "DELETE", &format!("/{expr}"), "")?;
+            assert_eq!(status, 404, "{} DELETE /{expr}: {body}", who.0);
+        }
+    }
+    // Admin's wildcard sees `logs` (the legitimate path next to the refusals).
+    let (_, all) = rest(&server, ADMIN, "GET", "/*", "")?;
+    assert_eq!(
+        all.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()),
+        Some(vec!["logs".to_owned()]),
+        "{all}"
+    );
+
+    // An extension calling as its user: refused by the same gate, its own
+    // index included; the user's ordinary call through it works.
+    let as_user = |method: &str, path: &str, body: Value| -> Result<Value, Box<dyn std::error::Error>> {
+        let spec = json!({"method": method, "path": path, "body": body, "identity": "user"});
+        let reply = server.send(Method::POST, "/_extensions/hc/call", &spec)?;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        Ok(reply.json())
+    };
+    for (method, path, body) in [
+        ("GET", "/.ext-hc-2_s/_doc/1", Value::Null),
+        ("GET", "/.ext-hc/_doc/1", Value::Null),
+        ("PUT", "/.ext-hc-2_s/_doc/1", json!({"secret": "overwritten"})),
+        ("PUT", "/.ext-future/_doc/1", json!({})),
+        ("POST", "/.ext-*/_search", json!({})),
+    ] {
+        let refused = as_user(method, path, body)?;
+        assert_eq!(refused["kind"], "denied", "{method} {path}: {refused}");
+        let message = refused["message"].as_str().unwrap_or_default();
+        assert!(
+            message.starts_with("system-index gate: ") && message.contains("system index of an extension"),
+            "{path}: {message}"
+        );
+    }
+    let found = as_user("POST", "/*/_search", json!({}))?;
+    ok(&found, 200);
+    assert_eq!(found["body"]["hits"]["total"]["value"], 1, "only `logs`: {found}");
+    ok(&as_user("GET", "/logs/_doc/1", Value::Null)?, 200);
+
+    // Nothing changed; no index was created; the owners still reach theirs.
+    assert_eq!(state_of_hc2(&server, ".ext-hc-2_s")?, before, "hc-2's private data untouched");
+    assert_eq!(index_count(&server)?, indices, "no `.ext-future`, nothing deleted");
+    let own = service(&server, "hc", "POST", "/*/_search", json!({}))?;
+    ok(&own, 200);
+    assert_eq!(own["body"]["hits"]["total"]["value"], 1, "hc's service sees its own only: {own}");
+    assert_eq!(own["body"]["hits"]["hits"][0]["_index"], ".ext-hc", "{own}");
+    // The refusals are audited as the system-index gate's, with the user.
+    let audit = server.get("/_warden/audit?category=MISSING_PRIVILEGES&user=writer&size=1000")?.json();
+    let events = audit["events"].as_array().cloned().unwrap_or_default();
+    assert!(
+        events.iter().any(|e| e["gate"] == "system-index"
+            && e["reason"].as_str().is_some_and(|r| r.contains(".ext-hc-2_s"))),
+        "{audit}"
+    );
     Ok(())
 }
