@@ -20,7 +20,10 @@
 //! directory) costs [`ENTRY_BYTES`] plus its length. Between walks the
 //! charges err high: a write of `n` bytes is charged `n` rounded up to a
 //! block plus one block (the most disk blocks it can newly touch, even
-//! sparse), an overwrite is charged as if it grew the file, and deletions
+//! sparse), an overwrite is charged as if it grew the file, a write past
+//! the end of the file (descriptor `write` at an offset, or a
+//! `write-via-stream` opened there) is charged for the hole it leaves too —
+//! a file's length is what the walk counts, however sparse — and deletions
 //! are not credited. When a charge does not fit and anything changed since
 //! the last walk, the directory is walked again (off the executor) and the
 //! charge retried, so the over-count never refuses a write that truly fits.
