@@ -376,9 +376,9 @@ impl LoadedExtension {
             return InvokeError::Failed {
                 id,
                 message: format!(
-                    "it held too many resources at once (at most {MAX_HANDLES_PER_STORE} host resource \
-                     entries — a pollable takes two — and {MAX_HANDLES_PER_STORE} component handles per \
-                     invocation) and was stopped; drop handles it no longer needs"
+                    "it held too many resources at once: at most {MAX_HANDLES_PER_STORE} host resource \
+                     entries (a pollable takes two) and {MAX_HANDLES_PER_STORE} component handles per \
+                     invocation; it was stopped, drop handles it no longer needs"
                 ),
             };
         }

@@ -465,7 +465,7 @@ fn resource_handles_are_capped_per_invocation() -> TestResult {
     for kind in ["duration", "instant"] {
         let reply = hog(&server, &format!("handles?count=100000&kind={kind}"))?;
         assert_eq!(reply.status, 500, "{kind}: {reply:?}");
-        assert!(reply.reason().contains("too many resources at once (at most 4096"), "{kind}: {reply:?}");
+        assert!(reply.reason().contains("too many resources at once: at most 4096"), "{kind}: {reply:?}");
         assert!(!reply.body.contains("\"held\""), "{kind}: {reply:?}");
         // A pollable is two host entries: 2,000 fit.
         let reply = hog(&server, &format!("handles?count=2000&kind={kind}"))?;
