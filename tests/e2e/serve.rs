@@ -534,3 +534,19 @@ fn guest_files_probe() -> TestResult {
     assert_eq!(reply.json()["outcome"], "error", "no `/data` without the grant: {reply:?}");
     assert_hello_still_answers(&server)
 }
+
+/// tests/guests/resource-hog: used within its limits, the guest holds a few
+/// WASI handles and its log records reach the host log. (The floods are in
+/// attacks/sandbox.rs.)
+#[test]
+fn guest_resource_hog() -> TestResult {
+    let (_deployment, server) =
+        serve_with(|d| d.install("hog", GUEST_RESOURCE_HOG, "capabilities = []").map(drop))?;
+    let reply = server.get("/_extensions/hog/handles?count=100&kind=instant")?;
+    assert_eq!((reply.status, &reply.json()["held"]), (200, &serde_json::json!(100)), "{reply:?}");
+    let reply = server.get("/_extensions/hog/log?count=3&size=12&level=info")?;
+    assert_eq!((reply.status, &reply.json()["written"]), (200, &serde_json::json!(3)), "{reply:?}");
+    assert!(server.wait_for_log("xxxxxxxxxxxx"), "{}", server.logs());
+    assert!(!server.logs().contains("dropped"), "{}", server.logs());
+    assert_hello_still_answers(&server)
+}

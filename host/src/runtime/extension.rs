@@ -15,8 +15,9 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 use super::bindings::{http_handler, job_runner};
 use super::capabilities::cluster::Session;
+use super::capabilities::log::{LogBudget, LogRate};
 use super::capabilities::{self, files};
-use super::limits::{Limits, MemoryLimitExceeded, MemoryLimiter};
+use super::limits::{Limits, MAX_HANDLES_PER_STORE, MemoryLimitExceeded, MemoryLimiter};
 use super::state::{InvocationContext, InvocationState, STDIO_CAPACITY};
 use super::{CacheOutcome, PoolReservation, PoolSlots, Runtime, RuntimeError};
 use crate::capability::{Capability, ImportClass, classify_import};
@@ -115,6 +116,8 @@ pub struct LoadedExtension {
     /// Its share of the pool: `max_concurrency` instances' worth, so its
     /// invocations (requests and job runs share `slots`) always find room.
     pool: PoolReservation,
+    /// Its log rate, shared by all its invocations.
+    log_rate: Arc<LogRate>,
 }
 
 impl std::fmt::Debug for LoadedExtension {
@@ -188,6 +191,7 @@ impl LoadedExtension {
             files_dir,
             files_quota,
             pool,
+            log_rate: Arc::new(LogRate::default()),
         })
     }
 
@@ -292,7 +296,8 @@ impl LoadedExtension {
         };
         let mut store = self.new_store(user, session)?;
         let outcome = tokio::time::timeout(self.limits.timeout, call(&mut store, &self.pre)).await;
-        self.log_stdio(store.data());
+        self.log_stdio(store.data_mut());
+        store.data().log_budget.report(&self.id);
         match outcome {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err(self.classify(store.data(), error)),
@@ -314,6 +319,8 @@ impl LoadedExtension {
                 message: format!("cannot open its files directory: {e:#}"),
             })?;
         }
+        let mut table = wasmtime::component::ResourceTable::new();
+        table.set_max_capacity(MAX_HANDLES_PER_STORE);
         let state = InvocationState {
             context: InvocationContext {
                 extension_id: self.id.clone(),
@@ -322,17 +329,21 @@ impl LoadedExtension {
                 session,
             },
             wasi: wasi.build(),
-            table: wasmtime::component::ResourceTable::new(),
+            table,
             limiter: MemoryLimiter::new(self.limits.memory_bytes),
             files_quota: self.files_quota.clone(),
             stdout,
             stderr,
+            log_budget: LogBudget::new(self.log_rate.clone()),
             cpu_ticks_used: 0,
             cpu_ticks_budget: self.limits.cpu_ticks(),
             cpu_exceeded: false,
         };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| &mut state.limiter);
+        // Guest-made handles (`resource.new`, handles to host resources) are
+        // host memory outside the memory cap: bounded like the host table.
+        store.set_max_component_handles(MAX_HANDLES_PER_STORE);
         // The callback runs each time the epoch passes the deadline while
         // wasm executes, i.e. about once per tick of guest CPU time: a guest
         // waiting in a host call sees one callback however long it waited.
@@ -361,6 +372,16 @@ impl LoadedExtension {
         if state.cpu_exceeded || error.downcast_ref::<CpuDeadlineExceeded>().is_some() {
             return InvokeError::CpuDeadline { id, limit: self.limits.cpu };
         }
+        if too_many_handles(&error) {
+            return InvokeError::Failed {
+                id,
+                message: format!(
+                    "it held too many resources at once: at most {MAX_HANDLES_PER_STORE} host resource \
+                     entries (a pollable takes two) and {MAX_HANDLES_PER_STORE} component handles per \
+                     invocation; it was stopped, drop handles it no longer needs"
+                ),
+            };
+        }
         if let Some(trap) = error.downcast_ref::<Trap>() {
             let message = match (trap, panic_message(&state.stderr.contents())) {
                 (Trap::UnreachableCodeReached, Some(panic)) => format!("{trap} after a panic: {panic}"),
@@ -372,18 +393,35 @@ impl LoadedExtension {
         InvokeError::Failed { id, message: error.root_cause().to_string() }
     }
 
-    /// Guest stdout/stderr, line by line, into the host log.
-    fn log_stdio(&self, state: &InvocationState) {
+    /// Guest stdout/stderr, line by line, into the host log, within the
+    /// same log budget as its log records.
+    fn log_stdio(&self, state: &mut InvocationState) {
         for (stream, pipe) in [("stdout", &state.stdout), ("stderr", &state.stderr)] {
             let bytes = pipe.contents();
             if bytes.is_empty() {
                 continue;
             }
             for line in String::from_utf8_lossy(&bytes).lines().filter(|l| !l.trim().is_empty()) {
+                if !state.log_budget.admit(line.len()) {
+                    continue;
+                }
+                let line = super::capabilities::log::truncate(line, super::capabilities::log::MAX_MESSAGE);
                 tracing::info!(target: "warden::guest", extension = &*self.id, stream, "{line}");
             }
         }
     }
+}
+
+/// Whether `error` is a refused handle allocation: the host resource table
+/// (`ResourceTableError::Full`) or the store's component handle limit (which
+/// wasmtime reports only as a message).
+fn too_many_handles(error: &wasmtime::Error) -> bool {
+    error.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<wasmtime::component::ResourceTableError>(),
+            Some(wasmtime::component::ResourceTableError::Full)
+        ) || cause.to_string().contains("store handle limit exceeded")
+    })
 }
 
 /// The message of a Rust panic in guest stderr: the line after

@@ -75,6 +75,13 @@ pub const MAX_TABLES_PER_MODULE: u32 = 1;
 /// function references; 100k entries is far beyond any real guest.
 pub const MAX_TABLE_ELEMENTS_PER_STORE: usize = 100_000;
 
+/// Resources one store (one invocation) may hold at once: entries of the
+/// host's resource table (WASI streams, descriptors…; a pollable takes two,
+/// itself and what it waits on) and, separately, component-model handles. Each costs host memory outside the
+/// guest's memory cap (a few hundred bytes), so the defaults (1,000,000 and
+/// 100,000) let 32 invocations hold hundreds of MiB; a real guest holds tens.
+pub const MAX_HANDLES_PER_STORE: usize = 4_096;
+
 /// Enforces the memory cap on the SUM of a store's linear memories (a
 /// component may hold several, each checked alone would multiply the cap)
 /// and a cap on the sum of its table elements; remembers that it did, so the

@@ -41,6 +41,8 @@ pub struct InvocationState {
     pub files_quota: Option<Arc<super::capabilities::files::FilesQuota>>,
     pub stdout: MemoryOutputPipe,
     pub stderr: MemoryOutputPipe,
+    /// What the guest may still write to the host log (records and stdio).
+    pub log_budget: super::capabilities::log::LogBudget,
     /// Epoch ticks seen while the guest was executing wasm.
     pub cpu_ticks_used: u64,
     pub cpu_ticks_budget: u64,

@@ -2,7 +2,9 @@
 //! more memory, tables or instances than its caps by spreading them over
 //! many memories, modules and instances (issue #10, holes 7 and 8); to
 //! starve its neighbours of pooled slots; to plant links out of its files
-//! directory or fill the disk (the `files` weaknesses).
+//! directory or fill the disk (the `files` weaknesses, including a write
+//! far past the end of a file); and to make the host spend memory or log
+//! space outside its caps (resource handles, log records).
 //!
 //! The many-memories attackers are real guests (hello-world) with extra core
 //! modules appended to the component: a component may define a module and
@@ -13,7 +15,7 @@
 use std::time::Duration;
 
 use reqwest::Method;
-use warden_test_artifacts::{GUEST_FILES_PROBE, GUEST_SLEEPER, HELLO_WORLD};
+use warden_test_artifacts::{GUEST_FILES_PROBE, GUEST_RESOURCE_HOG, GUEST_SLEEPER, HELLO_WORLD};
 
 use crate::support::{Deployment, Reply, Server, TestResult};
 
@@ -434,6 +436,145 @@ fn the_files_quota_holds_for_the_whole_directory() -> TestResult {
     // A refused create is a descriptor call: the guest gets ENOSPC itself.
     assert!(answer["error"].as_str().unwrap_or_default().contains("No space left on device"), "{answer}");
     assert!(answer["created"].as_u64().unwrap_or(u64::MAX) < 256, "{answer}");
+    assert!(disk_usage(&dir)? <= quota, "{}", disk_usage(&dir)?);
+    assert_hello_answers(&server)
+}
+
+// --- host memory and disk the guest makes the host spend ---------------------
+
+/// What `/_extensions/hog/<path>` answered.
+fn hog(server: &Server, path: &str) -> Result<Reply, Box<dyn std::error::Error>> {
+    Ok(server.get(&format!("/_extensions/hog/{path}"))?)
+}
+
+fn hog_deployment() -> Result<Deployment, Box<dyn std::error::Error>> {
+    let deployment = Deployment::new()?;
+    deployment.install("hello", HELLO_WORLD, "capabilities = []")?;
+    deployment.install("hog", GUEST_RESOURCE_HOG, "capabilities = []\n[limits]\nmemory_mib = 4")?;
+    Ok(deployment)
+}
+
+/// Resource handles are host memory outside the memory cap: a guest that
+/// keeps creating them (two constructors, many concurrent invocations) is
+/// stopped at the per-invocation limit with an error naming it, instead of
+/// holding ~100,000 each; a guest holding a reasonable number still works.
+#[test]
+fn resource_handles_are_capped_per_invocation() -> TestResult {
+    let deployment = hog_deployment()?;
+    let server = deployment.start()?;
+    for kind in ["duration", "instant"] {
+        let reply = hog(&server, &format!("handles?count=100000&kind={kind}"))?;
+        assert_eq!(reply.status, 500, "{kind}: {reply:?}");
+        assert!(reply.reason().contains("too many resources at once: at most 4096"), "{kind}: {reply:?}");
+        assert!(!reply.body.contains("\"held\""), "{kind}: {reply:?}");
+        // A pollable is two host entries: 2,000 fit.
+        let reply = hog(&server, &format!("handles?count=2000&kind={kind}"))?;
+        assert_eq!((reply.status, &reply.json()["held"]), (200, &serde_json::json!(2000)), "{reply:?}");
+    }
+    // Many at once: each is refused alone, the host keeps serving.
+    let replies: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let server = &server;
+                scope.spawn(move || {
+                    hog(server, "handles?count=99000").map(|r| r.status).map_err(|e| e.to_string())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join()).collect()
+    });
+    for reply in replies {
+        assert_eq!(reply.map_err(|_| "client thread panicked")??, 500);
+    }
+    assert_hello_answers(&server)
+}
+
+/// Server-log bytes written while `f` ran, once the `summaries` drop
+/// summaries it causes are logged (they come after the response).
+fn log_growth(
+    server: &Server,
+    summaries: usize,
+    f: impl FnOnce() -> TestResult,
+) -> Result<usize, Box<dyn std::error::Error>> {
+    let count = || server.logs().matches("log records (").count();
+    let (before, seen) = (server.logs().len(), count());
+    f()?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while count() < seen + summaries && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(count() >= seen + summaries, "no drop summary: {}", server.logs());
+    Ok(server.logs().len().saturating_sub(before))
+}
+
+/// One request writing 2,000 records of 16 KiB (32 MiB) adds at most its
+/// budget (1 MiB) to the server log, and one line counts what was dropped;
+/// tiny records are capped by number; long messages are cut; back-to-back
+/// floods are held to the extension's rate; a modest log still gets through.
+#[test]
+fn a_guest_cannot_flood_the_server_log() -> TestResult {
+    let deployment = hog_deployment()?;
+    let server = deployment.start()?;
+    let budget = 1usize << 20;
+
+    let grew = log_growth(&server, 1, || {
+        let reply = hog(&server, "log?count=2000&size=16384")?;
+        assert_eq!(reply.status, 200, "the guest is not stopped, its records are dropped: {reply:?}");
+        Ok(())
+    })?;
+    assert!(grew <= budget + budget / 8, "one request grew the log by {grew} bytes");
+    let logs = server.logs();
+    let summary = logs.lines().find(|l| l.contains("dropped ") && l.contains("from extension hog"));
+    assert!(summary.is_some(), "{}", &logs[logs.len().saturating_sub(2000)..]);
+    // Kept messages were cut at 8 KiB.
+    let longest = logs.lines().filter(|l| l.contains("xxxx")).map(str::len).max().unwrap_or(0);
+    assert!(longest > 8 * 1024 && longest < 9 * 1024, "longest guest line: {longest}");
+
+    // Back to back, tiny records too: the extension's rate (2 MiB burst,
+    // 256 KiB/s) holds, whatever each invocation's own budget.
+    let started = std::time::Instant::now();
+    let grew = log_growth(&server, 3, || {
+        for path in ["log?count=100000&size=0", "log?count=2000&size=16384", "log?count=2000&size=16384"] {
+            assert_eq!(hog(&server, path)?.status, 200);
+        }
+        Ok(())
+    })?;
+    let allowed = 2 * budget + (started.elapsed().as_secs_f64() * 256.0 * 1024.0) as usize + budget / 4;
+    assert!(grew <= allowed, "three floods grew the log by {grew} bytes (allowed {allowed})");
+    assert_hello_answers(&server)
+}
+
+/// A write past the end of a file makes its length (what the quota counts)
+/// reach the offset: one byte at 1 TiB, by stream and by `pwrite`, or just
+/// past the quota, is refused like the hole it makes; a sparse write
+/// inside the quota works; afterwards normal writes still fit.
+#[test]
+fn writes_past_the_end_are_charged_for_their_hole() -> TestResult {
+    let deployment = files_deployment("[limits]\nfiles_mib = 1")?;
+    let server = deployment.start()?;
+    let dir = deployment.data_dir().join("files").join("files");
+    let quota = 1u64 << 20;
+
+    for (route, offset) in
+        [("poke", 1u64 << 40), ("pwrite", 1 << 40), ("poke", 2 * quota), ("pwrite", quota + (quota >> 1))]
+    {
+        let answer = probe(&server, &format!("{route}/sparse?offset={offset}"))?;
+        assert_eq!(answer["outcome"], "error", "{route} at {offset}: {answer}");
+        let len = std::fs::metadata(dir.join("sparse")).map(|m| m.len()).unwrap_or(0);
+        assert!(len < quota, "{route} at {offset} left a file of {len} bytes");
+        assert!(disk_usage(&dir)? <= quota, "{}", disk_usage(&dir)?);
+    }
+    assert!(server.wait_for_log("files quota of 1 MiB reached"), "{}", server.logs());
+
+    // Sparse inside the quota: fine, and counted.
+    for (route, name) in [("poke", "hole-a"), ("pwrite", "hole-b")] {
+        assert_eq!(probe(&server, &format!("{route}/{name}?offset=200000"))?["outcome"], "ok");
+        assert_eq!(std::fs::metadata(dir.join(name))?.len(), 200_001);
+    }
+    // The attacks left no phantom usage: ordinary writes still fit.
+    assert_eq!(probe_body(&server, "write/small", "hello")?["outcome"], "ok");
+    assert_eq!(probe(&server, "read/small")?["text"], "hello");
+    assert_eq!(probe(&server, "fill/more?chunk=65536&bytes=262144")?["outcome"], "ok");
     assert!(disk_usage(&dir)? <= quota, "{}", disk_usage(&dir)?);
     assert_hello_answers(&server)
 }

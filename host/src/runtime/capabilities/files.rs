@@ -20,7 +20,10 @@
 //! directory) costs [`ENTRY_BYTES`] plus its length. Between walks the
 //! charges err high: a write of `n` bytes is charged `n` rounded up to a
 //! block plus one block (the most disk blocks it can newly touch, even
-//! sparse), an overwrite is charged as if it grew the file, and deletions
+//! sparse), an overwrite is charged as if it grew the file, a write past
+//! the end of the file (descriptor `write` at an offset, or a
+//! `write-via-stream` opened there) is charged for the hole it leaves too —
+//! a file's length is what the walk counts, however sparse — and deletions
 //! are not credited. When a charge does not fit and anything changed since
 //! the last walk, the directory is walked again (off the executor) and the
 //! charge retried, so the over-count never refuses a write that truly fits.
@@ -121,6 +124,14 @@ pub fn usage(dir: &Path) -> std::io::Result<Usage> {
 /// blocks, one more for a write straddling a block boundary.
 fn write_cost(len: u64) -> u64 {
     if len == 0 { 0 } else { len.div_ceil(ENTRY_BYTES).saturating_add(1).saturating_mul(ENTRY_BYTES) }
+}
+
+/// What a write of `len` bytes at `offset` into a file of `size` bytes is
+/// charged: its blocks, plus the hole it leaves past the end of the file.
+/// The quota counts a file's length (its apparent size), so a write far past
+/// the end — one byte at 1 TiB — costs that whole length, as `set-size` does.
+fn positioned_write_cost(size: u64, offset: u64, len: u64) -> u64 {
+    write_cost(len).saturating_add(offset.saturating_sub(size))
 }
 
 /// The longest write whose [`write_cost`] fits in `room`.
@@ -356,12 +367,29 @@ impl GuardedView<'_> {
         ErrorCode::NotPermitted.into()
     }
 
-    /// Wraps a file output stream so that its writes are charged.
-    fn guard_stream(&mut self, stream: Resource<DynOutputStream>) -> FsResult<Resource<DynOutputStream>> {
+    /// The open file behind `fd` (to measure it), when a quota applies.
+    fn file_of(&mut self, fd: &Resource<Descriptor>) -> FsResult<Option<Arc<std::fs::File>>> {
+        if self.quota.is_none() {
+            return Ok(None);
+        }
+        match self.fs.table.get(fd)? {
+            Descriptor::File(file) => Ok(Some(file.file.clone())),
+            // wasmtime-wasi refuses a stream on a directory itself.
+            Descriptor::Dir(_) => Ok(None),
+        }
+    }
+
+    /// Wraps a file output stream so that its writes are charged;
+    /// `positioned` is the file and the offset a `write-via-stream` starts at.
+    fn guard_stream(
+        &mut self,
+        stream: Resource<DynOutputStream>,
+        positioned: Option<(Arc<std::fs::File>, u64)>,
+    ) -> FsResult<Resource<DynOutputStream>> {
         let Some(quota) = self.quota.clone() else { return Ok(stream) };
         let inner = self.fs.table.delete(stream)?;
         let guarded: DynOutputStream =
-            Box::new(QuotaStream { inner, quota, pending: Vec::new(), walk_wanted: false });
+            Box::new(QuotaStream { inner, quota, positioned, pending: Vec::new(), walk_wanted: false });
         Ok(self.fs.table.push(guarded)?)
     }
 }
@@ -437,7 +465,12 @@ impl HostDescriptor for GuardedView<'_> {
         buf: Vec<u8>,
         offset: types::Filesize,
     ) -> FsResult<types::Filesize> {
-        let _charge = charge(self.quota.clone(), write_cost(buf.len() as u64)).await?;
+        let _charge = if self.quota.is_some() {
+            let current = HostDescriptor::stat(&mut self.fs, again(&fd)).await?.size;
+            charge(self.quota.clone(), positioned_write_cost(current, offset, buf.len() as u64)).await?
+        } else {
+            None
+        };
         HostDescriptor::write(&mut self.fs, fd, buf, offset).await
     }
 
@@ -568,13 +601,15 @@ impl HostDescriptor for GuardedView<'_> {
         fd: Resource<types::Descriptor>,
         offset: types::Filesize,
     ) -> FsResult<Resource<DynOutputStream>> {
+        let file = self.file_of(&fd)?;
         let stream = HostDescriptor::write_via_stream(&mut self.fs, fd, offset)?;
-        self.guard_stream(stream)
+        self.guard_stream(stream, file.map(|file| (file, offset)))
     }
 
     fn append_via_stream(&mut self, fd: Resource<types::Descriptor>) -> FsResult<Resource<DynOutputStream>> {
+        // Appending writes at the end: it never leaves a hole.
         let stream = HostDescriptor::append_via_stream(&mut self.fs, fd)?;
-        self.guard_stream(stream)
+        self.guard_stream(stream, None)
     }
 
     async fn is_same_object(
@@ -618,6 +653,9 @@ impl HostDirectoryEntryStream for GuardedView<'_> {
 struct QuotaStream {
     inner: DynOutputStream,
     quota: Arc<FilesQuota>,
+    /// For `write-via-stream`: the file and where the next write lands, so a
+    /// stream opened past the end is charged for the hole. `None` appends.
+    positioned: Option<(Arc<std::fs::File>, u64)>,
     /// Charges of writes the inner stream has not finished.
     pending: Vec<Charge>,
     /// `check-write` found no room with a stale count: walk in `ready`.
@@ -638,11 +676,24 @@ impl Pollable for QuotaStream {
 #[wasmtime_wasi::async_trait]
 impl OutputStream for QuotaStream {
     fn write(&mut self, bytes: bytes::Bytes) -> StreamResult<()> {
-        let Some(charge) = self.quota.try_charge(write_cost(bytes.len() as u64)) else {
-            self.quota.refused(write_cost(bytes.len() as u64));
+        let len = bytes.len() as u64;
+        let cost = match &self.positioned {
+            // The file's length now (an earlier write still in flight is
+            // not in it yet: the hole is over-counted, never under).
+            Some((file, at)) => {
+                let size = file.metadata().map_err(|e| StreamError::LastOperationFailed(e.into()))?.len();
+                positioned_write_cost(size, *at, len)
+            }
+            None => write_cost(len),
+        };
+        let Some(charge) = self.quota.try_charge(cost) else {
+            self.quota.refused(cost);
             return Err(quota_stream_error());
         };
         self.inner.write(bytes)?;
+        if let Some((_, at)) = &mut self.positioned {
+            *at = at.saturating_add(len);
+        }
         self.pending.push(charge);
         Ok(())
     }
@@ -720,6 +771,17 @@ mod tests {
             assert!(write_cost(longest) <= room, "room {room}: {longest}");
             assert!(write_cost(longest + 1) > room || longest == 0 && room < 2 * ENTRY_BYTES);
         }
+    }
+
+    #[test]
+    fn a_write_past_the_end_is_charged_for_the_hole() {
+        // Inside the file or appending: only the blocks written.
+        assert_eq!(positioned_write_cost(10_000, 0, 1), write_cost(1));
+        assert_eq!(positioned_write_cost(10_000, 10_000, 1), write_cost(1));
+        // One byte at 1 TiB into an empty file: the whole apparent length.
+        assert_eq!(positioned_write_cost(0, 1 << 40, 1), write_cost(1) + (1 << 40));
+        assert_eq!(positioned_write_cost(100, 1000, 1), write_cost(1) + 900);
+        assert_eq!(positioned_write_cost(0, u64::MAX, 1), u64::MAX, "saturates, never wraps");
     }
 
     #[tokio::test]

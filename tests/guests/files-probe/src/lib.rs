@@ -47,6 +47,20 @@ fn path(name: &str) -> String {
 unsafe extern "C" {
     /// wasi-libc's `symlink(2)`: std has no stable way to make one on WASI.
     fn symlink(target: *const std::ffi::c_char, linkpath: *const std::ffi::c_char) -> std::ffi::c_int;
+    /// wasi-libc's `pwrite(2)`: a positioned write without moving the
+    /// cursor (std's `FileExt::write_at` is unstable on WASI).
+    fn pwrite(fd: std::ffi::c_int, buf: *const std::ffi::c_void, count: usize, offset: i64) -> isize;
+}
+
+/// Writes `bytes` at `offset` of `/data/<name>` with `pwrite(2)`.
+#[allow(unsafe_code)]
+fn write_at(name: &str, bytes: &[u8], offset: u64) -> std::io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path(name))?;
+    let offset = i64::try_from(offset).map_err(std::io::Error::other)?;
+    // SAFETY: `bytes` is valid for `bytes.len()` bytes; the fd is open for the call.
+    let n = unsafe { pwrite(file.as_raw_fd(), bytes.as_ptr().cast(), bytes.len(), offset) };
+    usize::try_from(n).map_err(|_| std::io::Error::last_os_error())
 }
 
 #[allow(unsafe_code)]
@@ -118,6 +132,8 @@ impl Extension for FilesProbe {
                         f.seek(SeekFrom::Start(number("offset"))).and_then(|_| f.write_all(b"x"))
                     }),
             ),
+            // One byte at `offset` with pwrite (the descriptor's positioned write).
+            ["pwrite", name] => report(write_at(name, b"x", number("offset"))),
             // `count` empty files named <prefix>-<n>, until an error.
             ["touch", prefix] => {
                 for n in 0..number("count") {
