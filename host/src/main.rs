@@ -478,6 +478,9 @@ fn serve(
     let runtime = Runtime::new(runtime)?;
     let registry = Registry::load_dir(&runtime, &extensions_dir, &data_dir);
     prepare_extension_identities(&security, &registry)?;
+    for warning in security.shared_name_warnings() {
+        tracing::warn!("{warning}");
+    }
     let audit =
         AuditLog::open_with(&data_dir.join("audit"), disabled_audit_categories()?, audit_settings()?)?;
     let tokens = Arc::new(TokenService::load_or_create(&store, &cluster_name)?);

@@ -383,6 +383,28 @@ impl Security {
         }
     }
 
+    /// Role mappings that name an internal user under `users:` while a JWT
+    /// domain is on: as in OpenSearch, `users:` matches the name whatever
+    /// its source, so a JWT whose subject is that name gets the role too.
+    /// Said at start, so an operator can map external users by backend role.
+    pub fn shared_name_warnings(&self) -> Vec<String> {
+        if self.authc.jwt.is_none() {
+            return Vec::new();
+        }
+        let state = self.state();
+        let mut warnings = Vec::new();
+        for (role, mapping) in &state.config.roles_mapping {
+            for user in mapping.users.iter().filter(|u| state.config.internal_users.contains_key(*u)) {
+                warnings.push(format!(
+                    "role mapping `{role}` lists `{user}` under `users:` and a JWT domain is on: a JWT whose \
+                     subject is `{user}` gets `{role}` too (role mappings match names whatever their \
+                     source); map external users by backend role"
+                ));
+            }
+        }
+        warnings
+    }
+
     /// When an internal user of this name was last deleted (milliseconds).
     pub fn user_deleted_at(&self, user: &str) -> Option<u64> {
         self.obo.as_ref().and_then(|tokens| tokens.deleted_at(user))

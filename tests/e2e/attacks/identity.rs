@@ -479,3 +479,36 @@ fn anonymous_access_is_not_a_fallback_for_bad_credentials() -> TestResult {
     assert!(minted.message().contains("anonymous users cannot"), "{}", minted.message());
     Ok(())
 }
+
+/// Role mappings by `users:` match a name whatever its source, as in
+/// OpenSearch: with a JWT domain on, a mapping that names an internal user
+/// also hands its role to a JWT of that subject. Warden says so at start,
+/// naming the mapping; without such a mapping it says nothing.
+#[test]
+fn mappings_that_name_internal_users_are_flagged_when_jwt_is_on() -> TestResult {
+    let quiet = tempfile::tempdir()?;
+    security_dir(quiet.path())?;
+    let deployment = Deployment::new()?;
+    let server = start(&deployment, quiet.path())?;
+    assert!(server.wait_for_log("warden listening"));
+    assert!(!server.logs().contains("under `users:`"), "no shared name, no warning");
+    drop(server);
+
+    let shared = tempfile::tempdir()?;
+    security_dir(shared.path())?;
+    let mapping = shared.path().join("roles_mapping.yml");
+    let text =
+        std::fs::read_to_string(&mapping)?.replace("  backend_roles: [\"admin\"]", "  users: [\"admin\"]");
+    std::fs::write(&mapping, text)?;
+    let deployment = Deployment::new()?;
+    let server = start(&deployment, shared.path())?;
+    assert!(
+        server.wait_for_log("role mapping `all_access` lists `admin` under `users:`"),
+        "{}",
+        server.logs()
+    );
+    // What it warns about is real: a JWT `admin` gets all_access.
+    let roles = roles_of(&server, &bearer(&jwt("admin", &[])?))?;
+    assert!(roles.contains(&"all_access".to_owned()), "{roles:?}");
+    Ok(())
+}
