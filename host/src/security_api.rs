@@ -306,13 +306,11 @@ fn update<R>(
 ) -> Result<R, ApiError> {
     blocking(|| {
         state.security.update(|config| {
-            let hash_of = |config: &SecurityConfig, name: &str| {
-                config.internal_users.get(name).and_then(|u| u.hash.clone())
-            };
-            let before: BTreeMap<String, Option<String>> =
-                config.internal_users.keys().map(|name| (name.clone(), hash_of(config, name))).collect();
+            // Only a token's change is compared (the common path pays nothing).
+            let before: Option<BTreeMap<String, Option<String>>> = (!user.with_own_credentials())
+                .then(|| config.internal_users.iter().map(|(n, u)| (n.clone(), u.hash.clone())).collect());
             let result = change(config)?;
-            if !user.with_own_credentials() {
+            if let Some(before) = before {
                 let set = config.internal_users.iter().find(|(name, record)| {
                     record.hash.is_some() && before.get(*name).is_none_or(|old| *old != record.hash)
                 });
@@ -806,12 +804,10 @@ async fn api_tokens_create(
         serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid body: {e}")))?;
     // Issued after any revocation of the user's tokens, even one made
     // earlier in this very second.
-    let now = crate::security::obo::now();
-    let issued_at = state
-        .cluster
-        .as_ref()
-        .and_then(|c| c.tokens().revoked_user_before(&user.principal.name))
-        .map_or(now, |t| now.max(t + 1));
+    let issued_at = match &state.cluster {
+        Some(cluster) => cluster.tokens().issue_time(&user.principal.name, None),
+        None => crate::security::obo::now(),
+    };
     let (token, record) = tokens.create(&user.principal.name, new, issued_at).map_err(api_token_error)?;
     audit_token(&state, &user, &request, format!("created API token {}", record.name));
     Ok(axum::Json(json!({ "token": token, "name": record.name, "expires_at": record.expires_at }))

@@ -187,7 +187,7 @@ fn name_key(extension: &str, owner: Owner<'_>, name: &str) -> String {
 }
 
 fn owner_prefix(extension: &str, (user, source): Owner<'_>) -> String {
-    if source == "internal" {
+    if source == crate::security::IdentitySource::Internal.as_str() {
         format!("{extension}\u{1f}{user}\u{1f}")
     } else {
         format!("{extension}\u{1f}{user}\u{1e}{source}\u{1f}")

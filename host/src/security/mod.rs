@@ -492,9 +492,7 @@ impl Security {
                 if creator.disabled {
                     return Err(AuthnError::Disabled(record.creator.clone()));
                 }
-                if let Some(obo) = &self.obo
-                    && obo.revoked_user_before(&record.creator).is_some_and(|t| record.created_at <= t)
-                {
+                if self.user_revoked_before(&record.creator).is_some_and(|t| record.created_at <= t) {
                     return Err(AuthnError::InvalidToken(format!(
                         "API token `{}` was issued before the credentials of `{}` changed",
                         record.name, record.creator

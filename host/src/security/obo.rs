@@ -299,11 +299,13 @@ impl TokenService {
     /// Revoking a user's or an extension's tokens covers those issued at or
     /// before that second (`iat` has whole seconds); a token minted later
     /// in the same second is stamped with the next one, so a fresh token is
-    /// never caught by a revocation that came before it.
-    fn issue_time(&self, user: &str, extension: &str) -> u64 {
+    /// never caught by a revocation that came before it. API tokens (no
+    /// extension) take their creation time from here too.
+    pub fn issue_time(&self, user: &str, extension: Option<&str>) -> u64 {
         let now = now();
         let Ok(revocations) = self.revocations.read() else { return now };
-        let floor = [revocations.users_before.get(user), revocations.extensions_before.get(extension)]
+        let by_extension = extension.and_then(|e| revocations.extensions_before.get(e));
+        let floor = [revocations.users_before.get(user), by_extension]
             .into_iter()
             .flatten()
             .max()
@@ -329,7 +331,7 @@ impl TokenService {
         let (signing, encryption) = keys.current.bytes()?;
         let mut jti = [0u8; 16];
         getrandom::fill(&mut jti).map_err(|e| TokenError::Internal(format!("no randomness: {e}")))?;
-        let now = self.issue_time(user, extension);
+        let now = self.issue_time(user, Some(extension));
         let claims = RawClaims {
             iss: self.issuer.clone(),
             sub: user.to_owned(),
