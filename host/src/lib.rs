@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod capability;
 pub mod cluster;
+pub mod error;
 pub mod inspect;
 pub mod manifest;
 pub mod registry;
@@ -17,3 +18,4 @@ pub mod security;
 pub mod security_api;
 pub mod server;
 pub mod store;
+pub mod time;
