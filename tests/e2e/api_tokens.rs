@@ -2,13 +2,9 @@
 //! `ApiKey`; limited by their creator's current roles; deleted or expired
 //! tokens fail on the next request; writes are audited.
 
-mod support;
-
+use crate::support::{API, Deployment, TestResult};
 use reqwest::Method;
 use serde_json::json;
-use support::{Deployment, TestResult};
-
-const API: &str = "/_plugins/_security/api";
 
 #[test]
 fn api_tokens_are_limited_by_their_creator() -> TestResult {

@@ -1,12 +1,10 @@
 //! The management CLI against a running server: `warden hash`,
 //! `warden user add|passwd|rm`, `warden security export|import`, `warden jobs`.
 
-mod support;
-
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use support::{ADMIN_PASSWORD, Deployment, Server, TestResult, warden};
+use crate::support::{ADMIN_PASSWORD, Deployment, Server, TestResult, warden};
 
 /// `warden <args>` logged in as admin against `server`; (success, stdout, stderr).
 fn run(

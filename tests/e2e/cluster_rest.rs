@@ -2,11 +2,9 @@
 //! OpenSearch answers, the user's roles as the only gate, system indices
 //! refused, optimistic concurrency; and persistent OBO revocation.
 
-mod support;
-
+use crate::support::{Deployment, MINT, Server, TestResult};
 use reqwest::Method;
 use serde_json::json;
-use support::{Deployment, Server, TestResult};
 
 #[test]
 fn users_reach_the_embedded_cluster_with_their_own_roles() -> TestResult {
@@ -50,8 +48,6 @@ fn users_reach_the_embedded_cluster_with_their_own_roles() -> TestResult {
     assert_eq!(server.get("/logs/_doc/3")?.status, 404, "the refused write wrote nothing");
     Ok(())
 }
-
-const MINT: &str = "/_plugins/_security/api/generateonbehalfoftoken";
 
 /// An on-behalf-of token `user` mints for `service`.
 fn mint(

@@ -3,14 +3,12 @@
 //! acknowledged just before the kill; after a restart every acknowledged
 //! write is there.
 
-mod support;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::support::{Deployment, Server, TestResult};
 use reqwest::Method;
 use serde_json::json;
-use support::{Deployment, Server, TestResult};
 
 /// How many of `ids` exist in `index` after the restart: an `ids` query
 /// over all of them (each id counts once, whatever else survived).

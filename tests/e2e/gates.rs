@@ -4,14 +4,11 @@
 //! refused to everyone; the service identity is confined to `.ext-<id>` and
 //! `.ext-<id>_*`.
 
-mod support;
-
+use crate::support::{API, Deployment, Server, TestResult};
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::{Deployment, Server, TestResult};
 use warden_test_artifacts::GUEST_HOST_CALLS;
 
-const API: &str = "/_plugins/_security/api";
 const ANA: (&str, &str) = ("ana", "Ana-Password-1");
 
 fn setup() -> Result<(Deployment, Server), Box<dyn std::error::Error>> {
@@ -285,7 +282,7 @@ fn a_jwt_naming_the_service_account_gets_no_service_privileges() -> TestResult {
     ok(&call(&server, None, service("PUT", "/.ext-probe/_doc/state", json!({"cursor": 7})))?, 201);
     ok(&call(&server, None, service("GET", "/.ext-probe/_doc/state", Value::Null))?, 200);
 
-    let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() + 300;
+    let exp = crate::support::now_secs() + 300;
     let claims = json!({"preferred_username": "service:probe", "roles": ["analysts"], "exp": exp});
     let token = jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),

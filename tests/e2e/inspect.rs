@@ -1,9 +1,7 @@
 //! `warden inspect`: imports grouped by capability, exports, and clear
 //! errors for files that are not components.
 
-mod support;
-
-use support::{TestResult, warden};
+use crate::support::{TestResult, warden};
 use warden_test_artifacts::{GUEST_HOST_CALLS, HELLO_WORLD};
 
 fn inspect(args: &[&str]) -> Result<(bool, String, String), std::io::Error> {

@@ -6,21 +6,16 @@
 //! else. Failures are retried, guest traps and loops are contained, and
 //! jobs survive a restart.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::{self, API, Deployment, Error, Server, TestResult, now_ms};
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::{Deployment, Server, TestResult};
 use warden_test_artifacts::GUEST_HOST_CALLS;
 
-const API: &str = "/_plugins/_security/api";
 const ANA: (&str, &str) = ("ana", "Ana-Password-1");
 const BOB: (&str, &str) = ("bob", "Bob-Password-1");
 const CARL: (&str, &str) = ("carl", "Carl-Password-1");
-
-type Error = Box<dyn std::error::Error>;
 
 fn start(deployment: &Deployment) -> Result<Server, String> {
     let mut command = support::warden();
@@ -146,10 +141,6 @@ fn count(server: &Server, index: &str) -> Result<Value, Error> {
     Ok(server.send(Method::POST, &format!("/{index}/_count"), &json!({}))?.json()["count"].clone())
 }
 
-fn now_ms() -> Result<u64, Error> {
-    Ok(u64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis())?)
-}
-
 fn runs(view: &Value) -> u64 {
     view["runs"].as_u64().unwrap_or(0)
 }
@@ -177,7 +168,7 @@ fn a_job_runs_as_its_owner_resolved_again_at_every_run() -> TestResult {
         json!({"index": "job-first", "doc": {"n": 0}}),
     )?;
     let hourly = admin_job(&server, &id)?;
-    let registered_at = now_ms()?;
+    let registered_at = now_ms();
     // Registering the same name again is the same job, with the new
     // schedule and params, planned anew.
     assert_eq!(
@@ -196,7 +187,7 @@ fn a_job_runs_as_its_owner_resolved_again_at_every_run() -> TestResult {
     assert_eq!(params, json!({"index": "job-first", "doc": {"n": 1}}), "{view}");
     let next = view["next_run"].as_u64().ok_or("no next_run")?;
     assert!(next < hourly["next_run"].as_u64().ok_or("no next_run")?, "{hourly} then {view}");
-    assert!(next <= now_ms()? + 1000 && next >= registered_at, "a second on: {view}");
+    assert!(next <= now_ms() + 1000 && next >= registered_at, "a second on: {view}");
     assert_eq!(server.get_as(ANA.0, ANA.1, "/_warden/jobs")?.json()["total"], 1, "one job");
 
     let view = wait_for(&server, &id, "two successful runs", |v| runs(v) >= 2)?;
@@ -335,7 +326,7 @@ fn consent_limits_and_hostile_runners() -> TestResult {
     assert_eq!(view["last_run"]["message"], "no data yet");
     assert_eq!(view["attempt"], 1, "back to the first attempt of the next slot: {view}");
     let next = view["next_run"].as_u64().unwrap_or(0);
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
+    let now = now_ms();
     assert!(next > now + 3_000_000, "the next slot, an hour on: {view}");
     // Retried after WARDEN_JOB_RETRY_DELAY_MS (200) × attempt: the runs,
     // as audited when each ended, are at least 200 then 400 ms apart.
@@ -424,7 +415,7 @@ fn consent_limits_and_hostile_runners() -> TestResult {
 #[test]
 fn jobs_survive_a_restart() -> TestResult {
     let (deployment, server) = setup()?;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
+    let now = now_ms();
     // Due while the host is down: runs once when it is back.
     let id = registered(
         &server,
@@ -577,7 +568,7 @@ fn runs_under_way_finish_at_shutdown() -> TestResult {
     let params = json!({"index": "job-grace", "doc": {}, "calls": 3, "pause_ms": 1000});
     let id = registered(&server, ANA, "grace", json!({"once": 0}), params)?;
     wait_for_first_write(&server, "job-grace")?;
-    let terminated_at = now_ms()?;
+    let terminated_at = now_ms();
     let (status, logs) = server.terminate(Duration::from_secs(20))?;
     assert!(status.success(), "{status}: {logs}");
     assert!(logs.contains("warden stopped"), "{logs}");
@@ -604,10 +595,10 @@ fn missed_runs_are_not_replayed() -> TestResult {
     wait_for(&server, &id, "a first run", |v| runs(v) >= 1)?;
     let (status, logs) = server.terminate(Duration::from_secs(20))?;
     assert!(status.success(), "{status}: {logs}");
-    let stopped_at = now_ms()?;
+    let stopped_at = now_ms();
     // Down for five intervals.
     std::thread::sleep(Duration::from_millis(5000));
-    let restarted_at = now_ms()?;
+    let restarted_at = now_ms();
     let server = start(&deployment)?;
     let resumed = wait_for(&server, &id, "runs after the restart", |v| {
         v["last_run"]["started_at"].as_u64().is_some_and(|t| t > restarted_at + 1500)

@@ -2,13 +2,9 @@
 //! they authenticate as the user, but can never mint tokens, change a
 //! password or call the security API; tampered or revoked ones fail.
 
-mod support;
-
+use crate::support::{self, Deployment, MINT, TestResult};
 use reqwest::Method;
 use serde_json::json;
-use support::{Deployment, TestResult};
-
-const MINT: &str = "/_plugins/_security/api/generateonbehalfoftoken";
 
 #[test]
 fn obo_tokens_act_for_the_user_within_limits() -> TestResult {

@@ -2,9 +2,7 @@
 //! against a running warden: create index, index, get, bulk, search with a
 //! bool query and aggregations, delete — with Basic auth and an API token.
 
-mod support;
-
-use support::{ADMIN_PASSWORD, Deployment, TestResult};
+use crate::support::{ADMIN_PASSWORD, Deployment, TestResult};
 
 #[test]
 fn opensearch_py_works_against_warden() -> TestResult {

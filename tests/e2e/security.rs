@@ -3,15 +3,8 @@
 //! route's extension permission is enforced, the user's name reaches the
 //! guest, and an OpenSearch security directory imports unchanged.
 
-mod support;
-
-use support::{ADMIN_PASSWORD, Deployment, TestResult};
+use crate::support::{self, ADMIN_PASSWORD, Deployment, TestResult, basic, now_ms, now_secs};
 use warden_test_artifacts::{GUEST_HOST_CALLS, HELLO_WORLD};
-
-fn basic(user: &str, password: &str) -> String {
-    use base64::Engine as _;
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
-}
 
 #[test]
 fn failures_are_uniform_401s() -> TestResult {
@@ -233,10 +226,6 @@ fn token(
     )
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
-
 #[test]
 fn external_jwt_users_get_backend_roles_through_mappings() -> TestResult {
     use base64::Engine as _;
@@ -249,8 +238,8 @@ fn external_jwt_users_get_backend_roles_through_mappings() -> TestResult {
     let config_arg = config.path().display().to_string();
     let server = deployment.start_with(&["--security-config", &config_arg])?;
 
-    let claims = |exp: u64, iss: &str, aud: &str| serde_json::json!({"preferred_username": "erin", "roles": ["analysts", "viewers"], "iss": iss, "aud": aud, "exp": exp, "nbf": now() - 10});
-    let good = token(secret, claims(now() + 300, "https://idp.example", "warden"), HS512)?;
+    let claims = |exp: u64, iss: &str, aud: &str| serde_json::json!({"preferred_username": "erin", "roles": ["analysts", "viewers"], "iss": iss, "aud": aud, "exp": exp, "nbf": now_secs() - 10});
+    let good = token(secret, claims(now_secs() + 300, "https://idp.example", "warden"), HS512)?;
     let bearer = |t: &str| format!("Bearer {t}");
     let reply = server.get_with_authorization("/_extensions/hello/greet/erin", Some(&bearer(&good)))?;
     assert_eq!(reply.status, 200, "{reply:?}");
@@ -261,21 +250,21 @@ fn external_jwt_users_get_backend_roles_through_mappings() -> TestResult {
 
     let forged = token(
         b"another-secret-another-secret-another!!",
-        claims(now() + 300, "https://idp.example", "warden"),
+        claims(now_secs() + 300, "https://idp.example", "warden"),
         HS256,
     )?;
-    let expired = token(secret, claims(now() - 600, "https://idp.example", "warden"), HS256)?;
-    let wrong_issuer = token(secret, claims(now() + 300, "https://evil.example", "warden"), HS256)?;
-    let wrong_audience = token(secret, claims(now() + 300, "https://idp.example", "other"), HS256)?;
+    let expired = token(secret, claims(now_secs() - 600, "https://idp.example", "warden"), HS256)?;
+    let wrong_issuer = token(secret, claims(now_secs() + 300, "https://evil.example", "warden"), HS256)?;
+    let wrong_audience = token(secret, claims(now_secs() + 300, "https://idp.example", "other"), HS256)?;
     let early = {
-        let mut c = claims(now() + 600, "https://idp.example", "warden");
-        c["nbf"] = serde_json::json!(now() + 300);
+        let mut c = claims(now_secs() + 600, "https://idp.example", "warden");
+        c["nbf"] = serde_json::json!(now_secs() + 300);
         token(secret, c, HS256)?
     };
     let unsigned = {
         let b64 =
             |v: serde_json::Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
-        let claims = claims(now() + 300, "https://idp.example", "warden");
+        let claims = claims(now_secs() + 300, "https://idp.example", "warden");
         format!("{}.{}.", b64(serde_json::json!({"alg": "none", "typ": "JWT"})), b64(claims))
     };
     let truncated = good[..good.len() - 10].to_owned();
@@ -356,7 +345,7 @@ fn jwt_pem_keys_pin_their_algorithm_family_and_require_exp() -> TestResult {
         }
         c
     };
-    let valid = claims(Some(now() + 300));
+    let valid = claims(Some(now_secs() + 300));
     for (family, public_pem, good, crossed) in [
         (
             "RSA",
@@ -520,13 +509,6 @@ fn audit_categories_default_off_and_time_filters() -> TestResult {
     let since = users(audit_events(&server, &format!("category=FAILED_LOGIN&from={}", at + 1))?);
     assert!(since.contains(&"late".to_owned()) && !since.contains(&"early".to_owned()), "from: {since:?}");
     Ok(())
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// `--security-config` is imported on the first start only: later starts

@@ -3,14 +3,10 @@
 //! changes taking effect at once (credential cache included), atomic
 //! updates under concurrent requests, and audited failures.
 
-mod support;
-
+use crate::support::{self, ADMIN_PASSWORD, API, Deployment, Server, TestResult};
 use reqwest::Method;
 use serde_json::json;
-use support::{ADMIN_PASSWORD, Deployment, Server, TestResult};
 use warden_test_artifacts::HELLO_WORLD;
-
-const API: &str = "/_plugins/_security/api";
 
 fn start() -> Result<(Deployment, Server), Box<dyn std::error::Error>> {
     let deployment = Deployment::new()?;

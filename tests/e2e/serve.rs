@@ -1,45 +1,58 @@
-//! `warden serve` end to end: hello-world, every hostile guest contained,
+//! `warden serve` end to end: the examples, every hostile guest contained,
 //! backpressure, deadlines, the compile cache across a restart. Each test
 //! runs its own server on a free loopback port.
 
-mod support;
-
 use std::time::Duration;
 
-use support::{Deployment, Server, TestResult};
+use crate::support::{Deployment, Server, TestResult};
 use warden_test_artifacts::*;
 
-// Every guest in the repository must have a test here named after it:
-// an item of that name must exist (checked when this file compiles)...
+// Every guest in the repository, hostile or example, must have a test here
+// named after it: an item of that name must exist (checked when this file
+// compiles)...
 macro_rules! assert_test_exists {
     ($name:ident) => {
         #[allow(unused_imports)]
         use self::$name as _;
     };
 }
-foreach_guest!(assert_test_exists);
+foreach_hostile!(assert_test_exists);
+foreach_example!(assert_test_exists);
 
 /// ...and it must be a `#[test]`: the test harness's own list of this
-/// binary's tests holds `<guest>: test` for every guest.
+/// binary's tests holds `serve::<guest>: test` for every guest.
 #[test]
 fn every_guest_has_a_test() -> TestResult {
-    let mut guests: Vec<&str> = Vec::new();
-    macro_rules! collect {
+    let (mut hostile, mut examples): (Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new());
+    macro_rules! collect_hostile {
         ($name:ident) => {
-            guests.push(stringify!($name));
+            hostile.push(stringify!($name));
         };
     }
-    foreach_guest!(collect);
+    macro_rules! collect_example {
+        ($name:ident) => {
+            examples.push(stringify!($name));
+        };
+    }
+    foreach_hostile!(collect_hostile);
+    foreach_example!(collect_example);
+    // Test names are module paths without the crate: `serve::guest_trap`.
+    let module = module_path!().split_once("::").map_or("", |(_, module)| module);
     let listing = std::process::Command::new(std::env::current_exe()?)
         .args(["--list", "--format", "terse"])
         .env_remove("RUST_TEST_THREADS")
         .output()?;
     let listing = String::from_utf8(listing.stdout)?;
-    let tests: Vec<&str> = listing.lines().filter_map(|line| line.strip_suffix(": test")).collect();
+    let tests: Vec<&str> = listing
+        .lines()
+        .filter_map(|line| line.strip_suffix(": test")?.strip_prefix(module)?.strip_prefix("::"))
+        .collect();
     assert!(tests.contains(&"every_guest_has_a_test"), "the listing is the harness's: {listing}");
+    assert!(!hostile.is_empty() && !examples.is_empty(), "{hostile:?} {examples:?}");
+    let guests: Vec<&str> = hostile.into_iter().chain(examples).collect();
     assert!(guests.len() >= 10, "{guests:?}");
     let missing: Vec<&&str> = guests.iter().filter(|guest| !tests.contains(guest)).collect();
-    assert!(missing.is_empty(), "guests without a #[test] of their name: {missing:?}\n{listing}");
+    assert!(missing.is_empty(), "guests without a #[test] of their name in {module}: {missing:?}\n{listing}");
     Ok(())
 }
 
@@ -95,7 +108,7 @@ fn reporter() -> TestResult {
         let reply = server.send(Method::PUT, &path, &body)?;
         assert_eq!(reply.status, 201, "{path}: {reply:?}");
     }
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
+    let now = crate::support::now_ms();
     let mut bulk = String::new();
     for (index, level, at) in [
         ("logs-app", "error", now),

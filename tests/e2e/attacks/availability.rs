@@ -1,4 +1,4 @@
-//! Attacks of class `availability` (see main.rs): an unauthenticated client
+//! Attacks of class `availability` (see mod.rs): an unauthenticated client
 //! must not stall the executor (bcrypt floods), fill the disk (audit log),
 //! hold every connection (slowloris), read Warden's files (modes) or forge
 //! server log lines. Every server here runs with small limits set by
@@ -11,9 +11,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-
-use crate::support::{ADMIN_PASSWORD, Deployment, Server, TestResult, warden};
+use crate::support::{ADMIN_PASSWORD, Deployment, Server, TestResult, basic, warden};
 
 const USER_PASSWORD: &str = "User-Password-42";
 
@@ -71,10 +69,6 @@ fn client_from(local: &str) -> Result<reqwest::blocking::Client, Box<dyn std::er
         .local_address(local.parse::<IpAddr>()?)
         .timeout(Duration::from_secs(30))
         .build()?)
-}
-
-fn basic(user: &str, password: &str) -> String {
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
 }
 
 /// Status and time of one authinfo call as `user`.

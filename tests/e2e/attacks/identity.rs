@@ -10,10 +10,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use warden_test_artifacts::GUEST_HOST_CALLS;
 
-use crate::support::{ADMIN_PASSWORD, Deployment, Server, TestResult};
-use crate::token::{API, TOKENS, basic, bearer, mint_obo, payload};
-
-type Error = Box<dyn std::error::Error>;
+use super::token::{TOKENS, mint_obo, payload};
+use crate::support::{ADMIN_PASSWORD, API, Deployment, Error, Server, TestResult, basic, bearer};
 
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-idp-secret";
 
@@ -90,7 +88,7 @@ scheduling:
 
 /// An IdP token for `sub` with `roles`.
 fn jwt(sub: &str, roles: &[&str]) -> Result<String, Error> {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let now = crate::support::now_secs();
     let claims = json!({"sub": sub, "roles": roles, "exp": now + 600, "nbf": now - 10});
     let key = jsonwebtoken::EncodingKey::from_secret(SECRET);
     Ok(jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256), &claims, &key)?)
@@ -139,7 +137,7 @@ fn a_jwt_user_named_like_an_internal_user_is_not_that_user() -> TestResult {
     // Credentials the internal database vouches for: refused to the JWT admin.
     for who in [&impostor, &bare] {
         let token =
-            crate::token::create_api_token(&server, who, "as-admin", json!({"cluster_permissions": ["*"]}))?;
+            super::token::create_api_token(&server, who, "as-admin", json!({"cluster_permissions": ["*"]}))?;
         assert_eq!(token.status, 403, "{token:?}");
         assert!(token.message().contains("only internal users"), "{}", token.message());
         let account = server.send_with_authorization(
@@ -158,7 +156,7 @@ fn a_jwt_user_named_like_an_internal_user_is_not_that_user() -> TestResult {
     assert_eq!(payload(&obo)?["src"], "jwt");
     let roles = roles_of(&server, &bearer(&obo))?;
     assert!(!roles.contains(&"all_access".to_owned()), "through OBO the JWT admin got {roles:?}");
-    let via_obo = crate::token::create_api_token(&server, &bearer(&obo), "x", json!({}))?;
+    let via_obo = super::token::create_api_token(&server, &bearer(&obo), "x", json!({}))?;
     assert_eq!(via_obo.status, 403, "{via_obo:?}");
 
     // Jobs: the same name registered by both is two jobs, each run as its
@@ -207,7 +205,7 @@ fn a_jwt_user_named_like_an_internal_user_is_not_that_user() -> TestResult {
     // Ownership: the JWT admin sees and manages only its own job.
     let listed =
         server.send_with_authorization(Method::GET, "/_warden/jobs", Some(&impostor), &Value::Null)?;
-    let ids = crate::token::field_of_each(&listed.json()["jobs"], "id");
+    let ids = super::token::field_of_each(&listed.json()["jobs"], "id");
     assert_eq!(ids, std::slice::from_ref(&impostor_job), "{listed:?}");
     for (method, path) in [
         (Method::GET, format!("/_warden/jobs/{internal_job}")),
@@ -271,8 +269,8 @@ fn a_deleted_users_name_carries_nothing_to_the_next_user() -> TestResult {
     }
     let old_dan = basic("dan", "Old-Dan-Pass-1");
     let obo = bearer(&mint_obo(&server, &old_dan, 300)?);
-    let key = crate::token::create_api_token(&server, &old_dan, "old", json!({}))?;
-    let key = crate::token::api_key(key.json()["token"].as_str().ok_or("no token")?);
+    let key = super::token::create_api_token(&server, &old_dan, "old", json!({}))?;
+    let key = crate::support::api_key(key.json()["token"].as_str().ok_or("no token")?);
     let register = |who: &str| -> Result<String, Error> {
         let reply = server.send_with_authorization(
             Method::POST,

@@ -1,4 +1,4 @@
-//! Attacks of class `index_names` (see main.rs): wildcards, comma lists and
+//! Attacks of class `index_names` (see mod.rs): wildcards, comma lists and
 //! percent-encodings must never become concrete index names or
 //! unauthorised writes, and values substituted into index patterns
 //! (`${user_name}`) must only ever match literally. Also the numbers a
@@ -12,9 +12,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use warden_test_artifacts::GUEST_HOST_CALLS;
 
-use crate::support::{ADMIN_PASSWORD, Deployment, Server, TestResult};
+use crate::support::{ADMIN_PASSWORD, API, Deployment, Server, TestResult};
 
-const API: &str = "/_plugins/_security/api";
 const ADMIN: (&str, &str) = ("admin", ADMIN_PASSWORD);
 const NOBODY: (&str, &str) = ("nobody", "Nobody-Pass-1");
 const WRITER: (&str, &str) = ("writer", "Writer-Pass-1");

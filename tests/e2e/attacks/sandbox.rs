@@ -1,4 +1,4 @@
-//! Attacks of class `sandbox` (see main.rs): a hostile guest tries to hold
+//! Attacks of class `sandbox` (see mod.rs): a hostile guest tries to hold
 //! more memory, tables or instances than its caps by spreading them over
 //! many memories, modules and instances (issue #10, holes 7 and 8); to
 //! starve its neighbours of pooled slots; to plant links out of its files

@@ -1,4 +1,4 @@
-//! Attacks of class `service_identity` (see main.rs): an extension acting
+//! Attacks of class `service_identity` (see mod.rs): an extension acting
 //! `as service` must reach only its own namespace, `.ext-<id>` and
 //! `.ext-<id>_<suffix>`. Two copies of the probe guest, `hc` and `hc-2`,
 //! share a prefix up to a dash — the shape that let `hc` read and overwrite
@@ -14,7 +14,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use warden_test_artifacts::GUEST_HOST_CALLS;
 
-use crate::support::{ADMIN_PASSWORD, Deployment, Server, TestResult};
+use crate::support::{ADMIN_PASSWORD, API, Deployment, Server, TestResult};
 
 fn setup() -> Result<(Deployment, Server), Box<dyn std::error::Error>> {
     let deployment = Deployment::new()?;
@@ -235,7 +235,6 @@ fn bulk_items_stay_in_the_own_namespace() -> TestResult {
     Ok(())
 }
 
-const API: &str = "/_plugins/_security/api";
 const ADMIN: (&str, &str) = ("admin", ADMIN_PASSWORD);
 const READER: (&str, &str) = ("reader", "Reader-Pass-1");
 const WRITER: (&str, &str) = ("writer", "Writer-Pass-1");

@@ -7,27 +7,12 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use warden_test_artifacts::GUEST_HOST_CALLS;
 
-use crate::support::{ADMIN_PASSWORD, Deployment, Reply, Server, TestResult};
+use crate::support::{
+    ADMIN_PASSWORD, API, Deployment, Error, MINT, Reply, Server, TestResult, api_key, basic, bearer,
+};
 
-pub const API: &str = "/_plugins/_security/api";
-pub const MINT: &str = "/_plugins/_security/api/generateonbehalfoftoken";
 pub const TOKENS: &str = "/_plugins/_security/api/apitokens";
 const ANA: (&str, &str) = ("ana", "Ana-Password-1");
-
-type Error = Box<dyn std::error::Error>;
-
-pub fn basic(user: &str, password: &str) -> String {
-    use base64::Engine as _;
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
-}
-
-pub fn bearer(token: &str) -> String {
-    format!("Bearer {token}")
-}
-
-pub fn api_key(token: &str) -> String {
-    format!("ApiKey {token}")
-}
 
 /// Mints an OBO token with `authorization`; the token.
 pub fn mint_obo(server: &Server, authorization: &str, seconds: u64) -> Result<String, Error> {

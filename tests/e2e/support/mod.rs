@@ -1,7 +1,7 @@
 //! Runs the real `warden` binary for end-to-end tests: on 127.0.0.1 with a
-//! port the OS picks, in a temporary directory, stopped when dropped.
-
-#![allow(dead_code)] // each test binary uses a different part of this
+//! port the OS picks, in a temporary directory, stopped when dropped; and
+//! the small helpers more than one area needs (credentials headers, the
+//! security API's paths, the wall clock), kept here once.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -9,10 +9,46 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub type TestResult = Result<(), Box<dyn std::error::Error>>;
+pub type Error = Box<dyn std::error::Error>;
+pub type TestResult = Result<(), Error>;
 
 /// The admin password every test server starts with.
 pub const ADMIN_PASSWORD: &str = "Test-Admin-Pass-1";
+
+/// The security plugin's REST API (OpenSearch's path).
+pub const API: &str = "/_plugins/_security/api";
+
+/// OpenSearch's path for minting an on-behalf-of token.
+pub const MINT: &str = "/_plugins/_security/api/generateonbehalfoftoken";
+
+/// An `Authorization` header value for Basic credentials.
+pub fn basic(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
+}
+
+/// An `Authorization` header value for a JWT or an OBO token.
+pub fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+/// An `Authorization` header value for an API token.
+pub fn api_key(token: &str) -> String {
+    format!("ApiKey {token}")
+}
+
+/// Seconds since the Unix epoch (token claims).
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Milliseconds since the Unix epoch (document timestamps, job schedules).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
 
 /// The `warden` binary under test.
 pub fn warden() -> Command {

@@ -13,9 +13,6 @@
 //! | `sandbox` | a hostile guest | memory, tables, instances and files stay within the caps; one extension cannot starve another |
 //! | `availability` | an unauthenticated client | it cannot stall the executor, fill the disk or hold every connection |
 
-#[path = "../support/mod.rs"]
-mod support;
-
 mod availability;
 mod identity;
 mod index_names;

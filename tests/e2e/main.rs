@@ -1,0 +1,44 @@
+//! Warden's end-to-end tests: one test binary, one module per area, as
+//! wasmtime's tests/all/main.rs. Every test runs the real `warden` binary
+//! (or the library, for `authorization`) on its own loopback port and its
+//! own temporary directory, so the tests of all areas share this process
+//! and run on parallel threads; nothing here may rely on process-wide state
+//! (no `set_var`, no current directory, no shared server).
+//!
+//! One binary links once instead of once per area. Run one area with its
+//! module path as the filter: `cargo test -p warden-host --test e2e gates::`
+//! (or `attacks::sandbox::` for one class of attack).
+//!
+//! | module | what |
+//! |---|---|
+//! | `serve` | `warden serve`: the example and hostile guests (each must have a test here), backpressure, deadlines, the compile cache |
+//! | `security` | authentication (Basic, JWT, anonymous), uniform 401s, the admin bootstrap, audit categories |
+//! | `security_api` | the security REST API and the audit log |
+//! | `authorization` | the OpenSearch authorization semantics, table-driven, through the library |
+//! | `api_tokens` | API tokens limited by their creator |
+//! | `obo` | user-minted on-behalf-of tokens |
+//! | `cluster_rest` | users' own calls on OpenSearch's paths; OBO revocations |
+//! | `gates` | extensions' cluster calls through the service and user gates |
+//! | `jobs` | scheduled jobs through a real guest |
+//! | `cli` | the management CLI against a running server |
+//! | `inspect` | `warden inspect` |
+//! | `crash` | acknowledged writes survive `kill -9` |
+//! | `python_client` | the real `opensearch-py` client |
+//! | `attacks` | the attack harness, a module per class of hole |
+//! | `support` | starting and talking to a server; the helpers the areas share |
+
+mod api_tokens;
+mod attacks;
+mod authorization;
+mod cli;
+mod cluster_rest;
+mod crash;
+mod gates;
+mod inspect;
+mod jobs;
+mod obo;
+mod python_client;
+mod security;
+mod security_api;
+mod serve;
+mod support;
