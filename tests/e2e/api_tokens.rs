@@ -2,9 +2,10 @@
 //! `ApiKey`; limited by their creator's current roles; deleted or expired
 //! tokens fail on the next request; writes are audited.
 
-use crate::support::{API, Deployment, TestResult};
 use reqwest::Method;
 use serde_json::json;
+
+use crate::support::{API, Deployment, TestResult};
 
 #[test]
 fn api_tokens_are_limited_by_their_creator() -> TestResult {

@@ -2,9 +2,10 @@
 //! OpenSearch answers, the user's roles as the only gate, system indices
 //! refused, optimistic concurrency; and persistent OBO revocation.
 
-use crate::support::{Deployment, MINT, Server, TestResult};
 use reqwest::Method;
 use serde_json::json;
+
+use crate::support::{Deployment, MINT, Server, TestResult};
 
 #[test]
 fn users_reach_the_embedded_cluster_with_their_own_roles() -> TestResult {

@@ -6,9 +6,10 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::support::{Deployment, Server, TestResult};
 use reqwest::Method;
 use serde_json::json;
+
+use crate::support::{Deployment, Server, TestResult};
 
 /// How many of `ids` exist in `index` after the restart: an `ids` query
 /// over all of them (each id counts once, whatever else survived).

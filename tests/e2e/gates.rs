@@ -4,10 +4,11 @@
 //! refused to everyone; the service identity is confined to `.ext-<id>` and
 //! `.ext-<id>_*`.
 
-use crate::support::{API, Deployment, Server, TestResult};
 use reqwest::Method;
 use serde_json::{Value, json};
 use warden_test_artifacts::GUEST_HOST_CALLS;
+
+use crate::support::{API, Deployment, Server, TestResult};
 
 const ANA: (&str, &str) = ("ana", "Ana-Password-1");
 

@@ -1,8 +1,9 @@
 //! `warden inspect`: imports grouped by capability, exports, and clear
 //! errors for files that are not components.
 
-use crate::support::{TestResult, warden};
 use warden_test_artifacts::{GUEST_HOST_CALLS, HELLO_WORLD};
+
+use crate::support::{TestResult, warden};
 
 fn inspect(args: &[&str]) -> Result<(bool, String, String), std::io::Error> {
     let output = warden().arg("inspect").args(args).output()?;

@@ -8,10 +8,11 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{self, API, Deployment, Error, Server, TestResult, now_ms};
 use reqwest::Method;
 use serde_json::{Value, json};
 use warden_test_artifacts::GUEST_HOST_CALLS;
+
+use crate::support::{self, API, Deployment, Error, Server, TestResult, now_ms};
 
 const ANA: (&str, &str) = ("ana", "Ana-Password-1");
 const BOB: (&str, &str) = ("bob", "Bob-Password-1");

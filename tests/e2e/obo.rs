@@ -2,9 +2,10 @@
 //! they authenticate as the user, but can never mint tokens, change a
 //! password or call the security API; tampered or revoked ones fail.
 
-use crate::support::{self, Deployment, MINT, TestResult};
 use reqwest::Method;
 use serde_json::json;
+
+use crate::support::{self, Deployment, MINT, TestResult};
 
 #[test]
 fn obo_tokens_act_for_the_user_within_limits() -> TestResult {

@@ -3,8 +3,9 @@
 //! route's extension permission is enforced, the user's name reaches the
 //! guest, and an OpenSearch security directory imports unchanged.
 
-use crate::support::{self, ADMIN_PASSWORD, Deployment, TestResult, basic, now_ms, now_secs};
 use warden_test_artifacts::{GUEST_HOST_CALLS, HELLO_WORLD};
+
+use crate::support::{self, ADMIN_PASSWORD, Deployment, TestResult, basic, now_ms, now_secs};
 
 #[test]
 fn failures_are_uniform_401s() -> TestResult {

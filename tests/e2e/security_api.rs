@@ -3,10 +3,11 @@
 //! changes taking effect at once (credential cache included), atomic
 //! updates under concurrent requests, and audited failures.
 
-use crate::support::{self, ADMIN_PASSWORD, API, Deployment, Server, TestResult};
 use reqwest::Method;
 use serde_json::json;
 use warden_test_artifacts::HELLO_WORLD;
+
+use crate::support::{self, ADMIN_PASSWORD, API, Deployment, Server, TestResult};
 
 fn start() -> Result<(Deployment, Server), Box<dyn std::error::Error>> {
     let deployment = Deployment::new()?;

@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
-use crate::support::{Deployment, Server, TestResult};
 use warden_test_artifacts::*;
+
+use crate::support::{Deployment, Server, TestResult};
 
 // Every guest in the repository, hostile or example, must have a test here
 // named after it: an item of that name must exist (checked when this file
