@@ -1,10 +1,10 @@
 //! The two error envelopes of the REST layer, and every domain error's
 //! conversion into them, in this one file:
 //!
-//! - [`OpenSearchError`]: `{"error":{"type":..,"reason":..},"status":..}`,
+//! - [`OpenSearchError`], `{"error":{"type":..,"reason":..},"status":..}`,
 //!   OpenSearch's own shape (extension routes, the document API, health,
 //!   audit, jobs);
-//! - [`SecurityApiError`]: `{"status":"BAD_REQUEST","message":..}`, the
+//! - [`SecurityApiError`], `{"status":"BAD_REQUEST","message":..}`, the
 //!   security plugin's shape (`/_plugins/_security/api/...`, `/_warden/tokens`,
 //!   `/_warden/security`), kept apart on purpose: OpenSearch's clients read it.
 //!
