@@ -43,7 +43,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
         // Both are put there by the authentication middleware, which every
         // route passes; a route outside it would have no caller.
         let user = parts.extensions.remove::<AuthenticatedUser>();
-        let meta = parts.extensions.get::<RequestMeta>().cloned();
+        let meta = parts.extensions.remove::<RequestMeta>();
         match (user, meta) {
             (Some(user), Some(meta)) => Ok(Caller { user, meta, audit: state.audit.clone() }),
             _ => Err(OpenSearchError::new(

@@ -18,7 +18,7 @@ use crate::api::error::SecurityApiError;
 use crate::api::json::{Expected, JsonBody};
 use crate::api::{AppState, Caller};
 use crate::audit::Category;
-use crate::security::api_tokens::{ApiTokens, NewApiToken};
+use crate::security::api_tokens::{ApiTokenRecord, ApiTokens, NewApiToken};
 
 /// Seeing and deleting others' tokens needs this.
 const ADMIN: &str = "restapi:admin/apitokens";
@@ -61,11 +61,10 @@ pub async fn create(
 pub async fn list(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-) -> Result<Json<Value>, SecurityApiError> {
+) -> Result<Json<Vec<ApiTokenRecord>>, SecurityApiError> {
     let tokens = store(&state, &caller)?;
     let all = caller.holds(ADMIN);
-    let list = tokens.list((!all).then_some(caller.name()))?;
-    serde_json::to_value(list).map(Json).map_err(|e| SecurityApiError::internal(e.to_string()))
+    Ok(Json(tokens.list((!all).then_some(caller.name()))?))
 }
 
 /// `DELETE …/apitokens/{name}` (`?creator=` for security managers): the

@@ -15,7 +15,7 @@ use super::{TOKENS_ADMIN, audit_write, authorize, ok, require_own_credentials};
 use crate::api::error::SecurityApiError;
 use crate::api::json::{Expected, JsonBody};
 use crate::api::{AppState, Caller};
-use crate::security::obo::{TokenHolder, TokenService};
+use crate::security::obo::{Revocations, TokenHolder, TokenService};
 
 /// The token service, when this host has one.
 fn tokens(state: &AppState) -> Result<&TokenService, SecurityApiError> {
@@ -72,10 +72,9 @@ pub async fn revoke(
 pub async fn revocations(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-) -> Result<Json<Value>, SecurityApiError> {
+) -> Result<Json<Revocations>, SecurityApiError> {
     authorize(&caller, TOKENS_ADMIN)?;
-    let revocations = tokens(&state)?.revocations();
-    serde_json::to_value(revocations).map(Json).map_err(|e| SecurityApiError::internal(e.to_string()))
+    Ok(Json(tokens(&state)?.revocations()))
 }
 
 #[derive(serde::Deserialize)]
