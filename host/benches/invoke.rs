@@ -8,7 +8,7 @@
 //!   wall-clock timeout, instantiate, call, stdio logging, error
 //!   classification.
 //! - `http_router`: one `GET /_extensions/hello/greet/bench` through
-//!   `server::router`, as `warden serve` builds it (an extension loaded by
+//!   `api::router`, as `warden serve` builds it (an extension loaded by
 //!   the registry, audit categories off as by default): axum's routing, the
 //!   authentication middleware (a Basic credential, from the login cache
 //!   after the first call), the route permission check, the request's
@@ -30,6 +30,7 @@ use axum::http::{Request, header};
 use base64::Engine as _;
 use criterion::{Criterion, criterion_group, criterion_main};
 use tower_service::Service as _;
+use warden_host::api::{AppState, router};
 use warden_host::audit::{AuditLog, Category};
 use warden_host::registry::Registry;
 use warden_host::runtime::bindings::{http_handler, log, types};
@@ -37,7 +38,6 @@ use warden_host::runtime::capabilities::cluster::Session;
 use warden_host::runtime::{HttpRequest, Runtime, RuntimeConfig};
 use warden_host::security::config::{InternalUser, Role, SecurityConfig};
 use warden_host::security::{Security, password};
-use warden_host::server::{AppState, router};
 use wasmtime::Store;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -168,7 +168,7 @@ fn run(c: &mut Criterion) -> wasmtime::Result<()> {
             .uri("/_extensions/hello/greet/bench")
             .header(header::AUTHORIZATION, &authorization)
             .body(Body::empty())?;
-        // As `server::serve` does for every request.
+        // As `api::serve` does for every request.
         let response = app.clone().call(request).await?;
         Ok(response.status().as_u16())
     };

@@ -22,7 +22,7 @@ use std::net::IpAddr;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -104,7 +104,7 @@ pub struct Event {
 
 impl Event {
     pub fn new(category: Category, request_id: &str) -> Event {
-        let time_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        let time_ms = crate::time::now_ms();
         Event {
             timestamp: rfc3339(time_ms),
             time_ms,
@@ -116,6 +116,43 @@ impl Event {
 
     pub fn remote(mut self, remote: Option<IpAddr>) -> Event {
         self.remote_address = remote.map(|r| r.to_string());
+        self
+    }
+
+    // The builder the REST layer's `Caller::event` starts: one field each.
+
+    pub fn user(mut self, user: &str) -> Event {
+        self.user = Some(user.to_owned());
+        self
+    }
+
+    pub fn action(mut self, action: &str) -> Event {
+        self.action = Some(action.to_owned());
+        self
+    }
+
+    pub fn extension(mut self, extension: &str) -> Event {
+        self.extension = Some(extension.to_owned());
+        self
+    }
+
+    pub fn gate(mut self, gate: &str) -> Event {
+        self.gate = Some(gate.to_owned());
+        self
+    }
+
+    pub fn job(mut self, job: &str) -> Event {
+        self.job = Some(job.to_owned());
+        self
+    }
+
+    pub fn path(mut self, path: String) -> Event {
+        self.path = Some(path);
+        self
+    }
+
+    pub fn reason(mut self, reason: String) -> Event {
+        self.reason = Some(reason);
         self
     }
 }

@@ -9,10 +9,9 @@
 //! consenting: the job is suspended and audited; changed roles apply),
 //! mints a fresh OBO token scoped `job:<id>` and calls the component's
 //! `job-runner` export in a fresh instance. Users manage their own jobs
-//! over `/_warden/jobs` ([`api`]); holders of `restapi:admin/jobs` manage
+//! over `/_warden/jobs` (`api::jobs`); holders of `restapi:admin/jobs` manage
 //! all of them, including giving a job to another user.
 
-pub mod api;
 pub mod dispatch;
 pub mod guest;
 pub mod jobs;
@@ -69,7 +68,7 @@ impl Default for SchedulerConfig {
 /// The scheduler: job store, dispatcher and the services a run needs.
 #[derive(Debug)]
 pub struct Scheduler {
-    jobs: JobStore,
+    pub(crate) jobs: JobStore,
     security: Arc<Security>,
     /// Mints job tokens and carries the runs' cluster calls.
     cluster: Option<Arc<ClusterGateway>>,

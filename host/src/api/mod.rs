@@ -1,0 +1,108 @@
+//! The REST layer: the only module that imports axum. Every surface lives
+//! here, one file (or folder) each, composed in the one [`router`]:
+//!
+//! | path | file | envelope of errors |
+//! |---|---|---|
+//! | `/_extensions/{id}[/{*path}]` | [`extensions`] | OpenSearch |
+//! | `/_warden/health` | [`health`] | OpenSearch |
+//! | `/_warden/audit` | [`audit`] | OpenSearch |
+//! | `/_warden/jobs/...` | [`jobs`] | OpenSearch |
+//! | `/_plugins/_security/api/{internalusers,roles,rolesmapping,actiongroups}` | [`security::resources`] | security plugin |
+//! | `/_plugins/_security/api/account`, `/_plugins/_security/authinfo` | [`security::account`] | security plugin |
+//! | `/_plugins/_security/api/generateonbehalfoftoken`, `/_warden/tokens/...` | [`security::obo`] | security plugin |
+//! | `/_plugins/_security/api/apitokens` | [`security::api_tokens`] | security plugin |
+//! | `/_warden/security/{_export,_import}` | [`security::transfer`] | security plugin |
+//! | anything else: OpenSearch's document API | [`cluster`] | OpenSearch |
+//!
+//! Every route passes [`authenticate`] first; handlers take the [`Caller`]
+//! it vouched for, parse bodies with [`json::JsonBody`] and return
+//! `Result<_, OpenSearchError>` or `Result<_, SecurityApiError>` (both in
+//! [`error`], with every domain error's conversion). [`serve`] is the
+//! listener, with its connection limits.
+
+mod audit;
+mod authenticate;
+pub mod caller;
+mod cluster;
+mod connections;
+pub mod error;
+mod extensions;
+mod health;
+mod jobs;
+pub mod json;
+mod security;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::from_fn_with_state;
+use axum::routing::{any, delete, get, post, put};
+
+pub use caller::{Caller, RequestMeta};
+pub use connections::{ServeLimits, serve};
+pub use error::{OpenSearchError, SecurityApiError};
+pub use extensions::route_permission;
+
+use crate::audit::AuditLog;
+use crate::cluster::gateway::ClusterGateway;
+use crate::registry::Registry;
+use crate::scheduler::Scheduler;
+use crate::security::Security;
+
+/// Largest request body passed to an extension.
+pub const MAX_BODY: usize = 10 << 20;
+
+/// What every route shares.
+#[derive(Debug)]
+pub struct AppState {
+    pub registry: Arc<Registry>,
+    pub security: Arc<Security>,
+    pub audit: Arc<AuditLog>,
+    /// Extensions' cluster calls go here; `None` runs without a cluster.
+    pub cluster: Option<Arc<ClusterGateway>>,
+    /// Scheduled jobs; `None` runs without a scheduler.
+    pub scheduler: Option<Arc<Scheduler>>,
+    pub started: Instant,
+    /// An authenticated request's body must arrive within this (a slow
+    /// body would otherwise hold a connection and a handler forever).
+    pub body_timeout: std::time::Duration,
+}
+
+/// Every route of the host, behind the authentication middleware.
+pub fn router(state: Arc<AppState>) -> Router {
+    use security::{account, api_tokens, obo, resources, transfer};
+    Router::new()
+        // Extensions.
+        .route("/_extensions/{id}", any(extensions::call))
+        .route("/_extensions/{id}/", any(extensions::call))
+        .route("/_extensions/{id}/{*path}", any(extensions::call))
+        // Warden's own.
+        .route("/_warden/health", get(health::health))
+        .route("/_warden/audit", get(audit::query))
+        .route("/_warden/jobs", get(jobs::list))
+        .route("/_warden/jobs/{id}", get(jobs::show).delete(jobs::remove))
+        .route("/_warden/jobs/{id}/_enable", post(jobs::enable))
+        .route("/_warden/jobs/{id}/_disable", post(jobs::disable))
+        .route("/_warden/jobs/{id}/_run", post(jobs::run_now))
+        .route("/_warden/jobs/{id}/_owner", put(jobs::set_owner))
+        .route("/_warden/tokens/_revoke", post(obo::revoke))
+        .route("/_warden/tokens/_revocations", get(obo::revocations))
+        .route("/_warden/tokens/_rotate_keys", post(obo::rotate_keys))
+        .route("/_warden/security/_export", get(transfer::export))
+        .route("/_warden/security/_import", put(transfer::import))
+        // The security plugin's, on OpenSearch's paths.
+        .route("/_plugins/_security/authinfo", get(account::authinfo))
+        .route("/_plugins/_security/api/account", get(account::show).put(account::change_password))
+        .route("/_plugins/_security/api/generateonbehalfoftoken", post(obo::generate))
+        .route("/_plugins/_security/api/apitokens", get(api_tokens::list).post(api_tokens::create))
+        .route("/_plugins/_security/api/apitokens/{name}", delete(api_tokens::delete))
+        .route("/_plugins/_security/api/{resource}", any(resources::collection))
+        .route("/_plugins/_security/api/{resource}/{name}", any(resources::entry))
+        // Everything else: the cluster's document API.
+        .fallback(cluster::call)
+        .layer(from_fn_with_state(state.clone(), authenticate::authenticate))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}

@@ -1,0 +1,68 @@
+//! The whole configuration at once, as OpenSearch's security files:
+//! `GET /_warden/security/_export` and `PUT /_warden/security/_import`
+//! (both need `restapi:admin/config/update`, as securityadmin does).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+
+use super::{CONFIG_UPDATE, audit_write, authorize, ok, update};
+use crate::api::error::SecurityApiError;
+use crate::api::json::{Expected, JsonBody};
+use crate::api::{AppState, Caller};
+use crate::security::config::SecurityConfig;
+
+/// `GET /_warden/security/_export` → `{"internal_users.yml": "<yaml>", ...}`.
+pub async fn export(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+) -> Result<Json<BTreeMap<&'static str, String>>, SecurityApiError> {
+    authorize(&caller, CONFIG_UPDATE)?;
+    Ok(Json(crate::security::config::export(&state.security.state().config).into_iter().collect()))
+}
+
+/// `PUT /_warden/security/_import` with `{"internal_users.yml": "<yaml>", ...}`:
+/// replaces the whole configuration at once. Files left out become empty.
+pub async fn import(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    body: JsonBody,
+) -> Result<Response, SecurityApiError> {
+    use crate::security::config::{ACTION_GROUPS, INTERNAL_USERS, ROLES, ROLES_MAPPING};
+    authorize(&caller, CONFIG_UPDATE)?;
+    let files: BTreeMap<String, String> = body.parse(Expected::Body)?;
+    if let Some(unknown) =
+        files.keys().find(|k| ![INTERNAL_USERS, ROLES, ROLES_MAPPING, ACTION_GROUPS].contains(&k.as_str()))
+    {
+        return Err(SecurityApiError::bad_request(format!("unknown file `{unknown}`")));
+    }
+    let texts: BTreeMap<&str, String> = files.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let imported =
+        SecurityConfig::from_texts("", &texts).map_err(|e| SecurityApiError::bad_request(e.to_string()))?;
+    let name = &caller.user.principal.name;
+    if !imported.internal_users.contains_key(name)
+        && caller.user.state.config.internal_users.contains_key(name)
+    {
+        return Err(SecurityApiError::bad_request(format!(
+            "the import does not contain `{name}`, the user importing it; refusing to lock you out"
+        )));
+    }
+    update(&state, &caller, |config| {
+        // Service accounts belong to the loaded extensions, not to the
+        // files: an import (of OpenSearch's files, say) keeps them.
+        let mut imported = imported;
+        for (name, account) in &config.internal_users {
+            if crate::security::service_accounts::is_service_account(name) {
+                imported.internal_users.entry(name.clone()).or_insert_with(|| account.clone());
+            }
+        }
+        *config = imported;
+        Ok(())
+    })?;
+    audit_write(&caller, "import of the whole configuration".into());
+    Ok(ok(StatusCode::OK, "OK", "Configuration imported."))
+}

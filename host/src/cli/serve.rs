@@ -1,0 +1,190 @@
+//! `warden serve`: wires the host together (store, security, runtime and
+//! registry, audit log, token services, cluster gateway, scheduler) and
+//! serves the REST API until SIGINT or SIGTERM; at shutdown the dispatcher
+//! stops and job runs under way get 10 s to finish.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+
+use warden_host::api::{self, AppState, ServeLimits};
+use warden_host::audit::AuditLog;
+use warden_host::capability::Capability;
+use warden_host::cluster::embedded::Embedded;
+use warden_host::cluster::gateway::ClusterGateway;
+use warden_host::config;
+use warden_host::registry::Registry;
+use warden_host::runtime::{Runtime, RuntimeConfig};
+use warden_host::scheduler::Scheduler;
+use warden_host::scheduler::jobs::JobStore;
+use warden_host::security::api_tokens::ApiTokens;
+use warden_host::security::obo::TokenService;
+use warden_host::security::{Bootstrap, Security};
+use warden_host::store::Store;
+
+/// Each extension granted `cluster` gets its service account; one without a
+/// policy role is told about at start, not at its first denied call.
+fn prepare_extension_identities(security: &Security, registry: &Registry) -> anyhow::Result<()> {
+    let clustered: Vec<&str> = registry
+        .extensions()
+        .filter(|e| e.manifest.capabilities.contains(&Capability::Cluster))
+        .map(|e| e.id())
+        .collect();
+    for account in security
+        .ensure_service_accounts(clustered.iter().copied())
+        .context("cannot create the extensions' service accounts")?
+    {
+        tracing::info!(account, "service account created");
+    }
+    let state = security.state();
+    for id in clustered {
+        let policy = format!("{}{id}", warden_host::security::config::EXTENSION_POLICY_PREFIX);
+        if !state.config.roles.contains_key(&policy) {
+            tracing::warn!(
+                extension = id,
+                "extension `{id}` is granted `cluster` but has no policy role `{policy}`: its calls as a user are denied by the service gate until an operator creates that role"
+            );
+        }
+    }
+    Ok(())
+}
+
+pub fn run(
+    listen: SocketAddr,
+    data_dir: PathBuf,
+    extensions_dir: PathBuf,
+    security_config: Option<PathBuf>,
+    cluster_name: String,
+    runtime: RuntimeConfig,
+    limits: ServeLimits,
+) -> anyhow::Result<()> {
+    // Everything this process creates (store, audit log, cache, extensions'
+    // files) is for its own user only: files 0600, directories 0700.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    // A data directory made by an earlier version (0755) is closed too.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot make data directory {} private (0700)", data_dir.display()))?;
+    }
+    let initial_password = std::env::var("WARDEN_INITIAL_ADMIN_PASSWORD").ok();
+    let store = Arc::new(Store::open(&data_dir.join("store").join("warden.redb"))?);
+    let (security, bootstrap) =
+        Security::bootstrap(store.clone(), security_config.as_deref(), initial_password.as_deref())
+            .context("cannot load the security configuration")?;
+    match bootstrap {
+        Bootstrap::Existing => tracing::info!("security configuration loaded from the store"),
+        Bootstrap::Initialised => tracing::info!("security configuration initialised in the store"),
+        Bootstrap::GeneratedAdminPassword(password) => {
+            // Printed once, to the terminal only; never logged again.
+            eprintln!(
+                "\n  First start: the password of user `admin` is\n\n      {password}\n\n  \
+                 It is shown only this once. Change it with the security API.\n"
+            );
+        }
+    }
+    let runtime = Runtime::new(runtime)?;
+    let registry = Registry::load_dir(&runtime, &extensions_dir, &data_dir);
+    prepare_extension_identities(&security, &registry)?;
+    for warning in security.shared_name_warnings() {
+        tracing::warn!("{warning}");
+    }
+    let audit = AuditLog::open_with(
+        &data_dir.join("audit"),
+        config::disabled_audit_categories(config::from_env)?,
+        config::audit_settings(config::from_env)?,
+    )?;
+    let tokens = Arc::new(TokenService::load_or_create(&store, &cluster_name)?);
+    let api_tokens = Arc::new(ApiTokens::new(store.clone()));
+    let security = Arc::new(security.with_obo(tokens.clone()).with_api_tokens(api_tokens));
+    let audit = Arc::new(audit);
+    let backend = Embedded::new(store.clone(), &cluster_name).context("cannot open the cluster store")?;
+    let gateway = Arc::new(ClusterGateway::new(Box::new(backend), tokens, security.clone(), audit.clone()));
+    let registry = Arc::new(registry);
+    let jobs = JobStore::new(store.clone());
+    // This process alone has the embedded store open: leases left in it
+    // are from runs the last process never finished.
+    match jobs.release_all_leases().context("cannot read the job store")? {
+        0 => {}
+        n => tracing::info!(leases = n, "released job leases left by the previous process"),
+    }
+    let scheduled = jobs.rebuild_due_index().context("cannot index the jobs")?;
+    tracing::info!(scheduled, "job store ready");
+    let scheduler = Arc::new(Scheduler::new(
+        jobs,
+        security.clone(),
+        Some(gateway.clone()),
+        audit.clone(),
+        registry.clone(),
+        config::scheduler_config(config::from_env)?,
+    ));
+    let state = Arc::new(AppState {
+        registry,
+        security,
+        audit,
+        cluster: Some(gateway),
+        scheduler: Some(scheduler.clone()),
+        started: Instant::now(),
+        body_timeout: limits.body_timeout,
+    });
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let local = listener.local_addr().context("cannot read the listening address")?;
+        tracing::info!(
+            extensions = state.registry.extensions().count(),
+            failed = state.registry.failed().len(),
+            "warden listening on http://{local}"
+        );
+        let dispatcher = scheduler.spawn();
+        api::serve(listener, state, shutdown_signal(), limits).await.context("server failed")?;
+        dispatcher.abort();
+        let unfinished = scheduler.drain(std::time::Duration::from_secs(10)).await;
+        if unfinished > 0 {
+            tracing::warn!(unfinished, "stopping with job runs unfinished; they run again after the restart");
+        }
+        tracing::info!("warden stopped");
+        // Keep the engine (and its epoch ticker) alive until serving ends.
+        drop(runtime);
+        anyhow::Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!("cannot listen for ctrl-c: {e}");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
