@@ -86,7 +86,7 @@ impl Embedded {
 
     /// A write of documents, postings kept in step.
     fn write(&self, writes: &[Write<'_>]) -> Result<Vec<Versioned>, StoreError> {
-        self.store.write_indexed(writes, Some(&index_terms))
+        self.store.write_indexed(writes, &index_terms)
     }
 
     fn run(
