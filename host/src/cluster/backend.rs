@@ -57,8 +57,8 @@ impl Reply {
     }
 
     /// OpenSearch's error body: `{"error":{"type","reason"},"status"}`.
-    pub fn error(status: u16, kind: &str, reason: String) -> Reply {
-        Reply::new(status, json!({ "error": { "type": kind, "reason": reason }, "status": status }))
+    pub fn error(status: u16, error_type: &str, reason: String) -> Reply {
+        Reply::new(status, json!({ "error": { "type": error_type, "reason": reason }, "status": status }))
     }
 
     /// OpenSearch's 404 for an index (or expression) that names no index.
