@@ -118,6 +118,23 @@ impl HasKind for Denial {
     }
 }
 
+/// The store's kinds are given here, not in `store`: the store is the one
+/// layer that imports nothing of the crate (it knows no vocabulary above
+/// redb), so this vocabulary reaches down to it instead.
+impl HasKind for crate::store::StoreError {
+    fn kind(&self) -> ErrorKind {
+        use crate::store::StoreError;
+        match self {
+            // A compare-and-set lost, or a create found the document.
+            StoreError::Conflict { .. } => ErrorKind::Conflict,
+            // The database file cannot be opened (locked by another
+            // process, unreadable): nothing can be served from it.
+            StoreError::Open { .. } => ErrorKind::Unavailable,
+            StoreError::Io(_) | StoreError::Corrupt { .. } => ErrorKind::Internal,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

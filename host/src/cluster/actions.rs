@@ -9,6 +9,8 @@
 
 use serde_json::Value;
 
+use crate::error::{ErrorKind, HasKind};
+
 /// A recognised call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActionRequest {
@@ -105,6 +107,25 @@ pub struct InvalidIndexName {
 impl InvalidIndexName {
     /// The type OpenSearch answers with (HTTP 400).
     pub const TYPE: &'static str = "invalid_index_name_exception";
+}
+
+impl HasKind for ActionError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            // No such API: the REST fallback answers 404 `no_handler_found`.
+            ActionError::Unknown { .. } => ErrorKind::NotFound,
+            ActionError::InvalidIndexName(e) => e.kind(),
+            ActionError::TooManyExpressions { .. } | ActionError::BadBulk(_) | ActionError::BadId(..) => {
+                ErrorKind::Invalid
+            }
+        }
+    }
+}
+
+impl HasKind for InvalidIndexName {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Invalid
+    }
 }
 
 pub const CLUSTER_HEALTH: &str = "cluster:monitor/health";

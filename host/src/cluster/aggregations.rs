@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
+use crate::error::{ErrorKind, HasKind};
+
 /// OpenSearch's default `search.max_buckets`: the buckets one search may
 /// create, over all its aggregations, nested ones included.
 pub const MAX_BUCKETS: usize = 65_535;
@@ -28,7 +30,7 @@ pub enum AggError {
 
 impl AggError {
     /// OpenSearch's error type for it.
-    pub fn kind(&self) -> &'static str {
+    pub fn error_type(&self) -> &'static str {
         match self {
             AggError::Invalid(_) => "parsing_exception",
             AggError::TooManyBuckets(_) => "too_many_buckets_exception",
@@ -36,15 +38,17 @@ impl AggError {
     }
 }
 
-impl From<String> for AggError {
-    fn from(reason: String) -> Self {
-        AggError::Invalid(reason)
+impl HasKind for AggError {
+    fn kind(&self) -> ErrorKind {
+        // Too many buckets too: the search is answered 400, the request
+        // (not the host) asked for too much.
+        ErrorKind::Invalid
     }
 }
 
-impl From<AggError> for String {
-    fn from(e: AggError) -> Self {
-        e.to_string()
+impl From<String> for AggError {
+    fn from(reason: String) -> Self {
+        AggError::Invalid(reason)
     }
 }
 
@@ -263,7 +267,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn metrics_terms_and_histograms() -> Result<(), String> {
+    fn metrics_terms_and_histograms() -> Result<(), AggError> {
         let docs = [
             json!({"n": 1, "kind": "a", "t": 0}),
             json!({"n": 5, "kind": "b", "t": 3_600_000}),
@@ -294,7 +298,7 @@ mod tests {
     /// over projections answers as over whole sources (nested fields,
     /// arrays, missing values, overlapping paths, sub-aggregations).
     #[test]
-    fn projections_answer_like_whole_sources() -> Result<(), String> {
+    fn projections_answer_like_whole_sources() -> Result<(), AggError> {
         let docs = [
             json!({"n": 1, "kind": "a", "big": "x".repeat(1000), "m": {"v": 2, "w": [1, 2]}}),
             json!({"n": [5, 6], "kind": "b", "m": {"v": 4}, "other": {"deep": true}}),
@@ -320,7 +324,7 @@ mod tests {
     /// Timestamps as ISO strings (what OpenSearch documents usually hold),
     /// in calendar buckets; bad intervals are named.
     #[test]
-    fn date_histograms_read_iso_dates_and_calendar_intervals() -> Result<(), String> {
+    fn date_histograms_read_iso_dates_and_calendar_intervals() -> Result<(), AggError> {
         let docs = [
             json!({"@timestamp": "2026-11-22T10:15:30Z"}),
             json!({"@timestamp": "2026-11-30T23:59:59.999+00:00"}),
@@ -363,7 +367,7 @@ mod tests {
     /// too large is refused with its reason, a date at the edge of i64 is
     /// no date; nothing panics, and the ordinary histogram still works.
     #[test]
-    fn overflowing_intervals_and_dates_are_refused() -> Result<(), String> {
+    fn overflowing_intervals_and_dates_are_refused() -> Result<(), AggError> {
         let docs = [json!({"t": i64::MIN}), json!({"t": i64::MAX}), json!({"t": -1}), json!({"t": 1e300})];
         let refs: Vec<&Value> = docs.iter().collect();
         for interval in [
@@ -376,12 +380,12 @@ mod tests {
         ] {
             let aggs = json!({"h": {"date_histogram": {"field": "t", "fixed_interval": interval}}});
             let e = evaluate(&aggs, &refs).err();
-            assert!(e.as_ref().is_some_and(|e| e.kind() == "parsing_exception"), "{interval}: {e:?}");
+            assert!(e.as_ref().is_some_and(|e| e.error_type() == "parsing_exception"), "{interval}: {e:?}");
         }
         for interval in ["100000000000d", "9223372036854775s"] {
             let aggs = json!({"h": {"date_histogram": {"field": "t", "fixed_interval": interval}}});
             let e = evaluate(&aggs, &refs);
-            assert!(e.is_ok() || e.is_err_and(|e| e.kind() == "parsing_exception"), "{interval}");
+            assert!(e.is_ok() || e.is_err_and(|e| e.error_type() == "parsing_exception"), "{interval}");
         }
         for unit in ["day", "week", "month", "year"] {
             let aggs = json!({"h": {"date_histogram": {"field": "t", "calendar_interval": unit}}});
@@ -394,17 +398,20 @@ mod tests {
     /// More than `search.max_buckets` buckets, in one aggregation or by
     /// nesting, is OpenSearch's `too_many_buckets_exception`.
     #[test]
-    fn bucket_counts_are_bounded() -> Result<(), String> {
+    fn bucket_counts_are_bounded() -> Result<(), AggError> {
         let docs: Vec<Value> =
             (0..70_000).map(|i| json!({"t": i * 1000, "k": i % 1000, "j": i % 67})).collect();
         let refs: Vec<&Value> = docs.iter().collect();
         let per_second = json!({"h": {"date_histogram": {"field": "t", "fixed_interval": "1s"}}});
         let e = evaluate(&per_second, &refs).err();
-        assert_eq!(e.as_ref().map(AggError::kind), Some("too_many_buckets_exception"));
+        assert_eq!(e.as_ref().map(AggError::error_type), Some("too_many_buckets_exception"));
         assert!(e.is_some_and(|e| e.to_string().contains("[65535] but was [70000]")));
         // 1,000 outer buckets of 67 inner ones each: 68,000 in all.
         let nested = json!({"k": {"terms": {"field": "k", "size": 1000}, "aggs": {"j": {"terms": {"field": "j", "size": 100}}}}});
-        assert_eq!(evaluate(&nested, &refs).err().map(|e| e.kind()), Some("too_many_buckets_exception"));
+        assert_eq!(
+            evaluate(&nested, &refs).err().map(|e| e.error_type()),
+            Some("too_many_buckets_exception")
+        );
         let per_minute = json!({"h": {"date_histogram": {"field": "t", "fixed_interval": "1m"}}});
         assert_eq!(evaluate(&per_minute, &refs)?["h"]["buckets"].as_array().map(Vec::len), Some(1167));
         Ok(())

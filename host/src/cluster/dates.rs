@@ -89,14 +89,6 @@ pub fn parse(s: &str) -> Option<i64> {
     in_range(ms.checked_sub(offset_ms)?)
 }
 
-/// Now, in epoch milliseconds.
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// A range bound with date math: an anchor (`now`, or a date followed by
 /// `||`), then `+N<unit>`, `-N<unit>` and `/<unit>` (rounding) steps, units
 /// `y M w d h H m s`. Rounding goes down, or — for `gt` and `lte`, whose

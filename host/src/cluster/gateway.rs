@@ -22,7 +22,7 @@ use std::sync::Arc;
 use crate::audit::{AuditLog, Category, Event};
 use crate::cluster::Backend;
 use crate::cluster::actions::{self, ActionRequest};
-use crate::cluster::embedded::{Params, Reply};
+use crate::cluster::{Params, Reply};
 use crate::security::Security;
 use crate::security::obo::TokenService;
 use crate::security::privileges::{Privileges, RoleSet, Subject};
@@ -96,9 +96,7 @@ const GATE_EXPANSION: &str = "index-expansion";
 fn resolve(method: &str, path: &str, body: Option<&[u8]>) -> Result<Result<ActionRequest, Reply>, GateError> {
     match actions::resolve(method, path, body) {
         Ok(request) => Ok(Ok(request)),
-        Err(actions::ActionError::InvalidIndexName(e)) => {
-            Ok(Err(crate::cluster::embedded::invalid_index_name(&e)))
-        }
+        Err(actions::ActionError::InvalidIndexName(e)) => Ok(Err(Reply::invalid_index_name(&e))),
         Err(e) => Err(GateError::Invalid(e.to_string())),
     }
 }
@@ -127,7 +125,7 @@ impl ClusterGateway {
             Ok(request) => request,
             Err(reply) => return Ok(reply),
         };
-        let params = Params::parse(call.path).map_err(GateError::Invalid)?;
+        let params = Params::parse(call.path).map_err(|e| GateError::Invalid(e.to_string()))?;
         let mut event = Event {
             extension: Some(call.extension.to_owned()),
             action: Some(request.action.to_owned()),
@@ -164,7 +162,7 @@ impl ClusterGateway {
             event.gate = Some(GATE_EXPANSION.to_owned());
             event.reason = Some(format!("`{expression}` expands to no index this call may write"));
             self.audit.record(event);
-            return Ok(crate::cluster::embedded::index_not_found(&expression));
+            return Ok(Reply::index_not_found(&expression));
         }
         match decision {
             Ok(indices) => {
@@ -280,7 +278,7 @@ impl ClusterGateway {
             Ok(request) => request,
             Err(reply) => return Ok(reply),
         };
-        let params = Params::parse(path).map_err(GateError::Invalid)?;
+        let params = Params::parse(path).map_err(|e| GateError::Invalid(e.to_string()))?;
         let event = Event {
             user: Some(user.name.clone()),
             action: Some(request.action.to_owned()),

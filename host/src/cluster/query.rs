@@ -18,17 +18,35 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
+use crate::error::{ErrorKind, HasKind};
+
 /// Bumped whenever [`terms_of`] changes: stores rebuild their postings.
 pub const TERMS_VERSION: u64 = 2;
 
 const QUERIES: [&str; 8] = ["match_all", "term", "terms", "ids", "exists", "range", "bool", "match"];
 
-pub fn validate_query(query: &Value) -> Result<(), String> {
+/// A query outside the supported subset (400 `parsing_exception`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    #[error("query must be an object with one clause")]
+    NotOneClause,
+    #[error("unknown query [{0}] (supported: {list})", list = QUERIES.join(", "))]
+    Unknown(String),
+}
+
+impl HasKind for QueryError {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Invalid
+    }
+}
+
+/// Whether `query` (and every clause of a `bool`) is one this subset knows.
+pub fn validate_query(query: &Value) -> Result<(), QueryError> {
     let Some((kind, body)) = query.as_object().and_then(|o| o.iter().next()) else {
-        return Err("query must be an object with one clause".into());
+        return Err(QueryError::NotOneClause);
     };
     if !QUERIES.contains(&kind.as_str()) {
-        return Err(format!("unknown query [{kind}] (supported: {})", QUERIES.join(", ")));
+        return Err(QueryError::Unknown(kind.clone()));
     }
     if kind == "bool" {
         for clause in ["must", "filter", "should", "must_not"] {
@@ -85,7 +103,7 @@ pub fn matches(query: &Value, id: &str, source: &Value) -> bool {
         "exists" => body["field"].as_str().is_some_and(|f| field(source, f).is_some_and(|v| !v.is_null())),
         "range" => single().is_some_and(|(f, bounds)| {
             let Some(actual) = field(source, f) else { return false };
-            let now = super::dates::now();
+            let now = crate::time::now_ms_signed();
             RANGE_BOUNDS.iter().all(|&(key, ok, round_up)| {
                 bounds.get(key).is_none_or(|b| compare(actual, b, now, round_up).is_some_and(ok))
             })
@@ -298,7 +316,7 @@ fn range<P: Postings>(
     bounds: &Value,
     postings: &P,
 ) -> Result<Option<BTreeSet<String>>, P::Error> {
-    let now = super::dates::now();
+    let now = crate::time::now_ms_signed();
     let present: Vec<(&Value, bool, bool)> = RANGE_BOUNDS
         .iter()
         .filter_map(|&(key, _, round_up)| bounds.get(key).map(|b| (b, key.starts_with('g'), round_up)))

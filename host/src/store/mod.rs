@@ -184,7 +184,7 @@ impl Store {
     /// Applies every write in one transaction: all or none. Returns the new
     /// versions (deletes return the version of the tombstone's write).
     pub fn write(&self, writes: &[Write<'_>]) -> Result<Vec<Versioned>, StoreError> {
-        self.write_indexed(writes, None)
+        self.write_with(writes, None, redb::Durability::Immediate)
     }
 
     /// [`Store::write`] without waiting for the disk: atomic and visible at
@@ -198,9 +198,9 @@ impl Store {
     pub fn write_indexed(
         &self,
         writes: &[Write<'_>],
-        indexer: Option<&Indexer>,
+        indexer: &Indexer,
     ) -> Result<Vec<Versioned>, StoreError> {
-        self.write_with(writes, indexer, redb::Durability::Immediate)
+        self.write_with(writes, Some(indexer), redb::Durability::Immediate)
     }
 
     fn write_with(

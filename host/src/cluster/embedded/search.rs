@@ -1,0 +1,291 @@
+//! `_search` and `_count`: the candidates a query's postings allow (the
+//! whole index only for queries they cannot narrow), each decided by
+//! [`query::matches`]; the page window (`from`/`size`, at most
+//! [`MAX_RESULT_WINDOW`]); aggregations over projections of the matches;
+//! OpenSearch's response shape.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+
+use super::indices::docs;
+use super::sort::{Hit, sort_hits};
+use super::{Embedded, json_body, not_an_object};
+use crate::cluster::query::{self, Postings};
+use crate::cluster::{Params, Reply, aggregations};
+use crate::error::{ErrorKind, HasKind};
+use crate::store::{Store, StoreError};
+
+/// OpenSearch's default `index.max_result_window`: `from + size` of one
+/// search, which bounds what a search keeps in memory for its page.
+pub const MAX_RESULT_WINDOW: u64 = 10_000;
+
+/// A `from`/`size` OpenSearch would refuse (400 `illegal_argument_exception`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WindowError {
+    #[error("[{name}] must be a non-negative integer, not {value}")]
+    NotANumber { name: &'static str, value: Value },
+    #[error(
+        "Result window is too large, from + size must be less than or equal to: [{MAX_RESULT_WINDOW}] but was [{0}]. See the scroll api for a more efficient way to request large data sets. This limit can be set by changing the [index.max_result_window] index level setting."
+    )]
+    TooLarge(u64),
+}
+
+impl HasKind for WindowError {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Invalid
+    }
+}
+
+impl Embedded {
+    /// `_search` or (`count_only`) `_count` on `indices`, all of which must
+    /// exist; the body, if any, is a JSON object.
+    pub(super) fn search_request(
+        &self,
+        indices: &[String],
+        params: &Params,
+        body: Option<&[u8]>,
+        count_only: bool,
+    ) -> Result<Reply, StoreError> {
+        // Wildcards arrive expanded to existing indices; a named one
+        // that does not exist is OpenSearch's 404.
+        if let Some(missing) = self.first_missing(indices)? {
+            return Ok(missing);
+        }
+        let query = match json_body(body) {
+            Ok(v) if v.is_object() => v,
+            Ok(_) => return Ok(not_an_object("the search body")),
+            Err(r) => return Ok(r),
+        };
+        self.search(indices, &query, params, count_only)
+    }
+
+    fn search(
+        &self,
+        indices: &[String],
+        body: &Value,
+        params: &Params,
+        count_only: bool,
+    ) -> Result<Reply, StoreError> {
+        let query = body.get("query").cloned().unwrap_or(json!({ "match_all": {} }));
+        if let Err(e) = query::validate_query(&query) {
+            return Ok(Reply::error(400, "parsing_exception", e.to_string()));
+        }
+        let aggs = body.get("aggs").or_else(|| body.get("aggregations"));
+        if query.get("match_all").is_some() && aggs.is_none() && body["sort"].is_null() {
+            return self.match_all_page(indices, body, params, count_only);
+        }
+        let (from, size) = match window(body, params) {
+            Ok(window) => window,
+            Err(e) => return Ok(Reply::error(400, "illegal_argument_exception", e.to_string())),
+        };
+        if let Err(e) = sort_hits(&mut Vec::new(), &body["sort"], 0) {
+            return Ok(Reply::error(400, "parsing_exception", e.to_string()));
+        }
+        // What is kept while reading: the first from+size in document
+        // order, or — sorted — at most twice that, cut back to the best
+        // from+size whenever it fills (ties keep document order, since the
+        // kept ones precede every later match). Aggregations see every
+        // match, but only the fields they read: each match gives them a
+        // projection of its source (a few values), never a copy of it.
+        let keep = from.saturating_add(size);
+        let sorted = !body["sort"].is_null();
+        let agg_fields = aggs.map(aggregations::fields);
+        let mut projected: Vec<Value> = Vec::new();
+        let mut total = 0usize;
+        let mut hits: Vec<Hit> = Vec::new();
+        for (index_pos, index) in indices.iter().enumerate() {
+            let store_index = docs(index);
+            let postings = StorePostings { store: &self.store, index: &store_index };
+            let documents = match query::candidates(&query, &postings)? {
+                Some(ids) => self.store.get_many(&store_index, &ids.into_iter().collect::<Vec<_>>())?,
+                None => self.store.list(&store_index)?,
+            };
+            for (id, doc) in documents {
+                let mut stored: Value = serde_json::from_slice(&doc.source).unwrap_or(Value::Null);
+                let source = stored.get_mut("s").map(Value::take).unwrap_or(Value::Null);
+                if !query::matches(&query, &id, &source) {
+                    continue;
+                }
+                total += 1;
+                if let Some(fields) = &agg_fields
+                    && !count_only
+                {
+                    projected.push(aggregations::project(&source, fields));
+                }
+                if count_only || (!sorted && total > keep) {
+                    continue;
+                }
+                hits.push(Hit { index: index_pos, id, source });
+                if sorted
+                    && hits.len() >= keep.saturating_mul(2).max(64)
+                    && let Err(e) = sort_hits(&mut hits, &body["sort"], keep)
+                {
+                    return Ok(Reply::error(400, "parsing_exception", e.to_string()));
+                }
+            }
+        }
+        if count_only {
+            return Ok(search_reply(indices.len(), total, true, Vec::new(), None));
+        }
+        let aggregations = match aggs {
+            Some(aggs) => {
+                let sources: Vec<&Value> = projected.iter().collect();
+                match aggregations::evaluate(aggs, &sources) {
+                    Ok(result) => Some(result),
+                    Err(e) => {
+                        let mut reply = Reply::error(400, e.error_type(), e.to_string());
+                        if let aggregations::AggError::TooManyBuckets(_) = e {
+                            reply.body["error"]["max_buckets"] = json!(aggregations::MAX_BUCKETS);
+                        }
+                        return Ok(reply);
+                    }
+                }
+            }
+            None => None,
+        };
+        // Only the first from+size need to be in order.
+        if let Err(e) = sort_hits(&mut hits, &body["sort"], from.saturating_add(size)) {
+            return Ok(Reply::error(400, "parsing_exception", e.to_string()));
+        }
+        // Only the page becomes JSON hits.
+        let page: Vec<Value> = hits
+            .into_iter()
+            .skip(from)
+            .take(size)
+            .map(|h| json!({ "_index": indices.get(h.index), "_id": h.id, "_score": 1.0, "_source": h.source }))
+            .collect();
+        Ok(search_reply(indices.len(), total, false, page, aggregations))
+    }
+
+    /// `match_all` without sort or aggregations: the total is a count and
+    /// only the page's documents are read.
+    fn match_all_page(
+        &self,
+        indices: &[String],
+        body: &Value,
+        params: &Params,
+        count_only: bool,
+    ) -> Result<Reply, StoreError> {
+        let (from, size) = match window(body, params) {
+            Ok(window) => window,
+            Err(e) => return Ok(Reply::error(400, "illegal_argument_exception", e.to_string())),
+        };
+        let (mut total, mut skip, mut page) = (0, from, Vec::new());
+        for index in indices {
+            let wanted = if count_only { 0 } else { size - page.len() };
+            let (count, documents) = self.store.page(&docs(index), skip, wanted)?;
+            total += count;
+            skip = skip.saturating_sub(count);
+            for (id, doc) in documents {
+                let mut stored: Value = serde_json::from_slice(&doc.source).unwrap_or(Value::Null);
+                let source = stored.get_mut("s").map(Value::take).unwrap_or(Value::Null);
+                page.push(json!({ "_index": index, "_id": id, "_score": 1.0, "_source": source }));
+            }
+        }
+        Ok(search_reply(indices.len(), total, count_only, page, None))
+    }
+}
+
+/// One index's postings in the store.
+struct StorePostings<'a> {
+    store: &'a Store,
+    index: &'a str,
+}
+
+impl Postings for StorePostings<'_> {
+    type Error = StoreError;
+    fn ids(&self, from: &str, to: &str) -> Result<BTreeSet<String>, StoreError> {
+        Ok(self.store.postings(self.index, from, to)?.into_iter().collect())
+    }
+}
+
+/// `from` and `size` of a search: the query string's, else the body's;
+/// their sum at most [`MAX_RESULT_WINDOW`].
+fn window(body: &Value, params: &Params) -> Result<(usize, usize), WindowError> {
+    let one = |name: &'static str, in_path: Option<u64>, default: u64| match (in_path, body.get(name)) {
+        (Some(n), _) => Ok(n),
+        (None, None | Some(Value::Null)) => Ok(default),
+        (None, Some(v)) => v.as_u64().ok_or_else(|| WindowError::NotANumber { name, value: v.clone() }),
+    };
+    let (from, size) = (one("from", params.from, 0)?, one("size", params.size, 10)?);
+    let window = from.saturating_add(size);
+    if window > MAX_RESULT_WINDOW {
+        return Err(WindowError::TooLarge(window));
+    }
+    // Both fit: their sum is at most MAX_RESULT_WINDOW.
+    Ok((from as usize, size as usize))
+}
+
+/// OpenSearch's `_search` (or `_count`) answer.
+fn search_reply(
+    shards: usize,
+    total: usize,
+    count_only: bool,
+    hits: Vec<Value>,
+    aggregations: Option<Value>,
+) -> Reply {
+    let shards_info = json!({ "total": shards, "successful": shards, "skipped": 0, "failed": 0 });
+    if count_only {
+        return Reply::new(200, json!({ "count": total, "_shards": shards_info }));
+    }
+    let mut out = json!({ "took": 0, "timed_out": false, "_shards": shards_info, "hits": { "total": { "value": total, "relation": "eq" }, "max_score": if total > 0 { json!(1.0) } else { Value::Null }, "hits": hits } });
+    if let (Some(aggregations), Some(obj)) = (aggregations, out.as_object_mut()) {
+        obj.insert("aggregations".into(), aggregations);
+    }
+    Reply::new(200, out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::super::testing::{call, ids};
+    use super::*;
+    use crate::cluster::Backend;
+    use crate::cluster::actions::resolve;
+
+    /// A sorted search keeps only about twice from+size while reading (cut
+    /// back as it fills): pages over many documents, with ties, agree with
+    /// a full sort done here; from+size past 10,000 is refused.
+    #[test]
+    fn bounded_sorted_search_agrees_with_a_full_sort() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let e = Embedded::new(Arc::new(Store::open(&dir.path().join("s.redb"))?), "test")?;
+        let mut bulk = String::new();
+        let mut expected: Vec<(i64, String)> = Vec::new();
+        for i in 0..500i64 {
+            let id = format!("{i:04}");
+            let n = (i * 37) % 101; // many ties
+            bulk.push_str(&format!(
+                "{{\"index\":{{\"_index\":\"s\",\"_id\":\"{id}\"}}}}\n{{\"n\":{n},\"k\":\"a\"}}\n"
+            ));
+            expected.push((n, id));
+        }
+        let request = resolve("POST", "/_bulk", Some(bulk.as_bytes()))?;
+        let r = e.execute(&request, &request.indices, &Params::default(), Some(bulk.as_bytes()));
+        assert_eq!(r.body["errors"], json!(false));
+        // Descending n; ties in document (id) order.
+        expected.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        let query = json!({"term": {"k": "a"}});
+        for (from, size) in [(0, 10), (5, 10), (100, 40), (490, 20), (0, 500)] {
+            let body = json!({"query": query, "sort": [{"n": "desc"}], "from": from, "size": size});
+            let page = call(&e, "POST", "/s/_search", Some(body));
+            assert_eq!(page.body["hits"]["total"]["value"], 500);
+            let want: Vec<String> = expected.iter().skip(from).take(size).map(|(_, id)| id.clone()).collect();
+            assert_eq!(ids(&page), want, "from {from} size {size}");
+        }
+        // Unsorted: the first from+size matches in document order.
+        let page = call(&e, "POST", "/s/_search", Some(json!({"query": query, "from": 7, "size": 3})));
+        assert_eq!(ids(&page), ["0007", "0008", "0009"]);
+        assert_eq!(page.body["hits"]["total"]["value"], 500);
+        let big = call(&e, "POST", "/s/_search", Some(json!({"query": query, "from": 9_995, "size": 6})));
+        assert_eq!(big.status, 400);
+        assert!(
+            big.body["error"]["reason"].as_str().is_some_and(|r| r.contains("Result window is too large"))
+        );
+        Ok(())
+    }
+}
