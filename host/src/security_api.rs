@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 use crate::audit::{Category, Event};
 use crate::security::config::{ActionGroup, InternalUser, Role, RoleMapping, SecurityConfig};
-use crate::security::{AuthenticatedUser, BootstrapError, password};
+use crate::security::{AuthenticatedUser, SecurityWriteError, password};
 use crate::server::{AppState, RequestId};
 
 pub fn routes() -> Router<Arc<AppState>> {
@@ -205,10 +205,10 @@ enum ApiError {
     Internal(String),
 }
 
-impl From<BootstrapError> for ApiError {
-    fn from(e: BootstrapError) -> Self {
+impl From<SecurityWriteError> for ApiError {
+    fn from(e: SecurityWriteError) -> Self {
         match e {
-            BootstrapError::Config(c) => ApiError::BadRequest(c.to_string()),
+            SecurityWriteError::Invalid(c) => ApiError::BadRequest(c.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -689,7 +689,7 @@ async fn revoke(
         (Some(jti), None, None) => {
             // Kept at least as long as any token can live: a revocation the
             // caller dated in the past must not be pruned before it acts.
-            let floor = crate::security::obo::now() + crate::security::obo::MAX_LIFETIME;
+            let floor = crate::time::now_secs() + crate::security::obo::MAX_LIFETIME;
             let expires_at = r.expires_at.map_or(floor, |at| at.max(floor));
             tokens.revoke_jti(&jti, expires_at).map_err(internal)?;
             format!("token {jti}")
@@ -753,7 +753,12 @@ async fn generate_obo(
     };
     let token = cluster
         .tokens()
-        .mint(&holder, &service, &format!("user:{}", g.description.unwrap_or_default()), duration)
+        .mint(
+            &holder,
+            &service,
+            &crate::security::obo::Scope::User(g.description.unwrap_or_default()),
+            duration,
+        )
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     audit_write(&state, &user, &request, format!("minted an on-behalf-of token for service {service}"));
     Ok(axum::Json(json!({
@@ -806,7 +811,7 @@ async fn api_tokens_create(
     // earlier in this very second.
     let issued_at = match &state.cluster {
         Some(cluster) => cluster.tokens().issue_time(&user.principal.name, None),
-        None => crate::security::obo::now(),
+        None => crate::time::now_secs(),
     };
     let (token, record) = tokens.create(&user.principal.name, new, issued_at).map_err(api_token_error)?;
     audit_token(&state, &user, &request, format!("created API token {}", record.name));
