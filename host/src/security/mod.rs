@@ -548,3 +548,41 @@ fn config_writes(config: &SecurityConfig, expect: Expect) -> Vec<Write<'static>>
         .map(|(name, text)| Write { index: STORE_INDEX, id: name, source: Some(text.into_bytes()), expect })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Stored identities (job identities, API-token records, tokens' `src`)
+    /// keep reading: serde, `Display` and `FromStr` use the same strings.
+    #[test]
+    fn identity_sources_keep_their_stored_strings() -> Result<(), Box<dyn std::error::Error>> {
+        for (source, text) in [
+            (IdentitySource::Internal, "internal"),
+            (IdentitySource::Jwt, "jwt"),
+            (IdentitySource::Anonymous, "anonymous"),
+        ] {
+            assert_eq!(source.to_string(), text);
+            assert_eq!(text.parse::<IdentitySource>()?, source);
+            assert_eq!(IdentitySource::parse(text), Some(source));
+            assert_eq!(serde_json::to_string(&source)?, format!("\"{text}\""));
+            assert_eq!(serde_json::from_str::<IdentitySource>(&format!("\"{text}\""))?, source);
+        }
+        assert!("Internal".parse::<IdentitySource>().is_err_and(|e| e.kind() == ErrorKind::Invalid));
+        assert_eq!(IdentitySource::parse("ldap"), None);
+        Ok(())
+    }
+
+    #[test]
+    fn write_errors_report_their_kind() {
+        let conflict =
+            StoreError::Conflict { index: STORE_INDEX.into(), id: "roles.yml".into(), message: "x".into() };
+        assert_eq!(SecurityWriteError::from(conflict).kind(), ErrorKind::Conflict);
+        assert_eq!(SecurityWriteError::from(StoreError::Io("disk".into())).kind(), ErrorKind::Internal);
+        let invalid =
+            ConfigError::Invalid { file: "roles.yml".into(), entry: "r".into(), message: "m".into() };
+        let error = SecurityWriteError::from(invalid);
+        assert_eq!(error.kind(), ErrorKind::Invalid);
+        assert_eq!(error.to_string(), "roles.yml: entry `r`: m", "the message is the config error's");
+    }
+}
