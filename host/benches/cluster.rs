@@ -39,7 +39,7 @@ use warden_host::cluster::query::{Postings, candidates};
 use warden_host::cluster::{Backend, Params, Reply};
 use warden_host::security::Security;
 use warden_host::security::config::{IndexPermission, Role, SecurityConfig};
-use warden_host::security::obo::{KeyRing, Revocations, TokenHolder, TokenService};
+use warden_host::security::obo::{KeyRing, Revocations, Scope, TokenHolder, TokenService};
 use warden_host::store::Store;
 
 type R = Result<(), Box<dyn std::error::Error>>;
@@ -169,8 +169,8 @@ fn run(c: &mut Criterion) -> R {
     };
     // Each path answers before it is timed; a fresh token is a cache miss
     // (its first call verifies it), the cached one was seen before.
-    let cached = tokens.mint(&holder, "bench", "request:cached", 300)?;
-    let mint = || match tokens.mint(&holder, "bench", "request:bench", 300) {
+    let cached = tokens.mint(&holder, "bench", &Scope::request("cached", None), 300)?;
+    let mint = || match tokens.mint(&holder, "bench", &Scope::request("bench", None), 300) {
         Ok(token) => token,
         Err(e) => panic!("cannot mint a token: {e}"),
     };
@@ -191,7 +191,7 @@ fn run(c: &mut Criterion) -> R {
 
     let mut g = c.benchmark_group("tokens");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("mint", |b| b.iter(|| tokens.mint(&holder, "bench", "request:x", 300)));
+    g.bench_function("mint", |b| b.iter(|| tokens.mint(&holder, "bench", &Scope::request("x", None), 300)));
     g.bench_function("verify", |b| {
         b.iter(|| match tokens.verify(&cached, "bench") {
             Ok(claims) => claims,

@@ -170,8 +170,8 @@ fn reset_password_recovers_a_stopped_server() -> TestResult {
     // The service account still has no hash; admin has one (the control).
     let export = server.get_as("admin", "Recovered-Pass-42", "/_warden/security/_export")?;
     assert_eq!(export.status, 200, "{export:?}");
-    let users: serde_yaml::Value =
-        serde_yaml::from_str(export.json()["internal_users.yml"].as_str().unwrap_or_default())?;
+    let users: serde_norway::Value =
+        serde_norway::from_str(export.json()["internal_users.yml"].as_str().unwrap_or_default())?;
     assert!(users["admin"]["hash"].as_str().is_some_and(|h| h.starts_with("$2")), "{users:?}");
     assert!(users["service:probe"].is_mapping(), "{users:?}");
     assert!(users["service:probe"]["hash"].is_null(), "{users:?}");

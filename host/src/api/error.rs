@@ -23,7 +23,7 @@ use crate::cluster::gateway::GateError;
 use crate::error::{Denial, ErrorKind, HasKind};
 use crate::runtime::InvokeError;
 use crate::scheduler::jobs::JobError;
-use crate::security::BootstrapError;
+use crate::security::SecurityWriteError;
 use crate::security::api_tokens::ApiTokenError;
 use crate::security::obo::TokenError;
 use crate::security::password::PasswordError;
@@ -221,10 +221,10 @@ impl From<InvalidBody> for SecurityApiError {
 
 /// A configuration change that did not apply: a configuration that does
 /// not validate is the caller's; the rest (the store, hashing) is ours.
-impl From<BootstrapError> for SecurityApiError {
-    fn from(e: BootstrapError) -> Self {
+impl From<SecurityWriteError> for SecurityApiError {
+    fn from(e: SecurityWriteError) -> Self {
         match e {
-            BootstrapError::Config(c) => SecurityApiError::bad_request(c.to_string()),
+            SecurityWriteError::Invalid(c) => SecurityApiError::bad_request(c.to_string()),
             other => SecurityApiError::internal(other.to_string()),
         }
     }

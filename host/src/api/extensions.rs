@@ -242,10 +242,10 @@ fn session_for(
         backend_roles: &user.principal.backend_roles,
         attributes: &user.principal.attributes,
     };
-    let scope = match &user.api_token {
-        Some((id, _)) => format!("request:{};apitoken:{id}", request_id.id),
-        None => format!("request:{}", request_id.id),
-    };
+    let scope = crate::security::obo::Scope::request(
+        request_id.id.clone(),
+        user.api_token.as_ref().map(|(id, _)| id.as_str()),
+    );
     let token = gateway
         .tokens()
         .mint(&holder, extension.id(), &scope, lifetime)

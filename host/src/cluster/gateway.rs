@@ -213,6 +213,7 @@ impl ClusterGateway {
             event.user = Some(service_accounts::name(call.extension));
             event.gate = Some(GATE_SERVICE_ACCOUNT.into());
             return service_accounts::check_usable(&self.security.state().config, call.extension)
+                .map_err(|denial| denial.reason)
                 .and_then(|()| service_account_indices(call.extension, request, &existing))
                 .map_err(|reason| (GATE_SERVICE_ACCOUNT, reason));
         }
@@ -223,7 +224,7 @@ impl ClusterGateway {
         event.user = Some(claims.user.clone());
         let state = self.security.state();
         // The token's user as of now: deleted or disabled, its tokens die.
-        crate::security::token_holder(&state.config, &claims).map_err(|e| (GATE_TOKEN, e))?;
+        crate::security::token_holder(&state.config, &claims).map_err(|e| (GATE_TOKEN, e.reason))?;
         let privileges = &state.privileges;
         let service = privileges.extension_policy(call.extension);
         let mut roles = RoleSet::default();
@@ -241,7 +242,7 @@ impl ClusterGateway {
             vec![(GATE_SERVICE, privileges, &service), (GATE_USER, privileges, &user)];
         // A request authenticated by an API token carries the token's limits
         // into the extension's calls.
-        let limit = match claims.scope.split(';').find_map(|part| part.strip_prefix("apitoken:")) {
+        let limit = match claims.scope.api_token() {
             Some(id) => {
                 let tokens = self
                     .security
@@ -645,7 +646,7 @@ analyst_role:
                 if let Some(ana) = c.internal_users.get_mut("ana") {
                     ana.disabled = disabled;
                 }
-                Ok::<_, crate::security::BootstrapError>(())
+                Ok::<_, crate::security::SecurityWriteError>(())
             })
         };
         disable(true)?;
@@ -655,7 +656,7 @@ analyst_role:
         assert!(gateway.call(&read_logs(&genuine, "enabled again")).is_ok());
         security.update(|c| {
             c.internal_users.remove("ana");
-            Ok::<_, crate::security::BootstrapError>(())
+            Ok::<_, crate::security::SecurityWriteError>(())
         })?;
         let refused = gateway.call(&read_logs(&genuine, "deleted"));
         assert!(

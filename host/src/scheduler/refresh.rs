@@ -62,7 +62,7 @@ impl JobCluster {
     fn token(&self, request_id: &str) -> Result<String, types::Error> {
         let mut current =
             self.current.lock().map_err(|_| types::Error::Internal("job token lock poisoned".into()))?;
-        if obo::now() < current.renew_at {
+        if crate::time::now_secs() < current.renew_at {
             return Ok(current.token.clone());
         }
         let refused = |reason: String| {
@@ -101,7 +101,7 @@ impl JobCluster {
 }
 
 fn renew_at(lifetime: u64) -> u64 {
-    obo::now() + (lifetime / 2).max(1)
+    crate::time::now_secs() + (lifetime / 2).max(1)
 }
 
 /// A token for the owner as resolved now: their current roles and attributes.
@@ -121,7 +121,7 @@ fn mint(
     };
     gateway
         .tokens()
-        .mint(&holder, &identity.extension, &format!("job:{job_id}"), lifetime)
+        .mint(&holder, &identity.extension, &obo::Scope::Job(job_id.to_owned()), lifetime)
         .map_err(|e| format!("cannot mint the run's token: {e}"))
 }
 

@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 
 use super::config::{IndexPermission, Role, SecurityConfig};
 use super::privileges::{Privileges, RoleSet, Subject};
+use crate::error::{ErrorKind, HasKind};
 use crate::store::{Expect, Store, StoreError, Write};
 
 pub const STORE_INDEX: &str = ".warden-api-tokens";
@@ -70,6 +71,21 @@ pub enum ApiTokenError {
     NotFound(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl HasKind for ApiTokenError {
+    /// A taken name and a full allowance are `Invalid`: the request must
+    /// change (the REST API has always answered them 400).
+    fn kind(&self) -> ErrorKind {
+        match self {
+            ApiTokenError::Invalid(_) | ApiTokenError::Duplicate(_) | ApiTokenError::TooMany(_) => {
+                ErrorKind::Invalid
+            }
+            ApiTokenError::NotFound(_) => ErrorKind::NotFound,
+            ApiTokenError::Store(StoreError::Conflict { .. }) => ErrorKind::Conflict,
+            ApiTokenError::Store(_) => ErrorKind::Internal,
+        }
+    }
 }
 
 /// A token's own permissions, compiled (against the action groups of the

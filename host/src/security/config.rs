@@ -134,6 +134,36 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
+/// Service accounts' names start with this (see
+/// [`super::service_accounts`]): a naming rule of the user database, so
+/// validation here knows it without depending on the accounts' module.
+pub const SERVICE_ACCOUNT_PREFIX: &str = "service:";
+/// The attribute that marks a service account, and the one naming its extension.
+pub(super) const SERVICE_MARKER: &str = "service";
+pub(super) const SERVICE_EXTENSION: &str = "extension";
+
+/// Whether `user` names a service account.
+pub fn is_service_account(user: &str) -> bool {
+    user.starts_with(SERVICE_ACCOUNT_PREFIX)
+}
+
+/// What is wrong with the record of service account `user`, if anything:
+/// no password, and the marker attributes naming its extension.
+fn service_account_problem(user: &str, record: &InternalUser) -> Option<String> {
+    let extension = user.strip_prefix(SERVICE_ACCOUNT_PREFIX).unwrap_or_default();
+    if record.hash.is_some() {
+        return Some("a service account has no password".into());
+    }
+    if record.attributes.get(SERVICE_MARKER).map(String::as_str) != Some("true")
+        || record.attributes.get(SERVICE_EXTENSION).map(String::as_str) != Some(extension)
+    {
+        return Some(format!(
+            "a service account keeps its attributes `{SERVICE_MARKER}: \"true\"` and `{SERVICE_EXTENSION}: \"{extension}\"`"
+        ));
+    }
+    None
+}
+
 /// Roles whose name starts with this are extension policies (the service
 /// gate): they hold what an extension was granted and cannot be mapped to users.
 pub const EXTENSION_POLICY_PREFIX: &str = "extension:";
@@ -160,6 +190,17 @@ pub enum ConfigError {
     Invalid { file: String, entry: String, message: String },
 }
 
+impl crate::error::HasKind for ConfigError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        match self {
+            ConfigError::Read { .. } => crate::error::ErrorKind::Internal,
+            ConfigError::Parse { .. } | ConfigError::WrongType { .. } | ConfigError::Invalid { .. } => {
+                crate::error::ErrorKind::Invalid
+            }
+        }
+    }
+}
+
 /// The four files, their `_meta.type`, and the built-in static sets.
 pub const INTERNAL_USERS: &str = "internal_users.yml";
 pub const ROLES: &str = "roles.yml";
@@ -176,10 +217,10 @@ pub fn parse_document<T: serde::de::DeserializeOwned>(
     expected_type: &'static str,
 ) -> Result<BTreeMap<String, T>, ConfigError> {
     let parse_error =
-        |e: serde_yaml::Error| ConfigError::Parse { file: file.to_owned(), message: e.to_string() };
-    let mut raw: BTreeMap<String, serde_yaml::Value> = serde_yaml::from_str(text).map_err(parse_error)?;
+        |e: serde_norway::Error| ConfigError::Parse { file: file.to_owned(), message: e.to_string() };
+    let mut raw: BTreeMap<String, serde_norway::Value> = serde_norway::from_str(text).map_err(parse_error)?;
     if let Some(meta) = raw.remove("_meta") {
-        let meta: Meta = serde_yaml::from_value(meta)
+        let meta: Meta = serde_norway::from_value(meta)
             .map_err(|e| ConfigError::Parse { file: file.to_owned(), message: format!("_meta: {e}") })?;
         if meta.kind != expected_type {
             return Err(ConfigError::WrongType {
@@ -191,7 +232,7 @@ pub fn parse_document<T: serde::de::DeserializeOwned>(
     }
     raw.into_iter()
         .map(|(name, value)| {
-            let entry = serde_yaml::from_value(value).map_err(|e| ConfigError::Invalid {
+            let entry = serde_norway::from_value(value).map_err(|e| ConfigError::Invalid {
                 file: file.to_owned(),
                 entry: name.clone(),
                 message: e.to_string(),
@@ -313,10 +354,14 @@ impl SecurityConfig {
                     ),
                 });
             }
-            if super::service_accounts::is_service_account(name) {
-                super::service_accounts::check_record(name, user).map_err(|message| {
-                    ConfigError::Invalid { file: INTERNAL_USERS.into(), entry: name.clone(), message }
-                })?;
+            if is_service_account(name)
+                && let Some(message) = service_account_problem(name, user)
+            {
+                return Err(ConfigError::Invalid {
+                    file: INTERNAL_USERS.into(),
+                    entry: name.clone(),
+                    message,
+                });
             }
             if user.opendistro_security_roles.iter().any(|r| r.starts_with(EXTENSION_POLICY_PREFIX)) {
                 return Err(ConfigError::Invalid {
@@ -359,13 +404,13 @@ fn parse_or_empty<T: serde::de::DeserializeOwned>(
 /// left out), ready to write or to import into OpenSearch.
 pub fn export(config: &SecurityConfig) -> Vec<(&'static str, String)> {
     fn document<T: Serialize>(kind: &str, entries: impl Iterator<Item = (String, T)>) -> String {
-        let mut map = serde_yaml::Mapping::new();
+        let mut map = serde_norway::Mapping::new();
         let meta = Meta { kind: kind.to_owned(), config_version: 2 };
-        map.insert("_meta".into(), serde_yaml::to_value(meta).unwrap_or_default());
+        map.insert("_meta".into(), serde_norway::to_value(meta).unwrap_or_default());
         for (name, entry) in entries {
-            map.insert(name.into(), serde_yaml::to_value(entry).unwrap_or_default());
+            map.insert(name.into(), serde_norway::to_value(entry).unwrap_or_default());
         }
-        format!("---\n{}", serde_yaml::to_string(&map).unwrap_or_default())
+        format!("---\n{}", serde_norway::to_string(&map).unwrap_or_default())
     }
     vec![
         (INTERNAL_USERS, document("internalusers", config.internal_users.clone().into_iter())),

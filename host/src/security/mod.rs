@@ -1,20 +1,23 @@
 //! The security core: OpenSearch-compatible users, roles, role mappings and
 //! action groups ([`config`]); patterns ([`pattern`]); authentication
-//! ([`authn`], [`password`]); role resolution ([`mapping`]) and compiled
-//! privilege evaluation ([`privileges`]).
+//! ([`authn`]: one file per method, [`password`]); role resolution
+//! ([`mapping`]) and compiled privilege evaluation ([`privileges`]); the
+//! token service ([`obo`]), API tokens ([`api_tokens`]), service accounts
+//! ([`service_accounts`]) and the names of extension permissions
+//! ([`permissions`]).
 //!
 //! [`Security`] holds the current configuration as one immutable snapshot
 //! ([`SecurityState`]); a change builds a new snapshot and swaps it in, so
 //! no request ever sees half a change.
 
 pub mod api_tokens;
-pub mod authc;
 pub mod authn;
 pub mod config;
 pub mod mapping;
 pub mod obo;
 pub mod password;
 pub mod pattern;
+pub mod permissions;
 pub mod privileges;
 pub mod service_accounts;
 
@@ -23,12 +26,16 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ErrorKind, HasKind};
 use crate::store::{Expect, Store, StoreError, Write};
 
-use self::authc::Authc;
-use self::authn::{AuthnError, BasicAuthenticator};
+use self::authn::{Authc, BasicAuthenticator};
+pub use self::authn::{internal_principal, token_holder};
 use self::config::{ConfigError, SecurityConfig};
 use self::mapping::{Mappings, Principal};
+pub use self::permissions::{consent_permission, route_permission};
 use self::privileges::{Privileges, Subject};
 
 /// OpenSearch's authentication settings file, copied as it is.
@@ -71,7 +78,12 @@ impl SecurityState {
 /// Who vouches for a user's name. Identity is (name, source): a JWT whose
 /// subject is `admin` is not the internal user `admin`, and nothing stored
 /// or resolved by name may confuse the two.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+///
+/// Stored (job identities, API-token records, OBO tokens' `src`) as
+/// `internal` / `jwt` / `anonymous`: serde, `Display` and `FromStr` all use
+/// those strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum IdentitySource {
     /// The internal user database (Basic authentication).
     Internal,
@@ -90,19 +102,39 @@ impl IdentitySource {
         }
     }
 
+    /// The source a stored string names, if any (see [`FromStr`](std::str::FromStr)).
     pub fn parse(s: &str) -> Option<IdentitySource> {
-        match s {
-            "internal" => Some(IdentitySource::Internal),
-            "jwt" => Some(IdentitySource::Jwt),
-            "anonymous" => Some(IdentitySource::Anonymous),
-            _ => None,
-        }
+        s.parse().ok()
     }
 }
 
 impl std::fmt::Display for IdentitySource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// A stored identity source of none of the known names.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown identity source `{0}`")]
+pub struct UnknownIdentitySource(pub String);
+
+impl HasKind for UnknownIdentitySource {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Invalid
+    }
+}
+
+impl std::str::FromStr for IdentitySource {
+    type Err = UnknownIdentitySource;
+
+    fn from_str(s: &str) -> Result<IdentitySource, UnknownIdentitySource> {
+        match s {
+            "internal" => Ok(IdentitySource::Internal),
+            "jwt" => Ok(IdentitySource::Jwt),
+            "anonymous" => Ok(IdentitySource::Anonymous),
+            _ => Err(UnknownIdentitySource(s.to_owned())),
+        }
     }
 }
 
@@ -158,6 +190,7 @@ impl AuthenticatedUser {
     }
 }
 
+/// Why the security core did not start ([`Security::bootstrap`]).
 #[derive(Debug, thiserror::Error)]
 pub enum BootstrapError {
     #[error(transparent)]
@@ -165,13 +198,69 @@ pub enum BootstrapError {
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
-    Authc(#[from] authc::AuthcError),
+    Authc(#[from] authn::AuthcError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("WARDEN_INITIAL_ADMIN_PASSWORD refused: {0}")]
     WeakInitialPassword(password::PasswordError),
     #[error(transparent)]
     Password(#[from] password::PasswordError),
+}
+
+impl HasKind for BootstrapError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            BootstrapError::Config(e) => e.kind(),
+            BootstrapError::Io { .. } => ErrorKind::Internal,
+            BootstrapError::Authc(e) => e.kind(),
+            BootstrapError::Store(e) => store_kind(e),
+            BootstrapError::WeakInitialPassword(_) => ErrorKind::Invalid,
+            BootstrapError::Password(e) => e.kind(),
+        }
+    }
+}
+
+/// Why a change of the security configuration was not made
+/// ([`Security::update`], [`Security::replace`]); nothing changed.
+#[derive(Debug, thiserror::Error)]
+pub enum SecurityWriteError {
+    /// The changed configuration is not valid (the message names the file
+    /// and the entry).
+    #[error(transparent)]
+    Invalid(#[from] ConfigError),
+    /// Another writer changed the stored configuration first.
+    #[error(transparent)]
+    Conflict(StoreError),
+    /// The store could not keep the change.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for SecurityWriteError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict { .. } => SecurityWriteError::Conflict(e),
+            other => SecurityWriteError::Store(other),
+        }
+    }
+}
+
+impl HasKind for SecurityWriteError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            SecurityWriteError::Invalid(_) => ErrorKind::Invalid,
+            SecurityWriteError::Conflict(_) => ErrorKind::Conflict,
+            SecurityWriteError::Store(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+/// The kind of a store failure met by security.
+fn store_kind(e: &StoreError) -> ErrorKind {
+    match e {
+        StoreError::Conflict { .. } => ErrorKind::Conflict,
+        StoreError::Open { .. } | StoreError::Io(_) | StoreError::Corrupt { .. } => ErrorKind::Internal,
+    }
 }
 
 /// What [`Security::bootstrap`] did, for the operator.
@@ -332,7 +421,7 @@ impl Security {
 
     /// Swaps in a new configuration atomically (and persists it when the
     /// core was bootstrapped from a data directory).
-    pub fn replace(&self, config: SecurityConfig) -> Result<(), BootstrapError> {
+    pub fn replace(&self, config: SecurityConfig) -> Result<(), SecurityWriteError> {
         config.validate()?;
         if let Some(store) = &self.store {
             // All four documents in one transaction, each compare-and-set
@@ -420,7 +509,7 @@ impl Security {
     /// changes are serialised; readers see the old or the new snapshot.
     pub fn update<R, E>(&self, change: impl FnOnce(&mut SecurityConfig) -> Result<R, E>) -> Result<R, E>
     where
-        E: From<BootstrapError>,
+        E: From<SecurityWriteError>,
     {
         let _guard = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut config = self.state().config.clone();
@@ -435,7 +524,7 @@ impl Security {
     pub fn ensure_service_accounts<'a>(
         &self,
         extensions: impl Iterator<Item = &'a str>,
-    ) -> Result<Vec<String>, BootstrapError> {
+    ) -> Result<Vec<String>, SecurityWriteError> {
         let missing: Vec<&str> = {
             let state = self.state();
             extensions
@@ -446,130 +535,6 @@ impl Security {
             return Ok(Vec::new());
         }
         self.update(|config| Ok(service_accounts::add_missing(config, missing.into_iter())))
-    }
-
-    /// Authenticates an `Authorization` header from `remote` (async: an
-    /// uncached Basic password is checked off the executor).
-    pub async fn authenticate(
-        &self,
-        authorization: Option<&str>,
-        remote: Option<IpAddr>,
-    ) -> Result<AuthenticatedUser, AuthnError> {
-        let state = self.state();
-        let mut via_obo = false;
-        let mut api_token = None;
-        let mut source = IdentitySource::Internal;
-        let principal = match authorization {
-            None if self.authc.anonymous => {
-                source = IdentitySource::Anonymous;
-                authc::anonymous()
-            }
-            None => return Err(AuthnError::Missing),
-            Some(header) if header.len() > 7 && header[..7].eq_ignore_ascii_case("apikey ") => {
-                let tokens = self.api_tokens.as_ref().ok_or(AuthnError::NotEnabled("API token"))?;
-                let (id, record) = tokens
-                    .lookup(header[7..].trim())
-                    .map_err(|e| AuthnError::InvalidToken(e.to_string()))?
-                    .ok_or_else(|| AuthnError::InvalidToken("unknown or deleted API token".into()))?;
-                if obo::now() > record.expires_at {
-                    return Err(AuthnError::InvalidToken(format!("API token `{}` has expired", record.name)));
-                }
-                // Only internal users create API tokens; a record that does
-                // not say so predates identity sources and cannot be told
-                // apart from one a JWT user of the same name created.
-                if record.creator_source.as_deref() != Some(IdentitySource::Internal.as_str()) {
-                    return Err(AuthnError::InvalidToken(format!(
-                        "API token `{}` of `{}` does not record who vouched for its creator; create it again",
-                        record.name, record.creator
-                    )));
-                }
-                let creator = state.config.internal_users.get(&record.creator).ok_or_else(|| {
-                    AuthnError::InvalidToken(format!(
-                        "the creator `{}` of API token `{}` no longer exists",
-                        record.creator, record.name
-                    ))
-                })?;
-                if creator.disabled {
-                    return Err(AuthnError::Disabled(record.creator.clone()));
-                }
-                if self.user_revoked_before(&record.creator).is_some_and(|t| record.created_at <= t) {
-                    return Err(AuthnError::InvalidToken(format!(
-                        "API token `{}` was issued before the credentials of `{}` changed",
-                        record.name, record.creator
-                    )));
-                }
-                api_token = Some((id.clone(), tokens.limit(&id, &record, &state.config, state.generation)));
-                internal_principal(&record.creator, creator)
-            }
-            Some(header) if header.len() > 7 && header[..7].eq_ignore_ascii_case("bearer ") => {
-                let token = header[7..].trim();
-                if let Some(tokens) = self.obo.as_ref().filter(|t| t.is_ours(token)) {
-                    let claims = tokens
-                        .verify_presented(token)
-                        .map_err(|e| AuthnError::InvalidToken(e.to_string()))?;
-                    source = token_holder(&state.config, &claims).map_err(AuthnError::InvalidToken)?;
-                    via_obo = true;
-                    let mut attributes = claims.attributes;
-                    attributes.insert("user_name".to_owned(), claims.user.clone());
-                    Principal {
-                        attributes,
-                        name: claims.user,
-                        backend_roles: claims.backend_roles,
-                        // The roles the user had when the token was minted.
-                        direct_roles: claims.roles,
-                    }
-                } else {
-                    let jwt = self.authc.jwt.as_ref().ok_or(AuthnError::NotEnabled("bearer token"))?;
-                    source = IdentitySource::Jwt;
-                    jwt.authenticate(token)?
-                }
-            }
-            Some(header) => {
-                if !self.authc.basic {
-                    return Err(AuthnError::NotEnabled("basic"));
-                }
-                let (user, password) = authn::parse_basic(header)?;
-                let record = self
-                    .basic
-                    .verify(&state.config, &self.authc.failure_listeners, &user, &password, remote)
-                    .await?;
-                internal_principal(&user, record)
-            }
-        };
-        let subject = state.subject(&principal, remote);
-        Ok(AuthenticatedUser { principal, source, subject, via_obo, api_token, state })
-    }
-}
-
-/// Who an OBO token speaks for, checked against the configuration now: an
-/// internal user must still exist and be enabled (a token dies with its
-/// user); an external user cannot be asked again and is taken as minted.
-pub fn token_holder(config: &SecurityConfig, claims: &obo::OboClaims) -> Result<IdentitySource, String> {
-    let source = IdentitySource::parse(&claims.source)
-        .ok_or_else(|| format!("token names an unknown identity source `{}`", claims.source))?;
-    if source == IdentitySource::Internal {
-        match config.internal_users.get(&claims.user) {
-            None => return Err(format!("the token's user `{}` no longer exists", claims.user)),
-            Some(record) if record.disabled => {
-                return Err(format!("the token's user `{}` is disabled", claims.user));
-            }
-            Some(_) => {}
-        }
-    }
-    Ok(source)
-}
-
-/// The principal of an internal user, as Basic authentication makes it
-/// (also how a scheduled job's owner is resolved again at each run).
-pub fn internal_principal(user: &str, record: &config::InternalUser) -> Principal {
-    let mut attributes: std::collections::HashMap<String, String> =
-        record.attributes.iter().map(|(k, v)| (format!("attr.internal.{k}"), v.clone())).collect();
-    attributes.insert("user_name".into(), user.to_owned());
-    Principal {
-        name: user.to_owned(),
-        backend_roles: record.backend_roles.clone(),
-        direct_roles: record.opendistro_security_roles.clone(),
-        attributes,
     }
 }
 
@@ -582,4 +547,42 @@ fn config_writes(config: &SecurityConfig, expect: Expect) -> Vec<Write<'static>>
         .into_iter()
         .map(|(name, text)| Write { index: STORE_INDEX, id: name, source: Some(text.into_bytes()), expect })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Stored identities (job identities, API-token records, tokens' `src`)
+    /// keep reading: serde, `Display` and `FromStr` use the same strings.
+    #[test]
+    fn identity_sources_keep_their_stored_strings() -> Result<(), Box<dyn std::error::Error>> {
+        for (source, text) in [
+            (IdentitySource::Internal, "internal"),
+            (IdentitySource::Jwt, "jwt"),
+            (IdentitySource::Anonymous, "anonymous"),
+        ] {
+            assert_eq!(source.to_string(), text);
+            assert_eq!(text.parse::<IdentitySource>()?, source);
+            assert_eq!(IdentitySource::parse(text), Some(source));
+            assert_eq!(serde_json::to_string(&source)?, format!("\"{text}\""));
+            assert_eq!(serde_json::from_str::<IdentitySource>(&format!("\"{text}\""))?, source);
+        }
+        assert!("Internal".parse::<IdentitySource>().is_err_and(|e| e.kind() == ErrorKind::Invalid));
+        assert_eq!(IdentitySource::parse("ldap"), None);
+        Ok(())
+    }
+
+    #[test]
+    fn write_errors_report_their_kind() {
+        let conflict =
+            StoreError::Conflict { index: STORE_INDEX.into(), id: "roles.yml".into(), message: "x".into() };
+        assert_eq!(SecurityWriteError::from(conflict).kind(), ErrorKind::Conflict);
+        assert_eq!(SecurityWriteError::from(StoreError::Io("disk".into())).kind(), ErrorKind::Internal);
+        let invalid =
+            ConfigError::Invalid { file: "roles.yml".into(), entry: "r".into(), message: "m".into() };
+        let error = SecurityWriteError::from(invalid);
+        assert_eq!(error.kind(), ErrorKind::Invalid);
+        assert_eq!(error.to_string(), "roles.yml: entry `r`: m", "the message is the config error's");
+    }
 }

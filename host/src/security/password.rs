@@ -19,6 +19,15 @@ pub enum PasswordError {
     Random(String),
 }
 
+impl crate::error::HasKind for PasswordError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        match self {
+            PasswordError::Weak(_) => crate::error::ErrorKind::Invalid,
+            PasswordError::Hash(_) | PasswordError::Random(_) => crate::error::ErrorKind::Internal,
+        }
+    }
+}
+
 /// True when `password` matches `hash`. A hash in a format Warden does not
 /// know, or costlier than [`MAX_BCRYPT_COST`], never matches (and costs
 /// nothing to refuse).

@@ -33,6 +33,12 @@ pub struct PatternError {
     pub message: String,
 }
 
+impl crate::error::HasKind for PatternError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::Invalid
+    }
+}
+
 impl Pattern {
     pub fn parse(source: &str) -> Result<Pattern, PatternError> {
         if Pattern::is_regex_source(source) {

@@ -105,6 +105,12 @@ pub enum Denied {
     Index { subject: String, action: String, index: String },
 }
 
+impl crate::error::HasKind for Denied {
+    fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::Denied
+    }
+}
+
 /// What one memo may hold: keys plus values, in bytes (estimated from
 /// their heap sizes plus a fixed per-entry overhead).
 const MEMO_BUDGET_BYTES: usize = 4 << 20;

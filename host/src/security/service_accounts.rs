@@ -13,21 +13,14 @@
 
 use std::collections::BTreeMap;
 
-use super::config::{InternalUser, SecurityConfig};
+use super::config::{InternalUser, SERVICE_EXTENSION as EXTENSION, SERVICE_MARKER as MARKER, SecurityConfig};
+use crate::error::{Denial, Gate};
 
-/// Service accounts' names start with this.
-pub const PREFIX: &str = "service:";
-/// The attribute that marks a service account, and the one naming its extension.
-const MARKER: &str = "service";
-const EXTENSION: &str = "extension";
+pub use super::config::{SERVICE_ACCOUNT_PREFIX as PREFIX, is_service_account};
 
 /// The service account of extension `id`.
 pub fn name(extension: &str) -> String {
     format!("{PREFIX}{extension}")
-}
-
-pub fn is_service_account(user: &str) -> bool {
-    user.starts_with(PREFIX)
 }
 
 /// A fresh account record for `extension`.
@@ -42,31 +35,18 @@ pub fn record(extension: &str) -> InternalUser {
     }
 }
 
-/// What is wrong with the record of service account `user`, if anything.
-pub fn check_record(user: &str, record: &InternalUser) -> Result<(), String> {
-    let extension = user.strip_prefix(PREFIX).unwrap_or_default();
-    if record.hash.is_some() {
-        return Err("a service account has no password".into());
-    }
-    if record.attributes.get(MARKER).map(String::as_str) != Some("true")
-        || record.attributes.get(EXTENSION).map(String::as_str) != Some(extension)
-    {
-        return Err(format!(
-            "a service account keeps its attributes `{MARKER}: \"true\"` and `{EXTENSION}: \"{extension}\"`"
-        ));
-    }
-    Ok(())
-}
-
 /// Whether `extension` may act as its service account now: the account
-/// exists and is not disabled.
-pub fn check_usable(config: &SecurityConfig, extension: &str) -> Result<(), String> {
+/// exists and is not disabled. A refusal is the service-account gate's.
+pub fn check_usable(config: &SecurityConfig, extension: &str) -> Result<(), Denial> {
     let account = name(extension);
     match config.internal_users.get(&account) {
-        None => Err(format!(
-            "service account `{account}` does not exist (it is created when the extension loads)"
+        None => Err(Denial::new(
+            Gate::ServiceAccount,
+            format!("service account `{account}` does not exist (it is created when the extension loads)"),
         )),
-        Some(user) if user.disabled => Err(format!("service account `{account}` is disabled")),
+        Some(user) if user.disabled => {
+            Err(Denial::new(Gate::ServiceAccount, format!("service account `{account}` is disabled")))
+        }
         Some(_) => Ok(()),
     }
 }

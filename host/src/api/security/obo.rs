@@ -114,7 +114,12 @@ pub async fn generate(
     };
     // Any failure to mint is answered 400, as it always was.
     let token = tokens
-        .mint(&holder, &service, &format!("user:{}", g.description.unwrap_or_default()), duration)
+        .mint(
+            &holder,
+            &service,
+            &crate::security::obo::Scope::User(g.description.unwrap_or_default()),
+            duration,
+        )
         .map_err(|e| SecurityApiError::bad_request(e.to_string()))?;
     audit_write(&caller, format!("minted an on-behalf-of token for service {service}"));
     Ok(Json(json!({

@@ -1,12 +1,12 @@
-//! Authentication of REST requests: HTTP Basic against internal users, with
-//! a verified-credential cache so a request does not pay bcrypt each time.
+//! HTTP Basic against internal users, with a verified-credential cache so
+//! a request does not pay bcrypt each time.
 //!
 //! bcrypt never runs on the request executor: a verification waits for one
 //! of a few permits (one per core) and runs on tokio's blocking pool, so a
 //! flood of wrong passwords queues behind those permits while cached
 //! credentials, tokens and everything else keep being served. Failed logins
 //! are throttled per client address and per user name as OpenSearch's
-//! `auth_failure_listeners` do ([`super::authc::FailureListener`]): a blocked
+//! `auth_failure_listeners` do ([`super::throttle`]): a blocked
 //! address or name is refused before any hash is checked.
 //!
 //! The cache maps a user name to a keyed digest of the password that last
@@ -23,56 +23,11 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
-use super::authc::{FailureListener, ListenerKind};
-use super::config::{InternalUser, SecurityConfig};
-use super::password;
-
-/// Why a request was not authenticated. The HTTP answer is the same 401 for
-/// all of them; the audit log gets the detail.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AuthnError {
-    #[error("no credentials")]
-    Missing,
-    #[error("malformed Authorization header: {0}")]
-    Malformed(&'static str),
-    #[error("unknown user `{0}`")]
-    UnknownUser(String),
-    #[error("user `{0}` is disabled")]
-    Disabled(String),
-    #[error("wrong password for user `{0}`")]
-    WrongPassword(String),
-    #[error("user `{0}` has no password")]
-    NoPassword(String),
-    #[error("invalid bearer token: {0}")]
-    InvalidToken(String),
-    #[error("{0} authentication is not enabled")]
-    NotEnabled(&'static str),
-    /// Too many failed logins from this address or for this name: refused
-    /// without checking the password until the block expires.
-    #[error("too many failed logins ({listener}) for user `{user}`: blocked for {retry_after_secs} s")]
-    Throttled { user: String, listener: String, retry_after_secs: u64 },
-    /// Every password-verification permit stayed busy for the queue timeout.
-    #[error("password verification is saturated; user `{0}` not checked")]
-    Busy(String),
-}
-
-impl AuthnError {
-    /// The user the request claimed to be, for the audit log.
-    pub fn claimed_user(&self) -> Option<&str> {
-        match self {
-            AuthnError::UnknownUser(u)
-            | AuthnError::Disabled(u)
-            | AuthnError::WrongPassword(u)
-            | AuthnError::NoPassword(u)
-            | AuthnError::Busy(u)
-            | AuthnError::Throttled { user: u, .. } => Some(u),
-            AuthnError::Missing
-            | AuthnError::Malformed(_)
-            | AuthnError::InvalidToken(_)
-            | AuthnError::NotEnabled(_) => None,
-        }
-    }
-}
+use super::AuthnError;
+use super::throttle::{FailureListener, Throttle, ThrottleKeys};
+use crate::security::config::{InternalUser, SecurityConfig};
+use crate::security::mapping::Principal;
+use crate::security::password;
 
 /// `Authorization: Basic base64(user:password)` → (user, password).
 pub fn parse_basic(header: &str) -> Result<(String, String), AuthnError> {
@@ -278,200 +233,26 @@ impl Default for BasicAuthenticator {
     }
 }
 
+/// The principal of an internal user, as Basic authentication makes it
+/// (also how a scheduled job's owner is resolved again at each run).
+pub fn internal_principal(user: &str, record: &InternalUser) -> Principal {
+    let mut attributes: HashMap<String, String> =
+        record.attributes.iter().map(|(k, v)| (format!("attr.internal.{k}"), v.clone())).collect();
+    attributes.insert("user_name".into(), user.to_owned());
+    Principal {
+        name: user.to_owned(),
+        backend_roles: record.backend_roles.clone(),
+        direct_roles: record.opendistro_security_roles.clone(),
+        attributes,
+    }
+}
+
 fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn ceil_secs(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
-}
-
-/// A fixed-size key per address and per name: a 60 KB user name costs the
-/// tables no more than a short one.
-type Key = [u8; 16];
-
-struct ThrottleKeys {
-    ip: Option<Key>,
-    username: Key,
-}
-
-impl ThrottleKeys {
-    fn new(user: &str, remote: Option<IpAddr>) -> ThrottleKeys {
-        // An IPv6 client holds a whole /64: it counts as one address.
-        let ip = remote.map(|ip| match ip {
-            IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
-            IpAddr::V6(v6) => {
-                let mut octets = v6.octets();
-                octets[8..].fill(0);
-                octets
-            }
-        });
-        let hashed: [u8; 32] = Sha256::digest(user.as_bytes()).into();
-        let mut username = [0u8; 16];
-        username.copy_from_slice(&hashed[..16]);
-        ThrottleKeys { ip, username }
-    }
-
-    fn for_kind(&self, kind: ListenerKind) -> Option<&Key> {
-        match kind {
-            ListenerKind::Ip => self.ip.as_ref(),
-            ListenerKind::Username => Some(&self.username),
-        }
-    }
-}
-
-/// The failure tables of every listener, rebuilt when the listeners change.
-#[derive(Debug, Default)]
-struct Throttle {
-    tables: Vec<Table>,
-}
-
-#[derive(Debug)]
-struct Table {
-    listener: FailureListener,
-    /// Failures in the current window, per key.
-    tracked: HashMap<Key, Window>,
-    /// Blocked keys and until when.
-    blocked: HashMap<Key, Instant>,
-    last_sweep: Instant,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Window {
-    start: Instant,
-    failures: u32,
-    /// Verifications under way for this key.
-    pending: u32,
-}
-
-impl Throttle {
-    fn tables_for(&mut self, listeners: &[FailureListener]) -> &mut [Table] {
-        let same = self.tables.len() == listeners.len()
-            && self.tables.iter().zip(listeners).all(|(t, l)| t.listener == *l);
-        if !same {
-            self.tables = listeners
-                .iter()
-                .map(|listener| Table {
-                    listener: listener.clone(),
-                    tracked: HashMap::new(),
-                    blocked: HashMap::new(),
-                    last_sweep: Instant::now(),
-                })
-                .collect();
-        }
-        &mut self.tables
-    }
-
-    /// `Err((listener, remaining))` when a key is blocked.
-    fn admit(
-        &mut self,
-        listeners: &[FailureListener],
-        keys: &ThrottleKeys,
-        now: Instant,
-    ) -> Result<(), (String, Duration)> {
-        for table in self.tables_for(listeners) {
-            let Some(key) = keys.for_kind(table.listener.kind) else { continue };
-            match table.blocked.get(key) {
-                Some(until) if *until > now => return Err((table.listener.name.clone(), *until - now)),
-                Some(_) => {
-                    table.blocked.remove(key);
-                }
-                None => {}
-            }
-        }
-        Ok(())
-    }
-
-    /// Takes a verification slot for each key; `Err` when the failures and
-    /// verifications under way already reach a listener's `allowed_tries`.
-    fn reserve(
-        &mut self,
-        listeners: &[FailureListener],
-        keys: &ThrottleKeys,
-        now: Instant,
-    ) -> Result<(), (String, Duration)> {
-        let tables = self.tables_for(listeners);
-        for table in tables.iter() {
-            let Some(key) = keys.for_kind(table.listener.kind) else { continue };
-            if let Some(w) = table.tracked.get(key)
-                && now.duration_since(w.start) <= table.listener.time_window
-                && w.failures.saturating_add(w.pending) >= table.listener.allowed_tries
-            {
-                // Retry once the verifications under way have settled.
-                return Err((table.listener.name.clone(), Duration::from_secs(1)));
-            }
-        }
-        for table in tables.iter_mut() {
-            let Some(key) = keys.for_kind(table.listener.kind) else { continue };
-            table.window(*key, now).pending += 1;
-        }
-        Ok(())
-    }
-
-    /// Releases the slots [`Throttle::reserve`] took, counting a failure.
-    fn settle(&mut self, listeners: &[FailureListener], keys: &ThrottleKeys, failed: bool, now: Instant) {
-        for table in self.tables_for(listeners) {
-            let Some(key) = keys.for_kind(table.listener.kind) else { continue };
-            if let Some(w) = table.tracked.get_mut(key) {
-                w.pending = w.pending.saturating_sub(1);
-            }
-            if failed {
-                table.failed(*key, now);
-            }
-        }
-    }
-}
-
-impl Table {
-    /// The key's current window (a new one once the last has ended).
-    fn window(&mut self, key: Key, now: Instant) -> &mut Window {
-        if !self.tracked.contains_key(&key) && self.tracked.len() >= self.listener.max_tracked_clients {
-            self.sweep(now);
-            if self.tracked.len() >= self.listener.max_tracked_clients {
-                // Still full of live windows: forget one rather than grow.
-                if let Some(victim) = self.tracked.keys().next().copied() {
-                    self.tracked.remove(&victim);
-                }
-            }
-        }
-        let time_window = self.listener.time_window;
-        let window = self.tracked.entry(key).or_insert(Window { start: now, failures: 0, pending: 0 });
-        if now.duration_since(window.start) > time_window {
-            *window = Window { start: now, failures: 0, pending: window.pending };
-        }
-        window
-    }
-
-    fn failed(&mut self, key: Key, now: Instant) {
-        let allowed = self.listener.allowed_tries;
-        let window = self.window(key, now);
-        window.failures += 1;
-        if window.failures < allowed {
-            return;
-        }
-        self.tracked.remove(&key);
-        if self.blocked.len() >= self.listener.max_blocked_clients {
-            self.sweep(now);
-            if self.blocked.len() >= self.listener.max_blocked_clients
-                && let Some(victim) = self.blocked.keys().next().copied()
-            {
-                self.blocked.remove(&victim);
-            }
-        }
-        self.blocked.insert(key, now + self.listener.block_expiry);
-    }
-
-    /// Drops ended windows and expired blocks, at most once a second (a
-    /// table kept full would otherwise be swept on every failure).
-    fn sweep(&mut self, now: Instant) {
-        if now.duration_since(self.last_sweep) < Duration::from_secs(1) {
-            return;
-        }
-        self.last_sweep = now;
-        let window = self.listener.time_window;
-        self.tracked.retain(|_, w| now.duration_since(w.start) <= window);
-        self.blocked.retain(|_, until| *until > now);
-    }
 }
 
 #[cfg(test)]
@@ -610,79 +391,5 @@ mod tests {
         assert_eq!(password::cost(TIMING_DUMMY_HASH), Some(password::BCRYPT_COST));
         // And `password::verify` runs it in full (a cost it refuses would be free).
         assert!(password::cost(TIMING_DUMMY_HASH).is_some_and(|c| c <= password::MAX_BCRYPT_COST));
-    }
-
-    fn listener(kind: ListenerKind, tries: u32, max_tracked: usize) -> FailureListener {
-        FailureListener {
-            name: format!("{kind:?}"),
-            kind,
-            allowed_tries: tries,
-            time_window: Duration::from_secs(60),
-            block_expiry: Duration::from_secs(30),
-            max_blocked_clients: 4,
-            max_tracked_clients: max_tracked,
-        }
-    }
-
-    #[test]
-    fn throttle_blocks_per_address_and_per_name_then_expires() {
-        let listeners = [listener(ListenerKind::Ip, 3, 100), listener(ListenerKind::Username, 5, 100)];
-        let mut throttle = Throttle::default();
-        let t0 = Instant::now();
-        let attacker = ThrottleKeys::new("ana", Some("10.0.0.1".parse().unwrap_or(IpAddr::from([0; 4]))));
-        let other_address =
-            ThrottleKeys::new("bob", Some("10.0.0.2".parse().unwrap_or(IpAddr::from([0; 4]))));
-        for _ in 0..3 {
-            assert!(throttle.admit(&listeners, &attacker, t0).is_ok());
-            assert!(throttle.reserve(&listeners, &attacker, t0).is_ok());
-            throttle.settle(&listeners, &attacker, true, t0);
-        }
-        // The address is blocked; another address and name are not.
-        assert!(
-            throttle
-                .admit(&listeners, &attacker, t0)
-                .is_err_and(|(l, wait)| l == "Ip" && wait == Duration::from_secs(30))
-        );
-        assert!(throttle.admit(&listeners, &other_address, t0).is_ok());
-        // The block expires.
-        assert!(throttle.admit(&listeners, &attacker, t0 + Duration::from_secs(31)).is_ok());
-        // Name `ana` from elsewhere: 3 failures counted so far, 2 more block the name.
-        let ana_elsewhere =
-            ThrottleKeys::new("ana", Some("10.0.0.3".parse().unwrap_or(IpAddr::from([0; 4]))));
-        for _ in 0..2 {
-            assert!(throttle.reserve(&listeners, &ana_elsewhere, t0).is_ok());
-            throttle.settle(&listeners, &ana_elsewhere, true, t0);
-        }
-        assert!(throttle.admit(&listeners, &ana_elsewhere, t0).is_err_and(|(l, _)| l == "Username"));
-        // Verifications under way count: a burst cannot overrun the allowance.
-        let burst = ThrottleKeys::new("carl", Some("10.0.0.4".parse().unwrap_or(IpAddr::from([0; 4]))));
-        for _ in 0..3 {
-            assert!(throttle.reserve(&listeners, &burst, t0).is_ok());
-        }
-        assert!(throttle.reserve(&listeners, &burst, t0).is_err());
-        for _ in 0..3 {
-            throttle.settle(&listeners, &burst, false, t0);
-        }
-        assert!(throttle.reserve(&listeners, &burst, t0).is_ok());
-    }
-
-    #[test]
-    fn throttle_tables_stay_bounded() {
-        let listeners = [listener(ListenerKind::Ip, 1_000, 8), listener(ListenerKind::Username, 1, 8)];
-        let mut throttle = Throttle::default();
-        let t0 = Instant::now();
-        for i in 0..10_000u32 {
-            let keys = ThrottleKeys::new(&format!("user-{i}"), Some(IpAddr::from(i.to_be_bytes())));
-            let _ = throttle.reserve(&listeners, &keys, t0);
-            throttle.settle(&listeners, &keys, true, t0);
-        }
-        for table in &throttle.tables {
-            assert!(
-                table.tracked.len() <= 8 && table.blocked.len() <= 4,
-                "{} {}",
-                table.tracked.len(),
-                table.blocked.len()
-            );
-        }
     }
 }
