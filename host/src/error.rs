@@ -81,11 +81,11 @@ impl Gate {
     pub const fn as_str(self) -> &'static str {
         match self {
             Gate::Token => "token",
-            Gate::SystemIndex => "system_index",
+            Gate::SystemIndex => "system-index",
             Gate::Service => "service",
             Gate::User => "user",
-            Gate::ServiceAccount => "service_account",
-            Gate::ApiToken => "api_token",
+            Gate::ServiceAccount => "service-account",
+            Gate::ApiToken => "api-token",
             Gate::Route => "route",
             Gate::Consent => "consent",
         }
