@@ -77,15 +77,16 @@ pub enum Gate {
 }
 
 impl Gate {
-    /// The name audit records and responses use (stable: stored in logs).
+    /// The name audit records and responses use (stable: stored in logs,
+    /// and byte-identical to what the gateway audited before it was typed).
     pub const fn as_str(self) -> &'static str {
         match self {
             Gate::Token => "token",
-            Gate::SystemIndex => "system_index",
+            Gate::SystemIndex => "system-index",
             Gate::Service => "service",
             Gate::User => "user",
-            Gate::ServiceAccount => "service_account",
-            Gate::ApiToken => "api_token",
+            Gate::ServiceAccount => "service-account",
+            Gate::ApiToken => "api-token",
             Gate::Route => "route",
             Gate::Consent => "consent",
         }

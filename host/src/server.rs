@@ -19,13 +19,11 @@ use axum::routing::{any, get};
 use serde_json::json;
 
 use crate::audit::{AuditLog, Category, Event, Filter};
-use crate::capability::Capability;
 use crate::registry::Registry;
-use crate::runtime::capabilities::cluster::{ClusterAccess, Session};
-use crate::runtime::capabilities::scheduler::{JobAccess, JobOwner, JobSession};
+use crate::runtime::session::{Session, Sessions};
 use crate::runtime::{HttpRequest, HttpResponse, InvokeError};
-use crate::security::obo::TokenHolder;
-use crate::security::{AuthenticatedUser, IdentitySource, Security};
+use crate::scheduler::extension_api::JobAccess;
+use crate::security::{AuthenticatedUser, Security};
 
 /// Largest request body passed to an extension.
 pub const MAX_BODY: usize = 10 << 20;
@@ -40,6 +38,8 @@ pub struct AppState {
     pub cluster: Option<Arc<crate::cluster::gateway::ClusterGateway>>,
     /// Scheduled jobs; `None` runs without a scheduler.
     pub scheduler: Option<Arc<crate::scheduler::Scheduler>>,
+    /// Builds invocation sessions (and mints their tokens).
+    pub sessions: Arc<Sessions>,
     pub started: Instant,
     /// An authenticated request's body must arrive within this (a slow
     /// body would otherwise hold a connection and a handler forever).
@@ -245,14 +245,19 @@ async fn cluster_rest(
             }
             (status, axum::Json(reply.body)).into_response()
         }
-        Err(GateError::Denied(reason)) => error(StatusCode::FORBIDDEN, "security_exception", &reason),
-        Err(GateError::Invalid(reason)) if reason.starts_with("no such API") => {
-            error(StatusCode::NOT_FOUND, "no_handler_found", &reason)
+        Err(GateError::Refused(refusal)) => {
+            error(StatusCode::FORBIDDEN, "security_exception", refusal.reason())
+        }
+        Err(e @ GateError::UnknownApi { .. }) => {
+            error(StatusCode::NOT_FOUND, "no_handler_found", &e.to_string())
         }
         Err(GateError::Invalid(reason)) => {
             error(StatusCode::BAD_REQUEST, "illegal_argument_exception", &reason)
         }
         Err(GateError::Unavailable(reason)) => error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", &reason),
+        Err(GateError::Internal(reason)) => {
+            error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", &reason)
+        }
     }
 }
 
@@ -628,84 +633,16 @@ async fn dispatch(
     }
 }
 
-/// The session of one invocation: for extensions granted `cluster`, a fresh
-/// OBO token for this user, this extension and this request, living as long
-/// as the invocation may.
+/// The session of one invocation, built by `runtime::session` (which
+/// mints its token and decides who its jobs would run as).
 fn session_for(
     state: &AppState,
     extension: &crate::runtime::LoadedExtension,
     user: &AuthenticatedUser,
     request_id: &RequestId,
 ) -> Result<Session, String> {
-    let mut session = Session { request_id: request_id.id.clone(), ..Session::default() };
-    let grants = &extension.manifest.capabilities;
-    if let Some(scheduler) = state.scheduler.as_ref().filter(|_| grants.contains(&Capability::Scheduler)) {
-        session.jobs = Some(JobSession {
-            access: scheduler.clone() as Arc<dyn JobAccess>,
-            owner: job_owner(extension.id(), user),
-        });
-    }
-    let Some(gateway) = &state.cluster else { return Ok(session) };
-    if !grants.contains(&Capability::Cluster) {
-        return Ok(session);
-    }
-    let lifetime = (extension.limits.timeout.as_secs() + 5).min(crate::security::obo::MAX_LIFETIME);
-    let holder = TokenHolder {
-        user: &user.principal.name,
-        source: user.source.as_str(),
-        roles: &user.role_names(),
-        backend_roles: &user.principal.backend_roles,
-        attributes: &user.principal.attributes,
-    };
-    let scope = match &user.api_token {
-        Some((id, _)) => format!("request:{};apitoken:{id}", request_id.id),
-        None => format!("request:{}", request_id.id),
-    };
-    let token = gateway
-        .tokens()
-        .mint(&holder, extension.id(), &scope, lifetime)
-        .map_err(|e| format!("cannot mint the invocation's token: {e}"))?;
-    session.token = Some(token);
-    session.cluster = Some(gateway.clone() as Arc<dyn ClusterAccess>);
-    Ok(session)
-}
-
-/// Who jobs registered during this request would run as: the caller, with
-/// their consent to this extension (`schedule:<id>`) decided now; or why
-/// nobody can act on jobs here.
-///
-/// Jobs are managed only with one's own credentials: a job outlives the
-/// request and runs with its owner's roles resolved at every run, so an
-/// API token (limited, revocable) or an OBO token (minutes long) must not
-/// turn into standing work with the user's full roles — nor list or remove
-/// the user's jobs behind the REST API's back.
-fn job_owner(extension: &str, user: &AuthenticatedUser) -> Result<JobOwner, String> {
-    if user.source == IdentitySource::Anonymous {
-        return Err("jobs run on behalf of a user, and this request has none (anonymous)".into());
-    }
-    if !user.with_own_credentials() {
-        let via = if user.via_obo { "an on-behalf-of token" } else { "an API token" };
-        return Err(format!(
-            "jobs cannot be managed through {via}: background work runs with the user's own roles, \
-             so `{}` must act with their own credentials",
-            user.principal.name
-        ));
-    }
-    if crate::security::service_accounts::is_service_account(&user.principal.name) {
-        return Err(format!("`{}` names a service account; jobs run for users", user.principal.name));
-    }
-    let consent = user.check_extension(&crate::scheduler::consent_permission(extension)).map_err(|denied| {
-        format!(
-            "user `{}` has not consented to extension `{extension}` scheduling work: {denied}",
-            user.principal.name
-        )
-    });
-    Ok(JobOwner {
-        user: user.principal.name.clone(),
-        auth_source: user.source.as_str().to_owned(),
-        backend_roles: user.principal.backend_roles.clone(),
-        consent,
-    })
+    let jobs = state.scheduler.clone().map(|s| s as Arc<dyn JobAccess>);
+    state.sessions.for_request(user, extension, &request_id.id, jobs).map_err(|e| e.to_string())
 }
 
 fn invoke_error(e: InvokeError) -> Response {

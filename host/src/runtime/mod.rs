@@ -7,6 +7,7 @@ pub mod cache;
 pub mod capabilities;
 pub mod extension;
 pub mod limits;
+pub mod session;
 pub mod state;
 
 use std::path::{Path, PathBuf};
@@ -17,7 +18,10 @@ use wasmtime::component::Component;
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 pub use self::cache::{CacheOutcome, CompileCache};
-pub use self::extension::{ExtensionError, HttpRequest, HttpResponse, InvokeError, LoadedExtension};
+pub(crate) use self::capabilities::log::truncate;
+pub use self::extension::{
+    ExtensionError, HttpRequest, HttpResponse, InvokeError, JobContext, JobOutcome, LoadedExtension,
+};
 pub use self::limits::Limits;
 
 /// Settings for the engine that every extension shares.

@@ -355,7 +355,7 @@ async fn set_owner(
             ));
         }
         if let Err(reason) = scheduler.resolve_owner(&candidate) {
-            return Err(refuse(StatusCode::BAD_REQUEST, "job_exception", &reason));
+            return Err(refuse(StatusCode::BAD_REQUEST, "job_exception", &reason.to_string()));
         }
         let now = now_ms();
         let (job, identity) =
