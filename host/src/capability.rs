@@ -42,17 +42,26 @@ impl fmt::Display for Capability {
     }
 }
 
+/// A capability name this host does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown capability `{0}` (known: {known})", known = Capability::ALL.map(Capability::name).join(", "))]
+pub struct UnknownCapability(pub String);
+
+impl crate::error::HasKind for UnknownCapability {
+    fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::Invalid
+    }
+}
+
 impl FromStr for Capability {
-    type Err = String;
+    type Err = UnknownCapability;
 
     /// Accepts the short name (`cluster`) or the interface name
     /// (`warden:extension/cluster`, with or without `@version`).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bare = s.split('@').next().unwrap_or(s);
         let short = bare.strip_prefix("warden:extension/").unwrap_or(bare);
-        Capability::ALL.into_iter().find(|c| c.name() == short).ok_or_else(|| {
-            format!("unknown capability `{s}` (known: {})", Capability::ALL.map(Capability::name).join(", "))
-        })
+        Capability::ALL.into_iter().find(|c| c.name() == short).ok_or_else(|| UnknownCapability(s.to_owned()))
     }
 }
 
@@ -90,6 +99,8 @@ mod tests {
     fn capability_names_parse_both_ways() {
         assert_eq!("cluster".parse(), Ok(Capability::Cluster));
         assert_eq!("warden:extension/scheduler@0.1.0".parse(), Ok(Capability::Scheduler));
-        assert!("root".parse::<Capability>().is_err_and(|e| e.contains("unknown capability `root`")));
+        assert!(
+            "root".parse::<Capability>().is_err_and(|e| e.to_string().contains("unknown capability `root`"))
+        );
     }
 }

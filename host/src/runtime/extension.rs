@@ -124,6 +124,12 @@ pub enum JobOutcome {
 #[error("CPU deadline exceeded")]
 struct CpuDeadlineExceeded;
 
+impl HasKind for CpuDeadlineExceeded {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Timeout
+    }
+}
+
 /// A REST request for an extension's handler.
 #[derive(Debug, Clone, Default)]
 pub struct HttpRequest {

@@ -68,6 +68,26 @@ pub enum RuntimeError {
     OverPoolLimits { path: PathBuf, message: String },
 }
 
+impl crate::error::HasKind for RuntimeError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        match self {
+            RuntimeError::Engine(_) => ErrorKind::Internal,
+            RuntimeError::Read { .. } => ErrorKind::NotFound,
+            RuntimeError::NotWasm { .. }
+            | RuntimeError::CoreModule { .. }
+            | RuntimeError::Invalid { .. }
+            | RuntimeError::OverPoolLimits { .. } => ErrorKind::Invalid,
+        }
+    }
+}
+
+impl crate::error::HasKind for PoolFull {
+    fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::Busy
+    }
+}
+
 /// The shared engine, its compile cache and its epoch ticker.
 #[derive(Debug)]
 pub struct Runtime {

@@ -156,7 +156,7 @@ mod tests {
         seen: Mutex<Vec<String>>,
         specs: Mutex<Vec<JobSpec>>,
         /// Every call fails with this, when set.
-        fail: Option<fn() -> JobAccessError>,
+        fail: Option<Failure>,
     }
 
     impl FakeJobs {
@@ -222,6 +222,9 @@ mod tests {
 
     type R = Result<(), Box<dyn std::error::Error>>;
 
+    /// Makes the error a fake call fails with.
+    type Failure = fn() -> JobAccessError;
+
     fn owner() -> JobOwner {
         JobOwner {
             user: "ana".into(),
@@ -281,7 +284,7 @@ mod tests {
     #[tokio::test]
     async fn domain_errors_become_wit_errors() -> R {
         let extension: Arc<str> = "reporter".into();
-        let cases: [(fn() -> JobAccessError, &str); 4] = [
+        let cases: [(Failure, &str); 4] = [
             (|| Denial::new(Gate::Consent, "no consent").into(), "Denied(\"no consent\")"),
             (|| JobAccessError::NotFound("j9".into()), "NotFound(\"no job `j9`\")"),
             (|| JobError::Contended("j1".into()).into(), "Conflict("),
