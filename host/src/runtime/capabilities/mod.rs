@@ -13,8 +13,9 @@
 //! | (none yet) | wasi:sockets, wasi:http | `network` | — | — (refused at load) |
 //!
 //! Each module's `IMPORTS` enters [`IMPORTS`], the one table
-//! [`classify_import`] reads, so adding a capability is one module and one
-//! line here. Only granted interfaces are linked, so a component importing
+//! [`classify_import`] reads. Adding a capability is its module, its line
+//! in [`IMPORTS`] and in [`linker_for`], and its context's field (and view)
+//! in the store's data. Only granted interfaces are linked, so a component importing
 //! anything else cannot even be instantiated; host functions check the
 //! grant again on every call ([`not_granted`]).
 //!
