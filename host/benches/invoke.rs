@@ -34,7 +34,7 @@ use warden_host::api::{AppState, router};
 use warden_host::audit::{AuditLog, Category};
 use warden_host::registry::Registry;
 use warden_host::runtime::bindings::{http_handler, log, types};
-use warden_host::runtime::capabilities::cluster::Session;
+use warden_host::runtime::session::{Session, Sessions};
 use warden_host::runtime::{HttpRequest, Runtime, RuntimeConfig};
 use warden_host::security::config::{InternalUser, Role, SecurityConfig};
 use warden_host::security::{Security, password};
@@ -130,6 +130,7 @@ fn run(c: &mut Criterion) -> wasmtime::Result<()> {
         )?),
         cluster: None,
         scheduler: None,
+        sessions: Arc::new(Sessions::without_cluster()),
         started: std::time::Instant::now(),
         body_timeout: std::time::Duration::from_secs(60),
     });

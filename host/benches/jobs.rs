@@ -23,8 +23,8 @@ use warden_host::audit::AuditLog;
 use warden_host::cluster::embedded::Embedded;
 use warden_host::cluster::gateway::ClusterGateway;
 use warden_host::registry::Registry;
-use warden_host::runtime::bindings::job_runner;
-use warden_host::runtime::capabilities::cluster::Session;
+use warden_host::runtime::session::{Session, Sessions};
+use warden_host::runtime::{JobContext, JobOutcome};
 use warden_host::runtime::{Runtime, RuntimeConfig};
 use warden_host::scheduler::jobs::{JobStore, Registration};
 use warden_host::scheduler::schedule::Schedule;
@@ -63,7 +63,9 @@ fn run(c: &mut Criterion) -> Result<(), Error> {
     let security = Arc::new(security.with_obo(tokens.clone()));
     let audit = Arc::new(AuditLog::open(&dir.path().join("audit"), Default::default())?);
     let backend = Embedded::new(store.clone(), "bench")?;
-    let gateway = Arc::new(ClusterGateway::new(Box::new(backend), tokens, security.clone(), audit.clone()));
+    let gateway =
+        Arc::new(ClusterGateway::new(Box::new(backend), tokens.clone(), security.clone(), audit.clone()));
+    let sessions = Arc::new(Sessions::new(gateway, tokens));
 
     let runtime = Runtime::new(RuntimeConfig::default())?;
     let ext_dir = dir.path().join("extensions").join("bench");
@@ -79,14 +81,14 @@ fn run(c: &mut Criterion) -> Result<(), Error> {
     let scheduler = Arc::new(Scheduler::new(
         jobs,
         security,
-        Some(gateway),
+        sessions,
         audit,
         registry.clone(),
         SchedulerConfig::default(),
     ));
     let (id, _) = scheduler.jobs().register(registration("admin", "bench"), 0)?;
 
-    let context = || job_runner::JobContext {
+    let context = || JobContext {
         job_id: id.clone(),
         job_name: "bench".into(),
         params: "{}".into(),
@@ -96,7 +98,7 @@ fn run(c: &mut Criterion) -> Result<(), Error> {
     let bare = async || extension.run_job("admin".into(), Session::default(), context()).await;
     let scheduled = async || scheduler.run_now(&id).await;
     // Both must really run before they are timed.
-    if !matches!(rt.block_on(bare())?, job_runner::Outcome::Success(_)) || !rt.block_on(scheduled())? {
+    if !matches!(rt.block_on(bare())?, JobOutcome::Success(_)) || !rt.block_on(scheduled())? {
         return Err("the bench job did not run".into());
     }
     let after = scheduler.jobs().get(&id)?.ok_or("job vanished")?.0;
@@ -107,7 +109,7 @@ fn run(c: &mut Criterion) -> Result<(), Error> {
     let mut group = c.benchmark_group("jobs/run");
     group.bench_function("bare", |b| {
         b.iter(|| match rt.block_on(bare()) {
-            Ok(job_runner::Outcome::Success(message)) => message,
+            Ok(JobOutcome::Success(message)) => message,
             other => panic!("the bare run did not succeed: {other:?}"),
         })
     });

@@ -77,7 +77,8 @@ pub enum Gate {
 }
 
 impl Gate {
-    /// The name audit records and responses use (stable: stored in logs).
+    /// The name audit records and responses use (stable: stored in logs,
+    /// and byte-identical to what the gateway audited before it was typed).
     pub const fn as_str(self) -> &'static str {
         match self {
             Gate::Token => "token",

@@ -9,7 +9,8 @@ use std::path::Path;
 use serde::Serialize;
 use wasmtime::component::types::ComponentItem;
 
-use crate::capability::{Capability, ImportClass, classify_import};
+use crate::capability::{Capability, ImportClass};
+use crate::runtime::capabilities::classify_import;
 use crate::runtime::{Runtime, RuntimeError};
 
 /// The inspection of one component.

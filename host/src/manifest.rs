@@ -59,6 +59,15 @@ pub enum ManifestError {
     Field { path: PathBuf, field: &'static str, message: String },
 }
 
+impl crate::error::HasKind for ManifestError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        match self {
+            ManifestError::Read { .. } => crate::error::ErrorKind::NotFound,
+            ManifestError::Syntax { .. } | ManifestError::Field { .. } => crate::error::ErrorKind::Invalid,
+        }
+    }
+}
+
 impl Manifest {
     /// Reads `<dir>/extension.toml`.
     pub fn load(dir: &Path) -> Result<Manifest, ManifestError> {
@@ -95,7 +104,9 @@ impl Manifest {
         }
         let mut capabilities = BTreeSet::new();
         for name in &raw.capabilities {
-            let capability: Capability = name.parse().map_err(|m| field("capabilities", m))?;
+            let capability: Capability = name
+                .parse()
+                .map_err(|e: crate::capability::UnknownCapability| field("capabilities", e.to_string()))?;
             capabilities.insert(capability);
         }
         let limits = raw.limits;

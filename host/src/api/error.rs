@@ -87,20 +87,22 @@ impl From<InvalidBody> for OpenSearchError {
     }
 }
 
-/// A user's own call to the document API.
+/// A user's own call to the document API. The status is the kind's, except
+/// a path no API serves: 404 `no_handler_found`, as OpenSearch answers it
+/// (a guest sees the same error as `invalid`).
 impl From<GateError> for OpenSearchError {
     fn from(e: GateError) -> Self {
+        let status = status_of(e.kind());
         match e {
-            GateError::Denied(reason) => OpenSearchError::forbidden(reason),
-            GateError::Invalid(reason) if reason.starts_with("no such API") => {
-                OpenSearchError::new(StatusCode::NOT_FOUND, "no_handler_found", reason)
+            GateError::Refused(refusal) => {
+                OpenSearchError::new(status, "security_exception", refusal.reason())
             }
-            GateError::Invalid(reason) => {
-                OpenSearchError::new(status_of(ErrorKind::Invalid), "illegal_argument_exception", reason)
+            e @ GateError::UnknownApi { .. } => {
+                OpenSearchError::new(StatusCode::NOT_FOUND, "no_handler_found", e.to_string())
             }
-            GateError::Unavailable(reason) => {
-                OpenSearchError::new(status_of(ErrorKind::Unavailable), "unavailable", reason)
-            }
+            GateError::Invalid(reason) => OpenSearchError::new(status, "illegal_argument_exception", reason),
+            GateError::Unavailable(reason) => OpenSearchError::new(status, "unavailable", reason),
+            GateError::Internal(reason) => OpenSearchError::new(status, "internal_error", reason),
         }
     }
 }

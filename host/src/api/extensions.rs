@@ -12,17 +12,13 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::caller::RequestMeta;
 use super::error::OpenSearchError;
 use super::{AppState, Caller};
 use crate::audit::Category;
-use crate::capability::Capability;
 use crate::runtime::HttpRequest;
 use crate::runtime::HttpResponse;
-use crate::runtime::capabilities::cluster::{ClusterAccess, Session};
-use crate::runtime::capabilities::scheduler::{JobAccess, JobOwner, JobSession};
-use crate::security::obo::TokenHolder;
-use crate::security::{AuthenticatedUser, IdentitySource};
+use crate::scheduler::extension_api::JobAccess;
+use crate::security::route_permission;
 
 /// Both extension routes: `{id}` alone and `{id}/{*path}` (`path` below
 /// `/_extensions/<id>/`, without the leading `/`).
@@ -91,8 +87,11 @@ pub async fn call(
         body: body.to_vec(),
         user: caller.user.principal.name.clone(),
     };
-    let session = session_for(&state, extension, &caller.user, &caller.meta)
-        .map_err(|reason| OpenSearchError::new(StatusCode::INTERNAL_SERVER_ERROR, "token_error", reason))?;
+    let jobs = state.scheduler.clone().map(|s| s as Arc<dyn JobAccess>);
+    let session = state
+        .sessions
+        .for_request(&caller.user, extension, &caller.meta.id, jobs)
+        .map_err(|e| OpenSearchError::new(StatusCode::INTERNAL_SERVER_ERROR, "token_error", e.to_string()))?;
     let started = Instant::now();
     let result = extension.handle_http(request, session).await;
     let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
@@ -106,13 +105,6 @@ pub async fn call(
             Err(e.into())
         }
     }
-}
-
-/// The extension permission a route needs: `extension:<id>/<first path
-/// segment>` (`extension:<id>/*` in a role grants them all).
-pub fn route_permission(id: &str, path: &str) -> String {
-    let route = path.split('/').find(|s| !s.is_empty()).unwrap_or("");
-    format!("extension:{id}/{route}")
 }
 
 /// Request headers that carry the caller's credentials: the host consumed
@@ -209,88 +201,6 @@ fn percent_decode(s: &str) -> Result<String, String> {
         i += 1;
     }
     String::from_utf8(out).map_err(|_| format!("query string `{s}` is not UTF-8 once decoded"))
-}
-
-// --- session building (moves to the session module) ---
-
-/// The session of one invocation: for extensions granted `cluster`, a fresh
-/// OBO token for this user, this extension and this request, living as long
-/// as the invocation may.
-fn session_for(
-    state: &AppState,
-    extension: &crate::runtime::LoadedExtension,
-    user: &AuthenticatedUser,
-    request_id: &RequestMeta,
-) -> Result<Session, String> {
-    let mut session = Session { request_id: request_id.id.clone(), ..Session::default() };
-    let grants = &extension.manifest.capabilities;
-    if let Some(scheduler) = state.scheduler.as_ref().filter(|_| grants.contains(&Capability::Scheduler)) {
-        session.jobs = Some(JobSession {
-            access: scheduler.clone() as Arc<dyn JobAccess>,
-            owner: job_owner(extension.id(), user),
-        });
-    }
-    let Some(gateway) = &state.cluster else { return Ok(session) };
-    if !grants.contains(&Capability::Cluster) {
-        return Ok(session);
-    }
-    let lifetime = (extension.limits.timeout.as_secs() + 5).min(crate::security::obo::MAX_LIFETIME);
-    let holder = TokenHolder {
-        user: &user.principal.name,
-        source: user.source.as_str(),
-        roles: &user.role_names(),
-        backend_roles: &user.principal.backend_roles,
-        attributes: &user.principal.attributes,
-    };
-    let scope = crate::security::obo::Scope::request(
-        request_id.id.clone(),
-        user.api_token.as_ref().map(|(id, _)| id.as_str()),
-    );
-    let token = gateway
-        .tokens()
-        .mint(&holder, extension.id(), &scope, lifetime)
-        .map_err(|e| format!("cannot mint the invocation's token: {e}"))?;
-    session.token = Some(token);
-    session.cluster = Some(gateway.clone() as Arc<dyn ClusterAccess>);
-    Ok(session)
-}
-
-/// Who jobs registered during this request would run as: the caller, with
-/// their consent to this extension (`schedule:<id>`) decided now; or why
-/// nobody can act on jobs here.
-///
-/// Jobs are managed only with one's own credentials: a job outlives the
-/// request and runs with its owner's roles resolved at every run, so an
-/// API token (limited, revocable) or an OBO token (minutes long) must not
-/// turn into standing work with the user's full roles — nor list or remove
-/// the user's jobs behind the REST API's back.
-fn job_owner(extension: &str, user: &AuthenticatedUser) -> Result<JobOwner, String> {
-    if user.source == IdentitySource::Anonymous {
-        return Err("jobs run on behalf of a user, and this request has none (anonymous)".into());
-    }
-    if !user.with_own_credentials() {
-        let via = if user.via_obo { "an on-behalf-of token" } else { "an API token" };
-        return Err(format!(
-            "jobs cannot be managed through {via}: background work runs with the user's own roles, \
-             so `{}` must act with their own credentials",
-            user.principal.name
-        ));
-    }
-    if crate::security::service_accounts::is_service_account(&user.principal.name) {
-        return Err(format!("`{}` names a service account; jobs run for users", user.principal.name));
-    }
-    let consent = user.check_extension(&crate::scheduler::consent_permission(extension)).map_err(|denied| {
-        format!(
-            "user `{}` has not consented to extension `{extension}` scheduling work: {denied}",
-            user.principal.name
-        )
-    });
-    Ok(JobOwner {
-        user: user.principal.name.clone(),
-        auth_source: user.source.as_str().to_owned(),
-        backend_roles: user.principal.backend_roles.clone(),
-        consent,
-    })
 }
 
 #[cfg(test)]

@@ -43,11 +43,11 @@ use axum::routing::{any, delete, get, post, put};
 pub use caller::{Caller, RequestMeta};
 pub use connections::{ServeLimits, serve};
 pub use error::{OpenSearchError, SecurityApiError};
-pub use extensions::route_permission;
 
 use crate::audit::AuditLog;
 use crate::cluster::gateway::ClusterGateway;
 use crate::registry::Registry;
+use crate::runtime::session::Sessions;
 use crate::scheduler::Scheduler;
 use crate::security::Security;
 
@@ -64,6 +64,8 @@ pub struct AppState {
     pub cluster: Option<Arc<ClusterGateway>>,
     /// Scheduled jobs; `None` runs without a scheduler.
     pub scheduler: Option<Arc<Scheduler>>,
+    /// Builds invocation sessions (and mints their tokens).
+    pub sessions: Arc<Sessions>,
     pub started: Instant,
     /// An authenticated request's body must arrive within this (a slow
     /// body would otherwise hold a connection and a handler forever).

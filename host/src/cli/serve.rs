@@ -17,6 +17,7 @@ use warden_host::cluster::embedded::Embedded;
 use warden_host::cluster::gateway::ClusterGateway;
 use warden_host::config;
 use warden_host::registry::Registry;
+use warden_host::runtime::session::Sessions;
 use warden_host::runtime::{Runtime, RuntimeConfig};
 use warden_host::scheduler::Scheduler;
 use warden_host::scheduler::jobs::JobStore;
@@ -33,23 +34,8 @@ fn prepare_extension_identities(security: &Security, registry: &Registry) -> any
         .filter(|e| e.manifest.capabilities.contains(&Capability::Cluster))
         .map(|e| e.id())
         .collect();
-    for account in security
-        .ensure_service_accounts(clustered.iter().copied())
-        .context("cannot create the extensions' service accounts")?
-    {
-        tracing::info!(account, "service account created");
-    }
-    let state = security.state();
-    for id in clustered {
-        let policy = format!("{}{id}", warden_host::security::config::EXTENSION_POLICY_PREFIX);
-        if !state.config.roles.contains_key(&policy) {
-            tracing::warn!(
-                extension = id,
-                "extension `{id}` is granted `cluster` but has no policy role `{policy}`: its calls as a user are denied by the service gate until an operator creates that role"
-            );
-        }
-    }
-    Ok(())
+    warden_host::runtime::capabilities::cluster::prepare(security, &clustered)
+        .context("cannot create the extensions' service accounts")
 }
 
 pub fn run(
@@ -104,7 +90,9 @@ pub fn run(
     let security = Arc::new(security.with_obo(tokens.clone()).with_api_tokens(api_tokens));
     let audit = Arc::new(audit);
     let backend = Embedded::new(store.clone(), &cluster_name).context("cannot open the cluster store")?;
-    let gateway = Arc::new(ClusterGateway::new(Box::new(backend), tokens, security.clone(), audit.clone()));
+    let gateway =
+        Arc::new(ClusterGateway::new(Box::new(backend), tokens.clone(), security.clone(), audit.clone()));
+    let sessions = Arc::new(Sessions::new(gateway.clone(), tokens));
     let registry = Arc::new(registry);
     let jobs = JobStore::new(store.clone());
     // This process alone has the embedded store open: leases left in it
@@ -118,7 +106,7 @@ pub fn run(
     let scheduler = Arc::new(Scheduler::new(
         jobs,
         security.clone(),
-        Some(gateway.clone()),
+        sessions.clone(),
         audit.clone(),
         registry.clone(),
         config::scheduler_config(config::from_env)?,
@@ -129,6 +117,7 @@ pub fn run(
         audit,
         cluster: Some(gateway),
         scheduler: Some(scheduler.clone()),
+        sessions,
         started: Instant::now(),
         body_timeout: limits.body_timeout,
     });

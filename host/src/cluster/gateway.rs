@@ -16,6 +16,11 @@
 //! An expression resolves to a set of concrete indices, as OpenSearch's
 //! does: `big,big`, `big,b*,*` name `big` once, so repeating a name buys no
 //! extra work.
+//!
+//! Extensions reach the gateway through [`ClusterAccess`], in domain terms
+//! ([`GuestCall`] in, [`Reply`] or [`GateError`] out); the conversion from
+//! and to the WIT types is the `cluster` capability's
+//! (`runtime::capabilities::cluster`), so nothing here knows the bindings.
 
 use std::sync::Arc;
 
@@ -23,6 +28,7 @@ use crate::audit::{AuditLog, Category, Event};
 use crate::cluster::Backend;
 use crate::cluster::actions::{self, ActionRequest};
 use crate::cluster::{Params, Reply};
+use crate::error::{Denial, ErrorKind, Gate as GateName, HasKind};
 use crate::security::Security;
 use crate::security::obo::TokenService;
 use crate::security::privileges::{Privileges, RoleSet, Subject};
@@ -48,15 +54,97 @@ pub struct GuestCall<'a> {
     pub body: Option<&'a [u8]>,
 }
 
-/// Why a call was not performed; maps onto the WIT error variants.
+/// Performs an extension's cluster call: token check, gates, execution.
+/// [`ClusterGateway`] is the one real implementation; a job run wraps it to
+/// keep its token fresh (`scheduler::refresh::RenewingClusterAccess`).
+pub trait ClusterAccess: Send + Sync + std::fmt::Debug {
+    fn call(&self, call: &GuestCall<'_>) -> Result<Reply, GateError>;
+}
+
+/// Why a call was not performed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GateError {
-    #[error("{0}")]
-    Denied(String),
+    /// A gate said no, or the decision could not be made (see [`Refusal`]).
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// The path names no API the action layer knows (REST: 404
+    /// `no_handler_found`; a guest sees `invalid`, as it always did).
+    #[error("no such API: {method} {path}")]
+    UnknownApi { method: String, path: String },
     #[error("{0}")]
     Invalid(String),
     #[error("{0}")]
     Unavailable(String),
+    /// Something inside the host failed (a job run's token renewal).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl HasKind for GateError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            GateError::Refused(refusal) => refusal.kind(),
+            // Invalid, not NotFound: a guest has always seen `invalid` for
+            // a path no API serves; the REST front names it by the variant.
+            GateError::UnknownApi { .. } | GateError::Invalid(_) => ErrorKind::Invalid,
+            GateError::Unavailable(_) => ErrorKind::Unavailable,
+            GateError::Internal(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+/// A refused call: a gate's [`Denial`], or a decision that could not be
+/// made. Either way nothing ran, and the audit record names which.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error(transparent)]
+    Gate(#[from] Denial),
+    /// Deciding failed: the indices a wildcard may expand to could not be
+    /// read (`store`), or the wildcard did not parse (`request`). Refused
+    /// like a denial, so nothing runs undecided.
+    #[error("{reason}")]
+    Undecided { step: Undecided, reason: String },
+}
+
+/// Where a decision failed (audited in the gate field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Undecided {
+    Store,
+    Request,
+}
+
+impl Refusal {
+    /// The name in the audit record's gate field.
+    pub fn gate_name(&self) -> &'static str {
+        match self {
+            Refusal::Gate(denial) => denial.gate.as_str(),
+            Refusal::Undecided { step: Undecided::Store, .. } => "store",
+            Refusal::Undecided { step: Undecided::Request, .. } => "request",
+        }
+    }
+
+    pub fn reason(&self) -> &str {
+        match self {
+            Refusal::Gate(denial) => &denial.reason,
+            Refusal::Undecided { reason, .. } => reason,
+        }
+    }
+
+    /// `<gate> gate: <reason>`: what an extension is told.
+    pub fn qualified(&self) -> String {
+        format!("{} gate: {}", self.gate_name(), self.reason())
+    }
+}
+
+impl HasKind for Refusal {
+    fn kind(&self) -> ErrorKind {
+        // A failed decision is refused as a denial (what callers always saw).
+        ErrorKind::Denied
+    }
+}
+
+fn denied(gate: GateName, reason: impl Into<String>) -> Refusal {
+    Refusal::Gate(Denial::new(gate, reason))
 }
 
 /// Prefix of Warden's system indices: unreachable for users and extensions.
@@ -81,13 +169,8 @@ pub struct ClusterGateway {
 
 const VERIFIED_CAP: usize = 10_000;
 
-/// Who decided, for the audit log.
-const GATE_TOKEN: &str = "token";
-const GATE_SYSTEM: &str = "system-index";
-const GATE_SERVICE: &str = "service";
-const GATE_USER: &str = "user";
-const GATE_SERVICE_ACCOUNT: &str = "service-account";
-const GATE_API_TOKEN: &str = "api-token";
+/// Who decided, for the audit log, when an expression expands to no index
+/// a write may touch (answered as a missing index, not refused).
 const GATE_EXPANSION: &str = "index-expansion";
 
 /// The action layer's answer: the request, a reply the call gets as the
@@ -97,6 +180,7 @@ fn resolve(method: &str, path: &str, body: Option<&[u8]>) -> Result<Result<Actio
     match actions::resolve(method, path, body) {
         Ok(request) => Ok(Ok(request)),
         Err(actions::ActionError::InvalidIndexName(e)) => Ok(Err(Reply::invalid_index_name(&e))),
+        Err(actions::ActionError::Unknown { method, path }) => Err(GateError::UnknownApi { method, path }),
         Err(e) => Err(GateError::Invalid(e.to_string())),
     }
 }
@@ -111,6 +195,9 @@ impl ClusterGateway {
         ClusterGateway { backend, tokens, security, audit, verified: Default::default() }
     }
 
+    /// The token service, for the security API's token endpoints (which
+    /// move to security in the API-layer step). Invocation tokens are
+    /// minted by `runtime::session`, never through here.
     pub fn tokens(&self) -> &Arc<TokenService> {
         &self.tokens
     }
@@ -135,8 +222,7 @@ impl ClusterGateway {
             ..Event::new(Category::GrantedPrivileges, call.request_id)
         };
         let decision = self.authorise(call, &request, &mut event);
-        self.conclude(&request, event, decision, &params, call.body)
-            .map_err(|(gate, reason)| GateError::Denied(format!("{gate} gate: {reason}")))
+        Ok(self.conclude(&request, event, decision, &params, call.body)?)
     }
 
     /// Audits the decision; performs the call if it was allowed.
@@ -144,10 +230,10 @@ impl ClusterGateway {
         &self,
         request: &ActionRequest,
         mut event: Event,
-        decision: Result<Vec<String>, (&'static str, String)>,
+        decision: Result<Vec<String>, Refusal>,
         params: &Params,
         body: Option<&[u8]>,
-    ) -> Result<Reply, (&'static str, String)> {
+    ) -> Result<Reply, Refusal> {
         // An expression that expands to nothing is never an authorised
         // write (the backend would otherwise be asked to write nowhere, or
         // to index ""): it is refused and audited, and answered as
@@ -172,12 +258,12 @@ impl ClusterGateway {
                 }
                 Ok(self.backend.execute(request, &indices, params, body))
             }
-            Err((gate, reason)) => {
+            Err(refusal) => {
                 event.category = Some(Category::MissingPrivileges);
-                event.gate = Some(gate.to_owned());
-                event.reason = Some(reason.clone());
+                event.gate = Some(refusal.gate_name().to_owned());
+                event.reason = Some(refusal.reason().to_owned());
                 self.audit.record(event);
-                Err((gate, reason))
+                Err(refusal)
             }
         }
     }
@@ -189,42 +275,50 @@ impl ClusterGateway {
         &self,
         request: &ActionRequest,
         identity: CallIdentity,
-    ) -> Result<Vec<String>, (&'static str, String)> {
+    ) -> Result<Vec<String>, Refusal> {
         let named = request.indices.iter().chain(request.items.iter().map(|item| &item.index));
         for name in named {
             if let Some(reason) = system_index(name, identity) {
-                return Err((GATE_SYSTEM, reason));
+                return Err(denied(GateName::SystemIndex, reason));
             }
         }
         let wildcards = request.indices.iter().any(|i| i.contains(['*', '?']));
-        if wildcards { self.visible_indices(identity).map_err(|e| ("store", e)) } else { Ok(Vec::new()) }
+        if wildcards {
+            self.visible_indices(identity)
+                .map_err(|reason| Refusal::Undecided { step: Undecided::Store, reason })
+        } else {
+            Ok(Vec::new())
+        }
     }
 
-    /// The concrete indices the call may touch, or (gate, reason).
+    /// The concrete indices the call may touch, or why not.
     fn authorise(
         &self,
         call: &GuestCall<'_>,
         request: &ActionRequest,
         event: &mut Event,
-    ) -> Result<Vec<String>, (&'static str, String)> {
+    ) -> Result<Vec<String>, Refusal> {
         let existing = self.expandable_indices(request, call.identity)?;
 
         if call.identity == CallIdentity::Service {
             event.user = Some(service_accounts::name(call.extension));
-            event.gate = Some(GATE_SERVICE_ACCOUNT.into());
+            event.gate = Some(GateName::ServiceAccount.as_str().into());
             return service_accounts::check_usable(&self.security.state().config, call.extension)
                 .map_err(|denial| denial.reason)
                 .and_then(|()| service_account_indices(call.extension, request, &existing))
-                .map_err(|reason| (GATE_SERVICE_ACCOUNT, reason));
+                .map_err(|reason| denied(GateName::ServiceAccount, reason));
         }
 
-        let token =
-            call.token.ok_or((GATE_TOKEN, "no user behind this invocation (anonymous)".to_owned()))?;
-        let claims = self.verified_claims(token, call.extension).map_err(|e| (GATE_TOKEN, e.to_string()))?;
+        let token = call
+            .token
+            .ok_or_else(|| denied(GateName::Token, "no user behind this invocation (anonymous)"))?;
+        let claims = self
+            .verified_claims(token, call.extension)
+            .map_err(|e| denied(GateName::Token, e.to_string()))?;
         event.user = Some(claims.user.clone());
         let state = self.security.state();
         // The token's user as of now: deleted or disabled, its tokens die.
-        crate::security::token_holder(&state.config, &claims).map_err(|e| (GATE_TOKEN, e.reason))?;
+        crate::security::token_holder(&state.config, &claims).map_err(Refusal::Gate)?;
         let privileges = &state.privileges;
         let service = privileges.extension_policy(call.extension);
         let mut roles = RoleSet::default();
@@ -239,7 +333,7 @@ impl ClusterGateway {
         attributes.insert("user_name".to_owned(), claims.user.clone());
         let user = Subject { name: claims.user.clone(), roles, attributes };
         let mut gates: Vec<Gate<'_>> =
-            vec![(GATE_SERVICE, privileges, &service), (GATE_USER, privileges, &user)];
+            vec![(GateName::Service, privileges, &service), (GateName::User, privileges, &user)];
         // A request authenticated by an API token carries the token's limits
         // into the extension's calls.
         let limit = match claims.scope.api_token() {
@@ -247,17 +341,17 @@ impl ClusterGateway {
                 let tokens = self
                     .security
                     .api_tokens()
-                    .ok_or((GATE_API_TOKEN, "API tokens are not enabled".to_owned()))?;
-                let record = tokens
-                    .get(id)
-                    .map_err(|e| (GATE_API_TOKEN, e.to_string()))?
-                    .ok_or((GATE_API_TOKEN, "the API token behind this request was deleted".to_owned()))?;
+                    .ok_or_else(|| denied(GateName::ApiToken, "API tokens are not enabled"))?;
+                let record =
+                    tokens.get(id).map_err(|e| denied(GateName::ApiToken, e.to_string()))?.ok_or_else(
+                        || denied(GateName::ApiToken, "the API token behind this request was deleted"),
+                    )?;
                 Some(tokens.limit(id, &record, &state.config, state.generation))
             }
             None => None,
         };
         if let Some(limit) = &limit {
-            gates.push((GATE_API_TOKEN, &limit.privileges, &limit.subject));
+            gates.push((GateName::ApiToken, &limit.privileges, &limit.subject));
         }
         check_gates(&gates, request, &existing)
     }
@@ -289,14 +383,13 @@ impl ClusterGateway {
             ..Event::new(Category::GrantedPrivileges, request_id).remote(remote)
         };
         let decision = self.expandable_indices(&request, CallIdentity::User).and_then(|existing| {
-            let mut gates: Vec<Gate<'_>> = vec![(GATE_USER, privileges, user)];
+            let mut gates: Vec<Gate<'_>> = vec![(GateName::User, privileges, user)];
             if let Some(limit) = limit {
-                gates.push((GATE_API_TOKEN, &limit.privileges, &limit.subject));
+                gates.push((GateName::ApiToken, &limit.privileges, &limit.subject));
             }
             check_gates(&gates, &request, &existing)
         });
-        self.conclude(&request, event, decision, &params, body)
-            .map_err(|(_, reason)| GateError::Denied(reason))
+        Ok(self.conclude(&request, event, decision, &params, body)?)
     }
 
     /// Full verification the first time a token is seen, then the cheap re-checks.
@@ -356,8 +449,8 @@ fn system_index(name: &str, identity: CallIdentity) -> Option<String> {
 fn decide(
     gates: &[Gate<'_>],
     check: impl Fn(&Privileges, &Subject) -> Result<(), crate::security::privileges::Denied>,
-) -> Result<(), (&'static str, String)> {
-    let decisions: Vec<(&'static str, Result<(), String>)> =
+) -> Result<(), Refusal> {
+    let decisions: Vec<(GateName, Result<(), String>)> =
         gates.iter().map(|&(gate, p, s)| (gate, check(p, s).map_err(|d| d.to_string()))).collect();
     let Some((gate, Err(reason))) = decisions.iter().find(|(_, d)| d.is_err()) else {
         return Ok(());
@@ -371,17 +464,17 @@ fn decide(
         })
         .collect();
     let reason = if others.is_empty() { reason.clone() } else { format!("{reason} ({})", others.join("; ")) };
-    Err((gate, reason))
+    Err(denied(*gate, reason))
 }
 
 /// One gate: whose privileges, evaluated by which compiled configuration.
-type Gate<'a> = (&'static str, &'a Privileges, &'a Subject);
+type Gate<'a> = (GateName, &'a Privileges, &'a Subject);
 
 fn check_gates(
     gates: &[Gate<'_>],
     request: &ActionRequest,
     existing: &[String],
-) -> Result<Vec<String>, (&'static str, String)> {
+) -> Result<Vec<String>, Refusal> {
     if request.indices.is_empty() {
         decide(gates, |p, s| p.check_cluster(s, request.action))?;
         return Ok(Vec::new());
@@ -401,8 +494,8 @@ fn check_gates(
     for expr in &request.indices {
         if expr.contains(['*', '?']) {
             // A wildcard expands only to indices every gate allows.
-            let pattern =
-                crate::security::pattern::Pattern::parse(expr).map_err(|e| ("request", e.to_string()))?;
+            let pattern = crate::security::pattern::Pattern::parse(expr)
+                .map_err(|e| Refusal::Undecided { step: Undecided::Request, reason: e.to_string() })?;
             for index in existing.iter().filter(|i| pattern.matches(i)) {
                 if considered.insert(index)
                     && gates
@@ -469,40 +562,9 @@ fn service_account_indices(
     Ok(concrete)
 }
 
-impl crate::runtime::capabilities::cluster::ClusterAccess for ClusterGateway {
-    fn call(
-        &self,
-        extension: &str,
-        request_id: &str,
-        token: Option<&str>,
-        request: &crate::runtime::bindings::cluster::Request,
-    ) -> Result<crate::runtime::bindings::cluster::Response, crate::runtime::bindings::types::Error> {
-        use crate::runtime::bindings::{cluster, types};
-        let call = GuestCall {
-            extension,
-            request_id,
-            token,
-            identity: match request.identity {
-                cluster::Identity::User => CallIdentity::User,
-                cluster::Identity::Service => CallIdentity::Service,
-            },
-            method: &request.method,
-            path: &request.path,
-            body: request.body.as_deref(),
-        };
-        match ClusterGateway::call(self, &call) {
-            Ok(reply) => Ok(cluster::Response {
-                status: reply.status,
-                headers: vec![types::Header {
-                    name: "content-type".into(),
-                    value: "application/json".into(),
-                }],
-                body: serde_json::to_vec(&reply.body).unwrap_or_default(),
-            }),
-            Err(GateError::Denied(m)) => Err(types::Error::Denied(m)),
-            Err(GateError::Invalid(m)) => Err(types::Error::Invalid(m)),
-            Err(GateError::Unavailable(m)) => Err(types::Error::Unavailable(m)),
-        }
+impl ClusterAccess for ClusterGateway {
+    fn call(&self, call: &GuestCall<'_>) -> Result<Reply, GateError> {
+        ClusterGateway::call(self, call)
     }
 }
 
@@ -622,7 +684,8 @@ analyst_role:
         for (what, token, reason) in &cases {
             match gateway.call(&read_logs(token, what)) {
                 Ok(reply) => panic!("{what}: performed, {reply:?}"),
-                Err(GateError::Denied(message)) => {
+                Err(GateError::Refused(refusal)) => {
+                    let message = refusal.qualified();
                     assert!(
                         message.starts_with("token gate: ") && message.contains(reason),
                         "{what}: {message}"
@@ -651,7 +714,10 @@ analyst_role:
         };
         disable(true)?;
         let refused = gateway.call(&read_logs(&genuine, "disabled"));
-        assert!(matches!(&refused, Err(GateError::Denied(m)) if m.contains("is disabled")), "{refused:?}");
+        assert!(
+            matches!(&refused, Err(GateError::Refused(r)) if r.reason().contains("is disabled")),
+            "{refused:?}"
+        );
         disable(false)?;
         assert!(gateway.call(&read_logs(&genuine, "enabled again")).is_ok());
         security.update(|c| {
@@ -660,7 +726,7 @@ analyst_role:
         })?;
         let refused = gateway.call(&read_logs(&genuine, "deleted"));
         assert!(
-            matches!(&refused, Err(GateError::Denied(m)) if m.contains("no longer exists")),
+            matches!(&refused, Err(GateError::Refused(r)) if r.reason().contains("no longer exists")),
             "{refused:?}"
         );
         Ok(())

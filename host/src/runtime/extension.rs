@@ -14,13 +14,14 @@ use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 use super::bindings::{http_handler, job_runner};
-use super::capabilities::cluster::Session;
 use super::capabilities::log::{LogBudget, LogRate};
-use super::capabilities::{self, files};
+use super::capabilities::{self, classify_import, files};
 use super::limits::{Limits, MAX_HANDLES_PER_STORE, MemoryLimitExceeded, MemoryLimiter};
-use super::state::{InvocationContext, InvocationState, STDIO_CAPACITY};
+use super::session::Session;
+use super::state::{InvocationState, STDIO_CAPACITY};
 use super::{CacheOutcome, PoolReservation, PoolSlots, Runtime, RuntimeError};
-use crate::capability::{Capability, ImportClass, classify_import};
+use crate::capability::{Capability, ImportClass};
+use crate::error::{ErrorKind, HasKind};
 use crate::manifest::Manifest;
 
 const HTTP_HANDLER: &str = "warden:extension/http-handler";
@@ -46,12 +47,25 @@ pub enum ExtensionError {
     MemoryAboveMaximum { path: PathBuf, requested: u64, max: u64 },
     #[error("{path}: cannot link: {message}")]
     Link { path: PathBuf, message: String },
-    #[error("{path}: cannot prepare its files directory: {source}")]
-    FilesDir { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     Files(#[from] files::FilesError),
     #[error("{path}: refused, extension `{id}` {source}")]
     PoolFull { path: PathBuf, id: String, source: super::PoolFull },
+}
+
+impl HasKind for ExtensionError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            ExtensionError::Files(e) => e.kind(),
+            ExtensionError::PoolFull { .. } => ErrorKind::Busy,
+            ExtensionError::Component(_) | ExtensionError::Link { .. } => ErrorKind::Internal,
+            ExtensionError::Manifest(_)
+            | ExtensionError::NotGranted { .. }
+            | ExtensionError::NoKnownExports { .. }
+            | ExtensionError::BadExport { .. }
+            | ExtensionError::MemoryAboveMaximum { .. } => ErrorKind::Invalid,
+        }
+    }
 }
 
 /// Why an invocation produced no response from the guest.
@@ -73,10 +87,48 @@ pub enum InvokeError {
     NotExported { id: String, what: &'static str },
 }
 
+impl HasKind for InvokeError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            InvokeError::Busy { .. } => ErrorKind::Busy,
+            InvokeError::CpuDeadline { .. } | InvokeError::Timeout { .. } => ErrorKind::Timeout,
+            InvokeError::MemoryLimit { .. } | InvokeError::Trap { .. } | InvokeError::Failed { .. } => {
+                ErrorKind::Internal
+            }
+            InvokeError::NotExported { .. } => ErrorKind::NotFound,
+        }
+    }
+}
+
+/// What a job run is told: which job, which run of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobContext {
+    pub job_id: String,
+    pub job_name: String,
+    pub params: String,
+    /// When the run was due (milliseconds since the epoch).
+    pub scheduled_at: u64,
+    /// 1 for the first attempt of this run, more for retries.
+    pub attempt: u32,
+}
+
+/// What a job runner answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobOutcome {
+    Success(String),
+    Failure(String),
+}
+
 /// The error the epoch callback stops a guest with.
 #[derive(Debug, thiserror::Error)]
 #[error("CPU deadline exceeded")]
 struct CpuDeadlineExceeded;
+
+impl HasKind for CpuDeadlineExceeded {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Timeout
+    }
+}
 
 /// A REST request for an extension's handler.
 #[derive(Debug, Clone, Default)]
@@ -110,9 +162,9 @@ pub struct LoadedExtension {
     http: Option<http_handler::GuestIndices>,
     job: Option<job_runner::GuestIndices>,
     slots: Semaphore,
-    files_dir: Option<PathBuf>,
-    /// The disk quota of `files_dir`, shared by all its invocations.
-    files_quota: Option<Arc<files::FilesQuota>>,
+    /// With `files`: the directory and its disk quota, shared by all its
+    /// invocations.
+    files: Option<files::PreparedFiles>,
     /// Its share of the pool: `max_concurrency` instances' worth, so its
     /// invocations (requests and job runs share `slots`) always find room.
     pool: PoolReservation,
@@ -148,7 +200,7 @@ impl LoadedExtension {
         let (component, cache) = runtime.load_component(&path)?;
         check_imports(runtime, &component, &manifest)?;
 
-        let linker = capabilities::linker_for(runtime.engine(), &manifest.capabilities)
+        let linker = capabilities::linker_for::<InvocationState>(runtime.engine(), &manifest.capabilities)
             .map_err(|e| ExtensionError::Link { path: path.clone(), message: format!("{e:#}") })?;
         let pre = linker
             .instantiate_pre(&component)
@@ -170,13 +222,9 @@ impl LoadedExtension {
             |source| ExtensionError::PoolFull { path: path.clone(), id: manifest.id.clone(), source },
         )?;
 
-        let (files_dir, files_quota) = if manifest.capabilities.contains(&Capability::Files) {
-            let dir = files::host_dir(data_dir, &manifest.id);
-            files::prepare(&dir).map_err(|source| ExtensionError::FilesDir { path: dir.clone(), source })?;
-            let quota = files::FilesQuota::open(&manifest.id, &dir, limits.files_bytes)?;
-            (Some(dir), Some(Arc::new(quota)))
-        } else {
-            (None, None)
+        let files = match manifest.capabilities.contains(&Capability::Files) {
+            true => Some(files::prepare(data_dir, &manifest.id, limits.files_bytes)?),
+            false => None,
         };
         Ok(LoadedExtension {
             id: manifest.id.as_str().into(),
@@ -188,8 +236,7 @@ impl LoadedExtension {
             pre,
             http,
             job,
-            files_dir,
-            files_quota,
+            files,
             pool,
             log_rate: Arc::new(LogRate::default()),
         })
@@ -255,15 +302,27 @@ impl LoadedExtension {
         &self,
         user: String,
         session: Session,
-        context: job_runner::JobContext,
-    ) -> Result<job_runner::Outcome, InvokeError> {
+        context: JobContext,
+    ) -> Result<JobOutcome, InvokeError> {
         let indices = self.job.as_ref().ok_or_else(|| self.not_exported("run jobs"))?;
-        self.invoke(user, session, async |store, pre| {
-            let instance = pre.instantiate_async(&mut *store).await?;
-            let guest = indices.load(&mut *store, &instance)?;
-            guest.call_run(&mut *store, &context).await
+        let context = job_runner::JobContext {
+            job_id: context.job_id,
+            job_name: context.job_name,
+            params: context.params,
+            scheduled_at: context.scheduled_at,
+            attempt: context.attempt,
+        };
+        let outcome = self
+            .invoke(user, session, async |store, pre| {
+                let instance = pre.instantiate_async(&mut *store).await?;
+                let guest = indices.load(&mut *store, &instance)?;
+                guest.call_run(&mut *store, &context).await
+            })
+            .await?;
+        Ok(match outcome {
+            job_runner::Outcome::Success(message) => JobOutcome::Success(message),
+            job_runner::Outcome::Failure(message) => JobOutcome::Failure(message),
         })
-        .await
     }
 
     fn not_exported(&self, what: &'static str) -> InvokeError {
@@ -313,25 +372,26 @@ impl LoadedExtension {
         // No args, no environment, no stdin, no sockets (not linked).
         let mut wasi = WasiCtx::builder();
         wasi.stdout(stdout.clone()).stderr(stderr.clone());
-        if let Some(dir) = &self.files_dir {
-            files::preopen(&mut wasi, dir).map_err(|e| InvokeError::Failed {
+        if let Some(prepared) = &self.files {
+            files::preopen(&mut wasi, &prepared.dir).map_err(|e| InvokeError::Failed {
                 id: self.id.to_string(),
                 message: format!("cannot open its files directory: {e:#}"),
             })?;
         }
         let mut table = wasmtime::component::ResourceTable::new();
         table.set_max_capacity(MAX_HANDLES_PER_STORE);
+        let Session { request_id, cluster, jobs } = session;
         let state = InvocationState {
-            context: InvocationContext {
-                extension_id: self.id.clone(),
-                grants: self.grants.clone(),
-                user,
-                session,
-            },
+            extension_id: self.id.clone(),
+            grants: self.grants.clone(),
+            user,
+            request_id,
+            cluster,
+            jobs,
+            files: files::FilesCtx { quota: self.files.as_ref().map(|f| f.quota.clone()) },
             wasi: wasi.build(),
             table,
             limiter: MemoryLimiter::new(self.limits.memory_bytes),
-            files_quota: self.files_quota.clone(),
             stdout,
             stderr,
             log_budget: LogBudget::new(self.log_rate.clone()),

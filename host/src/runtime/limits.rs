@@ -120,6 +120,14 @@ pub struct MemoryLimitExceeded {
     pub wanted: usize,
 }
 
+impl crate::error::HasKind for MemoryLimitExceeded {
+    fn kind(&self) -> crate::error::ErrorKind {
+        // The guest's own doing, not a host that is busy: retrying the same
+        // call hits the same cap.
+        crate::error::ErrorKind::Internal
+    }
+}
+
 impl wasmtime::ResourceLimiter for MemoryLimiter {
     /// Called with `current == 0` for each memory an instantiation creates
     /// and with the old size on every `memory.grow`, so the running total is

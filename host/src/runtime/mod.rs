@@ -7,6 +7,7 @@ pub mod cache;
 pub mod capabilities;
 pub mod extension;
 pub mod limits;
+pub mod session;
 pub mod state;
 
 use std::path::{Path, PathBuf};
@@ -17,7 +18,10 @@ use wasmtime::component::Component;
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 pub use self::cache::{CacheOutcome, CompileCache};
-pub use self::extension::{ExtensionError, HttpRequest, HttpResponse, InvokeError, LoadedExtension};
+pub(crate) use self::capabilities::log::truncate;
+pub use self::extension::{
+    ExtensionError, HttpRequest, HttpResponse, InvokeError, JobContext, JobOutcome, LoadedExtension,
+};
 pub use self::limits::Limits;
 
 /// Settings for the engine that every extension shares.
@@ -62,6 +66,26 @@ pub enum RuntimeError {
     Invalid { path: PathBuf, message: String },
     #[error("{path}: refused, it needs more than this host allows one component: {message}")]
     OverPoolLimits { path: PathBuf, message: String },
+}
+
+impl crate::error::HasKind for RuntimeError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        match self {
+            RuntimeError::Engine(_) => ErrorKind::Internal,
+            RuntimeError::Read { .. } => ErrorKind::NotFound,
+            RuntimeError::NotWasm { .. }
+            | RuntimeError::CoreModule { .. }
+            | RuntimeError::Invalid { .. }
+            | RuntimeError::OverPoolLimits { .. } => ErrorKind::Invalid,
+        }
+    }
+}
+
+impl crate::error::HasKind for PoolFull {
+    fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::Busy
+    }
 }
 
 /// The shared engine, its compile cache and its epoch ticker.

@@ -7,15 +7,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::extension_api::{JobAccess, JobOwner};
 use super::jobs::{Job, JobIdentity, RunRecord, RunStatus, Version};
-use super::refresh::JobCluster;
+use super::refresh::RenewingClusterAccess;
 use super::{ResolvedOwner, Scheduler, now_ms};
 use crate::audit::Category;
 use crate::capability::Capability;
-use crate::runtime::bindings::job_runner;
-use crate::runtime::capabilities::cluster::{ClusterAccess, Session};
-use crate::runtime::capabilities::scheduler::{JobAccess, JobOwner, JobSession};
-use crate::runtime::{InvokeError, LoadedExtension};
+use crate::cluster::gateway::ClusterAccess;
+use crate::runtime::session::{JobRun, Session, SessionError};
+use crate::runtime::{InvokeError, JobContext, JobOutcome, LoadedExtension};
 
 /// A run's lease outlasts the extension's timeout by this much.
 const LEASE_MARGIN_MS: u64 = 30_000;
@@ -155,7 +155,7 @@ impl Scheduler {
 
     fn lease_ms(&self, extension: &str) -> u64 {
         let timeout = self.registry.get(extension).map_or(Duration::from_secs(30), |e| e.limits.timeout);
-        u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX).saturating_add(LEASE_MARGIN_MS)
+        crate::time::millis(timeout).saturating_add(LEASE_MARGIN_MS)
     }
 
     /// One run: execute, then record the outcome and release the lease in
@@ -194,8 +194,7 @@ impl Scheduler {
                 }
             }
             Step::Ran(status, message) => {
-                let message =
-                    crate::runtime::capabilities::log::truncate(&message, MAX_MESSAGE_BYTES).to_owned();
+                let message = crate::runtime::truncate(&message, MAX_MESSAGE_BYTES).to_owned();
                 let record =
                     RunRecord { started_at: started, finished_at: finished, attempt, status, message };
                 log_run(id, &job.extension, &record);
@@ -219,7 +218,7 @@ impl Scheduler {
     ) -> Step {
         let owner = match self.resolve_owner(identity) {
             Ok(owner) => owner,
-            Err(reason) => return Step::Suspend(reason),
+            Err(reason) => return Step::Suspend(reason.to_string()),
         };
         let Some(extension) = self.registry.get(&job.extension) else {
             return Step::Ran(RunStatus::Skipped, format!("extension `{}` is not loaded", job.extension));
@@ -231,9 +230,9 @@ impl Scheduler {
         }
         let session = match self.job_session(id, extension, identity, &owner, request_id) {
             Ok(session) => session,
-            Err(e) => return Step::Ran(RunStatus::Error, e),
+            Err(e) => return Step::Ran(RunStatus::Error, e.to_string()),
         };
-        let context = job_runner::JobContext {
+        let context = JobContext {
             job_id: id.to_owned(),
             job_name: job.name.clone(),
             params: job.params.clone(),
@@ -241,16 +240,17 @@ impl Scheduler {
             attempt,
         };
         match extension.run_job(identity.user.clone(), session, context).await {
-            Ok(job_runner::Outcome::Success(message)) => Step::Ran(RunStatus::Success, message),
-            Ok(job_runner::Outcome::Failure(message)) => Step::Ran(RunStatus::Failure, message),
+            Ok(JobOutcome::Success(message)) => Step::Ran(RunStatus::Success, message),
+            Ok(JobOutcome::Failure(message)) => Step::Ran(RunStatus::Failure, message),
             Err(e @ InvokeError::Busy { .. }) => Step::Ran(RunStatus::Skipped, e.to_string()),
             Err(e) => Step::Ran(RunStatus::Error, e.to_string()),
         }
     }
 
     /// A run's session: a fresh OBO token for the owner's roles now, scoped
-    /// to the job and renewed while the run lasts ([`JobCluster`]); the
-    /// scheduler for jobs the run registers in turn.
+    /// to the job and renewed while the run lasts ([`RenewingClusterAccess`]);
+    /// the scheduler for jobs the run registers in turn. Built by
+    /// `runtime::session`, as a request's is.
     fn job_session(
         self: &Arc<Self>,
         id: &str,
@@ -258,26 +258,28 @@ impl Scheduler {
         identity: &JobIdentity,
         owner: &ResolvedOwner,
         request_id: &str,
-    ) -> Result<Session, String> {
-        let mut session = Session { request_id: request_id.to_owned(), ..Session::default() };
-        let grants = &extension.manifest.capabilities;
-        if grants.contains(&Capability::Scheduler) {
-            session.jobs = Some(JobSession {
-                access: self.clone() as Arc<dyn JobAccess>,
-                owner: Ok(JobOwner {
+    ) -> Result<Session, SessionError> {
+        let cluster = match extension.manifest.capabilities.contains(&Capability::Cluster) {
+            true => RenewingClusterAccess::start(self.clone(), id, identity.clone(), owner)?.map(|access| {
+                let token = access.initial_token();
+                (Arc::new(access) as Arc<dyn ClusterAccess>, token)
+            }),
+            false => None,
+        };
+        Ok(self.sessions.for_job(
+            extension,
+            JobRun {
+                request_id,
+                owner: JobOwner {
                     user: identity.user.clone(),
                     auth_source: identity.auth_source.clone(),
                     backend_roles: owner.principal.backend_roles.clone(),
                     consent: Ok(()),
-                }),
-            });
-        }
-        if let Some(gateway) = self.cluster.as_ref().filter(|_| grants.contains(&Capability::Cluster)) {
-            let access = JobCluster::start(self.clone(), gateway.clone(), id, identity.clone(), owner)?;
-            session.token = access.initial_token();
-            session.cluster = Some(Arc::new(access) as Arc<dyn ClusterAccess>);
-        }
-        Ok(session)
+                },
+                jobs: self.clone() as Arc<dyn JobAccess>,
+                cluster,
+            },
+        ))
     }
 
     /// Writes the outcome and plans the next run: a retry after a failure
@@ -287,7 +289,7 @@ impl Scheduler {
         let (attempt, status, finished) = (record.attempt, record.status, record.finished_at);
         let failed = matches!(status, RunStatus::Failure | RunStatus::Error | RunStatus::Skipped);
         let retry = failed && attempt < self.config.max_attempts;
-        let delay = u64::try_from(self.config.retry_delay.as_millis()).unwrap_or(u64::MAX);
+        let delay = crate::time::millis(self.config.retry_delay);
         let result = self.jobs.update_releasing(id, Some(lock), |job| {
             job.last_run = Some(record.clone());
             if status != RunStatus::Skipped {

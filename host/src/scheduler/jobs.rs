@@ -159,6 +159,20 @@ pub enum JobError {
     Corrupt { id: String, message: String },
 }
 
+impl crate::error::HasKind for JobError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        match self {
+            JobError::Invalid(_) | JobError::Schedule(_) => ErrorKind::Invalid,
+            JobError::NotFound(_) => ErrorKind::NotFound,
+            // A per-user job limit: refused, as a guest has always been told.
+            JobError::Limit(_) => ErrorKind::Denied,
+            JobError::Contended(_) => ErrorKind::Conflict,
+            JobError::Store(_) | JobError::Corrupt { .. } => ErrorKind::Internal,
+        }
+    }
+}
+
 /// A registration: what the extension asked for, and who it runs for.
 #[derive(Debug, Clone)]
 pub struct Registration<'a> {

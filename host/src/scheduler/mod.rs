@@ -13,7 +13,7 @@
 //! all of them, including giving a job to another user.
 
 pub mod dispatch;
-pub mod guest;
+pub mod extension_api;
 pub mod jobs;
 pub mod refresh;
 pub mod schedule;
@@ -24,18 +24,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::audit::{AuditLog, Category, Event};
-use crate::cluster::gateway::ClusterGateway;
+use crate::error::{ErrorKind, HasKind};
 use crate::registry::Registry;
+use crate::runtime::session::Sessions;
 use crate::security::mapping::Principal;
 use crate::security::privileges::Subject;
 use crate::security::{IdentitySource, Security, SecurityState, service_accounts};
 
 use self::jobs::{JobIdentity, JobStore};
 
-/// The permission a user grants an extension to run work on their behalf.
-pub fn consent_permission(extension: &str) -> String {
-    format!("schedule:{extension}")
-}
+pub use crate::security::consent_permission;
 
 /// The cluster permission that manages every user's jobs.
 pub const ADMIN_PERMISSION: &str = "restapi:admin/jobs";
@@ -70,8 +68,9 @@ impl Default for SchedulerConfig {
 pub struct Scheduler {
     pub(crate) jobs: JobStore,
     security: Arc<Security>,
-    /// Mints job tokens and carries the runs' cluster calls.
-    cluster: Option<Arc<ClusterGateway>>,
+    /// Builds the runs' sessions: mints job tokens, carries the runs'
+    /// cluster calls.
+    sessions: Arc<Sessions>,
     audit: Arc<AuditLog>,
     registry: Arc<Registry>,
     config: SchedulerConfig,
@@ -96,7 +95,7 @@ impl Scheduler {
     pub fn new(
         jobs: JobStore,
         security: Arc<Security>,
-        cluster: Option<Arc<ClusterGateway>>,
+        sessions: Arc<Sessions>,
         audit: Arc<AuditLog>,
         registry: Arc<Registry>,
         config: SchedulerConfig,
@@ -107,7 +106,7 @@ impl Scheduler {
         Scheduler {
             jobs,
             security,
-            cluster,
+            sessions,
             audit,
             registry,
             config,
@@ -129,28 +128,28 @@ impl Scheduler {
         serde_json::json!({
             "runs_in_progress": running,
             "jobs_waiting": due.ok(),
-            "tick_ms": u64::try_from(self.config.tick.as_millis()).unwrap_or(u64::MAX),
+            "tick_ms": crate::time::millis(self.config.tick),
             "ticks": self.ticks.load(Ordering::Relaxed),
         })
     }
 
     /// Resolves a job's owner now: the user must exist (or have come from
     /// an external authenticator), be enabled and still consent to the
-    /// extension scheduling work. The reason names what failed.
+    /// extension scheduling work. The error names what failed.
     ///
     /// The owner is resolved from where their identity came from, never by
     /// name alone: a JWT user named `admin` is not the internal `admin`.
-    pub fn resolve_owner(&self, identity: &JobIdentity) -> Result<ResolvedOwner, String> {
+    pub fn resolve_owner(&self, identity: &JobIdentity) -> Result<ResolvedOwner, OwnerError> {
         let state = self.security.state();
         let user = &identity.user;
         if service_accounts::is_service_account(user) {
-            return Err(format!("`{user}` is a service account; jobs run for users"));
+            return Err(OwnerError::ServiceAccount(user.clone()));
         }
         let principal = match IdentitySource::parse(&identity.auth_source) {
             Some(IdentitySource::Internal) => match state.config.internal_users.get(user) {
-                Some(record) if record.disabled => return Err(format!("user `{user}` is disabled")),
+                Some(record) if record.disabled => return Err(OwnerError::Disabled(user.clone())),
                 Some(record) => crate::security::internal_principal(user, record),
-                None => return Err(format!("user `{user}` no longer exists")),
+                None => return Err(OwnerError::Gone(user.clone())),
             },
             // Users of an external authenticator (JWT) are not in the
             // internal database: their roles are those they registered with.
@@ -163,23 +162,23 @@ impl Scheduler {
             // Registrations through tokens (`obo`, `api-token:…`) are
             // refused now; such jobs from before stay suspended.
             _ => {
-                return Err(format!(
-                    "job was registered through `{}`, not with the user's own credentials; \
-                     `{user}` must register it again",
-                    identity.auth_source
-                ));
+                return Err(OwnerError::NotOwnCredentials {
+                    user: user.clone(),
+                    through: identity.auth_source.clone(),
+                });
             }
         };
-        if let Some(reason) = self.stale_owner(identity) {
-            return Err(reason);
+        if let Some(stale) = self.stale_owner(identity) {
+            return Err(OwnerError::Stale(stale));
         }
         let subject = state.subject(&principal, None);
         let consent = consent_permission(&identity.extension);
         if state.privileges.check_extension(&subject, &consent).is_err() {
-            return Err(format!(
-                "user `{user}` does not consent to extension `{}` scheduling work (needs `{consent}`)",
-                identity.extension
-            ));
+            return Err(OwnerError::NoConsent {
+                user: user.clone(),
+                extension: identity.extension.clone(),
+                consent,
+            });
         }
         Ok(ResolvedOwner { state, principal, subject })
     }
@@ -189,25 +188,21 @@ impl Scheduler {
     /// the name is someone else), or an external user whose tokens an
     /// operator revoked since (no identity provider can be asked again, so
     /// revocation is how their standing work is stopped).
-    pub fn stale_owner(&self, identity: &JobIdentity) -> Option<String> {
+    pub fn stale_owner(&self, identity: &JobIdentity) -> Option<StaleOwner> {
         let user = &identity.user;
         // `updated_at` is when the job got this owner (registration or re-association).
         let since = identity.updated_at;
         match IdentitySource::parse(&identity.auth_source) {
-            Some(IdentitySource::Internal) => {
-                self.security.user_deleted_at(user).filter(|deleted| *deleted >= since).map(|_| {
-                    format!(
-                        "the user `{user}` who owned the job was deleted; a later `{user}` is someone else"
-                    )
-                })
-            }
+            Some(IdentitySource::Internal) => self
+                .security
+                .user_deleted_at(user)
+                .filter(|deleted| *deleted >= since)
+                .map(|_| StaleOwner::Deleted(user.clone())),
             Some(IdentitySource::Jwt) => self
                 .security
                 .user_revoked_before(user)
                 .filter(|revoked| revoked.saturating_mul(1000) >= since)
-                .map(|_| {
-                    format!("the tokens of external user `{user}` were revoked after the job was registered")
-                }),
+                .map(|_| StaleOwner::Revoked(user.clone())),
             _ => None,
         }
     }
@@ -234,10 +229,49 @@ impl Scheduler {
     }
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
+/// Milliseconds since the Unix epoch (the host's one clock).
+pub use crate::time::now_ms;
+
+/// Why a job's owner cannot be run for now.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OwnerError {
+    #[error("`{0}` is a service account; jobs run for users")]
+    ServiceAccount(String),
+    #[error("user `{0}` is disabled")]
+    Disabled(String),
+    #[error("user `{0}` no longer exists")]
+    Gone(String),
+    #[error(
+        "job was registered through `{through}`, not with the user's own credentials; \
+         `{user}` must register it again"
+    )]
+    NotOwnCredentials { user: String, through: String },
+    #[error(transparent)]
+    Stale(#[from] StaleOwner),
+    #[error("user `{user}` does not consent to extension `{extension}` scheduling work (needs `{consent}`)")]
+    NoConsent { user: String, extension: String, consent: String },
+}
+
+impl HasKind for OwnerError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            OwnerError::Gone(_) => ErrorKind::NotFound,
+            _ => ErrorKind::Denied,
+        }
+    }
+}
+
+/// Why the user a job was registered for is no longer the one of that name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StaleOwner {
+    #[error("the user `{0}` who owned the job was deleted; a later `{0}` is someone else")]
+    Deleted(String),
+    #[error("the tokens of external user `{0}` were revoked after the job was registered")]
+    Revoked(String),
+}
+
+impl HasKind for StaleOwner {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Denied
+    }
 }

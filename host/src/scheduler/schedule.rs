@@ -38,6 +38,12 @@ pub enum ScheduleError {
     Cron { expr: String, reason: String },
 }
 
+impl crate::error::HasKind for ScheduleError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::Invalid
+    }
+}
+
 impl Schedule {
     /// Refuses schedules that could never run or that make no sense.
     pub fn validate(&self) -> Result<(), ScheduleError> {

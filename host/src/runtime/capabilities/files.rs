@@ -30,6 +30,10 @@
 //! Bytes charged but not yet on disk (a write in flight) and bytes charged
 //! while the walk ran are added to its result, so a walk never forgets them.
 //!
+//! The module owns both filesystem interfaces ([`IMPORTS`], [`link`]), the
+//! load-time preparation ([`prepare`]: the directory, refused if it holds
+//! a link, and its quota) and the per-invocation context ([`FilesCtx`]).
+//!
 //! What the guest sees: a refused descriptor call (`open-at` creating,
 //! `create-directory-at`, `set-size`, `write`) fails with ENOSPC; a refused
 //! stream write fails with EIO, because wasi-libc maps every stream error to
@@ -39,8 +43,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use wasmtime::component::{HasData, Resource};
-use wasmtime_wasi::filesystem::{Descriptor, WasiFilesystemCtxView, WasiFilesystemView};
+use wasmtime::component::{HasData, Linker, Resource};
+use wasmtime_wasi::filesystem::{Descriptor, WasiFilesystem, WasiFilesystemCtxView, WasiFilesystemView};
+use wasmtime_wasi::p2::bindings::filesystem::preopens;
 use wasmtime_wasi::p2::bindings::filesystem::types::{
     self, DescriptorStat, ErrorCode, HostDescriptor, HostDirectoryEntryStream,
 };
@@ -49,7 +54,54 @@ use wasmtime_wasi::p2::{
 };
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
-use crate::runtime::state::InvocationState;
+use super::{Covers, Versions};
+use crate::capability::ImportClass;
+use crate::error::{ErrorKind, HasKind};
+
+/// The filesystem interfaces: linked for every extension (adapter-built
+/// guests import them even for `println!`), with a directory only with
+/// the `files` grant.
+pub const IMPORTS: &[Covers] = &[Covers {
+    package: "wasi:filesystem",
+    items: &["types", "preopens"],
+    versions: Versions::Wasi02,
+    class: ImportClass::Filesystem,
+}];
+
+/// Links `wasi:filesystem/types` through [`GuardedFilesystem`] and
+/// `preopens` as wasmtime-wasi serves them.
+pub fn link<T: WasiFilesystemView + 'static>(
+    l: &mut Linker<T>,
+    view: fn(&mut T) -> GuardedView<'_>,
+) -> wasmtime::Result<()> {
+    types::add_to_linker::<T, GuardedFilesystem>(l, view)?;
+    preopens::add_to_linker::<T, WasiFilesystem>(l, T::filesystem)
+}
+
+/// One invocation's files context: the extension's quota (none without
+/// the `files` grant).
+#[derive(Debug, Clone, Default)]
+pub struct FilesCtx {
+    pub quota: Option<Arc<FilesQuota>>,
+}
+
+/// What [`prepare`] made ready at load: the directory and its quota,
+/// shared by all the extension's invocations.
+#[derive(Debug)]
+pub struct PreparedFiles {
+    pub dir: PathBuf,
+    pub quota: Arc<FilesQuota>,
+}
+
+/// Load-time preparation of the `files` grant: creates the extension's
+/// directory (so a failure is a load error) and measures it for the quota
+/// (a directory holding a symlink is refused).
+pub fn prepare(data_dir: &Path, extension_id: &str, limit: u64) -> Result<PreparedFiles, FilesError> {
+    let dir = host_dir(data_dir, extension_id);
+    std::fs::create_dir_all(&dir).map_err(|source| FilesError::Dir { dir: dir.clone(), source })?;
+    let quota = FilesQuota::open(extension_id, &dir, limit)?;
+    Ok(PreparedFiles { dir, quota: Arc::new(quota) })
+}
 
 /// Where the guest sees its directory.
 pub const GUEST_PATH: &str = "/data";
@@ -66,11 +118,6 @@ pub fn host_dir(data_dir: &Path, extension_id: &str) -> PathBuf {
     data_dir.join("files").join(extension_id)
 }
 
-/// Creates the directory (at load, so a failure is a load error).
-pub fn prepare(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)
-}
-
 /// Opens `dir` as `/data` for one invocation.
 pub fn preopen(builder: &mut WasiCtxBuilder, dir: &Path) -> wasmtime::Result<()> {
     builder.preopened_dir(dir, GUEST_PATH, FsPerms::ReadWrite)?;
@@ -80,6 +127,8 @@ pub fn preopen(builder: &mut WasiCtxBuilder, dir: &Path) -> wasmtime::Result<()>
 /// Why an extension's files directory was refused at load.
 #[derive(Debug, thiserror::Error)]
 pub enum FilesError {
+    #[error("{dir}: cannot prepare its files directory: {source}")]
+    Dir { dir: PathBuf, source: std::io::Error },
     #[error("{dir}: cannot measure its files directory: {source}")]
     Walk { dir: PathBuf, source: std::io::Error },
     #[error(
@@ -87,6 +136,15 @@ pub enum FilesError {
          (remove them to load the extension): {}", .links.join(", ")
     )]
     Symlinks { dir: PathBuf, links: Vec<String> },
+}
+
+impl HasKind for FilesError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            FilesError::Dir { .. } | FilesError::Walk { .. } => ErrorKind::Internal,
+            FilesError::Symlinks { .. } => ErrorKind::Invalid,
+        }
+    }
 }
 
 /// What a walk of the directory found.
@@ -323,10 +381,12 @@ impl std::fmt::Debug for GuardedView<'_> {
     }
 }
 
-/// The linker's accessor for [`GuardedFilesystem`].
-pub fn guarded_view(state: &mut InvocationState) -> GuardedView<'_> {
-    let quota = state.files_quota.clone();
-    GuardedView { fs: state.filesystem(), quota }
+impl<'a> GuardedView<'a> {
+    /// The view the linker's accessor hands out: the store's filesystem
+    /// and the invocation's [`FilesCtx`].
+    pub fn new(fs: WasiFilesystemCtxView<'a>, ctx: FilesCtx) -> Self {
+        GuardedView { fs, quota: ctx.quota }
+    }
 }
 
 /// A second handle on a borrowed descriptor, to call two operations.

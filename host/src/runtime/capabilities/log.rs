@@ -10,14 +10,36 @@
 //! concurrent or back-to-back requests cannot multiply the per-invocation
 //! budget. Over budget, records are dropped and counted; the invocation
 //! ends with one line saying how many were dropped.
+//!
+//! Per-invocation context: the [`LogBudget`], reached through [`LogView`].
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::{HasData, Linker};
 
+use super::{CapView, Covers, Versions};
+use crate::capability::ImportClass;
 use crate::runtime::bindings::{log, types};
-use crate::runtime::state::InvocationState;
+
+/// The imports linked here: baseline, `warden:extension@0.1.x`.
+pub const IMPORTS: &[Covers] = &[Covers {
+    package: "warden:extension",
+    items: &["log", "types"],
+    versions: Versions::Ours01,
+    class: ImportClass::Baseline,
+}];
+
+/// What `log` host functions see: the invocation's log budget.
+pub type LogView<'a> = CapView<'a, LogBudget>;
+
+/// The `HasData` marker of `warden:extension/log` and `types`.
+#[derive(Debug)]
+pub struct Log;
+
+impl HasData for Log {
+    type Data<'a> = LogView<'a>;
+}
 
 /// Longest message kept; longer ones are cut (at a char boundary), not refused.
 pub const MAX_MESSAGE: usize = 8 * 1024;
@@ -33,20 +55,23 @@ pub const RATE_BURST_BYTES: u64 = 2 << 20;
 /// Bytes an extension may log per second, sustained (all invocations).
 pub const RATE_BYTES_PER_SEC: u64 = 256 << 10;
 
-pub fn link(linker: &mut Linker<InvocationState>) -> wasmtime::Result<()> {
-    types::add_to_linker::<_, HasSelf<InvocationState>>(linker, |s| s)?;
-    log::add_to_linker::<_, HasSelf<InvocationState>>(linker, |s| s)
+pub fn link<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    view: fn(&mut T) -> LogView<'_>,
+) -> wasmtime::Result<()> {
+    types::add_to_linker::<T, Log>(linker, view)?;
+    log::add_to_linker::<T, Log>(linker, view)
 }
 
-impl types::Host for InvocationState {}
+impl types::Host for LogView<'_> {}
 
-impl log::Host for InvocationState {
+impl log::Host for LogView<'_> {
     async fn write(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
-        if !self.log_budget.admit(message.len()) {
+        if !self.ctx.admit(message.len()) {
             return Ok(());
         }
         let message = truncate(&message, MAX_MESSAGE);
-        let extension = &*self.context.extension_id;
+        let extension = &**self.extension;
         match level {
             log::Level::Trace => tracing::trace!(target: "warden::guest", extension, "{message}"),
             log::Level::Debug => tracing::debug!(target: "warden::guest", extension, "{message}"),

@@ -1,100 +1,336 @@
 //! `warden:extension/scheduler` (grant: `scheduler`).
 //!
-//! Linked for extensions granted `scheduler`. Each call goes to the
+//! Linked for extensions granted `scheduler`. Each call is converted from
+//! the WIT types to the scheduler's domain types and goes to the
 //! invocation's [`JobAccess`] (the host's scheduler) with the invocation's
-//! [`JobOwner`]: the user the request or job runs for, decided by the host.
-//! The guest names only jobs, schedules and its own params; it never sees
-//! or chooses who a job runs as. An invocation without a scheduler answers
-//! a typed `unavailable`.
+//! [`JobOwner`]: the user the request or job runs for, decided by the host
+//! (`runtime::session`). The guest names only jobs, schedules and its own
+//! params; it never sees or chooses who a job runs as. An invocation
+//! without a scheduler answers a typed `unavailable`.
 
 use std::sync::Arc;
 
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::{HasData, Linker};
 
-use super::not_granted;
-use crate::capability::Capability;
+use super::{CapView, Covers, Versions, not_granted, to_wit};
+use crate::capability::{Capability, ImportClass};
+use crate::error::HasKind;
 use crate::runtime::bindings::{scheduler, types};
-use crate::runtime::state::InvocationState;
+use crate::scheduler::extension_api::{JobAccess, JobAccessError, JobInfo, JobOwner, JobSpec, NoJobOwner};
+use crate::scheduler::schedule::Schedule;
 
-/// Who the jobs an invocation registers will run as.
-#[derive(Debug, Clone)]
-pub struct JobOwner {
-    pub user: String,
-    /// How the user authenticated (`internal`, `jwt`, `api-token:<id>`...).
-    pub auth_source: String,
-    pub backend_roles: Vec<String>,
-    /// Whether the user consented to this extension scheduling work on
-    /// their behalf (the reason when not).
-    pub consent: Result<(), String>,
+/// The import linked here.
+pub const IMPORTS: &[Covers] = &[Covers {
+    package: "warden:extension",
+    items: &["scheduler"],
+    versions: Versions::Ours01,
+    class: ImportClass::Needs(Capability::Scheduler),
+}];
+
+/// One invocation's scheduler context.
+#[derive(Debug, Clone, Default)]
+pub enum JobsCtx {
+    /// No scheduler (the host runs without one, or the extension is not
+    /// granted `scheduler`).
+    #[default]
+    Unavailable,
+    Available {
+        access: Arc<dyn JobAccess>,
+        /// Who the invocation's jobs belong to, or why nobody can act on
+        /// jobs here (an anonymous caller; a token standing in for the user).
+        owner: Result<JobOwner, NoJobOwner>,
+    },
 }
 
-/// The host's side of the scheduler interface.
-pub trait JobAccess: Send + Sync + std::fmt::Debug {
-    fn register(
-        &self,
-        extension: &str,
-        owner: &JobOwner,
-        request_id: &str,
-        spec: scheduler::JobSpec,
-    ) -> Result<String, types::Error>;
-    fn unregister(
-        &self,
-        extension: &str,
-        owner: &JobOwner,
-        request_id: &str,
-        id: &str,
-    ) -> Result<(), types::Error>;
-    fn get(&self, extension: &str, owner: &JobOwner, id: &str) -> Result<scheduler::JobInfo, types::Error>;
-    fn list(&self, extension: &str, owner: &JobOwner) -> Result<Vec<scheduler::JobInfo>, types::Error>;
+/// What `scheduler` host functions see.
+pub type JobsView<'a> = CapView<'a, JobsCtx>;
+
+/// The `HasData` marker of `warden:extension/scheduler`.
+#[derive(Debug)]
+pub struct Jobs;
+
+impl HasData for Jobs {
+    type Data<'a> = JobsView<'a>;
 }
 
-/// What an invocation carries for its scheduler calls.
-#[derive(Debug, Clone)]
-pub struct JobSession {
-    pub access: Arc<dyn JobAccess>,
-    /// Who the invocation's jobs belong to, or why nobody can act on jobs
-    /// here (an anonymous caller; a token standing in for the user).
-    pub owner: Result<JobOwner, String>,
+pub fn link<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    view: fn(&mut T) -> JobsView<'_>,
+) -> wasmtime::Result<()> {
+    scheduler::add_to_linker::<T, Jobs>(linker, view)
 }
 
-pub fn link(linker: &mut Linker<InvocationState>) -> wasmtime::Result<()> {
-    scheduler::add_to_linker::<_, HasSelf<InvocationState>>(linker, |s| s)
-}
-
-impl InvocationState {
+impl JobsView<'_> {
     /// The grant (checked again at call time), the scheduler and the owner.
-    fn job_session(&self) -> Result<(&dyn JobAccess, &JobOwner), types::Error> {
-        if !self.context.is_granted(Capability::Scheduler) {
+    fn session(&self) -> Result<(&dyn JobAccess, &JobOwner), types::Error> {
+        if !self.granted {
             return Err(not_granted(Capability::Scheduler));
         }
-        let Some(session) = &self.context.session.jobs else {
+        let JobsCtx::Available { access, owner } = &*self.ctx else {
             return Err(types::Error::Unavailable("no scheduler is configured for this invocation".into()));
         };
-        let owner = session.owner.as_ref().map_err(|reason| types::Error::Denied(reason.clone()))?;
-        Ok((session.access.as_ref(), owner))
+        let owner = owner.as_ref().map_err(|e| to_wit(e.kind(), e.to_string()))?;
+        Ok((access.as_ref(), owner))
     }
 }
 
-impl scheduler::Host for InvocationState {
+impl scheduler::Host for JobsView<'_> {
     async fn register(&mut self, spec: scheduler::JobSpec) -> wasmtime::Result<Result<String, types::Error>> {
-        let request_id = &self.context.session.request_id;
-        Ok(self
-            .job_session()
-            .and_then(|(access, owner)| access.register(&self.context.extension_id, owner, request_id, spec)))
+        Ok(self.session().and_then(|(access, owner)| {
+            access.register(self.extension, owner, self.request_id, spec_from_wit(spec)).map_err(error)
+        }))
     }
 
     async fn unregister(&mut self, id: String) -> wasmtime::Result<Result<(), types::Error>> {
-        let request_id = &self.context.session.request_id;
-        Ok(self.job_session().and_then(|(access, owner)| {
-            access.unregister(&self.context.extension_id, owner, request_id, &id)
+        Ok(self.session().and_then(|(access, owner)| {
+            access.unregister(self.extension, owner, self.request_id, &id).map_err(error)
         }))
     }
 
     async fn get(&mut self, id: String) -> wasmtime::Result<Result<scheduler::JobInfo, types::Error>> {
-        Ok(self.job_session().and_then(|(access, owner)| access.get(&self.context.extension_id, owner, &id)))
+        Ok(self.session().and_then(|(access, owner)| {
+            access.get(self.extension, owner, &id).map(info_to_wit).map_err(error)
+        }))
     }
 
     async fn list_jobs(&mut self) -> wasmtime::Result<Result<Vec<scheduler::JobInfo>, types::Error>> {
-        Ok(self.job_session().and_then(|(access, owner)| access.list(&self.context.extension_id, owner)))
+        Ok(self.session().and_then(|(access, owner)| {
+            let jobs = access.list(self.extension, owner).map_err(error)?;
+            Ok(jobs.into_iter().map(info_to_wit).collect())
+        }))
+    }
+}
+
+fn error(e: JobAccessError) -> types::Error {
+    to_wit(e.kind(), e.to_string())
+}
+
+fn schedule_from_wit(schedule: scheduler::Schedule) -> Schedule {
+    match schedule {
+        scheduler::Schedule::Once(at) => Schedule::Once(at),
+        scheduler::Schedule::Interval(secs) => Schedule::Interval(secs),
+        scheduler::Schedule::Cron(expr) => Schedule::Cron(expr),
+    }
+}
+
+fn schedule_to_wit(schedule: Schedule) -> scheduler::Schedule {
+    match schedule {
+        Schedule::Once(at) => scheduler::Schedule::Once(at),
+        Schedule::Interval(secs) => scheduler::Schedule::Interval(secs),
+        Schedule::Cron(expr) => scheduler::Schedule::Cron(expr),
+    }
+}
+
+fn spec_from_wit(spec: scheduler::JobSpec) -> JobSpec {
+    JobSpec { name: spec.name, schedule: schedule_from_wit(spec.schedule), params: spec.params }
+}
+
+fn info_to_wit(info: JobInfo) -> scheduler::JobInfo {
+    scheduler::JobInfo {
+        id: info.id,
+        name: info.name,
+        schedule: schedule_to_wit(info.schedule),
+        params: info.params,
+        enabled: info.enabled,
+        next_run: info.next_run,
+        last_run: info.last_run,
+    }
+}
+
+/// The capability alone, with a fake scheduler: WIT specs reach the domain
+/// call converted, domain jobs and errors come back as WIT types, and the
+/// grant, the missing scheduler and the missing owner are answered before
+/// any call is made.
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::error::{Denial, Gate};
+    use crate::scheduler::jobs::JobError;
+
+    /// Records every call (extension, user, request id, what) and answers
+    /// canned domain replies.
+    #[derive(Debug, Default)]
+    struct FakeJobs {
+        seen: Mutex<Vec<String>>,
+        specs: Mutex<Vec<JobSpec>>,
+        /// Every call fails with this, when set.
+        fail: Option<Failure>,
+    }
+
+    impl FakeJobs {
+        fn record(&self, what: String) -> Result<(), JobAccessError> {
+            if let Ok(mut seen) = self.seen.lock() {
+                seen.push(what);
+            }
+            self.fail.map_or(Ok(()), |fail| Err(fail()))
+        }
+
+        fn seen(&self) -> Vec<String> {
+            self.seen.lock().map(|s| s.clone()).unwrap_or_default()
+        }
+    }
+
+    fn job() -> JobInfo {
+        JobInfo {
+            id: "j1".into(),
+            name: "nightly".into(),
+            schedule: Schedule::Cron("0 3 * * *".into()),
+            params: "{}".into(),
+            enabled: true,
+            next_run: Some(42),
+            last_run: None,
+        }
+    }
+
+    impl JobAccess for FakeJobs {
+        fn register(
+            &self,
+            extension: &str,
+            owner: &JobOwner,
+            request_id: &str,
+            spec: JobSpec,
+        ) -> Result<String, JobAccessError> {
+            self.record(format!("register {extension} {} {request_id}", owner.user))?;
+            if let Ok(mut specs) = self.specs.lock() {
+                specs.push(spec);
+            }
+            Ok("j1".into())
+        }
+
+        fn unregister(
+            &self,
+            extension: &str,
+            owner: &JobOwner,
+            request_id: &str,
+            id: &str,
+        ) -> Result<(), JobAccessError> {
+            self.record(format!("unregister {extension} {} {request_id} {id}", owner.user))
+        }
+
+        fn get(&self, extension: &str, owner: &JobOwner, id: &str) -> Result<JobInfo, JobAccessError> {
+            self.record(format!("get {extension} {} {id}", owner.user))?;
+            Ok(job())
+        }
+
+        fn list(&self, extension: &str, owner: &JobOwner) -> Result<Vec<JobInfo>, JobAccessError> {
+            self.record(format!("list {extension} {}", owner.user))?;
+            Ok(vec![job()])
+        }
+    }
+
+    type R = Result<(), Box<dyn std::error::Error>>;
+
+    /// Makes the error a fake call fails with.
+    type Failure = fn() -> JobAccessError;
+
+    fn owner() -> JobOwner {
+        JobOwner {
+            user: "ana".into(),
+            auth_source: "internal".into(),
+            backend_roles: vec![],
+            consent: Ok(()),
+        }
+    }
+
+    fn spec() -> scheduler::JobSpec {
+        scheduler::JobSpec {
+            name: "nightly".into(),
+            schedule: scheduler::Schedule::Interval(60),
+            params: r#"{"index":"logs"}"#.into(),
+        }
+    }
+
+    fn view<'a>(ctx: &'a mut JobsCtx, extension: &'a Arc<str>, granted: bool) -> JobsView<'a> {
+        JobsView { ctx, extension, request_id: "req-1", granted }
+    }
+
+    #[tokio::test]
+    async fn calls_are_converted_both_ways() -> R {
+        let fake = Arc::new(FakeJobs::default());
+        let mut ctx = JobsCtx::Available { access: fake.clone(), owner: Ok(owner()) };
+        let extension: Arc<str> = "reporter".into();
+        let mut view = view(&mut ctx, &extension, true);
+
+        assert_eq!(scheduler::Host::register(&mut view, spec()).await??, "j1");
+        let specs = fake.specs.lock().map(|s| s.clone()).unwrap_or_default();
+        assert_eq!(
+            specs,
+            vec![JobSpec {
+                name: "nightly".into(),
+                schedule: Schedule::Interval(60),
+                params: r#"{"index":"logs"}"#.into()
+            }]
+        );
+        let info = scheduler::Host::get(&mut view, "j1".into()).await??;
+        assert_eq!((info.id.as_str(), info.name.as_str(), info.params.as_str()), ("j1", "nightly", "{}"));
+        assert!(matches!(&info.schedule, scheduler::Schedule::Cron(c) if c == "0 3 * * *"));
+        assert_eq!((info.enabled, info.next_run, info.last_run), (true, Some(42), None));
+        assert_eq!(scheduler::Host::list_jobs(&mut view).await??.len(), 1);
+        scheduler::Host::unregister(&mut view, "j1".into()).await??;
+        assert_eq!(
+            fake.seen(),
+            vec![
+                "register reporter ana req-1",
+                "get reporter ana j1",
+                "list reporter ana",
+                "unregister reporter ana req-1 j1"
+            ]
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn domain_errors_become_wit_errors() -> R {
+        let extension: Arc<str> = "reporter".into();
+        let cases: [(Failure, &str); 4] = [
+            (|| Denial::new(Gate::Consent, "no consent").into(), "Denied(\"no consent\")"),
+            (|| JobAccessError::NotFound("j9".into()), "NotFound(\"no job `j9`\")"),
+            (|| JobError::Contended("j1".into()).into(), "Conflict("),
+            (|| JobError::Limit("at most 100".into()).into(), "Denied(\"at most 100\")"),
+        ];
+        for (fail, expected) in cases {
+            let fake = Arc::new(FakeJobs { fail: Some(fail), ..FakeJobs::default() });
+            let mut ctx = JobsCtx::Available { access: fake, owner: Ok(owner()) };
+            let got = scheduler::Host::register(&mut view(&mut ctx, &extension, true), spec()).await?;
+            let got = format!("{:?}", got.err());
+            assert!(got.contains(expected), "{got} should hold {expected}");
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_withdrawn_grant_is_denied_even_when_linked() -> R {
+        let fake = Arc::new(FakeJobs::default());
+        let mut ctx = JobsCtx::Available { access: fake.clone(), owner: Ok(owner()) };
+        let extension: Arc<str> = "reporter".into();
+        let got = scheduler::Host::list_jobs(&mut view(&mut ctx, &extension, false)).await?;
+        assert!(
+            matches!(&got, Err(types::Error::Denied(m)) if m.contains("`scheduler` capability is not granted")),
+            "{got:?}"
+        );
+        assert!(fake.seen().is_empty(), "no call reached the scheduler");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn no_scheduler_is_unavailable_and_no_owner_is_denied() -> R {
+        let extension: Arc<str> = "reporter".into();
+        let got =
+            scheduler::Host::register(&mut view(&mut JobsCtx::default(), &extension, true), spec()).await?;
+        assert!(
+            matches!(&got, Err(types::Error::Unavailable(m)) if m == "no scheduler is configured for this invocation"),
+            "{got:?}"
+        );
+        let fake = Arc::new(FakeJobs::default());
+        let mut ctx = JobsCtx::Available { access: fake.clone(), owner: Err(NoJobOwner::Anonymous) };
+        let got = scheduler::Host::register(&mut view(&mut ctx, &extension, true), spec()).await?;
+        assert!(
+            matches!(&got, Err(types::Error::Denied(m)) if m.contains("this request has none (anonymous)")),
+            "{got:?}"
+        );
+        assert!(fake.seen().is_empty());
+        Ok(())
     }
 }

@@ -1,20 +1,59 @@
-//! Baseline WASI: io, clocks, random, cli (no environment, no args) and the
-//! filesystem interfaces with no directory opened unless `files` is granted.
+//! Baseline WASI: io, clocks, random and cli (no environment, no args).
 //! Sockets are never linked here: `wasi:sockets` needs the `network` grant.
-//! `wasi:filesystem/types` goes through [`super::files::GuardedFilesystem`]
-//! (no links, the disk quota).
+//! The filesystem interfaces are [`super::files`]'s (no directory opened
+//! unless `files` is granted; no links; the disk quota).
+//!
+//! Per-invocation context: the store's `WasiCtx` and resource table, which
+//! wasmtime-wasi's own `HasData` markers reach through `WasiView`.
 
 use wasmtime::component::{HasData, Linker, ResourceTable};
 use wasmtime_wasi::WasiView;
 use wasmtime_wasi::cli::{WasiCli, WasiCliView};
 use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
-use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemView};
-
-use super::files::{self, GuardedFilesystem};
-use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, io, random};
+use wasmtime_wasi::p2::bindings::{cli, clocks, io, random};
 use wasmtime_wasi::random::WasiRandom;
 
-use crate::runtime::state::InvocationState;
+use super::{Covers, Versions};
+use crate::capability::ImportClass;
+
+/// The imports linked here: baseline, WASI 0.2.
+pub const IMPORTS: &[Covers] = &[
+    Covers {
+        package: "wasi:io",
+        items: &["error", "poll", "streams"],
+        versions: Versions::Wasi02,
+        class: ImportClass::Baseline,
+    },
+    Covers {
+        package: "wasi:clocks",
+        items: &["wall-clock", "monotonic-clock"],
+        versions: Versions::Wasi02,
+        class: ImportClass::Baseline,
+    },
+    Covers {
+        package: "wasi:random",
+        items: &["random", "insecure", "insecure-seed"],
+        versions: Versions::Wasi02,
+        class: ImportClass::Baseline,
+    },
+    Covers {
+        package: "wasi:cli",
+        items: &[
+            "environment",
+            "exit",
+            "stdin",
+            "stdout",
+            "stderr",
+            "terminal-input",
+            "terminal-output",
+            "terminal-stdin",
+            "terminal-stdout",
+            "terminal-stderr",
+        ],
+        versions: Versions::Wasi02,
+        class: ImportClass::Baseline,
+    },
+];
 
 /// `wasi:io` host traits are implemented on the resource table itself.
 struct HasIo;
@@ -24,8 +63,7 @@ impl HasData for HasIo {
 }
 
 /// Links the baseline WASI interfaces.
-pub fn link(l: &mut Linker<InvocationState>) -> wasmtime::Result<()> {
-    type T = InvocationState;
+pub fn link<T: WasiView + 'static>(l: &mut Linker<T>) -> wasmtime::Result<()> {
     io::error::add_to_linker::<T, HasIo>(l, |t| t.ctx().table)?;
     io::poll::add_to_linker::<T, HasIo>(l, |t| t.ctx().table)?;
     io::streams::add_to_linker::<T, HasIo>(l, |t| t.ctx().table)?;
@@ -44,7 +82,5 @@ pub fn link(l: &mut Linker<InvocationState>) -> wasmtime::Result<()> {
     cli::terminal_stdin::add_to_linker::<T, WasiCli>(l, T::cli)?;
     cli::terminal_stdout::add_to_linker::<T, WasiCli>(l, T::cli)?;
     cli::terminal_stderr::add_to_linker::<T, WasiCli>(l, T::cli)?;
-    filesystem::types::add_to_linker::<T, GuardedFilesystem>(l, files::guarded_view)?;
-    filesystem::preopens::add_to_linker::<T, WasiFilesystem>(l, T::filesystem)?;
     Ok(())
 }
