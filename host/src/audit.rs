@@ -640,7 +640,7 @@ impl ReverseLines {
 
 /// `2026-11-22T19:40:00.123Z` from milliseconds since the epoch.
 pub fn rfc3339(ms: u64) -> String {
-    crate::cluster::dates::format(i64::try_from(ms).unwrap_or(i64::MAX))
+    crate::time::rfc3339(i64::try_from(ms).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

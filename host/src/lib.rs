@@ -6,6 +6,21 @@
 //! [`runtime`] (the engine and the invocation path) and [`api`] (every REST
 //! surface, the only module that speaks HTTP). [`config`] reads the
 //! operator's environment settings.
+//!
+//! The layers, from the ground up (enforced by a test that reads the
+//! `crate::` paths of every file; see docs/architecture.md):
+//!
+//! 1. [`store`], [`time`], [`error`]: the embedded store, the clock and
+//!    calendar, the error vocabulary. The store imports nothing of the crate.
+//! 2. [`capability`], [`manifest`], [`audit`], then [`security`]
+//!    (authentication, roles, tokens): security asks nothing above it.
+//! 3. [`cluster`] (action layer, gates, backends) and [`scheduler`] (jobs):
+//!    domain services with domain types; neither imports the WIT bindings,
+//!    the capabilities or the API.
+//! 4. [`runtime`]: the engine, the sandbox, the sessions (the one place that
+//!    mints tokens) and the capabilities, which convert between WIT and the
+//!    domain services' types.
+//! 5. [`api`]: every REST surface, the only module that imports axum.
 
 pub mod api;
 pub mod audit;
@@ -21,3 +36,6 @@ pub mod scheduler;
 pub mod security;
 pub mod store;
 pub mod time;
+
+#[cfg(test)]
+mod layering;

@@ -235,7 +235,7 @@ fn one(name: &str, spec: &Value, docs: &[&Value], buckets: &Cell<usize>) -> Resu
             for (key, members) in keyed {
                 let mut bucket = Map::new();
                 bucket.insert("key".into(), json!(key));
-                bucket.insert("key_as_string".into(), json!(super::dates::format(key)));
+                bucket.insert("key_as_string".into(), json!(crate::time::rfc3339(key)));
                 bucket.insert("doc_count".into(), json!(members.len()));
                 with_sub(&mut bucket, &members)?;
                 out.push(Value::Object(bucket));

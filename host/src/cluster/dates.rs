@@ -1,12 +1,13 @@
 //! Dates as OpenSearch's default date format reads them: epoch
 //! milliseconds, or ISO-8601 strings (`2026-11-22`, `2026-11-22T10:15:30Z`,
 //! with optional fractions and `±HH:MM` offsets); date math in range bounds
-//! (`now-1h`, `now/d`, `2026-11-22||+1M/M`); and the civil calendar
-//! arithmetic (Howard Hinnant's algorithms) that calendar intervals need.
+//! (`now-1h`, `now/d`, `2026-11-22||+1M/M`); calendar units for intervals.
+//! The civil calendar itself (Howard Hinnant's algorithms) and RFC 3339
+//! formatting live in `crate::time`.
 
 use serde_json::Value;
 
-const DAY_MS: i64 = 86_400_000;
+use crate::time::{DAY_MS, civil_from_days, days_from_civil};
 
 /// The dates this module works with: ±100,000,000,000 days (±273 million
 /// years) from the epoch, in milliseconds. Every date a request brings is
@@ -167,19 +168,6 @@ fn shift(t: i64, n: i64, unit: char) -> Option<i64> {
     }
 }
 
-/// RFC 3339 in UTC with milliseconds.
-pub fn format(ms: i64) -> String {
-    let (days, rem) = (ms.div_euclid(DAY_MS), ms.rem_euclid(DAY_MS));
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3_600_000,
-        rem % 3_600_000 / 60_000,
-        rem % 60_000 / 1000,
-        rem % 1000
-    )
-}
-
 /// The start of the calendar unit (`minute`, `hour`, `day`, `week` — from
 /// Monday, `month`, `quarter`, `year`, or their `1m`/`1h`/`1d`/`1w`/`1M`/
 /// `1q`/`1y` forms) holding `ms`; `None` for an unknown unit or a date
@@ -217,33 +205,10 @@ fn days_in_month(year: i64, month: i64) -> i64 {
     }
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-pub fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// (year, month, day) of a day count since 1970-01-01.
-pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(month <= 2), month, day)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time::rfc3339 as format;
 
     #[test]
     fn parses_iso_dates_and_round_trips() {

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::cluster::dates::{civil_from_days, days_from_civil};
+use crate::time::{civil_from_days, days_from_civil};
 
 const MINUTE_MS: u64 = 60_000;
 const DAY_MS: u64 = 86_400_000;
@@ -243,7 +243,7 @@ mod tests {
 
     fn next(expr: &str, after: &str) -> Option<String> {
         let cron = Cron::parse(expr).unwrap_or_else(|e| panic!("{e}"));
-        cron.next_after(at(after)).map(|ms| dates::format(ms as i64))
+        cron.next_after(at(after)).map(|ms| crate::time::rfc3339(ms as i64))
     }
 
     #[test]

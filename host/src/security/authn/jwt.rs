@@ -10,8 +10,7 @@ use base64::Engine as _;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_norway::Value;
 
-use super::AuthnError;
-use super::settings::AuthcError;
+use super::{AuthcError, AuthnError};
 use crate::security::mapping::Principal;
 
 /// A Bearer JWT domain.

@@ -25,11 +25,33 @@ use std::net::IpAddr;
 pub use self::basic::{BasicAuthenticator, internal_principal, parse_basic};
 pub use self::bearer::token_holder;
 pub use self::jwt::JwtDomain;
-pub use self::settings::{Authc, AuthcError};
+pub use self::settings::Authc;
 pub use self::throttle::{FailureListener, ListenerKind};
 use super::mapping::Principal;
 use super::{AuthenticatedUser, IdentitySource, Security};
 use crate::error::{ErrorKind, HasKind};
+
+/// A `config.yml` Warden cannot use; the message names the entry.
+#[derive(Debug, thiserror::Error)]
+#[error("config.yml: {0}")]
+pub struct AuthcError(String);
+
+impl AuthcError {
+    pub(super) fn new(message: impl Into<String>) -> AuthcError {
+        AuthcError(message.into())
+    }
+
+    /// The same error, said of entry `entry`.
+    pub(super) fn within(self, entry: &str) -> AuthcError {
+        AuthcError(format!("{entry}: {}", self.0))
+    }
+}
+
+impl HasKind for AuthcError {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Invalid
+    }
+}
 
 /// OpenSearch's names for the anonymous user and its backend role.
 pub const ANONYMOUS_USER: &str = "opendistro_security_anonymous";

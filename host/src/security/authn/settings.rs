@@ -16,9 +16,9 @@ use std::time::Duration;
 
 use serde_norway::Value;
 
+use super::AuthcError;
 use super::jwt::JwtDomain;
 use super::throttle::{FailureListener, ListenerKind};
-use crate::error::{ErrorKind, HasKind};
 
 /// The authentication methods in force.
 #[derive(Clone)]
@@ -48,32 +48,10 @@ impl Default for Authc {
     }
 }
 
-/// A `config.yml` Warden cannot use; the message names the entry.
-#[derive(Debug, thiserror::Error)]
-#[error("config.yml: {0}")]
-pub struct AuthcError(String);
-
-impl AuthcError {
-    pub(super) fn new(message: impl Into<String>) -> AuthcError {
-        AuthcError(message.into())
-    }
-
-    /// The same error, said of entry `entry`.
-    fn within(self, entry: &str) -> AuthcError {
-        AuthcError(format!("{entry}: {}", self.0))
-    }
-}
-
-impl HasKind for AuthcError {
-    fn kind(&self) -> ErrorKind {
-        ErrorKind::Invalid
-    }
-}
-
 impl Authc {
     /// Parses `config.yml` text. Domains with `http_enabled: false` are off.
     pub fn parse(text: &str) -> Result<Authc, AuthcError> {
-        let root: Value = serde_norway::from_str(text).map_err(|e| AuthcError(e.to_string()))?;
+        let root: Value = serde_norway::from_str(text).map_err(|e| AuthcError::new(e.to_string()))?;
         let dynamic = &root["config"]["dynamic"];
         let anonymous = dynamic["http"]["anonymous_auth_enabled"].as_bool().unwrap_or(false);
         let failure_listeners = match dynamic["auth_failure_listeners"].as_mapping() {
@@ -102,9 +80,11 @@ impl Authc {
                     authc.jwt = Some(JwtDomain::parse(config).map_err(|e| e.within(name))?);
                 }
                 Some(other) => {
-                    return Err(AuthcError(format!("{name}: authenticator type `{other}` is not supported")));
+                    return Err(AuthcError::new(format!(
+                        "{name}: authenticator type `{other}` is not supported"
+                    )));
                 }
-                None => return Err(AuthcError(format!("{name}: no http_authenticator.type"))),
+                None => return Err(AuthcError::new(format!("{name}: no http_authenticator.type"))),
             }
         }
         Ok(authc)
