@@ -135,7 +135,7 @@ fn run(c: &mut Criterion) -> R {
     let attributes = std::collections::HashMap::from([("user_name".to_owned(), "ana".to_owned())]);
     let holder = TokenHolder {
         user: "ana",
-        source: "internal",
+        source: warden_host::security::IdentitySource::Internal,
         roles: &reader,
         backend_roles: &[],
         attributes: &attributes,

@@ -195,6 +195,13 @@ pub enum AuditError {
     Io { path: PathBuf, source: std::io::Error },
 }
 
+impl crate::error::HasKind for AuditError {
+    /// The log is the host's own file: failing to read or write it is ours.
+    fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::Internal
+    }
+}
+
 /// How much the audit log may hold and write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AuditSettings {

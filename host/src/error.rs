@@ -4,7 +4,9 @@
 //! [`ErrorKind`] through [`HasKind`]; the HTTP status (in `api::error`) and
 //! the guest-facing WIT error (in `runtime::capabilities`) are each derived
 //! from the kind in exactly one place, after quickwit's `ServiceErrorCode`.
-//! Nothing decides by matching an error message's text.
+//! Nothing decides by matching an error message's text, except two
+//! messages of wasmtime's own that it gives no type for (`runtime`: a full
+//! pooling allocator; `runtime::extension`: the store's handle limit).
 //!
 //! A security gate's refusal is a typed [`Denial`]: which gate said no and
 //! why, so an audit record and a response can name the gate without parsing.

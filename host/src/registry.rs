@@ -79,7 +79,7 @@ impl Registry {
                     version = extension.manifest.version,
                     capabilities = ?extension.manifest.capabilities,
                     pool_share = ?extension.pool_share(),
-                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    elapsed_ms = crate::time::millis(started.elapsed()),
                     "extension loaded ({how})"
                 );
                 self.extensions.insert(extension.id().to_owned(), Arc::new(extension));

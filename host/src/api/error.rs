@@ -8,10 +8,12 @@
 //!   security plugin's shape (`/_plugins/_security/api/...`, `/_warden/tokens`,
 //!   `/_warden/security`), kept apart on purpose: OpenSearch's clients read it.
 //!
-//! A status comes from [`ErrorKind::http_status`] where the error has a kind;
-//! the mappings below that name a status of their own are the ones whose
-//! answer differs from their kind's (a busy extension is 503 with
-//! `Retry-After`, not 429), or whose domain error reports no kind yet.
+//! A status comes from [`ErrorKind::http_status`]: every domain error
+//! reports its kind. The few mappings below that name a status of their own
+//! are the answers OpenSearch's clients already know and that differ from
+//! the kind's: a busy extension is 503 with `Retry-After` (not 429), a path
+//! no API serves is 404 `no_handler_found` (a guest sees `invalid`), the job
+//! limit is 400 (a guest is `denied`).
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -138,14 +140,14 @@ impl From<InvokeError> for OpenSearchError {
     }
 }
 
-/// The job store's errors, as `job_exception`.
+/// The job store's errors, as `job_exception`. The status is the kind's,
+/// except the per-user job limit: a guest is `denied` it, a REST client has
+/// always been told 400 (the request must change).
 impl From<JobError> for OpenSearchError {
     fn from(e: JobError) -> Self {
         let kind = match e {
-            JobError::NotFound(_) => ErrorKind::NotFound,
-            JobError::Invalid(_) | JobError::Schedule(_) | JobError::Limit(_) => ErrorKind::Invalid,
-            JobError::Contended(_) => ErrorKind::Conflict,
-            JobError::Store(_) | JobError::Corrupt { .. } => ErrorKind::Internal,
+            JobError::Limit(_) => ErrorKind::Invalid,
+            _ => e.kind(),
         };
         OpenSearchError::new(status_of(kind), "job_exception", e.to_string())
     }
@@ -154,7 +156,7 @@ impl From<JobError> for OpenSearchError {
 /// An audit query that could not read the log.
 impl From<AuditError> for OpenSearchError {
     fn from(e: AuditError) -> Self {
-        OpenSearchError::new(status_of(ErrorKind::Internal), "audit_unavailable", e.to_string())
+        OpenSearchError::new(status_of(e.kind()), "audit_unavailable", e.to_string())
     }
 }
 
@@ -221,37 +223,25 @@ impl From<InvalidBody> for SecurityApiError {
     }
 }
 
-/// A configuration change that did not apply: a configuration that does
-/// not validate is the caller's; the rest (the store, hashing) is ours.
+/// A configuration change that did not apply (a configuration that does
+/// not validate is the caller's; the store is ours), a password refused or
+/// not hashed, an API token refused: each says its kind, and the status
+/// follows from it.
 impl From<SecurityWriteError> for SecurityApiError {
     fn from(e: SecurityWriteError) -> Self {
-        match e {
-            SecurityWriteError::Invalid(c) => SecurityApiError::bad_request(c.to_string()),
-            other => SecurityApiError::internal(other.to_string()),
-        }
+        SecurityApiError::new(e.kind(), e.to_string())
     }
 }
 
-/// A weak password is the caller's; one that cannot be hashed is ours.
 impl From<PasswordError> for SecurityApiError {
     fn from(e: PasswordError) -> Self {
-        match e {
-            PasswordError::Weak(_) => SecurityApiError::bad_request(e.to_string()),
-            PasswordError::Hash(_) | PasswordError::Random(_) => SecurityApiError::internal(e.to_string()),
-        }
+        SecurityApiError::new(e.kind(), e.to_string())
     }
 }
 
 impl From<ApiTokenError> for SecurityApiError {
     fn from(e: ApiTokenError) -> Self {
-        match e {
-            ApiTokenError::Invalid(m) => SecurityApiError::bad_request(m),
-            ApiTokenError::Duplicate(_) | ApiTokenError::TooMany(_) => {
-                SecurityApiError::bad_request(e.to_string())
-            }
-            ApiTokenError::NotFound(_) => SecurityApiError::not_found(e.to_string()),
-            ApiTokenError::Store(s) => SecurityApiError::internal(s.to_string()),
-        }
+        SecurityApiError::new(e.kind(), e.to_string())
     }
 }
 

@@ -44,7 +44,7 @@ pub async fn call(
             .path(format!("/_extensions/{id}/{path}"))
             .action(&permission)
             .extension(&id)
-            .gate("route");
+            .gate(crate::error::Gate::Route.as_str());
         caller.record(match &decision {
             Err(denied) => event.reason(denied.to_string()),
             Ok(()) => event,

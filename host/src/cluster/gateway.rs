@@ -195,13 +195,6 @@ impl ClusterGateway {
         ClusterGateway { backend, tokens, security, audit, verified: Default::default() }
     }
 
-    /// The token service, for the security API's token endpoints (which
-    /// move to security in the API-layer step). Invocation tokens are
-    /// minted by `runtime::session`, never through here.
-    pub fn tokens(&self) -> &Arc<TokenService> {
-        &self.tokens
-    }
-
     pub fn backend(&self) -> &dyn Backend {
         self.backend.as_ref()
     }

@@ -73,7 +73,7 @@ pub struct JobRun<'a> {
     pub jobs: Arc<dyn JobAccess>,
     /// The run's cluster access (renewing its token) and its first token,
     /// when the extension is granted `cluster` and the host has one.
-    pub cluster: Option<(Arc<dyn ClusterAccess>, Option<String>)>,
+    pub cluster: Option<Arc<dyn ClusterAccess>>,
 }
 
 impl Sessions {
@@ -116,7 +116,7 @@ impl Sessions {
         let lifetime = (extension.limits.timeout.as_secs() + 5).min(obo::MAX_LIFETIME);
         let holder = TokenHolder {
             user: &user.principal.name,
-            source: user.source.as_str(),
+            source: user.source,
             roles: &user.role_names(),
             backend_roles: &user.principal.backend_roles,
             attributes: &user.principal.attributes,
@@ -140,8 +140,10 @@ impl Sessions {
         if grants.contains(&Capability::Scheduler) {
             session.jobs = JobsCtx::Available { access: run.jobs, owner: Ok(run.owner) };
         }
-        if let Some((access, token)) = run.cluster.filter(|_| grants.contains(&Capability::Cluster)) {
-            session.cluster = ClusterCtx { token, access: Some(access) };
+        // No token here: the run's access (`RenewingClusterAccess`) puts its
+        // own, renewed while the run holds its lease, on every user call.
+        if let Some(access) = run.cluster.filter(|_| grants.contains(&Capability::Cluster)) {
+            session.cluster = ClusterCtx { token: None, access: Some(access) };
         }
         session
     }
@@ -194,7 +196,7 @@ pub fn job_owner(extension: &str, user: &AuthenticatedUser) -> Result<JobOwner, 
     });
     Ok(JobOwner {
         user: user.principal.name.clone(),
-        auth_source: user.source.as_str().to_owned(),
+        auth_source: user.source,
         backend_roles: user.principal.backend_roles.clone(),
         consent,
     })

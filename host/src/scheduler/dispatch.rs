@@ -10,12 +10,13 @@ use std::time::Duration;
 use super::extension_api::{JobAccess, JobOwner};
 use super::jobs::{Job, JobIdentity, RunRecord, RunStatus, Version};
 use super::refresh::RenewingClusterAccess;
-use super::{ResolvedOwner, Scheduler, now_ms};
+use super::{ResolvedOwner, Scheduler};
 use crate::audit::Category;
 use crate::capability::Capability;
 use crate::cluster::gateway::ClusterAccess;
 use crate::runtime::session::{JobRun, Session, SessionError};
 use crate::runtime::{InvokeError, JobContext, JobOutcome, LoadedExtension};
+use crate::time::now_ms;
 
 /// A run's lease outlasts the extension's timeout by this much.
 const LEASE_MARGIN_MS: u64 = 30_000;
@@ -260,10 +261,8 @@ impl Scheduler {
         request_id: &str,
     ) -> Result<Session, SessionError> {
         let cluster = match extension.manifest.capabilities.contains(&Capability::Cluster) {
-            true => RenewingClusterAccess::start(self.clone(), id, identity.clone(), owner)?.map(|access| {
-                let token = access.initial_token();
-                (Arc::new(access) as Arc<dyn ClusterAccess>, token)
-            }),
+            true => RenewingClusterAccess::start(self.clone(), id, identity.clone(), owner)?
+                .map(|access| Arc::new(access) as Arc<dyn ClusterAccess>),
             false => None,
         };
         Ok(self.sessions.for_job(
@@ -272,7 +271,7 @@ impl Scheduler {
                 request_id,
                 owner: JobOwner {
                     user: identity.user.clone(),
-                    auth_source: identity.auth_source.clone(),
+                    auth_source: owner.source,
                     backend_roles: owner.principal.backend_roles.clone(),
                     consent: Ok(()),
                 },

@@ -9,18 +9,18 @@
 
 use super::jobs::{Job, JobError, Registration};
 use super::schedule::Schedule;
-use super::{Scheduler, consent_permission, now_ms};
+use super::{Scheduler, consent_permission};
 use crate::audit::{Category, Event};
 use crate::error::{Denial, ErrorKind, HasKind};
+use crate::security::IdentitySource;
+use crate::time::now_ms;
 
 /// Who the jobs an invocation registers will run as.
 #[derive(Debug, Clone)]
 pub struct JobOwner {
     pub user: String,
-    /// How the user authenticated (`internal`, `jwt`). A String this round:
-    /// `IdentitySource` gains its serde (keeping the stored string) in the
-    /// security step, then this becomes the enum.
-    pub auth_source: String,
+    /// How the user authenticated: the job's identity is the name *and* this.
+    pub auth_source: IdentitySource,
     pub backend_roles: Vec<String>,
     /// Whether the user consented to this extension scheduling work on
     /// their behalf (the consent gate's refusal when not).
@@ -150,7 +150,7 @@ impl JobAccess for Scheduler {
             Registration {
                 extension,
                 user: &owner.user,
-                auth_source: &owner.auth_source,
+                auth_source: owner.auth_source.as_str(),
                 backend_roles: &owner.backend_roles,
                 name: &spec.name,
                 schedule: spec.schedule,
@@ -190,7 +190,7 @@ impl JobAccess for Scheduler {
 
     fn list(&self, extension: &str, owner: &JobOwner) -> Result<Vec<JobInfo>, JobAccessError> {
         let mut out = Vec::new();
-        for id in self.jobs.ids_of(extension, (&owner.user, &owner.auth_source))? {
+        for id in self.jobs.ids_of(extension, (&owner.user, owner.auth_source.as_str()))? {
             if let Ok(job) = self.own_job(extension, owner, &id) {
                 out.push(info(&id, job));
             }
@@ -206,7 +206,7 @@ impl Scheduler {
         let not_found = || JobAccessError::NotFound(id.to_owned());
         let identity = self.jobs.identity(id)?.ok_or_else(not_found)?.0;
         if identity.extension != extension
-            || identity.owner() != (&owner.user, &owner.auth_source)
+            || identity.owner() != (&owner.user, owner.auth_source.as_str())
             || self.stale_owner(&identity).is_some()
         {
             return Err(not_found());

@@ -87,6 +87,8 @@ pub struct Scheduler {
 #[derive(Debug)]
 pub struct ResolvedOwner {
     pub state: Arc<SecurityState>,
+    /// Where the owner's identity comes from (their stored job identity).
+    pub source: IdentitySource,
     pub principal: Principal,
     pub subject: Subject,
 }
@@ -124,7 +126,7 @@ impl Scheduler {
     /// but not started (a number that keeps growing means runs fall behind).
     pub fn status(&self) -> serde_json::Value {
         let running = self.running.lock().map(|r| r.len()).unwrap_or(0);
-        let due = self.jobs.due(now_ms()).map(|d| d.len().saturating_sub(running));
+        let due = self.jobs.due(crate::time::now_ms()).map(|d| d.len().saturating_sub(running));
         serde_json::json!({
             "runs_in_progress": running,
             "jobs_waiting": due.ok(),
@@ -145,20 +147,23 @@ impl Scheduler {
         if service_accounts::is_service_account(user) {
             return Err(OwnerError::ServiceAccount(user.clone()));
         }
-        let principal = match IdentitySource::parse(&identity.auth_source) {
+        let (source, principal) = match IdentitySource::parse(&identity.auth_source) {
             Some(IdentitySource::Internal) => match state.config.internal_users.get(user) {
                 Some(record) if record.disabled => return Err(OwnerError::Disabled(user.clone())),
-                Some(record) => crate::security::internal_principal(user, record),
+                Some(record) => (IdentitySource::Internal, crate::security::internal_principal(user, record)),
                 None => return Err(OwnerError::Gone(user.clone())),
             },
             // Users of an external authenticator (JWT) are not in the
             // internal database: their roles are those they registered with.
-            Some(IdentitySource::Jwt) => Principal {
-                name: user.clone(),
-                backend_roles: identity.backend_roles.clone(),
-                direct_roles: Vec::new(),
-                attributes: [("user_name".to_owned(), user.clone())].into(),
-            },
+            Some(IdentitySource::Jwt) => (
+                IdentitySource::Jwt,
+                Principal {
+                    name: user.clone(),
+                    backend_roles: identity.backend_roles.clone(),
+                    direct_roles: Vec::new(),
+                    attributes: [("user_name".to_owned(), user.clone())].into(),
+                },
+            ),
             // Registrations through tokens (`obo`, `api-token:…`) are
             // refused now; such jobs from before stay suspended.
             _ => {
@@ -180,7 +185,7 @@ impl Scheduler {
                 consent,
             });
         }
-        Ok(ResolvedOwner { state, principal, subject })
+        Ok(ResolvedOwner { state, source, principal, subject })
     }
 
     /// Why the user a job was registered for is no longer the one of that
@@ -228,9 +233,6 @@ impl Scheduler {
         });
     }
 }
-
-/// Milliseconds since the Unix epoch (the host's one clock).
-pub use crate::time::now_ms;
 
 /// Why a job's owner cannot be run for now.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

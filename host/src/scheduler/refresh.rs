@@ -13,13 +13,14 @@
 use std::sync::{Arc, Mutex};
 
 use super::jobs::JobIdentity;
-use super::{ResolvedOwner, Scheduler, now_ms};
+use super::{ResolvedOwner, Scheduler};
 use crate::audit::{Category, Event};
 use crate::cluster::Reply;
 use crate::cluster::gateway::{CallIdentity, ClusterAccess, GateError, GuestCall, Refusal};
 use crate::error::{Denial, Gate};
 use crate::runtime::session::SessionError;
 use crate::security::obo;
+use crate::time::now_ms;
 use crate::time::now_secs;
 
 /// One run's token and when to renew it (seconds since the epoch).
@@ -102,11 +103,6 @@ impl RenewingClusterAccess {
         *current = Current { token: token.clone(), renew_at: renew_at(self.lifetime) };
         Ok(token)
     }
-
-    /// The run's current token (for the session; calls use [`Self::token`]).
-    pub fn initial_token(&self) -> Option<String> {
-        self.current.lock().ok().map(|c| c.token.clone())
-    }
 }
 
 fn renew_at(lifetime: u64) -> u64 {
@@ -123,7 +119,7 @@ fn mint(
 ) -> Result<String, SessionError> {
     let holder = obo::TokenHolder {
         user: &identity.user,
-        source: &identity.auth_source,
+        source: owner.source,
         roles: &owner.state.privileges.role_names(&owner.subject.roles),
         backend_roles: &owner.principal.backend_roles,
         attributes: &owner.principal.attributes,

@@ -82,8 +82,7 @@ impl HasKind for ApiTokenError {
                 ErrorKind::Invalid
             }
             ApiTokenError::NotFound(_) => ErrorKind::NotFound,
-            ApiTokenError::Store(StoreError::Conflict { .. }) => ErrorKind::Conflict,
-            ApiTokenError::Store(_) => ErrorKind::Internal,
+            ApiTokenError::Store(e) => e.kind(),
         }
     }
 }

@@ -213,7 +213,7 @@ impl HasKind for BootstrapError {
             BootstrapError::Config(e) => e.kind(),
             BootstrapError::Io { .. } => ErrorKind::Internal,
             BootstrapError::Authc(e) => e.kind(),
-            BootstrapError::Store(e) => store_kind(e),
+            BootstrapError::Store(e) => e.kind(),
             BootstrapError::WeakInitialPassword(_) => ErrorKind::Invalid,
             BootstrapError::Password(e) => e.kind(),
         }
@@ -252,14 +252,6 @@ impl HasKind for SecurityWriteError {
             SecurityWriteError::Conflict(_) => ErrorKind::Conflict,
             SecurityWriteError::Store(_) => ErrorKind::Internal,
         }
-    }
-}
-
-/// The kind of a store failure met by security.
-fn store_kind(e: &StoreError) -> ErrorKind {
-    match e {
-        StoreError::Conflict { .. } => ErrorKind::Conflict,
-        StoreError::Open { .. } | StoreError::Io(_) | StoreError::Corrupt { .. } => ErrorKind::Internal,
     }
 }
 
@@ -314,6 +306,13 @@ impl Security {
 
     pub fn api_tokens(&self) -> Option<&Arc<api_tokens::ApiTokens>> {
         self.api_tokens.as_ref()
+    }
+
+    /// The OBO token service, when this host has one: the security API's
+    /// token endpoints and the invocation sessions reach it here, never
+    /// through the cluster.
+    pub fn tokens(&self) -> Option<&Arc<obo::TokenService>> {
+        self.obo.as_ref()
     }
 
     /// Accepts Warden's own OBO tokens as Bearer credentials.

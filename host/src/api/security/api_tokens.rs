@@ -48,8 +48,8 @@ pub async fn create(
     let new: NewApiToken = body.parse(Expected::Body)?;
     // Issued after any revocation of the user's tokens, even one made
     // earlier in this very second.
-    let issued_at = match &state.cluster {
-        Some(cluster) => cluster.tokens().issue_time(caller.name(), None),
+    let issued_at = match state.security.tokens() {
+        Some(obo) => obo.issue_time(caller.name(), None),
         None => crate::time::now_secs(),
     };
     let (token, record) = tokens.create(caller.name(), new, issued_at)?;

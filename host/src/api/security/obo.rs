@@ -19,11 +19,7 @@ use crate::security::obo::{Revocations, TokenHolder, TokenService};
 
 /// The token service, when this host has one.
 fn tokens(state: &AppState) -> Result<&TokenService, SecurityApiError> {
-    state
-        .cluster
-        .as_ref()
-        .map(|cluster| cluster.tokens().as_ref())
-        .ok_or_else(|| SecurityApiError::not_found("no token service"))
+    state.security.tokens().map(AsRef::as_ref).ok_or_else(|| SecurityApiError::not_found("no token service"))
 }
 
 #[derive(serde::Deserialize)]
@@ -107,7 +103,7 @@ pub async fn generate(
     let user = &caller.user;
     let holder = TokenHolder {
         user: &user.principal.name,
-        source: user.source.as_str(),
+        source: user.source,
         roles: &user.role_names(),
         backend_roles: &user.principal.backend_roles,
         attributes: &user.principal.attributes,

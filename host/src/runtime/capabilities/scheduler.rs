@@ -228,7 +228,7 @@ mod tests {
     fn owner() -> JobOwner {
         JobOwner {
             user: "ana".into(),
-            auth_source: "internal".into(),
+            auth_source: crate::security::IdentitySource::Internal,
             backend_roles: vec![],
             consent: Ok(()),
         }

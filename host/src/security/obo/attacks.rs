@@ -18,7 +18,7 @@ pub fn mint(s: &TokenService) -> Result<String, TokenError> {
     let attributes = HashMap::from([("attr.internal.team".to_owned(), "red".to_owned())]);
     let holder = TokenHolder {
         user: "ana",
-        source: "internal",
+        source: crate::security::IdentitySource::Internal,
         roles: &["analyst_role".into()],
         backend_roles: &["analyst".into()],
         attributes: &attributes,

@@ -50,6 +50,7 @@ pub use self::revocations::Revocations;
 pub use self::scope::{Scope, UnknownScope};
 use self::seal::{open, seal};
 use crate::error::{ErrorKind, HasKind};
+use crate::security::IdentitySource;
 use crate::time::now_secs;
 
 /// Default and maximum token lifetimes, in seconds.
@@ -66,9 +67,8 @@ const TYP: &str = "obo";
 #[derive(Debug, Clone, Copy)]
 pub struct TokenHolder<'a> {
     pub user: &'a str,
-    /// Who vouches for `user` (`internal`, `jwt`, `anonymous`): identity is
-    /// the name *and* its source.
-    pub source: &'a str,
+    /// Who vouches for `user`: identity is the name *and* its source.
+    pub source: IdentitySource,
     pub roles: &'a [String],
     pub backend_roles: &'a [String],
     /// The user's attributes (`user_name`, `attr.internal.*`, `attr.jwt.*`),
@@ -246,7 +246,7 @@ impl TokenService {
             jti: hex::encode(jti),
             typ: TYP.into(),
             scope: scope.to_string(),
-            src: source.to_owned(),
+            src: source.as_str().to_owned(),
             er: seal(&encryption, &roles.join(","))?,
             br: seal(&encryption, &backend_roles.join(","))?,
             ea: seal(&encryption, &attributes)?,
@@ -462,7 +462,7 @@ mod tests {
         let none = HashMap::new();
         let holder = TokenHolder {
             user: "ana",
-            source: "internal",
+            source: IdentitySource::Internal,
             roles: &[],
             backend_roles: &[],
             attributes: &none,
@@ -482,7 +482,7 @@ mod tests {
         let none = HashMap::new();
         let holder = TokenHolder {
             user: "ana",
-            source: "internal",
+            source: IdentitySource::Internal,
             roles: &[],
             backend_roles: &[],
             attributes: &none,
