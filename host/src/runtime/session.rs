@@ -114,13 +114,8 @@ impl Sessions {
             return Ok(session);
         }
         let lifetime = (extension.limits.timeout.as_secs() + 5).min(obo::MAX_LIFETIME);
-        let holder = TokenHolder {
-            user: &user.principal.name,
-            source: user.source,
-            roles: &user.role_names(),
-            backend_roles: &user.principal.backend_roles,
-            attributes: &user.principal.attributes,
-        };
+        let roles = user.role_names();
+        let holder = user.token_holder(&roles);
         let scope =
             obo::Scope::request(request_id.to_owned(), user.api_token.as_ref().map(|(id, _)| id.as_str()));
         let token = cluster

@@ -172,6 +172,18 @@ impl AuthenticatedUser {
         self.state.privileges.role_names(&self.subject.roles)
     }
 
+    /// The user as an OBO token carries them, with `roles` (their
+    /// [`Self::role_names`]) resolved by the caller, who keeps them alive.
+    pub fn token_holder<'a>(&'a self, roles: &'a [String]) -> obo::TokenHolder<'a> {
+        obo::TokenHolder {
+            user: &self.principal.name,
+            source: self.source,
+            roles,
+            backend_roles: &self.principal.backend_roles,
+            attributes: &self.principal.attributes,
+        }
+    }
+
     /// The user's roles, and an API token's own permissions when there is one.
     pub fn check_cluster(&self, action: &str) -> Result<(), privileges::Denied> {
         self.state.privileges.check_cluster(&self.subject, action)?;

@@ -15,7 +15,7 @@ use super::{TOKENS_ADMIN, audit_write, authorize, ok, require_own_credentials};
 use crate::api::error::SecurityApiError;
 use crate::api::json::{Expected, JsonBody};
 use crate::api::{AppState, Caller};
-use crate::security::obo::{Revocations, TokenHolder, TokenService};
+use crate::security::obo::{Revocations, TokenService};
 
 /// The token service, when this host has one.
 fn tokens(state: &AppState) -> Result<&TokenService, SecurityApiError> {
@@ -101,13 +101,8 @@ pub async fn generate(
         )));
     }
     let user = &caller.user;
-    let holder = TokenHolder {
-        user: &user.principal.name,
-        source: user.source,
-        roles: &user.role_names(),
-        backend_roles: &user.principal.backend_roles,
-        attributes: &user.principal.attributes,
-    };
+    let roles = user.role_names();
+    let holder = user.token_holder(&roles);
     // Any failure to mint is answered 400, as it always was.
     let token = tokens
         .mint(
