@@ -8,7 +8,8 @@
 //! |---|---|
 //! | `store`, `time` | nothing |
 //! | `error` | `store` (to give its error a kind) |
-//! | `capability`, `manifest`, `audit` | the vocabulary below them |
+//! | `capability`, `audit` | the vocabulary below them |
+//! | `extensions` (the manifest, the roles, review and delta) | `capability`, `security`, `error` |
 //! | `security` | `store`, `error`, `time`, `audit` |
 //! | `cluster` | the above: never `runtime`, `scheduler` or `api` |
 //! | `scheduler` | anything below `api`, but never the WIT bindings or the capabilities (domain types only) |
@@ -30,7 +31,7 @@ const RULES: &[(&str, Rule)] = &[
     ("time", Rule::Only(&[])),
     ("error", Rule::Only(&["store"])),
     ("capability", Rule::Only(&["error"])),
-    ("manifest", Rule::Only(&["capability", "error"])),
+    ("extensions", Rule::Only(&["manifest", "capability", "security", "error"])),
     ("audit", Rule::Only(&["time", "error"])),
     ("security", Rule::Only(&["store", "error", "time", "audit"])),
     ("cluster", Rule::Only(&["store", "error", "time", "audit", "security"])),

@@ -12,8 +12,10 @@
 //!
 //! 1. [`store`], [`time`], [`error`]: the embedded store, the clock and
 //!    calendar, the error vocabulary. The store imports nothing of the crate.
-//! 2. [`capability`], [`manifest`], [`audit`], then [`security`]
-//!    (authentication, roles, tokens): security asks nothing above it.
+//! 2. [`capability`], [`audit`], then [`security`]
+//!    (authentication, roles, tokens): security asks nothing above it;
+//!    [`extensions`] (the manifest, the roles it brings, the permission
+//!    review and delta) asks nothing above security.
 //! 3. [`cluster`] (action layer, gates, backends) and [`scheduler`] (jobs):
 //!    domain services with domain types; neither imports the WIT bindings,
 //!    the capabilities or the API.
@@ -28,8 +30,10 @@ pub mod capability;
 pub mod cluster;
 pub mod config;
 pub mod error;
+pub mod extensions;
 pub mod inspect;
-pub mod manifest;
+/// The manifest's old path, kept for its importers.
+pub use extensions::manifest;
 pub mod registry;
 pub mod runtime;
 pub mod scheduler;
