@@ -219,7 +219,7 @@ fn unknown_key(root: &toml::Table) -> Option<(String, &'static [&'static str])> 
     ) -> Option<(String, &'static [&'static str])> {
         table.keys().find(|k| !allowed.contains(&k.as_str())).map(|k| (format!("{at}{k}"), allowed))
     }
-    fn each<'a>(value: Option<&'a toml::Value>) -> impl Iterator<Item = (usize, &'a toml::Table)> {
+    fn each(value: Option<&toml::Value>) -> impl Iterator<Item = (usize, &toml::Table)> {
         value
             .and_then(toml::Value::as_array)
             .into_iter()
@@ -609,14 +609,166 @@ mod tests {
             ("id = ", "not a valid manifest"),
         ];
         for (text, expected) in cases {
-            match parse(text) {
-                Ok(m) => panic!("accepted {text:?} as {m:?}"),
-                Err(e) => {
-                    let message = e.to_string();
-                    assert!(message.starts_with("/ext/hello/extension.toml: "), "{message}");
-                    assert!(message.contains(expected), "{message} should mention {expected}");
-                }
+            refused(text, expected);
+        }
+    }
+
+    /// `text` (after a valid head) is refused with a message holding each of `expected`.
+    fn refused(text: &str, expected: &str) {
+        match parse(text) {
+            Ok(m) => panic!("accepted {text:?} as {m:?}"),
+            Err(e) => {
+                let message = e.to_string();
+                assert!(message.starts_with("/ext/hello/extension.toml: "), "{message}");
+                assert!(message.contains(expected), "{message} should mention {expected}");
             }
         }
+    }
+
+    const HEAD: &str = "id = \"hello\"\nversion = \"1\"\ncomponent = \"a.wasm\"\n";
+
+    #[test]
+    fn every_new_section_is_validated_naming_the_key_path() {
+        let cases = [
+            // Unknown keys, wherever they are.
+            ("[policy]\ncluster = []", "invalid policy.cluster: unknown field `cluster`"),
+            (
+                "[[policy.index_permissions]]\nindex_patterns = [\"a\"]\nallowed_actions = [\"read\"]\ndls = \"{}\"",
+                "policy.index_permissions[0].dls",
+            ),
+            (
+                "[[routes]]\nmethod = \"GET\"\npath = \"/a\"\n[[routes]]\nmethod = \"GET\"\npath = \"/b\"\ncolour = 1",
+                "invalid routes[1].colour: unknown field `colour`",
+            ),
+            ("[[jobs]]\nname = \"a\"\nschedule = \"x\"", "jobs[0].schedule"),
+            ("[[roles]]\nname = \"hello_x\"\nusers = []", "roles[0].users"),
+            ("[limits]\nmemory = 1", "limits.memory"),
+            // Capabilities name the entry.
+            (
+                "capabilities = [\"cluster\", \"telepathy\"]",
+                "invalid capabilities[1]: unknown capability `telepathy`",
+            ),
+            // Permissions: unknown actions and groups, patterns matching nothing.
+            (
+                "[policy]\ncluster_permissions = [\"cluster:monitor/health\", \"reed\"]",
+                "invalid policy.cluster_permissions[1]: `reed` names no known action",
+            ),
+            (
+                "[[policy.index_permissions]]\nindex_patterns = [\"a\"]\nallowed_actions = [\"indices:data/raed/*\"]",
+                "policy.index_permissions[0].allowed_actions[0]: `indices:data/raed/*` matches no known action",
+            ),
+            (
+                "[[policy.index_permissions]]\nindex_patterns = [\"/(/\"]\nallowed_actions = [\"read\"]",
+                "policy.index_permissions[0].index_patterns[0]: invalid pattern",
+            ),
+            (
+                "[[policy.index_permissions]]\nindex_patterns = []\nallowed_actions = [\"read\"]",
+                "policy.index_permissions[0].index_patterns: must name",
+            ),
+            (
+                "[[policy.index_permissions]]\nindex_patterns = [\"a\"]",
+                "policy.index_permissions[0].allowed_actions: must name",
+            ),
+            // Route templates.
+            ("[[routes]]\nmethod = \"GET\"\npath = \"a\"", "routes[0].path: `a` must start with `/`"),
+            (
+                "[[routes]]\nmethod = \"GET\"\npath = \"/a/../b\"",
+                "routes[0].path: `/a/../b`: `..` is not a segment",
+            ),
+            ("[[routes]]\nmethod = \"GET\"\npath = \"/a//b\"", "empty segment"),
+            ("[[routes]]\nmethod = \"GET\"\npath = \"/{x}\"", "first segment names the route's permission"),
+            ("[[routes]]\nmethod = \"GET\"\npath = \"/a/{X-1}\"", "parameter `{X-1}`"),
+            ("[[routes]]\nmethod = \"GET\"\npath = \"/a/{x}/{x}\"", "appears twice"),
+            ("[[routes]]\nmethod = \"GET\"\npath = \"/a/b%2f\"", "must be a literal"),
+            ("[[routes]]\nmethod = \"FETCH\"\npath = \"/a\"", "routes[0].method: `FETCH`"),
+            (
+                "[[routes]]\nmethod = \"GET\"\npath = \"/a\"\npermission = \"extension:hello/b\"",
+                "routes[0].permission: `extension:hello/b`: the route gate checks `extension:hello/a`",
+            ),
+            (
+                "[[routes]]\nmethod = \"GET\"\npath = \"/a\"\n[[routes]]\nmethod = \"get\"\npath = \"/a\"",
+                "routes[1].path: GET /a is declared twice",
+            ),
+            (
+                "[[routes]]\nmethod = \"GET\"\npath = \"/a\"\ncluster_actions = [\"everything\"]",
+                "routes[0].cluster_actions[0]",
+            ),
+            (
+                "[[routes]]\nmethod = \"GET\"\npath = \"/a\"\nindex_patterns = [\"\"]",
+                "routes[0].index_patterns[0]: an empty index pattern",
+            ),
+            // Roles: prefix, reserved, own permissions only, duplicates.
+            ("[[roles]]\nname = \"reader\"", "roles[0].name: `reader` must start with `hello_`"),
+            ("[[roles]]\nname = \"hello_\"", "roles[0].name"),
+            ("[[roles]]\nname = \"hello_X\"", "roles[0].name"),
+            (
+                "[[roles]]\nname = \"hello_a\"\n[[roles]]\nname = \"hello_a\"",
+                "roles[1].name: `hello_a` is declared twice",
+            ),
+            (
+                "[[roles]]\nname = \"hello_a\"\nextension_permissions = [\"extension:other/x\"]",
+                "roles[0].extension_permissions[0]: `extension:other/x` is not one of this extension's own",
+            ),
+            (
+                "[[routes]]\nmethod = \"GET\"\npath = \"/a\"\n[[roles]]\nname = \"hello_a\"\nextension_permissions = [\"extension:hello/b\"]",
+                "`extension:hello/b` is not one of this extension's own permissions (extension:hello/*, extension:hello/a, schedule:hello)",
+            ),
+            (
+                "[[roles]]\nname = \"hello_a\"\nextension_permissions = [\"extension:*\"]",
+                "roles[0].extension_permissions[0]",
+            ),
+            (
+                "[[roles]]\nname = \"hello_a\"\ncluster_permissions = [\"cluster:nothing\"]",
+                "roles[0].cluster_permissions[0]",
+            ),
+            // Jobs.
+            ("[[jobs]]\nname = \"A job\"", "jobs[0].name"),
+            ("[[jobs]]\nname = \"a\"\n[[jobs]]\nname = \"a\"", "jobs[1].name: `a` is declared twice"),
+            ("[[jobs]]\nname = \"a\"\nindex_patterns = [\"/[/\"]", "jobs[0].index_patterns[0]"),
+            // Text fields.
+            ("name = \"\"", "invalid name"),
+            ("description = \"a\\u0007b\"", "invalid description"),
+            // Wrong types name the line.
+            ("[[routes]]\nmethod = 1\npath = \"/a\"", "line"),
+        ];
+        for (text, expected) in cases {
+            refused(&format!("{HEAD}{text}"), expected);
+        }
+    }
+
+    #[test]
+    fn routes_roles_and_jobs_read_and_complete() -> Result<(), ManifestError> {
+        let m = parse(&format!(
+            "{HEAD}name = \"Hello\"\ndescription = \"Says hello\"\n\
+             [[routes]]\nmethod = \"get\"\npath = \"/greet/{{name}}\"\ndescription = \"a greeting\"\n\
+             [[routes]]\nmethod = \"GET\"\npath = \"/\"\n\
+             [[roles]]\nname = \"hello_user\"\nextension_permissions = [\"extension:hello/greet\", \"extension:hello/\"]\n\
+             [[jobs]]\nname = \"nightly\"\ncluster_actions = [\"indices:data/read/*\"]\nindex_patterns = [\"logs-*\"]"
+        ))?;
+        assert_eq!(m.display_name(), "Hello");
+        assert_eq!(m.description.as_deref(), Some("Says hello"));
+        assert_eq!(m.policy_role(), "extension:hello");
+        assert!(m.policy.is_empty());
+        assert_eq!(m.routes[0].method, "GET");
+        assert_eq!(m.routes[0].permission, "extension:hello/greet");
+        assert_eq!(m.routes[1].permission, "extension:hello/");
+        assert_eq!(m.roles[0].name, "hello_user");
+        assert_eq!(m.jobs[0].index_patterns, ["logs-*"]);
+        Ok(())
+    }
+
+    #[test]
+    fn the_examples_load_and_declare_what_they_do() -> Result<(), ManifestError> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+        let hello = Manifest::load(&root.join("hello-world"))?;
+        assert_eq!(hello.routes.len(), 1);
+        let reporter = Manifest::load(&root.join("reporter"))?;
+        assert_eq!(reporter.routes.len(), 4);
+        assert_eq!(reporter.jobs.len(), 1);
+        assert!(!reporter.policy.is_empty());
+        assert!(
+            reporter.roles.iter().any(|r| r.extension_permissions.contains(&"schedule:reporter".to_owned()))
+        );
+        Ok(())
     }
 }
