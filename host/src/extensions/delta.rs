@@ -202,10 +202,17 @@ impl Delta {
             }
         }
         // Same key, other content: removed and added.
-        let routes = |list: &[Route]| list.iter().map(|r| (route_key(r), r.clone())).collect::<BTreeSet<_>>();
+        // Descriptions are words, not permissions: left out of the comparison.
+        let routes = |list: &[Route]| {
+            list.iter()
+                .map(|r| (route_key(r), Route { description: None, ..r.clone() }))
+                .collect::<BTreeSet<_>>()
+        };
         let (old_routes, new_routes) = (routes(&granted.routes), routes(&new.routes));
         let route_change = sets(&old_routes, &new_routes);
-        let jobs = |list: &[JobType]| list.iter().cloned().collect::<BTreeSet<_>>();
+        let jobs = |list: &[JobType]| {
+            list.iter().map(|j| JobType { description: None, ..j.clone() }).collect::<BTreeSet<_>>()
+        };
         let job_change = sets(&jobs(&granted.jobs), &jobs(&new.jobs));
         Delta {
             id: id.to_owned(),
@@ -340,6 +347,18 @@ mod tests {
         let delta = Delta::between(&Grants::of(&v1), &v1);
         assert!(delta.is_empty() && delta.is_narrowing_only(), "{delta}");
         assert!(delta.to_string().contains("no change"));
+        // New words are no new permission.
+        let mut reworded = v1.clone();
+        reworded.routes[0].description = Some("now described".into());
+        reworded.jobs[0].description = Some("now described".into());
+        assert!(Delta::between(&Grants::of(&v1), &reworded).is_empty());
+        // A route that now does more is a changed route: removed and added.
+        let mut busier = v1.clone();
+        busier.routes[0].cluster_actions.push("indices:data/write/index".into());
+        let delta = Delta::between(&Grants::of(&v1), &busier);
+        assert_eq!(delta.routes.added, ["GET /summaries"]);
+        assert_eq!(delta.routes.removed, ["GET /summaries"]);
+        assert!(!delta.is_narrowing_only());
     }
 
     #[test]
