@@ -333,11 +333,16 @@ fn write_permissions(f: &mut fmt::Formatter<'_>, p: &PermissionsReview, indent: 
     Ok(())
 }
 
-fn write_performs(f: &mut fmt::Formatter<'_>, performs: &[ActionLine], on: &[PatternLine]) -> fmt::Result {
+fn write_performs(
+    f: &mut fmt::Formatter<'_>,
+    performs: &[ActionLine],
+    on: &[PatternLine],
+    whom: &str,
+) -> fmt::Result {
     if performs.is_empty() {
         return writeln!(f, "      performs no cluster action (declared)");
     }
-    writeln!(f, "      performs on the caller's behalf:")?;
+    writeln!(f, "      performs on {whom} behalf:")?;
     for action in performs {
         writeln!(f, "        {action}")?;
     }
@@ -393,7 +398,7 @@ impl fmt::Display for Review {
                 Some(d) => writeln!(f, ": {d}")?,
                 None => writeln!(f)?,
             }
-            write_performs(f, &route.performs, &route.on)?;
+            write_performs(f, &route.performs, &route.on, "the caller's")?;
         }
         writeln!(f, "\nJob types:")?;
         if self.jobs.is_empty() {
@@ -405,7 +410,7 @@ impl fmt::Display for Review {
                 Some(d) => writeln!(f, ": {d}")?,
                 None => writeln!(f)?,
             }
-            write_performs(f, &job.performs, &job.on)?;
+            write_performs(f, &job.performs, &job.on, "its owner's")?;
         }
         writeln!(f, "\nLimits:")?;
         for limit in &self.limits {
@@ -478,7 +483,7 @@ mod tests {
             "reporter_user",
             "extension: schedule:reporter",
             "GET /summaries/{name}/reports — needs extension:reporter/summaries: the latest reports",
-            "summary",
+            "summary\n      performs on its owner's behalf:",
             "memory_mib: 32 (manifest)",
             "cpu_ms: 1000 (host default)",
             "timeout_ms: host default",
