@@ -37,6 +37,7 @@ const RULES: &[(&str, Rule)] = &[
     ("scheduler", Rule::Never(&["api", "cli", "config", "runtime::bindings", "runtime::capabilities"])),
     ("runtime", Rule::Never(&["api", "cli", "config"])),
     ("registry", Rule::Never(&["api", "cli", "config"])),
+    ("extensions", Rule::Never(&["api", "cli", "config"])),
     ("inspect", Rule::Never(&["api", "cli", "config"])),
 ];
 

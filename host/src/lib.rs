@@ -28,6 +28,7 @@ pub mod capability;
 pub mod cluster;
 pub mod config;
 pub mod error;
+pub mod extensions;
 pub mod inspect;
 pub mod manifest;
 pub mod registry;

@@ -19,6 +19,7 @@ pub async fn health(
     let registry = &state.registry;
     let extensions: Vec<_> = registry
         .extensions()
+        .iter()
         .map(|e| {
             json!({
                 "id": e.id(),
