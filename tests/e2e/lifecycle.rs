@@ -101,6 +101,10 @@ fn install_approve_restart_and_remove() -> TestResult {
     // A restart on the same data directory keeps it serving.
     drop(server.stop());
     let server = start(&deployment)?;
+    // Loaded from the store before listening, compiled code from the cache
+    // (keyed by the component's hash: approval compiled it already).
+    let logs = server.logs();
+    assert!(logs.contains("installed extension loaded") && logs.contains("cache=Hit"), "{logs}");
     assert_eq!(server.get("/_extensions/probe/jobs")?.status, 200);
     let reply = server.get(&format!("{EXTENSIONS}/probe"))?;
     assert_eq!(reply.status, 200, "{reply:?}");
@@ -255,5 +259,61 @@ fn only_extension_admins_manage_extensions() -> TestResult {
     let reply = server.get(&format!("{EXTENSIONS}/greeter"))?;
     assert_eq!(reply.json()["state"], "pending", "{reply:?}");
     assert_eq!(installed_ids(&server)?, ["greeter"]);
+    Ok(())
+}
+
+/// `warden ext <args>` logged in as admin against `server`, stdin not a
+/// terminal; (success, stdout, stderr).
+fn ext(server: &Server, args: &[&str]) -> Result<(bool, String, String), Error> {
+    let output = support::warden()
+        .arg("ext")
+        .args(args)
+        .env("WARDEN_URL", &server.base)
+        .env("WARDEN_USER", "admin")
+        .env("WARDEN_PASSWORD", support::ADMIN_PASSWORD)
+        .stdin(std::process::Stdio::null())
+        .output()?;
+    Ok((
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    ))
+}
+
+#[test]
+fn the_cli_installs_approves_lists_shows_and_removes() -> TestResult {
+    let deployment = Deployment::new()?;
+    let server = start(&deployment)?;
+    let source = tempfile::tempdir()?;
+    std::fs::copy(HELLO_WORLD, source.path().join("c.wasm"))?;
+    std::fs::write(source.path().join("extension.toml"), manifest("greeter", ""))?;
+    let dir = source.path().to_str().ok_or("path")?;
+
+    // Not at a terminal and without --yes: left pending.
+    let (ok, out, err) = ext(&server, &["install", dir])?;
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("extension `greeter` version 1.0.0: pending"), "{out}");
+    assert!(out.contains("warden ext approve greeter"), "{out}");
+    assert_eq!(server.get("/_extensions/greeter/greet/ana")?.status, 404);
+    let (ok, out, err) = ext(&server, &["ls"])?;
+    assert!(ok && out.contains("greeter\t1.0.0\tpending\tnot serving"), "{out}{err}");
+    let (ok, out, err) = ext(&server, &["approve", "greeter"])?;
+    assert!(ok && out.contains("approved"), "{out}{err}");
+    assert_eq!(server.get("/_extensions/greeter/greet/ana")?.status, 200);
+    let (ok, out, err) = ext(&server, &["show", "greeter"])?;
+    assert!(ok, "{err}");
+    let shown: Value = serde_json::from_str(&out)?;
+    assert_eq!(shown["state"], "approved");
+    assert_eq!(shown["serving"], true);
+    // Installing it again: refused, the message passed on.
+    let (ok, _, err) = ext(&server, &["install", dir, "--yes"])?;
+    assert!(!ok && err.contains("already installed"), "{err}");
+    let (ok, out, err) = ext(&server, &["rm", "greeter"])?;
+    assert!(ok && out.contains("\"removed\": true"), "{out}{err}");
+    assert_eq!(server.get("/_extensions/greeter/greet/ana")?.status, 404);
+    // --yes approves at once.
+    let (ok, out, err) = ext(&server, &["install", dir, "--yes"])?;
+    assert!(ok && out.contains("approved"), "{out}{err}");
+    assert_eq!(server.get("/_extensions/greeter/greet/ana")?.status, 200);
     Ok(())
 }

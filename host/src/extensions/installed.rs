@@ -215,3 +215,79 @@ impl InstalledStore {
 fn to_json(record: &Installed) -> Result<Vec<u8>, InstalledError> {
     serde_json::to_vec(record).map_err(|e| InstalledError::Corrupt(record.id.clone(), e.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    fn record(id: &str, component: &[u8]) -> Installed {
+        Installed {
+            id: id.to_owned(),
+            state: InstallState::Pending,
+            version: "1".into(),
+            manifest: format!("id = \"{id}\""),
+            component_sha256: digest(component),
+            component_bytes: component.len() as u64,
+            installed_at: 1,
+            installed_by: "admin".into(),
+            approved_at: None,
+            approved_by: None,
+            last_error: None,
+        }
+    }
+
+    fn open() -> Result<(tempfile::TempDir, InstalledStore), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let store = Arc::new(Store::open(&dir.path().join("s.redb"))?);
+        Ok((dir, InstalledStore::new(store)))
+    }
+
+    #[test]
+    fn a_record_and_its_blob_come_and_go_together() -> TestResult {
+        let (_dir, installed) = open()?;
+        let a = record("a", b"component bytes");
+        installed.create(&a, b"component bytes")?;
+        assert_eq!(installed.component(&a.component_sha256)?.as_deref(), Some(&b"component bytes"[..]));
+        // Created once: the same id again is refused and changes nothing.
+        let mut again = record("a", b"other bytes");
+        again.version = "2".into();
+        assert!(matches!(installed.create(&again, b"other bytes"), Err(InstalledError::Exists(_))));
+        assert_eq!(installed.get("a")?.map(|(r, _)| r.version), Some("1".into()));
+        assert_eq!(installed.component(&again.component_sha256)?, None);
+
+        // Two records with the same component share one blob: deleting one
+        // keeps it, deleting the last removes it.
+        let b = record("b", b"component bytes");
+        installed.create(&b, b"component bytes")?;
+        let (a, version) = installed.get("a")?.ok_or("a")?;
+        installed.delete(&a, version)?;
+        assert!(installed.get("a")?.is_none());
+        assert!(installed.component(&b.component_sha256)?.is_some());
+        let (b, version) = installed.get("b")?.ok_or("b")?;
+        installed.delete(&b, version)?;
+        assert!(installed.list()?.is_empty());
+        assert_eq!(installed.component(&b.component_sha256)?, None);
+        Ok(())
+    }
+
+    #[test]
+    fn updates_are_compare_and_set() -> TestResult {
+        let (_dir, installed) = open()?;
+        installed.create(&record("a", b"x"), b"x")?;
+        let (_, stale) = installed.get("a")?.ok_or("a")?;
+        let approved = installed.update::<InstalledError>("a", |r| {
+            r.state = InstallState::Approved;
+            Ok(())
+        })?;
+        assert_eq!(approved.state, InstallState::Approved);
+        // A delete at the version read before the update loses.
+        assert!(matches!(installed.delete(&approved, stale), Err(InstalledError::Contended(_))));
+        assert!(installed.get("a")?.is_some());
+        // An update of a missing record: not found.
+        let missing = installed.update::<InstalledError>("zz", |_| Ok(()));
+        assert!(matches!(missing, Err(InstalledError::NotFound(_))));
+        Ok(())
+    }
+}

@@ -10,7 +10,7 @@
 //! refused.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::capability::Capability;
 use crate::error::{ErrorKind, HasKind};
@@ -102,6 +102,10 @@ pub struct Lifecycle {
     security: Arc<Security>,
     scheduler: Option<Arc<Scheduler>>,
     data_dir: PathBuf,
+    /// One change at a time: a removal between an approval's store write
+    /// and its registry insert would otherwise leave a removed extension
+    /// serving. Changes are an operator's, rare; reads do not take it.
+    changes: Mutex<()>,
 }
 
 impl Lifecycle {
@@ -113,7 +117,7 @@ impl Lifecycle {
         scheduler: Option<Arc<Scheduler>>,
         data_dir: PathBuf,
     ) -> Lifecycle {
-        Lifecycle { installed, registry, runtime, security, scheduler, data_dir }
+        Lifecycle { installed, registry, runtime, security, scheduler, data_dir, changes: Mutex::new(()) }
     }
 
     pub fn registry(&self) -> &Registry {
@@ -129,6 +133,7 @@ impl Lifecycle {
         manifest_text: &str,
         component: &[u8],
     ) -> Result<Installed, LifecycleError> {
+        let _change = self.changes.lock().unwrap_or_else(PoisonError::into_inner);
         let dir = virtual_dir(None);
         let manifest = Manifest::parse(manifest_text, &dir, &dir.join(MANIFEST_FILE))?;
         let id = manifest.id.clone();
@@ -168,6 +173,7 @@ impl Lifecycle {
     /// when it requests `cluster`, recorded approved, serving from the next
     /// request on.
     pub fn approve(&self, actor: &str, id: &str) -> Result<Installed, LifecycleError> {
+        let _change = self.changes.lock().unwrap_or_else(PoisonError::into_inner);
         let (record, _) = self.installed.get(id)?.ok_or_else(|| self.not_found(id))?;
         if record.state != InstallState::Pending {
             return Err(LifecycleError::NotPending { id: id.to_owned(), state: record.state.as_str() });
@@ -207,6 +213,7 @@ impl Lifecycle {
     /// (its routes 404 at once), its record and blob deleted, its jobs
     /// suspended (kept, listed, with the reason), its service account removed.
     pub fn remove(&self, actor: &str, id: &str) -> Result<Removal, LifecycleError> {
+        let _change = self.changes.lock().unwrap_or_else(PoisonError::into_inner);
         if self.registry.origin(id) == Some(Origin::Directory) {
             return Err(LifecycleError::FromDirectory(id.to_owned()));
         }
