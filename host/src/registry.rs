@@ -118,6 +118,11 @@ impl Registry {
         self.snapshot().pending.contains(id)
     }
 
+    /// The ids installed and waiting for approval.
+    pub fn pending(&self) -> Vec<String> {
+        self.snapshot().pending.iter().cloned().collect()
+    }
+
     /// Whether anything holds `id`: serving, failed or pending.
     pub fn knows(&self, id: &str) -> bool {
         let snapshot = self.snapshot();

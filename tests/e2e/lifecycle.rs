@@ -197,6 +197,14 @@ fn refused_installs_leave_nothing() -> TestResult {
         assert!(reply.reason().contains(expected), "{expected}: {reply:?}");
         nothing_left(&server)?;
     }
+    // Bodies past the general 10 MiB limit reach this route's checks (a
+    // 12 MiB component that is not wasm); past its own limit: 413.
+    let reply = install(&server, &manifest("probe", ""), &vec![b'x'; 12 << 20])?;
+    assert_eq!(reply.status, 400, "{}", reply.status);
+    assert!(reply.reason().contains("not a WebAssembly file"), "{}", reply.reason());
+    let reply = install(&server, &manifest("probe", ""), &vec![b'x'; 50 << 20])?;
+    assert_eq!(reply.status, 413, "{}", reply.status);
+    nothing_left(&server)?;
     // Not base64; not the body's shape.
     let body = json!({"manifest": manifest("probe", ""), "component": "!!not base64!!"});
     let reply = server.send(Method::POST, EXTENSIONS, &body)?;
@@ -258,6 +266,7 @@ fn only_extension_admins_manage_extensions() -> TestResult {
     // Nothing happened.
     let reply = server.get(&format!("{EXTENSIONS}/greeter"))?;
     assert_eq!(reply.json()["state"], "pending", "{reply:?}");
+    assert_eq!(server.get("/_warden/health")?.json()["pending"], json!(["greeter"]));
     assert_eq!(installed_ids(&server)?, ["greeter"]);
     Ok(())
 }

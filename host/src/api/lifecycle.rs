@@ -39,6 +39,13 @@ use crate::extensions::lifecycle::{ADMIN_PERMISSION, Lifecycle, LifecycleError};
 /// Largest install body: base64 of a 48 MiB component, plus the manifest.
 pub const MAX_INSTALL_BODY: usize = 65 << 20;
 
+/// The body limit of the install route (`None`: the general one). Read by
+/// the authentication middleware, which takes every body before routing.
+pub fn body_limit(method: &axum::http::Method, path: &str) -> Option<usize> {
+    (method == axum::http::Method::POST && path.trim_end_matches('/') == "/_warden/extensions")
+        .then_some(MAX_INSTALL_BODY)
+}
+
 impl From<LifecycleError> for OpenSearchError {
     fn from(e: LifecycleError) -> Self {
         let status =

@@ -178,7 +178,21 @@ impl Lifecycle {
         if record.state != InstallState::Pending {
             return Err(LifecycleError::NotPending { id: id.to_owned(), state: record.state.as_str() });
         }
-        let extension = self.load(&record)?;
+        let extension = match self.load(&record) {
+            Ok(extension) => extension,
+            Err(e) => {
+                // Kept for `show`: why approving failed (it stays pending).
+                let error = e.to_string();
+                let noted = self.installed.update::<InstalledError>(id, |r| {
+                    r.last_error = Some(error.clone());
+                    Ok(())
+                });
+                if let Err(note) = noted {
+                    tracing::warn!(extension = id, "cannot record the load error: {note}");
+                }
+                return Err(e);
+            }
+        };
         let clustered = extension.manifest.capabilities.contains(&Capability::Cluster);
         let record = self.installed.update(id, |r| {
             if r.state != InstallState::Pending {
