@@ -4,12 +4,13 @@
 //! it; removal 404s its routes at once and suspends its jobs; refused
 //! installs (undeclared import, bad manifest, not a component, bad base64,
 //! an id already installed) leave no record, no account, no route; a
+//! request under way when its extension is removed finishes on it; a
 //! non-admin is refused every endpoint.
 
 use base64::Engine as _;
 use reqwest::Method;
 use serde_json::{Value, json};
-use warden_test_artifacts::{GUEST_HOST_CALLS, HELLO_WORLD};
+use warden_test_artifacts::{GUEST_HOST_CALLS, GUEST_SLEEPER, HELLO_WORLD};
 
 use crate::support::{self, API, Deployment, Error, Server, TestResult};
 
@@ -87,6 +88,15 @@ fn install_approve_restart_and_remove() -> TestResult {
     assert_eq!(reply.json()["approved_by"], "admin");
     assert_eq!(server.get("/_extensions/probe/jobs")?.status, 200);
     assert_eq!(server.get(&format!("{API}/internalusers/service:probe"))?.status, 200);
+    // The store of installed extensions is a system index: not even the
+    // admin reads or writes it through the cluster API.
+    for index in [".warden-extensions", ".warden-extension-components"] {
+        let reply = server.get(&format!("/{index}/_search"))?;
+        assert_eq!(reply.status, 403, "{index}: {reply:?}");
+        let reply =
+            server.send(Method::PUT, &format!("/{index}/_doc/probe"), &json!({"state": "approved"}))?;
+        assert_eq!(reply.status, 403, "{index}: {reply:?}");
+    }
     // Approving twice: refused, naming the state.
     let reply = server.request(Method::POST, &format!("{EXTENSIONS}/probe/_approve"), "")?;
     assert_eq!(reply.status, 409, "{reply:?}");
@@ -324,5 +334,30 @@ fn the_cli_installs_approves_lists_shows_and_removes() -> TestResult {
     let (ok, out, err) = ext(&server, &["install", dir, "--yes"])?;
     assert!(ok && out.contains("approved"), "{out}{err}");
     assert_eq!(server.get("/_extensions/greeter/greet/ana")?.status, 200);
+    Ok(())
+}
+
+#[test]
+fn a_request_under_way_finishes_when_its_extension_is_removed() -> TestResult {
+    let deployment = Deployment::new()?;
+    let server = std::sync::Arc::new(start(&deployment)?);
+    let sleeper = std::fs::read(GUEST_SLEEPER)?;
+    let manifest = "id = \"nap\"\nversion = \"1\"\ncomponent = \"c.wasm\"\n[limits]\ntimeout_ms = 10000\n";
+    assert_eq!(install(&server, manifest, &sleeper)?.status, 201);
+    let reply = server.request(Method::POST, &format!("{EXTENSIONS}/nap/_approve"), "")?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+
+    // A request sleeping in the guest, removal meanwhile: it finishes on
+    // the extension it started with; the next one finds nothing.
+    let slow = {
+        let server = server.clone();
+        std::thread::spawn(move || server.get("/_extensions/nap/sleep?ms=1500").map(|r| (r.status, r.body)))
+    };
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    let reply = server.request(Method::DELETE, &format!("{EXTENSIONS}/nap"), "")?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(server.get("/_extensions/nap/sleep?ms=1")?.status, 404);
+    let (status, body) = slow.join().map_err(|_| "the slow request panicked")??;
+    assert_eq!((status, body.as_str()), (200, "slept 1500 ms"));
     Ok(())
 }
