@@ -130,6 +130,7 @@ fn run(c: &mut Criterion) -> wasmtime::Result<()> {
         )?),
         cluster: None,
         scheduler: None,
+        lifecycle: None,
         sessions: Arc::new(Sessions::without_cluster()),
         started: std::time::Instant::now(),
         body_timeout: std::time::Duration::from_secs(60),

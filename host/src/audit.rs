@@ -39,10 +39,16 @@ pub enum Category {
     JobRun,
     /// A job was registered, changed, given to another user, suspended or removed.
     JobWrite,
+    /// An extension was installed (pending approval), or an install refused.
+    ExtensionInstall,
+    /// An installed extension was approved (serving from then on).
+    ExtensionApprove,
+    /// An installed extension was removed.
+    ExtensionRemove,
 }
 
 impl Category {
-    pub const ALL: [Category; 8] = [
+    pub const ALL: [Category; 11] = [
         Category::Authenticated,
         Category::FailedLogin,
         Category::GrantedPrivileges,
@@ -51,6 +57,9 @@ impl Category {
         Category::ApiTokenWrite,
         Category::JobRun,
         Category::JobWrite,
+        Category::ExtensionInstall,
+        Category::ExtensionApprove,
+        Category::ExtensionRemove,
     ];
 
     pub fn name(self) -> &'static str {
@@ -63,6 +72,9 @@ impl Category {
             Category::ApiTokenWrite => "API_TOKEN_WRITE",
             Category::JobRun => "JOB_RUN",
             Category::JobWrite => "JOB_WRITE",
+            Category::ExtensionInstall => "EXTENSION_INSTALL",
+            Category::ExtensionApprove => "EXTENSION_APPROVE",
+            Category::ExtensionRemove => "EXTENSION_REMOVE",
         }
     }
 

@@ -9,7 +9,9 @@
 //! | `store`, `time` | nothing |
 //! | `error` | `store` (to give its error a kind) |
 //! | `capability`, `audit` | the vocabulary below them |
-//! | `extensions` (the manifest, the roles, review and delta) | `capability`, `security`, `error` |
+//! | `extensions::{manifest,actions,policy,review,delta}` (what an extension asks for) | `capability`, `security`, `error`, each other |
+//! | `extensions::installed` (the store of installed extensions) | `store`, `error`, `time`, the manifest |
+//! | `extensions::lifecycle` | anything below `api` |
 //! | `security` | `store`, `error`, `time`, `audit` |
 //! | `cluster` | the above: never `runtime`, `scheduler` or `api` |
 //! | `scheduler` | anything below `api`, but never the WIT bindings or the capabilities (domain types only) |
@@ -26,18 +28,37 @@ enum Rule {
     Never(&'static [&'static str]),
 }
 
+/// What the pure half of `extensions` (what an extension asks for) may use.
+const PURE_EXTENSIONS: &[&str] = &[
+    "manifest",
+    "capability",
+    "security",
+    "error",
+    "extensions::actions",
+    "extensions::manifest",
+    "extensions::policy",
+    "extensions::review",
+    "extensions::delta",
+];
+
 const RULES: &[(&str, Rule)] = &[
     ("store", Rule::Only(&[])),
     ("time", Rule::Only(&[])),
     ("error", Rule::Only(&["store"])),
     ("capability", Rule::Only(&["error"])),
-    ("extensions", Rule::Only(&["manifest", "capability", "security", "error"])),
+    ("extensions::actions", Rule::Only(PURE_EXTENSIONS)),
+    ("extensions::manifest", Rule::Only(PURE_EXTENSIONS)),
+    ("extensions::policy", Rule::Only(PURE_EXTENSIONS)),
+    ("extensions::review", Rule::Only(PURE_EXTENSIONS)),
+    ("extensions::delta", Rule::Only(PURE_EXTENSIONS)),
+    ("extensions::installed", Rule::Only(&["store", "error", "time", "manifest", "extensions::manifest"])),
     ("audit", Rule::Only(&["time", "error"])),
     ("security", Rule::Only(&["store", "error", "time", "audit"])),
     ("cluster", Rule::Only(&["store", "error", "time", "audit", "security"])),
     ("scheduler", Rule::Never(&["api", "cli", "config", "runtime::bindings", "runtime::capabilities"])),
     ("runtime", Rule::Never(&["api", "cli", "config"])),
     ("registry", Rule::Never(&["api", "cli", "config"])),
+    ("extensions::lifecycle", Rule::Never(&["api", "cli", "config"])),
     ("inspect", Rule::Never(&["api", "cli", "config"])),
 ];
 

@@ -71,6 +71,14 @@ enum Command {
         #[command(subcommand)]
         command: JobsCommand,
     },
+    /// Install, approve, list, show and remove extensions of a running
+    /// server (needs `restapi:admin/extensions`).
+    Ext {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(subcommand)]
+        command: ExtCommand,
+    },
     /// Set a user's password in the data directory of a stopped server:
     /// the way back in after losing the admin password. The new password
     /// comes from WARDEN_NEW_PASSWORD or a prompt.
@@ -176,6 +184,31 @@ enum JobsCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum ExtCommand {
+    /// Install the extension in a directory (extension.toml + its
+    /// component): pending until approved.
+    Install {
+        dir: PathBuf,
+        /// Approve at once, without asking.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Approve a pending extension: it serves from the next request on.
+    Approve { id: String },
+    /// One line per installed extension: id, version, state, digest.
+    Ls,
+    /// Everything about one installed extension, as JSON.
+    Show { id: String },
+    /// Remove an installed extension (its jobs are suspended, its data kept).
+    Rm {
+        id: String,
+        /// Also delete its data indices (not supported yet).
+        #[arg(long)]
+        purge: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum UserCommand {
     /// Create a user (the password is read from WARDEN_NEW_PASSWORD or asked).
     Add {
@@ -247,6 +280,16 @@ fn main() -> std::process::ExitCode {
                 JobsCommand::Run { id } => manage::jobs_act(&client, &id, JobAction::Run),
                 JobsCommand::Rm { id } => manage::jobs_act(&client, &id, JobAction::Remove),
                 JobsCommand::Owner { id, new_owner } => manage::jobs_owner(&client, &id, &new_owner),
+            })
+        }
+        Command::Ext { server, command } => {
+            use cli::ext;
+            manage::Client::connect(&server.url, &server.user).and_then(|client| match command {
+                ExtCommand::Install { dir, yes } => ext::install(&client, &dir, yes),
+                ExtCommand::Approve { id } => ext::approve(&client, &id),
+                ExtCommand::Ls => ext::list(&client),
+                ExtCommand::Show { id } => ext::show(&client, &id),
+                ExtCommand::Rm { id, purge } => ext::remove(&client, &id, purge),
             })
         }
         Command::ResetPassword { user, data_dir } => cli::reset_password::run(&user, &data_dir),

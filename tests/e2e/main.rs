@@ -20,6 +20,7 @@
 //! | `cluster_rest` | users' own calls on OpenSearch's paths; OBO revocations |
 //! | `gates` | extensions' cluster calls through the service and user gates |
 //! | `jobs` | scheduled jobs through a real guest |
+//! | `lifecycle` | installed extensions: install, approve, restart, remove, refusals |
 //! | `cli` | the management CLI against a running server |
 //! | `inspect` | `warden inspect` |
 //! | `crash` | acknowledged writes survive `kill -9` |
@@ -36,6 +37,7 @@ mod crash;
 mod gates;
 mod inspect;
 mod jobs;
+mod lifecycle;
 mod obo;
 mod python_client;
 mod security;

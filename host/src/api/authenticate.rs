@@ -62,12 +62,13 @@ pub async fn authenticate(State(state): State<Arc<AppState>>, mut request: Reque
             // The body is read only now, after authentication (nobody
             // unauthenticated gets to upload), and within the body timeout.
             let (parts, body) = request.into_parts();
-            match tokio::time::timeout(state.body_timeout, axum::body::to_bytes(body, MAX_BODY)).await {
+            let limit = super::lifecycle::body_limit(&parts.method, parts.uri.path()).unwrap_or(MAX_BODY);
+            match tokio::time::timeout(state.body_timeout, axum::body::to_bytes(body, limit)).await {
                 Ok(Ok(bytes)) => next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await,
                 Ok(Err(e)) => OpenSearchError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "content_too_long_exception",
-                    format!("the request body could not be read (at most {MAX_BODY} bytes): {e}"),
+                    format!("the request body could not be read (at most {limit} bytes): {e}"),
                 )
                 .into_response(),
                 Err(_) => {

@@ -62,6 +62,14 @@ pub async fn call(
                 "extension_not_loaded",
                 format!("extension `{id}` is not loaded; an operator can see why in /_warden/health"),
             ),
+            // Installed, not approved: it runs nothing, and says why.
+            None if state.registry.is_pending(&id) => OpenSearchError::new(
+                StatusCode::NOT_FOUND,
+                "extension_not_found",
+                format!(
+                    "extension `{id}` is pending approval: it serves nothing until an operator approves it"
+                ),
+            ),
             None => OpenSearchError::new(
                 StatusCode::NOT_FOUND,
                 "extension_not_found",
@@ -90,7 +98,7 @@ pub async fn call(
     let jobs = state.scheduler.clone().map(|s| s as Arc<dyn JobAccess>);
     let session = state
         .sessions
-        .for_request(&caller.user, extension, &caller.meta.id, jobs)
+        .for_request(&caller.user, &extension, &caller.meta.id, jobs)
         .map_err(|e| OpenSearchError::new(StatusCode::INTERNAL_SERVER_ERROR, "token_error", e.to_string()))?;
     let started = Instant::now();
     let result = extension.handle_http(request, session).await;

@@ -1,6 +1,7 @@
 //! `GET /_warden/health` (needs `cluster:monitor/health`): what is loaded,
 //! with its grants and limits; what failed to load and why (for operators,
-//! never shown to extension callers); the scheduler's state.
+//! never shown to extension callers); which installed extensions wait for
+//! approval; the scheduler's state.
 
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ pub async fn health(
     let registry = &state.registry;
     let extensions: Vec<_> = registry
         .extensions()
+        .iter()
         .map(|e| {
             json!({
                 "id": e.id(),
@@ -41,6 +43,7 @@ pub async fn health(
         "uptime_ms": crate::time::millis(state.started.elapsed()),
         "extensions": extensions,
         "failed": registry.failed(),
+        "pending": registry.pending(),
         "scheduler": state.scheduler.as_ref().map(|s| s.status()),
     })))
 }

@@ -7,6 +7,7 @@
 //! | `/_warden/health` | [`health`] | OpenSearch |
 //! | `/_warden/audit` | [`audit`] | OpenSearch |
 //! | `/_warden/jobs/...` | [`jobs`] | OpenSearch |
+//! | `/_warden/extensions/...` | [`lifecycle`] | OpenSearch |
 //! | `/_plugins/_security/api/{internalusers,roles,rolesmapping,actiongroups}` | [`security::resources`] | security plugin |
 //! | `/_plugins/_security/api/account`, `/_plugins/_security/authinfo` | [`security::account`] | security plugin |
 //! | `/_plugins/_security/api/generateonbehalfoftoken`, `/_warden/tokens/...` | [`security::obo`] | security plugin |
@@ -30,6 +31,7 @@ mod extensions;
 mod health;
 mod jobs;
 pub mod json;
+mod lifecycle;
 mod security;
 
 use std::sync::Arc;
@@ -46,6 +48,7 @@ pub use error::{OpenSearchError, SecurityApiError};
 
 use crate::audit::AuditLog;
 use crate::cluster::gateway::ClusterGateway;
+use crate::extensions::lifecycle::Lifecycle;
 use crate::registry::Registry;
 use crate::runtime::session::Sessions;
 use crate::scheduler::Scheduler;
@@ -64,6 +67,9 @@ pub struct AppState {
     pub cluster: Option<Arc<ClusterGateway>>,
     /// Scheduled jobs; `None` runs without a scheduler.
     pub scheduler: Option<Arc<Scheduler>>,
+    /// Installed extensions (install, approve, remove); `None`: only the
+    /// extensions directory's.
+    pub lifecycle: Option<Arc<Lifecycle>>,
     /// Builds invocation sessions (and mints their tokens).
     pub sessions: Arc<Sessions>,
     pub started: Instant,
@@ -89,6 +95,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/_warden/jobs/{id}/_disable", post(jobs::disable))
         .route("/_warden/jobs/{id}/_run", post(jobs::run_now))
         .route("/_warden/jobs/{id}/_owner", put(jobs::set_owner))
+        .route(
+            "/_warden/extensions",
+            get(lifecycle::list)
+                .post(lifecycle::install)
+                .layer(DefaultBodyLimit::max(lifecycle::MAX_INSTALL_BODY)),
+        )
+        .route("/_warden/extensions/{id}", get(lifecycle::show).delete(lifecycle::remove))
+        .route("/_warden/extensions/{id}/_approve", post(lifecycle::approve))
         .route("/_warden/tokens/_revoke", post(obo::revoke))
         .route("/_warden/tokens/_revocations", get(obo::revocations))
         .route("/_warden/tokens/_rotate_keys", post(obo::rotate_keys))

@@ -37,7 +37,12 @@ impl Client {
         })
     }
 
-    fn send(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
+    pub(crate) fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<Value> {
         let mut request = self
             .http
             .request(method.clone(), format!("{}{path}", self.url))
@@ -59,7 +64,7 @@ impl Client {
 
 /// `value` as one URL path segment or query value: a user named `a/b`,
 /// `x?y` or `../roles` stays that one name.
-fn segment(value: &str) -> String {
+pub(crate) fn segment(value: &str) -> String {
     percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 

@@ -1,5 +1,7 @@
 //! `warden serve`: wires the host together (store, security, runtime and
-//! registry, audit log, token services, cluster gateway, scheduler) and
+//! registry — the extensions directory's and the installed ones from the
+//! store —, audit log, token services, cluster gateway, scheduler, the
+//! extension lifecycle) and
 //! serves the REST API until SIGINT or SIGTERM; at shutdown the dispatcher
 //! stops and job runs under way get 10 s to finish.
 
@@ -16,6 +18,8 @@ use warden_host::capability::Capability;
 use warden_host::cluster::embedded::Embedded;
 use warden_host::cluster::gateway::ClusterGateway;
 use warden_host::config;
+use warden_host::extensions::installed::InstalledStore;
+use warden_host::extensions::lifecycle::{self, Lifecycle};
 use warden_host::registry::Registry;
 use warden_host::runtime::session::Sessions;
 use warden_host::runtime::{Runtime, RuntimeConfig};
@@ -29,8 +33,9 @@ use warden_host::store::Store;
 /// Each extension granted `cluster` gets its service account; one without a
 /// policy role is told about at start, not at its first denied call.
 fn prepare_extension_identities(security: &Security, registry: &Registry) -> anyhow::Result<()> {
-    let clustered: Vec<&str> = registry
-        .extensions()
+    let extensions = registry.extensions();
+    let clustered: Vec<&str> = extensions
+        .iter()
         .filter(|e| e.manifest.capabilities.contains(&Capability::Cluster))
         .map(|e| e.id())
         .collect();
@@ -74,8 +79,11 @@ pub fn run(
             );
         }
     }
-    let runtime = Runtime::new(runtime)?;
+    let runtime = Arc::new(Runtime::new(runtime)?);
     let registry = Registry::load_dir(&runtime, &extensions_dir, &data_dir);
+    // Installed extensions (approved in an earlier run) join the directory's.
+    let installed = InstalledStore::new(store.clone());
+    lifecycle::load_installed(&installed, &runtime, &registry, &data_dir);
     prepare_extension_identities(&security, &registry)?;
     for warning in security.shared_name_warnings() {
         tracing::warn!("{warning}");
@@ -111,12 +119,21 @@ pub fn run(
         registry.clone(),
         config::scheduler_config(config::from_env)?,
     ));
+    let lifecycle = Arc::new(Lifecycle::new(
+        installed,
+        registry.clone(),
+        runtime.clone(),
+        security.clone(),
+        Some(scheduler.clone()),
+        data_dir.clone(),
+    ));
     let state = Arc::new(AppState {
         registry,
         security,
         audit,
         cluster: Some(gateway),
         scheduler: Some(scheduler.clone()),
+        lifecycle: Some(lifecycle),
         sessions,
         started: Instant::now(),
         body_timeout: limits.body_timeout,
@@ -132,7 +149,7 @@ pub fn run(
             .with_context(|| format!("cannot listen on {listen}"))?;
         let local = listener.local_addr().context("cannot read the listening address")?;
         tracing::info!(
-            extensions = state.registry.extensions().count(),
+            extensions = state.registry.extensions().len(),
             failed = state.registry.failed().len(),
             "warden listening on http://{local}"
         );

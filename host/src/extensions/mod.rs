@@ -1,11 +1,17 @@
-//! Extensions as an operator installs them: the manifest (`extension.toml`)
-//! and the pure parts of the lifecycle built on it — the security roles an
-//! extension brings, the permission review in plain words, the permission
-//! delta between what is granted and what a new manifest asks for. Nothing
-//! here touches the store, the runtime or HTTP.
+//! Extensions as an operator installs them, in two layers:
+//!
+//! - what an extension asks for, pure and below security's users: the
+//!   manifest (`extension.toml`), the action vocabulary it may name, the
+//!   security roles it brings ([`policy`]), the permission review in plain
+//!   words and the delta between what is granted and a new manifest;
+//! - the installed extensions, above the runtime: their store
+//!   ([`installed`]) and the lifecycle that changes it ([`lifecycle`]:
+//!   install → pending → approve → serving, removal, query).
 
 pub mod actions;
 pub mod delta;
+pub mod installed;
+pub mod lifecycle;
 pub mod manifest;
 pub mod policy;
 pub mod review;

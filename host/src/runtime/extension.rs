@@ -187,6 +187,20 @@ impl LoadedExtension {
     /// capability check, exports check, linking.
     pub fn load(runtime: &Runtime, dir: &Path, data_dir: &Path) -> Result<LoadedExtension, ExtensionError> {
         let manifest = Manifest::load(dir)?;
+        let bytes = std::fs::read(&manifest.component)
+            .map_err(|source| RuntimeError::Read { path: manifest.component.clone(), source })?;
+        LoadedExtension::from_bytes(runtime, manifest, &bytes, data_dir)
+    }
+
+    /// Loads an extension whose manifest is parsed and whose component is
+    /// in memory (an installed extension: both come from the store); the
+    /// same checks as [`LoadedExtension::load`], in the same order.
+    pub fn from_bytes(
+        runtime: &Runtime,
+        manifest: Manifest,
+        bytes: &[u8],
+        data_dir: &Path,
+    ) -> Result<LoadedExtension, ExtensionError> {
         let path = manifest.component.clone();
         let limits = runtime.config().default_limits.with_overrides(&manifest.limits);
         let max = runtime.config().max_memory_bytes;
@@ -197,7 +211,7 @@ impl LoadedExtension {
                 max: max >> 20,
             });
         }
-        let (component, cache) = runtime.load_component(&path)?;
+        let (component, cache) = runtime.load_component_bytes(&path, bytes)?;
         check_imports(runtime, &component, &manifest)?;
 
         let linker = capabilities::linker_for::<InvocationState>(runtime.engine(), &manifest.capabilities)

@@ -273,9 +273,19 @@ impl Runtime {
     pub fn load_component(&self, path: &Path) -> Result<(Component, CacheOutcome), RuntimeError> {
         let bytes =
             std::fs::read(path).map_err(|source| RuntimeError::Read { path: path.to_owned(), source })?;
-        check_header(path, &bytes)?;
+        self.load_component_bytes(path, &bytes)
+    }
+
+    /// Compiles component `bytes` (an installed extension's, from the
+    /// store), through the cache when there is one; `path` names it in errors.
+    pub fn load_component_bytes(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+    ) -> Result<(Component, CacheOutcome), RuntimeError> {
+        check_header(path, bytes)?;
         let compile = || {
-            Component::new(&self.engine, &bytes).map_err(|e| {
+            Component::new(&self.engine, bytes).map_err(|e| {
                 let message = format!("{e:#}");
                 if message.contains("pooling allocator") {
                     RuntimeError::OverPoolLimits { path: path.to_owned(), message }
@@ -285,7 +295,7 @@ impl Runtime {
             })
         };
         match &self.cache {
-            Some(cache) => cache.get_or_compile(&self.engine, &bytes, compile),
+            Some(cache) => cache.get_or_compile(&self.engine, bytes, compile),
             None => Ok((compile()?, CacheOutcome::Disabled)),
         }
     }

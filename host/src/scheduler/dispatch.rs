@@ -229,7 +229,7 @@ impl Scheduler {
         if !extension.manifest.capabilities.contains(&Capability::Scheduler) {
             return Step::Suspend(format!("extension `{}` is no longer granted `scheduler`", job.extension));
         }
-        let session = match self.job_session(id, extension, identity, &owner, request_id) {
+        let session = match self.job_session(id, &extension, identity, &owner, request_id) {
             Ok(session) => session,
             Err(e) => return Step::Ran(RunStatus::Error, e.to_string()),
         };

@@ -1,0 +1,352 @@
+//! The extension lifecycle: install (checked as a load would check it, then
+//! kept *pending* in the store: it runs nothing), approve (loaded and
+//! serving from the next request on, without a restart), remove (routes
+//! 404 at once, its jobs suspended with the reason, its service account
+//! removed), and, at start, loading every approved extension again from
+//! the store (the compile cache is keyed by the component's hash, so this
+//! is a cache hit). A failed step leaves nothing behind: the install is
+//! checked completely before the one transaction that writes its record
+//! and blob. Upgrade is not built yet: installing an id already present is
+//! refused.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::capability::Capability;
+use crate::error::{ErrorKind, HasKind};
+use crate::extensions::installed::{InstallState, Installed, InstalledError, InstalledStore, digest};
+use crate::manifest::{MANIFEST_FILE, Manifest};
+use crate::registry::{LoadFailure, Origin, Registry};
+use crate::runtime::{ExtensionError, LoadedExtension, Runtime};
+use crate::scheduler::Scheduler;
+use crate::security::{Security, SecurityWriteError, service_accounts};
+use crate::time::now_ms;
+
+/// The cluster permission every lifecycle endpoint requires (`all_access`
+/// holds it through `*`).
+pub const ADMIN_PERMISSION: &str = "restapi:admin/extensions";
+
+/// Where an installed extension's files would be, for error messages: an
+/// installed extension has no directory; its manifest and component are
+/// named `installed/<id>/...`.
+fn virtual_dir(id: Option<&str>) -> PathBuf {
+    Path::new("installed").join(id.unwrap_or("upload"))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    #[error(transparent)]
+    Manifest(#[from] crate::manifest::ManifestError),
+    #[error(transparent)]
+    Load(#[from] ExtensionError),
+    #[error(transparent)]
+    Store(#[from] InstalledError),
+    #[error(
+        "extension `{0}` is already installed; upgrading is not supported yet: remove it first \
+         (`warden ext rm {0}`)"
+    )]
+    AlreadyInstalled(String),
+    #[error(
+        "extension `{0}` is loaded from the extensions directory; remove its directory there \
+         (the lifecycle manages installed extensions only)"
+    )]
+    FromDirectory(String),
+    #[error("extension `{id}` is {state}, not pending: only a pending extension can be approved")]
+    NotPending { id: String, state: &'static str },
+    #[error("installed extension `{id}`: its component `{sha256}` is missing from the store")]
+    MissingComponent { id: String, sha256: String },
+    #[error("cannot change the service account of extension `{id}`: {source}")]
+    Account { id: String, source: SecurityWriteError },
+    #[error("cannot suspend the jobs of extension `{id}`: {message}")]
+    Jobs { id: String, message: String },
+}
+
+impl HasKind for LifecycleError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            LifecycleError::Manifest(e) => match e {
+                // An uploaded manifest is never read from a file: any
+                // refusal of it is the request's fault.
+                crate::manifest::ManifestError::Read { .. } => ErrorKind::Invalid,
+                e => e.kind(),
+            },
+            LifecycleError::Load(e) => match e {
+                ExtensionError::Component(_) => ErrorKind::Invalid,
+                e => e.kind(),
+            },
+            LifecycleError::Store(e) => e.kind(),
+            LifecycleError::AlreadyInstalled(_) | LifecycleError::NotPending { .. } => ErrorKind::Conflict,
+            LifecycleError::FromDirectory(_) => ErrorKind::Invalid,
+            LifecycleError::MissingComponent { .. }
+            | LifecycleError::Account { .. }
+            | LifecycleError::Jobs { .. } => ErrorKind::Internal,
+        }
+    }
+}
+
+/// What a removal did besides forgetting the extension.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Removal {
+    pub record: Option<Installed>,
+    /// Ids of the jobs suspended.
+    pub suspended_jobs: Vec<String>,
+    pub service_account_removed: bool,
+}
+
+/// The lifecycle's services.
+#[derive(Debug)]
+pub struct Lifecycle {
+    installed: InstalledStore,
+    registry: Arc<Registry>,
+    runtime: Arc<Runtime>,
+    security: Arc<Security>,
+    scheduler: Option<Arc<Scheduler>>,
+    data_dir: PathBuf,
+    /// One change at a time: a removal between an approval's store write
+    /// and its registry insert would otherwise leave a removed extension
+    /// serving. Changes are an operator's, rare; reads do not take it.
+    changes: Mutex<()>,
+}
+
+impl Lifecycle {
+    pub fn new(
+        installed: InstalledStore,
+        registry: Arc<Registry>,
+        runtime: Arc<Runtime>,
+        security: Arc<Security>,
+        scheduler: Option<Arc<Scheduler>>,
+        data_dir: PathBuf,
+    ) -> Lifecycle {
+        Lifecycle { installed, registry, runtime, security, scheduler, data_dir, changes: Mutex::new(()) }
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Installs `manifest` + `component` as pending, after every check a
+    /// load makes (manifest, component, imports against the requested
+    /// capabilities, exports, pool room). Nothing is written unless all pass.
+    pub fn install(
+        &self,
+        actor: &str,
+        manifest_text: &str,
+        component: &[u8],
+    ) -> Result<Installed, LifecycleError> {
+        let _change = self.changes.lock().unwrap_or_else(PoisonError::into_inner);
+        let dir = virtual_dir(None);
+        let manifest = Manifest::parse(manifest_text, &dir, &dir.join(MANIFEST_FILE))?;
+        let id = manifest.id.clone();
+        if self.registry.origin(&id) == Some(Origin::Directory) {
+            return Err(LifecycleError::FromDirectory(id));
+        }
+        if self.installed.get(&id)?.is_some() || self.registry.knows(&id) {
+            return Err(LifecycleError::AlreadyInstalled(id));
+        }
+        let manifest = parse_installed(&id, manifest_text)?;
+        // The full load, then dropped: a pending extension runs nothing.
+        let checked =
+            LoadedExtension::from_bytes(&self.runtime, manifest.clone(), component, &self.data_dir)?;
+        drop(checked);
+        let record = Installed {
+            id: id.clone(),
+            state: InstallState::Pending,
+            version: manifest.version.clone(),
+            manifest: manifest_text.to_owned(),
+            component_sha256: digest(component),
+            component_bytes: component.len() as u64,
+            installed_at: now_ms(),
+            installed_by: actor.to_owned(),
+            approved_at: None,
+            approved_by: None,
+            last_error: None,
+        };
+        self.installed.create(&record, component).map_err(|e| match e {
+            InstalledError::Exists(id) => LifecycleError::AlreadyInstalled(id),
+            e => e.into(),
+        })?;
+        self.registry.set_pending(&id);
+        Ok(record)
+    }
+
+    /// Approves pending extension `id`: loaded, its service account created
+    /// when it requests `cluster`, recorded approved, serving from the next
+    /// request on.
+    pub fn approve(&self, actor: &str, id: &str) -> Result<Installed, LifecycleError> {
+        let _change = self.changes.lock().unwrap_or_else(PoisonError::into_inner);
+        let (record, _) = self.installed.get(id)?.ok_or_else(|| self.not_found(id))?;
+        if record.state != InstallState::Pending {
+            return Err(LifecycleError::NotPending { id: id.to_owned(), state: record.state.as_str() });
+        }
+        let extension = match self.load(&record) {
+            Ok(extension) => extension,
+            Err(e) => {
+                // Kept for `show`: why approving failed (it stays pending).
+                let error = e.to_string();
+                let noted = self.installed.update::<InstalledError>(id, |r| {
+                    r.last_error = Some(error.clone());
+                    Ok(())
+                });
+                if let Err(note) = noted {
+                    tracing::warn!(extension = id, "cannot record the load error: {note}");
+                }
+                return Err(e);
+            }
+        };
+        let clustered = extension.manifest.capabilities.contains(&Capability::Cluster);
+        let record = self.installed.update(id, |r| {
+            if r.state != InstallState::Pending {
+                return Err(LifecycleError::NotPending { id: id.to_owned(), state: r.state.as_str() });
+            }
+            r.state = InstallState::Approved;
+            r.approved_at = Some(now_ms());
+            r.approved_by = Some(actor.to_owned());
+            r.last_error = None;
+            Ok(())
+        })?;
+        if clustered {
+            for account in self
+                .security
+                .ensure_service_accounts(std::iter::once(id))
+                .map_err(|source| LifecycleError::Account { id: id.to_owned(), source })?
+            {
+                tracing::info!(account, "service account created");
+            }
+        }
+        self.registry.insert_installed(Arc::new(extension));
+        tracing::info!(
+            extension = id,
+            version = record.version,
+            by = actor,
+            "extension approved and serving"
+        );
+        Ok(record)
+    }
+
+    /// Removes installed extension `id`: forgotten by the registry first
+    /// (its routes 404 at once), its record and blob deleted, its jobs
+    /// suspended (kept, listed, with the reason), its service account removed.
+    pub fn remove(&self, actor: &str, id: &str) -> Result<Removal, LifecycleError> {
+        let _change = self.changes.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.registry.origin(id) == Some(Origin::Directory) {
+            return Err(LifecycleError::FromDirectory(id.to_owned()));
+        }
+        let (record, version) = self.installed.get(id)?.ok_or_else(|| self.not_found(id))?;
+        self.installed.delete(&record, version)?;
+        self.registry.remove_installed(id);
+        let mut removal = Removal { record: Some(record), ..Removal::default() };
+        if let Some(scheduler) = &self.scheduler {
+            let reason = format!("extension `{id}` was removed by `{actor}`");
+            let jobs = scheduler
+                .jobs()
+                .list()
+                .map_err(|e| LifecycleError::Jobs { id: id.to_owned(), message: e.to_string() })?;
+            for (job_id, job, _) in jobs.into_iter().filter(|(_, job, _)| job.extension == id) {
+                if job.suspended.is_some() {
+                    continue;
+                }
+                scheduler
+                    .jobs()
+                    .update(&job_id, |job| {
+                        job.suspended = Some(reason.clone());
+                        Ok(())
+                    })
+                    .map_err(|e| LifecycleError::Jobs { id: id.to_owned(), message: e.to_string() })?;
+                removal.suspended_jobs.push(job_id);
+            }
+        }
+        let account = service_accounts::name(id);
+        removal.service_account_removed = self
+            .security
+            .update(|config| Ok::<_, SecurityWriteError>(config.internal_users.remove(&account).is_some()))
+            .map_err(|source| LifecycleError::Account { id: id.to_owned(), source })?;
+        tracing::info!(extension = id, by = actor, "extension removed");
+        Ok(removal)
+    }
+
+    /// Installed extension `id`'s record.
+    pub fn get(&self, id: &str) -> Result<Installed, LifecycleError> {
+        Ok(self.installed.get(id)?.ok_or_else(|| self.not_found(id))?.0)
+    }
+
+    /// Every installed extension's record.
+    pub fn list(&self) -> Result<Vec<Installed>, LifecycleError> {
+        Ok(self.installed.list()?)
+    }
+
+    fn not_found(&self, id: &str) -> LifecycleError {
+        LifecycleError::Store(InstalledError::NotFound(id.to_owned()))
+    }
+
+    fn load(&self, record: &Installed) -> Result<LoadedExtension, LifecycleError> {
+        load_record(&self.installed, &self.runtime, &self.data_dir, record)
+    }
+}
+
+/// Parses an installed extension's manifest, its files named under
+/// `installed/<id>/`.
+fn parse_installed(id: &str, text: &str) -> Result<Manifest, LifecycleError> {
+    let dir = virtual_dir(Some(id));
+    Ok(Manifest::parse(text, &dir, &dir.join(MANIFEST_FILE))?)
+}
+
+fn load_record(
+    installed: &InstalledStore,
+    runtime: &Runtime,
+    data_dir: &Path,
+    record: &Installed,
+) -> Result<LoadedExtension, LifecycleError> {
+    let manifest = parse_installed(&record.id, &record.manifest)?;
+    let bytes = installed.component(&record.component_sha256)?.ok_or_else(|| {
+        LifecycleError::MissingComponent { id: record.id.clone(), sha256: record.component_sha256.clone() }
+    })?;
+    Ok(LoadedExtension::from_bytes(runtime, manifest, &bytes, data_dir)?)
+}
+
+/// At start: every installed extension joins `registry` — approved ones
+/// loaded (from the compile cache when warm), pending ones as pending. One
+/// that fails is recorded (health shows it) and the others still serve.
+pub fn load_installed(installed: &InstalledStore, runtime: &Runtime, registry: &Registry, data_dir: &Path) {
+    let records = match installed.list() {
+        Ok(records) => records,
+        Err(e) => {
+            tracing::error!("installed extensions not loaded: {e}");
+            return;
+        }
+    };
+    for record in records {
+        let failure = |error: String| LoadFailure {
+            dir: virtual_dir(Some(&record.id)),
+            id: Some(record.id.clone()),
+            error,
+        };
+        if registry.origin(&record.id).is_some() {
+            let error = format!(
+                "installed extension `{}` not loaded: the extensions directory holds one with the same id",
+                record.id
+            );
+            tracing::error!("{error}");
+            registry.record_failure(failure(error));
+            continue;
+        }
+        match record.state {
+            InstallState::Pending => registry.set_pending(&record.id),
+            InstallState::Approved => match load_record(installed, runtime, data_dir, &record) {
+                Ok(extension) => {
+                    tracing::info!(
+                        extension = record.id,
+                        version = record.version,
+                        cache = ?extension.cache,
+                        "installed extension loaded"
+                    );
+                    registry.insert_installed(Arc::new(extension));
+                }
+                Err(e) => {
+                    let error = e.to_string();
+                    tracing::error!("installed extension not loaded: {error}");
+                    registry.record_failure(failure(error));
+                }
+            },
+        }
+    }
+}

@@ -1,0 +1,363 @@
+//! The extension lifecycle end to end (`/_warden/extensions`, the real
+//! binary): install → pending (runs nothing, its routes 404 naming the
+//! pending state) → approve → serving without a restart; a restart keeps
+//! it; removal 404s its routes at once and suspends its jobs; refused
+//! installs (undeclared import, bad manifest, not a component, bad base64,
+//! an id already installed) leave no record, no account, no route; a
+//! request under way when its extension is removed finishes on it; a
+//! non-admin is refused every endpoint.
+
+use base64::Engine as _;
+use reqwest::Method;
+use serde_json::{Value, json};
+use warden_test_artifacts::{GUEST_HOST_CALLS, GUEST_SLEEPER, HELLO_WORLD};
+
+use crate::support::{self, API, Deployment, Error, Server, TestResult};
+
+const CARL: (&str, &str) = ("carl", "Carl-Password-1");
+const EXTENSIONS: &str = "/_warden/extensions";
+
+fn start(deployment: &Deployment) -> Result<Server, String> {
+    let mut command = support::warden();
+    command.env("WARDEN_SCHEDULER_TICK_MS", "100");
+    Server::start_command(command, &deployment.extensions_dir(), &deployment.data_dir(), &[])
+}
+
+fn manifest(id: &str, capabilities: &str) -> String {
+    format!("id = \"{id}\"\nversion = \"1.0.0\"\ncomponent = \"c.wasm\"\ncapabilities = [{capabilities}]\n")
+}
+
+fn install_body(manifest: &str, component: &[u8]) -> Value {
+    json!({
+        "manifest": manifest,
+        "component": base64::engine::general_purpose::STANDARD.encode(component),
+    })
+}
+
+fn install(server: &Server, manifest: &str, component: &[u8]) -> Result<support::Reply, Error> {
+    Ok(server.send(Method::POST, EXTENSIONS, &install_body(manifest, component))?)
+}
+
+fn installed_ids(server: &Server) -> Result<Vec<String>, Error> {
+    let reply = server.get(EXTENSIONS)?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    Ok(reply.json()["extensions"]
+        .as_array()
+        .ok_or("no list")?
+        .iter()
+        .filter_map(|e| e["id"].as_str().map(str::to_owned))
+        .collect())
+}
+
+fn audit(server: &Server, category: &str) -> Result<Vec<Value>, Error> {
+    let reply = server.get(&format!("/_warden/audit?category={category}"))?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    Ok(reply.json()["events"].as_array().cloned().unwrap_or_default())
+}
+
+#[test]
+fn install_approve_restart_and_remove() -> TestResult {
+    let deployment = Deployment::new()?;
+    let server = start(&deployment)?;
+    let component = std::fs::read(GUEST_HOST_CALLS)?;
+
+    // Installed: pending, nothing runs, its routes say so.
+    let reply = install(&server, &manifest("probe", "\"cluster\", \"scheduler\""), &component)?;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let record = reply.json();
+    assert_eq!(record["state"], "pending", "{record}");
+    assert_eq!(record["serving"], false, "{record}");
+    assert_eq!(record["capabilities"], json!(["cluster", "scheduler"]), "{record}");
+    assert_eq!(record["component_bytes"], component.len());
+    assert_eq!(record["component_sha256"].as_str().map(str::len), Some(64), "{record}");
+    let reply = server.get("/_extensions/probe/jobs")?;
+    assert_eq!(reply.status, 404, "{reply:?}");
+    assert!(reply.reason().contains("pending"), "{reply:?}");
+    // No service account before approval.
+    assert_eq!(server.get(&format!("{API}/internalusers/service:probe"))?.status, 404);
+
+    // The same id again: refused, the pending one untouched.
+    let reply = install(&server, &manifest("probe", "\"cluster\", \"scheduler\""), &component)?;
+    assert_eq!(reply.status, 409, "{reply:?}");
+    assert!(reply.reason().contains("already installed"), "{reply:?}");
+
+    // Approved: serving from the next request, no restart.
+    let reply = server.request(Method::POST, &format!("{EXTENSIONS}/probe/_approve"), "")?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.json()["state"], "approved");
+    assert_eq!(reply.json()["approved_by"], "admin");
+    assert_eq!(server.get("/_extensions/probe/jobs")?.status, 200);
+    assert_eq!(server.get(&format!("{API}/internalusers/service:probe"))?.status, 200);
+    // The store of installed extensions is a system index: not even the
+    // admin reads or writes it through the cluster API.
+    for index in [".warden-extensions", ".warden-extension-components"] {
+        let reply = server.get(&format!("/{index}/_search"))?;
+        assert_eq!(reply.status, 403, "{index}: {reply:?}");
+        let reply =
+            server.send(Method::PUT, &format!("/{index}/_doc/probe"), &json!({"state": "approved"}))?;
+        assert_eq!(reply.status, 403, "{index}: {reply:?}");
+    }
+    // Approving twice: refused, naming the state.
+    let reply = server.request(Method::POST, &format!("{EXTENSIONS}/probe/_approve"), "")?;
+    assert_eq!(reply.status, 409, "{reply:?}");
+    assert!(reply.reason().contains("approved, not pending"), "{reply:?}");
+
+    // A job of it, registered by the admin through the guest.
+    let spec = json!({"name": "nightly", "schedule": {"interval": 3600}, "params": {}});
+    let reply = server.send(Method::POST, "/_extensions/probe/schedule", &spec)?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let job = reply.json()["id"].as_str().ok_or_else(|| format!("no job id: {reply:?}"))?.to_owned();
+
+    // A restart on the same data directory keeps it serving.
+    drop(server.stop());
+    let server = start(&deployment)?;
+    // Loaded from the store before listening, compiled code from the cache
+    // (keyed by the component's hash: approval compiled it already).
+    let logs = server.logs();
+    assert!(logs.contains("installed extension loaded") && logs.contains("cache=Hit"), "{logs}");
+    assert_eq!(server.get("/_extensions/probe/jobs")?.status, 200);
+    let reply = server.get(&format!("{EXTENSIONS}/probe"))?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.json()["state"], "approved");
+    assert_eq!(reply.json()["serving"], true);
+    assert_eq!(installed_ids(&server)?, ["probe"]);
+
+    // Removed: routes 404 at once, the job suspended with the reason
+    // (kept), the service account gone.
+    let reply = server.request(Method::DELETE, &format!("{EXTENSIONS}/probe"), "")?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.json()["suspended_jobs"], json!([job]), "{reply:?}");
+    let reply = server.get("/_extensions/probe/jobs")?;
+    assert_eq!(reply.status, 404, "{reply:?}");
+    assert!(reply.reason().contains("no extension"), "{reply:?}");
+    let view = server.get(&format!("/_warden/jobs/{job}"))?;
+    assert_eq!(view.status, 200, "{view:?}");
+    let suspended = view.json()["suspended"].as_str().unwrap_or_default().to_owned();
+    assert!(suspended.contains("extension `probe` was removed by `admin`"), "{view:?}");
+    assert_eq!(server.get(&format!("{API}/internalusers/service:probe"))?.status, 404);
+    assert_eq!(server.get(&format!("{EXTENSIONS}/probe"))?.status, 404);
+    assert!(installed_ids(&server)?.is_empty());
+    // Removing again: not found.
+    assert_eq!(server.request(Method::DELETE, &format!("{EXTENSIONS}/probe"), "")?.status, 404);
+
+    // Audited, with the actor.
+    for category in ["EXTENSION_INSTALL", "EXTENSION_APPROVE", "EXTENSION_REMOVE"] {
+        let events = audit(&server, category)?;
+        assert!(
+            events.iter().any(|e| e["user"] == "admin" && e["extension"] == "probe"),
+            "{category}: {events:?}"
+        );
+    }
+    // Gone for good: a restart does not bring it back.
+    drop(server.stop());
+    let server = start(&deployment)?;
+    assert_eq!(server.get("/_extensions/probe/jobs")?.status, 404);
+    assert!(installed_ids(&server)?.is_empty());
+    Ok(())
+}
+
+#[test]
+fn refused_installs_leave_nothing() -> TestResult {
+    let deployment = Deployment::new()?;
+    deployment.install("hello", HELLO_WORLD, "")?;
+    let server = start(&deployment)?;
+    let component = std::fs::read(GUEST_HOST_CALLS)?;
+    let nothing_left = |server: &Server| -> TestResult {
+        assert!(installed_ids(server)?.is_empty());
+        let reply = server.get("/_extensions/probe/jobs")?;
+        assert_eq!(reply.status, 404, "{reply:?}");
+        assert!(reply.reason().contains("no extension `probe`"), "{reply:?}");
+        assert_eq!(server.get(&format!("{API}/internalusers/service:probe"))?.status, 404);
+        let health = server.get("/_warden/health")?.json();
+        assert_eq!(health["failed"], json!([]), "{health}");
+        Ok(())
+    };
+
+    // The component imports the cluster and scheduler interfaces; the
+    // manifest asks for neither: refused, each interface named.
+    let reply = install(&server, &manifest("probe", ""), &component)?;
+    assert_eq!(reply.status, 400, "{reply:?}");
+    let reason = reply.reason();
+    assert!(reason.contains("warden:extension/cluster"), "{reason}");
+    assert!(reason.contains("needs the `cluster` capability"), "{reason}");
+    assert!(reason.contains("warden:extension/scheduler"), "{reason}");
+    nothing_left(&server)?;
+    // Asking for one of the two is not enough either.
+    let reply = install(&server, &manifest("probe", "\"cluster\""), &component)?;
+    assert_eq!(reply.status, 400, "{reply:?}");
+    assert!(reply.reason().contains("needs the `scheduler` capability"), "{reply:?}");
+    nothing_left(&server)?;
+
+    for (manifest, component, expected) in [
+        ("id = \"probe\"\nversion = ", component.clone(), "not a valid manifest"),
+        ("id = \"Bad Id\"\nversion = \"1\"\ncomponent = \"c.wasm\"\n", component.clone(), "invalid id"),
+        (
+            manifest("probe", "\"cluster\", \"scheduler\"").as_str(),
+            b"not wasm".to_vec(),
+            "not a WebAssembly file",
+        ),
+        (
+            manifest("probe", "\"cluster\", \"scheduler\"").as_str(),
+            b"\0asm\x01\0\0\0".to_vec(),
+            "core WebAssembly module",
+        ),
+    ] {
+        let reply = install(&server, manifest, &component)?;
+        assert_eq!(reply.status, 400, "{expected}: {reply:?}");
+        assert!(reply.reason().contains(expected), "{expected}: {reply:?}");
+        nothing_left(&server)?;
+    }
+    // Bodies past the general 10 MiB limit reach this route's checks (a
+    // 12 MiB component that is not wasm); past its own limit: 413.
+    let reply = install(&server, &manifest("probe", ""), &vec![b'x'; 12 << 20])?;
+    assert_eq!(reply.status, 400, "{}", reply.status);
+    assert!(reply.reason().contains("not a WebAssembly file"), "{}", reply.reason());
+    let reply = install(&server, &manifest("probe", ""), &vec![b'x'; 50 << 20])?;
+    assert_eq!(reply.status, 413, "{}", reply.status);
+    nothing_left(&server)?;
+    // Not base64; not the body's shape.
+    let body = json!({"manifest": manifest("probe", ""), "component": "!!not base64!!"});
+    let reply = server.send(Method::POST, EXTENSIONS, &body)?;
+    assert_eq!(reply.status, 400, "{reply:?}");
+    assert!(reply.reason().contains("base64"), "{reply:?}");
+    let reply = server.send(Method::POST, EXTENSIONS, &json!({"manifest": manifest("probe", "")}))?;
+    assert_eq!(reply.status, 400, "{reply:?}");
+    nothing_left(&server)?;
+
+    // An id the extensions directory serves is not the lifecycle's.
+    let hello = std::fs::read(HELLO_WORLD)?;
+    let reply = install(&server, &manifest("hello", ""), &hello)?;
+    assert_eq!(reply.status, 400, "{reply:?}");
+    assert!(reply.reason().contains("extensions directory"), "{reply:?}");
+    let reply = server.request(Method::DELETE, &format!("{EXTENSIONS}/hello"), "")?;
+    assert_eq!(reply.status, 400, "{reply:?}");
+    assert_eq!(server.get("/_extensions/hello/greet/ana")?.status, 200);
+    // Approving what is not installed, removing it: not found.
+    assert_eq!(server.request(Method::POST, &format!("{EXTENSIONS}/probe/_approve"), "")?.status, 404);
+    assert_eq!(server.request(Method::DELETE, &format!("{EXTENSIONS}/probe"), "")?.status, 404);
+    // Purge is not built yet: refused whole, nothing removed.
+    let reply = install(&server, &manifest("greeter", ""), &hello)?;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let reply = server.request(Method::DELETE, &format!("{EXTENSIONS}/greeter?purge=true"), "")?;
+    assert_eq!(reply.status, 400, "{reply:?}");
+    assert_eq!(installed_ids(&server)?, ["greeter"]);
+    // The refusals are audited too.
+    let events = audit(&server, "EXTENSION_INSTALL")?;
+    assert!(
+        events.iter().any(|e| e["reason"].as_str().is_some_and(|r| r.contains("capability"))),
+        "{events:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn only_extension_admins_manage_extensions() -> TestResult {
+    let deployment = Deployment::new()?;
+    let server = start(&deployment)?;
+    let reply =
+        server.send(Method::PUT, &format!("{API}/internalusers/carl"), &json!({"password": CARL.1}))?;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let hello = std::fs::read(HELLO_WORLD)?;
+    // One pending extension for carl to try to approve, show and remove.
+    assert_eq!(install(&server, &manifest("greeter", ""), &hello)?.status, 201);
+
+    let body = install_body(&manifest("other", ""), &hello);
+    for (method, path, body) in [
+        (Method::POST, EXTENSIONS.to_owned(), body),
+        (Method::GET, EXTENSIONS.to_owned(), Value::Null),
+        (Method::GET, format!("{EXTENSIONS}/greeter"), Value::Null),
+        (Method::POST, format!("{EXTENSIONS}/greeter/_approve"), Value::Null),
+        (Method::DELETE, format!("{EXTENSIONS}/greeter"), Value::Null),
+    ] {
+        let reply = server.send_as(CARL.0, CARL.1, method.clone(), &path, &body)?;
+        assert_eq!(reply.status, 403, "{method} {path}: {reply:?}");
+        assert!(reply.reason().contains("restapi:admin/extensions"), "{method} {path}: {reply:?}");
+    }
+    // Nothing happened.
+    let reply = server.get(&format!("{EXTENSIONS}/greeter"))?;
+    assert_eq!(reply.json()["state"], "pending", "{reply:?}");
+    assert_eq!(server.get("/_warden/health")?.json()["pending"], json!(["greeter"]));
+    assert_eq!(installed_ids(&server)?, ["greeter"]);
+    Ok(())
+}
+
+/// `warden ext <args>` logged in as admin against `server`, stdin not a
+/// terminal; (success, stdout, stderr).
+fn ext(server: &Server, args: &[&str]) -> Result<(bool, String, String), Error> {
+    let output = support::warden()
+        .arg("ext")
+        .args(args)
+        .env("WARDEN_URL", &server.base)
+        .env("WARDEN_USER", "admin")
+        .env("WARDEN_PASSWORD", support::ADMIN_PASSWORD)
+        .stdin(std::process::Stdio::null())
+        .output()?;
+    Ok((
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    ))
+}
+
+#[test]
+fn the_cli_installs_approves_lists_shows_and_removes() -> TestResult {
+    let deployment = Deployment::new()?;
+    let server = start(&deployment)?;
+    let source = tempfile::tempdir()?;
+    std::fs::copy(HELLO_WORLD, source.path().join("c.wasm"))?;
+    std::fs::write(source.path().join("extension.toml"), manifest("greeter", ""))?;
+    let dir = source.path().to_str().ok_or("path")?;
+
+    // Not at a terminal and without --yes: left pending.
+    let (ok, out, err) = ext(&server, &["install", dir])?;
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("extension `greeter` version 1.0.0: pending"), "{out}");
+    assert!(out.contains("warden ext approve greeter"), "{out}");
+    assert_eq!(server.get("/_extensions/greeter/greet/ana")?.status, 404);
+    let (ok, out, err) = ext(&server, &["ls"])?;
+    assert!(ok && out.contains("greeter\t1.0.0\tpending\tnot serving"), "{out}{err}");
+    let (ok, out, err) = ext(&server, &["approve", "greeter"])?;
+    assert!(ok && out.contains("approved"), "{out}{err}");
+    assert_eq!(server.get("/_extensions/greeter/greet/ana")?.status, 200);
+    let (ok, out, err) = ext(&server, &["show", "greeter"])?;
+    assert!(ok, "{err}");
+    let shown: Value = serde_json::from_str(&out)?;
+    assert_eq!(shown["state"], "approved");
+    assert_eq!(shown["serving"], true);
+    // Installing it again: refused, the message passed on.
+    let (ok, _, err) = ext(&server, &["install", dir, "--yes"])?;
+    assert!(!ok && err.contains("already installed"), "{err}");
+    let (ok, out, err) = ext(&server, &["rm", "greeter"])?;
+    assert!(ok && out.contains("\"removed\": true"), "{out}{err}");
+    assert_eq!(server.get("/_extensions/greeter/greet/ana")?.status, 404);
+    // --yes approves at once.
+    let (ok, out, err) = ext(&server, &["install", dir, "--yes"])?;
+    assert!(ok && out.contains("approved"), "{out}{err}");
+    assert_eq!(server.get("/_extensions/greeter/greet/ana")?.status, 200);
+    Ok(())
+}
+
+#[test]
+fn a_request_under_way_finishes_when_its_extension_is_removed() -> TestResult {
+    let deployment = Deployment::new()?;
+    let server = std::sync::Arc::new(start(&deployment)?);
+    let sleeper = std::fs::read(GUEST_SLEEPER)?;
+    let manifest = "id = \"nap\"\nversion = \"1\"\ncomponent = \"c.wasm\"\n[limits]\ntimeout_ms = 10000\n";
+    assert_eq!(install(&server, manifest, &sleeper)?.status, 201);
+    let reply = server.request(Method::POST, &format!("{EXTENSIONS}/nap/_approve"), "")?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+
+    // A request sleeping in the guest, removal meanwhile: it finishes on
+    // the extension it started with; the next one finds nothing.
+    let slow = {
+        let server = server.clone();
+        std::thread::spawn(move || server.get("/_extensions/nap/sleep?ms=1500").map(|r| (r.status, r.body)))
+    };
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    let reply = server.request(Method::DELETE, &format!("{EXTENSIONS}/nap"), "")?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(server.get("/_extensions/nap/sleep?ms=1")?.status, 404);
+    let (status, body) = slow.join().map_err(|_| "the slow request panicked")??;
+    assert_eq!((status, body.as_str()), (200, "slept 1500 ms"));
+    Ok(())
+}
