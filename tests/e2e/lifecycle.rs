@@ -361,3 +361,88 @@ fn a_request_under_way_finishes_when_its_extension_is_removed() -> TestResult {
     assert_eq!((status, body.as_str()), (200, "slept 1500 ms"));
     Ok(())
 }
+
+/// A manifest for hello-world as `greeter`: its route and a predefined role
+/// granting it.
+const GREETER: &str = r#"id = "greeter"
+version = "1.0.0"
+component = "c.wasm"
+capabilities = []
+
+[[routes]]
+method = "GET"
+path = "/greet/{name}"
+
+[[roles]]
+name = "greeter_user"
+extension_permissions = ["extension:greeter/greet"]
+"#;
+
+#[test]
+fn approval_writes_the_roles_the_manifest_brings_and_removal_takes_them() -> TestResult {
+    let deployment = Deployment::new()?;
+    let server = start(&deployment)?;
+    let hello = std::fs::read(HELLO_WORLD)?;
+    let reply =
+        server.send(Method::PUT, &format!("{API}/internalusers/carl"), &json!({"password": CARL.1}))?;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    // Installed: the review names the role it brings; no role exists yet.
+    let reply = install(&server, GREETER, &hello)?;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let review = reply.json()["review_text"].as_str().unwrap_or_default().to_owned();
+    assert!(review.contains("greeter_user"), "{review}");
+    assert!(review.contains("/greet/{name}"), "{review}");
+    assert_eq!(server.get(&format!("{API}/roles/greeter_user"))?.status, 404);
+    assert_eq!(server.get(&format!("{API}/roles/extension:greeter"))?.status, 404);
+
+    // Approved: the policy role and the predefined role exist, reserved,
+    // and carl (mapped to the predefined role) calls the route with no
+    // hand-written role.
+    let reply = server.send(Method::POST, &format!("{EXTENSIONS}/greeter/_approve"), &Value::Null)?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let role = server.get(&format!("{API}/roles/greeter_user"))?;
+    assert_eq!(role.status, 200, "{role:?}");
+    assert_eq!(role.json()["greeter_user"]["reserved"], true, "{role:?}");
+    assert_eq!(server.get(&format!("{API}/roles/extension:greeter"))?.status, 200);
+    let mapping = json!({"users": ["carl"]});
+    let reply = server.send(Method::PUT, &format!("{API}/rolesmapping/greeter_user"), &mapping)?;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let reply =
+        server.send_as(CARL.0, CARL.1, Method::GET, "/_extensions/greeter/greet/carl", &Value::Null)?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+
+    // Removed: the roles go, and the mapping of the predefined role with
+    // them (a mapping names an existing role), reported.
+    let reply = server.send(Method::DELETE, &format!("{EXTENSIONS}/greeter"), &Value::Null)?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let removal = reply.json();
+    assert_eq!(removal["roles_removed"], json!(["extension:greeter", "greeter_user"]), "{removal}");
+    assert_eq!(removal["mappings_removed"], json!(["greeter_user"]), "{removal}");
+    assert_eq!(server.get(&format!("{API}/rolesmapping/greeter_user"))?.status, 404);
+    assert_eq!(server.get(&format!("{API}/roles/greeter_user"))?.status, 404);
+    assert_eq!(server.get(&format!("{API}/roles/extension:greeter"))?.status, 404);
+    let reply =
+        server.send_as(CARL.0, CARL.1, Method::GET, "/_extensions/greeter/greet/carl", &Value::Null)?;
+    assert_eq!(reply.status, 403, "{reply:?}");
+    Ok(())
+}
+
+#[test]
+fn a_role_name_taken_by_someone_else_refuses_the_install() -> TestResult {
+    let deployment = Deployment::new()?;
+    let server = start(&deployment)?;
+    let hello = std::fs::read(HELLO_WORLD)?;
+    let theirs = json!({"cluster_permissions": ["cluster:monitor/health"]});
+    let reply = server.send(Method::PUT, &format!("{API}/roles/greeter_user"), &theirs)?;
+    assert_eq!(reply.status, 201, "{reply:?}");
+
+    let reply = install(&server, GREETER, &hello)?;
+    assert_eq!(reply.status, 409, "{reply:?}");
+    assert!(reply.reason().contains("greeter_user"), "{reply:?}");
+    // Nothing installed, and the operator's role is untouched.
+    assert!(installed_ids(&server)?.is_empty());
+    let role = server.get(&format!("{API}/roles/greeter_user"))?.json();
+    assert_eq!(role["greeter_user"]["cluster_permissions"], json!(["cluster:monitor/health"]), "{role}");
+    assert_eq!(server.get(&format!("{API}/roles/extension:greeter"))?.status, 404);
+    Ok(())
+}

@@ -121,6 +121,8 @@ fn view(lifecycle: &Lifecycle, record: &Installed) -> Value {
         .iter()
         .filter_map(|c| c.as_str().map(str::to_owned))
         .collect();
+    // The permission review: what it asks for, in plain words and as data.
+    let review = lifecycle.review(record).ok();
     let registry = lifecycle.registry();
     let last_error = registry.failure_of(&record.id).map(|f| f.error).or_else(|| record.last_error.clone());
     json!({
@@ -138,6 +140,8 @@ fn view(lifecycle: &Lifecycle, record: &Installed) -> Value {
         "approved_by": record.approved_by,
         "last_error": last_error,
         "manifest": record.manifest,
+        "review": review,
+        "review_text": review.as_ref().map(ToString::to_string),
     })
 }
 
@@ -233,6 +237,8 @@ pub async fn remove(
         "removed": true,
         "suspended_jobs": removal.suspended_jobs,
         "service_account_removed": removal.service_account_removed,
+        "roles_removed": removal.roles_removed,
+        "mappings_removed": removal.mappings_removed,
         "data_indices_kept": true,
     })))
 }

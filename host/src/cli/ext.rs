@@ -31,11 +31,15 @@ pub fn install(client: &Client, dir: &Path, yes: bool) -> anyhow::Result<()> {
     });
     let record = client.send(Method::POST, "/_warden/extensions", Some(&body))?;
     print_record(&record);
+    // The permission review, in plain words, before anyone approves.
+    if let Some(review) = record["review_text"].as_str() {
+        println!("\n{review}");
+    }
     let id = record["id"].as_str().unwrap_or(&manifest.id).to_owned();
     let approve = if yes {
         true
     } else if std::io::stdin().is_terminal() {
-        print!("approve extension `{id}` with capabilities {}? [y/N] ", record["capabilities"]);
+        print!("approve extension `{id}` with the permissions above? [y/N] ");
         std::io::stdout().flush().ok();
         let mut answer = String::new();
         std::io::stdin().lock().read_line(&mut answer).context("cannot read the answer")?;

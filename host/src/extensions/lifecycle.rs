@@ -9,12 +9,15 @@
 //! and blob. Upgrade is not built yet: installing an id already present is
 //! refused.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::capability::Capability;
 use crate::error::{ErrorKind, HasKind};
 use crate::extensions::installed::{InstallState, Installed, InstalledError, InstalledStore, digest};
+use crate::extensions::policy::{self, PolicyError};
+use crate::extensions::review::Review;
 use crate::manifest::{MANIFEST_FILE, Manifest};
 use crate::registry::{LoadFailure, Origin, Registry};
 use crate::runtime::{ExtensionError, LoadedExtension, Runtime};
@@ -57,6 +60,12 @@ pub enum LifecycleError {
     MissingComponent { id: String, sha256: String },
     #[error("cannot change the service account of extension `{id}`: {source}")]
     Account { id: String, source: SecurityWriteError },
+    /// A role the extension brings would take a name it may not.
+    #[error(transparent)]
+    Roles(#[from] PolicyError),
+    /// The security configuration (the extension's roles) could not be written.
+    #[error("cannot write the extension's roles: {0}")]
+    RolesWrite(#[from] SecurityWriteError),
     #[error("cannot suspend the jobs of extension `{id}`: {message}")]
     Jobs { id: String, message: String },
 }
@@ -76,6 +85,8 @@ impl HasKind for LifecycleError {
             },
             LifecycleError::Store(e) => e.kind(),
             LifecycleError::AlreadyInstalled(_) | LifecycleError::NotPending { .. } => ErrorKind::Conflict,
+            LifecycleError::Roles(e) => e.kind(),
+            LifecycleError::RolesWrite(source) => source.kind(),
             LifecycleError::FromDirectory(_) => ErrorKind::Invalid,
             LifecycleError::MissingComponent { .. }
             | LifecycleError::Account { .. }
@@ -91,6 +102,12 @@ pub struct Removal {
     /// Ids of the jobs suspended.
     pub suspended_jobs: Vec<String>,
     pub service_account_removed: bool,
+    /// The roles the extension brought (its policy role and predefined
+    /// roles), removed with it.
+    pub roles_removed: Vec<String>,
+    /// The role mappings of removed roles, removed with them (a mapping
+    /// must name an existing role) and warned about: who held them lost them.
+    pub mappings_removed: Vec<String>,
 }
 
 /// The lifecycle's services.
@@ -148,6 +165,9 @@ impl Lifecycle {
         let checked =
             LoadedExtension::from_bytes(&self.runtime, manifest.clone(), component, &self.data_dir)?;
         drop(checked);
+        // The roles it would bring must be free now (checked again at
+        // approval, when they are written).
+        policy::check_clashes(&manifest, &self.security.state().config, &BTreeSet::new())?;
         let record = Installed {
             id: id.clone(),
             state: InstallState::Pending,
@@ -194,7 +214,16 @@ impl Lifecycle {
             }
         };
         let clustered = extension.manifest.capabilities.contains(&Capability::Cluster);
-        let record = self.installed.update(id, |r| {
+        // The policy role `extension:<id>` and the predefined roles, in one
+        // security write; then the record. A record that cannot be written
+        // takes the roles back, so a failed approval leaves no role.
+        let roles = policy::roles_of(&extension.manifest);
+        self.security.update(|config| {
+            policy::check_clashes(&extension.manifest, config, &BTreeSet::new())?;
+            config.roles.extend(roles.clone());
+            Ok::<_, LifecycleError>(())
+        })?;
+        let recorded = self.installed.update(id, |r| {
             if r.state != InstallState::Pending {
                 return Err(LifecycleError::NotPending { id: id.to_owned(), state: r.state.as_str() });
             }
@@ -203,7 +232,14 @@ impl Lifecycle {
             r.approved_by = Some(actor.to_owned());
             r.last_error = None;
             Ok(())
-        })?;
+        });
+        let record = match recorded {
+            Ok(record) => record,
+            Err(e) => {
+                self.remove_roles(id, roles.keys());
+                return Err(e);
+            }
+        };
         if clustered {
             for account in self
                 .security
@@ -256,12 +292,58 @@ impl Lifecycle {
             }
         }
         let account = service_accounts::name(id);
-        removal.service_account_removed = self
+        let brought: Vec<String> = removal
+            .record
+            .as_ref()
+            .and_then(|r| parse_installed(id, &r.manifest).ok())
+            .map(|manifest| policy::roles_of(&manifest).into_keys().collect())
+            .unwrap_or_default();
+        let (account_removed, roles_removed, mappings_removed) = self
             .security
-            .update(|config| Ok::<_, SecurityWriteError>(config.internal_users.remove(&account).is_some()))
+            .update(|config| {
+                let account_removed = config.internal_users.remove(&account).is_some();
+                let removed: Vec<String> =
+                    brought.iter().filter(|name| config.roles.remove(*name).is_some()).cloned().collect();
+                let left: Vec<String> = removed
+                    .iter()
+                    .filter(|name| config.roles_mapping.remove(*name).is_some())
+                    .cloned()
+                    .collect();
+                Ok::<_, SecurityWriteError>((account_removed, removed, left))
+            })
             .map_err(|source| LifecycleError::Account { id: id.to_owned(), source })?;
+        for mapping in &mappings_removed {
+            tracing::warn!(
+                extension = id,
+                "role mapping `{mapping}` was removed with extension `{id}`'s role of that name; the users and backend roles it mapped no longer hold it"
+            );
+        }
+        removal.service_account_removed = account_removed;
+        removal.roles_removed = roles_removed;
+        removal.mappings_removed = mappings_removed;
         tracing::info!(extension = id, by = actor, "extension removed");
         Ok(removal)
+    }
+
+    /// Takes back roles written for `id` (an approval that failed after).
+    fn remove_roles<'a>(&self, id: &str, names: impl Iterator<Item = &'a String>) {
+        let names: Vec<&String> = names.collect();
+        let undone = self.security.update(|config| {
+            for name in &names {
+                config.roles.remove(*name);
+            }
+            Ok::<_, SecurityWriteError>(())
+        });
+        if let Err(e) = undone {
+            tracing::error!(extension = id, "cannot take back the roles of a failed approval: {e}");
+        }
+    }
+
+    /// The permission review of an installed record: what it asks for, in
+    /// plain words (the operator reads it before approving).
+    pub fn review(&self, record: &Installed) -> Result<Review, LifecycleError> {
+        let manifest = parse_installed(&record.id, &record.manifest)?;
+        Ok(Review::new(&manifest, None))
     }
 
     /// Installed extension `id`'s record.
