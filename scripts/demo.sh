@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The main job on a fresh machine: installs what is missing, builds Warden and
-# the example guests, installs hello-world and reporter into ./extensions and
-# serves them on 127.0.0.1:9200 (override with WARDEN_LISTEN).
+# the example guests, puts hello-world and reporter into ./extensions and
+# serves them on 127.0.0.1:9200 (override with WARDEN_LISTEN). They are
+# installed and approved at start with --dev-extensions (development only:
+# no review), so their roles come from their own manifests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,12 +34,11 @@ In another terminal:
     curl -u admin:<password> http://$listen/_plugins/_security/authinfo
     target/release/warden inspect extensions/hello/hello-world.wasm
 
-A scheduled job (reporter): give the extension its policy, index some
-events, ask for a summary every 10 s, read the reports it writes as you:
+A scheduled job (reporter; its policy role came from its manifest): index
+some events, ask for a summary every 10 s, read the reports it writes as you:
 
     P=<password>; H=http://$listen
-    curl -u admin:\$P -XPUT \$H/_plugins/_security/api/roles/extension:reporter -H 'content-type: application/json' \\
-      -d '{"index_permissions":[{"index_patterns":["logs-*"],"allowed_actions":["read"]},{"index_patterns":["reports"],"allowed_actions":["crud","create_index"]}]}'
+    target/release/warden ext show reporter
     curl -u admin:\$P -XPOST \$H/logs-app/_doc -H 'content-type: application/json' -d "{\"level\":\"error\",\"@timestamp\":\$(date +%s000)}"
     curl -u admin:\$P -XPUT \$H/_extensions/reporter/summaries/app -H 'content-type: application/json' \\
       -d '{"source":"logs-*","field":"level","window":"1d","every_secs":10}'
@@ -46,4 +47,8 @@ events, ask for a summary every 10 s, read the reports it writes as you:
 
 Stop it with Ctrl-C.
 EOT
-exec target/release/warden serve --listen "$listen" --data-dir ./data --extensions-dir ./extensions
+# The extensions are installed from ./extensions (--dev-extensions), so the
+# directory-extension path gets an empty one.
+mkdir -p ./data/no-directory-extensions
+exec target/release/warden serve --listen "$listen" --data-dir ./data \
+  --extensions-dir ./data/no-directory-extensions --dev-extensions ./extensions

@@ -33,6 +33,11 @@ enum Command {
         /// One subdirectory per extension, each with extension.toml and its component.
         #[arg(long, default_value = "./extensions", env = "WARDEN_EXTENSIONS_DIR")]
         extensions_dir: PathBuf,
+        /// DEVELOPMENT ONLY: install and approve, without review, every
+        /// extension directory found here at start (its roles come from its
+        /// manifest). Never the default; logged loudly.
+        #[arg(long)]
+        dev_extensions: Option<PathBuf>,
         /// An OpenSearch security config directory (internal_users.yml,
         /// roles.yml, roles_mapping.yml, action_groups.yml) to import on first
         /// start; later starts use the copy kept in the data directory.
@@ -232,6 +237,7 @@ fn main() -> std::process::ExitCode {
             listen,
             data_dir,
             extensions_dir,
+            dev_extensions,
             security_config,
             cluster_name,
             max_instances,
@@ -246,6 +252,7 @@ fn main() -> std::process::ExitCode {
                 listen,
                 data_dir,
                 extensions_dir,
+                dev_extensions,
                 security_config,
                 cluster_name,
                 runtime,

@@ -10,7 +10,7 @@
 use base64::Engine as _;
 use reqwest::Method;
 use serde_json::{Value, json};
-use warden_test_artifacts::{GUEST_HOST_CALLS, GUEST_SLEEPER, HELLO_WORLD};
+use warden_test_artifacts::{GUEST_HOST_CALLS, GUEST_SLEEPER, HELLO_WORLD, REPORTER};
 
 use crate::support::{self, API, Deployment, Error, Server, TestResult};
 
@@ -444,5 +444,62 @@ fn a_role_name_taken_by_someone_else_refuses_the_install() -> TestResult {
     let role = server.get(&format!("{API}/roles/greeter_user"))?.json();
     assert_eq!(role["greeter_user"]["cluster_permissions"], json!(["cluster:monitor/health"]), "{role}");
     assert_eq!(server.get(&format!("{API}/roles/extension:greeter"))?.status, 404);
+    Ok(())
+}
+
+/// `--dev-extensions`: the example reporter, as shipped (its manifest
+/// brings its policy), is installed and approved at start and works with
+/// no hand-written role; a restart leaves it as it was.
+#[test]
+fn dev_extensions_install_the_reporter_with_its_own_policy() -> TestResult {
+    let deployment = Deployment::new()?;
+    let dev = deployment.data_dir().with_file_name("dev");
+    std::fs::create_dir_all(dev.join("reporter"))?;
+    std::fs::copy(REPORTER, dev.join("reporter").join("reporter.wasm"))?;
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/reporter/extension.toml");
+    std::fs::copy(manifest, dev.join("reporter").join("extension.toml"))?;
+    let dev_arg = dev.to_string_lossy().into_owned();
+    let start = || {
+        let mut command = support::warden();
+        command.env("WARDEN_SCHEDULER_TICK_MS", "100");
+        Server::start_command(
+            command,
+            &deployment.extensions_dir(),
+            &deployment.data_dir(),
+            &["--dev-extensions", &dev_arg],
+        )
+    };
+    let server = start()?;
+    assert!(server.logs().contains("DEVELOPMENT MODE"), "{}", server.logs());
+    let record = server.get(&format!("{EXTENSIONS}/reporter"))?.json();
+    assert_eq!((&record["state"], &record["approved_by"]), (&json!("approved"), &json!("dev-extensions")));
+    assert_eq!(server.get(&format!("{API}/roles/extension:reporter"))?.status, 200);
+
+    // The demo's flow, with no role written by hand.
+    let now = support::now_ms();
+    let doc = json!({"level": "error", "@timestamp": now});
+    assert_eq!(server.send(Method::POST, "/logs-app/_doc?refresh=true", &doc)?.status, 201);
+    let spec = json!({"source": "logs-*", "field": "level", "window": "1d", "every_secs": 1});
+    let path = "/_extensions/reporter/summaries/app";
+    let reply = server.send(Method::PUT, path, &spec)?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let report = loop {
+        let reports = server.get(&format!("{path}/reports"))?.json();
+        if let Some(first) = reports["reports"].get(0) {
+            break first.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "no report: {reports}\n{}", server.logs());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(report["counts"], json!({"error": 1}), "{report}");
+
+    // Restarted with the same directory: the same installation, not a new one.
+    drop(server);
+    let server = start()?;
+    let again = server.get(&format!("{EXTENSIONS}/reporter"))?.json();
+    assert_eq!(again["installed_at"], record["installed_at"], "{again}");
+    assert_eq!(again["state"], "approved", "{again}");
+    assert_eq!(server.get(&format!("{path}/reports"))?.status, 200);
     Ok(())
 }

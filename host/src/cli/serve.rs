@@ -6,7 +6,7 @@
 //! stops and job runs under way get 10 s to finish.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,8 +18,9 @@ use warden_host::capability::Capability;
 use warden_host::cluster::embedded::Embedded;
 use warden_host::cluster::gateway::ClusterGateway;
 use warden_host::config;
-use warden_host::extensions::installed::InstalledStore;
+use warden_host::extensions::installed::{InstallState, InstalledStore, digest};
 use warden_host::extensions::lifecycle::{self, Lifecycle};
+use warden_host::manifest::{MANIFEST_FILE, Manifest};
 use warden_host::registry::Registry;
 use warden_host::runtime::session::Sessions;
 use warden_host::runtime::{Runtime, RuntimeConfig};
@@ -43,10 +44,67 @@ fn prepare_extension_identities(security: &Security, registry: &Registry) -> any
         .context("cannot create the extensions' service accounts")
 }
 
+/// Who `--dev-extensions` installs and approves as, in records and audit.
+const DEV_ACTOR: &str = "dev-extensions";
+
+/// `--dev-extensions <dir>`: every extension directory there is installed
+/// and approved at start without review — for development, never the
+/// default, and said loudly. An extension already installed from the same
+/// manifest and component is left as it is; a changed one is removed and
+/// installed again (its jobs are suspended by the removal, as always). One
+/// that fails is logged and skipped, like a failed directory extension.
+fn install_dev_extensions(lifecycle: &Lifecycle, dir: &Path) -> anyhow::Result<()> {
+    tracing::warn!(
+        "DEVELOPMENT MODE: --dev-extensions installs and approves every extension in {} WITHOUT REVIEW",
+        dir.display()
+    );
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read --dev-extensions directory {}", dir.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.join(MANIFEST_FILE).is_file())
+        .collect();
+    dirs.sort();
+    for extension_dir in dirs {
+        if let Err(e) = install_dev_extension(lifecycle, &extension_dir) {
+            tracing::error!(dir = %extension_dir.display(), "--dev-extensions: not installed: {e:#}");
+        }
+    }
+    Ok(())
+}
+
+fn install_dev_extension(lifecycle: &Lifecycle, dir: &Path) -> anyhow::Result<()> {
+    let manifest_path = dir.join(MANIFEST_FILE);
+    let text = std::fs::read_to_string(&manifest_path)
+        .with_context(|| format!("cannot read {}", manifest_path.display()))?;
+    let manifest = Manifest::parse(&text, dir, &manifest_path)?;
+    let component = std::fs::read(&manifest.component)
+        .with_context(|| format!("cannot read {}", manifest.component.display()))?;
+    let id = manifest.id;
+    if let Some(record) = lifecycle.list()?.into_iter().find(|r| r.id == id) {
+        if record.manifest == text && record.component_sha256 == digest(&component) {
+            if record.state == InstallState::Pending {
+                lifecycle.approve(DEV_ACTOR, &id)?;
+            }
+            return Ok(());
+        }
+        lifecycle.remove(DEV_ACTOR, &id)?;
+        tracing::warn!(
+            extension = id,
+            "--dev-extensions: changed since it was installed; installing it again"
+        );
+    }
+    lifecycle.install(DEV_ACTOR, &text, &component)?;
+    lifecycle.approve(DEV_ACTOR, &id)?;
+    tracing::warn!(extension = id, "--dev-extensions: installed and approved without review");
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     listen: SocketAddr,
     data_dir: PathBuf,
     extensions_dir: PathBuf,
+    dev_extensions: Option<PathBuf>,
     security_config: Option<PathBuf>,
     cluster_name: String,
     runtime: RuntimeConfig,
@@ -127,6 +185,9 @@ pub fn run(
         Some(scheduler.clone()),
         data_dir.clone(),
     ));
+    if let Some(dir) = &dev_extensions {
+        install_dev_extensions(&lifecycle, dir)?;
+    }
     let state = Arc::new(AppState {
         registry,
         security,
