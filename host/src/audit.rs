@@ -43,12 +43,13 @@ pub enum Category {
     ExtensionInstall,
     /// An installed extension was approved (serving from then on).
     ExtensionApprove,
+    ExtensionGrant,
     /// An installed extension was removed.
     ExtensionRemove,
 }
 
 impl Category {
-    pub const ALL: [Category; 11] = [
+    pub const ALL: [Category; 12] = [
         Category::Authenticated,
         Category::FailedLogin,
         Category::GrantedPrivileges,
@@ -59,6 +60,7 @@ impl Category {
         Category::JobWrite,
         Category::ExtensionInstall,
         Category::ExtensionApprove,
+        Category::ExtensionGrant,
         Category::ExtensionRemove,
     ];
 
@@ -74,6 +76,7 @@ impl Category {
             Category::JobWrite => "JOB_WRITE",
             Category::ExtensionInstall => "EXTENSION_INSTALL",
             Category::ExtensionApprove => "EXTENSION_APPROVE",
+            Category::ExtensionGrant => "EXTENSION_GRANT",
             Category::ExtensionRemove => "EXTENSION_REMOVE",
         }
     }

@@ -51,7 +51,10 @@ const RULES: &[(&str, Rule)] = &[
     ("extensions::policy", Rule::Only(PURE_EXTENSIONS)),
     ("extensions::review", Rule::Only(PURE_EXTENSIONS)),
     ("extensions::delta", Rule::Only(PURE_EXTENSIONS)),
-    ("extensions::installed", Rule::Only(&["store", "error", "time", "manifest", "extensions::manifest"])),
+    (
+        "extensions::installed",
+        Rule::Only(&["store", "error", "time", "manifest", "extensions::manifest", "extensions::delta"]),
+    ),
     ("audit", Rule::Only(&["time", "error"])),
     ("security", Rule::Only(&["store", "error", "time", "audit"])),
     ("cluster", Rule::Only(&["store", "error", "time", "audit", "security"])),

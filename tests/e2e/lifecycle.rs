@@ -503,3 +503,84 @@ fn dev_extensions_install_the_reporter_with_its_own_policy() -> TestResult {
     assert_eq!(server.get(&format!("{path}/reports"))?.status, 200);
     Ok(())
 }
+
+/// The probe guest with a policy that lets it read the cluster's health.
+const PROBE_WITH_POLICY: &str = r#"id = "probe"
+version = "1.0.0"
+component = "c.wasm"
+capabilities = ["cluster", "scheduler"]
+
+[policy]
+cluster_permissions = ["cluster:monitor/health"]
+"#;
+
+/// The probe's cluster call (`GET /_cluster/health` as the caller):
+/// (outcome, kind, message).
+fn probe_cluster_call(server: &Server) -> Result<(String, String, String), Error> {
+    let reply = server.get("/_extensions/probe/cluster")?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let body = reply.json();
+    let field = |name: &str| body[name].as_str().unwrap_or_default().to_owned();
+    Ok((field("outcome"), field("kind"), field("message")))
+}
+
+#[test]
+fn grants_narrow_and_widen_back_for_the_next_call_and_never_beyond_the_request() -> TestResult {
+    let deployment = Deployment::new()?;
+    let server = start(&deployment)?;
+    let component = std::fs::read(GUEST_HOST_CALLS)?;
+    assert_eq!(install(&server, PROBE_WITH_POLICY, &component)?.status, 201);
+    let reply = server.send(Method::POST, &format!("{EXTENSIONS}/probe/_approve"), &Value::Null)?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.json()["granted"], reply.json()["requested"], "{reply:?}");
+    assert_eq!(probe_cluster_call(&server)?.0, "ok");
+    let grants = format!("{EXTENSIONS}/probe/grants");
+
+    // The policy narrowed: the service gate refuses the next call.
+    let narrowed = json!({"capabilities": ["cluster", "scheduler"], "policy": {}});
+    let reply = server.send(Method::PUT, &grants, &narrowed)?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.json()["granted"]["policy"]["cluster_permissions"], json!([]), "{reply:?}");
+    let (outcome, kind, message) = probe_cluster_call(&server)?;
+    assert_eq!((outcome.as_str(), kind.as_str()), ("error", "denied"), "{message}");
+    assert!(message.contains("service gate"), "{message}");
+
+    // The capability narrowed: the host call itself is refused.
+    let no_cluster =
+        json!({"capabilities": ["scheduler"], "policy": {"cluster_permissions": ["cluster:monitor/health"]}});
+    assert_eq!(server.send(Method::PUT, &grants, &no_cluster)?.status, 200);
+    let (outcome, kind, message) = probe_cluster_call(&server)?;
+    assert_eq!((outcome.as_str(), kind.as_str()), ("error", "denied"), "{message}");
+    assert!(message.contains("`cluster` capability is not granted"), "{message}");
+
+    // Beyond the request: refused, naming it, and nothing changed.
+    for (beyond, expected) in [
+        (
+            json!({"capabilities": ["scheduler", "files"], "policy": {}}),
+            "`files` capability is not requested",
+        ),
+        (
+            json!({"capabilities": ["scheduler"], "policy": {"cluster_permissions": ["cluster_all"]}}),
+            "beyond",
+        ),
+    ] {
+        let reply = server.send(Method::PUT, &grants, &beyond)?;
+        assert_eq!(reply.status, 400, "{beyond}: {reply:?}");
+        assert!(reply.reason().contains(expected), "{beyond}: {reply:?}");
+    }
+    let record = server.get(&format!("{EXTENSIONS}/probe"))?.json();
+    assert_eq!(record["granted"]["capabilities"], json!(["scheduler"]), "{record}");
+
+    // A restart keeps the grants.
+    drop(server);
+    let server = start(&deployment)?;
+    assert_eq!(probe_cluster_call(&server)?.1, "denied");
+
+    // Widened back to the request: the call works again, no reload.
+    let requested = json!({"capabilities": ["cluster", "scheduler"], "policy": {"cluster_permissions": ["cluster:monitor/health"]}});
+    assert_eq!(server.send(Method::PUT, &grants, &requested)?.status, 200);
+    assert_eq!(probe_cluster_call(&server)?.0, "ok");
+    let granted = audit(&server, "EXTENSION_GRANT")?;
+    assert!(granted.iter().any(|e| e["extension"] == "probe" && e["user"] == "admin"), "{granted:?}");
+    Ok(())
+}

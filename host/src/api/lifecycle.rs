@@ -123,6 +123,7 @@ fn view(lifecycle: &Lifecycle, record: &Installed) -> Value {
         .collect();
     // The permission review: what it asks for, in plain words and as data.
     let review = lifecycle.review(record).ok();
+    let (requested, granted) = lifecycle.grants(record).map_or((None, None), |(r, g)| (Some(r), Some(g)));
     let registry = lifecycle.registry();
     let last_error = registry.failure_of(&record.id).map(|f| f.error).or_else(|| record.last_error.clone());
     json!({
@@ -141,6 +142,8 @@ fn view(lifecycle: &Lifecycle, record: &Installed) -> Value {
         "last_error": last_error,
         "manifest": record.manifest,
         "review": review,
+        "requested": requested,
+        "granted": granted,
         "review_text": review.as_ref().map(ToString::to_string),
     })
 }
@@ -186,6 +189,37 @@ pub async fn approve(
     let (actor, work, target) = (caller.user.principal.name.clone(), lifecycle.clone(), id.clone());
     let result = blocking(move || work.approve(&actor, &target)).await;
     audit(&caller, Category::ExtensionApprove, &id, &result);
+    Ok(Json(view(&lifecycle, &result?)))
+}
+
+/// `PUT /_warden/extensions/{id}/grants`: what the operator grants, at most
+/// what the manifest requests.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GrantsBody {
+    capabilities: std::collections::BTreeSet<String>,
+    #[serde(default)]
+    policy: crate::extensions::manifest::Policy,
+}
+
+pub async fn set_grants(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: JsonBody,
+) -> Result<Json<Value>, OpenSearchError> {
+    let lifecycle = lifecycle(&state, &caller)?;
+    let result = async {
+        let body: GrantsBody = body.parse(Expected::Shape(
+            "{\"capabilities\": [..], \"policy\": {\"cluster_permissions\": [..], \"index_permissions\": [..]}}",
+        ))?;
+        let (work, target) = (lifecycle.clone(), id.clone());
+        Ok::<_, OpenSearchError>(
+            blocking(move || work.set_grants(&target, body.capabilities, body.policy)).await?,
+        )
+    }
+    .await;
+    audit(&caller, Category::ExtensionGrant, &id, &result);
     Ok(Json(view(&lifecycle, &result?)))
 }
 

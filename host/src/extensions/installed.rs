@@ -65,6 +65,10 @@ pub struct Installed {
     /// Why the last load of this extension failed, if it did.
     #[serde(default)]
     pub last_error: Option<String>,
+    /// What the operator grants, when narrowed from what the manifest
+    /// requests (`None`: everything requested).
+    #[serde(default)]
+    pub grants: Option<crate::extensions::delta::Grants>,
 }
 
 /// A record's version, for the compare-and-set write that changes it.

@@ -15,7 +15,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::capability::Capability;
 use crate::error::{ErrorKind, HasKind};
+use crate::extensions::delta::{Delta, Grants};
 use crate::extensions::installed::{InstallState, Installed, InstalledError, InstalledStore, digest};
+use crate::extensions::manifest::Policy;
 use crate::extensions::policy::{self, PolicyError};
 use crate::extensions::review::Review;
 use crate::manifest::{MANIFEST_FILE, Manifest};
@@ -56,6 +58,11 @@ pub enum LifecycleError {
     FromDirectory(String),
     #[error("extension `{id}` is {state}, not pending: only a pending extension can be approved")]
     NotPending { id: String, state: &'static str },
+    #[error("extension `{id}` is {state}: grants change only for an approved extension")]
+    NotApproved { id: String, state: &'static str },
+    /// Grants go at most as far as the manifest requests.
+    #[error("extension `{id}`: cannot grant beyond what its manifest requests: {beyond}")]
+    BeyondRequest { id: String, beyond: String },
     #[error("installed extension `{id}`: its component `{sha256}` is missing from the store")]
     MissingComponent { id: String, sha256: String },
     #[error("cannot change the service account of extension `{id}`: {source}")]
@@ -84,7 +91,10 @@ impl HasKind for LifecycleError {
                 e => e.kind(),
             },
             LifecycleError::Store(e) => e.kind(),
-            LifecycleError::AlreadyInstalled(_) | LifecycleError::NotPending { .. } => ErrorKind::Conflict,
+            LifecycleError::AlreadyInstalled(_)
+            | LifecycleError::NotPending { .. }
+            | LifecycleError::NotApproved { .. } => ErrorKind::Conflict,
+            LifecycleError::BeyondRequest { .. } => ErrorKind::Invalid,
             LifecycleError::Roles(e) => e.kind(),
             LifecycleError::RolesWrite(source) => source.kind(),
             LifecycleError::FromDirectory(_) => ErrorKind::Invalid,
@@ -180,6 +190,7 @@ impl Lifecycle {
             approved_at: None,
             approved_by: None,
             last_error: None,
+            grants: None,
         };
         self.installed.create(&record, component).map_err(|e| match e {
             InstalledError::Exists(id) => LifecycleError::AlreadyInstalled(id),
@@ -325,6 +336,57 @@ impl Lifecycle {
         Ok(removal)
     }
 
+    /// What installed extension `id` requests and what it is granted now.
+    pub fn grants(&self, record: &Installed) -> Result<(Grants, Grants), LifecycleError> {
+        let requested = Grants::of(&parse_installed(&record.id, &record.manifest)?);
+        let granted = record.grants.clone().unwrap_or_else(|| requested.clone());
+        Ok((requested, granted))
+    }
+
+    /// The operator narrows (or widens back, up to the manifest's request)
+    /// what approved extension `id` is granted: its capabilities (checked
+    /// by every host call from the next invocation on, no reload) and its
+    /// policy (its policy role `extension:<id>`, which the service gate
+    /// reads at every call). Recorded with compare-and-set.
+    pub fn set_grants(
+        &self,
+        id: &str,
+        capabilities: BTreeSet<String>,
+        policy: Policy,
+    ) -> Result<Installed, LifecycleError> {
+        let _change = self.changes.lock().unwrap_or_else(PoisonError::into_inner);
+        let (record, _) = self.installed.get(id)?.ok_or_else(|| self.not_found(id))?;
+        if record.state != InstallState::Approved {
+            return Err(LifecycleError::NotApproved { id: id.to_owned(), state: record.state.as_str() });
+        }
+        let manifest = parse_installed(id, &record.manifest)?;
+        let requested = Grants::of(&manifest);
+        let new = Grants { capabilities, policy, ..requested.clone() };
+        if let Some(unknown) = new.capabilities.iter().find(|c| !requested.capabilities.contains(*c)) {
+            return Err(LifecycleError::BeyondRequest {
+                id: id.to_owned(),
+                beyond: format!("the `{unknown}` capability is not requested"),
+            });
+        }
+        let beyond = Delta::of(id, &requested, &new);
+        if !beyond.is_narrowing_only() {
+            return Err(LifecycleError::BeyondRequest { id: id.to_owned(), beyond: beyond.to_string() });
+        }
+        let (name, role) = policy::policy_role(&Manifest { policy: new.policy.clone(), ..manifest });
+        self.security.update(|config| {
+            config.roles.insert(name, role);
+            Ok::<_, LifecycleError>(())
+        })?;
+        let record = self.installed.update(id, |r| {
+            r.grants = Some(new.clone());
+            Ok::<_, LifecycleError>(())
+        })?;
+        if let Some(extension) = self.registry.get(id) {
+            extension.set_grants(new.capability_set())?;
+        }
+        Ok(record)
+    }
+
     /// Takes back roles written for `id` (an approval that failed after).
     fn remove_roles<'a>(&self, id: &str, names: impl Iterator<Item = &'a String>) {
         let names: Vec<&String> = names.collect();
@@ -382,7 +444,11 @@ fn load_record(
     let bytes = installed.component(&record.component_sha256)?.ok_or_else(|| {
         LifecycleError::MissingComponent { id: record.id.clone(), sha256: record.component_sha256.clone() }
     })?;
-    Ok(LoadedExtension::from_bytes(runtime, manifest, &bytes, data_dir)?)
+    let extension = LoadedExtension::from_bytes(runtime, manifest, &bytes, data_dir)?;
+    if let Some(grants) = &record.grants {
+        extension.set_grants(grants.capability_set())?;
+    }
+    Ok(extension)
 }
 
 /// At start: every installed extension joins `registry` — approved ones

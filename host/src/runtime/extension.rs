@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
@@ -36,6 +36,9 @@ pub enum ExtensionError {
     Component(#[from] RuntimeError),
     #[error("{path}: refused, it imports what extension `{id}` is not granted: {}", .offenders.join("; "))]
     NotGranted { path: PathBuf, id: String, offenders: Vec<String> },
+    /// A grant beyond what the manifest requests (and so was linked).
+    #[error("extension `{id}` does not request the `{capability}` capability, so it cannot be granted")]
+    GrantBeyondRequest { id: String, capability: Capability },
     #[error(
         "{path}: exports nothing Warden can call (needs `{HTTP_HANDLER}@0.1.x` or `{JOB_RUNNER}@0.1.x`; \
          it exports: {exports})"
@@ -61,6 +64,7 @@ impl HasKind for ExtensionError {
             ExtensionError::Component(_) | ExtensionError::Link { .. } => ErrorKind::Internal,
             ExtensionError::Manifest(_)
             | ExtensionError::NotGranted { .. }
+            | ExtensionError::GrantBeyondRequest { .. }
             | ExtensionError::NoKnownExports { .. }
             | ExtensionError::BadExport { .. }
             | ExtensionError::MemoryAboveMaximum { .. } => ErrorKind::Invalid,
@@ -157,7 +161,9 @@ pub struct LoadedExtension {
     pub limits: Limits,
     pub cache: CacheOutcome,
     id: Arc<str>,
-    grants: Arc<BTreeSet<Capability>>,
+    /// The capabilities granted now: at most those linked (the manifest's),
+    /// narrowed by the operator without a reload; every host call checks it.
+    grants: RwLock<Arc<BTreeSet<Capability>>>,
     pre: InstancePre<InvocationState>,
     http: Option<http_handler::GuestIndices>,
     job: Option<job_runner::GuestIndices>,
@@ -242,7 +248,7 @@ impl LoadedExtension {
         };
         Ok(LoadedExtension {
             id: manifest.id.as_str().into(),
-            grants: Arc::new(manifest.capabilities.clone()),
+            grants: RwLock::new(Arc::new(manifest.capabilities.clone())),
             slots: Semaphore::new(limits.max_concurrency as usize),
             manifest,
             limits,
@@ -254,6 +260,25 @@ impl LoadedExtension {
             pool,
             log_rate: Arc::new(LogRate::default()),
         })
+    }
+
+    /// The capabilities granted now (a snapshot for one invocation).
+    pub fn grants(&self) -> Arc<BTreeSet<Capability>> {
+        self.grants.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Narrows (or widens back) the granted capabilities, for the next
+    /// invocation on; an invocation under way keeps its snapshot. Only what
+    /// the manifest requested (and so was linked) can be granted.
+    pub fn set_grants(&self, granted: BTreeSet<Capability>) -> Result<(), ExtensionError> {
+        if let Some(beyond) = granted.iter().find(|c| !self.manifest.capabilities.contains(c)) {
+            return Err(ExtensionError::GrantBeyondRequest {
+                id: self.manifest.id.clone(),
+                capability: *beyond,
+            });
+        }
+        *self.grants.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(granted);
+        Ok(())
     }
 
     /// The pool slots this extension holds reserved.
@@ -397,7 +422,7 @@ impl LoadedExtension {
         let Session { request_id, cluster, jobs } = session;
         let state = InvocationState {
             extension_id: self.id.clone(),
-            grants: self.grants.clone(),
+            grants: self.grants(),
             user,
             request_id,
             cluster,

@@ -105,7 +105,7 @@ impl Sessions {
         jobs: Option<Arc<dyn JobAccess>>,
     ) -> Result<Session, SessionError> {
         let mut session = Session { request_id: request_id.to_owned(), ..Session::default() };
-        let grants = &extension.manifest.capabilities;
+        let grants = extension.grants();
         if let Some(access) = jobs.filter(|_| grants.contains(&Capability::Scheduler)) {
             session.jobs = JobsCtx::Available { access, owner: job_owner(extension.id(), user) };
         }
@@ -131,7 +131,7 @@ impl Sessions {
     /// access and token for those granted `cluster`.
     pub fn for_job(&self, extension: &LoadedExtension, run: JobRun<'_>) -> Session {
         let mut session = Session { request_id: run.request_id.to_owned(), ..Session::default() };
-        let grants = &extension.manifest.capabilities;
+        let grants = extension.grants();
         if grants.contains(&Capability::Scheduler) {
             session.jobs = JobsCtx::Available { access: run.jobs, owner: Ok(run.owner) };
         }

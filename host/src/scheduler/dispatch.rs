@@ -226,7 +226,7 @@ impl Scheduler {
         };
         // Capabilities are checked at every call: an extension whose
         // `scheduler` grant was withdrawn runs no more jobs.
-        if !extension.manifest.capabilities.contains(&Capability::Scheduler) {
+        if !extension.grants().contains(&Capability::Scheduler) {
             return Step::Suspend(format!("extension `{}` is no longer granted `scheduler`", job.extension));
         }
         let session = match self.job_session(id, &extension, identity, &owner, request_id) {
@@ -260,7 +260,7 @@ impl Scheduler {
         owner: &ResolvedOwner,
         request_id: &str,
     ) -> Result<Session, SessionError> {
-        let cluster = match extension.manifest.capabilities.contains(&Capability::Cluster) {
+        let cluster = match extension.grants().contains(&Capability::Cluster) {
             true => RenewingClusterAccess::start(self.clone(), id, identity.clone(), owner)?
                 .map(|access| Arc::new(access) as Arc<dyn ClusterAccess>),
             false => None,
