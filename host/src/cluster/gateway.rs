@@ -313,7 +313,11 @@ impl ClusterGateway {
         // The token's user as of now: deleted or disabled, its tokens die.
         crate::security::token_holder(&state.config, &claims).map_err(Refusal::Gate)?;
         let privileges = &state.privileges;
-        let service = privileges.extension_policy(call.extension);
+        // The service gate: the extension's policy, widened for this user
+        // by `services_mappings`; the audit names what it was made of.
+        let policy = state.service_policy(call.extension, &claims.user, &claims.backend_roles);
+        event.policy = Some(policy.description);
+        let service = policy.subject;
         let mut roles = RoleSet::default();
         for role in &claims.roles {
             if let Some(id) = privileges.role_id(role) {

@@ -36,7 +36,7 @@ pub use self::authn::{internal_principal, token_holder};
 use self::config::{ConfigError, SecurityConfig};
 use self::mapping::{Mappings, Principal};
 pub use self::permissions::{consent_permission, route_permission};
-use self::privileges::{Privileges, Subject};
+use self::privileges::{Privileges, ServicePolicy, Subject};
 
 /// OpenSearch's authentication settings file, copied as it is.
 pub const AUTHC_FILE: &str = "config.yml";
@@ -66,6 +66,16 @@ impl SecurityState {
         static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let generation = GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         SecurityState { config, privileges, mappings, generation }
+    }
+
+    /// The service gate of `extension` calling as `user` (name and backend
+    /// roles as the call's token carries them): the extension's policy role
+    /// widened by the roles `services_mappings` map this (extension, user)
+    /// to. Only the service gate of calls as a user asks for it: never the
+    /// user gate, never calls `as service`.
+    pub fn service_policy(&self, extension: &str, user: &str, backend_roles: &[String]) -> ServicePolicy {
+        let mapped = self.mappings.services().resolve(extension, user, backend_roles);
+        self.privileges.service_policy(extension, mapped.as_ref())
     }
 
     /// The subject for `principal` connecting from `host`, roles resolved now.
@@ -500,6 +510,15 @@ impl Security {
                      subject is `{user}` gets `{role}` too (role mappings match names whatever their \
                      source); map external users by backend role"
                 ));
+            }
+            for (extension, entry) in &mapping.services_mappings {
+                for user in entry.users.iter().filter(|u| state.config.internal_users.contains_key(*u)) {
+                    warnings.push(format!(
+                        "role mapping `{role}` lists `{user}` under `services_mappings.{extension}.users` and \
+                         a JWT domain is on: extension `{extension}` acting for a JWT whose subject is \
+                         `{user}` gets `{role}` at the service gate too; map external users by backend role"
+                    ));
+                }
             }
         }
         warnings
