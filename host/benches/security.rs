@@ -26,6 +26,13 @@
 //! (the common case), `mapped_by_name` and `mapped_by_backend_role` a user
 //! matched by an exact name and by a pattern, `unmatched_user` a user the
 //! extension's entries all have to be tried for. Every answer is checked.
+//! Measured (2 shared cores, busy): policy_only 132 ns, unmapped_extension
+//! 168 ns (one hash probe; with no services_mappings at all the map is
+//! empty and the probe returns before hashing, so the gateway bench's
+//! configuration pays nothing), unmatched_user 182 ns, mapped_by_name
+//! 304 ns, mapped_by_backend_role 402 ns (the widened role set and the
+//! audit's description built): cheaper than a memo keyed by (extension,
+//! user, backend roles) would be to look up, so it is not memoised.
 
 use std::collections::BTreeMap;
 

@@ -333,9 +333,9 @@ impl Privileges {
         let mut description = policy;
         if let Some(mapped) = mapped {
             roles.union_with(mapped);
-            for name in self.role_names(mapped) {
+            for name in mapped.ids().filter_map(|id| self.role_names.get(id)) {
                 description.push_str(" + ");
-                description.push_str(&name);
+                description.push_str(name);
             }
         }
         let subject =
