@@ -603,6 +603,33 @@ mod tests {
         Ok(())
     }
 
+    /// With a JWT domain on, a services mapping naming an internal user
+    /// is said at start, as a plain mapping is: a JWT of that subject
+    /// would widen the extension too.
+    #[test]
+    fn services_mappings_naming_internal_users_are_warned_about_with_jwt()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let texts = BTreeMap::from([
+            (config::INTERNAL_USERS, "ana: {}\n".to_owned()),
+            (config::ROLES, "act_as_original_user: {}\n".to_owned()),
+            (
+                config::ROLES_MAPPING,
+                "act_as_original_user:\n  services_mappings:\n    reporter:\n      users: [ana, \"ext-*\"]\n"
+                    .to_owned(),
+            ),
+        ]);
+        let config = SecurityConfig::from_texts("test", &texts)?;
+        assert!(Security::new(config.clone()).shared_name_warnings().is_empty(), "no JWT domain, no warning");
+        let jwt = "config:\n  dynamic:\n    authc:\n      jwt_auth_domain:\n        http_enabled: true\n        \
+                   order: 0\n        http_authenticator:\n          type: jwt\n          config:\n            \
+                   signing_key: \"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA==\"\n        \
+                   authentication_backend:\n          type: noop\n";
+        let warnings = Security::new(config).with_authc(Authc::parse(jwt)?).shared_name_warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("services_mappings.reporter.users") && warnings[0].contains("`ana`"));
+        Ok(())
+    }
+
     #[test]
     fn write_errors_report_their_kind() {
         let conflict =
