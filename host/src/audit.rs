@@ -107,6 +107,12 @@ pub struct Event {
     pub extension: Option<String>,
     /// For extension calls: which gate decided (`route`, `service`, `user`).
     pub gate: Option<String>,
+    /// For an extension's cluster call as a user: the policy the service
+    /// gate decided with (`extension:<id>`, plus each role its
+    /// `services_mappings` added for the user: `extension:reporter +
+    /// act_as_original_user`), whichever gate then allowed or refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
     /// For job events: the job's id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job: Option<String>,
@@ -315,6 +321,7 @@ impl Event {
             &mut self.action,
             &mut self.extension,
             &mut self.gate,
+            &mut self.policy,
             &mut self.job,
             &mut self.reason,
         ]

@@ -19,6 +19,7 @@
 //! | `obo` | user-minted on-behalf-of tokens |
 //! | `cluster_rest` | users' own calls on OpenSearch's paths; OBO revocations |
 //! | `gates` | extensions' cluster calls through the service and user gates |
+//! | `services_mappings` | role mappings that widen an extension's policy for some users (seed 003) |
 //! | `jobs` | scheduled jobs through a real guest |
 //! | `lifecycle` | installed extensions: install, approve, restart, remove, refusals |
 //! | `cli` | the management CLI against a running server |
@@ -43,4 +44,5 @@ mod python_client;
 mod security;
 mod security_api;
 mod serve;
+mod services_mappings;
 mod support;

@@ -313,7 +313,11 @@ impl ClusterGateway {
         // The token's user as of now: deleted or disabled, its tokens die.
         crate::security::token_holder(&state.config, &claims).map_err(Refusal::Gate)?;
         let privileges = &state.privileges;
-        let service = privileges.extension_policy(call.extension);
+        // The service gate: the extension's policy, widened for this user
+        // by `services_mappings`; the audit names what it was made of.
+        let policy = state.service_policy(call.extension, &claims.user, &claims.backend_roles);
+        event.policy = Some(policy.description);
+        let service = policy.subject;
         let mut roles = RoleSet::default();
         for role in &claims.roles {
             if let Some(id) = privileges.role_id(role) {
@@ -722,6 +726,80 @@ analyst_role:
             matches!(&refused, Err(GateError::Refused(r)) if r.reason().contains("no longer exists")),
             "{refused:?}"
         );
+        Ok(())
+    }
+
+    /// A services mapping widens the service gate for the user it names
+    /// (by name or backend role) and no one else; the audit names the
+    /// policy each decision was made with; calls `as service` are not
+    /// widened and carry no policy.
+    #[test]
+    fn services_mappings_widen_the_service_gate_per_user_and_are_audited() -> R {
+        let dir = tempfile::tempdir()?;
+        let store = Arc::new(Store::open(&dir.path().join("store.redb"))?);
+        let roles = format!(
+            "{ROLES}act_as_original_user:\n  index_permissions:\n    - index_patterns: [\"reports\"]\n      allowed_actions: [\"read\"]\n"
+        );
+        let mapping = "act_as_original_user:\n  services_mappings:\n    reporter:\n      backend_roles: [\"analyst\"]\n";
+        let texts = BTreeMap::from([
+            ("roles.yml", roles),
+            ("roles_mapping.yml", mapping.to_owned()),
+            ("internal_users.yml", "ana:\n  backend_roles: [analyst]\nbob: {}\n".to_owned()),
+        ]);
+        let security = Arc::new(Security::new(SecurityConfig::from_texts("test", &texts)?));
+        let tokens = Arc::new(TokenService::new("warden-test", KeyRing::generate()?, Revocations::default()));
+        let audit = Arc::new(AuditLog::open(&dir.path().join("audit"), Default::default())?);
+        let backend = Box::new(Embedded::new(store, "warden-test")?);
+        let gateway = ClusterGateway::new(backend, tokens.clone(), security, audit.clone());
+        let mint = |user: &str, backend_roles: &[String]| {
+            let roles = ["analyst_role".to_owned(), "act_as_original_user".to_owned()];
+            let attributes = std::collections::HashMap::new();
+            let holder = crate::security::obo::TokenHolder {
+                user,
+                source: crate::security::IdentitySource::Internal,
+                roles: &roles,
+                backend_roles,
+                attributes: &attributes,
+            };
+            tokens.mint(&holder, "reporter", &crate::security::obo::Scope::request("r1", None), 60)
+        };
+        let ana = mint("ana", &["analyst".to_owned()])?;
+        let bob = mint("bob", &[])?;
+        let read_reports = |token: &str, request_id: &'static str, identity: CallIdentity| {
+            let call = GuestCall { path: "/reports/_search", identity, ..read_logs(token, request_id) };
+            gateway.call(&call)
+        };
+        let event = |request_id: &str| -> Result<crate::audit::Event, Box<dyn std::error::Error>> {
+            let events = audit.query(&Filter::default())?;
+            Ok(events.into_iter().find(|e| e.request_id == request_id).ok_or("not audited")?)
+        };
+
+        let allowed = read_reports(&ana, "ana", CallIdentity::User)?;
+        assert_eq!(allowed.status, 404, "through both gates to the store: {allowed:?}");
+        assert_eq!(event("ana")?.policy.as_deref(), Some("extension:reporter + act_as_original_user"));
+
+        let refused = read_reports(&bob, "bob", CallIdentity::User);
+        assert!(
+            matches!(&refused, Err(GateError::Refused(r)) if r.gate_name() == "service" && r.reason().contains("`reports`")),
+            "{refused:?}"
+        );
+        let denial = event("bob")?;
+        assert_eq!(denial.gate.as_deref(), Some("service"));
+        assert_eq!(denial.policy.as_deref(), Some("extension:reporter"));
+        assert_eq!(denial.user.as_deref(), Some("bob"));
+
+        // The policy is recorded whichever gate decides: logs, allowed by
+        // the policy itself, reaches the store for bob.
+        gateway.call(&read_logs(&bob, "bob logs"))?;
+        assert_eq!(event("bob logs")?.policy.as_deref(), Some("extension:reporter"));
+
+        // As service: the service account's own gate, never widened.
+        let service = read_reports(&ana, "ana as service", CallIdentity::Service);
+        assert!(
+            matches!(&service, Err(GateError::Refused(r)) if r.gate_name() == "service-account"),
+            "{service:?}"
+        );
+        assert_eq!(event("ana as service")?.policy, None);
         Ok(())
     }
 }

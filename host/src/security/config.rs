@@ -111,6 +111,26 @@ pub struct RoleMapping {
     pub and_backend_roles: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// OpenSearch's proposed `services_mappings` (seed 003), by extension
+    /// id: for the users an entry matches, this mapping's role widens that
+    /// extension's policy at the service gate. It never gives the role to
+    /// the users themselves (the user gate), nor to the extension's calls
+    /// `as service`, nor to any other extension.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub services_mappings: BTreeMap<String, ServiceMapping>,
+}
+
+/// One extension's entry under a role mapping's `services_mappings`: whom
+/// the mapping's role is added to the extension's policy for. `users`
+/// patterns match the user's name, `backend_roles` the user's backend
+/// roles (`*` matches everyone), as in the mapping itself.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceMapping {
+    #[serde(default)]
+    pub users: Vec<String>,
+    #[serde(default)]
+    pub backend_roles: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -167,6 +187,16 @@ fn service_account_problem(user: &str, record: &InternalUser) -> Option<String> 
 /// Roles whose name starts with this are extension policies (the service
 /// gate): they hold what an extension was granted and cannot be mapped to users.
 pub const EXTENSION_POLICY_PREFIX: &str = "extension:";
+
+/// Whether `id` is a well-formed extension id: 1-64 characters of `a-z`,
+/// `0-9` and `-`, starting with a letter (the manifest's rule; security
+/// sits below the manifest, so the rule is stated here too).
+pub fn is_extension_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id.starts_with(|c: char| c.is_ascii_lowercase())
+        && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
 
 /// The whole configuration. Static (built-in) entries are merged in.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -328,6 +358,30 @@ impl SecurityConfig {
             ] {
                 super::pattern::PatternSet::parse(patterns).map_err(|e| invalid(format!("{field}: {e}")))?;
             }
+            // OpenSearch ignores a mapping whose role does not exist; one
+            // that widens an extension's policy must name a role, or the
+            // operator believes a grant is in force that is not.
+            if !mapping.services_mappings.is_empty() && !self.roles.contains_key(name) {
+                let extensions: Vec<&str> = mapping.services_mappings.keys().map(String::as_str).collect();
+                return Err(invalid(format!(
+                    "services_mappings map extension(s) `{}` to role `{name}`, which does not exist \
+                     (create the role, or remove the mapping first)",
+                    extensions.join("`, `")
+                )));
+            }
+            for (extension, entry) in &mapping.services_mappings {
+                if !is_extension_id(extension) {
+                    return Err(invalid(format!(
+                        "services_mappings: `{}` is not an extension id (1-64 characters of a-z, 0-9 \
+                         and `-`, starting with a letter)",
+                        extension.escape_debug()
+                    )));
+                }
+                for (field, patterns) in [("users", &entry.users), ("backend_roles", &entry.backend_roles)] {
+                    super::pattern::PatternSet::parse(patterns)
+                        .map_err(|e| invalid(format!("services_mappings.{extension}.{field}: {e}")))?;
+                }
+            }
         }
         for (name, user) in &self.internal_users {
             // Names key stored identities (tokens, jobs) with a control
@@ -443,5 +497,98 @@ mod tests {
         assert!(with_hash(format!("$2b$31${salt_and_hash}")).is_err());
         assert!(with_hash(format!("$2a$14${salt_and_hash}")).is_ok());
         assert!(with_hash(format!("$2a$12${salt_and_hash}")).is_ok());
+    }
+}
+
+#[cfg(test)]
+mod services_mappings_tests {
+    use super::*;
+
+    const ACT_AS: &str = "act_as_original_user:\n  cluster_permissions: [\"cluster:monitor/health\"]\n";
+
+    fn load(mapping: &str) -> Result<SecurityConfig, ConfigError> {
+        let texts = BTreeMap::from([(ROLES, ACT_AS.to_owned()), (ROLES_MAPPING, mapping.to_owned())]);
+        SecurityConfig::from_texts("", &texts)
+    }
+
+    fn refusal(mapping: &str) -> String {
+        match load(mapping) {
+            Ok(config) => panic!("accepted: {:?}", config.roles_mapping),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    /// OpenSearch's shape (seed 003), read and written back unchanged.
+    #[test]
+    fn services_mappings_round_trip_through_the_files() -> Result<(), Box<dyn std::error::Error>> {
+        let config = load(
+            "_meta:\n  type: rolesmapping\n  config_version: 2\nact_as_original_user:\n  reserved: false\n  \
+             description: \"Maps reporter to act_as_original_user\"\n  services_mappings:\n    reporter:\n      \
+             users: [\"*\"]\n      backend_roles: [\"audit*\"]\n",
+        )?;
+        let entry = &config.roles_mapping["act_as_original_user"].services_mappings["reporter"];
+        assert_eq!(entry.users, ["*"]);
+        assert_eq!(entry.backend_roles, ["audit*"]);
+        let files: BTreeMap<&str, String> = export(&config).into_iter().collect();
+        assert!(files[ROLES_MAPPING].contains("services_mappings"), "{}", files[ROLES_MAPPING]);
+        assert_eq!(SecurityConfig::from_texts("", &files)?, config);
+        // A mapping without any is written as before, without the key.
+        let plain = load("act_as_original_user:\n  users: [ana]\n")?;
+        let files: BTreeMap<&str, String> = export(&plain).into_iter().collect();
+        assert!(!files[ROLES_MAPPING].contains("services_mappings"), "{}", files[ROLES_MAPPING]);
+        Ok(())
+    }
+
+    #[test]
+    fn bad_services_mappings_are_refused_naming_the_problem() {
+        // A role that does not exist (a plain mapping to it is ignored, as
+        // in OpenSearch; one that widens an extension is refused).
+        assert!(load("ghost:\n  users: [ana]\n").is_ok());
+        let message = refusal("ghost:\n  services_mappings:\n    reporter:\n      users: [ana]\n");
+        assert!(message.contains("entry `ghost`") && message.contains("role `ghost`, which does not exist"));
+        assert!(message.contains("`reporter`"), "{message}");
+        // A pattern that does not parse, named with its place.
+        let message =
+            refusal("act_as_original_user:\n  services_mappings:\n    reporter:\n      users: [\"/[/\"]\n");
+        assert!(message.contains("services_mappings.reporter.users"), "{message}");
+        let message = refusal(
+            "act_as_original_user:\n  services_mappings:\n    reporter:\n      backend_roles: [\"/(/\"]\n",
+        );
+        assert!(message.contains("services_mappings.reporter.backend_roles"), "{message}");
+        // Unknown keys, inside an entry and beside it.
+        let message =
+            refusal("act_as_original_user:\n  services_mappings:\n    reporter:\n      hosts: [x]\n");
+        assert!(message.contains("unknown field `hosts`"), "{message}");
+        let message =
+            refusal("act_as_original_user:\n  service_mappings:\n    reporter:\n      users: [a]\n");
+        assert!(message.contains("unknown field `service_mappings`"), "{message}");
+        // Not an extension id.
+        for id in ["Reporter", "re porter", "-r", "", "r_1"] {
+            let message = refusal(&format!(
+                "act_as_original_user:\n  services_mappings:\n    \"{id}\":\n      users: [ana]\n"
+            ));
+            assert!(message.contains("is not an extension id"), "{id}: {message}");
+        }
+        // An extension's policy can be given to no one, not even to
+        // another extension through services_mappings.
+        let texts = BTreeMap::from([
+            (ROLES, "extension:other:\n  cluster_permissions: [\"*\"]\n".to_owned()),
+            (
+                ROLES_MAPPING,
+                "extension:other:\n  services_mappings:\n    reporter:\n      users: [\"*\"]\n".to_owned(),
+            ),
+        ]);
+        let message = SecurityConfig::from_texts("", &texts).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(message.contains("extension policies cannot be mapped"), "{message}");
+    }
+
+    #[test]
+    fn extension_ids_follow_the_manifest_rule() {
+        for id in ["a", "reporter", "hc-2", &"a".repeat(64)] {
+            assert!(is_extension_id(id), "{id}");
+        }
+        for id in ["", "2a", "A", "a_b", "a.b", &"a".repeat(65), "é"] {
+            assert!(!is_extension_id(id), "{id}");
+        }
     }
 }

@@ -36,7 +36,7 @@ pub use self::authn::{internal_principal, token_holder};
 use self::config::{ConfigError, SecurityConfig};
 use self::mapping::{Mappings, Principal};
 pub use self::permissions::{consent_permission, route_permission};
-use self::privileges::{Privileges, Subject};
+use self::privileges::{Privileges, ServicePolicy, Subject};
 
 /// OpenSearch's authentication settings file, copied as it is.
 pub const AUTHC_FILE: &str = "config.yml";
@@ -66,6 +66,16 @@ impl SecurityState {
         static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let generation = GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         SecurityState { config, privileges, mappings, generation }
+    }
+
+    /// The service gate of `extension` calling as `user` (name and backend
+    /// roles as the call's token carries them): the extension's policy role
+    /// widened by the roles `services_mappings` map this (extension, user)
+    /// to. Only the service gate of calls as a user asks for it: never the
+    /// user gate, never calls `as service`.
+    pub fn service_policy(&self, extension: &str, user: &str, backend_roles: &[String]) -> ServicePolicy {
+        let mapped = self.mappings.services().resolve(extension, user, backend_roles);
+        self.privileges.service_policy(extension, mapped.as_ref())
     }
 
     /// The subject for `principal` connecting from `host`, roles resolved now.
@@ -501,6 +511,15 @@ impl Security {
                      source); map external users by backend role"
                 ));
             }
+            for (extension, entry) in &mapping.services_mappings {
+                for user in entry.users.iter().filter(|u| state.config.internal_users.contains_key(*u)) {
+                    warnings.push(format!(
+                        "role mapping `{role}` lists `{user}` under `services_mappings.{extension}.users` and \
+                         a JWT domain is on: extension `{extension}` acting for a JWT whose subject is \
+                         `{user}` gets `{role}` at the service gate too; map external users by backend role"
+                    ));
+                }
+            }
         }
         warnings
     }
@@ -581,6 +600,33 @@ mod tests {
         }
         assert!("Internal".parse::<IdentitySource>().is_err_and(|e| e.kind() == ErrorKind::Invalid));
         assert_eq!(IdentitySource::parse("ldap"), None);
+        Ok(())
+    }
+
+    /// With a JWT domain on, a services mapping naming an internal user
+    /// is said at start, as a plain mapping is: a JWT of that subject
+    /// would widen the extension too.
+    #[test]
+    fn services_mappings_naming_internal_users_are_warned_about_with_jwt()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let texts = BTreeMap::from([
+            (config::INTERNAL_USERS, "ana: {}\n".to_owned()),
+            (config::ROLES, "act_as_original_user: {}\n".to_owned()),
+            (
+                config::ROLES_MAPPING,
+                "act_as_original_user:\n  services_mappings:\n    reporter:\n      users: [ana, \"ext-*\"]\n"
+                    .to_owned(),
+            ),
+        ]);
+        let config = SecurityConfig::from_texts("test", &texts)?;
+        assert!(Security::new(config.clone()).shared_name_warnings().is_empty(), "no JWT domain, no warning");
+        let jwt = "config:\n  dynamic:\n    authc:\n      jwt_auth_domain:\n        http_enabled: true\n        \
+                   order: 0\n        http_authenticator:\n          type: jwt\n          config:\n            \
+                   signing_key: \"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA==\"\n        \
+                   authentication_backend:\n          type: noop\n";
+        let warnings = Security::new(config).with_authc(Authc::parse(jwt)?).shared_name_warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("services_mappings.reporter.users") && warnings[0].contains("`ana`"));
         Ok(())
     }
 

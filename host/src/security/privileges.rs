@@ -96,6 +96,15 @@ pub struct Subject {
     pub attributes: HashMap<String, String>,
 }
 
+/// The service gate's subject for one call, and what it is made of.
+#[derive(Debug, Clone)]
+pub struct ServicePolicy {
+    pub subject: Subject,
+    /// For the audit: `extension:<id>`, then ` + <role>` for each role
+    /// `services_mappings` added (`extension:reporter + act_as_original_user`).
+    pub description: String,
+}
+
 /// Why a check said no.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Denied {
@@ -306,11 +315,32 @@ impl Privileges {
     /// The subject for an extension's policy role (`extension:<id>`), the
     /// service gate. An extension without a policy gets no privileges.
     pub fn extension_policy(&self, extension_id: &str) -> Subject {
+        self.service_policy(extension_id, None).subject
+    }
+
+    /// The service gate of one call of `extension_id` as a user: its
+    /// policy role plus `mapped`, the roles `services_mappings` add for
+    /// that user (see `SecurityState::service_policy`, which resolves them).
+    /// The subject has no attributes: `${user_name}` and `${attr.*}` in
+    /// these roles' index patterns match nothing at the service gate (an
+    /// extension's limits do not move with the name of the user it serves).
+    pub fn service_policy(&self, extension_id: &str, mapped: Option<&RoleSet>) -> ServicePolicy {
+        let policy = format!("{EXTENSION_POLICY_PREFIX}{extension_id}");
         let mut roles = RoleSet::default();
-        if let Some(id) = self.role_id(&format!("{EXTENSION_POLICY_PREFIX}{extension_id}")) {
+        if let Some(id) = self.role_id(&policy) {
             roles.insert(id);
         }
-        Subject { name: format!("extension `{extension_id}`"), roles, attributes: HashMap::new() }
+        let mut description = policy;
+        if let Some(mapped) = mapped {
+            roles.union_with(mapped);
+            for name in mapped.ids().filter_map(|id| self.role_names.get(id)) {
+                description.push_str(" + ");
+                description.push_str(name);
+            }
+        }
+        let subject =
+            Subject { name: format!("extension `{extension_id}`"), roles, attributes: HashMap::new() };
+        ServicePolicy { subject, description }
     }
 
     /// A cluster-level action, e.g. `cluster:monitor/health` or `restapi:admin/roles`.
