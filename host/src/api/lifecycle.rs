@@ -214,9 +214,7 @@ pub async fn set_grants(
             "{\"capabilities\": [..], \"policy\": {\"cluster_permissions\": [..], \"index_permissions\": [..]}}",
         ))?;
         let (work, target) = (lifecycle.clone(), id.clone());
-        Ok::<_, OpenSearchError>(
-            blocking(move || work.set_grants(&target, body.capabilities, body.policy)).await?,
-        )
+        blocking(move || work.set_grants(&target, body.capabilities, body.policy)).await
     }
     .await;
     audit(&caller, Category::ExtensionGrant, &id, &result);

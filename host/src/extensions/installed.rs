@@ -239,6 +239,7 @@ mod tests {
             approved_at: None,
             approved_by: None,
             last_error: None,
+            grants: None,
         }
     }
 
