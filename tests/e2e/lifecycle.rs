@@ -584,3 +584,23 @@ fn grants_narrow_and_widen_back_for_the_next_call_and_never_beyond_the_request()
     assert!(granted.iter().any(|e| e["extension"] == "probe" && e["user"] == "admin"), "{granted:?}");
     Ok(())
 }
+
+/// The install route's larger body is only for those who may install: any
+/// other signed-in user is held to the usual 10 MiB before the 403.
+#[test]
+fn only_installers_may_send_install_sized_bodies() -> TestResult {
+    let deployment = Deployment::new()?;
+    let server = start(&deployment)?;
+    let reply =
+        server.send(Method::PUT, &format!("{API}/internalusers/carl"), &json!({"password": CARL.1}))?;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    // 12 MiB of base64: over the usual limit, under the install route's.
+    let big = json!({"manifest": manifest("big", ""), "component": "A".repeat(12 << 20)});
+    let reply = server.send_as(CARL.0, CARL.1, Method::POST, EXTENSIONS, &big)?;
+    assert_eq!(reply.status, 413, "{reply:?}");
+    // The admin's same body is read, and refused for what it is.
+    let reply = server.send(Method::POST, EXTENSIONS, &big)?;
+    assert_eq!(reply.status, 400, "{reply:?}");
+    assert!(installed_ids(&server)?.is_empty());
+    Ok(())
+}
