@@ -235,12 +235,6 @@ fn refused_installs_leave_nothing() -> TestResult {
     // Approving what is not installed, removing it: not found.
     assert_eq!(server.request(Method::POST, &format!("{EXTENSIONS}/probe/_approve"), "")?.status, 404);
     assert_eq!(server.request(Method::DELETE, &format!("{EXTENSIONS}/probe"), "")?.status, 404);
-    // Purge is not built yet: refused whole, nothing removed.
-    let reply = install(&server, &manifest("greeter", ""), &hello)?;
-    assert_eq!(reply.status, 201, "{reply:?}");
-    let reply = server.request(Method::DELETE, &format!("{EXTENSIONS}/greeter?purge=true"), "")?;
-    assert_eq!(reply.status, 400, "{reply:?}");
-    assert_eq!(installed_ids(&server)?, ["greeter"]);
     // The refusals are audited too.
     let events = audit(&server, "EXTENSION_INSTALL")?;
     assert!(
@@ -602,5 +596,43 @@ fn only_installers_may_send_install_sized_bodies() -> TestResult {
     let reply = server.send(Method::POST, EXTENSIONS, &big)?;
     assert_eq!(reply.status, 400, "{reply:?}");
     assert!(installed_ids(&server)?.is_empty());
+    Ok(())
+}
+
+/// `DELETE ...?purge=true` deletes the extension's own indices (`.ext-<id>`
+/// and `.ext-<id>_*`) and nothing else: the users' indices stay.
+#[test]
+fn purge_deletes_only_the_extensions_own_indices() -> TestResult {
+    let deployment = Deployment::new()?;
+    let server = start(&deployment)?;
+    let component = std::fs::read(GUEST_HOST_CALLS)?;
+    let write = |index: &str| -> TestResult {
+        let spec = json!({"method": "PUT", "path": format!("/{index}/_doc/1?refresh=true"),
+            "body": {"n": 1}, "identity": "service"});
+        let reply = server.send(Method::POST, "/_extensions/probe/call", &spec)?;
+        assert_eq!((reply.status, &reply.json()["outcome"]), (200, &json!("ok")), "{index}: {reply:?}");
+        assert_eq!(reply.json()["status"], 201, "{index}: {reply:?}");
+        Ok(())
+    };
+    assert_eq!(install(&server, &manifest("probe", "\"cluster\", \"scheduler\""), &component)?.status, 201);
+    assert_eq!(server.request(Method::POST, &format!("{EXTENSIONS}/probe/_approve"), "")?.status, 200);
+    write(".ext-probe")?;
+    write(".ext-probe_cache")?;
+    // A user's index: theirs, it stays.
+    assert_eq!(server.send(Method::PUT, "/probe-results/_doc/1?refresh=true", &json!({"n": 1}))?.status, 201);
+
+    let reply = server.request(Method::DELETE, &format!("{EXTENSIONS}/probe?purge=true"), "")?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.json()["indices_deleted"], json!([".ext-probe", ".ext-probe_cache"]), "{reply:?}");
+    assert_eq!(reply.json()["data_indices_kept"], false, "{reply:?}");
+    assert_eq!(server.get("/probe-results/_doc/1")?.status, 200, "a user's index stays");
+    // Installed again, the namespace is empty.
+    assert_eq!(install(&server, &manifest("probe", "\"cluster\", \"scheduler\""), &component)?.status, 201);
+    assert_eq!(server.request(Method::POST, &format!("{EXTENSIONS}/probe/_approve"), "")?.status, 200);
+    for index in [".ext-probe", ".ext-probe_cache"] {
+        let spec = json!({"method": "GET", "path": format!("/{index}/_doc/1"), "identity": "service"});
+        let reply = server.send(Method::POST, "/_extensions/probe/call", &spec)?;
+        assert_eq!(reply.json()["status"], 404, "{index}: {reply:?}");
+    }
     Ok(())
 }

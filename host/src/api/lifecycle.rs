@@ -250,18 +250,9 @@ pub async fn remove(
     Query(params): Query<RemoveParams>,
 ) -> Result<Json<Value>, OpenSearchError> {
     let lifecycle = lifecycle(&state, &caller)?;
-    let result = if params.purge {
-        // Deleting the data indices needs the cluster's index deletion
-        // from here; not built yet, so nothing is removed rather than half.
-        Err(OpenSearchError::new(
-            StatusCode::BAD_REQUEST,
-            "extension_exception",
-            "`purge=true` is not supported yet: remove without it (data indices are kept)",
-        ))
-    } else {
-        let (actor, work, target) = (caller.user.principal.name.clone(), lifecycle.clone(), id.clone());
-        blocking(move || work.remove(&actor, &target)).await
-    };
+    let (actor, work, target, purge) =
+        (caller.user.principal.name.clone(), lifecycle.clone(), id.clone(), params.purge);
+    let result = blocking(move || work.remove(&actor, &target, purge)).await;
     audit(&caller, Category::ExtensionRemove, &id, &result);
     let removal = result?;
     Ok(Json(json!({
@@ -271,6 +262,7 @@ pub async fn remove(
         "service_account_removed": removal.service_account_removed,
         "roles_removed": removal.roles_removed,
         "mappings_removed": removal.mappings_removed,
-        "data_indices_kept": true,
+        "indices_deleted": removal.indices_deleted,
+        "data_indices_kept": !params.purge,
     })))
 }

@@ -87,7 +87,7 @@ fn install_dev_extension(lifecycle: &Lifecycle, dir: &Path) -> anyhow::Result<()
             }
             return Ok(());
         }
-        lifecycle.remove(DEV_ACTOR, &id)?;
+        lifecycle.remove(DEV_ACTOR, &id, false)?;
         tracing::warn!(
             extension = id,
             "--dev-extensions: changed since it was installed; installing it again"
@@ -177,14 +177,17 @@ pub fn run(
         registry.clone(),
         config::scheduler_config(config::from_env)?,
     ));
-    let lifecycle = Arc::new(Lifecycle::new(
-        installed,
-        registry.clone(),
-        runtime.clone(),
-        security.clone(),
-        Some(scheduler.clone()),
-        data_dir.clone(),
-    ));
+    let lifecycle = Arc::new(
+        Lifecycle::new(
+            installed,
+            registry.clone(),
+            runtime.clone(),
+            security.clone(),
+            Some(scheduler.clone()),
+            data_dir.clone(),
+        )
+        .with_cluster(gateway.clone()),
+    );
     if let Some(dir) = &dev_extensions {
         install_dev_extensions(&lifecycle, dir)?;
     }

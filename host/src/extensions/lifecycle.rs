@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::capability::Capability;
+use crate::cluster::gateway::{ClusterGateway, is_own_index};
+use crate::cluster::{Params, actions};
 use crate::error::{ErrorKind, HasKind};
 use crate::extensions::delta::{Delta, Grants};
 use crate::extensions::installed::{InstallState, Installed, InstalledError, InstalledStore, digest};
@@ -75,6 +77,8 @@ pub enum LifecycleError {
     RolesWrite(#[from] SecurityWriteError),
     #[error("cannot suspend the jobs of extension `{id}`: {message}")]
     Jobs { id: String, message: String },
+    #[error("extension `{id}` was removed, but its indices could not all be deleted: {message}")]
+    Purge { id: String, message: String },
 }
 
 impl HasKind for LifecycleError {
@@ -100,7 +104,8 @@ impl HasKind for LifecycleError {
             LifecycleError::FromDirectory(_) => ErrorKind::Invalid,
             LifecycleError::MissingComponent { .. }
             | LifecycleError::Account { .. }
-            | LifecycleError::Jobs { .. } => ErrorKind::Internal,
+            | LifecycleError::Jobs { .. }
+            | LifecycleError::Purge { .. } => ErrorKind::Internal,
         }
     }
 }
@@ -111,6 +116,9 @@ pub struct Removal {
     pub record: Option<Installed>,
     /// Ids of the jobs suspended.
     pub suspended_jobs: Vec<String>,
+    /// With `purge`: the extension's own indices (`.ext-<id>`,
+    /// `.ext-<id>_*`) deleted.
+    pub indices_deleted: Vec<String>,
     pub service_account_removed: bool,
     /// The roles the extension brought (its policy role and predefined
     /// roles), removed with it.
@@ -128,6 +136,8 @@ pub struct Lifecycle {
     runtime: Arc<Runtime>,
     security: Arc<Security>,
     scheduler: Option<Arc<Scheduler>>,
+    /// The cluster, for `purge` (deleting a removed extension's indices).
+    cluster: Option<Arc<ClusterGateway>>,
     data_dir: PathBuf,
     /// One change at a time: a removal between an approval's store write
     /// and its registry insert would otherwise leave a removed extension
@@ -144,7 +154,22 @@ impl Lifecycle {
         scheduler: Option<Arc<Scheduler>>,
         data_dir: PathBuf,
     ) -> Lifecycle {
-        Lifecycle { installed, registry, runtime, security, scheduler, data_dir, changes: Mutex::new(()) }
+        Lifecycle {
+            installed,
+            registry,
+            runtime,
+            security,
+            scheduler,
+            cluster: None,
+            data_dir,
+            changes: Mutex::new(()),
+        }
+    }
+
+    /// With the cluster whose indices `purge` deletes.
+    pub fn with_cluster(mut self, cluster: Arc<ClusterGateway>) -> Lifecycle {
+        self.cluster = Some(cluster);
+        self
     }
 
     pub fn registry(&self) -> &Registry {
@@ -273,7 +298,7 @@ impl Lifecycle {
     /// Removes installed extension `id`: forgotten by the registry first
     /// (its routes 404 at once), its record and blob deleted, its jobs
     /// suspended (kept, listed, with the reason), its service account removed.
-    pub fn remove(&self, actor: &str, id: &str) -> Result<Removal, LifecycleError> {
+    pub fn remove(&self, actor: &str, id: &str, purge: bool) -> Result<Removal, LifecycleError> {
         let _change = self.changes.lock().unwrap_or_else(PoisonError::into_inner);
         if self.registry.origin(id) == Some(Origin::Directory) {
             return Err(LifecycleError::FromDirectory(id.to_owned()));
@@ -332,7 +357,10 @@ impl Lifecycle {
         removal.service_account_removed = account_removed;
         removal.roles_removed = roles_removed;
         removal.mappings_removed = mappings_removed;
-        tracing::info!(extension = id, by = actor, "extension removed");
+        if purge {
+            removal.indices_deleted = self.purge(id)?;
+        }
+        tracing::info!(extension = id, by = actor, purge, "extension removed");
         Ok(removal)
     }
 
@@ -385,6 +413,35 @@ impl Lifecycle {
             extension.set_grants(new.capability_set())?;
         }
         Ok(record)
+    }
+
+    /// Deletes extension `id`'s own indices (its service namespace: the
+    /// only indices that are its alone; what it wrote into users' indices
+    /// is theirs and stays).
+    fn purge(&self, id: &str) -> Result<Vec<String>, LifecycleError> {
+        let Some(cluster) = &self.cluster else { return Ok(Vec::new()) };
+        let backend = cluster.backend();
+        let purge_error = |message: String| LifecycleError::Purge { id: id.to_owned(), message };
+        let own: Vec<String> = backend
+            .indices()
+            .map_err(|e| purge_error(e.to_string()))?
+            .into_iter()
+            .filter(|index| is_own_index(id, index))
+            .collect();
+        let mut deleted = Vec::new();
+        for index in own {
+            let request = actions::resolve("DELETE", &format!("/{index}"), None)
+                .map_err(|e| purge_error(e.to_string()))?;
+            let reply = backend.execute(&request, std::slice::from_ref(&index), &Params::default(), None);
+            if reply.status != 200 {
+                return Err(purge_error(format!(
+                    "deleting `{index}` answered {}: {}",
+                    reply.status, reply.body
+                )));
+            }
+            deleted.push(index);
+        }
+        Ok(deleted)
     }
 
     /// Takes back roles written for `id` (an approval that failed after).
