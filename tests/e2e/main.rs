@@ -21,6 +21,7 @@
 //! | `gates` | extensions' cluster calls through the service and user gates |
 //! | `jobs` | scheduled jobs through a real guest |
 //! | `lifecycle` | installed extensions: install, approve, restart, remove, refusals |
+//! | `lifecycle_check` | the missing-permission report (`_check`, `warden ext check`) |
 //! | `cli` | the management CLI against a running server |
 //! | `inspect` | `warden inspect` |
 //! | `crash` | acknowledged writes survive `kill -9` |
@@ -38,6 +39,7 @@ mod gates;
 mod inspect;
 mod jobs;
 mod lifecycle;
+mod lifecycle_check;
 mod obo;
 mod python_client;
 mod security;
