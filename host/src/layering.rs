@@ -12,6 +12,7 @@
 //! | `extensions::{manifest,actions,policy,review,delta}` (what an extension asks for) | `capability`, `security`, `error`, each other |
 //! | `extensions::installed` (the store of installed extensions) | `store`, `error`, `time`, the manifest |
 //! | `extensions::lifecycle` | anything below `api` |
+//! | `extensions::check` (the missing-permission report, pure) | `security`, `error`, the pure half of `extensions` |
 //! | `security` | `store`, `error`, `time`, `audit` |
 //! | `cluster` | the above: never `runtime`, `scheduler` or `api` |
 //! | `scheduler` | anything below `api`, but never the WIT bindings or the capabilities (domain types only) |
@@ -61,6 +62,7 @@ const RULES: &[(&str, Rule)] = &[
     ("scheduler", Rule::Never(&["api", "cli", "config", "runtime::bindings", "runtime::capabilities"])),
     ("runtime", Rule::Never(&["api", "cli", "config"])),
     ("registry", Rule::Never(&["api", "cli", "config"])),
+    ("extensions::check", Rule::Only(PURE_EXTENSIONS)),
     ("extensions::lifecycle", Rule::Never(&["api", "cli", "config"])),
     ("inspect", Rule::Never(&["api", "cli", "config"])),
 ];

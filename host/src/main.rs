@@ -204,6 +204,9 @@ enum ExtCommand {
     Ls,
     /// Everything about one installed extension, as JSON.
     Show { id: String },
+    /// The missing-permission report: declared actions its policy does not
+    /// allow, callers of a route who lack what it does for them.
+    Check { id: String },
     /// Remove an installed extension (its jobs are suspended, its data kept).
     Rm {
         id: String,
@@ -296,6 +299,7 @@ fn main() -> std::process::ExitCode {
                 ExtCommand::Approve { id } => ext::approve(&client, &id),
                 ExtCommand::Ls => ext::list(&client),
                 ExtCommand::Show { id } => ext::show(&client, &id),
+                ExtCommand::Check { id } => ext::check(&client, &id),
                 ExtCommand::Rm { id, purge } => ext::remove(&client, &id, purge),
             })
         }

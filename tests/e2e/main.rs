@@ -22,6 +22,7 @@
 //! | `services_mappings` | role mappings that widen an extension's policy for some users (seed 003) |
 //! | `jobs` | scheduled jobs through a real guest |
 //! | `lifecycle` | installed extensions: install, approve, restart, remove, refusals |
+//! | `lifecycle_check` | the missing-permission report (`_check`, `warden ext check`) |
 //! | `cli` | the management CLI against a running server |
 //! | `inspect` | `warden inspect` |
 //! | `crash` | acknowledged writes survive `kill -9` |
@@ -39,6 +40,7 @@ mod gates;
 mod inspect;
 mod jobs;
 mod lifecycle;
+mod lifecycle_check;
 mod obo;
 mod python_client;
 mod security;

@@ -11,6 +11,7 @@
 //! | POST | `/_warden/extensions/{id}/_approve` | approve → serving |
 //! | GET | `/_warden/extensions[/{id}]` | list / show |
 //! | DELETE | `/_warden/extensions/{id}` | remove (data indices kept) |
+//! | GET | `/_warden/extensions/{id}/_check` | the missing-permission report |
 //!
 //! The install body is JSON with the component in base64, not multipart:
 //! every client (curl, a script, the CLI) can send it without a multipart
@@ -241,6 +242,23 @@ pub async fn show(
     let work = lifecycle.clone();
     let record = blocking(move || work.get(&id)).await?;
     Ok(Json(view(&lifecycle, &record)))
+}
+
+/// `GET /_warden/extensions/{id}/_check`: the missing-permission report, as
+/// data and in plain words. A query, so not audited (as `show`).
+pub async fn check(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, OpenSearchError> {
+    let lifecycle = lifecycle(&state, &caller)?;
+    let report = blocking(move || lifecycle.check(&id)).await?;
+    Ok(Json(json!({
+        "id": report.id,
+        "clean": report.is_clean(),
+        "report": report,
+        "report_text": report.to_string(),
+    })))
 }
 
 pub async fn remove(

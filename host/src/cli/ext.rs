@@ -1,4 +1,4 @@
-//! `warden ext install|approve|ls|show|rm`: the extension lifecycle of a
+//! `warden ext install|approve|ls|show|check|rm`: the extension lifecycle of a
 //! running server, over its REST API (`/_warden/extensions`), with the same
 //! server URL and credentials as `warden jobs`. `install` reads
 //! `extension.toml` and the component it names from a directory, sends
@@ -83,6 +83,16 @@ pub fn list(client: &Client) -> anyhow::Result<()> {
 pub fn show(client: &Client, id: &str) -> anyhow::Result<()> {
     let record = client.send(Method::GET, &format!("/_warden/extensions/{}", segment(id)), None)?;
     println!("{}", serde_json::to_string_pretty(&record)?);
+    Ok(())
+}
+
+/// `warden ext check <id>`: the missing-permission report in plain words.
+pub fn check(client: &Client, id: &str) -> anyhow::Result<()> {
+    let answer = client.send(Method::GET, &format!("/_warden/extensions/{}/_check", segment(id)), None)?;
+    match answer["report_text"].as_str() {
+        Some(text) => print!("{text}"),
+        None => println!("{}", serde_json::to_string_pretty(&answer)?),
+    }
     Ok(())
 }
 

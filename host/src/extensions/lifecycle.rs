@@ -465,6 +465,20 @@ impl Lifecycle {
         Ok(Review::new(&manifest, None))
     }
 
+    /// The missing-permission report of installed extension `id`: against
+    /// the security configuration now when approved, against the roles its
+    /// approval would write when pending.
+    pub fn check(&self, id: &str) -> Result<crate::extensions::check::CheckReport, LifecycleError> {
+        use crate::extensions::check;
+        let record = self.get(id)?;
+        let manifest = parse_installed(&record.id, &record.manifest)?;
+        let state = self.security.state();
+        Ok(match record.state {
+            InstallState::Pending => check::report_on_approval(&manifest, &state.config),
+            InstallState::Approved => check::report(&manifest, &state),
+        })
+    }
+
     /// Installed extension `id`'s record.
     pub fn get(&self, id: &str) -> Result<Installed, LifecycleError> {
         Ok(self.installed.get(id)?.ok_or_else(|| self.not_found(id))?.0)

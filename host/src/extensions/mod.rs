@@ -6,9 +6,12 @@
 //!   words and the delta between what is granted and a new manifest;
 //! - the installed extensions, above the runtime: their store
 //!   ([`installed`]) and the lifecycle that changes it ([`lifecycle`]:
-//!   install → pending → approve → serving, removal, query).
+//!   install → pending → approve → serving, removal, query) and the
+//!   missing-permission report ([`check`]: what it declares it does against
+//!   what its policy and its callers' roles allow).
 
 pub mod actions;
+pub mod check;
 pub mod delta;
 pub mod installed;
 pub mod lifecycle;
