@@ -90,6 +90,10 @@ fn check_lists_what_the_policy_lacks_until_the_operator_widens_it() -> TestResul
     });
     let reply = server.send(Method::POST, EXTENSIONS, &body)?;
     assert_eq!(reply.status, 201, "{reply:?}");
+    // The install answer already says what approval would leave denied.
+    assert_eq!(reply.json()["check_clean"], false, "{reply:?}");
+    let said = reply.json()["check_text"].as_str().unwrap_or_default().to_owned();
+    assert!(said.contains("indices:data/write/index"), "{said}");
 
     // Pending: checked against the policy approval would write.
     let answer = check(&server, "probe")?;

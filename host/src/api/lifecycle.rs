@@ -168,17 +168,32 @@ pub async fn install(
             })?;
         let actor = caller.user.principal.name.clone();
         let work = lifecycle.clone();
-        let record = blocking(move || work.install(&actor, &body.manifest, &component)).await?;
-        Ok::<_, OpenSearchError>(record)
+        // Installed, then checked as the approval would leave it: what its
+        // routes and jobs would be denied, and which callers would be.
+        let installed = blocking(move || {
+            let record = work.install(&actor, &body.manifest, &component)?;
+            let check = work.check(&record.id).ok();
+            Ok((record, check))
+        })
+        .await?;
+        Ok::<_, OpenSearchError>(installed)
     }
     .await;
     let id = match &result {
-        Ok(record) => record.id.clone(),
+        Ok((record, _)) => record.id.clone(),
         Err(_) => String::new(),
     };
+    let result = result.map(|(record, check)| {
+        let mut answer = view(&lifecycle, &record);
+        if let Some(report) = check {
+            answer["check_clean"] = json!(report.is_clean());
+            answer["check_text"] = json!(report.to_string());
+        }
+        (record, answer)
+    });
     audit(&caller, Category::ExtensionInstall, &id, &result);
-    let record = result?;
-    Ok((StatusCode::CREATED, Json(view(&lifecycle, &record))))
+    let (_, answer) = result?;
+    Ok((StatusCode::CREATED, Json(answer)))
 }
 
 pub async fn approve(

@@ -35,6 +35,10 @@ pub fn install(client: &Client, dir: &Path, yes: bool) -> anyhow::Result<()> {
     if let Some(review) = record["review_text"].as_str() {
         println!("\n{review}");
     }
+    // What its routes and jobs would be denied once approved.
+    if let Some(check) = record["check_text"].as_str() {
+        println!("\n{check}");
+    }
     let id = record["id"].as_str().unwrap_or(&manifest.id).to_owned();
     let approve = if yes {
         true
