@@ -41,10 +41,13 @@ median() { sort -n | sed -n 2p; }
 
 start
 until curl -s -o /dev/null -u "$auth" "$base/_warden/health"; do sleep 0.05; done
-component="$(base64 -w0 "$wasm")"
 for i in $(seq 1 "$n"); do
-  manifest="id = \"hello$i\"\nversion = \"1.0.0\"\ncomponent = \"c.wasm\"\ncapabilities = []\n"
-  printf '{"manifest": "%s", "component": "%s"}' "$manifest" "$component" >"$work/body.json"
+  python3 - "$wasm" "hello$i" >"$work/body.json" <<'PY'
+import base64, json, sys
+wasm, id_ = sys.argv[1], sys.argv[2]
+manifest = f'id = "{id_}"\nversion = "1.0.0"\ncomponent = "c.wasm"\ncapabilities = []\n'
+print(json.dumps({"manifest": manifest, "component": base64.b64encode(open(wasm, "rb").read()).decode()}))
+PY
   curl -sf -u "$auth" -XPOST "$base/_warden/extensions" -H 'content-type: application/json' \
     --data-binary @"$work/body.json" >/dev/null
   curl -sf -u "$auth" -XPOST "$base/_warden/extensions/hello$i/_approve" >/dev/null
