@@ -267,6 +267,12 @@ fn only_extension_admins_manage_extensions() -> TestResult {
         assert_eq!(reply.status, 403, "{method} {path}: {reply:?}");
         assert!(reply.reason().contains("restapi:admin/extensions"), "{method} {path}: {reply:?}");
     }
+    // Each refusal is audited, with who and which permission.
+    let refusals: Vec<Value> = audit(&server, "MISSING_PRIVILEGES")?
+        .into_iter()
+        .filter(|e| e["user"] == "carl" && e["action"] == "restapi:admin/extensions")
+        .collect();
+    assert_eq!(refusals.len(), 5, "{refusals:?}");
     // Nothing happened.
     let reply = server.get(&format!("{EXTENSIONS}/greeter"))?;
     assert_eq!(reply.json()["state"], "pending", "{reply:?}");
@@ -633,6 +639,56 @@ fn purge_deletes_only_the_extensions_own_indices() -> TestResult {
         let spec = json!({"method": "GET", "path": format!("/{index}/_doc/1"), "identity": "service"});
         let reply = server.send(Method::POST, "/_extensions/probe/call", &spec)?;
         assert_eq!(reply.json()["status"], 404, "{index}: {reply:?}");
+    }
+    Ok(())
+}
+
+/// Removing an extension that was never approved takes no role: a role of
+/// a predefined role's name is someone else's (the operator's, here).
+#[test]
+fn removing_a_pending_extension_takes_no_role() -> TestResult {
+    let deployment = Deployment::new()?;
+    let server = start(&deployment)?;
+    let hello = std::fs::read(HELLO_WORLD)?;
+    assert_eq!(install(&server, GREETER, &hello)?.status, 201);
+    // The operator then creates a role of that name, and maps it.
+    let theirs = json!({"cluster_permissions": ["cluster:monitor/health"]});
+    assert_eq!(server.send(Method::PUT, &format!("{API}/roles/greeter_user"), &theirs)?.status, 201);
+    let mapping = json!({"users": ["bob"]});
+    assert_eq!(server.send(Method::PUT, &format!("{API}/rolesmapping/greeter_user"), &mapping)?.status, 201);
+    // Approval now clashes, and is refused.
+    let reply = server.send(Method::POST, &format!("{EXTENSIONS}/greeter/_approve"), &Value::Null)?;
+    assert_eq!(reply.status, 409, "{reply:?}");
+
+    let reply = server.send(Method::DELETE, &format!("{EXTENSIONS}/greeter"), &Value::Null)?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.json()["roles_removed"], json!([]), "{reply:?}");
+    assert_eq!(reply.json()["mappings_removed"], json!([]), "{reply:?}");
+    assert_eq!(server.get(&format!("{API}/roles/greeter_user"))?.status, 200);
+    assert_eq!(server.get(&format!("{API}/rolesmapping/greeter_user"))?.status, 200);
+    Ok(())
+}
+
+/// A manifest's roles reach cluster and index actions only: a pattern that
+/// happens to match a known group (`re*` matches `read`) or a regex would,
+/// at run time, reach the security API, other extensions' routes and
+/// consents. Refused at install, naming it; nothing installed.
+#[test]
+fn a_manifest_role_cannot_reach_beyond_actions() -> TestResult {
+    let deployment = Deployment::new()?;
+    let server = start(&deployment)?;
+    let hello = std::fs::read(HELLO_WORLD)?;
+    for (permission, expected) in [
+        ("re*", "inside `cluster:` or `indices:`"),
+        ("*", "inside `cluster:` or `indices:`"),
+        ("/(cluster_monitor|extension:.*|schedule:.*)/", "regular expressions are not accepted"),
+        ("restapi:admin/*", "inside `cluster:` or `indices:`"),
+    ] {
+        let manifest = format!("{GREETER}cluster_permissions = [{}]\n", serde_json::to_string(permission)?);
+        let reply = install(&server, &manifest, &hello)?;
+        assert_eq!(reply.status, 400, "{permission}: {reply:?}");
+        assert!(reply.reason().contains(expected), "{permission}: {reply:?}");
+        assert!(installed_ids(&server)?.is_empty(), "{permission}");
     }
     Ok(())
 }

@@ -76,8 +76,21 @@ pub struct RemoveParams {
 
 /// The lifecycle, for a caller allowed to use it.
 fn lifecycle(state: &AppState, caller: &Caller) -> Result<Arc<Lifecycle>, OpenSearchError> {
-    caller.require(ADMIN_PERMISSION)?;
-    caller.forbid_obo("manage extensions")?;
+    // A refusal is audited too: who tried to manage extensions, and which
+    // gate said no.
+    let allowed = caller.require(ADMIN_PERMISSION).and_then(|()| caller.forbid_obo("manage extensions"));
+    if let Err(denial) = allowed {
+        if caller.audits(Category::MissingPrivileges) {
+            caller.record(
+                caller
+                    .event(Category::MissingPrivileges)
+                    .action(ADMIN_PERMISSION)
+                    .gate(denial.gate.as_str())
+                    .reason(denial.reason.clone()),
+            );
+        }
+        return Err(denial.into());
+    }
     state.lifecycle.clone().ok_or_else(|| {
         OpenSearchError::new(
             StatusCode::NOT_FOUND,

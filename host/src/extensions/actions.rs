@@ -69,22 +69,53 @@ pub fn is_pattern(permission: &str) -> bool {
     Pattern::is_regex_source(permission) || permission.contains(['*', '?'])
 }
 
+/// Whether `permission` stays within cluster and index actions: what an
+/// extension's roles may hold. Anything else a role's cluster permissions
+/// could reach at run time (`restapi:*`, `extension:*`, `schedule:*`) is
+/// the operator's to grant, never a manifest's.
+fn within_actions(permission: &str) -> bool {
+    permission.starts_with("cluster:") || permission.starts_with("indices:")
+}
+
 /// Checks one permission of a manifest; the message says what is wrong.
+///
+/// Exact known actions and action groups that expand only to cluster and
+/// index actions are accepted, and wildcards only inside `cluster:` or
+/// `indices:` (`indices:data/read/*`). A regular expression or a bare
+/// wildcard (`re*`, `*`) is refused: at run time it would match every
+/// permission, `restapi:admin/*`, other extensions' routes and consents
+/// included — whatever a known action it happens to match.
 pub fn check_permission(permission: &str) -> Result<(), String> {
     if permission.is_empty() {
         return Err("an empty permission names nothing".into());
     }
-    if is_group(permission) || KNOWN_ACTIONS.contains(&permission) {
+    if KNOWN_ACTIONS.contains(&permission) && within_actions(permission) {
         return Ok(());
     }
+    if is_group(permission) {
+        if let Some(beyond) = expand(permission).into_iter().find(|p| !within_actions(p)) {
+            return Err(format!(
+                "action group `{permission}` reaches `{beyond}`, beyond cluster and index actions"
+            ));
+        }
+        return Ok(());
+    }
+    if Pattern::is_regex_source(permission) {
+        return Err(format!(
+            "`{permission}`: regular expressions are not accepted in a manifest (they match permissions beyond actions); name actions, action groups, or `cluster:`/`indices:` wildcards"
+        ));
+    }
     if is_pattern(permission) {
+        if !within_actions(permission) {
+            return Err(format!(
+                "`{permission}`: a wildcard must stay inside `cluster:` or `indices:` (like `indices:data/read/*`); this one would match permissions beyond actions"
+            ));
+        }
         let pattern = Pattern::parse(permission).map_err(|e| e.to_string())?;
-        if KNOWN_ACTIONS.iter().any(|a| pattern.matches(a))
-            || STATIC_GROUPS.keys().any(|g| pattern.matches(g))
-        {
+        if KNOWN_ACTIONS.iter().any(|a| pattern.matches(a)) {
             return Ok(());
         }
-        return Err(format!("`{permission}` matches no known action or action group"));
+        return Err(format!("`{permission}` matches no known action"));
     }
     Err(format!(
         "`{permission}` names no known action or action group (actions look like `indices:data/read/search`, groups like `read`, `indices_all`, `cluster_composite_ops_ro`)"
@@ -161,13 +192,35 @@ mod tests {
             "indices:data/read/search",
             "indices:data/read/*",
             "cluster:*",
-            "/indices:data/.*/get/",
         ] {
             assert_eq!(check_permission(ok), Ok(()), "{ok}");
         }
         for bad in ["", "reed", "indices:data/read/serch", "indices:nothing/*", "/(/"] {
             assert!(check_permission(bad).is_err(), "{bad} accepted");
         }
+    }
+
+    /// A manifest's role reaches cluster and index actions only: a wildcard
+    /// or regex that happens to match a known action or group (`re*`
+    /// matches `read`) would, at run time, match `restapi:admin/*`, other
+    /// extensions' routes and their consents too.
+    #[test]
+    fn nothing_beyond_cluster_and_index_actions() {
+        for bad in [
+            "*",
+            "re*",
+            "/(cluster_monitor|extension:.*|schedule:.*)/",
+            "/indices:data/.*/get/",
+            "restapi:admin/*",
+            "extension:other/*",
+            "schedule:other",
+            "*:*",
+        ] {
+            let refused = check_permission(bad);
+            assert!(refused.is_err(), "{bad} accepted");
+        }
+        let reason = check_permission("re*").err().unwrap_or_default();
+        assert!(reason.contains("inside `cluster:` or `indices:`"), "{reason}");
     }
 
     #[test]

@@ -328,9 +328,13 @@ impl Lifecycle {
             }
         }
         let account = service_accounts::name(id);
+        // Only an approved extension's roles are its: approval wrote them. A
+        // pending (or refused) one never did, and a role of the same name is
+        // someone else's.
         let brought: Vec<String> = removal
             .record
             .as_ref()
+            .filter(|r| r.state == InstallState::Approved)
             .and_then(|r| parse_installed(id, &r.manifest).ok())
             .map(|manifest| policy::roles_of(&manifest).into_keys().collect())
             .unwrap_or_default();

@@ -93,6 +93,10 @@ pub enum PolicyError {
         "extension `{extension}`: role `{role}` already exists and is not this extension's; rename the predefined role or remove the existing one"
     )]
     Clash { extension: String, role: String },
+    #[error(
+        "extension `{extension}`: a role mapping for `{role}` already exists (it would hand the new role to whoever it names); remove the mapping or rename the predefined role"
+    )]
+    MappedAlready { extension: String, role: String },
 }
 
 impl crate::error::HasKind for PolicyError {
@@ -120,6 +124,12 @@ pub fn check_clashes(
         }
         if config.roles.contains_key(name) && !owned.contains(name) {
             return Err(PolicyError::Clash { extension: manifest.id.clone(), role: name.clone() });
+        }
+        // A mapping waiting for a role of this name (imports accept those,
+        // as OpenSearch does) would hand the extension's role to whoever it
+        // names: the operator maps the role once it exists, knowingly.
+        if config.roles_mapping.contains_key(name) && !owned.contains(name) {
+            return Err(PolicyError::MappedAlready { extension: manifest.id.clone(), role: name.clone() });
         }
     }
     Ok(())
@@ -203,6 +213,23 @@ mod tests {
         // ... unless this extension brought it (an upgrade).
         let owned = BTreeSet::from(["reporter_read_only".to_owned()]);
         assert_eq!(check_clashes(&manifest, &config, &owned), Ok(()));
+    }
+
+    /// A mapping already waiting for a role of a predefined role's name
+    /// (an import accepts one) would hand the new role to whoever it names.
+    #[test]
+    fn a_mapping_waiting_for_the_name_is_refused() {
+        let manifest = reporter();
+        let Ok(mut config) = SecurityConfig::default().with_static() else { panic!("static config") };
+        config.roles_mapping.insert("reporter_full_access".into(), Default::default());
+        let refused = check_clashes(&manifest, &config, &BTreeSet::new());
+        assert_eq!(
+            refused,
+            Err(PolicyError::MappedAlready {
+                extension: "reporter".into(),
+                role: "reporter_full_access".into()
+            })
+        );
     }
 
     #[test]
