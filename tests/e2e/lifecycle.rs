@@ -411,6 +411,13 @@ fn approval_writes_the_roles_the_manifest_brings_and_removal_takes_them() -> Tes
         server.send_as(CARL.0, CARL.1, Method::GET, "/_extensions/greeter/greet/carl", &Value::Null)?;
     assert_eq!(reply.status, 200, "{reply:?}");
 
+    // A services_mappings entry for the extension, on another role's mapping.
+    let other = json!({"cluster_permissions": ["cluster:monitor/health"]});
+    assert_eq!(server.send(Method::PUT, &format!("{API}/roles/helpers"), &other)?.status, 201);
+    let widening = json!({"users": ["carl"], "services_mappings": {"greeter": {"users": ["carl"]}}});
+    let reply = server.send(Method::PUT, &format!("{API}/rolesmapping/helpers"), &widening)?;
+    assert_eq!(reply.status, 201, "{reply:?}");
+
     // Removed: the roles go, and the mapping of the predefined role with
     // them (a mapping names an existing role), reported.
     let reply = server.send(Method::DELETE, &format!("{EXTENSIONS}/greeter"), &Value::Null)?;
@@ -419,6 +426,11 @@ fn approval_writes_the_roles_the_manifest_brings_and_removal_takes_them() -> Tes
     assert_eq!(removal["roles_removed"], json!(["extension:greeter", "greeter_user"]), "{removal}");
     assert_eq!(removal["mappings_removed"], json!(["greeter_user"]), "{removal}");
     assert_eq!(server.get(&format!("{API}/rolesmapping/greeter_user"))?.status, 404);
+    // The services_mappings entry went with it (a later `greeter` must not
+    // inherit it); the rest of that mapping stays.
+    let helpers = server.get(&format!("{API}/rolesmapping/helpers"))?.json();
+    assert_eq!(helpers["helpers"]["users"], json!(["carl"]), "{helpers}");
+    assert!(helpers["helpers"]["services_mappings"].get("greeter").is_none(), "{helpers}");
     assert_eq!(server.get(&format!("{API}/roles/greeter_user"))?.status, 404);
     assert_eq!(server.get(&format!("{API}/roles/extension:greeter"))?.status, 404);
     let reply =
@@ -471,6 +483,11 @@ fn dev_extensions_install_the_reporter_with_its_own_policy() -> TestResult {
     };
     let server = start()?;
     assert!(server.logs().contains("DEVELOPMENT MODE"), "{}", server.logs());
+    let installs = audit(&server, "EXTENSION_APPROVE")?;
+    assert!(
+        installs.iter().any(|e| e["user"] == "dev-extensions" && e["extension"] == "reporter"),
+        "{installs:?}"
+    );
     let record = server.get(&format!("{EXTENSIONS}/reporter"))?.json();
     assert_eq!((&record["state"], &record["approved_by"]), (&json!("approved"), &json!("dev-extensions")));
     assert_eq!(server.get(&format!("{API}/roles/extension:reporter"))?.status, 200);

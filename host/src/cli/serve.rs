@@ -13,7 +13,7 @@ use std::time::Instant;
 use anyhow::Context;
 
 use warden_host::api::{self, AppState, ServeLimits};
-use warden_host::audit::AuditLog;
+use warden_host::audit::{AuditLog, Category, Event};
 use warden_host::capability::Capability;
 use warden_host::cluster::embedded::Embedded;
 use warden_host::cluster::gateway::ClusterGateway;
@@ -53,7 +53,7 @@ const DEV_ACTOR: &str = "dev-extensions";
 /// manifest and component is left as it is; a changed one is removed and
 /// installed again (its jobs are suspended by the removal, as always). One
 /// that fails is logged and skipped, like a failed directory extension.
-fn install_dev_extensions(lifecycle: &Lifecycle, dir: &Path) -> anyhow::Result<()> {
+fn install_dev_extensions(lifecycle: &Lifecycle, audit: &AuditLog, dir: &Path) -> anyhow::Result<()> {
     tracing::warn!(
         "DEVELOPMENT MODE: --dev-extensions installs and approves every extension in {} WITHOUT REVIEW",
         dir.display()
@@ -65,14 +65,24 @@ fn install_dev_extensions(lifecycle: &Lifecycle, dir: &Path) -> anyhow::Result<(
         .collect();
     dirs.sort();
     for extension_dir in dirs {
-        if let Err(e) = install_dev_extension(lifecycle, &extension_dir) {
+        if let Err(e) = install_dev_extension(lifecycle, audit, &extension_dir) {
             tracing::error!(dir = %extension_dir.display(), "--dev-extensions: not installed: {e:#}");
         }
     }
     Ok(())
 }
 
-fn install_dev_extension(lifecycle: &Lifecycle, dir: &Path) -> anyhow::Result<()> {
+/// A lifecycle change made by `--dev-extensions`, for the audit log.
+fn dev_event(category: Category, id: &str) -> Event {
+    Event {
+        user: Some(DEV_ACTOR.to_owned()),
+        extension: Some(id.to_owned()),
+        reason: Some("--dev-extensions: without review".to_owned()),
+        ..Event::new(category, "dev-extensions")
+    }
+}
+
+fn install_dev_extension(lifecycle: &Lifecycle, audit: &AuditLog, dir: &Path) -> anyhow::Result<()> {
     let manifest_path = dir.join(MANIFEST_FILE);
     let text = std::fs::read_to_string(&manifest_path)
         .with_context(|| format!("cannot read {}", manifest_path.display()))?;
@@ -81,20 +91,32 @@ fn install_dev_extension(lifecycle: &Lifecycle, dir: &Path) -> anyhow::Result<()
         .with_context(|| format!("cannot read {}", manifest.component.display()))?;
     let id = manifest.id;
     if let Some(record) = lifecycle.list()?.into_iter().find(|r| r.id == id) {
+        // What an operator installed through the API is theirs: development
+        // mode never approves, removes or replaces it.
+        if record.installed_by != DEV_ACTOR {
+            anyhow::bail!(
+                "`{id}` was installed by `{}` through the API; --dev-extensions leaves it as it is",
+                record.installed_by
+            );
+        }
         if record.manifest == text && record.component_sha256 == digest(&component) {
             if record.state == InstallState::Pending {
                 lifecycle.approve(DEV_ACTOR, &id)?;
+                audit.record(dev_event(Category::ExtensionApprove, &id));
             }
             return Ok(());
         }
         lifecycle.remove(DEV_ACTOR, &id, false)?;
+        audit.record(dev_event(Category::ExtensionRemove, &id));
         tracing::warn!(
             extension = id,
             "--dev-extensions: changed since it was installed; installing it again"
         );
     }
     lifecycle.install(DEV_ACTOR, &text, &component)?;
+    audit.record(dev_event(Category::ExtensionInstall, &id));
     lifecycle.approve(DEV_ACTOR, &id)?;
+    audit.record(dev_event(Category::ExtensionApprove, &id));
     tracing::warn!(extension = id, "--dev-extensions: installed and approved without review");
     Ok(())
 }
@@ -189,7 +211,7 @@ pub fn run(
         .with_cluster(gateway.clone()),
     );
     if let Some(dir) = &dev_extensions {
-        install_dev_extensions(&lifecycle, dir)?;
+        install_dev_extensions(&lifecycle, &audit, dir)?;
     }
     let state = Arc::new(AppState {
         registry,

@@ -349,6 +349,17 @@ impl Lifecycle {
                     .filter(|name| config.roles_mapping.remove(*name).is_some())
                     .cloned()
                     .collect();
+                // Its services_mappings entries go too: a later extension
+                // installed under the same id must not inherit them.
+                let mut widened = Vec::new();
+                for (role, mapping) in &mut config.roles_mapping {
+                    if mapping.services_mappings.remove(id).is_some() {
+                        widened.push(role.clone());
+                    }
+                }
+                if !widened.is_empty() {
+                    tracing::warn!(extension = id, roles = ?widened, "services_mappings entries removed with the extension");
+                }
                 Ok::<_, SecurityWriteError>((account_removed, removed, left))
             })
             .map_err(|source| LifecycleError::Account { id: id.to_owned(), source })?;
