@@ -238,8 +238,11 @@ fn refused_installs_leave_nothing() -> TestResult {
     // The refusals are audited too.
     let events = audit(&server, "EXTENSION_INSTALL")?;
     assert!(
-        events.iter().any(|e| e["reason"].as_str().is_some_and(|r| r.contains("capability"))),
-        "{events:?}"
+        events
+            .iter()
+            .any(|e| e["reason"].as_str().is_some_and(|r| r.contains("capability"))
+                && e["extension"] == "probe"),
+        "a refused install is audited under the id its manifest names: {events:?}"
     );
     Ok(())
 }
@@ -599,6 +602,13 @@ fn grants_narrow_and_widen_back_for_the_next_call_and_never_beyond_the_request()
     assert_eq!(probe_cluster_call(&server)?.0, "ok");
     let granted = audit(&server, "EXTENSION_GRANT")?;
     assert!(granted.iter().any(|e| e["extension"] == "probe" && e["user"] == "admin"), "{granted:?}");
+    // Each grant says what was granted.
+    assert!(
+        granted.iter().any(|e| e["reason"].as_str().is_some_and(|r| r.contains("granted capabilities")
+            && r.contains("\"scheduler\"")
+            && !r.contains("\"cluster\""))),
+        "{granted:?}"
+    );
     Ok(())
 }
 

@@ -168,9 +168,16 @@ pub async fn install(
     body: JsonBody,
 ) -> Result<(StatusCode, Json<Value>), OpenSearchError> {
     let lifecycle = lifecycle(&state, &caller)?;
+    // The id the manifest names, when it names one: a refused install is
+    // audited under it too.
+    let mut named = String::new();
     let result = async {
         let body: InstallBody =
             body.parse(Expected::Shape("{\"manifest\": \"<toml>\", \"component\": \"<base64>\"}"))?;
+        named = toml::from_str::<toml::Table>(&body.manifest)
+            .ok()
+            .and_then(|t| t.get("id").and_then(|id| id.as_str()).map(str::to_owned))
+            .unwrap_or_default();
         let component =
             base64::engine::general_purpose::STANDARD.decode(body.component.trim()).map_err(|e| {
                 OpenSearchError::new(
@@ -194,7 +201,7 @@ pub async fn install(
     .await;
     let id = match &result {
         Ok((record, _)) => record.id.clone(),
-        Err(_) => String::new(),
+        Err(_) => named,
     };
     let result = result.map(|(record, check)| {
         let mut answer = view(&lifecycle, &record);
@@ -246,7 +253,28 @@ pub async fn set_grants(
         blocking(move || work.set_grants(&target, body.capabilities, body.policy)).await
     }
     .await;
-    audit(&caller, Category::ExtensionGrant, &id, &result);
+    match &result {
+        // What was granted, so the record says more than "changed".
+        Ok(record) if caller.audits(Category::ExtensionGrant) => {
+            let granted = record.grants.as_ref().map_or_else(String::new, |g| {
+                let index: Vec<String> = g
+                    .policy
+                    .index_permissions
+                    .iter()
+                    .map(|p| format!("{:?} on {:?}", p.allowed_actions, p.index_patterns))
+                    .collect();
+                format!(
+                    "granted capabilities {:?}, cluster {:?}, index [{}]",
+                    g.capabilities,
+                    g.policy.cluster_permissions,
+                    index.join("; ")
+                )
+            });
+            caller.record(caller.event(Category::ExtensionGrant).extension(&id).reason(granted));
+        }
+        Ok(_) => {}
+        Err(_) => audit(&caller, Category::ExtensionGrant, &id, &result),
+    }
     Ok(Json(view(&lifecycle, &result?)))
 }
 
