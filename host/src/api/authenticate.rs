@@ -60,15 +60,16 @@ pub async fn authenticate(State(state): State<Arc<AppState>>, mut request: Reque
             // Only whoever may install extensions gets the install route's
             // larger body; everyone else is held to the usual limit before
             // the handler's 403 (no 65 MiB uploads by any signed-in user).
-            let may_install = user.check_cluster(crate::extensions::lifecycle::ADMIN_PERMISSION).is_ok();
+            // The privilege check runs for the install route only, not for
+            // every request.
+            let limit = super::lifecycle::body_limit(request.method(), request.uri().path())
+                .filter(|_| user.check_cluster(crate::extensions::lifecycle::ADMIN_PERMISSION).is_ok())
+                .unwrap_or(MAX_BODY);
             request.extensions_mut().insert(user);
             request.extensions_mut().insert(RequestMeta { id: request_id.clone(), remote, method, path });
             // The body is read only now, after authentication (nobody
             // unauthenticated gets to upload), and within the body timeout.
             let (parts, body) = request.into_parts();
-            let limit = super::lifecycle::body_limit(&parts.method, parts.uri.path())
-                .filter(|_| may_install)
-                .unwrap_or(MAX_BODY);
             match tokio::time::timeout(state.body_timeout, axum::body::to_bytes(body, limit)).await {
                 Ok(Ok(bytes)) => next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await,
                 Ok(Err(e)) => OpenSearchError::new(

@@ -136,8 +136,8 @@ fn view(lifecycle: &Lifecycle, record: &Installed) -> Value {
         .filter_map(|c| c.as_str().map(str::to_owned))
         .collect();
     // The permission review: what it asks for, in plain words and as data.
-    let review = lifecycle.review(record).ok();
-    let (requested, granted) = lifecycle.grants(record).map_or((None, None), |(r, g)| (Some(r), Some(g)));
+    let described = lifecycle.describe(record).ok();
+    let review = described.as_ref().map(|d| &d.review);
     let registry = lifecycle.registry();
     let last_error = registry.failure_of(&record.id).map(|f| f.error).or_else(|| record.last_error.clone());
     json!({
@@ -156,9 +156,9 @@ fn view(lifecycle: &Lifecycle, record: &Installed) -> Value {
         "last_error": last_error,
         "manifest": record.manifest,
         "review": review,
-        "requested": requested,
-        "granted": granted,
-        "review_text": review.as_ref().map(ToString::to_string),
+        "requested": described.as_ref().map(|d| &d.requested),
+        "granted": described.as_ref().map(|d| &d.granted),
+        "review_text": review.map(ToString::to_string),
     })
 }
 

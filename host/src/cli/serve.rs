@@ -90,7 +90,7 @@ fn install_dev_extension(lifecycle: &Lifecycle, audit: &AuditLog, dir: &Path) ->
     let component = std::fs::read(&manifest.component)
         .with_context(|| format!("cannot read {}", manifest.component.display()))?;
     let id = manifest.id;
-    if let Some(record) = lifecycle.list()?.into_iter().find(|r| r.id == id) {
+    if let Some(record) = lifecycle.find(&id)? {
         // What an operator installed through the API is theirs: development
         // mode never approves, removes or replaces it.
         if record.installed_by != DEV_ACTOR {

@@ -110,6 +110,15 @@ impl HasKind for LifecycleError {
     }
 }
 
+/// An installed record as an operator reads it: the permission review, what
+/// it requests and what it is granted now.
+#[derive(Debug, Clone)]
+pub struct Described {
+    pub review: Review,
+    pub requested: Grants,
+    pub granted: Grants,
+}
+
 /// What a removal did besides forgetting the extension.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Removal {
@@ -379,13 +388,6 @@ impl Lifecycle {
         Ok(removal)
     }
 
-    /// What installed extension `id` requests and what it is granted now.
-    pub fn grants(&self, record: &Installed) -> Result<(Grants, Grants), LifecycleError> {
-        let requested = Grants::of(&parse_installed(&record.id, &record.manifest)?);
-        let granted = record.grants.clone().unwrap_or_else(|| requested.clone());
-        Ok((requested, granted))
-    }
-
     /// The operator narrows (or widens back, up to the manifest's request)
     /// what approved extension `id` is granted: its capabilities (checked
     /// by every host call from the next invocation on, no reload) and its
@@ -473,11 +475,14 @@ impl Lifecycle {
         }
     }
 
-    /// The permission review of an installed record: what it asks for, in
-    /// plain words (the operator reads it before approving).
-    pub fn review(&self, record: &Installed) -> Result<Review, LifecycleError> {
+    /// The permission review of an installed record (what it asks for, in
+    /// plain words: the operator reads it before approving), with what it
+    /// requests and what it is granted now, from one parse of its manifest.
+    pub fn describe(&self, record: &Installed) -> Result<Described, LifecycleError> {
         let manifest = parse_installed(&record.id, &record.manifest)?;
-        Ok(Review::new(&manifest, None))
+        let requested = Grants::of(&manifest);
+        let granted = record.grants.clone().unwrap_or_else(|| requested.clone());
+        Ok(Described { review: Review::new(&manifest, None), requested, granted })
     }
 
     /// The missing-permission report of installed extension `id`: against
@@ -496,7 +501,12 @@ impl Lifecycle {
 
     /// Installed extension `id`'s record.
     pub fn get(&self, id: &str) -> Result<Installed, LifecycleError> {
-        Ok(self.installed.get(id)?.ok_or_else(|| self.not_found(id))?.0)
+        self.find(id)?.ok_or_else(|| self.not_found(id))
+    }
+
+    /// Installed extension `id`'s record, if there is one.
+    pub fn find(&self, id: &str) -> Result<Option<Installed>, LifecycleError> {
+        Ok(self.installed.get(id)?.map(|(record, _)| record))
     }
 
     /// Every installed extension's record.
