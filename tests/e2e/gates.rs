@@ -8,6 +8,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use warden_test_artifacts::GUEST_HOST_CALLS;
 
+use crate::support::probe::{as_service as service, as_user as req, denied, ok};
 use crate::support::{API, Deployment, Server, TestResult};
 
 const ANA: (&str, &str) = ("ana", "Ana-Password-1");
@@ -50,28 +51,6 @@ fn call(
     };
     assert_eq!(reply.status, 200, "{reply:?}");
     Ok(reply.json())
-}
-
-fn req(method: &str, path: &str, body: Value) -> Value {
-    json!({"method": method, "path": path, "body": body, "identity": "user"})
-}
-
-fn service(method: &str, path: &str, body: Value) -> Value {
-    json!({"method": method, "path": path, "body": body, "identity": "service"})
-}
-
-#[track_caller]
-fn ok(outcome: &Value, status: u64) {
-    assert_eq!(outcome["outcome"], "ok", "{outcome}");
-    assert_eq!(outcome["status"], status, "{outcome}");
-}
-
-#[track_caller]
-fn denied(outcome: &Value, gate: &str, mentions: &str) {
-    assert_eq!(outcome["kind"], "denied", "{outcome}");
-    let message = outcome["message"].as_str().unwrap_or_default();
-    assert!(message.starts_with(&format!("{gate} gate:")), "{gate}: {message}");
-    assert!(message.contains(mentions), "{mentions}: {message}");
 }
 
 #[test]

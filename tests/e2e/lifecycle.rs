@@ -286,7 +286,7 @@ fn only_extension_admins_manage_extensions() -> TestResult {
 
 /// `warden ext <args>` logged in as admin against `server`, stdin not a
 /// terminal; (success, stdout, stderr).
-fn ext(server: &Server, args: &[&str]) -> Result<(bool, String, String), Error> {
+pub(crate) fn ext(server: &Server, args: &[&str]) -> Result<(bool, String, String), Error> {
     let output = support::warden()
         .arg("ext")
         .args(args)

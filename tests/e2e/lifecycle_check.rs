@@ -13,7 +13,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use warden_test_artifacts::GUEST_HOST_CALLS;
 
-use crate::support::{self, API, Deployment, Error, Server, TestResult};
+use crate::support::{API, Deployment, Error, Server, TestResult};
 
 const CARL: (&str, &str) = ("carl", "Carl-Password-1");
 const EXTENSIONS: &str = "/_warden/extensions";
@@ -65,18 +65,7 @@ fn route<'a>(answer: &'a Value, path: &str) -> &'a Value {
 
 /// `warden ext check <id>` as admin: (success, stdout, stderr).
 fn ext_check(server: &Server, id: &str) -> Result<(bool, String, String), Error> {
-    let output = support::warden()
-        .args(["ext", "check", id])
-        .env("WARDEN_URL", &server.base)
-        .env("WARDEN_USER", "admin")
-        .env("WARDEN_PASSWORD", support::ADMIN_PASSWORD)
-        .stdin(std::process::Stdio::null())
-        .output()?;
-    Ok((
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    ))
+    crate::lifecycle::ext(server, &["check", id])
 }
 
 #[test]

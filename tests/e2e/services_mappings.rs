@@ -10,6 +10,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use warden_test_artifacts::GUEST_HOST_CALLS;
 
+use crate::support::probe::{as_service, as_user, denied, ok};
 use crate::support::{self, API, Deployment, Server, TestResult};
 
 type Who = (&'static str, &'static str);
@@ -77,28 +78,6 @@ fn call(
     let reply = server.send_as(who.0, who.1, Method::POST, &path, &spec)?;
     assert_eq!(reply.status, 200, "{reply:?}");
     Ok(reply.json())
-}
-
-fn as_user(method: &str, path: &str, body: Value) -> Value {
-    json!({"method": method, "path": path, "body": body, "identity": "user"})
-}
-
-fn as_service(method: &str, path: &str, body: Value) -> Value {
-    json!({"method": method, "path": path, "body": body, "identity": "service"})
-}
-
-#[track_caller]
-fn ok(outcome: &Value, status: u64) {
-    assert_eq!(outcome["outcome"], "ok", "{outcome}");
-    assert_eq!(outcome["status"], status, "{outcome}");
-}
-
-#[track_caller]
-fn denied(outcome: &Value, gate: &str, mentions: &str) {
-    assert_eq!(outcome["kind"], "denied", "{outcome}");
-    let message = outcome["message"].as_str().unwrap_or_default();
-    assert!(message.starts_with(&format!("{gate} gate:")), "{gate}: {message}");
-    assert!(message.contains(mentions), "{mentions}: {message}");
 }
 
 fn audit(server: &Server, query: &str) -> Result<Vec<Value>, Box<dyn std::error::Error>> {

@@ -3,6 +3,8 @@
 //! the small helpers more than one area needs (credentials headers, the
 //! security API's paths, the wall clock), kept here once.
 
+pub mod probe;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
