@@ -102,7 +102,12 @@ fn run(c: &mut Criterion) -> wasmtime::Result<()> {
         ext_dir.join("extension.toml"),
         "id = \"hello\"\nversion = \"1\"\ncomponent = \"hello.wasm\"\n",
     )?;
-    let registry = Arc::new(Registry::load_dir(&runtime, &dir.path().join("extensions"), dir.path()));
+    let registry = Arc::new(Registry::load_dir(
+        &runtime,
+        &dir.path().join("extensions"),
+        dir.path(),
+        &Default::default(),
+    ));
     let extension = registry
         .get("hello")
         .ok_or_else(|| wasmtime::Error::msg("the hello extension did not load"))?

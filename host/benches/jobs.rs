@@ -75,7 +75,12 @@ fn run(c: &mut Criterion) -> Result<(), Error> {
         ext_dir.join("extension.toml"),
         "id = \"bench\"\nversion = \"1\"\ncomponent = \"c.wasm\"\ncapabilities = [\"cluster\", \"scheduler\"]\n",
     )?;
-    let registry = Arc::new(Registry::load_dir(&runtime, &dir.path().join("extensions"), dir.path()));
+    let registry = Arc::new(Registry::load_dir(
+        &runtime,
+        &dir.path().join("extensions"),
+        dir.path(),
+        &Default::default(),
+    ));
     let extension = registry.get("bench").ok_or("the bench extension did not load")?.clone();
     let jobs = JobStore::new(store.clone());
     let scheduler = Arc::new(Scheduler::new(

@@ -43,13 +43,18 @@ pub enum Category {
     ExtensionInstall,
     /// An installed extension was approved (serving from then on).
     ExtensionApprove,
+    /// What an installed extension is granted was changed.
     ExtensionGrant,
+    /// A new version of an approved extension was installed: applied at
+    /// once (it only narrows), left waiting for approval (it widens), or
+    /// applied on approval.
+    ExtensionUpgrade,
     /// An installed extension was removed.
     ExtensionRemove,
 }
 
 impl Category {
-    pub const ALL: [Category; 12] = [
+    pub const ALL: [Category; 13] = [
         Category::Authenticated,
         Category::FailedLogin,
         Category::GrantedPrivileges,
@@ -61,6 +66,7 @@ impl Category {
         Category::ExtensionInstall,
         Category::ExtensionApprove,
         Category::ExtensionGrant,
+        Category::ExtensionUpgrade,
         Category::ExtensionRemove,
     ];
 
@@ -77,6 +83,7 @@ impl Category {
             Category::ExtensionInstall => "EXTENSION_INSTALL",
             Category::ExtensionApprove => "EXTENSION_APPROVE",
             Category::ExtensionGrant => "EXTENSION_GRANT",
+            Category::ExtensionUpgrade => "EXTENSION_UPGRADE",
             Category::ExtensionRemove => "EXTENSION_REMOVE",
         }
     }

@@ -191,14 +191,20 @@ enum JobsCommand {
 #[derive(Debug, Subcommand)]
 enum ExtCommand {
     /// Install the extension in a directory (extension.toml + its
-    /// component): pending until approved.
+    /// component): pending until approved. Of an installed id, an upgrade:
+    /// the permission delta is shown; a version that only narrows applies
+    /// at once, one that widens waits for approval while the old one serves.
     Install {
         dir: PathBuf,
         /// Approve at once, without asking.
         #[arg(long)]
         yes: bool,
     },
-    /// Approve a pending extension: it serves from the next request on.
+    /// What installing the extension in a directory would change against
+    /// what is granted now, installing nothing.
+    Diff { dir: PathBuf },
+    /// Approve a pending extension (it serves from the next request on) or
+    /// the upgrade waiting for one.
     Approve { id: String },
     /// One line per installed extension: id, version, state, digest.
     Ls,
@@ -210,7 +216,7 @@ enum ExtCommand {
     /// Remove an installed extension (its jobs are suspended, its data kept).
     Rm {
         id: String,
-        /// Also delete its data indices (not supported yet).
+        /// Also delete its own indices (`.ext-<id>`, `.ext-<id>_*`).
         #[arg(long)]
         purge: bool,
     },
@@ -296,6 +302,7 @@ fn main() -> std::process::ExitCode {
             use cli::ext;
             manage::Client::connect(&server.url, &server.user).and_then(|client| match command {
                 ExtCommand::Install { dir, yes } => ext::install(&client, &dir, yes),
+                ExtCommand::Diff { dir } => ext::diff(&client, &dir),
                 ExtCommand::Approve { id } => ext::approve(&client, &id),
                 ExtCommand::Ls => ext::list(&client),
                 ExtCommand::Show { id } => ext::show(&client, &id),

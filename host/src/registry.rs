@@ -22,6 +22,9 @@ pub struct LoadFailure {
     /// The id, when the manifest was readable enough to say.
     pub id: Option<String>,
     pub error: String,
+    /// A directory's failure stays when an installed extension of the same
+    /// id serves (the directory copy was refused for it).
+    pub origin: Origin,
 }
 
 /// Where a serving extension came from: only installed ones are the
@@ -55,8 +58,16 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Loads every extension directory under `extensions_dir`.
-    pub fn load_dir(runtime: &Runtime, extensions_dir: &Path, data_dir: &Path) -> Registry {
+    /// Loads every extension directory under `extensions_dir`, except one
+    /// whose id is in `installed`: that id belongs to an extension installed
+    /// through the lifecycle, whose roles and grants an operator approved;
+    /// a directory copy taking the id would act under them unreviewed.
+    pub fn load_dir(
+        runtime: &Runtime,
+        extensions_dir: &Path,
+        data_dir: &Path,
+        installed: &std::collections::BTreeSet<String>,
+    ) -> Registry {
         let mut snapshot = Snapshot::default();
         let entries = match std::fs::read_dir(extensions_dir) {
             Ok(entries) => entries,
@@ -70,6 +81,25 @@ impl Registry {
         for dir in dirs {
             if !dir.is_dir() {
                 tracing::warn!(path = %dir.display(), "ignored: an extension is a directory holding {MANIFEST_FILE} and its component");
+                continue;
+            }
+            if let Ok(manifest) = Manifest::load(&dir)
+                && installed.contains(&manifest.id)
+            {
+                let error = format!(
+                    "{}: id `{}` belongs to an installed extension (`warden ext show {}`); a directory \
+                     extension may not take it",
+                    dir.join(MANIFEST_FILE).display(),
+                    manifest.id,
+                    manifest.id
+                );
+                tracing::error!("extension not loaded: {error}");
+                snapshot.failed.push(LoadFailure {
+                    dir: dir.clone(),
+                    id: Some(manifest.id),
+                    error,
+                    origin: Origin::Directory,
+                });
                 continue;
             }
             snapshot.load_one(runtime, &dir, data_dir);
@@ -113,6 +143,12 @@ impl Registry {
         self.snapshot().failed.iter().find(|f| f.id.as_deref() == Some(id)).cloned()
     }
 
+    /// The failure recorded for installed extension `id`'s last load.
+    pub fn installed_failure_of(&self, id: &str) -> Option<LoadFailure> {
+        let snapshot = self.snapshot();
+        snapshot.failed.iter().find(|f| f.origin == Origin::Installed && f.id.as_deref() == Some(id)).cloned()
+    }
+
     /// Whether `id` is installed and waits for approval.
     pub fn is_pending(&self, id: &str) -> bool {
         self.snapshot().pending.contains(id)
@@ -144,7 +180,7 @@ impl Registry {
         self.change(|s| {
             let id = extension.id().to_owned();
             s.pending.remove(&id);
-            s.failed.retain(|f| f.id.as_deref() != Some(id.as_str()));
+            s.failed.retain(|f| f.origin == Origin::Directory || f.id.as_deref() != Some(id.as_str()));
             s.extensions.insert(id, (extension, Origin::Installed));
         });
     }
@@ -165,7 +201,7 @@ impl Registry {
     pub fn remove_installed(&self, id: &str) -> Option<Arc<LoadedExtension>> {
         self.change(|s| {
             s.pending.remove(id);
-            s.failed.retain(|f| f.id.as_deref() != Some(id));
+            s.failed.retain(|f| f.origin == Origin::Directory || f.id.as_deref() != Some(id));
             match s.extensions.get(id) {
                 Some((_, Origin::Installed)) => s.extensions.remove(id).map(|(e, _)| e),
                 _ => None,
@@ -180,7 +216,7 @@ impl Snapshot {
         let failure = |error: String| {
             // Best effort: name the id in the failure when the manifest parses.
             let id = Manifest::load(dir).ok().map(|m| m.id);
-            LoadFailure { dir: dir.to_owned(), id, error }
+            LoadFailure { dir: dir.to_owned(), id, error, origin: Origin::Directory }
         };
         match LoadedExtension::load(runtime, dir, data_dir) {
             Ok(extension) => {

@@ -15,9 +15,9 @@ use warden_test_artifacts::{GUEST_HOST_CALLS, GUEST_SLEEPER, HELLO_WORLD, REPORT
 use crate::support::{self, API, Deployment, Error, Server, TestResult};
 
 const CARL: (&str, &str) = ("carl", "Carl-Password-1");
-const EXTENSIONS: &str = "/_warden/extensions";
+pub(crate) const EXTENSIONS: &str = "/_warden/extensions";
 
-fn start(deployment: &Deployment) -> Result<Server, String> {
+pub(crate) fn start(deployment: &Deployment) -> Result<Server, String> {
     let mut command = support::warden();
     command.env("WARDEN_SCHEDULER_TICK_MS", "100");
     Server::start_command(command, &deployment.extensions_dir(), &deployment.data_dir(), &[])
@@ -27,14 +27,14 @@ fn manifest(id: &str, capabilities: &str) -> String {
     format!("id = \"{id}\"\nversion = \"1.0.0\"\ncomponent = \"c.wasm\"\ncapabilities = [{capabilities}]\n")
 }
 
-fn install_body(manifest: &str, component: &[u8]) -> Value {
+pub(crate) fn install_body(manifest: &str, component: &[u8]) -> Value {
     json!({
         "manifest": manifest,
         "component": base64::engine::general_purpose::STANDARD.encode(component),
     })
 }
 
-fn install(server: &Server, manifest: &str, component: &[u8]) -> Result<support::Reply, Error> {
+pub(crate) fn install(server: &Server, manifest: &str, component: &[u8]) -> Result<support::Reply, Error> {
     Ok(server.send(Method::POST, EXTENSIONS, &install_body(manifest, component))?)
 }
 
@@ -49,7 +49,7 @@ fn installed_ids(server: &Server) -> Result<Vec<String>, Error> {
         .collect())
 }
 
-fn audit(server: &Server, category: &str) -> Result<Vec<Value>, Error> {
+pub(crate) fn audit(server: &Server, category: &str) -> Result<Vec<Value>, Error> {
     let reply = server.get(&format!("/_warden/audit?category={category}"))?;
     assert_eq!(reply.status, 200, "{reply:?}");
     Ok(reply.json()["events"].as_array().cloned().unwrap_or_default())
@@ -100,7 +100,7 @@ fn install_approve_restart_and_remove() -> TestResult {
     // Approving twice: refused, naming the state.
     let reply = server.request(Method::POST, &format!("{EXTENSIONS}/probe/_approve"), "")?;
     assert_eq!(reply.status, 409, "{reply:?}");
-    assert!(reply.reason().contains("approved, not pending"), "{reply:?}");
+    assert!(reply.reason().contains("approved and no upgrade of it waits"), "{reply:?}");
 
     // A job of it, registered by the admin through the guest.
     let spec = json!({"name": "nightly", "schedule": {"interval": 3600}, "params": {}});
@@ -153,6 +153,38 @@ fn install_approve_restart_and_remove() -> TestResult {
     let server = start(&deployment)?;
     assert_eq!(server.get("/_extensions/probe/jobs")?.status, 404);
     assert!(installed_ids(&server)?.is_empty());
+    Ok(())
+}
+
+/// A directory extension given an installed extension's id after the fact
+/// does not take it (it would act under the installed one's approved
+/// policy, unreviewed): the installed one serves, the copy is refused in
+/// health, naming why.
+#[test]
+fn a_directory_extension_cannot_take_an_installed_id() -> TestResult {
+    let deployment = Deployment::new()?;
+    let server = start(&deployment)?;
+    let sleeper = std::fs::read(GUEST_SLEEPER)?;
+    assert_eq!(
+        install(&server, "id = \"nap\"\nversion = \"1\"\ncomponent = \"c.wasm\"\n", &sleeper)?.status,
+        201
+    );
+    let reply = server.request(Method::POST, &format!("{EXTENSIONS}/nap/_approve"), "")?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    drop(server.stop());
+
+    let copy = deployment.extensions_dir().join("nap");
+    std::fs::create_dir_all(&copy)?;
+    std::fs::copy(HELLO_WORLD, copy.join("c.wasm"))?;
+    std::fs::write(copy.join("extension.toml"), manifest("nap", ""))?;
+    let server = start(&deployment)?;
+    let reply = server.get("/_extensions/nap/sleep?ms=1")?;
+    assert_eq!((reply.status, reply.body.as_str()), (200, "slept 1 ms"));
+    let health = server.get("/_warden/health")?.json();
+    let failed = health["failed"].to_string();
+    assert!(failed.contains("belongs to an installed extension"), "{health}");
+    let shown = server.get(&format!("{EXTENSIONS}/nap"))?.json();
+    assert_eq!((shown["serving"].as_bool(), shown["last_error"].as_str()), (Some(true), None), "{shown}");
     Ok(())
 }
 

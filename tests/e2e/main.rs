@@ -22,6 +22,7 @@
 //! | `services_mappings` | role mappings that widen an extension's policy for some users (seed 003) |
 //! | `jobs` | scheduled jobs through a real guest |
 //! | `lifecycle` | installed extensions: install, approve, restart, remove, refusals |
+//! | `upgrade` | installing a new version of an installed extension: delta, narrowing at once, widening on approval, the swap |
 //! | `lifecycle_check` | the missing-permission report (`_check`, `warden ext check`) |
 //! | `cli` | the management CLI against a running server |
 //! | `inspect` | `warden inspect` |
@@ -48,3 +49,4 @@ mod security_api;
 mod serve;
 mod services_mappings;
 mod support;
+mod upgrade;

@@ -1,14 +1,17 @@
 //! `/_warden/extensions`: the extension lifecycle over REST — install
-//! (pending), approve (serving), list, show, remove. Every endpoint needs
-//! the cluster permission `restapi:admin/extensions` (`all_access` holds
-//! it) and refuses on-behalf-of tokens; every change is audited
-//! (EXTENSION_INSTALL, EXTENSION_APPROVE, EXTENSION_REMOVE) with the actor,
-//! refusals too. Errors are OpenSearch-shaped.
+//! (pending), upgrade, approve (serving), grants, list, show, remove. Every
+//! endpoint needs the cluster permission `restapi:admin/extensions`
+//! (`all_access` holds it) and refuses on-behalf-of tokens; every change is
+//! audited (EXTENSION_INSTALL, EXTENSION_UPGRADE, EXTENSION_APPROVE,
+//! EXTENSION_GRANT, EXTENSION_REMOVE) with the actor, refusals too. Errors
+//! are OpenSearch-shaped.
 //!
 //! | method | path | does |
 //! |---|---|---|
-//! | POST | `/_warden/extensions` `{"manifest": "<toml>", "component": "<base64>"}` | install → 201, pending |
-//! | POST | `/_warden/extensions/{id}/_approve` | approve → serving |
+//! | POST | `/_warden/extensions` `{"manifest": "<toml>", "component": "<base64>"}` | install → 201, pending; of an approved id, upgrade → 200 applied (narrows) or 202 waiting (widens) |
+//! | POST | `/_warden/extensions/_diff` (same body) | what installing would change, writing nothing |
+//! | POST | `/_warden/extensions/{id}/_approve` | approve → serving (or the waiting upgrade applied) |
+//! | PUT | `/_warden/extensions/{id}/grants` | narrow, or widen back up to the request |
 //! | GET | `/_warden/extensions[/{id}]` | list / show |
 //! | DELETE | `/_warden/extensions/{id}` | remove (data indices kept) |
 //! | GET | `/_warden/extensions/{id}/_check` | the missing-permission report |
@@ -34,8 +37,8 @@ use super::json::{Expected, JsonBody};
 use super::{AppState, Caller};
 use crate::audit::Category;
 use crate::error::HasKind;
-use crate::extensions::installed::Installed;
-use crate::extensions::lifecycle::{ADMIN_PERMISSION, Lifecycle, LifecycleError};
+use crate::extensions::installed::{InstallState, Installed};
+use crate::extensions::lifecycle::{ADMIN_PERMISSION, Approval, Installation, Lifecycle, LifecycleError};
 
 /// Largest install body: base64 of a 48 MiB component, plus the manifest.
 pub const MAX_INSTALL_BODY: usize = 65 << 20;
@@ -43,7 +46,9 @@ pub const MAX_INSTALL_BODY: usize = 65 << 20;
 /// The body limit of the install route (`None`: the general one). Read by
 /// the authentication middleware, which takes every body before routing.
 pub fn body_limit(method: &axum::http::Method, path: &str) -> Option<usize> {
-    (method == axum::http::Method::POST && path.trim_end_matches('/') == "/_warden/extensions")
+    let path = path.trim_end_matches('/');
+    (method == axum::http::Method::POST
+        && (path == "/_warden/extensions" || path == "/_warden/extensions/_diff"))
         .then_some(MAX_INSTALL_BODY)
 }
 
@@ -139,7 +144,8 @@ fn view(lifecycle: &Lifecycle, record: &Installed) -> Value {
     let described = lifecycle.describe(record).ok();
     let review = described.as_ref().map(|d| &d.review);
     let registry = lifecycle.registry();
-    let last_error = registry.failure_of(&record.id).map(|f| f.error).or_else(|| record.last_error.clone());
+    let last_error =
+        registry.installed_failure_of(&record.id).map(|f| f.error).or_else(|| record.last_error.clone());
     json!({
         "id": record.id,
         "state": record.state.as_str(),
@@ -159,7 +165,46 @@ fn view(lifecycle: &Lifecycle, record: &Installed) -> Value {
         "requested": described.as_ref().map(|d| &d.requested),
         "granted": described.as_ref().map(|d| &d.granted),
         "review_text": review.map(ToString::to_string),
+        "previous_version": record.previous_version,
+        "upgraded_at": record.upgraded_at,
+        "upgraded_by": record.upgraded_by,
+        "upgrade": record.upgrade.as_ref().map(|u| {
+            let delta = described.as_ref().and_then(|d| d.upgrade_delta.as_ref());
+            json!({
+                "version": u.version,
+                "component_sha256": u.component_sha256,
+                "component_bytes": u.component_bytes,
+                "submitted_at": u.submitted_at,
+                "submitted_by": u.submitted_by,
+                "manifest": u.manifest,
+                "delta": delta,
+                "delta_text": delta.map(ToString::to_string),
+            })
+        }),
     })
+}
+
+/// The install body, decoded: the manifest's text and the component bytes.
+fn decode_install(body: JsonBody) -> Result<(String, Vec<u8>), OpenSearchError> {
+    let body: InstallBody =
+        body.parse(Expected::Shape("{\"manifest\": \"<toml>\", \"component\": \"<base64>\"}"))?;
+    let component = base64::engine::general_purpose::STANDARD.decode(body.component.trim()).map_err(|e| {
+        OpenSearchError::new(
+            StatusCode::BAD_REQUEST,
+            "extension_exception",
+            format!("component is not base64: {e}"),
+        )
+    })?;
+    Ok((body.manifest, component))
+}
+
+/// The id a manifest's text names, when it names one (a refused install is
+/// audited under it).
+fn named_id(manifest: &str) -> String {
+    toml::from_str::<toml::Table>(manifest)
+        .ok()
+        .and_then(|t| t.get("id").and_then(|id| id.as_str()).map(str::to_owned))
+        .unwrap_or_default()
 }
 
 pub async fn install(
@@ -168,52 +213,90 @@ pub async fn install(
     body: JsonBody,
 ) -> Result<(StatusCode, Json<Value>), OpenSearchError> {
     let lifecycle = lifecycle(&state, &caller)?;
-    // The id the manifest names, when it names one: a refused install is
-    // audited under it too.
     let mut named = String::new();
     let result = async {
-        let body: InstallBody =
-            body.parse(Expected::Shape("{\"manifest\": \"<toml>\", \"component\": \"<base64>\"}"))?;
-        named = toml::from_str::<toml::Table>(&body.manifest)
-            .ok()
-            .and_then(|t| t.get("id").and_then(|id| id.as_str()).map(str::to_owned))
-            .unwrap_or_default();
-        let component =
-            base64::engine::general_purpose::STANDARD.decode(body.component.trim()).map_err(|e| {
-                OpenSearchError::new(
-                    StatusCode::BAD_REQUEST,
-                    "extension_exception",
-                    format!("component is not base64: {e}"),
-                )
-            })?;
+        let (manifest, component) = decode_install(body)?;
+        named = named_id(&manifest);
         let actor = caller.user.principal.name.clone();
         let work = lifecycle.clone();
-        // Installed, then checked as the approval would leave it: what its
-        // routes and jobs would be denied, and which callers would be.
-        let installed = blocking(move || {
-            let record = work.install(&actor, &body.manifest, &component)?;
-            let check = work.check(&record.id).ok();
-            Ok((record, check))
+        // Installed, then checked as it would serve: what its routes and
+        // jobs would be denied, and which callers would be.
+        blocking(move || {
+            let installation = work.install(&actor, &manifest, &component)?;
+            let check = work.check(&installation.record().id).ok();
+            Ok((installation, check))
         })
-        .await?;
-        Ok::<_, OpenSearchError>(installed)
+        .await
     }
     .await;
-    let id = match &result {
-        Ok((record, _)) => record.id.clone(),
-        Err(_) => named,
+    let (category, id) = match &result {
+        Ok((Installation::New(record), _)) => (Category::ExtensionInstall, record.id.clone()),
+        Ok((installation, _)) => (Category::ExtensionUpgrade, installation.record().id.clone()),
+        // A refused install of an id already approved was an upgrade.
+        Err(_) => match lifecycle.find(&named) {
+            Ok(Some(record)) if record.state == InstallState::Approved => (Category::ExtensionUpgrade, named),
+            _ => (Category::ExtensionInstall, named),
+        },
     };
-    let result = result.map(|(record, check)| {
-        let mut answer = view(&lifecycle, &record);
-        if let Some(report) = check {
-            answer["check_clean"] = json!(report.is_clean());
-            answer["check_text"] = json!(report.to_string());
+    if caller.audits(category) {
+        let event = caller.event(category).extension(&id);
+        caller.record(match &result {
+            Ok((Installation::New(_), _)) => event,
+            Ok((Installation::Upgraded { record, from, .. }, _)) => event.reason(format!(
+                "version {from} -> {}: applied at once (it only narrows what is granted)",
+                record.version
+            )),
+            Ok((Installation::Waiting { record, delta }, _)) => event.reason(format!(
+                "version {} -> {}: waits for approval, the old version serves (it widens: {})",
+                record.version,
+                record.upgrade.as_ref().map_or("?", |u| u.version.as_str()),
+                delta.additions()
+            )),
+            Err(e) => event.reason(e.reason.clone()),
+        });
+    }
+    let (installation, check) = result?;
+    let mut answer = view(&lifecycle, installation.record());
+    if let Some(report) = check {
+        answer["check_clean"] = json!(report.is_clean());
+        answer["check_text"] = json!(report.to_string());
+    }
+    let status = match &installation {
+        Installation::New(_) => StatusCode::CREATED,
+        Installation::Upgraded { from, delta, .. } => {
+            answer["upgraded"] = json!({
+                "from": from,
+                "applied": true,
+                "delta": delta,
+                "delta_text": delta.to_string(),
+            });
+            StatusCode::OK
         }
-        (record, answer)
-    });
-    audit(&caller, Category::ExtensionInstall, &id, &result);
-    let (_, answer) = result?;
-    Ok((StatusCode::CREATED, Json(answer)))
+        // `upgrade` (in the view) says what waits, with its delta.
+        Installation::Waiting { .. } => StatusCode::ACCEPTED,
+    };
+    Ok((status, Json(answer)))
+}
+
+/// `POST /_warden/extensions/_diff`: what installing this manifest and
+/// component would change against what is granted now, and whether it
+/// would apply at once. Writes nothing; a query, so not audited.
+pub async fn diff(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    body: JsonBody,
+) -> Result<Json<Value>, OpenSearchError> {
+    let lifecycle = lifecycle(&state, &caller)?;
+    let (manifest, component) = decode_install(body)?;
+    let preview = blocking(move || lifecycle.preview(&manifest, &component)).await?;
+    Ok(Json(json!({
+        "id": preview.id,
+        "installed_version": preview.installed_version,
+        "version": preview.version,
+        "applies_at_once": preview.applies_at_once,
+        "delta": preview.delta,
+        "delta_text": preview.delta.to_string(),
+    })))
 }
 
 pub async fn approve(
@@ -225,7 +308,22 @@ pub async fn approve(
     let (actor, work, target) = (caller.user.principal.name.clone(), lifecycle.clone(), id.clone());
     let result = blocking(move || work.approve(&actor, &target)).await;
     audit(&caller, Category::ExtensionApprove, &id, &result);
-    Ok(Json(view(&lifecycle, &result?)))
+    if let Ok(Approval { record, upgraded_from: Some(from) }) = &result
+        && caller.audits(Category::ExtensionUpgrade)
+    {
+        caller.record(
+            caller
+                .event(Category::ExtensionUpgrade)
+                .extension(&id)
+                .reason(format!("version {from} -> {}: applied on approval", record.version)),
+        );
+    }
+    let approval = result?;
+    let mut answer = view(&lifecycle, &approval.record);
+    if let Some(from) = approval.upgraded_from {
+        answer["upgraded"] = json!({ "from": from, "applied": true });
+    }
+    Ok(Json(answer))
 }
 
 /// `PUT /_warden/extensions/{id}/grants`: what the operator grants, at most

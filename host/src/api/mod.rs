@@ -101,6 +101,7 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .post(lifecycle::install)
                 .layer(DefaultBodyLimit::max(lifecycle::MAX_INSTALL_BODY)),
         )
+        .route("/_warden/extensions/_diff", post(lifecycle::diff))
         .route("/_warden/extensions/{id}", get(lifecycle::show).delete(lifecycle::remove))
         .route("/_warden/extensions/{id}/_approve", post(lifecycle::approve))
         .route("/_warden/extensions/{id}/grants", put(lifecycle::set_grants))

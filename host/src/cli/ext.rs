@@ -1,10 +1,12 @@
-//! `warden ext install|approve|ls|show|check|rm`: the extension lifecycle of a
-//! running server, over its REST API (`/_warden/extensions`), with the same
-//! server URL and credentials as `warden jobs`. `install` reads
-//! `extension.toml` and the component it names from a directory, sends
-//! both (the component in base64), prints the pending record, then asks
-//! "approve? [y/N]" at a terminal (`--yes` approves without asking; not at
-//! a terminal and without `--yes`, it stays pending).
+//! `warden ext install|diff|approve|ls|show|check|rm`: the extension
+//! lifecycle of a running server, over its REST API (`/_warden/extensions`),
+//! with the same server URL and credentials as `warden jobs`. `install`
+//! reads `extension.toml` and the component it names from a directory,
+//! sends both (the component in base64), prints the pending record and its
+//! review (or, for an upgrade, the permission delta), then asks "approve?
+//! [y/N]" at a terminal (`--yes` approves without asking; not at a terminal
+//! and without `--yes`, it stays waiting). An upgrade that only narrows
+//! applies without asking. `diff` shows the delta and installs nothing.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
@@ -17,7 +19,9 @@ use serde_json::{Value, json};
 use super::manage::{Client, segment};
 use warden_host::manifest::{MANIFEST_FILE, Manifest};
 
-pub fn install(client: &Client, dir: &Path, yes: bool) -> anyhow::Result<()> {
+/// The install body of the extension in `dir`: its manifest's text and its
+/// component in base64; and its id.
+fn install_body(dir: &Path) -> anyhow::Result<(Value, String)> {
     let manifest_path = dir.join(MANIFEST_FILE);
     let text = std::fs::read_to_string(&manifest_path)
         .with_context(|| format!("cannot read {}", manifest_path.display()))?;
@@ -29,34 +33,82 @@ pub fn install(client: &Client, dir: &Path, yes: bool) -> anyhow::Result<()> {
         "manifest": text,
         "component": base64::engine::general_purpose::STANDARD.encode(&component),
     });
+    Ok((body, manifest.id))
+}
+
+pub fn install(client: &Client, dir: &Path, yes: bool) -> anyhow::Result<()> {
+    let (body, id) = install_body(dir)?;
     let record = client.send(Method::POST, "/_warden/extensions", Some(&body))?;
     print_record(&record);
-    // The permission review, in plain words, before anyone approves.
-    if let Some(review) = record["review_text"].as_str() {
-        println!("\n{review}");
+    let id = record["id"].as_str().unwrap_or(&id).to_owned();
+    if let Some(upgraded) = record.get("upgraded") {
+        // Only narrowed: applied, nothing to approve.
+        if let Some(delta) = upgraded["delta_text"].as_str() {
+            println!("\n{delta}");
+        }
+        println!(
+            "upgraded from version {} to {}: serving",
+            upgraded["from"].as_str().unwrap_or("?"),
+            record["version"].as_str().unwrap_or("?")
+        );
+        return Ok(());
     }
-    // What its routes and jobs would be denied once approved.
-    if let Some(check) = record["check_text"].as_str() {
-        println!("\n{check}");
-    }
-    let id = record["id"].as_str().unwrap_or(&manifest.id).to_owned();
-    let approve = if yes {
-        true
-    } else if std::io::stdin().is_terminal() {
-        print!("approve extension `{id}` with the permissions above? [y/N] ");
-        std::io::stdout().flush().ok();
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer).context("cannot read the answer")?;
-        matches!(answer.trim(), "y" | "Y" | "yes")
-    } else {
-        false
+    let question = match record.get("upgrade").filter(|u| !u.is_null()) {
+        // Widens: the old version serves until the delta is approved.
+        Some(upgrade) => {
+            if let Some(delta) = upgrade["delta_text"].as_str() {
+                println!("\n{delta}");
+            }
+            format!(
+                "upgrade extension `{id}` from version {} to {} with the changes above?",
+                record["version"].as_str().unwrap_or("?"),
+                upgrade["version"].as_str().unwrap_or("?")
+            )
+        }
+        None => {
+            // The permission review, in plain words, before anyone approves.
+            if let Some(review) = record["review_text"].as_str() {
+                println!("\n{review}");
+            }
+            // What its routes and jobs would be denied once approved.
+            if let Some(check) = record["check_text"].as_str() {
+                println!("\n{check}");
+            }
+            format!("approve extension `{id}` with the permissions above?")
+        }
     };
-    if approve {
+    if yes || ask(&question)? {
         self::approve(client, &id)
     } else {
-        println!("left pending; approve it with `warden ext approve {id}`");
+        println!("left waiting; approve it with `warden ext approve {id}`");
         Ok(())
     }
+}
+
+/// Asks `question` at a terminal; not at a terminal, the answer is no.
+fn ask(question: &str) -> anyhow::Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        return Ok(false);
+    }
+    print!("{question} [y/N] ");
+    std::io::stdout().flush().ok();
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer).context("cannot read the answer")?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+/// `warden ext diff <dir>`: the permission delta installing would bring.
+pub fn diff(client: &Client, dir: &Path) -> anyhow::Result<()> {
+    let (body, _) = install_body(dir)?;
+    let answer = client.send(Method::POST, "/_warden/extensions/_diff", Some(&body))?;
+    let installed = answer["installed_version"].as_str().unwrap_or("none (not installed)");
+    println!(
+        "extension `{}`: installed version {installed}, new version {}",
+        answer["id"].as_str().unwrap_or("?"),
+        answer["version"].as_str().unwrap_or("?")
+    );
+    print!("{}", answer["delta_text"].as_str().unwrap_or(""));
+    Ok(())
 }
 
 pub fn approve(client: &Client, id: &str) -> anyhow::Result<()> {

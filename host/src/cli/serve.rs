@@ -19,7 +19,7 @@ use warden_host::cluster::embedded::Embedded;
 use warden_host::cluster::gateway::ClusterGateway;
 use warden_host::config;
 use warden_host::extensions::installed::{InstallState, InstalledStore, digest};
-use warden_host::extensions::lifecycle::{self, Lifecycle};
+use warden_host::extensions::lifecycle::{self, Installation, Lifecycle};
 use warden_host::manifest::{MANIFEST_FILE, Manifest};
 use warden_host::registry::Registry;
 use warden_host::runtime::session::Sessions;
@@ -106,17 +106,19 @@ fn install_dev_extension(lifecycle: &Lifecycle, audit: &AuditLog, dir: &Path) ->
             }
             return Ok(());
         }
-        lifecycle.remove(DEV_ACTOR, &id, false)?;
-        audit.record(dev_event(Category::ExtensionRemove, &id));
-        tracing::warn!(
-            extension = id,
-            "--dev-extensions: changed since it was installed; installing it again"
-        );
     }
-    lifecycle.install(DEV_ACTOR, &text, &component)?;
-    audit.record(dev_event(Category::ExtensionInstall, &id));
-    lifecycle.approve(DEV_ACTOR, &id)?;
-    audit.record(dev_event(Category::ExtensionApprove, &id));
+    // A changed one is upgraded (its jobs and data stay), approved at once
+    // when the new version widens what it is granted.
+    let installation = lifecycle.install(DEV_ACTOR, &text, &component)?;
+    let category = match installation {
+        Installation::New(_) => Category::ExtensionInstall,
+        Installation::Upgraded { .. } | Installation::Waiting { .. } => Category::ExtensionUpgrade,
+    };
+    audit.record(dev_event(category, &id));
+    if !matches!(installation, Installation::Upgraded { .. }) {
+        lifecycle.approve(DEV_ACTOR, &id)?;
+        audit.record(dev_event(Category::ExtensionApprove, &id));
+    }
     tracing::warn!(extension = id, "--dev-extensions: installed and approved without review");
     Ok(())
 }
@@ -160,9 +162,16 @@ pub fn run(
         }
     }
     let runtime = Arc::new(Runtime::new(runtime)?);
-    let registry = Registry::load_dir(&runtime, &extensions_dir, &data_dir);
-    // Installed extensions (approved in an earlier run) join the directory's.
+    // Installed extensions (approved in an earlier run) join the directory's;
+    // their ids are theirs.
     let installed = InstalledStore::new(store.clone());
+    let installed_ids = installed
+        .list()
+        .context("cannot read the installed extensions")?
+        .into_iter()
+        .map(|record| record.id)
+        .collect();
+    let registry = Registry::load_dir(&runtime, &extensions_dir, &data_dir, &installed_ids);
     lifecycle::load_installed(&installed, &runtime, &registry, &data_dir);
     prepare_extension_identities(&security, &registry)?;
     for warning in security.shared_name_warnings() {

@@ -251,6 +251,30 @@ impl Delta {
             && self.jobs.added.is_empty()
     }
 
+    /// What it adds, on one line (for an audit record): `capabilities:
+    /// +cluster; routes: +GET /x`.
+    pub fn additions(&self) -> String {
+        fn part<T: fmt::Display>(title: &str, added: &[T]) -> Option<String> {
+            (!added.is_empty()).then(|| {
+                let items: Vec<String> = added.iter().map(|a| format!("+{a}")).collect();
+                format!("{title}: {}", items.join(", "))
+            })
+        }
+        let parts: Vec<String> = [
+            part("capabilities", &self.capabilities.added),
+            part("cluster", &self.cluster_permissions.added),
+            part("index", &self.index_permissions.added),
+            part("roles", &self.roles.added),
+            part("role permissions", &self.role_permissions.added),
+            part("routes", &self.routes.added),
+            part("job types", &self.jobs.added),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if parts.is_empty() { "nothing".to_owned() } else { parts.join("; ") }
+    }
+
     /// No change at all.
     pub fn is_empty(&self) -> bool {
         self.capabilities.is_empty()

@@ -69,6 +69,38 @@ pub struct Installed {
     /// requests (`None`: everything requested).
     #[serde(default)]
     pub grants: Option<crate::extensions::delta::Grants>,
+    /// A newer version that widens what is granted, waiting for an
+    /// operator's approval while this one serves.
+    #[serde(default)]
+    pub upgrade: Option<PendingUpgrade>,
+    /// The version this one replaced, and when and by whom (the last upgrade).
+    #[serde(default)]
+    pub previous_version: Option<String>,
+    #[serde(default)]
+    pub upgraded_at: Option<u64>,
+    #[serde(default)]
+    pub upgraded_by: Option<String>,
+}
+
+/// A new version of an approved extension, kept until approved: its
+/// manifest and component (stored, content-addressed, like the serving one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingUpgrade {
+    pub version: String,
+    pub manifest: String,
+    pub component_sha256: String,
+    pub component_bytes: u64,
+    pub submitted_at: u64,
+    pub submitted_by: String,
+}
+
+impl Installed {
+    /// The digests of the components this record holds: the serving one
+    /// and a pending upgrade's.
+    fn components(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.component_sha256.as_str())
+            .chain(self.upgrade.as_ref().map(|u| u.component_sha256.as_str()))
+    }
 }
 
 /// A record's version, for the compare-and-set write that changes it.
@@ -192,27 +224,64 @@ impl InstalledStore {
         Err(InstalledError::Contended(id.to_owned()).into())
     }
 
-    /// Deletes record `id` at `version`, and its component's blob when no
-    /// other record holds the same component, in one transaction.
-    pub fn delete(&self, record: &Installed, version: Version) -> Result<(), InstalledError> {
-        let shared = self
-            .list()?
-            .iter()
-            .any(|other| other.id != record.id && other.component_sha256 == record.component_sha256);
-        let mut writes = vec![Write { index: INDEX, id: &record.id, source: None, expect: version.expect() }];
-        if !shared {
+    /// The writes that turn `before` (stored at `version`) into `after`
+    /// (`None`: deleted): the record, compare-and-set; `blob`, a component
+    /// `after` holds, put (content-addressed: the same key always holds the
+    /// same bytes); and each component `before` held that neither `after`
+    /// nor another record holds, deleted. For [`InstalledStore::change`],
+    /// or to write in one transaction with other writes.
+    pub fn change_writes<'a>(
+        &self,
+        before: &'a Installed,
+        version: Version,
+        after: Option<&'a Installed>,
+        blob: Option<(&'a str, &[u8])>,
+    ) -> Result<Vec<Write<'a>>, InstalledError> {
+        let source = after.map(to_json).transpose()?;
+        let mut writes = vec![Write { index: INDEX, id: &before.id, source, expect: version.expect() }];
+        if let Some((sha256, bytes)) = blob {
             writes.push(Write {
                 index: COMPONENTS_INDEX,
-                id: &record.component_sha256,
-                source: None,
+                id: sha256,
+                source: Some(bytes.to_vec()),
                 expect: Expect::Any,
             });
         }
+        let others = self.list()?;
+        let held = |sha256: &str| {
+            after.is_some_and(|a| a.components().any(|c| c == sha256))
+                || others.iter().any(|o| o.id != before.id && o.components().any(|c| c == sha256))
+        };
+        let mut dropped: Vec<&str> = before.components().filter(|c| !held(c)).collect();
+        dropped.dedup();
+        for sha256 in dropped {
+            writes.push(Write { index: COMPONENTS_INDEX, id: sha256, source: None, expect: Expect::Any });
+        }
+        Ok(writes)
+    }
+
+    /// Turns `before` (stored at `version`) into `after` in one
+    /// transaction (see [`InstalledStore::change_writes`]); losing a race
+    /// is [`InstalledError::Contended`].
+    pub fn change(
+        &self,
+        before: &Installed,
+        version: Version,
+        after: Option<&Installed>,
+        blob: Option<(&str, &[u8])>,
+    ) -> Result<(), InstalledError> {
+        let writes = self.change_writes(before, version, after, blob)?;
         match self.store.write(&writes) {
             Ok(_) => Ok(()),
-            Err(StoreError::Conflict { .. }) => Err(InstalledError::Contended(record.id.clone())),
+            Err(StoreError::Conflict { .. }) => Err(InstalledError::Contended(before.id.clone())),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Deletes record `id` at `version`, and its components' blobs when no
+    /// other record holds the same component, in one transaction.
+    pub fn delete(&self, record: &Installed, version: Version) -> Result<(), InstalledError> {
+        self.change(record, version, None, None)
     }
 }
 
@@ -240,6 +309,10 @@ mod tests {
             approved_by: None,
             last_error: None,
             grants: None,
+            upgrade: None,
+            previous_version: None,
+            upgraded_at: None,
+            upgraded_by: None,
         }
     }
 
@@ -274,6 +347,51 @@ mod tests {
         installed.delete(&b, version)?;
         assert!(installed.list()?.is_empty());
         assert_eq!(installed.component(&b.component_sha256)?, None);
+        Ok(())
+    }
+
+    /// A pending upgrade's component is kept beside the serving one;
+    /// applying the upgrade drops the old component unless another record
+    /// holds it; deleting the record drops both.
+    #[test]
+    fn components_live_as_long_as_a_record_holds_them() -> TestResult {
+        let (_dir, installed) = open()?;
+        let (v1, v2, v3) = (&b"v1"[..], &b"v2"[..], &b"v3"[..]);
+        let a = record("a", v1);
+        installed.create(&a, v1)?;
+        installed.create(&record("b", v1), v1)?;
+        let (before, version) = installed.get("a")?.ok_or("a")?;
+        let waiting = Installed {
+            upgrade: Some(PendingUpgrade {
+                version: "2".into(),
+                manifest: String::new(),
+                component_sha256: digest(v2),
+                component_bytes: 2,
+                submitted_at: 1,
+                submitted_by: "admin".into(),
+            }),
+            ..before.clone()
+        };
+        installed.change(&before, version, Some(&waiting), Some((&digest(v2), v2)))?;
+        assert!(installed.component(&digest(v1))?.is_some() && installed.component(&digest(v2))?.is_some());
+        // Applied: v2 serves; v1 stays, `b` holds it.
+        let (before, version) = installed.get("a")?.ok_or("a")?;
+        let applied = Installed { upgrade: None, component_sha256: digest(v2), ..before.clone() };
+        installed.change(&before, version, Some(&applied), None)?;
+        assert!(installed.component(&digest(v1))?.is_some());
+        // A stale version loses and writes nothing.
+        let stale = Installed { component_sha256: digest(v3), ..applied.clone() };
+        let lost = installed.change(&before, version, Some(&stale), Some((&digest(v3), v3)));
+        assert!(matches!(lost, Err(InstalledError::Contended(_))), "{lost:?}");
+        assert_eq!(installed.component(&digest(v3))?, None);
+        // `b` removed: v1 goes; `a` removed: v2 goes.
+        for id in ["b", "a"] {
+            let (r, version) = installed.get(id)?.ok_or(id)?;
+            installed.delete(&r, version)?;
+        }
+        for v in [v1, v2] {
+            assert_eq!(installed.component(&digest(v))?, None);
+        }
         Ok(())
     }
 

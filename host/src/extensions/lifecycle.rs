@@ -6,8 +6,17 @@
 //! the store (the compile cache is keyed by the component's hash, so this
 //! is a cache hit). A failed step leaves nothing behind: the install is
 //! checked completely before the one transaction that writes its record
-//! and blob. Upgrade is not built yet: installing an id already present is
-//! refused.
+//! and blob.
+//!
+//! **Upgrade.** Installing an id that is approved is an upgrade: the new
+//! version is checked as an install is, then compared with what is
+//! *granted* now ([`Delta`]). A change that only takes away applies at
+//! once; one that adds anything waits, stored beside the record, while the
+//! old version serves, until an operator approves it. Applying swaps the
+//! registry's `Arc`: invocations under way finish on the old version, new
+//! ones get the new one. The record (version, manifest, component, grants
+//! back to the new request) and the roles it brings are written in one
+//! compare-and-set transaction with the security configuration.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -18,7 +27,9 @@ use crate::cluster::gateway::{ClusterGateway, is_own_index};
 use crate::cluster::{Params, actions};
 use crate::error::{ErrorKind, HasKind};
 use crate::extensions::delta::{Delta, Grants};
-use crate::extensions::installed::{InstallState, Installed, InstalledError, InstalledStore, digest};
+use crate::extensions::installed::{
+    InstallState, Installed, InstalledError, InstalledStore, PendingUpgrade, Version, digest,
+};
 use crate::extensions::manifest::Policy;
 use crate::extensions::policy::{self, PolicyError};
 use crate::extensions::review::Review;
@@ -48,17 +59,22 @@ pub enum LifecycleError {
     Load(#[from] ExtensionError),
     #[error(transparent)]
     Store(#[from] InstalledError),
-    #[error(
-        "extension `{0}` is already installed; upgrading is not supported yet: remove it first \
-         (`warden ext rm {0}`)"
-    )]
+    #[error("extension `{0}` is already installed")]
     AlreadyInstalled(String),
+    #[error(
+        "extension `{id}` is already installed at version {version} with this manifest and \
+         component: nothing to upgrade"
+    )]
+    Unchanged { id: String, version: String },
     #[error(
         "extension `{0}` is loaded from the extensions directory; remove its directory there \
          (the lifecycle manages installed extensions only)"
     )]
     FromDirectory(String),
-    #[error("extension `{id}` is {state}, not pending: only a pending extension can be approved")]
+    #[error(
+        "extension `{id}` is {state} and no upgrade of it waits: only a pending extension or a \
+         pending upgrade can be approved"
+    )]
     NotPending { id: String, state: &'static str },
     #[error("extension `{id}` is {state}: grants change only for an approved extension")]
     NotApproved { id: String, state: &'static str },
@@ -96,6 +112,7 @@ impl HasKind for LifecycleError {
             },
             LifecycleError::Store(e) => e.kind(),
             LifecycleError::AlreadyInstalled(_)
+            | LifecycleError::Unchanged { .. }
             | LifecycleError::NotPending { .. }
             | LifecycleError::NotApproved { .. } => ErrorKind::Conflict,
             LifecycleError::BeyondRequest { .. } => ErrorKind::Invalid,
@@ -117,6 +134,8 @@ pub struct Described {
     pub review: Review,
     pub requested: Grants,
     pub granted: Grants,
+    /// A pending upgrade's delta against what is granted now.
+    pub upgrade_delta: Option<Delta>,
 }
 
 /// What a removal did besides forgetting the extension.
@@ -135,6 +154,51 @@ pub struct Removal {
     /// The role mappings of removed roles, removed with them (a mapping
     /// must name an existing role) and warned about: who held them lost them.
     pub mappings_removed: Vec<String>,
+}
+
+/// What an install did.
+#[derive(Debug, Clone)]
+pub enum Installation {
+    /// A new extension (or a new version of one still pending), pending.
+    New(Installed),
+    /// A new version of an approved extension that only narrows what is
+    /// granted: applied, it serves from the next request on.
+    Upgraded { record: Installed, from: String, delta: Delta },
+    /// A new version that widens what is granted: stored, waiting for
+    /// approval; the old version serves meanwhile.
+    Waiting { record: Installed, delta: Delta },
+}
+
+impl Installation {
+    pub fn record(&self) -> &Installed {
+        match self {
+            Installation::New(record)
+            | Installation::Upgraded { record, .. }
+            | Installation::Waiting { record, .. } => record,
+        }
+    }
+}
+
+/// What approving did: a pending extension now serves, or a pending
+/// upgrade was applied (`upgraded_from` names the version it replaced).
+#[derive(Debug, Clone)]
+pub struct Approval {
+    pub record: Installed,
+    pub upgraded_from: Option<String>,
+}
+
+/// What installing a manifest and component would do, without doing it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Preview {
+    pub id: String,
+    /// The version serving now (`None`: not installed, or only pending).
+    pub installed_version: Option<String>,
+    pub version: String,
+    /// Against what is granted now (everything added when nothing is).
+    pub delta: Delta,
+    /// Whether the install would apply at once (an upgrade that only
+    /// narrows) rather than wait for approval.
+    pub applies_at_once: bool,
 }
 
 /// The lifecycle's services.
@@ -185,70 +249,204 @@ impl Lifecycle {
         &self.registry
     }
 
-    /// Installs `manifest` + `component` as pending, after every check a
-    /// load makes (manifest, component, imports against the requested
-    /// capabilities, exports, pool room). Nothing is written unless all pass.
+    /// Installs `manifest` + `component`, after every check a load makes
+    /// (manifest, component, imports against the requested capabilities,
+    /// exports, pool room); nothing is written unless all pass. A new id
+    /// (or one still pending) is stored pending; an approved id is
+    /// upgraded (see the module doc).
     pub fn install(
         &self,
         actor: &str,
         manifest_text: &str,
         component: &[u8],
-    ) -> Result<Installed, LifecycleError> {
+    ) -> Result<Installation, LifecycleError> {
         let _change = self.changes.lock().unwrap_or_else(PoisonError::into_inner);
+        let (manifest, checked) = self.check_new(manifest_text, component)?;
+        let id = manifest.id.clone();
+        let existing = self.installed.get(&id)?;
+        let owned = match &existing {
+            Some((record, _)) if record.state == InstallState::Approved => owned_roles(record),
+            _ => BTreeSet::new(),
+        };
+        // The roles it would bring must be free now (checked again when
+        // they are written).
+        policy::check_clashes(&manifest, &self.security.state().config, &owned)?;
+        let sha256 = digest(component);
+        match existing {
+            None => {
+                drop(checked); // a pending extension runs nothing
+                if self.registry.knows(&id) {
+                    return Err(LifecycleError::AlreadyInstalled(id));
+                }
+                let record = Installed {
+                    id: id.clone(),
+                    state: InstallState::Pending,
+                    version: manifest.version.clone(),
+                    manifest: manifest_text.to_owned(),
+                    component_sha256: sha256,
+                    component_bytes: component.len() as u64,
+                    installed_at: now_ms(),
+                    installed_by: actor.to_owned(),
+                    approved_at: None,
+                    approved_by: None,
+                    last_error: None,
+                    grants: None,
+                    upgrade: None,
+                    previous_version: None,
+                    upgraded_at: None,
+                    upgraded_by: None,
+                };
+                self.installed.create(&record, component).map_err(|e| match e {
+                    InstalledError::Exists(id) => LifecycleError::AlreadyInstalled(id),
+                    e => e.into(),
+                })?;
+                self.registry.set_pending(&id);
+                Ok(Installation::New(record))
+            }
+            Some((before, _)) if before.manifest == manifest_text && before.component_sha256 == sha256 => {
+                Err(LifecycleError::Unchanged { id, version: before.version })
+            }
+            // Nothing of it was ever granted: the new text replaces the
+            // old, still pending.
+            Some((before, version)) if before.state == InstallState::Pending => {
+                drop(checked);
+                let after = Installed {
+                    version: manifest.version.clone(),
+                    manifest: manifest_text.to_owned(),
+                    component_sha256: sha256.clone(),
+                    component_bytes: component.len() as u64,
+                    installed_at: now_ms(),
+                    installed_by: actor.to_owned(),
+                    last_error: None,
+                    ..before.clone()
+                };
+                self.installed.change(&before, version, Some(&after), Some((&sha256, component)))?;
+                Ok(Installation::New(after))
+            }
+            Some((before, version)) => {
+                let granted = self.granted(&before)?;
+                let delta = Delta::between(&granted, &manifest);
+                let upgrade = PendingUpgrade {
+                    version: manifest.version.clone(),
+                    manifest: manifest_text.to_owned(),
+                    component_sha256: sha256.clone(),
+                    component_bytes: component.len() as u64,
+                    submitted_at: now_ms(),
+                    submitted_by: actor.to_owned(),
+                };
+                if delta.is_narrowing_only() {
+                    let from = before.version.clone();
+                    let record =
+                        self.apply_upgrade(actor, &before, version, &upgrade, Some(component), checked)?;
+                    return Ok(Installation::Upgraded { record, from, delta });
+                }
+                drop(checked); // the old version serves until approval
+                let after = Installed { upgrade: Some(upgrade), ..before.clone() };
+                self.installed.change(&before, version, Some(&after), Some((&sha256, component)))?;
+                tracing::info!(
+                    extension = id,
+                    serving = before.version,
+                    waiting = manifest.version,
+                    by = actor,
+                    "upgrade waits for approval: it widens what is granted"
+                );
+                Ok(Installation::Waiting { record: after, delta })
+            }
+        }
+    }
+
+    /// What installing `manifest_text` + `component` would do: the same
+    /// checks as an install, and the delta against what is granted now.
+    /// Writes nothing.
+    pub fn preview(&self, manifest_text: &str, component: &[u8]) -> Result<Preview, LifecycleError> {
+        let (manifest, checked) = self.check_new(manifest_text, component)?;
+        drop(checked);
+        let serving = self.installed.get(&manifest.id)?.filter(|(r, _)| r.state == InstallState::Approved);
+        let (installed_version, granted, owned) = match &serving {
+            Some((record, _)) => (Some(record.version.clone()), self.granted(record)?, owned_roles(record)),
+            None => (None, Grants::default(), BTreeSet::new()),
+        };
+        policy::check_clashes(&manifest, &self.security.state().config, &owned)?;
+        let delta = Delta::between(&granted, &manifest);
+        Ok(Preview {
+            id: manifest.id.clone(),
+            installed_version,
+            version: manifest.version.clone(),
+            applies_at_once: serving.is_some() && delta.is_narrowing_only(),
+            delta,
+        })
+    }
+
+    /// Every check an install makes before writing: the manifest, and a
+    /// full load of the component (returned, to serve at once when an
+    /// upgrade applies).
+    fn check_new(
+        &self,
+        manifest_text: &str,
+        component: &[u8],
+    ) -> Result<(Manifest, LoadedExtension), LifecycleError> {
         let dir = virtual_dir(None);
         let manifest = Manifest::parse(manifest_text, &dir, &dir.join(MANIFEST_FILE))?;
         let id = manifest.id.clone();
         if self.registry.origin(&id) == Some(Origin::Directory) {
             return Err(LifecycleError::FromDirectory(id));
         }
-        if self.installed.get(&id)?.is_some() || self.registry.knows(&id) {
-            return Err(LifecycleError::AlreadyInstalled(id));
-        }
         let manifest = parse_installed(&id, manifest_text)?;
-        // The full load, then dropped: a pending extension runs nothing.
         let checked =
             LoadedExtension::from_bytes(&self.runtime, manifest.clone(), component, &self.data_dir)?;
-        drop(checked);
-        // The roles it would bring must be free now (checked again at
-        // approval, when they are written).
-        policy::check_clashes(&manifest, &self.security.state().config, &BTreeSet::new())?;
-        let record = Installed {
-            id: id.clone(),
-            state: InstallState::Pending,
-            version: manifest.version.clone(),
-            manifest: manifest_text.to_owned(),
-            component_sha256: digest(component),
-            component_bytes: component.len() as u64,
-            installed_at: now_ms(),
-            installed_by: actor.to_owned(),
-            approved_at: None,
-            approved_by: None,
-            last_error: None,
-            grants: None,
-        };
-        self.installed.create(&record, component).map_err(|e| match e {
-            InstalledError::Exists(id) => LifecycleError::AlreadyInstalled(id),
-            e => e.into(),
-        })?;
-        self.registry.set_pending(&id);
-        Ok(record)
+        Ok((manifest, checked))
     }
 
-    /// Approves pending extension `id`: loaded, its service account created
-    /// when it requests `cluster`, recorded approved, serving from the next
-    /// request on.
-    pub fn approve(&self, actor: &str, id: &str) -> Result<Installed, LifecycleError> {
+    /// What approved `record` is granted now.
+    fn granted(&self, record: &Installed) -> Result<Grants, LifecycleError> {
+        Ok(match &record.grants {
+            Some(grants) => grants.clone(),
+            None => Grants::of(&parse_installed(&record.id, &record.manifest)?),
+        })
+    }
+
+    /// Approves extension `id`: a pending one is loaded, its roles and
+    /// service account written, and serves from the next request on; an
+    /// approved one with a pending upgrade gets the upgrade applied.
+    pub fn approve(&self, actor: &str, id: &str) -> Result<Approval, LifecycleError> {
         let _change = self.changes.lock().unwrap_or_else(PoisonError::into_inner);
-        let (record, _) = self.installed.get(id)?.ok_or_else(|| self.not_found(id))?;
-        if record.state != InstallState::Pending {
-            return Err(LifecycleError::NotPending { id: id.to_owned(), state: record.state.as_str() });
+        let (record, version) = self.installed.get(id)?.ok_or_else(|| self.not_found(id))?;
+        match (&record.state, &record.upgrade) {
+            (InstallState::Pending, _) => {
+                Ok(Approval { record: self.approve_pending(actor, record, version)?, upgraded_from: None })
+            }
+            (InstallState::Approved, Some(upgrade)) => {
+                let upgrade = upgrade.clone();
+                let manifest = parse_installed(id, &upgrade.manifest)?;
+                let bytes = self.installed.component(&upgrade.component_sha256)?.ok_or_else(|| {
+                    LifecycleError::MissingComponent {
+                        id: id.to_owned(),
+                        sha256: upgrade.component_sha256.clone(),
+                    }
+                })?;
+                let loaded = LoadedExtension::from_bytes(&self.runtime, manifest, &bytes, &self.data_dir)?;
+                let from = record.version.clone();
+                let record = self.apply_upgrade(actor, &record, version, &upgrade, None, loaded)?;
+                Ok(Approval { record, upgraded_from: Some(from) })
+            }
+            (state, None) => Err(LifecycleError::NotPending { id: id.to_owned(), state: state.as_str() }),
         }
+    }
+
+    /// Approves pending `record` (stored at `version`).
+    fn approve_pending(
+        &self,
+        actor: &str,
+        record: Installed,
+        version: Version,
+    ) -> Result<Installed, LifecycleError> {
+        let id = record.id.clone();
         let extension = match self.load(&record) {
             Ok(extension) => extension,
             Err(e) => {
                 // Kept for `show`: why approving failed (it stays pending).
                 let error = e.to_string();
-                let noted = self.installed.update::<InstalledError>(id, |r| {
+                let noted = self.installed.update::<InstalledError>(&id, |r| {
                     r.last_error = Some(error.clone());
                     Ok(())
                 });
@@ -259,49 +457,113 @@ impl Lifecycle {
             }
         };
         let clustered = extension.manifest.capabilities.contains(&Capability::Cluster);
-        // The policy role `extension:<id>` and the predefined roles, in one
-        // security write; then the record. A record that cannot be written
-        // takes the roles back, so a failed approval leaves no role.
-        let roles = policy::roles_of(&extension.manifest);
-        self.security.update(|config| {
-            policy::check_clashes(&extension.manifest, config, &BTreeSet::new())?;
-            config.roles.extend(roles.clone());
-            Ok::<_, LifecycleError>(())
-        })?;
-        let recorded = self.installed.update(id, |r| {
-            if r.state != InstallState::Pending {
-                return Err(LifecycleError::NotPending { id: id.to_owned(), state: r.state.as_str() });
-            }
-            r.state = InstallState::Approved;
-            r.approved_at = Some(now_ms());
-            r.approved_by = Some(actor.to_owned());
-            r.last_error = None;
-            Ok(())
-        });
-        let record = match recorded {
-            Ok(record) => record,
-            Err(e) => {
-                self.remove_roles(id, roles.keys());
-                return Err(e);
-            }
+        let after = Installed {
+            state: InstallState::Approved,
+            approved_at: Some(now_ms()),
+            approved_by: Some(actor.to_owned()),
+            last_error: None,
+            ..record.clone()
         };
-        if clustered {
-            for account in self
-                .security
-                .ensure_service_accounts(std::iter::once(id))
-                .map_err(|source| LifecycleError::Account { id: id.to_owned(), source })?
-            {
-                tracing::info!(account, "service account created");
-            }
+        // The policy role `extension:<id>`, the predefined roles, the
+        // service account (when it requests `cluster`) and the approved
+        // record: one transaction, so a failed approval leaves nothing.
+        let writes = self.installed.change_writes(&record, version, Some(&after), None)?;
+        let roles = policy::roles_of(&extension.manifest);
+        let created = self
+            .security
+            .update_with(&writes, |config| {
+                policy::check_clashes(&extension.manifest, config, &BTreeSet::new())?;
+                config.roles.extend(roles);
+                Ok::<_, LifecycleError>(if clustered {
+                    service_accounts::add_missing(config, std::iter::once(id.as_str()))
+                } else {
+                    Vec::new()
+                })
+            })
+            .map_err(|e| contended(&id, e))?;
+        for account in created {
+            tracing::info!(account, "service account created");
         }
         self.registry.insert_installed(Arc::new(extension));
+        tracing::info!(extension = id, version = after.version, by = actor, "extension approved and serving");
+        Ok(after)
+    }
+
+    /// Applies `upgrade` to approved `before` (stored at `version`), its
+    /// component already checked and loaded as `loaded`; `blob`: its bytes
+    /// when the store does not hold them yet. The record (grants back to
+    /// the new request), the roles (the old version's that the new one no
+    /// longer brings removed, with their mappings; the new ones written;
+    /// the service account following the `cluster` capability) land in one
+    /// transaction, then the registry swaps.
+    fn apply_upgrade(
+        &self,
+        actor: &str,
+        before: &Installed,
+        version: Version,
+        upgrade: &PendingUpgrade,
+        blob: Option<&[u8]>,
+        loaded: LoadedExtension,
+    ) -> Result<Installed, LifecycleError> {
+        let id = before.id.clone();
+        let after = Installed {
+            version: upgrade.version.clone(),
+            manifest: upgrade.manifest.clone(),
+            component_sha256: upgrade.component_sha256.clone(),
+            component_bytes: upgrade.component_bytes,
+            grants: None,
+            upgrade: None,
+            last_error: None,
+            previous_version: Some(before.version.clone()),
+            upgraded_at: Some(now_ms()),
+            upgraded_by: Some(actor.to_owned()),
+            ..before.clone()
+        };
+        let writes = self.installed.change_writes(
+            before,
+            version,
+            Some(&after),
+            blob.map(|bytes| (upgrade.component_sha256.as_str(), bytes)),
+        )?;
+        let owned = owned_roles(before);
+        let roles = policy::roles_of(&loaded.manifest);
+        let clustered = loaded.manifest.capabilities.contains(&Capability::Cluster);
+        let account = service_accounts::name(&id);
+        let dropped_mappings = self
+            .security
+            .update_with(&writes, |config| {
+                policy::check_clashes(&loaded.manifest, config, &owned)?;
+                let mut dropped = Vec::new();
+                for name in owned.iter().filter(|name| !roles.contains_key(*name)) {
+                    config.roles.remove(name);
+                    if config.roles_mapping.remove(name).is_some() {
+                        dropped.push(name.clone());
+                    }
+                }
+                config.roles.extend(roles);
+                if clustered {
+                    service_accounts::add_missing(config, std::iter::once(id.as_str()));
+                } else {
+                    config.internal_users.remove(&account);
+                }
+                Ok::<_, LifecycleError>(dropped)
+            })
+            .map_err(|e| contended(&id, e))?;
+        for mapping in dropped_mappings {
+            tracing::warn!(
+                extension = id,
+                "role mapping `{mapping}` was removed with the role the upgrade of `{id}` no longer brings"
+            );
+        }
+        self.registry.insert_installed(Arc::new(loaded));
         tracing::info!(
             extension = id,
-            version = record.version,
+            from = before.version,
+            to = after.version,
             by = actor,
-            "extension approved and serving"
+            "extension upgraded and serving"
         );
-        Ok(record)
+        Ok(after)
     }
 
     /// Removes installed extension `id`: forgotten by the registry first
@@ -344,8 +606,7 @@ impl Lifecycle {
             .record
             .as_ref()
             .filter(|r| r.state == InstallState::Approved)
-            .and_then(|r| parse_installed(id, &r.manifest).ok())
-            .map(|manifest| policy::roles_of(&manifest).into_keys().collect())
+            .map(|r| owned_roles(r).into_iter().collect())
             .unwrap_or_default();
         let (account_removed, roles_removed, mappings_removed) = self
             .security
@@ -461,20 +722,6 @@ impl Lifecycle {
         Ok(deleted)
     }
 
-    /// Takes back roles written for `id` (an approval that failed after).
-    fn remove_roles<'a>(&self, id: &str, names: impl Iterator<Item = &'a String>) {
-        let names: Vec<&String> = names.collect();
-        let undone = self.security.update(|config| {
-            for name in &names {
-                config.roles.remove(*name);
-            }
-            Ok::<_, SecurityWriteError>(())
-        });
-        if let Err(e) = undone {
-            tracing::error!(extension = id, "cannot take back the roles of a failed approval: {e}");
-        }
-    }
-
     /// The permission review of an installed record (what it asks for, in
     /// plain words: the operator reads it before approving), with what it
     /// requests and what it is granted now, from one parse of its manifest.
@@ -482,7 +729,11 @@ impl Lifecycle {
         let manifest = parse_installed(&record.id, &record.manifest)?;
         let requested = Grants::of(&manifest);
         let granted = record.grants.clone().unwrap_or_else(|| requested.clone());
-        Ok(Described { review: Review::new(&manifest, None), requested, granted })
+        let upgrade_delta = match &record.upgrade {
+            Some(upgrade) => Some(Delta::between(&granted, &parse_installed(&record.id, &upgrade.manifest)?)),
+            None => None,
+        };
+        Ok(Described { review: Review::new(&manifest, None), requested, granted, upgrade_delta })
     }
 
     /// The missing-permission report of installed extension `id`: against
@@ -520,6 +771,25 @@ impl Lifecycle {
 
     fn load(&self, record: &Installed) -> Result<LoadedExtension, LifecycleError> {
         load_record(&self.installed, &self.runtime, &self.data_dir, record)
+    }
+}
+
+/// The roles approved `record`'s version brought (its policy role and
+/// predefined roles): an upgrade may keep or drop them.
+fn owned_roles(record: &Installed) -> BTreeSet<String> {
+    parse_installed(&record.id, &record.manifest)
+        .map(|manifest| policy::roles_of(&manifest).into_keys().collect())
+        .unwrap_or_default()
+}
+
+/// A lifecycle write that lost a race with another writer of the record
+/// or the security configuration: the operator retries.
+fn contended(id: &str, e: LifecycleError) -> LifecycleError {
+    match e {
+        LifecycleError::RolesWrite(SecurityWriteError::Conflict(_)) => {
+            LifecycleError::Store(InstalledError::Contended(id.to_owned()))
+        }
+        e => e,
     }
 }
 
@@ -563,6 +833,7 @@ pub fn load_installed(installed: &InstalledStore, runtime: &Runtime, registry: &
             dir: virtual_dir(Some(&record.id)),
             id: Some(record.id.clone()),
             error,
+            origin: Origin::Installed,
         };
         if registry.origin(&record.id).is_some() {
             let error = format!(

@@ -256,6 +256,10 @@ pub enum SecurityWriteError {
     /// The store could not keep the change.
     #[error(transparent)]
     Store(StoreError),
+    /// A change that must land with other writes, on a configuration kept
+    /// in memory only.
+    #[error("this security configuration is not kept in a store: the change cannot be written")]
+    NotPersisted,
 }
 
 impl From<StoreError> for SecurityWriteError {
@@ -272,7 +276,7 @@ impl HasKind for SecurityWriteError {
         match self {
             SecurityWriteError::Invalid(_) => ErrorKind::Invalid,
             SecurityWriteError::Conflict(_) => ErrorKind::Conflict,
-            SecurityWriteError::Store(_) => ErrorKind::Internal,
+            SecurityWriteError::Store(_) | SecurityWriteError::NotPersisted => ErrorKind::Internal,
         }
     }
 }
@@ -443,18 +447,32 @@ impl Security {
     /// Swaps in a new configuration atomically (and persists it when the
     /// core was bootstrapped from a data directory).
     pub fn replace(&self, config: SecurityConfig) -> Result<(), SecurityWriteError> {
+        self.replace_with(config, &[])
+    }
+
+    /// [`Security::replace`], with `also` written in the same transaction:
+    /// both land or neither (a lifecycle change keeps an extension's record
+    /// and the roles it brings in one compare-and-set write).
+    fn replace_with(&self, config: SecurityConfig, also: &[Write<'_>]) -> Result<(), SecurityWriteError> {
         config.validate()?;
+        if self.store.is_none() && !also.is_empty() {
+            return Err(SecurityWriteError::NotPersisted);
+        }
         if let Some(store) = &self.store {
             // All four documents in one transaction, each compare-and-set
             // against the version this node last read or wrote: a crash keeps
             // the old configuration or the new one, and a concurrent writer
             // elsewhere makes this fail with a conflict instead of losing it.
             let mut versions = self.versions.lock().unwrap_or_else(|p| p.into_inner());
-            let mut writes = config_writes(&config, Expect::Absent);
+            let mut writes: Vec<Write<'_>> = config_writes(&config, Expect::Absent);
             for w in &mut writes {
                 w.expect = versions.get(w.id).copied().unwrap_or(Expect::Absent);
             }
-            let written = store.write(&writes)?;
+            let config_count = writes.len();
+            writes.extend(also.iter().cloned());
+            let mut written = store.write(&writes)?;
+            written.truncate(config_count);
+            writes.truncate(config_count);
             for (w, v) in writes.iter().zip(written) {
                 versions.insert(
                     w.id.to_owned(),
@@ -541,10 +559,24 @@ impl Security {
     where
         E: From<SecurityWriteError>,
     {
+        self.update_with(&[], change)
+    }
+
+    /// [`Security::update`], with `also` (writes outside the security
+    /// configuration, each with its own expectation) in the same
+    /// transaction: a conflict on any of them writes nothing.
+    pub fn update_with<R, E>(
+        &self,
+        also: &[Write<'_>],
+        change: impl FnOnce(&mut SecurityConfig) -> Result<R, E>,
+    ) -> Result<R, E>
+    where
+        E: From<SecurityWriteError>,
+    {
         let _guard = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut config = self.state().config.clone();
         let result = change(&mut config)?;
-        self.replace(config)?;
+        self.replace_with(config, also)?;
         Ok(result)
     }
 
@@ -582,6 +614,38 @@ fn config_writes(config: &SecurityConfig, expect: Expect) -> Vec<Write<'static>>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `update_with`: the configuration and the other writes land together
+    /// or not at all (a lifecycle change's record and its roles).
+    #[test]
+    fn a_change_and_its_other_writes_land_together() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let store = Arc::new(Store::open(&dir.path().join("s.redb"))?);
+        let (security, _) = Security::bootstrap(store.clone(), None, Some("Initial-Password-1"))?;
+        let add_role = |config: &mut SecurityConfig| {
+            config.roles.insert("together".into(), config::Role::default());
+            Ok::<_, SecurityWriteError>(())
+        };
+        // The other write expects a document that is not there: nothing lands.
+        let stale = [Write {
+            index: "other",
+            id: "x",
+            source: Some(b"{}".to_vec()),
+            expect: Expect::Version { seq_no: 7, primary_term: 1 },
+        }];
+        let refused = security.update_with(&stale, add_role);
+        assert!(matches!(refused, Err(SecurityWriteError::Conflict(_))), "{refused:?}");
+        assert!(!security.state().config.roles.contains_key("together"));
+        assert!(store.get("other", "x")?.is_none());
+        // Expecting what is there: both land.
+        let fresh = [Write { expect: Expect::Absent, ..stale[0].clone() }];
+        security.update_with(&fresh, add_role)?;
+        assert!(security.state().config.roles.contains_key("together"));
+        assert!(store.get("other", "x")?.is_some());
+        let (reloaded, _) = Security::bootstrap(store, None, None)?;
+        assert!(reloaded.state().config.roles.contains_key("together"));
+        Ok(())
+    }
 
     /// Stored identities (job identities, API-token records, tokens' `src`)
     /// keep reading: serde, `Display` and `FromStr` use the same strings.
