@@ -206,6 +206,8 @@ enum ExtCommand {
     /// Approve a pending extension (it serves from the next request on) or
     /// the upgrade waiting for one.
     Approve { id: String },
+    /// Discard the upgrade waiting for approval (the serving version stays).
+    Discard { id: String },
     /// One line per installed extension: id, version, state, digest.
     Ls,
     /// Everything about one installed extension, as JSON.
@@ -304,6 +306,7 @@ fn main() -> std::process::ExitCode {
                 ExtCommand::Install { dir, yes } => ext::install(&client, &dir, yes),
                 ExtCommand::Diff { dir } => ext::diff(&client, &dir),
                 ExtCommand::Approve { id } => ext::approve(&client, &id),
+                ExtCommand::Discard { id } => ext::discard(&client, &id),
                 ExtCommand::Ls => ext::list(&client),
                 ExtCommand::Show { id } => ext::show(&client, &id),
                 ExtCommand::Check { id } => ext::check(&client, &id),

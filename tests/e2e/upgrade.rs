@@ -141,8 +141,11 @@ fn a_widening_upgrade_waits_while_v1_serves_and_a_narrowing_one_applies_at_once(
         events.iter().any(|e| e["reason"].as_str().is_some_and(|r| r.contains("applied on approval"))),
         "{events:?}"
     );
-    // Nothing waits now: approving again is refused.
+    // Nothing waits now: approving again is refused, discarding too.
     assert_eq!(approve(&server, "greeter")?.status, 409);
+    let reply = server.request(Method::DELETE, &format!("{EXTENSIONS}/greeter/upgrade"), "")?;
+    assert_eq!(reply.status, 409, "{reply:?}");
+    assert!(reply.reason().contains("no upgrade waiting"), "{reply:?}");
 
     // v3 drops the cluster, the policy and the role: it only narrows, so it
     // applies at once; the role and its mapping go, and the account.
@@ -298,6 +301,20 @@ fn the_cli_previews_and_upgrades() -> TestResult {
     let (ok, out, err) = ext(&server, &["approve", "greeter"])?;
     assert!(ok && out.contains("version 2.0.0"), "{out}{err}");
     assert_eq!(show(&server, "greeter")?["version"], "2.0.0");
+
+    // A waiting upgrade the operator refuses: discarded, the serving one stays.
+    std::fs::write(
+        source.path().join("extension.toml"),
+        greeter("2.1.0", "\"cluster\", \"scheduler\"", HEALTH_POLICY),
+    )?;
+    let (ok, out, err) = ext(&server, &["install", dir])?;
+    assert!(ok && out.contains("+ scheduler"), "{out}{err}");
+    let (ok, out, err) = ext(&server, &["discard", "greeter"])?;
+    assert!(ok && out.contains("discarded version 2.1.0; version 2.0.0 serves"), "{out}{err}");
+    let record = show(&server, "greeter")?;
+    assert!(record["upgrade"].is_null() && record["version"] == "2.0.0", "{record}");
+    let events = audit(&server, "EXTENSION_UPGRADE")?;
+    assert!(events.iter().any(|e| e["reason"] == "version 2.1.0: discarded, not applied"), "{events:?}");
 
     // Narrowing back applies without asking.
     std::fs::write(source.path().join("extension.toml"), greeter("3.0.0", "", ""))?;

@@ -11,6 +11,7 @@
 //! | POST | `/_warden/extensions` `{"manifest": "<toml>", "component": "<base64>"}` | install → 201, pending; of an approved id, upgrade → 200 applied (narrows) or 202 waiting (widens) |
 //! | POST | `/_warden/extensions/_diff` (same body) | what installing would change, writing nothing |
 //! | POST | `/_warden/extensions/{id}/_approve` | approve → serving (or the waiting upgrade applied) |
+//! | DELETE | `/_warden/extensions/{id}/upgrade` | discard the upgrade waiting for approval |
 //! | PUT | `/_warden/extensions/{id}/grants` | narrow, or widen back up to the request |
 //! | GET | `/_warden/extensions[/{id}]` | list / show |
 //! | DELETE | `/_warden/extensions/{id}` | remove (data indices kept) |
@@ -323,6 +324,31 @@ pub async fn approve(
     if let Some(from) = approval.upgraded_from {
         answer["upgraded"] = json!({ "from": from, "applied": true });
     }
+    Ok(Json(answer))
+}
+
+/// `DELETE /_warden/extensions/{id}/upgrade`: the operator refuses the
+/// upgrade waiting for approval; the serving version stays.
+pub async fn discard_upgrade(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, OpenSearchError> {
+    let lifecycle = lifecycle(&state, &caller)?;
+    let (work, target) = (lifecycle.clone(), id.clone());
+    let result = blocking(move || work.discard_upgrade(&target)).await;
+    if caller.audits(Category::ExtensionUpgrade) {
+        let event = caller.event(Category::ExtensionUpgrade).extension(&id);
+        caller.record(match &result {
+            Ok(version) => event.reason(format!("version {version}: discarded, not applied")),
+            Err(e) => event.reason(e.reason.clone()),
+        });
+    }
+    let discarded = result?;
+    let work = lifecycle.clone();
+    let record = blocking(move || work.get(&id)).await?;
+    let mut answer = view(&lifecycle, &record);
+    answer["discarded_version"] = json!(discarded);
     Ok(Json(answer))
 }
 

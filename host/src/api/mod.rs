@@ -105,6 +105,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/_warden/extensions/{id}", get(lifecycle::show).delete(lifecycle::remove))
         .route("/_warden/extensions/{id}/_approve", post(lifecycle::approve))
         .route("/_warden/extensions/{id}/grants", put(lifecycle::set_grants))
+        .route("/_warden/extensions/{id}/upgrade", delete(lifecycle::discard_upgrade))
         .route("/_warden/extensions/{id}/_check", get(lifecycle::check))
         .route("/_warden/tokens/_revoke", post(obo::revoke))
         .route("/_warden/tokens/_revocations", get(obo::revocations))

@@ -1,4 +1,4 @@
-//! `warden ext install|diff|approve|ls|show|check|rm`: the extension
+//! `warden ext install|diff|approve|discard|ls|show|check|rm`: the extension
 //! lifecycle of a running server, over its REST API (`/_warden/extensions`),
 //! with the same server URL and credentials as `warden jobs`. `install`
 //! reads `extension.toml` and the component it names from a directory,
@@ -114,6 +114,18 @@ pub fn diff(client: &Client, dir: &Path) -> anyhow::Result<()> {
 pub fn approve(client: &Client, id: &str) -> anyhow::Result<()> {
     let record = client.send(Method::POST, &format!("/_warden/extensions/{}/_approve", segment(id)), None)?;
     print_record(&record);
+    Ok(())
+}
+
+/// `warden ext discard <id>`: refuses the upgrade waiting for approval.
+pub fn discard(client: &Client, id: &str) -> anyhow::Result<()> {
+    let record =
+        client.send(Method::DELETE, &format!("/_warden/extensions/{}/upgrade", segment(id)), None)?;
+    println!(
+        "discarded version {}; version {} serves",
+        record["discarded_version"].as_str().unwrap_or("?"),
+        record["version"].as_str().unwrap_or("?")
+    );
     Ok(())
 }
 

@@ -66,6 +66,8 @@ pub enum LifecycleError {
          component: nothing to upgrade"
     )]
     Unchanged { id: String, version: String },
+    #[error("extension `{0}` has no upgrade waiting for approval")]
+    NoUpgrade(String),
     #[error(
         "extension `{0}` is loaded from the extensions directory; remove its directory there \
          (the lifecycle manages installed extensions only)"
@@ -113,6 +115,7 @@ impl HasKind for LifecycleError {
             LifecycleError::Store(e) => e.kind(),
             LifecycleError::AlreadyInstalled(_)
             | LifecycleError::Unchanged { .. }
+            | LifecycleError::NoUpgrade(_)
             | LifecycleError::NotPending { .. }
             | LifecycleError::NotApproved { .. } => ErrorKind::Conflict,
             LifecycleError::BeyondRequest { .. } => ErrorKind::Invalid,
@@ -431,6 +434,20 @@ impl Lifecycle {
             }
             (state, None) => Err(LifecycleError::NotPending { id: id.to_owned(), state: state.as_str() }),
         }
+    }
+
+    /// Discards the upgrade of `id` that waits for approval: the serving
+    /// version stays as it is; the waiting component's blob goes unless
+    /// another record holds it. Returns the version discarded.
+    pub fn discard_upgrade(&self, id: &str) -> Result<String, LifecycleError> {
+        let _change = self.changes.lock().unwrap_or_else(PoisonError::into_inner);
+        let (before, version) = self.installed.get(id)?.ok_or_else(|| self.not_found(id))?;
+        let Some(upgrade) = &before.upgrade else {
+            return Err(LifecycleError::NoUpgrade(id.to_owned()));
+        };
+        let after = Installed { upgrade: None, ..before.clone() };
+        self.installed.change(&before, version, Some(&after), None)?;
+        Ok(upgrade.version.clone())
     }
 
     /// Approves pending `record` (stored at `version`).
