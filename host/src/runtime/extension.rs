@@ -419,10 +419,10 @@ impl LoadedExtension {
         }
         let mut table = wasmtime::component::ResourceTable::new();
         table.set_max_capacity(MAX_HANDLES_PER_STORE);
-        let Session { request_id, cluster, jobs } = session;
+        let Session { request_id, grants, cluster, jobs } = session;
         let state = InvocationState {
             extension_id: self.id.clone(),
-            grants: self.grants(),
+            grants,
             user,
             request_id,
             cluster,

@@ -10,6 +10,7 @@
 //! registered now run as). Tokens come from security's [`TokenService`],
 //! handed to [`Sessions`] directly; never through the cluster gateway.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::LoadedExtension;
@@ -27,6 +28,10 @@ use crate::security::{AuthenticatedUser, IdentitySource};
 pub struct Session {
     /// The request (or job run) id, in the audit log.
     pub request_id: String,
+    /// The capabilities granted, read once when the session is built: the
+    /// session's token and job access and every host call of the invocation
+    /// see the same set, whatever a concurrent grant change does.
+    pub grants: Arc<BTreeSet<Capability>>,
     pub cluster: ClusterCtx,
     pub jobs: JobsCtx,
 }
@@ -104,8 +109,9 @@ impl Sessions {
         request_id: &str,
         jobs: Option<Arc<dyn JobAccess>>,
     ) -> Result<Session, SessionError> {
-        let mut session = Session { request_id: request_id.to_owned(), ..Session::default() };
         let grants = extension.grants();
+        let mut session =
+            Session { request_id: request_id.to_owned(), grants: grants.clone(), ..Session::default() };
         if let Some(access) = jobs.filter(|_| grants.contains(&Capability::Scheduler)) {
             session.jobs = JobsCtx::Available { access, owner: job_owner(extension.id(), user) };
         }
@@ -130,8 +136,9 @@ impl Sessions {
     /// `scheduler` (always, since only they run jobs), the run's cluster
     /// access and token for those granted `cluster`.
     pub fn for_job(&self, extension: &LoadedExtension, run: JobRun<'_>) -> Session {
-        let mut session = Session { request_id: run.request_id.to_owned(), ..Session::default() };
         let grants = extension.grants();
+        let mut session =
+            Session { request_id: run.request_id.to_owned(), grants: grants.clone(), ..Session::default() };
         if grants.contains(&Capability::Scheduler) {
             session.jobs = JobsCtx::Available { access: run.jobs, owner: Ok(run.owner) };
         }
