@@ -2,9 +2,10 @@
 //! /_warden/extensions/{id}/_check`, `warden ext check <id>`, the real
 //! binary): a route whose declared action the policy lacks is listed, for
 //! a pending extension (against the roles approval would write) and an
-//! approved one (against the policy role as it is now); once the operator
-//! widens the policy role (reserved, so not through the roles API but by
-//! importing the security files, as securityadmin would) it is not; a user
+//! approved one (against the policy role as it is now); the policy role is
+//! the lifecycle's (neither the roles API nor an import of the security
+//! files widens it), and an extension whose policy covers its routes has
+//! nothing listed; a user
 //! mapped to a role that grants a route but not its index access is named
 //! until given that access; non-admins and unknown ids are refused.
 
@@ -69,7 +70,7 @@ fn ext_check(server: &Server, id: &str) -> Result<(bool, String, String), Error>
 }
 
 #[test]
-fn check_lists_what_the_policy_lacks_until_the_operator_widens_it() -> TestResult {
+fn check_lists_what_the_policy_lacks_and_an_import_cannot_widen_it() -> TestResult {
     let deployment = Deployment::new()?;
     let server = start(&deployment)?;
     let component = std::fs::read(GUEST_HOST_CALLS)?;
@@ -107,7 +108,9 @@ fn check_lists_what_the_policy_lacks_until_the_operator_widens_it() -> TestResul
     assert!(ok, "{err}");
     assert!(out.contains("the policy does not allow indices:data/write/index on `probe-*`"), "{out}");
 
-    // The policy role is reserved: the roles API refuses to widen it...
+    // The policy role is the lifecycle's: the roles API refuses to widen
+    // it, and so does an import of the security files (as securityadmin
+    // would write them); the report still lists the gap.
     let widened = json!({"index_permissions": [{
         "index_patterns": ["probe-*"],
         "allowed_actions": ["indices:data/read/search", "indices:data/write/index"],
@@ -115,7 +118,6 @@ fn check_lists_what_the_policy_lacks_until_the_operator_widens_it() -> TestResul
     let reply = server.send(Method::PUT, &format!("{API}/roles/extension:probe"), &widened)?;
     assert_eq!(reply.status, 403, "{reply:?}");
     assert_eq!(route(&check(&server, "probe")?, "/record")["policy_lacks"][0]["index_pattern"], "probe-*");
-    // ... so the operator widens it by hand in the security files.
     let export = server.get("/_warden/security/_export")?;
     assert_eq!(export.status, 200, "{export:?}");
     let mut files: std::collections::BTreeMap<String, String> = serde_json::from_str(&export.body)?;
@@ -131,12 +133,26 @@ fn check_lists_what_the_policy_lacks_until_the_operator_widens_it() -> TestResul
     policy.push("indices:data/write/index".into());
     files.insert("roles.yml".into(), serde_norway::to_string(&roles)?);
     let reply = server.send(Method::PUT, "/_warden/security/_import", &serde_json::to_value(&files)?)?;
-    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.status, 403, "{reply:?}");
+    assert!(reply.message().contains("`extension:probe`"), "{reply:?}");
+    assert_eq!(route(&check(&server, "probe")?, "/record")["policy_lacks"][0]["index_pattern"], "probe-*");
 
-    let answer = check(&server, "probe")?;
+    // An extension whose policy allows what its routes do: nothing listed.
+    let complete = PROBE.replace("probe", "complete").replace(
+        "allowed_actions = [\"indices:data/read/search\"]",
+        "allowed_actions = [\"indices:data/read/search\", \"indices:data/write/index\"]",
+    );
+    let body = json!({
+        "manifest": complete,
+        "component": base64::engine::general_purpose::STANDARD.encode(&component),
+    });
+    assert_eq!(server.send(Method::POST, EXTENSIONS, &body)?.status, 201);
+    let reply = server.request(Method::POST, &format!("{EXTENSIONS}/complete/_approve"), "")?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let answer = check(&server, "complete")?;
     assert_eq!(route(&answer, "/record")["policy_lacks"], json!([]), "{answer}");
     assert_eq!(answer["clean"], true, "{answer}");
-    let (ok, out, err) = ext_check(&server, "probe")?;
+    let (ok, out, err) = ext_check(&server, "complete")?;
     assert!(ok, "{err}");
     assert!(out.contains("Nothing the extension declares is missing."), "{out}");
     assert!(!out.contains("does not allow"), "{out}");

@@ -10,10 +10,16 @@
 //! definition (an operator's hand-written `extension:<id>` from before
 //! install is replaced); a predefined role's name could have been taken by
 //! an operator's own role, which install must not overwrite.
+//!
+//! A whole-configuration import replaces every role at once; the roles the
+//! lifecycle owns ([`owned_roles`]) come through it unchanged
+//! ([`keep_owned_roles`]), or an import redefining the policy role would
+//! widen what the extension may do at its service gate past the grants.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::LazyLock;
 
+use super::installed::{InstallState, Installed};
 use super::manifest::{self, Manifest, PredefinedRole};
 use crate::security::config::{EXTENSION_POLICY_PREFIX, IndexPermission, Role, SecurityConfig};
 
@@ -97,12 +103,80 @@ pub enum PolicyError {
         "extension `{extension}`: a role mapping for `{role}` already exists (it would hand the new role to whoever it names); remove the mapping or rename the predefined role"
     )]
     MappedAlready { extension: String, role: String },
+    /// An import defines a role the lifecycle owns differently from how it
+    /// stands.
+    #[error(
+        "role `{role}` belongs to installed extension `{extension}`: the extension lifecycle owns it, so an import \
+         cannot define or change it (leave it out, or keep it as exported); an extension's policy changes with \
+         `PUT /_warden/extensions/{extension}/grants`, its predefined roles with its manifest"
+    )]
+    OwnedByExtension { extension: String, role: String },
 }
 
 impl crate::error::HasKind for PolicyError {
     fn kind(&self) -> crate::error::ErrorKind {
-        crate::error::ErrorKind::Conflict
+        match self {
+            // As the roles API refuses a reserved role.
+            PolicyError::OwnedByExtension { .. } => crate::error::ErrorKind::Denied,
+            _ => crate::error::ErrorKind::Conflict,
+        }
     }
+}
+
+/// The roles the lifecycle owns, each with the extension owning it: every
+/// installed extension's policy role `extension:<id>` (a pending one's too:
+/// approval writes it over whatever holds the name, so nobody else may
+/// define it meanwhile), and the predefined roles an approved extension's
+/// manifest brought (approval wrote them; a pending extension's names may
+/// still be someone else's, and approval refuses those).
+pub fn owned_roles(records: &[Installed]) -> BTreeMap<String, String> {
+    let mut owned = BTreeMap::new();
+    for record in records {
+        owned.insert(policy_role_name(&record.id), record.id.clone());
+        if record.state != InstallState::Approved {
+            continue;
+        }
+        let dir = std::path::Path::new("installed").join(&record.id);
+        match Manifest::parse(&record.manifest, &dir, &dir.join(manifest::MANIFEST_FILE)) {
+            Ok(manifest) => {
+                for name in roles_of(&manifest).into_keys() {
+                    owned.insert(name, record.id.clone());
+                }
+            }
+            // Validated at install: only a parser changed since would get
+            // here; its policy role (above) is still kept.
+            Err(e) => tracing::warn!(extension = record.id, "installed manifest unreadable: {e}"),
+        }
+    }
+    owned
+}
+
+/// Carries the roles the lifecycle owns (`owned`, from [`owned_roles`])
+/// from `current` into `imported`, a whole configuration about to replace
+/// it: each stays as it is (or absent, if it is). An import that leaves one
+/// out keeps it; one that defines one exactly as it stands (an export
+/// imported back) is accepted; one that defines it otherwise is refused
+/// naming the role, and nothing is imported.
+pub fn keep_owned_roles(
+    imported: &mut SecurityConfig,
+    current: &SecurityConfig,
+    owned: &BTreeMap<String, String>,
+) -> Result<(), PolicyError> {
+    for (role, extension) in owned {
+        let now = current.roles.get(role);
+        if let Some(new) = imported.roles.get(role)
+            && Some(new) != now
+        {
+            return Err(PolicyError::OwnedByExtension { extension: extension.clone(), role: role.clone() });
+        }
+    }
+    for role in owned.keys() {
+        match current.roles.get(role) {
+            Some(now) => drop(imported.roles.insert(role.clone(), now.clone())),
+            None => drop(imported.roles.remove(role)),
+        }
+    }
+    Ok(())
 }
 
 /// Checks that the roles `manifest` brings can be written into `config`:
@@ -230,6 +304,106 @@ mod tests {
                 role: "reporter_full_access".into()
             })
         );
+    }
+
+    fn record(id: &str, state: InstallState, manifest: &str) -> Installed {
+        Installed {
+            id: id.into(),
+            state,
+            version: "1.0.0".into(),
+            manifest: manifest.into(),
+            component_sha256: String::new(),
+            component_bytes: 0,
+            installed_at: 0,
+            installed_by: "admin".into(),
+            approved_at: None,
+            approved_by: None,
+            last_error: None,
+            grants: None,
+        }
+    }
+
+    const REPORTER_TOML: &str = "id = \"reporter\"\nversion = \"1.0.0\"\ncomponent = \"r.wasm\"\n\
+        [[routes]]\nmethod = \"GET\"\npath = \"/summary\"\n[[roles]]\nname = \"reporter_read_only\"\nextension_permissions = [\"extension:reporter/summary\"]\n";
+
+    /// Every installed extension's policy role is the lifecycle's; an
+    /// approved one's predefined roles too, a pending one's not yet.
+    #[test]
+    fn the_lifecycle_owns_policy_roles_and_approved_predefined_roles() {
+        let pending = REPORTER_TOML.replace("reporter", "other");
+        let owned = owned_roles(&[
+            record("reporter", InstallState::Approved, REPORTER_TOML),
+            record("other", InstallState::Pending, &pending),
+        ]);
+        assert_eq!(
+            owned.iter().map(|(r, e)| (r.as_str(), e.as_str())).collect::<Vec<_>>(),
+            [
+                ("extension:other", "other"),
+                ("extension:reporter", "reporter"),
+                ("reporter_read_only", "reporter"),
+            ]
+        );
+    }
+
+    /// A whole-configuration import keeps the owned roles as they stand:
+    /// one left out survives, one exported and imported back is accepted,
+    /// one redefined (widened) or defined anew is refused naming it.
+    #[test]
+    fn an_import_cannot_redefine_or_drop_an_extensions_roles() -> Result<(), Box<dyn std::error::Error>> {
+        let manifest = reporter();
+        let mut current = SecurityConfig::default().with_static()?;
+        current.roles.extend(roles_of(&manifest));
+        current.roles.insert("operators_own".into(), Role::default());
+        let owned = owned_roles(&[
+            record("reporter", InstallState::Approved, REPORTER_TOML),
+            record("pending", InstallState::Pending, &REPORTER_TOML.replace("reporter", "pending")),
+        ]);
+
+        // Left out (an import of OpenSearch's own files): kept unchanged.
+        let mut imported = SecurityConfig::default().with_static()?;
+        keep_owned_roles(&mut imported, &current, &owned)?;
+        assert_eq!(imported.roles.get("extension:reporter"), current.roles.get("extension:reporter"));
+        assert_eq!(imported.roles.get("reporter_read_only"), current.roles.get("reporter_read_only"));
+        assert!(!imported.roles.contains_key("operators_own"), "the operator's own roles are the import's");
+
+        // Imported back as exported: accepted.
+        let mut imported = current.clone();
+        keep_owned_roles(&mut imported, &current, &owned)?;
+        assert_eq!(imported, current);
+
+        // Widened, made unreserved, or defined for a pending extension:
+        // refused naming the role and the way to change a policy.
+        let mut widened = current.clone();
+        if let Some(role) = widened.roles.get_mut("extension:reporter") {
+            role.cluster_permissions.push("*".into());
+        }
+        let mut unreserved = current.clone();
+        if let Some(role) = unreserved.roles.get_mut("reporter_read_only") {
+            role.reserved = false;
+        }
+        let mut anew = current.clone();
+        anew.roles.insert(
+            "extension:pending".into(),
+            Role { cluster_permissions: vec!["*".into()], ..Role::default() },
+        );
+        for (mut imported, role, extension) in [
+            (widened, "extension:reporter", "reporter"),
+            (unreserved, "reporter_read_only", "reporter"),
+            (anew, "extension:pending", "pending"),
+        ] {
+            let refused = keep_owned_roles(&mut imported, &current, &owned);
+            assert_eq!(
+                refused,
+                Err(PolicyError::OwnedByExtension { extension: extension.into(), role: role.into() })
+            );
+            let message = refused.err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(
+                message.contains(&format!("`{role}`")) && message.contains("lifecycle owns it"),
+                "{message}"
+            );
+            assert!(message.contains(&format!("PUT /_warden/extensions/{extension}/grants")), "{message}");
+        }
+        Ok(())
     }
 
     #[test]
