@@ -318,23 +318,10 @@ impl Lifecycle {
         let mut removal = Removal { record: Some(record), ..Removal::default() };
         if let Some(scheduler) = &self.scheduler {
             let reason = format!("extension `{id}` was removed by `{actor}`");
-            let jobs = scheduler
+            removal.suspended_jobs = scheduler
                 .jobs()
-                .list()
+                .suspend_removed(id, &reason, now_ms())
                 .map_err(|e| LifecycleError::Jobs { id: id.to_owned(), message: e.to_string() })?;
-            for (job_id, job, _) in jobs.into_iter().filter(|(_, job, _)| job.extension == id) {
-                if job.suspended.is_some() {
-                    continue;
-                }
-                scheduler
-                    .jobs()
-                    .update(&job_id, |job| {
-                        job.suspended = Some(reason.clone());
-                        Ok(())
-                    })
-                    .map_err(|e| LifecycleError::Jobs { id: id.to_owned(), message: e.to_string() })?;
-                removal.suspended_jobs.push(job_id);
-            }
         }
         let account = service_accounts::name(id);
         // Only an approved extension's roles are its: approval wrote them. A
