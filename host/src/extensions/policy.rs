@@ -19,7 +19,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::LazyLock;
 
-use super::installed::{InstallState, Installed};
 use super::manifest::{self, Manifest, PredefinedRole};
 use crate::security::config::{EXTENSION_POLICY_PREFIX, IndexPermission, Role, SecurityConfig};
 
@@ -123,29 +122,21 @@ impl crate::error::HasKind for PolicyError {
     }
 }
 
-/// The roles the lifecycle owns, each with the extension owning it: every
-/// installed extension's policy role `extension:<id>` (a pending one's too:
-/// approval writes it over whatever holds the name, so nobody else may
-/// define it meanwhile), and the predefined roles an approved extension's
-/// manifest brought (approval wrote them; a pending extension's names may
-/// still be someone else's, and approval refuses those).
-pub fn owned_roles(records: &[Installed]) -> BTreeMap<String, String> {
+/// The roles the lifecycle owns, each with the extension owning it, from
+/// the installed extensions (`installed`: each id, with its manifest when
+/// approved): every installed extension's policy role `extension:<id>` (a
+/// pending one's too: approval writes it over whatever holds the name, so
+/// nobody else may define it meanwhile), and the predefined roles an
+/// approved extension's manifest brought (approval wrote them; a pending
+/// extension's names may still be someone else's, and approval refuses those).
+pub fn owned_roles<'a>(
+    installed: impl IntoIterator<Item = (&'a str, Option<&'a Manifest>)>,
+) -> BTreeMap<String, String> {
     let mut owned = BTreeMap::new();
-    for record in records {
-        owned.insert(policy_role_name(&record.id), record.id.clone());
-        if record.state != InstallState::Approved {
-            continue;
-        }
-        let dir = std::path::Path::new("installed").join(&record.id);
-        match Manifest::parse(&record.manifest, &dir, &dir.join(manifest::MANIFEST_FILE)) {
-            Ok(manifest) => {
-                for name in roles_of(&manifest).into_keys() {
-                    owned.insert(name, record.id.clone());
-                }
-            }
-            // Validated at install: only a parser changed since would get
-            // here; its policy role (above) is still kept.
-            Err(e) => tracing::warn!(extension = record.id, "installed manifest unreadable: {e}"),
+    for (id, approved) in installed {
+        owned.insert(policy_role_name(id), id.to_owned());
+        for name in approved.into_iter().flat_map(|manifest| roles_of(manifest).into_keys()) {
+            owned.insert(name, id.to_owned());
         }
     }
     owned
@@ -306,40 +297,18 @@ mod tests {
         );
     }
 
-    fn record(id: &str, state: InstallState, manifest: &str) -> Installed {
-        Installed {
-            id: id.into(),
-            state,
-            version: "1.0.0".into(),
-            manifest: manifest.into(),
-            component_sha256: String::new(),
-            component_bytes: 0,
-            installed_at: 0,
-            installed_by: "admin".into(),
-            approved_at: None,
-            approved_by: None,
-            last_error: None,
-            grants: None,
-        }
-    }
-
-    const REPORTER_TOML: &str = "id = \"reporter\"\nversion = \"1.0.0\"\ncomponent = \"r.wasm\"\n\
-        [[routes]]\nmethod = \"GET\"\npath = \"/summary\"\n[[roles]]\nname = \"reporter_read_only\"\nextension_permissions = [\"extension:reporter/summary\"]\n";
-
     /// Every installed extension's policy role is the lifecycle's; an
     /// approved one's predefined roles too, a pending one's not yet.
     #[test]
     fn the_lifecycle_owns_policy_roles_and_approved_predefined_roles() {
-        let pending = REPORTER_TOML.replace("reporter", "other");
-        let owned = owned_roles(&[
-            record("reporter", InstallState::Approved, REPORTER_TOML),
-            record("other", InstallState::Pending, &pending),
-        ]);
+        let approved = reporter();
+        let owned = owned_roles([("reporter", Some(&approved)), ("other", None)]);
         assert_eq!(
             owned.iter().map(|(r, e)| (r.as_str(), e.as_str())).collect::<Vec<_>>(),
             [
                 ("extension:other", "other"),
                 ("extension:reporter", "reporter"),
+                ("reporter_full_access", "reporter"),
                 ("reporter_read_only", "reporter"),
             ]
         );
@@ -354,10 +323,7 @@ mod tests {
         let mut current = SecurityConfig::default().with_static()?;
         current.roles.extend(roles_of(&manifest));
         current.roles.insert("operators_own".into(), Role::default());
-        let owned = owned_roles(&[
-            record("reporter", InstallState::Approved, REPORTER_TOML),
-            record("pending", InstallState::Pending, &REPORTER_TOML.replace("reporter", "pending")),
-        ]);
+        let owned = owned_roles([("reporter", Some(&manifest)), ("pending", None)]);
 
         // Left out (an import of OpenSearch's own files): kept unchanged.
         let mut imported = SecurityConfig::default().with_static()?;

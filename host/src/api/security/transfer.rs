@@ -22,6 +22,8 @@ use crate::api::error::SecurityApiError;
 use crate::api::json::{Expected, JsonBody};
 use crate::api::{AppState, Caller};
 use crate::error::HasKind;
+use crate::extensions::installed::{InstallState, Installed};
+use crate::manifest::Manifest;
 use crate::security::config::SecurityConfig;
 
 /// `GET /_warden/security/_export` → `{"internal_users.yml": "<yaml>", ...}`.
@@ -69,7 +71,7 @@ pub async fn import(
         // role is counted already, so none slips through between the two.
         if let Some(lifecycle) = &state.lifecycle {
             let records = lifecycle.list().map_err(|e| SecurityApiError::new(e.kind(), e.to_string()))?;
-            let owned = crate::extensions::policy::owned_roles(&records);
+            let owned = owned_roles(&records);
             crate::extensions::policy::keep_owned_roles(&mut imported, config, &owned)
                 .map_err(|e| SecurityApiError::new(e.kind(), e.to_string()))?;
         }
@@ -83,4 +85,26 @@ pub async fn import(
     })?;
     audit_write(&caller, "import of the whole configuration".into());
     Ok(ok(StatusCode::OK, "OK", "Configuration imported."))
+}
+
+/// The roles the lifecycle owns ([`crate::extensions::policy::owned_roles`])
+/// of the installed `records`: an approved one's manifest gives its
+/// predefined roles (validated at install; should a later parser refuse
+/// it, its policy role is still kept).
+fn owned_roles(records: &[Installed]) -> BTreeMap<String, String> {
+    let parsed: Vec<(&str, Option<Manifest>)> = records
+        .iter()
+        .map(|record| {
+            let approved = (record.state == InstallState::Approved).then(|| {
+                let dir = std::path::Path::new("installed").join(&record.id);
+                Manifest::parse(&record.manifest, &dir, &dir.join(crate::manifest::MANIFEST_FILE))
+                    .inspect_err(|e| {
+                        tracing::warn!(extension = record.id, "installed manifest unreadable: {e}")
+                    })
+                    .ok()
+            });
+            (record.id.as_str(), approved.flatten())
+        })
+        .collect();
+    crate::extensions::policy::owned_roles(parsed.iter().map(|(id, manifest)| (*id, manifest.as_ref())))
 }
