@@ -216,3 +216,68 @@ fn check_names_callers_who_may_call_a_route_but_lack_what_it_does() -> TestResul
     assert!(!ok && err.contains("nosuch"), "{err}");
     Ok(())
 }
+
+/// A job of the extension whose owner (resolved as a run resolves them)
+/// does not hold what the job type does is named, with its id, its owner
+/// and the missing action, until the owner is given it.
+#[test]
+fn check_names_jobs_whose_owner_lacks_what_the_job_type_does() -> TestResult {
+    let deployment = Deployment::new()?;
+    let server = start(&deployment)?;
+    let component = std::fs::read(GUEST_HOST_CALLS)?;
+    let manifest = format!(
+        "{PROBE}\n[[jobs]]\nname = \"sweep\"\ncluster_actions = [\"indices:data/read/search\"]\n\
+         index_patterns = [\"probe-*\"]\n"
+    );
+    let body = json!({
+        "manifest": manifest,
+        "component": base64::engine::general_purpose::STANDARD.encode(&component),
+    });
+    assert_eq!(server.send(Method::POST, EXTENSIONS, &body)?.status, 201);
+    assert_eq!(server.request(Method::POST, &format!("{EXTENSIONS}/probe/_approve"), "")?.status, 200);
+    // carl may use the extension and consents to its jobs, but reads nothing.
+    let scheduler = json!({"extension_permissions": ["extension:probe/*", "schedule:probe"]});
+    for (path, body) in [
+        (format!("{API}/internalusers/carl"), json!({"password": CARL.1})),
+        (format!("{API}/roles/probe_scheduler"), scheduler),
+        (format!("{API}/rolesmapping/probe_scheduler"), json!({"users": ["carl"]})),
+    ] {
+        let reply = server.send(Method::PUT, &path, &body)?;
+        assert_eq!(reply.status, 201, "{path}: {reply:?}");
+    }
+    let spec = json!({"name": "sweep-1", "schedule": {"interval": 3600}, "params": {}});
+    let mut ids = Vec::new();
+    for (user, password) in [CARL, ("admin", crate::support::ADMIN_PASSWORD)] {
+        let reply = server.send_as(user, password, Method::POST, "/_extensions/probe/schedule", &spec)?;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        ids.push(reply.json()["id"].as_str().ok_or("no job id")?.to_owned());
+    }
+
+    // carl's job is named; the admin's (all_access) is not.
+    let answer = check(&server, "probe")?;
+    let sweep = &answer["report"]["jobs"][0];
+    assert_eq!(sweep["name"], "sweep", "{answer}");
+    assert_eq!(sweep["policy_lacks"], json!([]), "{answer}");
+    assert_eq!(
+        sweep["owners_lacking"],
+        json!([{
+            "job_id": ids[0],
+            "job_name": "sweep-1",
+            "owner": "carl",
+            "lacks": [{"actions": ["indices:data/read/search"], "index_pattern": "probe-*", "checked_on": "probe-x"}],
+        }]),
+        "{answer}"
+    );
+    let text = answer["report_text"].as_str().unwrap_or_default();
+    assert!(text.contains(&format!("job `{}` (sweep-1) of user `carl` lacks:", ids[0])), "{text}");
+    assert!(!text.contains(&ids[1]), "{text}");
+
+    // Given read on probe-*, carl's job is no longer named.
+    let reader = json!({"index_permissions": [{"index_patterns": ["probe-*"], "allowed_actions": ["read"]}]});
+    assert_eq!(server.send(Method::PUT, &format!("{API}/roles/probe_reader"), &reader)?.status, 201);
+    let reply =
+        server.send(Method::PUT, &format!("{API}/rolesmapping/probe_reader"), &json!({"users": ["carl"]}))?;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    assert_eq!(check(&server, "probe")?["report"]["jobs"][0]["owners_lacking"], json!([]));
+    Ok(())
+}

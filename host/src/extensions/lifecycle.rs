@@ -473,8 +473,9 @@ impl Lifecycle {
     }
 
     /// The missing-permission report of installed extension `id`: against
-    /// the security configuration now when approved, against the roles its
-    /// approval would write when pending.
+    /// the security configuration now when approved (with the owners of its
+    /// jobs that will run, as the scheduler resolves them), against the
+    /// roles its approval would write when pending.
     pub fn check(&self, id: &str) -> Result<crate::extensions::check::CheckReport, LifecycleError> {
         use crate::extensions::check;
         let record = self.get(id)?;
@@ -482,7 +483,13 @@ impl Lifecycle {
         let state = self.security.state();
         Ok(match record.state {
             InstallState::Pending => check::report_on_approval(&manifest, &state.config),
-            InstallState::Approved => check::report(&manifest, &state),
+            InstallState::Approved => {
+                let report = check::report(&manifest, &state);
+                match &self.scheduler {
+                    Some(scheduler) => report.with_jobs(&manifest, scheduler.job_owners(id)),
+                    None => report,
+                }
+            }
         })
     }
 
