@@ -268,7 +268,10 @@ pub async fn set_owner(
         return Err(denied.into());
     }
     let new: NewOwner = body.parse(Expected::Shape("{\"user\": \"<name>\"}"))?;
-    let (_, old) = visible(scheduler, &caller.user, &id)?;
+    let (job, old) = visible(scheduler, &caller.user, &id)?;
+    // Nobody is given a job whose extension was removed (checked again
+    // in the store's compare-and-set).
+    job.check_resumable(&id)?;
     // The new owner must be someone the job can run for.
     let candidate = JobIdentity {
         user: new.user.clone(),
