@@ -128,6 +128,10 @@ pub struct Event {
     /// For a summary event: how many events it stands for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<u64>,
+    /// The token a request was authenticated with, when not the user's
+    /// own credentials: the user's own actions and a token's are told apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<Credential>,
 }
 
 impl Event {
@@ -183,6 +187,24 @@ impl Event {
         self.reason = Some(reason);
         self
     }
+
+    pub fn credential(mut self, credential: Option<Credential>) -> Event {
+        self.credential = credential;
+        self
+    }
+}
+
+/// A token that stood in for the user ([`Event::credential`]); never its
+/// secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Credential {
+    /// One of the user's API tokens: its name (as the API tokens API lists
+    /// it, unique per creator) and its id (the start of the hash it is
+    /// kept under: tells a deleted token from a new one of the same name).
+    ApiToken { name: String, id: String },
+    /// An on-behalf-of token of the user.
+    OboToken,
 }
 
 /// Query filters for `GET /_warden/audit`.

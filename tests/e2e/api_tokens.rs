@@ -162,3 +162,93 @@ fn api_tokens_are_limited_by_their_creator() -> TestResult {
     assert!(failed.contains("unknown or deleted API token"), "{failed}");
     Ok(())
 }
+
+/// The audit log tells a user's own actions from those of a token standing
+/// in for them: an event of a request authenticated by an API token names
+/// the token (its name and the start of its hash, never the secret) beside
+/// its creator, one of an on-behalf-of token says so, one made with the
+/// password names no token.
+#[test]
+fn the_audit_names_the_token_that_acted_beside_its_creator() -> TestResult {
+    use sha2::Digest as _;
+    let deployment = Deployment::new()?;
+    let mut command = crate::support::warden();
+    command.env("WARDEN_AUDIT_DISABLED_CATEGORIES", "");
+    let server = crate::support::Server::start_command(
+        command,
+        &deployment.extensions_dir(),
+        &deployment.data_dir(),
+        &[],
+    )?;
+    assert_eq!(server.send(Method::PUT, "/logs/_doc/1", &json!({"n": 1}))?.status, 201);
+    let reader = json!({"index_permissions": [{"index_patterns": ["logs"], "allowed_actions": ["read"]}]});
+    assert_eq!(server.send(Method::PUT, &format!("{API}/roles/log_reader"), &reader)?.status, 201);
+    let eve = json!({"password": "Eve-Password-1"});
+    assert_eq!(server.send(Method::PUT, &format!("{API}/internalusers/eve"), &eve)?.status, 201);
+    let mapping = json!({"users": ["eve"]});
+    assert_eq!(server.send(Method::PUT, &format!("{API}/rolesmapping/log_reader"), &mapping)?.status, 201);
+    let spec = json!({"name": "ci-reader", "duration_seconds": 3600,
+        "index_permissions": [{"index_patterns": ["logs"], "allowed_actions": ["read"]}]});
+    let created =
+        server.send_as("eve", "Eve-Password-1", Method::POST, &format!("{API}/apitokens"), &spec)?;
+    assert_eq!(created.status, 200, "{created:?}");
+    let token = created.json()["token"].as_str().unwrap_or_default().to_owned();
+    let id: String = hex::encode(sha2::Sha256::digest(token.as_bytes())).chars().take(16).collect();
+    let key = format!("ApiKey {token}");
+
+    // With the password: a read (granted) and a write (refused).
+    assert_eq!(server.get_as("eve", "Eve-Password-1", "/logs/_doc/1")?.status, 200);
+    let own = server.send_as("eve", "Eve-Password-1", Method::PUT, "/logs/_doc/own", &json!({}))?;
+    assert_eq!(own.status, 403, "{own:?}");
+    // With the token: the same, and a refused call of the security API.
+    assert_eq!(server.get_with_authorization("/logs/_doc/1", Some(&key))?.status, 200);
+    let by_token = server.send_with_authorization(Method::PUT, "/logs/_doc/tok", Some(&key), &json!({}))?;
+    assert_eq!(by_token.status, 403, "{by_token:?}");
+    let minting = json!({"service": "x", "durationSeconds": 60});
+    let reply = server.send_with_authorization(Method::POST, crate::support::MINT, Some(&key), &minting)?;
+    assert_eq!(reply.status, 403, "{reply:?}");
+
+    let events = server.get("/_warden/audit?user=eve&size=1000")?;
+    assert_eq!(events.status, 200, "{events:?}");
+    assert!(
+        !events.body.contains(&token) && !events.body.contains(&token[4..]),
+        "the secret is never audited"
+    );
+    let events = events.json()["events"].as_array().cloned().unwrap_or_default();
+    let of = |path: &str, category: &str| -> Vec<serde_json::Value> {
+        events.iter().filter(|e| e["path"] == path && e["category"] == category).cloned().collect()
+    };
+    let named = json!({"kind": "api_token", "name": "ci-reader", "id": id});
+    for (path, category) in [
+        ("/logs/_doc/tok", "MISSING_PRIVILEGES"),
+        (crate::support::MINT, "MISSING_PRIVILEGES"),
+        (crate::support::MINT, "AUTHENTICATED"),
+    ] {
+        let found = of(path, category);
+        assert!(!found.is_empty(), "{path} {category}: {events:?}");
+        assert!(found.iter().all(|e| e["credential"] == named && e["user"] == "eve"), "{found:?}");
+    }
+    let read = of("/logs/_doc/1", "GRANTED_PRIVILEGES");
+    assert_eq!(read.len(), 2, "{read:?}");
+    assert_eq!(read.iter().filter(|e| e["credential"] == named).count(), 1, "{read:?}");
+    let refused = of("/logs/_doc/own", "MISSING_PRIVILEGES");
+    assert!(!refused.is_empty() && refused.iter().all(|e| e.get("credential").is_none()), "{refused:?}");
+
+    // An on-behalf-of token of the admin: its events say so.
+    let minted = server.send(Method::POST, crate::support::MINT, &minting)?;
+    assert_eq!(minted.status, 200, "{minted:?}");
+    let bearer = format!("Bearer {}", minted.json()["authenticationToken"].as_str().unwrap_or_default());
+    let reply =
+        server.send_with_authorization(Method::PUT, &format!("{API}/roles/x"), Some(&bearer), &json!({}))?;
+    assert_eq!(reply.status, 403, "{reply:?}");
+    let admin = server.get("/_warden/audit?user=admin&category=MISSING_PRIVILEGES&size=1000")?.json();
+    let by_obo: Vec<&serde_json::Value> = admin["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["path"] == format!("{API}/roles/x"))
+        .collect();
+    assert!(!by_obo.is_empty(), "{admin}");
+    assert!(by_obo.iter().all(|e| e["credential"] == json!({"kind": "obo_token"})), "{by_obo:?}");
+    Ok(())
+}

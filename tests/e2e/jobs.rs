@@ -614,3 +614,107 @@ fn missed_runs_are_not_replayed() -> TestResult {
     assert!(carried_on["count"].as_u64().is_some_and(|n| n >= 1), "{carried_on}");
     Ok(())
 }
+
+/// An extension removed and another installed under the same id: the jobs
+/// the old one registered (with their owner's consent to the old code) stay
+/// suspended for good. Neither their owner nor an admin can resume them or
+/// give them away, over REST or the CLI; the new extension does not see
+/// them; they can be listed and deleted, and the new extension registers
+/// its own (a registration of the same name makes a new job).
+#[test]
+fn a_removed_extensions_jobs_never_resume_under_a_reinstalled_id() -> TestResult {
+    use base64::Engine as _;
+    let deployment = Deployment::new()?;
+    let server = start(&deployment)?;
+    let component = std::fs::read(GUEST_HOST_CALLS)?;
+    let manifest = "id = \"probe\"\nversion = \"1.0.0\"\ncomponent = \"c.wasm\"\n\
+                    capabilities = [\"cluster\", \"scheduler\"]\n";
+    let body = json!({
+        "manifest": manifest,
+        "component": base64::engine::general_purpose::STANDARD.encode(&component),
+    });
+    let install_and_approve = || -> TestResult {
+        let reply = server.send(Method::POST, "/_warden/extensions", &body)?;
+        assert_eq!(reply.status, 201, "{reply:?}");
+        let reply = server.request(Method::POST, "/_warden/extensions/probe/_approve", "")?;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        Ok(())
+    };
+    install_and_approve()?;
+    // ana uses the extension and consents to its jobs (an operator's role,
+    // not the extension's); carl could be given jobs.
+    let consenting = json!({"extension_permissions": ["extension:probe/*", "schedule:probe"]});
+    for (path, body) in [
+        (format!("{API}/roles/scheduling"), consenting),
+        (format!("{API}/internalusers/ana"), json!({"password": ANA.1})),
+        (format!("{API}/internalusers/carl"), json!({"password": CARL.1})),
+        (format!("{API}/rolesmapping/scheduling"), json!({"users": ["ana", "carl"]})),
+    ] {
+        let reply = server.send(Method::PUT, &path, &body)?;
+        assert_eq!(reply.status, 201, "{path}: {reply:?}");
+    }
+    let hourly = json!({"interval": 3600});
+    let nightly = registered(&server, ANA, "nightly", hourly.clone(), json!({}))?;
+    let weekly = registered(&server, ANA, "weekly", hourly.clone(), json!({}))?;
+
+    // Removed: both suspended; then a (new) extension under the same id.
+    let reply = server.request(Method::DELETE, "/_warden/extensions/probe", "")?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let mut suspended = reply.json()["suspended_jobs"].as_array().cloned().unwrap_or_default();
+    suspended.sort_by_key(|id| id.as_str().map(str::to_owned));
+    let mut expected = vec![json!(nightly), json!(weekly)];
+    expected.sort_by_key(|id| id.as_str().map(str::to_owned));
+    assert_eq!(suspended, expected);
+    install_and_approve()?;
+
+    // Resuming is refused, to the owner and to an admin, saying why and
+    // what to do; so is giving the job away, and running it now.
+    let enable = format!("/_warden/jobs/{nightly}/_enable");
+    for (user, password) in [ANA, ("admin", support::ADMIN_PASSWORD)] {
+        let reply = server.send_as(user, password, Method::POST, &enable, &Value::Null)?;
+        assert_eq!(reply.status, 409, "{user}: {reply:?}");
+        let reason = reply.reason();
+        assert!(reason.contains("extension `probe` was removed on"), "{reason}");
+        assert!(reason.contains("delete it"), "{reason}");
+    }
+    let reply =
+        server.send(Method::PUT, &format!("/_warden/jobs/{nightly}/_owner"), &json!({"user": "carl"}))?;
+    assert_eq!(reply.status, 409, "{reply:?}");
+    assert!(reply.reason().contains("was removed on"), "{reply:?}");
+    let reply = server.request(Method::POST, &format!("/_warden/jobs/{nightly}/_run"), "")?;
+    assert_eq!(reply.status, 400, "{reply:?}");
+    let cli = support::warden()
+        .args(["jobs", "enable", &nightly])
+        .env("WARDEN_URL", &server.base)
+        .env("WARDEN_USER", "admin")
+        .env("WARDEN_PASSWORD", support::ADMIN_PASSWORD)
+        .stdin(std::process::Stdio::null())
+        .output()?;
+    let said = String::from_utf8_lossy(&cli.stderr);
+    assert!(!cli.status.success() && said.contains("was removed on"), "{said}");
+    // Nothing changed: still suspended, still ana's, never run.
+    let view = admin_job(&server, &nightly)?;
+    assert!(view["suspended"].as_str().is_some_and(|s| s.contains("was removed")), "{view}");
+    assert!(view["extension_removed_at"].is_string(), "{view}");
+    assert_eq!((&view["user"], runs(&view)), (&json!("ana"), 0), "{view}");
+
+    // The new extension does not see the old one's jobs.
+    let listed = server.get_as(ANA.0, ANA.1, "/_extensions/probe/jobs")?;
+    assert_eq!(listed.status, 200, "{listed:?}");
+    assert!(!listed.body.contains(&nightly) && !listed.body.contains(&weekly), "{listed:?}");
+    let reply = server.get_as(ANA.0, ANA.1, &format!("/_extensions/probe/jobs/{nightly}"))?;
+    assert!(!reply.body.contains("\"outcome\":\"ok\""), "{reply:?}");
+
+    // Registered again through the new extension: a new job, the old gone.
+    let renewed = registered(&server, ANA, "weekly", hourly, json!({}))?;
+    assert_ne!(renewed, weekly);
+    assert_eq!(server.get(&format!("/_warden/jobs/{weekly}"))?.status, 404);
+    let fresh = admin_job(&server, &renewed)?;
+    assert!(fresh["suspended"].is_null() && fresh["extension_removed_at"].is_null(), "{fresh}");
+
+    // Deleting the old one works.
+    let reply = server.request(Method::DELETE, &format!("/_warden/jobs/{nightly}"), "")?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(server.get(&format!("/_warden/jobs/{nightly}"))?.status, 404);
+    Ok(())
+}

@@ -329,3 +329,150 @@ fn concurrent_requests_never_see_half_a_change() -> TestResult {
     assert_eq!(states.len(), 2, "both the mapped and the unmapped state were seen: {states:?}");
     Ok(())
 }
+
+/// An installed extension's policy (reads `owned-*`) and one predefined role.
+const OWNED: &str = r#"id = "owned"
+version = "1.0.0"
+component = "c.wasm"
+capabilities = ["cluster", "scheduler"]
+
+[[policy.index_permissions]]
+index_patterns = ["owned-*"]
+allowed_actions = ["indices:data/read/get"]
+
+[[routes]]
+method = "POST"
+path = "/call"
+
+[[roles]]
+name = "owned_caller"
+extension_permissions = ["extension:owned/call"]
+"#;
+
+fn install_over_rest(server: &Server, manifest: &str) -> Result<(), Box<dyn std::error::Error>> {
+    use base64::Engine as _;
+    let component = std::fs::read(warden_test_artifacts::GUEST_HOST_CALLS)?;
+    let body = json!({
+        "manifest": manifest,
+        "component": base64::engine::general_purpose::STANDARD.encode(&component),
+    });
+    let reply = server.send(Method::POST, "/_warden/extensions", &body)?;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    Ok(())
+}
+
+/// The roles the extension lifecycle wrote (an installed extension's policy
+/// role and predefined roles) come through a whole-configuration import
+/// unchanged: imported back as exported is fine, left out they stay,
+/// redefined (widened) or defined for a pending extension is refused naming
+/// the role and the lifecycle — the service gate never sees a policy the
+/// operator did not grant. The policy role stays unmappable on every path.
+#[test]
+fn an_import_cannot_rewrite_or_drop_an_installed_extensions_roles() -> TestResult {
+    use std::collections::BTreeMap;
+    const IMPORT: &str = "/_warden/security/_import";
+    let deployment = Deployment::new()?;
+    let server = deployment.start()?;
+    install_over_rest(&server, OWNED)?;
+    assert_eq!(server.request(Method::POST, "/_warden/extensions/owned/_approve", "")?.status, 200);
+    install_over_rest(&server, &OWNED.replace("owned", "waiting"))?;
+    let write = support::probe::as_user("PUT", "/owned-1/_doc/1", json!({"n": 1}));
+    let write_through_the_extension = || -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+        let reply = server.send(Method::POST, "/_extensions/owned/call", &write)?;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        Ok(reply.json())
+    };
+    support::probe::denied(&write_through_the_extension()?, "service", "owned-1");
+    let roles_now = || -> Result<[String; 2], reqwest::Error> {
+        Ok([
+            server.get(&format!("{API}/roles/extension:owned"))?.body,
+            server.get(&format!("{API}/roles/owned_caller"))?.body,
+        ])
+    };
+    let before = roles_now()?;
+    assert!(before[0].contains("owned-*") && before[1].contains("extension:owned/call"), "{before:?}");
+
+    let export = server.get("/_warden/security/_export")?;
+    assert_eq!(export.status, 200, "{export:?}");
+    let files: BTreeMap<String, String> = serde_json::from_str(&export.body)?;
+    let roles: serde_norway::Mapping = serde_norway::from_str(files.get("roles.yml").ok_or("no roles.yml")?)?;
+    let import_roles = |roles: &serde_norway::Mapping| -> Result<support::Reply, Box<dyn std::error::Error>> {
+        let mut files = files.clone();
+        files.insert("roles.yml".into(), serde_norway::to_string(roles)?);
+        Ok(server.send(Method::PUT, IMPORT, &serde_json::to_value(&files)?)?)
+    };
+
+    // Imported back as exported: accepted, nothing changes.
+    let reply = import_roles(&roles)?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(roles_now()?, before);
+
+    // Widened policy, widened predefined role, a pending extension's policy
+    // defined ahead of its approval: each refused naming the role.
+    let mut widened = roles.clone();
+    let policy = widened
+        .get_mut("extension:owned")
+        .and_then(|r| r.get_mut("index_permissions"))
+        .and_then(|p| p.get_mut(0))
+        .and_then(|p| p.get_mut("allowed_actions"))
+        .and_then(|a| a.as_sequence_mut())
+        .ok_or("no policy role exported")?;
+    policy.push("indices:data/write/index".into());
+    let mut caller_widened = roles.clone();
+    let permissions = caller_widened
+        .get_mut("owned_caller")
+        .and_then(|r| r.get_mut("extension_permissions"))
+        .and_then(|p| p.as_sequence_mut())
+        .ok_or("no predefined role exported")?;
+    permissions.push("extension:other/*".into());
+    let mut ahead = roles.clone();
+    let everything: serde_norway::Value = serde_norway::from_str(
+        "cluster_permissions: [\"*\"]\nindex_permissions: [{index_patterns: [\"*\"], allowed_actions: [\"*\"]}]",
+    )?;
+    ahead.insert("extension:waiting".into(), everything);
+    for (changed, role, extension) in [
+        (widened, "extension:owned", "owned"),
+        (caller_widened, "owned_caller", "owned"),
+        (ahead, "extension:waiting", "waiting"),
+    ] {
+        let reply = import_roles(&changed)?;
+        assert_eq!(reply.status, 403, "{role}: {reply:?}");
+        let message = reply.message();
+        assert!(message.contains(&format!("role `{role}`")), "{message}");
+        assert!(message.contains("lifecycle owns it"), "{message}");
+        assert!(message.contains(&format!("PUT /_warden/extensions/{extension}/grants")), "{message}");
+    }
+    assert_eq!(roles_now()?, before, "nothing of a refused import applied");
+    assert_eq!(server.get(&format!("{API}/roles/extension:waiting"))?.status, 404);
+    support::probe::denied(&write_through_the_extension()?, "service", "owned-1");
+
+    // Left out (an import of OpenSearch's own files): they stay as they are.
+    let mut without = roles.clone();
+    without.remove("extension:owned");
+    without.remove("owned_caller");
+    let reply = import_roles(&without)?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(roles_now()?, before);
+
+    // The policy role is mapped to nobody, whatever path writes the mapping.
+    let mut files_mapped = files.clone();
+    let mapping = files_mapped.get("roles_mapping.yml").cloned().unwrap_or_default();
+    files_mapped
+        .insert("roles_mapping.yml".into(), format!("{mapping}\nextension:owned:\n  users: [admin]\n"));
+    let reply = server.send(Method::PUT, IMPORT, &serde_json::to_value(&files_mapped)?)?;
+    assert_eq!(reply.status, 400, "{reply:?}");
+    assert!(reply.message().contains("extension policies cannot be mapped"), "{reply:?}");
+    let patch = json!([{"op": "add", "path": "/extension:owned", "value": {"users": ["admin"]}}]);
+    let reply = server.send(Method::PATCH, &format!("{API}/rolesmapping"), &patch)?;
+    assert_eq!(reply.status, 400, "{reply:?}");
+    let services = json!({"services_mappings": {"owned": {"users": ["*"]}}});
+    let reply = server.send(Method::PUT, &format!("{API}/rolesmapping/extension:owned"), &services)?;
+    assert_eq!(reply.status, 400, "{reply:?}");
+    let direct = json!({"password": "Dora-Password-1", "opendistro_security_roles": ["extension:owned"]});
+    let reply = server.send(Method::PUT, &format!("{API}/internalusers/dora"), &direct)?;
+    assert_eq!(reply.status, 400, "{reply:?}");
+    assert!(reply.message().contains("extension policies cannot be given to users"), "{reply:?}");
+    assert_eq!(server.get(&format!("{API}/rolesmapping/extension:owned"))?.status, 404);
+    support::probe::denied(&write_through_the_extension()?, "service", "owned-1");
+    Ok(())
+}

@@ -55,7 +55,11 @@ pub async fn authenticate(State(state): State<Arc<AppState>>, mut request: Reque
     let response = match authenticated {
         Ok(user) => {
             if state.audit.enabled(Category::Authenticated) {
-                state.audit.record(event(Category::Authenticated).user(&user.principal.name));
+                state.audit.record(
+                    event(Category::Authenticated)
+                        .user(&user.principal.name)
+                        .credential(crate::security::authn::audit_credential(&user)),
+                );
             }
             // Only whoever may install extensions gets the install route's
             // larger body; everyone else is held to the usual limit before

@@ -122,10 +122,14 @@ impl Caller {
         }
     }
 
-    /// An audit event naming the user and the client address but not the
-    /// request line (as security-configuration writes are recorded).
+    /// An audit event naming the user, the token that stood in for them if
+    /// one did, and the client address, but not the request line (as
+    /// security-configuration writes are recorded).
     pub fn user_event(&self, category: Category) -> Event {
-        Event::new(category, &self.meta.id).remote(self.meta.remote).user(&self.user.principal.name)
+        Event::new(category, &self.meta.id)
+            .remote(self.meta.remote)
+            .user(&self.user.principal.name)
+            .credential(crate::security::authn::audit_credential(&self.user))
     }
 
     /// Whether `category` is being recorded (to skip building an event).

@@ -11,6 +11,9 @@
 //! | GET / DELETE | `/_warden/jobs/{id}` | show / remove |
 //! | POST | `/_warden/jobs/{id}/_enable`, `_disable`, `_run` | resume (owner re-checked), pause, run now |
 //! | PUT | `/_warden/jobs/{id}/_owner` `{"user": ..}` | re-associate (admins) |
+//!
+//! A job whose extension was removed (`extension_removed_at`) is listed and
+//! deleted, never resumed nor re-associated: the refusal says so.
 
 use std::sync::Arc;
 
@@ -106,6 +109,7 @@ fn view(id: &str, job: &Job, identity: &JobIdentity) -> Value {
         "params": job.params,
         "enabled": job.enabled,
         "suspended": job.suspended,
+        "extension_removed_at": job.extension_removed.as_ref().map(|removed| rfc3339(removed.at)),
         "next_run": job.next_run,
         "next_run_at": job.next_run.map(rfc3339),
         "attempt": job.attempt,
@@ -184,7 +188,10 @@ pub async fn enable(
 ) -> Result<Json<Value>, OpenSearchError> {
     let scheduler = scheduler(&state, &caller)?;
     own_credentials(&caller.user, "resume a job")?;
-    let (_, identity) = visible(scheduler, &caller.user, &id)?;
+    let (job, identity) = visible(scheduler, &caller.user, &id)?;
+    // A job whose extension was removed never resumes (checked again in
+    // the compare-and-set below, should a removal come in between).
+    job.check_resumable(&id)?;
     // A suspended job resumes only if its owner can be run for again.
     if let Err(reason) = scheduler.resolve_owner(&identity) {
         return Err(OpenSearchError::new(
@@ -195,6 +202,7 @@ pub async fn enable(
     }
     let now = now_ms();
     change(&caller, (scheduler, &id, &identity), "enabled", |job| {
+        job.check_resumable(&id)?;
         job.enabled = true;
         job.suspended = None;
         if job.next_run.is_none() && !matches!(job.schedule, crate::scheduler::schedule::Schedule::Once(_)) {
@@ -260,7 +268,10 @@ pub async fn set_owner(
         return Err(denied.into());
     }
     let new: NewOwner = body.parse(Expected::Shape("{\"user\": \"<name>\"}"))?;
-    let (_, old) = visible(scheduler, &caller.user, &id)?;
+    let (job, old) = visible(scheduler, &caller.user, &id)?;
+    // Nobody is given a job whose extension was removed (checked again
+    // in the store's compare-and-set).
+    job.check_resumable(&id)?;
     // The new owner must be someone the job can run for.
     let candidate = JobIdentity {
         user: new.user.clone(),

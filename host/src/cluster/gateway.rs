@@ -343,6 +343,9 @@ impl ClusterGateway {
                     tokens.get(id).map_err(|e| denied(GateName::ApiToken, e.to_string()))?.ok_or_else(
                         || denied(GateName::ApiToken, "the API token behind this request was deleted"),
                     )?;
+                // The extension acts for a request the token made: the
+                // audit names the token, as on the REST path.
+                event.credential = Some(crate::security::api_tokens::audit_credential(id, &record.name));
                 Some(tokens.limit(id, &record, &state.config, state.generation))
             }
             None => None,
@@ -373,6 +376,7 @@ impl ClusterGateway {
         let params = Params::parse(path).map_err(|e| GateError::Invalid(e.to_string()))?;
         let event = Event {
             user: Some(user.name.clone()),
+            credential: crate::security::authn::audit_credential(caller),
             action: Some(request.action.to_owned()),
             indices: request.indices.clone(),
             method: Some(method.to_owned()),

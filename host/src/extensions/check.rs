@@ -16,6 +16,12 @@
 //!   each is resolved to a subject the way the gateway and the scheduler do
 //!   (`SecurityState::subject` over the principal an internal user or a JWT
 //!   user would have), so every role the caller gets counts.
+//! - **the user gate**, for job types: the extension's existing jobs that
+//!   will run (enabled, not suspended) whose owner, resolved by the
+//!   scheduler as a run resolves them ([`ScheduledJob`], passed in by the
+//!   lifecycle: this module reads no job store), does not hold what a job
+//!   type does — such runs are refused mid-run. A job records no type, so
+//!   every job is checked against every job type the extension declares.
 //!
 //! Index patterns in a manifest are patterns, not indices: the evaluator
 //! answers for concrete indices, so a pattern is checked on one
@@ -30,6 +36,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -78,12 +85,37 @@ pub struct RouteCheck {
     pub not_checked: Vec<String>,
 }
 
-/// One job type: what its policy lacks.
+/// One job type: what its policy lacks, which existing jobs' owners lack
+/// what it does.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct JobCheck {
     pub name: String,
     pub policy_lacks: Vec<Missing>,
+    /// Existing jobs whose owner does not hold what the job type does.
+    pub owners_lacking: Vec<JobOwnerGap>,
     pub not_checked: Vec<String>,
+}
+
+/// An existing job whose owner, as a run resolves them now, lacks what a
+/// job type does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JobOwnerGap {
+    pub job_id: String,
+    pub job_name: String,
+    pub owner: String,
+    pub lacks: Vec<Missing>,
+}
+
+/// One of the extension's jobs that will run, with its owner resolved the
+/// way a run resolves them (by the scheduler, `Scheduler::resolve_owner`):
+/// the roles they hold now, in the configuration they were resolved in.
+#[derive(Debug, Clone)]
+pub struct ScheduledJob {
+    pub id: String,
+    pub name: String,
+    pub owner: String,
+    pub state: Arc<SecurityState>,
+    pub subject: Subject,
 }
 
 /// Actions not allowed: cluster-wide (no pattern) or on one index pattern.
@@ -126,7 +158,43 @@ impl CheckReport {
     /// Whether nothing is missing (things not checked aside).
     pub fn is_clean(&self) -> bool {
         self.routes.iter().all(|r| r.policy_lacks.is_empty() && r.callers_lacking.is_empty())
-            && self.jobs.iter().all(|j| j.policy_lacks.is_empty())
+            && self.jobs.iter().all(|j| j.policy_lacks.is_empty() && j.owners_lacking.is_empty())
+    }
+
+    /// Adds, per job type of `manifest`, the existing `jobs` whose owner
+    /// does not hold what the job type does (each evaluated in the
+    /// configuration its owner was resolved in). When the jobs could not be
+    /// read, each job type says so among what was not checked.
+    pub fn with_jobs<E: fmt::Display>(
+        mut self,
+        manifest: &Manifest,
+        jobs: Result<Vec<ScheduledJob>, E>,
+    ) -> CheckReport {
+        let jobs = match jobs {
+            Ok(jobs) => jobs,
+            Err(e) => {
+                for check in &mut self.jobs {
+                    check.not_checked.push(format!("the owners of existing jobs: {e}"));
+                }
+                return self;
+            }
+        };
+        for (check, job_type) in self.jobs.iter_mut().zip(&manifest.jobs) {
+            for job in &jobs {
+                let (performs, _) =
+                    performed(&job.state, &job_type.cluster_actions, &job_type.index_patterns);
+                let lacking = lacks(&job.state, &job.subject, &performs);
+                if !lacking.is_empty() {
+                    check.owners_lacking.push(JobOwnerGap {
+                        job_id: job.id.clone(),
+                        job_name: job.name.clone(),
+                        owner: job.owner.clone(),
+                        lacks: lacking,
+                    });
+                }
+            }
+        }
+        self
     }
 }
 
@@ -174,7 +242,12 @@ fn report_with(manifest: &Manifest, state: &SecurityState, source: PolicySource)
         .iter()
         .map(|job| {
             let (performs, not_checked) = performed(state, &job.cluster_actions, &job.index_patterns);
-            JobCheck { name: job.name.clone(), policy_lacks: lacks(state, &service, &performs), not_checked }
+            JobCheck {
+                name: job.name.clone(),
+                policy_lacks: lacks(state, &service, &performs),
+                owners_lacking: Vec::new(),
+                not_checked,
+            }
         })
         .collect();
     CheckReport {
@@ -426,8 +499,14 @@ impl fmt::Display for CheckReport {
             for m in &job.policy_lacks {
                 writeln!(f, "  the policy does not allow {m}: the job is refused it on every run")?;
             }
+            for gap in &job.owners_lacking {
+                writeln!(f, "  job `{}` ({}) of user `{}` lacks:", gap.job_id, gap.job_name, gap.owner)?;
+                for m in &gap.lacks {
+                    writeln!(f, "    {m}: its runs are refused it mid-run")?;
+                }
+            }
             write_not_checked(f, &job.not_checked)?;
-            if job.policy_lacks.is_empty() {
+            if job.policy_lacks.is_empty() && job.owners_lacking.is_empty() {
                 writeln!(f, "  nothing missing")?;
             }
         }
@@ -656,6 +735,52 @@ index_patterns = ["sales-*", "/sales-[0-9]+/"]
         }
         let report = report_on_approval(&m, &config);
         assert!(route(&report, "/search").callers_lacking.is_empty(), "{report:?}");
+    }
+
+    /// An existing job whose owner (resolved as a run resolves them) does
+    /// not hold what the job type does is named with its id, its owner and
+    /// the missing action; one whose owner holds it is not.
+    #[test]
+    fn a_job_whose_owner_lacks_what_its_type_does_is_named() {
+        let m = manifest();
+        let mut config = base();
+        config.roles.extend(policy::roles_of(&m));
+        config.roles.insert("readers".into(), role(&[], &["sales-*"], &["read"]));
+        config.roles.insert("searchers".into(), role(&[], &["sales-*"], &["indices:data/read/search"]));
+        for (user, role) in [("ann", "readers"), ("bob", "searchers")] {
+            config.internal_users.insert(user.into(), crate::security::config::InternalUser::default());
+            config
+                .roles_mapping
+                .insert(role.into(), RoleMapping { users: vec![user.into()], ..RoleMapping::default() });
+        }
+        let state = Arc::new(SecurityState::compile(config));
+        let job = |id: &str, owner: &str| {
+            let record = &state.config.internal_users[owner];
+            ScheduledJob {
+                id: id.into(),
+                name: format!("{owner}-nightly"),
+                owner: owner.into(),
+                state: state.clone(),
+                subject: state.subject(&crate::security::internal_principal(owner, record), None),
+            }
+        };
+        let jobs = vec![job("j-ann", "ann"), job("j-bob", "bob")];
+        let report = report(&m, &state).with_jobs(&m, Ok::<_, String>(jobs));
+        let rollup = &report.jobs[0];
+        // `rollup` does `read` on sales-*: ann holds it, bob only searches.
+        assert_eq!(rollup.owners_lacking.len(), 1, "{rollup:?}");
+        let gap = &rollup.owners_lacking[0];
+        assert_eq!((gap.job_id.as_str(), gap.owner.as_str()), ("j-bob", "bob"));
+        assert_eq!(gap.lacks[0].index_pattern.as_deref(), Some("sales-*"));
+        assert!(gap.lacks[0].actions.contains(&"indices:data/read/get".to_owned()), "{gap:?}");
+        assert!(!gap.lacks[0].actions.contains(&"indices:data/read/search".to_owned()), "{gap:?}");
+        assert!(!report.is_clean());
+        let text = report.to_string();
+        assert!(text.contains("job `j-bob` (bob-nightly) of user `bob` lacks:"), "{text}");
+        assert!(!text.contains("j-ann"), "{text}");
+        // Jobs that could not be read: said, not silently clean.
+        let unread = super::report(&m, &state).with_jobs(&m, Err::<Vec<ScheduledJob>, _>("store down"));
+        assert!(unread.jobs[0].not_checked.iter().any(|r| r.contains("store down")), "{unread:?}");
     }
 
     #[test]

@@ -597,23 +597,10 @@ impl Lifecycle {
         let mut removal = Removal { record: Some(record), ..Removal::default() };
         if let Some(scheduler) = &self.scheduler {
             let reason = format!("extension `{id}` was removed by `{actor}`");
-            let jobs = scheduler
+            removal.suspended_jobs = scheduler
                 .jobs()
-                .list()
+                .suspend_removed(id, &reason, now_ms())
                 .map_err(|e| LifecycleError::Jobs { id: id.to_owned(), message: e.to_string() })?;
-            for (job_id, job, _) in jobs.into_iter().filter(|(_, job, _)| job.extension == id) {
-                if job.suspended.is_some() {
-                    continue;
-                }
-                scheduler
-                    .jobs()
-                    .update(&job_id, |job| {
-                        job.suspended = Some(reason.clone());
-                        Ok(())
-                    })
-                    .map_err(|e| LifecycleError::Jobs { id: id.to_owned(), message: e.to_string() })?;
-                removal.suspended_jobs.push(job_id);
-            }
         }
         let account = service_accounts::name(id);
         // Only an approved extension's roles are its: approval wrote them. A
@@ -754,8 +741,9 @@ impl Lifecycle {
     }
 
     /// The missing-permission report of installed extension `id`: against
-    /// the security configuration now when approved, against the roles its
-    /// approval would write when pending.
+    /// the security configuration now when approved (with the owners of its
+    /// jobs that will run, as the scheduler resolves them), against the
+    /// roles its approval would write when pending.
     pub fn check(&self, id: &str) -> Result<crate::extensions::check::CheckReport, LifecycleError> {
         use crate::extensions::check;
         let record = self.get(id)?;
@@ -763,7 +751,13 @@ impl Lifecycle {
         let state = self.security.state();
         Ok(match record.state {
             InstallState::Pending => check::report_on_approval(&manifest, &state.config),
-            InstallState::Approved => check::report(&manifest, &state),
+            InstallState::Approved => {
+                let report = check::report(&manifest, &state);
+                match &self.scheduler {
+                    Some(scheduler) => report.with_jobs(&manifest, scheduler.job_owners(id)),
+                    None => report,
+                }
+            }
         })
     }
 

@@ -10,6 +10,11 @@
 //! definition (an operator's hand-written `extension:<id>` from before
 //! install is replaced); a predefined role's name could have been taken by
 //! an operator's own role, which install must not overwrite.
+//!
+//! A whole-configuration import replaces every role at once; the roles the
+//! lifecycle owns ([`owned_roles`]) come through it unchanged
+//! ([`keep_owned_roles`]), or an import redefining the policy role would
+//! widen what the extension may do at its service gate past the grants.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::LazyLock;
@@ -97,12 +102,72 @@ pub enum PolicyError {
         "extension `{extension}`: a role mapping for `{role}` already exists (it would hand the new role to whoever it names); remove the mapping or rename the predefined role"
     )]
     MappedAlready { extension: String, role: String },
+    /// An import defines a role the lifecycle owns differently from how it
+    /// stands.
+    #[error(
+        "role `{role}` belongs to installed extension `{extension}`: the extension lifecycle owns it, so an import \
+         cannot define or change it (leave it out, or keep it as exported); an extension's policy changes with \
+         `PUT /_warden/extensions/{extension}/grants`, its predefined roles with its manifest"
+    )]
+    OwnedByExtension { extension: String, role: String },
 }
 
 impl crate::error::HasKind for PolicyError {
     fn kind(&self) -> crate::error::ErrorKind {
-        crate::error::ErrorKind::Conflict
+        match self {
+            // As the roles API refuses a reserved role.
+            PolicyError::OwnedByExtension { .. } => crate::error::ErrorKind::Denied,
+            _ => crate::error::ErrorKind::Conflict,
+        }
     }
+}
+
+/// The roles the lifecycle owns, each with the extension owning it, from
+/// the installed extensions (`installed`: each id, with its manifest when
+/// approved): every installed extension's policy role `extension:<id>` (a
+/// pending one's too: approval writes it over whatever holds the name, so
+/// nobody else may define it meanwhile), and the predefined roles an
+/// approved extension's manifest brought (approval wrote them; a pending
+/// extension's names may still be someone else's, and approval refuses those).
+pub fn owned_roles<'a>(
+    installed: impl IntoIterator<Item = (&'a str, Option<&'a Manifest>)>,
+) -> BTreeMap<String, String> {
+    let mut owned = BTreeMap::new();
+    for (id, approved) in installed {
+        owned.insert(policy_role_name(id), id.to_owned());
+        for name in approved.into_iter().flat_map(|manifest| roles_of(manifest).into_keys()) {
+            owned.insert(name, id.to_owned());
+        }
+    }
+    owned
+}
+
+/// Carries the roles the lifecycle owns (`owned`, from [`owned_roles`])
+/// from `current` into `imported`, a whole configuration about to replace
+/// it: each stays as it is (or absent, if it is). An import that leaves one
+/// out keeps it; one that defines one exactly as it stands (an export
+/// imported back) is accepted; one that defines it otherwise is refused
+/// naming the role, and nothing is imported.
+pub fn keep_owned_roles(
+    imported: &mut SecurityConfig,
+    current: &SecurityConfig,
+    owned: &BTreeMap<String, String>,
+) -> Result<(), PolicyError> {
+    for (role, extension) in owned {
+        let now = current.roles.get(role);
+        if let Some(new) = imported.roles.get(role)
+            && Some(new) != now
+        {
+            return Err(PolicyError::OwnedByExtension { extension: extension.clone(), role: role.clone() });
+        }
+    }
+    for role in owned.keys() {
+        match current.roles.get(role) {
+            Some(now) => drop(imported.roles.insert(role.clone(), now.clone())),
+            None => drop(imported.roles.remove(role)),
+        }
+    }
+    Ok(())
 }
 
 /// Checks that the roles `manifest` brings can be written into `config`:
@@ -230,6 +295,81 @@ mod tests {
                 role: "reporter_full_access".into()
             })
         );
+    }
+
+    /// Every installed extension's policy role is the lifecycle's; an
+    /// approved one's predefined roles too, a pending one's not yet.
+    #[test]
+    fn the_lifecycle_owns_policy_roles_and_approved_predefined_roles() {
+        let approved = reporter();
+        let owned = owned_roles([("reporter", Some(&approved)), ("other", None)]);
+        assert_eq!(
+            owned.iter().map(|(r, e)| (r.as_str(), e.as_str())).collect::<Vec<_>>(),
+            [
+                ("extension:other", "other"),
+                ("extension:reporter", "reporter"),
+                ("reporter_full_access", "reporter"),
+                ("reporter_read_only", "reporter"),
+            ]
+        );
+    }
+
+    /// A whole-configuration import keeps the owned roles as they stand:
+    /// one left out survives, one exported and imported back is accepted,
+    /// one redefined (widened) or defined anew is refused naming it.
+    #[test]
+    fn an_import_cannot_redefine_or_drop_an_extensions_roles() -> Result<(), Box<dyn std::error::Error>> {
+        let manifest = reporter();
+        let mut current = SecurityConfig::default().with_static()?;
+        current.roles.extend(roles_of(&manifest));
+        current.roles.insert("operators_own".into(), Role::default());
+        let owned = owned_roles([("reporter", Some(&manifest)), ("pending", None)]);
+
+        // Left out (an import of OpenSearch's own files): kept unchanged.
+        let mut imported = SecurityConfig::default().with_static()?;
+        keep_owned_roles(&mut imported, &current, &owned)?;
+        assert_eq!(imported.roles.get("extension:reporter"), current.roles.get("extension:reporter"));
+        assert_eq!(imported.roles.get("reporter_read_only"), current.roles.get("reporter_read_only"));
+        assert!(!imported.roles.contains_key("operators_own"), "the operator's own roles are the import's");
+
+        // Imported back as exported: accepted.
+        let mut imported = current.clone();
+        keep_owned_roles(&mut imported, &current, &owned)?;
+        assert_eq!(imported, current);
+
+        // Widened, made unreserved, or defined for a pending extension:
+        // refused naming the role and the way to change a policy.
+        let mut widened = current.clone();
+        if let Some(role) = widened.roles.get_mut("extension:reporter") {
+            role.cluster_permissions.push("*".into());
+        }
+        let mut unreserved = current.clone();
+        if let Some(role) = unreserved.roles.get_mut("reporter_read_only") {
+            role.reserved = false;
+        }
+        let mut anew = current.clone();
+        anew.roles.insert(
+            "extension:pending".into(),
+            Role { cluster_permissions: vec!["*".into()], ..Role::default() },
+        );
+        for (mut imported, role, extension) in [
+            (widened, "extension:reporter", "reporter"),
+            (unreserved, "reporter_read_only", "reporter"),
+            (anew, "extension:pending", "pending"),
+        ] {
+            let refused = keep_owned_roles(&mut imported, &current, &owned);
+            assert_eq!(
+                refused,
+                Err(PolicyError::OwnedByExtension { extension: extension.into(), role: role.into() })
+            );
+            let message = refused.err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(
+                message.contains(&format!("`{role}`")) && message.contains("lifecycle owns it"),
+                "{message}"
+            );
+            assert!(message.contains(&format!("PUT /_warden/extensions/{extension}/grants")), "{message}");
+        }
+        Ok(())
     }
 
     #[test]

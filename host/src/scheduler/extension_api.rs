@@ -138,10 +138,13 @@ impl JobAccess for Scheduler {
         }
         // A job left by an earlier holder of this name (deleted since) is
         // theirs, not this user's to take over: it goes, a new one is made.
+        // So does one left by an earlier extension of this id (removed
+        // since): this extension's registration makes its own.
         let owner_key = (owner.user.as_str(), owner.auth_source.as_str());
         if let Some(old) = self.jobs.id_named(extension, owner_key, &spec.name)?
             && let Some((identity, _)) = self.jobs.identity(&old)?
-            && self.stale_owner(&identity).is_some()
+            && (self.stale_owner(&identity).is_some()
+                || self.jobs.get(&old)?.is_some_and(|(job, _)| job.extension_removed.is_some()))
         {
             self.jobs.remove(&old)?;
         }
@@ -201,7 +204,9 @@ impl JobAccess for Scheduler {
 
 impl Scheduler {
     /// The job, if it belongs to this extension and this user; otherwise
-    /// not found (whether it exists is not the extension's business).
+    /// not found (whether it exists is not the extension's business). A job
+    /// an earlier extension of this id left behind (removed since) is not
+    /// this one's.
     fn own_job(&self, extension: &str, owner: &JobOwner, id: &str) -> Result<Job, JobAccessError> {
         let not_found = || JobAccessError::NotFound(id.to_owned());
         let identity = self.jobs.identity(id)?.ok_or_else(not_found)?.0;
@@ -211,7 +216,11 @@ impl Scheduler {
         {
             return Err(not_found());
         }
-        Ok(self.jobs.get(id)?.ok_or_else(not_found)?.0)
+        let job = self.jobs.get(id)?.ok_or_else(not_found)?.0;
+        if job.extension_removed.is_some() {
+            return Err(not_found());
+        }
+        Ok(job)
     }
 }
 

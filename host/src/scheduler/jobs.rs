@@ -53,6 +53,14 @@ pub struct Job {
     /// consent); cleared when re-enabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspended: Option<String>,
+    /// Set when its extension was removed ([`JobStore::suspend_removed`]):
+    /// the job stays suspended for good, to be listed and deleted, never
+    /// resumed nor given to anyone. An extension installed later under the
+    /// same id is other code, and the job's owner consented to the old
+    /// one's; the new one registers its own jobs. Typed, so no check reads
+    /// the `suspended` text. Absent in jobs stored before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extension_removed: Option<ExtensionRemoved>,
     /// When it runs next; `None` when it never will (a `once` job that ran).
     pub next_run: Option<u64>,
     /// When the run `next_run` belongs to was due (later while retrying).
@@ -75,10 +83,33 @@ fn first_attempt() -> u32 {
     1
 }
 
+/// Why a job can never run again: its extension was removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtensionRemoved {
+    /// When (milliseconds since the epoch).
+    pub at: u64,
+}
+
 impl Job {
     /// Whether the dispatcher should run it at `now`.
     pub fn is_due(&self, now: u64) -> bool {
-        self.enabled && self.suspended.is_none() && self.next_run.is_some_and(|t| t <= now)
+        self.enabled
+            && self.suspended.is_none()
+            && self.extension_removed.is_none()
+            && self.next_run.is_some_and(|t| t <= now)
+    }
+
+    /// Refuses to lift the suspension of job `id` (resume it, give it to
+    /// someone) when its extension was removed.
+    pub fn check_resumable(&self, id: &str) -> Result<(), JobError> {
+        match &self.extension_removed {
+            Some(removed) => Err(JobError::ExtensionRemoved {
+                id: id.to_owned(),
+                extension: self.extension.clone(),
+                at: crate::audit::rfc3339(removed.at),
+            }),
+            None => Ok(()),
+        }
     }
 }
 
@@ -157,6 +188,12 @@ pub enum JobError {
     Store(#[from] StoreError),
     #[error("job store record `{id}` is unreadable: {message}")]
     Corrupt { id: String, message: String },
+    /// Its extension was removed: it can be listed and deleted, never resumed.
+    #[error(
+        "job `{id}` was suspended because extension `{extension}` was removed on {at}: it cannot be \
+         resumed or given to anyone; delete it (an extension installed under that id registers its own jobs again)"
+    )]
+    ExtensionRemoved { id: String, extension: String, at: String },
 }
 
 impl crate::error::HasKind for JobError {
@@ -167,7 +204,7 @@ impl crate::error::HasKind for JobError {
             JobError::NotFound(_) => ErrorKind::NotFound,
             // A per-user job limit: refused, as a guest has always been told.
             JobError::Limit(_) => ErrorKind::Denied,
-            JobError::Contended(_) => ErrorKind::Conflict,
+            JobError::Contended(_) | JobError::ExtensionRemoved { .. } => ErrorKind::Conflict,
             JobError::Store(_) | JobError::Corrupt { .. } => ErrorKind::Internal,
         }
     }
@@ -220,7 +257,8 @@ impl JobIdentity {
 /// The job's entry in [`DUE_INDEX`], if it will run: the next run, zero
 /// padded so ids sort by time.
 fn due_key(id: &str, job: &Job) -> Option<String> {
-    let at = job.next_run.filter(|_| job.enabled && job.suspended.is_none())?;
+    let at =
+        job.next_run.filter(|_| job.enabled && job.suspended.is_none() && job.extension_removed.is_none())?;
     Some(format!("{at:020}\u{1f}{id}"))
 }
 
@@ -376,6 +414,7 @@ impl JobStore {
             params: r.params,
             enabled: true,
             suspended: None,
+            extension_removed: None,
             next_run,
             due: next_run,
             attempt: 1,
@@ -473,6 +512,7 @@ impl JobStore {
         }
         for _ in 0..CAS_RETRIES {
             let (mut job, job_version) = self.get(id)?.ok_or_else(|| JobError::NotFound(id.to_owned()))?;
+            job.check_resumable(id)?;
             let (mut identity, version) =
                 self.identity(id)?.ok_or_else(|| JobError::NotFound(id.to_owned()))?;
             let old_key = name_key(&identity.extension, identity.owner(), &job.name);
@@ -523,6 +563,32 @@ impl JobStore {
             }
         }
         Err(JobError::Contended(id.to_owned()))
+    }
+
+    /// Suspends every job of `extension`, which was removed, for good
+    /// (`reason` said in `suspended`, [`Job::extension_removed`] set at
+    /// `now`), those already suspended for another reason included: none
+    /// may be resumed once an extension of the same id is installed again.
+    /// Returns the ids newly marked (a job marked by an earlier removal
+    /// keeps its date).
+    pub fn suspend_removed(&self, extension: &str, reason: &str, now: u64) -> Result<Vec<String>, JobError> {
+        let mut marked = Vec::new();
+        for (id, v) in self.store.list(JOBS_INDEX)? {
+            let job: Job = parse(&id, &v.source)?;
+            if job.extension != extension || job.extension_removed.is_some() {
+                continue;
+            }
+            self.update(&id, |job| {
+                if job.extension_removed.is_none() {
+                    job.suspended = Some(reason.to_owned());
+                    job.extension_removed = Some(ExtensionRemoved { at: now });
+                    job.updated_at = now;
+                }
+                Ok(())
+            })?;
+            marked.push(id);
+        }
+        Ok(marked)
     }
 
     /// Removes a job, its identity and any lease together.
@@ -810,6 +876,62 @@ mod tests {
         })?;
         assert_eq!(calls, 2, "retried after the conflict");
         assert!(!job.enabled && job.runs == 1, "both changes kept: {job:?}");
+        Ok(())
+    }
+
+    /// A removed extension's jobs are marked for good, already-suspended
+    /// ones too; none can be resumed or given away; other extensions' jobs
+    /// are untouched; a second removal keeps the first date.
+    #[test]
+    fn a_removed_extensions_jobs_can_never_resume() -> Result<(), Box<dyn std::error::Error>> {
+        let (_dir, jobs) = open()?;
+        let (running, _) = jobs.register(registration("ana", "running"), 1_000)?;
+        let (paused, _) = jobs.register(registration("ana", "paused"), 1_000)?;
+        jobs.update(&paused, |job| {
+            job.suspended = Some("user `ana` no longer consents".into());
+            Ok(())
+        })?;
+        let (other, _) =
+            jobs.register(Registration { extension: "other", ..registration("ana", "running") }, 1_000)?;
+        let mut marked =
+            jobs.suspend_removed("reporter", "extension `reporter` was removed by `admin`", 5_000)?;
+        marked.sort();
+        let mut expected = vec![running.clone(), paused.clone()];
+        expected.sort();
+        assert_eq!(marked, expected);
+        for id in [&running, &paused] {
+            let (job, _) = jobs.get(id)?.ok_or("job missing")?;
+            assert_eq!(job.extension_removed, Some(ExtensionRemoved { at: 5_000 }));
+            assert_eq!(job.suspended.as_deref(), Some("extension `reporter` was removed by `admin`"));
+            assert!(!job.is_due(u64::MAX));
+            let refused = job.check_resumable(id).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(refused.contains("extension `reporter` was removed on 1970-01-01T00:00:05"), "{refused}");
+            assert!(refused.contains("delete it"), "{refused}");
+            let given = jobs.set_owner(id, "bob", "internal", 6_000);
+            assert!(matches!(given, Err(JobError::ExtensionRemoved { .. })), "{given:?}");
+        }
+        assert!(jobs.due(u64::MAX)? == [other.clone()], "only the other extension's job is due");
+        let kept = jobs.get(&other)?.ok_or("job missing")?.0;
+        assert!(kept.extension_removed.is_none() && kept.suspended.is_none());
+        assert!(jobs.suspend_removed("reporter", "again", 9_000)?.is_empty(), "already marked");
+        let (job, _) = jobs.get(&running)?.ok_or("job missing")?;
+        assert_eq!(job.extension_removed, Some(ExtensionRemoved { at: 5_000 }));
+        // Deleting is what is left, and it works.
+        jobs.remove(&running)?;
+        assert!(jobs.get(&running)?.is_none());
+        Ok(())
+    }
+
+    /// Jobs stored before the marker existed still read, unmarked.
+    #[test]
+    fn jobs_stored_without_the_marker_still_read() -> Result<(), Box<dyn std::error::Error>> {
+        let old = r#"{"extension":"reporter","name":"n","schedule":{"interval":60},"params":"{}",
+            "enabled":false,"suspended":"extension `reporter` was removed by `admin`","next_run":null,
+            "created_at":1,"updated_at":2}"#;
+        let job: Job = serde_json::from_str(old)?;
+        assert_eq!(job.extension_removed, None);
+        assert!(job.check_resumable("j").is_ok(), "only the typed marker refuses");
+        assert!(!serde_json::to_string(&job)?.contains("extension_removed"));
         Ok(())
     }
 }

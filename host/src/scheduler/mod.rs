@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use crate::audit::{AuditLog, Category, Event};
 use crate::error::{ErrorKind, HasKind};
+use crate::extensions::check::ScheduledJob;
 use crate::registry::Registry;
 use crate::runtime::session::Sessions;
 use crate::security::mapping::Principal;
@@ -186,6 +187,35 @@ impl Scheduler {
             });
         }
         Ok(ResolvedOwner { state, source, principal, subject })
+    }
+
+    /// The jobs of `extension` that will run (enabled, not suspended), each
+    /// with its owner resolved as a run resolves them now
+    /// ([`Self::resolve_owner`]), for the missing-permission report. A job
+    /// whose owner cannot be run for is left out: its next run suspends it
+    /// (audited, and shown by `/_warden/jobs`).
+    pub fn job_owners(&self, extension: &str) -> Result<Vec<ScheduledJob>, jobs::JobError> {
+        Ok(self
+            .jobs
+            .list()?
+            .into_iter()
+            .filter(|(_, job, _)| {
+                job.extension == extension
+                    && job.enabled
+                    && job.suspended.is_none()
+                    && job.extension_removed.is_none()
+            })
+            .filter_map(|(id, job, identity)| {
+                let owner = self.resolve_owner(&identity).ok()?;
+                Some(ScheduledJob {
+                    id,
+                    name: job.name,
+                    owner: identity.user,
+                    state: owner.state,
+                    subject: owner.subject,
+                })
+            })
+            .collect())
     }
 
     /// Why the user a job was registered for is no longer the one of that

@@ -93,6 +93,8 @@ impl HasKind for ApiTokenError {
 pub struct TokenLimit {
     pub privileges: Privileges,
     pub subject: Subject,
+    /// The token's name, for the audit log.
+    pub name: String,
 }
 
 #[derive(Debug)]
@@ -115,6 +117,18 @@ fn name_key(creator: &str, name: &str) -> String {
 
 pub fn hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// How the audit log names the token of id `id` (its hash): the first 16
+/// hex digits, enough to tell tokens apart, and neither the secret nor the
+/// whole key it is kept under.
+pub fn audit_id(id: &str) -> String {
+    id.chars().take(16).collect()
+}
+
+/// The audit log's name for a token: its name and [`audit_id`].
+pub fn audit_credential(id: &str, name: &str) -> crate::audit::Credential {
+    crate::audit::Credential::ApiToken { name: name.to_owned(), id: audit_id(id) }
 }
 
 impl ApiTokens {
@@ -285,7 +299,7 @@ impl ApiTokens {
             roles,
             attributes: HashMap::new(),
         };
-        let limit = Arc::new(TokenLimit { privileges, subject });
+        let limit = Arc::new(TokenLimit { privileges, subject, name: record.name.clone() });
         if let Ok(mut map) = self.compiled.lock() {
             if map.len() > 10_000 {
                 map.clear();
@@ -293,5 +307,27 @@ impl ApiTokens {
             map.insert(id.to_owned(), (snapshot, limit.clone()));
         }
         limit
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The audit log names a token by its name and the start of its hash:
+    /// neither the secret nor the whole key it is kept under.
+    #[test]
+    fn the_audit_names_a_token_without_its_secret() -> Result<(), serde_json::Error> {
+        let token = "wdn_c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3I";
+        let id = hash(token);
+        let credential = audit_credential(&id, "ci-reader");
+        let shown = serde_json::to_string(&credential)?;
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&shown)?,
+            serde_json::json!({"kind": "api_token", "name": "ci-reader", "id": &id[..16]})
+        );
+        assert!(!shown.contains(token) && !shown.contains(&token[4..]) && !shown.contains(&id));
+        assert_eq!(serde_json::from_str::<crate::audit::Credential>(&shown)?, credential);
+        Ok(())
     }
 }

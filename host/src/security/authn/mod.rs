@@ -139,6 +139,17 @@ fn has_scheme(header: &str, scheme: &str) -> bool {
     header.len() > scheme.len() && header.get(..scheme.len()).is_some_and(|s| s.eq_ignore_ascii_case(scheme))
 }
 
+/// The token `user` was authenticated with, for the audit log: an API
+/// token (by name and id) or an on-behalf-of token; `None` for the user's
+/// own credentials (a password, a JWT, anonymous).
+pub fn audit_credential(user: &AuthenticatedUser) -> Option<crate::audit::Credential> {
+    match &user.api_token {
+        Some((id, limit)) => Some(crate::security::api_tokens::audit_credential(id, &limit.name)),
+        None if user.via_obo => Some(crate::audit::Credential::OboToken),
+        None => None,
+    }
+}
+
 impl Security {
     /// Authenticates an `Authorization` header from `remote` (async: an
     /// uncached Basic password is checked off the executor).
