@@ -35,11 +35,14 @@ In another terminal:
     target/release/warden inspect extensions/hello/hello-world.wasm
 
 A scheduled job (reporter; its policy role came from its manifest): index
-some events, ask for a summary every 10 s, read the reports it writes as you:
+some events, consent to the reporter reading `logs-*` and writing `reports` for
+you, ask for a summary every 10 s, read the reports it writes as you:
 
     P=<password>; H=http://$listen
     target/release/warden ext show reporter
     curl -u admin:\$P -XPOST \$H/logs-app/_doc -H 'content-type: application/json' -d "{\"level\":\"error\",\"@timestamp\":\$(date +%s000)}"
+    curl -u admin:\$P -XPOST \$H/_warden/consents -H 'content-type: application/json' \\
+      -d '{"extension":"reporter","scopes":{"index_permissions":[{"index_patterns":["logs-*"],"allowed_actions":["read"]},{"index_patterns":["reports"],"allowed_actions":["crud","create_index"]}]}}'
     curl -u admin:\$P -XPUT \$H/_extensions/reporter/summaries/app -H 'content-type: application/json' \\
       -d '{"source":"logs-*","field":"level","window":"1d","every_secs":10}'
     curl -u admin:\$P \$H/_extensions/reporter/summaries/app/reports

@@ -51,10 +51,13 @@ pub enum Category {
     ExtensionUpgrade,
     /// An installed extension was removed.
     ExtensionRemove,
+    /// A user consented to an extension's background work, or a consent
+    /// was revoked.
+    ConsentWrite,
 }
 
 impl Category {
-    pub const ALL: [Category; 13] = [
+    pub const ALL: [Category; 14] = [
         Category::Authenticated,
         Category::FailedLogin,
         Category::GrantedPrivileges,
@@ -68,6 +71,7 @@ impl Category {
         Category::ExtensionGrant,
         Category::ExtensionUpgrade,
         Category::ExtensionRemove,
+        Category::ConsentWrite,
     ];
 
     pub fn name(self) -> &'static str {
@@ -85,6 +89,7 @@ impl Category {
             Category::ExtensionGrant => "EXTENSION_GRANT",
             Category::ExtensionUpgrade => "EXTENSION_UPGRADE",
             Category::ExtensionRemove => "EXTENSION_REMOVE",
+            Category::ConsentWrite => "CONSENT_WRITE",
         }
     }
 

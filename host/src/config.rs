@@ -9,6 +9,7 @@
 //! | `WARDEN_SCHEDULER_TICK_MS` | how often due jobs are looked for |
 //! | `WARDEN_JOB_RETRY_DELAY_MS` | a failed run's retry waits this × attempt |
 //! | `WARDEN_JOB_TOKEN_SECS` | a run's token lifetime (renewed at half-life) |
+//! | `WARDEN_CONSENT_MAX_AGE_SECS` | an external (JWT) user's consent lasts this long (default 30 days) |
 //! | `WARDEN_AUDIT_MAX_FILE_BYTES` | rotate past it |
 //! | `WARDEN_AUDIT_MAX_FILES` | rotated files kept (0 keeps none) |
 //! | `WARDEN_AUDIT_MAX_FIELD_BYTES` | each field cut to it |
@@ -67,6 +68,25 @@ pub fn scheduler_config(env: impl Fn(&str) -> Option<String>) -> Result<Schedule
             .unwrap_or(defaults.token_lifetime),
         ..defaults
     })
+}
+
+/// How long an external (JWT) user's consent lasts, from
+/// `WARDEN_CONSENT_MAX_AGE_SECS` (default 30 days).
+pub fn consent_max_age_ms(env: impl Fn(&str) -> Option<String>) -> Result<u64, ConfigError> {
+    const NAME: &str = "WARDEN_CONSENT_MAX_AGE_SECS";
+    let Some(text) = env(NAME) else {
+        return Ok(crate::security::consents::DEFAULT_EXTERNAL_MAX_AGE_MS);
+    };
+    let secs: u64 = text.trim().parse().map_err(|source| ConfigError::NotANumber {
+        name: NAME,
+        text: text.clone(),
+        what: "number of seconds",
+        source,
+    })?;
+    if secs == 0 {
+        return Err(ConfigError::TooSmall { name: NAME, min: "1 (seconds)".into() });
+    }
+    Ok(secs.saturating_mul(1000))
 }
 
 /// The audit log's limits from `env` (see the module's table); unset

@@ -190,7 +190,8 @@ fn jobs_are_listed_and_managed_remotely() -> TestResult {
     let (ok, out, err) = run(&server, &["jobs", "list"], None)?;
     assert!(ok, "{err}");
     assert_eq!(out.trim(), "no jobs");
-    // The probe registers a job `probe` (every 60 s) for admin.
+    // The probe registers a job `probe` (every 60 s) for admin, who consents.
+    assert_eq!(server.consent("admin", crate::support::ADMIN_PASSWORD, "probe")?.status, 201);
     let registered = server.get("/_extensions/probe/schedule")?.json();
     assert_eq!(registered["outcome"], "ok", "{registered}");
     let (ok, out, err) = run(&server, &["jobs", "list", "--extension", "probe", "--owner", "admin"], None)?;

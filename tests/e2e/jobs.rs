@@ -14,9 +14,9 @@ use warden_test_artifacts::GUEST_HOST_CALLS;
 
 use crate::support::{self, API, Deployment, Error, Server, TestResult, now_ms};
 
-const ANA: (&str, &str) = ("ana", "Ana-Password-1");
-const BOB: (&str, &str) = ("bob", "Bob-Password-1");
-const CARL: (&str, &str) = ("carl", "Carl-Password-1");
+pub(crate) const ANA: (&str, &str) = ("ana", "Ana-Password-1");
+pub(crate) const BOB: (&str, &str) = ("bob", "Bob-Password-1");
+pub(crate) const CARL: (&str, &str) = ("carl", "Carl-Password-1");
 
 fn start(deployment: &Deployment) -> Result<Server, String> {
     let mut command = support::warden();
@@ -30,7 +30,7 @@ fn start(deployment: &Deployment) -> Result<Server, String> {
 
 /// `probe` may write `job-*`; ana and bob may use it, consent to its jobs
 /// and write `job-*` themselves; carl may use it but never consented.
-fn setup() -> Result<(Deployment, Server), Error> {
+pub(crate) fn setup() -> Result<(Deployment, Server), Error> {
     let deployment = Deployment::new()?;
     deployment.install(
         "probe",
@@ -66,6 +66,9 @@ fn register(
     schedule: Value,
     params: Value,
 ) -> Result<Value, Error> {
+    // Consent first (refused for a user who may not consent: the
+    // registration then says why).
+    server.consent(who.0, who.1, "probe")?;
     let spec = json!({"name": name, "schedule": schedule, "params": params});
     let reply = server.send_as(who.0, who.1, Method::POST, "/_extensions/probe/schedule", &spec)?;
     assert_eq!(reply.status, 200, "{reply:?}");
@@ -91,12 +94,17 @@ fn job(server: &Server, who: (&str, &str), id: &str) -> Result<Value, Error> {
     Ok(reply.json())
 }
 
-fn admin_job(server: &Server, id: &str) -> Result<Value, Error> {
+pub(crate) fn admin_job(server: &Server, id: &str) -> Result<Value, Error> {
     job(server, ("admin", support::ADMIN_PASSWORD), id)
 }
 
 /// Polls the job (as admin) until `done` holds; the last view otherwise.
-fn wait_for(server: &Server, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Result<Value, Error> {
+pub(crate) fn wait_for(
+    server: &Server,
+    id: &str,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Result<Value, Error> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let view = admin_job(server, id)?;
@@ -274,6 +282,8 @@ fn a_job_runs_as_its_owner_resolved_again_at_every_run() -> TestResult {
         server.send(Method::PUT, &format!("/_warden/jobs/{id}/_owner"), &json!({"user": "carl"}))?;
     assert_eq!(to_carl.status, 400, "carl never consented: {to_carl:?}");
     assert!(to_carl.reason().contains("schedule:probe"), "{to_carl:?}");
+    // Bob consented: the job runs on his consent from now on.
+    assert_eq!(server.consent(BOB.0, BOB.1, "probe")?.status, 201);
     let to_bob = server.send(Method::PUT, &format!("/_warden/jobs/{id}/_owner"), &json!({"user": "bob"}))?;
     assert_eq!(to_bob.status, 200, "{to_bob:?}");
     assert_eq!((&to_bob.json()["user"], &to_bob.json()["suspended"]), (&json!("bob"), &Value::Null));

@@ -103,6 +103,7 @@ fn install_approve_restart_and_remove() -> TestResult {
     assert!(reply.reason().contains("approved and no upgrade of it waits"), "{reply:?}");
 
     // A job of it, registered by the admin through the guest.
+    assert_eq!(server.consent("admin", support::ADMIN_PASSWORD, "probe")?.status, 201);
     let spec = json!({"name": "nightly", "schedule": {"interval": 3600}, "params": {}});
     let reply = server.send(Method::POST, "/_extensions/probe/schedule", &spec)?;
     assert_eq!(reply.status, 200, "{reply:?}");
@@ -533,6 +534,17 @@ fn dev_extensions_install_the_reporter_with_its_own_policy() -> TestResult {
     assert_eq!(server.send(Method::POST, "/logs-app/_doc?refresh=true", &doc)?.status, 201);
     let spec = json!({"source": "logs-*", "field": "level", "window": "1d", "every_secs": 1});
     let path = "/_extensions/reporter/summaries/app";
+    // The demo's consent: reading `logs-*`, writing `reports`, nothing more.
+    let scopes = json!({"index_permissions": [
+        {"index_patterns": ["logs-*"], "allowed_actions": ["read"]},
+        {"index_patterns": ["reports"], "allowed_actions": ["crud", "create_index"]},
+    ]});
+    let reply = server.send(
+        Method::POST,
+        "/_warden/consents",
+        &json!({"extension": "reporter", "scopes": scopes}),
+    )?;
+    assert_eq!(reply.status, 201, "{reply:?}");
     let reply = server.send(Method::PUT, path, &spec)?;
     assert_eq!(reply.status, 200, "{reply:?}");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);

@@ -248,6 +248,7 @@ fn check_names_jobs_whose_owner_lacks_what_the_job_type_does() -> TestResult {
     let spec = json!({"name": "sweep-1", "schedule": {"interval": 3600}, "params": {}});
     let mut ids = Vec::new();
     for (user, password) in [CARL, ("admin", crate::support::ADMIN_PASSWORD)] {
+        assert_eq!(server.consent(user, password, "probe")?.status, 201);
         let reply = server.send_as(user, password, Method::POST, "/_extensions/probe/schedule", &spec)?;
         assert_eq!(reply.status, 200, "{reply:?}");
         ids.push(reply.json()["id"].as_str().ok_or("no job id")?.to_owned());

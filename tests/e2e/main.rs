@@ -21,6 +21,7 @@
 //! | `gates` | extensions' cluster calls through the service and user gates |
 //! | `services_mappings` | role mappings that widen an extension's policy for some users (seed 003) |
 //! | `jobs` | scheduled jobs through a real guest |
+//! | `consents` | users' consent to background work: scopes as a gate at every run, revocation, refusals |
 //! | `lifecycle` | installed extensions: install, approve, restart, remove, refusals |
 //! | `upgrade` | installing a new version of an installed extension: delta, narrowing at once, widening on approval, the swap |
 //! | `lifecycle_check` | the missing-permission report (`_check`, `warden ext check`) |
@@ -36,6 +37,7 @@ mod attacks;
 mod authorization;
 mod cli;
 mod cluster_rest;
+mod consents;
 mod crash;
 mod gates;
 mod inspect;

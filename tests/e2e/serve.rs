@@ -130,6 +130,7 @@ fn reporter() -> TestResult {
 
     let spec = json!({"source": "logs-*", "field": "level", "window": "1d", "every_secs": 1});
     let path = "/_extensions/reporter/summaries/app-daily";
+    assert_eq!(server.consent(RITA.0, RITA.1, "reporter")?.status, 201);
     let reply = server.send_as(RITA.0, RITA.1, Method::PUT, path, &spec)?;
     assert_eq!(reply.status, 200, "{reply:?}");
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -294,8 +295,16 @@ fn guest_host_calls() -> TestResult {
         d.install("granted", GUEST_HOST_CALLS, r#"capabilities = ["cluster", "scheduler"]"#)?;
         d.install("ungranted", GUEST_HOST_CALLS, "capabilities = []").map(drop)
     })?;
-    // Granted: linked, and the scheduler works (admin's `*` includes the
-    // consent `schedule:granted`): the job registered is the one listed.
+    // Granted: linked; admin's `*` lets them consent (`schedule:granted`)
+    // but is no consent: registering is refused until they give one.
+    let refused = server.get("/_extensions/granted/schedule")?;
+    assert_eq!(refused.json()["outcome"], "error", "{refused:?}");
+    assert!(
+        refused.json()["message"].as_str().is_some_and(|m| m.contains("has not consented")),
+        "{refused:?}"
+    );
+    assert_eq!(server.consent("admin", crate::support::ADMIN_PASSWORD, "granted")?.status, 201);
+    // The job registered is the one listed.
     let registered = server.get("/_extensions/granted/schedule")?;
     assert_eq!(registered.json()["outcome"], "ok", "{registered:?}");
     let listed = server.get("/_extensions/granted/jobs")?;

@@ -205,6 +205,7 @@ pub async fn enable(
         job.check_resumable(&id)?;
         job.enabled = true;
         job.suspended = None;
+        job.consent_revoked = false;
         if job.next_run.is_none() && !matches!(job.schedule, crate::scheduler::schedule::Schedule::Once(_)) {
             job.next_run = job.schedule.first_run(now);
             job.due = job.next_run;

@@ -8,6 +8,7 @@
 //! | `/_warden/audit` | [`audit`] | OpenSearch |
 //! | `/_warden/jobs/...` | [`jobs`] | OpenSearch |
 //! | `/_warden/extensions/...` | [`lifecycle`] | OpenSearch |
+//! | `/_warden/consents[/{id}]` | [`consents`] | OpenSearch |
 //! | `/_plugins/_security/api/{internalusers,roles,rolesmapping,actiongroups}` | [`security::resources`] | security plugin |
 //! | `/_plugins/_security/api/account`, `/_plugins/_security/authinfo` | [`security::account`] | security plugin |
 //! | `/_plugins/_security/api/generateonbehalfoftoken`, `/_warden/tokens/...` | [`security::obo`] | security plugin |
@@ -26,6 +27,7 @@ mod authenticate;
 pub mod caller;
 mod cluster;
 mod connections;
+mod consents;
 pub mod error;
 mod extensions;
 mod health;
@@ -101,6 +103,8 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .post(lifecycle::install)
                 .layer(DefaultBodyLimit::max(lifecycle::MAX_INSTALL_BODY)),
         )
+        .route("/_warden/consents", get(consents::list).post(consents::grant))
+        .route("/_warden/consents/{id}", delete(consents::revoke))
         .route("/_warden/extensions/_diff", post(lifecycle::diff))
         .route("/_warden/extensions/{id}", get(lifecycle::show).delete(lifecycle::remove))
         .route("/_warden/extensions/{id}/_approve", post(lifecycle::approve))

@@ -27,6 +27,7 @@ use warden_host::runtime::{Runtime, RuntimeConfig};
 use warden_host::scheduler::Scheduler;
 use warden_host::scheduler::jobs::JobStore;
 use warden_host::security::api_tokens::ApiTokens;
+use warden_host::security::consents::Consents;
 use warden_host::security::obo::TokenService;
 use warden_host::security::{Bootstrap, Security};
 use warden_host::store::Store;
@@ -184,7 +185,11 @@ pub fn run(
     )?;
     let tokens = Arc::new(TokenService::load_or_create(&store, &cluster_name)?);
     let api_tokens = Arc::new(ApiTokens::new(store.clone()));
-    let security = Arc::new(security.with_obo(tokens.clone()).with_api_tokens(api_tokens));
+    let consents = Arc::new(
+        Consents::new(store.clone()).with_external_max_age(config::consent_max_age_ms(config::from_env)?),
+    );
+    let security =
+        Arc::new(security.with_obo(tokens.clone()).with_api_tokens(api_tokens).with_consents(consents));
     let audit = Arc::new(audit);
     let backend = Embedded::new(store.clone(), &cluster_name).context("cannot open the cluster store")?;
     let gateway =

@@ -353,7 +353,38 @@ impl ClusterGateway {
         if let Some(limit) = &limit {
             gates.push((GateName::ApiToken, &limit.privileges, &limit.subject));
         }
+        // A job's run acts on its owner's consent: live at this call (a
+        // revocation stops a run under way), and its scopes a gate of their own.
+        let consent = match &claims.scope {
+            crate::security::obo::Scope::Job(_) => self.consent_gate(&claims, &state)?,
+            _ => None,
+        };
+        if let Some(limit) = &consent {
+            gates.push((GateName::Consent, &limit.privileges, &limit.subject));
+        }
         check_gates(&gates, request, &existing)
+    }
+
+    /// The consent gate of a job run's call: refused when the owner's
+    /// consent to the extension is not live now; `None` when it covers
+    /// everything the user may do (`"all"`).
+    fn consent_gate(
+        &self,
+        claims: &crate::security::obo::OboClaims,
+        state: &crate::security::SecurityState,
+    ) -> Result<Option<Arc<crate::security::api_tokens::TokenLimit>>, Refusal> {
+        let consents = self
+            .security
+            .consents()
+            .ok_or_else(|| denied(GateName::Consent, "consents are not kept by this host"))?;
+        let source = crate::security::IdentitySource::parse(&claims.source).ok_or_else(|| {
+            denied(GateName::Consent, format!("unknown identity source `{}`", claims.source))
+        })?;
+        let consent = consents
+            .live(source, &claims.user, &claims.extension, crate::time::now_ms())
+            .map_err(|e| Refusal::Undecided { step: Undecided::Store, reason: e.to_string() })?
+            .map_err(|why| denied(GateName::Consent, why))?;
+        Ok(consents.limit(&consent, &state.config, state.generation))
     }
 
     /// A user's own REST call to the cluster (OpenSearch's paths): one gate,

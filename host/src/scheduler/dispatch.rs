@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::extension_api::{JobAccess, JobOwner};
 use super::jobs::{Job, JobIdentity, RunRecord, RunStatus, Version};
 use super::refresh::RenewingClusterAccess;
-use super::{ResolvedOwner, Scheduler};
+use super::{OwnerError, ResolvedOwner, Scheduler};
 use crate::audit::Category;
 use crate::capability::Capability;
 use crate::cluster::gateway::ClusterAccess;
@@ -40,6 +40,9 @@ fn log_run(id: &str, extension: &str, record: &RunRecord) {
 enum Step {
     /// The owner can no longer be run for: stop until someone re-enables it.
     Suspend(String),
+    /// The owner's consent is revoked or expired: stop until they consent
+    /// again (which resumes it).
+    SuspendForConsent(String),
     Ran(RunStatus, String),
 }
 
@@ -176,17 +179,19 @@ impl Scheduler {
             Err(e) => Step::Ran(RunStatus::Error, e.to_string()),
         };
         let finished = now_ms();
+        let for_consent = matches!(step, Step::SuspendForConsent(_));
         let identity = identity.ok().flatten();
         let who = identity.as_ref().map(|i| (i.user.as_str(), i.extension.as_str()));
         match step {
             // Audited first: whoever sees the job's new state finds the
             // event that explains it already in the log.
-            Step::Suspend(reason) => {
+            Step::Suspend(reason) | Step::SuspendForConsent(reason) => {
                 tracing::warn!(job = id, extension = job.extension, "job suspended: {reason}");
                 let what = format!("suspended: {reason}");
                 self.audit(Category::JobWrite, &request_id, id, who, what);
                 let suspended = self.jobs.update_releasing(id, Some(lock), |job| {
                     job.suspended = Some(reason.clone());
+                    job.consent_revoked = for_consent;
                     job.updated_at = finished;
                     Ok(())
                 });
@@ -219,6 +224,7 @@ impl Scheduler {
     ) -> Step {
         let owner = match self.resolve_owner(identity) {
             Ok(owner) => owner,
+            Err(OwnerError::ConsentNotLive(reason)) => return Step::SuspendForConsent(reason),
             Err(reason) => return Step::Suspend(reason.to_string()),
         };
         let Some(extension) = self.registry.get(&job.extension) else {

@@ -133,6 +133,18 @@ impl JobAccess for Scheduler {
             });
             return Err(denial.clone().into());
         }
+        // May consent (`schedule:<id>`), and did: a live consent record of
+        // this user to this extension (never implied by a role).
+        if let Err(denial) = self.live_consent(owner.auth_source, &owner.user, extension) {
+            self.audit.record(Event {
+                user: Some(owner.user.clone()),
+                extension: Some(extension.to_owned()),
+                gate: Some(denial.gate.as_str().into()),
+                reason: Some(denial.reason.clone()),
+                ..Event::new(Category::MissingPrivileges, request_id)
+            });
+            return Err(denial.into());
+        }
         if !self.registry.get(extension).is_some_and(|e| e.runs_jobs()) {
             return Err(JobAccessError::NotRunnable(extension.to_owned()));
         }

@@ -61,6 +61,10 @@ pub struct Job {
     /// the `suspended` text. Absent in jobs stored before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extension_removed: Option<ExtensionRemoved>,
+    /// Suspended because its owner's consent was revoked or expired: the
+    /// owner consenting again resumes it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub consent_revoked: bool,
     /// When it runs next; `None` when it never will (a `once` job that ran).
     pub next_run: Option<u64>,
     /// When the run `next_run` belongs to was due (later while retrying).
@@ -415,6 +419,7 @@ impl JobStore {
             enabled: true,
             suspended: None,
             extension_removed: None,
+            consent_revoked: false,
             next_run,
             due: next_run,
             attempt: 1,
@@ -526,6 +531,7 @@ impl JobStore {
             }
             let was_due = due_key(id, &job);
             job.suspended = None;
+            job.consent_revoked = false;
             job.updated_at = now;
             let is_due = due_key(id, &job);
             let mut writes = vec![Write {

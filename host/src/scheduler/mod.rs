@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::audit::{AuditLog, Category, Event};
-use crate::error::{ErrorKind, HasKind};
+use crate::error::{Denial, ErrorKind, Gate, HasKind};
 use crate::extensions::check::ScheduledJob;
 use crate::registry::Registry;
 use crate::runtime::session::Sessions;
@@ -177,15 +177,33 @@ impl Scheduler {
         if let Some(stale) = self.stale_owner(identity) {
             return Err(OwnerError::Stale(stale));
         }
-        let subject = state.subject(&principal, None);
         let consent = consent_permission(&identity.extension);
-        if state.privileges.check_extension(&subject, &consent).is_err() {
-            return Err(OwnerError::NoConsent {
-                user: user.clone(),
-                extension: identity.extension.clone(),
-                consent,
-            });
-        }
+        let may_consent = |principal: &Principal| {
+            let subject = state.subject(principal, None);
+            match state.privileges.check_extension(&subject, &consent) {
+                Ok(()) => Ok(subject),
+                Err(_) => Err(OwnerError::NoConsent {
+                    user: user.clone(),
+                    extension: identity.extension.clone(),
+                    consent: consent.clone(),
+                }),
+            }
+        };
+        // May consent (the operator's word), then did (the user's own).
+        let subject = may_consent(&principal)?;
+        let record = self
+            .live_consent(source, user, &identity.extension)
+            .map_err(|denial| OwnerError::ConsentNotLive(denial.reason))?;
+        // An external user's roles are those seen when they last consented
+        // (with a fresh login), not those of the registration.
+        let (principal, subject) = match source {
+            IdentitySource::Jwt => {
+                let principal = Principal { backend_roles: record.backend_roles, ..principal };
+                let subject = may_consent(&principal)?;
+                (principal, subject)
+            }
+            _ => (principal, subject),
+        };
         Ok(ResolvedOwner { state, source, principal, subject })
     }
 
@@ -216,6 +234,113 @@ impl Scheduler {
                 })
             })
             .collect())
+    }
+
+    /// Suspends, now, the jobs of `consent`'s user in its extension (its
+    /// revocation: they would stop at their next run anyway, and a run
+    /// under way is refused at its next cluster call). Audited per job;
+    /// returns their ids.
+    pub fn suspend_for_consent(&self, consent: &crate::security::consents::Consent) -> Vec<String> {
+        let reason = consent
+            .not_live(crate::time::now_ms())
+            .unwrap_or_else(|| format!("consent `{}` was revoked", consent.id));
+        self.change_consented_jobs(
+            consent,
+            |job| {
+                if job.suspended.is_some() {
+                    return false;
+                }
+                job.suspended = Some(reason.clone());
+                job.consent_revoked = true;
+                true
+            },
+            "suspended",
+        )
+    }
+
+    /// Resumes the jobs of `consent`'s user in its extension that were
+    /// suspended for want of consent (and only those): the user consented
+    /// again. Audited per job; returns their ids.
+    pub fn resume_after_consent(&self, consent: &crate::security::consents::Consent) -> Vec<String> {
+        self.change_consented_jobs(
+            consent,
+            |job| {
+                if !job.consent_revoked || job.extension_removed.is_some() {
+                    return false;
+                }
+                job.suspended = None;
+                job.consent_revoked = false;
+                true
+            },
+            "resumed: consented again",
+        )
+    }
+
+    fn change_consented_jobs(
+        &self,
+        consent: &crate::security::consents::Consent,
+        mut edit: impl FnMut(&mut jobs::Job) -> bool,
+        what: &str,
+    ) -> Vec<String> {
+        let owner = (consent.user.as_str(), consent.auth_source.as_str());
+        let ids = match self.jobs.ids_of(&consent.extension, owner) {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::error!(consent = consent.id, "cannot list the jobs of a consent: {e}");
+                return Vec::new();
+            }
+        };
+        let now = crate::time::now_ms();
+        let mut changed = Vec::new();
+        for id in ids {
+            let mut did = false;
+            let updated = self.jobs.update(&id, |job| {
+                did = edit(job);
+                if did {
+                    job.updated_at = now;
+                }
+                Ok(())
+            });
+            match updated {
+                Ok(_) if did => {
+                    let who = Some((consent.user.as_str(), consent.extension.as_str()));
+                    let request = format!("consent-{}", consent.id);
+                    self.audit(
+                        Category::JobWrite,
+                        &request,
+                        &id,
+                        who,
+                        format!("{what} (consent `{}`)", consent.id),
+                    );
+                    changed.push(id);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(job = id, "cannot change a job for its consent: {e}"),
+            }
+        }
+        changed
+    }
+
+    /// The live consent of (`source`, `user`) to `extension`, or the
+    /// consent gate's refusal naming why there is none.
+    pub fn live_consent(
+        &self,
+        source: IdentitySource,
+        user: &str,
+        extension: &str,
+    ) -> Result<crate::security::consents::Consent, Denial> {
+        let consents = self
+            .security
+            .consents()
+            .ok_or_else(|| Denial::new(Gate::Consent, "consents are not kept by this host"))?;
+        match consents.live(source, user, extension, crate::time::now_ms()) {
+            Ok(Ok(consent)) => Ok(consent),
+            Ok(Err(why)) => Err(Denial::new(
+                Gate::Consent,
+                format!("{why}; the user grants it with POST /_warden/consents"),
+            )),
+            Err(e) => Err(Denial::new(Gate::Consent, format!("cannot read consents: {e}"))),
+        }
     }
 
     /// Why the user a job was registered for is no longer the one of that
@@ -282,6 +407,9 @@ pub enum OwnerError {
     Stale(#[from] StaleOwner),
     #[error("user `{user}` does not consent to extension `{extension}` scheduling work (needs `{consent}`)")]
     NoConsent { user: String, extension: String, consent: String },
+    /// The owner's consent record is missing, revoked or expired.
+    #[error("{0}")]
+    ConsentNotLive(String),
 }
 
 impl HasKind for OwnerError {

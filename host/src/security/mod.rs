@@ -13,6 +13,7 @@
 pub mod api_tokens;
 pub mod authn;
 pub mod config;
+pub mod consents;
 pub mod mapping;
 pub mod obo;
 pub mod password;
@@ -304,6 +305,7 @@ pub struct Security {
     obo: Option<Arc<obo::TokenService>>,
     /// API tokens presented as `ApiKey`.
     api_tokens: Option<Arc<api_tokens::ApiTokens>>,
+    consents: Option<Arc<consents::Consents>>,
     /// Where the configuration is kept (none: in memory only, for tests).
     store: Option<Arc<Store>>,
     /// The stored version of each configuration document, for CAS writes.
@@ -319,6 +321,7 @@ impl Security {
             authc: Authc::default(),
             obo: None,
             api_tokens: None,
+            consents: None,
             store: None,
             versions: std::sync::Mutex::new(BTreeMap::new()),
         }
@@ -332,6 +335,16 @@ impl Security {
 
     pub fn api_tokens(&self) -> Option<&Arc<api_tokens::ApiTokens>> {
         self.api_tokens.as_ref()
+    }
+
+    pub fn with_consents(mut self, consents: Arc<consents::Consents>) -> Security {
+        self.consents = Some(consents);
+        self
+    }
+
+    /// Users' consents to extensions running work for them.
+    pub fn consents(&self) -> Option<&Arc<consents::Consents>> {
+        self.consents.as_ref()
     }
 
     /// The OBO token service, when this host has one: the security API's

@@ -162,6 +162,8 @@ fn a_jwt_user_named_like_an_internal_user_is_not_that_user() -> TestResult {
     // Jobs: the same name registered by both is two jobs, each run as its
     // own owner. The internal admin may write `secret-*`; the JWT admin may not.
     let register = |who: &str, index: &str| -> Result<String, Error> {
+        let consent = json!({"extension": "probe", "scopes": "all"});
+        server.send_with_authorization(Method::POST, "/_warden/consents", Some(who), &consent)?;
         let reply = server.send_with_authorization(
             Method::POST,
             "/_extensions/probe/schedule",
@@ -272,6 +274,8 @@ fn a_deleted_users_name_carries_nothing_to_the_next_user() -> TestResult {
     let key = super::token::create_api_token(&server, &old_dan, "old", json!({}))?;
     let key = crate::support::api_key(key.json()["token"].as_str().ok_or("no token")?);
     let register = |who: &str| -> Result<String, Error> {
+        let consent = json!({"extension": "probe", "scopes": "all"});
+        server.send_with_authorization(Method::POST, "/_warden/consents", Some(who), &consent)?;
         let reply = server.send_with_authorization(
             Method::POST,
             "/_extensions/probe/schedule",

@@ -18,4 +18,4 @@ mod identity;
 mod index_names;
 mod sandbox;
 mod service_identity;
-mod token;
+pub(crate) mod token;

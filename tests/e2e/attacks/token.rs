@@ -270,6 +270,7 @@ fn background_work_needs_the_users_own_credentials() -> TestResult {
         assert_eq!(reply.status, 201, "{path}: {reply:?}");
     }
     let ana = basic(ANA.0, ANA.1);
+    assert_eq!(server.consent(ANA.0, ANA.1, "probe")?.status, 201);
     let schedule = |authorization: &str, name: &str| -> Result<Value, Error> {
         let reply = server.send_with_authorization(
             Method::POST,
@@ -364,6 +365,7 @@ fn background_work_needs_the_users_own_credentials() -> TestResult {
     }
     let job = server.get(&format!("/_warden/jobs/{id}"))?.json();
     assert_eq!((job["user"].as_str(), job["auth_source"].as_str()), (Some(ANA.0), Some("internal")), "{job}");
+    assert_eq!(server.consent("admin", crate::support::ADMIN_PASSWORD, "probe")?.status, 201);
     let moved = server.send(Method::PUT, &format!("/_warden/jobs/{id}/_owner"), &json!({"user": "admin"}))?;
     assert_eq!(moved.status, 200, "an administrator with own credentials may: {moved:?}");
     Ok(())

@@ -256,6 +256,14 @@ impl Server {
         Reply::from(request.header("content-type", "application/json").body(body.to_string()).send()?)
     }
 
+    /// `user` consents to `extension` running background work for them
+    /// with all their permissions (`POST /_warden/consents`): registering
+    /// a job needs it. The answer, whatever it is.
+    pub fn consent(&self, user: &str, password: &str, extension: &str) -> Result<Reply, reqwest::Error> {
+        let body = serde_json::json!({"extension": extension, "scopes": "all"});
+        self.send_as(user, password, reqwest::Method::POST, "/_warden/consents", &body)
+    }
+
     /// Any method with a JSON body as `admin`.
     pub fn send(
         &self,

@@ -1,0 +1,326 @@
+//! `/_warden/consents`: users consent to an extension running background
+//! work for them, with scopes (a subset of their permissions, or all of
+//! them), list their consents and revoke them; holders of
+//! `restapi:admin/consents` list and revoke everyone's. Every change is
+//! audited (CONSENT_WRITE). Errors are OpenSearch-shaped.
+//!
+//! | method | path | does |
+//! |---|---|---|
+//! | POST | `/_warden/consents` `{"extension": "<id>", "scopes": "all" \| {..}}` | consent → 201 `{"id", "consent"}` |
+//! | GET | `/_warden/consents[?user=&extension=]` | one's own; an admin's: everyone's |
+//! | DELETE | `/_warden/consents/{id}` | revoke; the extension's jobs for that user stop |
+//!
+//! Consenting needs `schedule:<id>` (the operator's "this user may
+//! consent") and is refused through an on-behalf-of token; through an API
+//! token, only scopes within the token's own permissions. Scopes wider
+//! than the user holds now are refused, naming what is missing. The user
+//! gate still decides at every run: scopes only ever narrow.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::OpenSearchError;
+use super::json::{Expected, JsonBody};
+use super::{AppState, Caller};
+use crate::audit::Category;
+use crate::error::HasKind;
+use crate::extensions::actions;
+use crate::extensions::check::representative_index;
+use crate::security::consents::{Consent, ConsentError, Consents, LimitedScopes, Scopes, id_for};
+use crate::security::privileges::{Subject, expand_action_groups};
+use crate::security::{
+    AuthenticatedUser, IdentitySource, SecurityState, consent_permission, service_accounts,
+};
+use crate::time::now_ms;
+
+/// The cluster permission that lists and revokes everyone's consents.
+pub const ADMIN_PERMISSION: &str = "restapi:admin/consents";
+
+impl From<ConsentError> for OpenSearchError {
+    fn from(e: ConsentError) -> Self {
+        let status =
+            StatusCode::from_u16(e.kind().http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let kind = match status {
+            StatusCode::NOT_FOUND => "resource_not_found_exception",
+            StatusCode::BAD_REQUEST => "illegal_argument_exception",
+            StatusCode::CONFLICT => "version_conflict_engine_exception",
+            _ => "consent_exception",
+        };
+        OpenSearchError::new(status, kind, e.to_string())
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewConsent {
+    extension: String,
+    scopes: Value,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListFilter {
+    user: Option<String>,
+    extension: Option<String>,
+}
+
+fn consents(state: &AppState) -> Result<&Arc<Consents>, OpenSearchError> {
+    state.security.consents().ok_or_else(|| {
+        OpenSearchError::new(StatusCode::NOT_FOUND, "not_found", "this host keeps no consents")
+    })
+}
+
+fn is_admin(user: &AuthenticatedUser) -> bool {
+    user.check_cluster(ADMIN_PERMISSION).is_ok()
+}
+
+/// What of `scopes` `user` does not hold now (their roles and, through an
+/// API token, the token's permissions), in words: each cluster action, and
+/// each index action on a representative index of each pattern. Action
+/// groups and action patterns are expanded to the actions they name.
+fn beyond_user(state: &SecurityState, user: &AuthenticatedUser, scopes: &LimitedScopes) -> Vec<String> {
+    let expand = |list: &[String]| -> Vec<String> {
+        let mut out = Vec::new();
+        for action in expand_action_groups(list, &state.config.action_groups) {
+            for action in actions::expand(&action) {
+                if actions::is_pattern(&action) {
+                    out.extend(actions::known_matches(&action).into_iter().map(str::to_owned));
+                } else {
+                    out.push(action);
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    };
+    let holds_cluster = |action: &str| user.check_cluster(action).is_ok();
+    let holds_index = |action: &str, index: &str| {
+        let allowed = |s: &Subject, p: &crate::security::privileges::Privileges| {
+            p.check_indices(s, action, [index]).is_ok()
+        };
+        allowed(&user.subject, &state.privileges)
+            && user.api_token.as_ref().is_none_or(|(_, limit)| allowed(&limit.subject, &limit.privileges))
+    };
+    let mut missing = Vec::new();
+    for action in expand(&scopes.cluster_permissions) {
+        if !holds_cluster(&action) {
+            missing.push(format!("cluster `{action}`"));
+        }
+    }
+    for permission in &scopes.index_permissions {
+        let actions = expand(&permission.allowed_actions);
+        for pattern in &permission.index_patterns {
+            let Some(index) = representative_index(pattern) else {
+                missing
+                    .push(format!("index pattern `{pattern}`: a regex or template cannot be consented to"));
+                continue;
+            };
+            for action in &actions {
+                if !holds_index(action, &index) {
+                    missing.push(format!("`{action}` on `{pattern}`"));
+                }
+            }
+        }
+    }
+    missing
+}
+
+/// `POST /_warden/consents`.
+pub async fn grant(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    body: JsonBody,
+) -> Result<(StatusCode, Json<Value>), OpenSearchError> {
+    let result = grant_consent(&state, &caller, body).await;
+    if caller.audits(Category::ConsentWrite) {
+        let event = caller.event(Category::ConsentWrite);
+        caller.record(match &result {
+            Ok(consent) => event.extension(&consent.extension).reason(format!(
+                "consented (id {}), scopes {}",
+                consent.id,
+                serde_json::to_string(&consent.scopes).unwrap_or_default()
+            )),
+            Err(e) => event.reason(e.reason.clone()),
+        });
+    }
+    let consent = result?;
+    Ok((StatusCode::CREATED, Json(json!({ "id": consent.id, "consent": consent }))))
+}
+
+async fn grant_consent(
+    state: &AppState,
+    caller: &Caller,
+    body: JsonBody,
+) -> Result<Consent, OpenSearchError> {
+    caller.forbid_obo("consent to background work")?;
+    let user = &caller.user;
+    if user.source == IdentitySource::Anonymous || service_accounts::is_service_account(&user.principal.name)
+    {
+        return Err(OpenSearchError::forbidden("only users consent to background work"));
+    }
+    let request: NewConsent =
+        body.parse(Expected::Shape("{\"extension\": \"<id>\", \"scopes\": \"all\" | {\"cluster_permissions\": [..], \"index_permissions\": [..]}}"))?;
+    let consents = consents(state)?;
+    let scopes = Scopes::from_json(&request.scopes)?;
+    let id = request.extension;
+    // The operator's "this user may consent".
+    let permission = consent_permission(&id);
+    user.check_extension(&permission).map_err(|denied| {
+        OpenSearchError::forbidden(format!("consenting to extension `{id}` needs `{permission}`: {denied}"))
+    })?;
+    let extension = state.registry.get(&id).ok_or_else(|| {
+        let why = if state.registry.is_pending(&id) { "is pending approval" } else { "is not serving" };
+        OpenSearchError::new(
+            StatusCode::NOT_FOUND,
+            "resource_not_found_exception",
+            format!("extension `{id}` {why}"),
+        )
+    })?;
+    if !extension.runs_jobs() {
+        return Err(OpenSearchError::new(
+            StatusCode::BAD_REQUEST,
+            "illegal_argument_exception",
+            format!("extension `{id}` runs no background work: there is nothing to consent to"),
+        ));
+    }
+    let security = user.state.clone();
+    match &scopes {
+        // Through an API token, "everything I may do" would outlive the
+        // token's own limits: name them.
+        Scopes::All(_) if user.api_token.is_some() => {
+            return Err(OpenSearchError::forbidden(
+                "through an API token, consent names scopes within the token's permissions, not \"all\"",
+            ));
+        }
+        Scopes::All(_) => {}
+        Scopes::Limited(limited) => {
+            let missing = beyond_user(&security, user, limited);
+            if !missing.is_empty() {
+                return Err(OpenSearchError::forbidden(format!(
+                    "scopes wider than `{}` holds: {}",
+                    user.principal.name,
+                    missing.join(", ")
+                )));
+            }
+        }
+    }
+    let now = now_ms();
+    let consent = Consent {
+        id: id_for(user.source, &user.principal.name, &id),
+        user: user.principal.name.clone(),
+        auth_source: user.source,
+        extension: id.clone(),
+        extension_version: Some(extension.manifest.version.clone()),
+        component_sha256: None,
+        scopes,
+        backend_roles: user.principal.backend_roles.clone(),
+        via_api_token: user.api_token.as_ref().map(|(token, _)| token.clone()),
+        created_at: now,
+        // An external user's roles were seen now, from a login no one can
+        // repeat: the consent lasts a bounded time.
+        expires_at: (user.source == IdentitySource::Jwt)
+            .then(|| now.saturating_add(consents.external_max_age_ms())),
+        revoked_at: None,
+        revoked_by: None,
+    };
+    let kept = consent.clone();
+    let store = consents.clone();
+    tokio::task::spawn_blocking(move || store.put(&kept)).await.map_err(|e| {
+        OpenSearchError::new(StatusCode::INTERNAL_SERVER_ERROR, "consent_exception", e.to_string())
+    })??;
+    if let Some(scheduler) = &state.scheduler {
+        let resumed = scheduler.resume_after_consent(&consent);
+        if !resumed.is_empty() {
+            tracing::info!(user = consent.user, extension = id, jobs = ?resumed, "jobs resumed by a new consent");
+        }
+    }
+    Ok(consent)
+}
+
+/// `GET /_warden/consents`: the caller's own; an admin's, everyone's
+/// (filtered by `user` and `extension`).
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Query(filter): Query<ListFilter>,
+) -> Result<Json<Value>, OpenSearchError> {
+    caller.forbid_obo("list consents")?;
+    let consents = consents(&state)?.clone();
+    let all = tokio::task::spawn_blocking(move || consents.list()).await.map_err(|e| {
+        OpenSearchError::new(StatusCode::INTERNAL_SERVER_ERROR, "consent_exception", e.to_string())
+    })??;
+    let admin = is_admin(&caller.user);
+    let now = now_ms();
+    let shown: Vec<Value> = all
+        .into_iter()
+        .filter(|c| admin || caller.user.is(&c.user, c.auth_source))
+        .filter(|c| filter.user.as_ref().is_none_or(|u| *u == c.user))
+        .filter(|c| filter.extension.as_ref().is_none_or(|e| *e == c.extension))
+        .map(|c| {
+            let live = c.is_live(now);
+            let mut value = json!(c);
+            value["live"] = json!(live);
+            value
+        })
+        .collect();
+    Ok(Json(json!({ "consents": shown })))
+}
+
+/// `DELETE /_warden/consents/{id}`: its owner or an admin revokes it; the
+/// extension's jobs for that user are suspended at once (they would be at
+/// their next run anyway), and resume if the user consents again.
+pub async fn revoke(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, OpenSearchError> {
+    let result = revoke_consent(&state, &caller, &id).await;
+    if caller.audits(Category::ConsentWrite) {
+        let event = caller.event(Category::ConsentWrite);
+        caller.record(match &result {
+            Ok((consent, suspended)) => event.extension(&consent.extension).reason(format!(
+                "revoked consent {} of `{}`; jobs suspended: {suspended:?}",
+                consent.id, consent.user
+            )),
+            Err(e) => event.reason(e.reason.clone()),
+        });
+    }
+    let (consent, suspended) = result?;
+    Ok(Json(json!({ "id": consent.id, "revoked": true, "consent": consent, "suspended_jobs": suspended })))
+}
+
+async fn revoke_consent(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<(Consent, Vec<String>), OpenSearchError> {
+    caller.forbid_obo("revoke consents")?;
+    let consents = consents(state)?.clone();
+    let not_found = || OpenSearchError::from(ConsentError::NotFound(id.to_owned()));
+    let (lookup, key) = (consents.clone(), id.to_owned());
+    let consent = tokio::task::spawn_blocking(move || lookup.get(&key))
+        .await
+        .map_err(|e| {
+            OpenSearchError::new(StatusCode::INTERNAL_SERVER_ERROR, "consent_exception", e.to_string())
+        })??
+        .ok_or_else(not_found)?;
+    // Someone else's consent is not found, as if it did not exist.
+    if !caller.user.is(&consent.user, consent.auth_source) && !is_admin(&caller.user) {
+        return Err(not_found());
+    }
+    let (by, key) = (caller.user.principal.name.clone(), id.to_owned());
+    let revoked =
+        tokio::task::spawn_blocking(move || consents.revoke(&key, &by, now_ms())).await.map_err(|e| {
+            OpenSearchError::new(StatusCode::INTERNAL_SERVER_ERROR, "consent_exception", e.to_string())
+        })??;
+    let suspended = match &state.scheduler {
+        Some(scheduler) => scheduler.suspend_for_consent(&revoked),
+        None => Vec::new(),
+    };
+    Ok((revoked, suspended))
+}

@@ -1,0 +1,167 @@
+//! Users' consent to an extension's background work (`/_warden/consents`,
+//! the real binary): a job runs within its owner's consent scopes as well
+//! as their roles; revoking suspends the user's jobs of that extension at
+//! once (audited) and consenting again resumes them; an admin's
+//! all_access lets them consent but is no consent; scopes wider than the
+//! user holds, consent through a token, someone else's consent: refused.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::jobs::{ANA, BOB, admin_job, setup, wait_for};
+use crate::support::{self, Error, Server, TestResult};
+
+const CONSENTS: &str = "/_warden/consents";
+
+fn consent(server: &Server, who: (&str, &str), scopes: Value) -> Result<crate::support::Reply, Error> {
+    Ok(server.send_as(
+        who.0,
+        who.1,
+        Method::POST,
+        CONSENTS,
+        &json!({"extension": "probe", "scopes": scopes}),
+    )?)
+}
+
+fn register(server: &Server, who: (&str, &str), name: &str, index: &str) -> Result<String, Error> {
+    let spec = json!({"name": name, "schedule": {"interval": 1}, "params": {"index": index, "doc": {}}});
+    let reply = server.send_as(who.0, who.1, Method::POST, "/_extensions/probe/schedule", &spec)?;
+    let answer = reply.json();
+    assert_eq!(answer["outcome"], "ok", "{answer}");
+    Ok(answer["id"].as_str().ok_or("no id")?.to_owned())
+}
+
+fn runs(view: &Value) -> u64 {
+    view["runs"].as_u64().unwrap_or(0)
+}
+
+#[test]
+fn a_job_runs_within_its_consent_and_stops_when_it_is_revoked() -> TestResult {
+    let (_deployment, server) = setup()?;
+    // Without a consent record, registering is refused (ana may consent).
+    let spec = json!({"name": "early", "schedule": {"interval": 1}, "params": {}});
+    let early = server.send_as(ANA.0, ANA.1, Method::POST, "/_extensions/probe/schedule", &spec)?.json();
+    assert_eq!(early["outcome"], "error", "{early}");
+    assert!(early["message"].as_str().is_some_and(|m| m.contains("has not consented")), "{early}");
+
+    // Ana's roles write `job-*`; she consents to `job-ok-*` only.
+    let scopes = json!({"index_permissions": [{"index_patterns": ["job-ok-*"], "allowed_actions": ["crud", "create_index"]}]});
+    let reply = consent(&server, ANA, scopes)?;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let consent_id = reply.json()["id"].as_str().ok_or("no id")?.to_owned();
+    let inside = register(&server, ANA, "inside", "job-ok-1")?;
+    let outside = register(&server, ANA, "outside", "job-other")?;
+    let view =
+        wait_for(&server, &inside, "a run inside the scopes", |v| v["last_run"]["status"] == "success")?;
+    assert!(runs(&view) >= 1, "{view}");
+    let view =
+        wait_for(&server, &outside, "a run outside the scopes", |v| v["last_run"]["status"].is_string())?;
+    let message = view["last_run"]["message"].as_str().unwrap_or_default();
+    assert_eq!(view["last_run"]["status"], "failure", "{view}");
+    assert!(message.contains("consent gate") && message.contains("job-other"), "{message}");
+    // Her roles alone would have let her write there.
+    let own = server.send_as(ANA.0, ANA.1, Method::POST, "/job-other/_doc", &json!({"by": "ana"}))?;
+    assert_eq!(own.status, 201, "{own:?}");
+
+    // She sees her consent; bob sees none of hers and cannot revoke it.
+    let listed = server.get_as(ANA.0, ANA.1, CONSENTS)?.json();
+    assert_eq!(listed["consents"][0]["id"], consent_id.as_str(), "{listed}");
+    assert_eq!(listed["consents"][0]["live"], true, "{listed}");
+    assert_eq!(server.get_as(BOB.0, BOB.1, CONSENTS)?.json()["consents"], json!([]));
+    let by_bob =
+        server.send_as(BOB.0, BOB.1, Method::DELETE, &format!("{CONSENTS}/{consent_id}"), &Value::Null)?;
+    assert_eq!(by_bob.status, 404, "{by_bob:?}");
+
+    // Revoked: both jobs suspended at once, audited; they stop running.
+    let reply =
+        server.send_as(ANA.0, ANA.1, Method::DELETE, &format!("{CONSENTS}/{consent_id}"), &Value::Null)?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let mut suspended: Vec<String> = serde_json::from_value(reply.json()["suspended_jobs"].clone())?;
+    suspended.sort();
+    let mut both = vec![inside.clone(), outside.clone()];
+    both.sort();
+    assert_eq!(suspended, both, "{reply:?}");
+    let view = admin_job(&server, &inside)?;
+    assert!(view["suspended"].as_str().is_some_and(|s| s.contains("revoked by `ana`")), "{view}");
+    let at = runs(&view);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(runs(&admin_job(&server, &inside)?), at, "a suspended job ran");
+    let events = server.get("/_warden/audit?category=CONSENT_WRITE")?.json();
+    assert!(
+        events["events"].as_array().is_some_and(|e| e
+            .iter()
+            .any(|e| e["user"] == "ana" && e["reason"].as_str().is_some_and(|r| r.contains("revoked")))),
+        "{events}"
+    );
+    let jobs = server.get("/_warden/audit?category=JOB_WRITE")?.json();
+    assert!(jobs.to_string().contains("suspended (consent"), "{jobs}");
+
+    // Consenting again resumes them; the job runs again.
+    let reply = consent(&server, ANA, json!("all"))?;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let view = wait_for(&server, &inside, "runs after consenting again", |v| runs(v) > at)?;
+    assert!(view["suspended"].is_null(), "{view}");
+    // With "all", the outside job now writes too: her roles allow it.
+    wait_for(&server, &outside, "a run with all her permissions", |v| v["last_run"]["status"] == "success")?;
+    Ok(())
+}
+
+#[test]
+fn consents_are_refused_beyond_what_the_user_holds_or_through_tokens() -> TestResult {
+    let (_deployment, server) = setup()?;
+    // Wider than her roles: refused, naming what is missing.
+    let wide = json!({"index_permissions": [{"index_patterns": ["secret-*"], "allowed_actions": ["write"]}]});
+    let reply = consent(&server, ANA, wide)?;
+    assert_eq!(reply.status, 403, "{reply:?}");
+    assert!(
+        reply.reason().contains("on `secret-*`") && reply.reason().contains("indices:data/write/index"),
+        "{reply:?}"
+    );
+    // Bad shapes and unknown extensions.
+    let reply = consent(&server, ANA, json!("everything"))?;
+    assert_eq!(reply.status, 400, "{reply:?}");
+    let reply = server.send_as(
+        ANA.0,
+        ANA.1,
+        Method::POST,
+        CONSENTS,
+        &json!({"extension": "nope", "scopes": "all"}),
+    )?;
+    assert_eq!(reply.status, 403, "no schedule:nope: {reply:?}");
+    let reply = server.send(Method::POST, CONSENTS, &json!({"extension": "nope", "scopes": "all"}))?;
+    assert_eq!(reply.status, 404, "{reply:?}");
+    // Carl may use the extension but may not consent.
+    let reply = consent(&server, crate::jobs::CARL, json!("all"))?;
+    assert_eq!(reply.status, 403, "{reply:?}");
+    assert!(reply.reason().contains("schedule:probe"), "{reply:?}");
+    // Through an on-behalf-of token: refused; through an API token, "all"
+    // is refused (the token's limits would be outlived).
+    let ana = support::basic(ANA.0, ANA.1);
+    let token = crate::attacks::token::mint_obo(&server, &ana, 120)?;
+    let reply = server.send_with_authorization(
+        Method::POST,
+        CONSENTS,
+        Some(&format!("Bearer {token}")),
+        &json!({"extension": "probe", "scopes": "all"}),
+    )?;
+    assert_eq!(reply.status, 403, "{reply:?}");
+    assert!(reply.reason().contains("on-behalf-of"), "{reply:?}");
+    let created = crate::attacks::token::create_api_token(
+        &server,
+        &ana,
+        "c",
+        json!({"cluster_permissions": ["extension:probe/*", "schedule:probe"]}),
+    )?;
+    let key = support::api_key(created.json()["token"].as_str().ok_or("no api token")?);
+    let reply = server.send_with_authorization(
+        Method::POST,
+        CONSENTS,
+        Some(&key),
+        &json!({"extension": "probe", "scopes": "all"}),
+    )?;
+    assert_eq!(reply.status, 403, "{reply:?}");
+    assert!(reply.reason().contains("API token"), "{reply:?}");
+    // Nothing was kept by any refusal.
+    assert_eq!(server.get(CONSENTS)?.json()["consents"], json!([]));
+    Ok(())
+}
