@@ -76,6 +76,14 @@ enum Command {
         #[command(subcommand)]
         command: JobsCommand,
     },
+    /// Consent to an extension running background work for you, list and
+    /// revoke consents (everyone's with `restapi:admin/consents`).
+    Consent {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(subcommand)]
+        command: ConsentCommand,
+    },
     /// Install, approve, list, show and remove extensions of a running
     /// server (needs `restapi:admin/extensions`).
     Ext {
@@ -189,6 +197,28 @@ enum JobsCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum ConsentCommand {
+    /// Consent to EXTENSION's background work for you, with scopes (JSON:
+    /// cluster_permissions, index_permissions) or with all your permissions.
+    Grant {
+        extension: String,
+        #[arg(long)]
+        scopes: Option<String>,
+        #[arg(long)]
+        all: bool,
+    },
+    /// Your consents (everyone's for an admin).
+    Ls {
+        #[arg(long = "owner")]
+        user: Option<String>,
+        #[arg(long)]
+        extension: Option<String>,
+    },
+    /// Revoke a consent: the extension's jobs for that user stop.
+    Revoke { id: String },
+}
+
+#[derive(Debug, Subcommand)]
 enum ExtCommand {
     /// Install the extension in a directory (extension.toml + its
     /// component): pending until approved. Of an installed id, an upgrade:
@@ -298,6 +328,18 @@ fn main() -> std::process::ExitCode {
                 JobsCommand::Run { id } => manage::jobs_act(&client, &id, JobAction::Run),
                 JobsCommand::Rm { id } => manage::jobs_act(&client, &id, JobAction::Remove),
                 JobsCommand::Owner { id, new_owner } => manage::jobs_owner(&client, &id, &new_owner),
+            })
+        }
+        Command::Consent { server, command } => {
+            use cli::consent;
+            manage::Client::connect(&server.url, &server.user).and_then(|client| match command {
+                ConsentCommand::Grant { extension, scopes, all } => {
+                    consent::grant(&client, &extension, scopes.as_deref(), all)
+                }
+                ConsentCommand::Ls { user, extension } => {
+                    consent::list(&client, user.as_deref(), extension.as_deref())
+                }
+                ConsentCommand::Revoke { id } => consent::revoke(&client, &id),
             })
         }
         Command::Ext { server, command } => {

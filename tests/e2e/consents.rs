@@ -165,3 +165,35 @@ fn consents_are_refused_beyond_what_the_user_holds_or_through_tokens() -> TestRe
     assert_eq!(server.get(CONSENTS)?.json()["consents"], json!([]));
     Ok(())
 }
+
+/// `warden consent grant|ls|revoke` as the user herself.
+#[test]
+fn the_cli_grants_lists_and_revokes() -> TestResult {
+    let (_deployment, server) = setup()?;
+    let cli = |args: &[&str]| -> Result<(bool, String), Error> {
+        let output = support::warden()
+            .arg("consent")
+            .args(args)
+            .env("WARDEN_URL", &server.base)
+            .env("WARDEN_USER", ANA.0)
+            .env("WARDEN_PASSWORD", ANA.1)
+            .stdin(std::process::Stdio::null())
+            .output()?;
+        let text =
+            String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+        Ok((output.status.success(), text))
+    };
+    let scopes = r#"{"index_permissions":[{"index_patterns":["job-ok-*"],"allowed_actions":["crud"]}]}"#;
+    let (ok, out) = cli(&["grant", "probe", "--scopes", scopes])?;
+    assert!(ok && out.contains("consented to `probe`"), "{out}");
+    let (ok, out) = cli(&["ls"])?;
+    assert!(ok && out.contains("ana\tprobe\tlive"), "{out}");
+    let id = out.split('\t').next().ok_or("no id")?.trim().to_owned();
+    let (ok, out) = cli(&["grant", "probe"])?;
+    assert!(!ok && out.contains("--scopes"), "{out}");
+    let (ok, out) = cli(&["revoke", &id])?;
+    assert!(ok && out.contains("revoked consent"), "{out}");
+    let (ok, out) = cli(&["ls", "--extension", "probe"])?;
+    assert!(ok && out.contains("ana\tprobe\trevoked"), "{out}");
+    Ok(())
+}
