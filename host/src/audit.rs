@@ -54,10 +54,13 @@ pub enum Category {
     /// A user consented to an extension's background work, or a consent
     /// was revoked.
     ConsentWrite,
+    /// A user's outstanding tokens were revoked, with the cause (password
+    /// changed, disabled, deleted, roles changed).
+    TokensRevoked,
 }
 
 impl Category {
-    pub const ALL: [Category; 14] = [
+    pub const ALL: [Category; 15] = [
         Category::Authenticated,
         Category::FailedLogin,
         Category::GrantedPrivileges,
@@ -72,6 +75,7 @@ impl Category {
         Category::ExtensionUpgrade,
         Category::ExtensionRemove,
         Category::ConsentWrite,
+        Category::TokensRevoked,
     ];
 
     pub fn name(self) -> &'static str {
@@ -90,6 +94,7 @@ impl Category {
             Category::ExtensionUpgrade => "EXTENSION_UPGRADE",
             Category::ExtensionRemove => "EXTENSION_REMOVE",
             Category::ConsentWrite => "CONSENT_WRITE",
+            Category::TokensRevoked => "TOKENS_REVOKED",
         }
     }
 

@@ -9,6 +9,7 @@
 //! | `WARDEN_SCHEDULER_TICK_MS` | how often due jobs are looked for |
 //! | `WARDEN_JOB_RETRY_DELAY_MS` | a failed run's retry waits this × attempt |
 //! | `WARDEN_JOB_TOKEN_SECS` | a run's token lifetime (renewed at half-life) |
+//! | `WARDEN_REVOKE_TOKENS_ON` | which changes of a user revoke their OBO and API tokens: `password`, `disable`, `roles` (default `password,disable`; a deletion always does) |
 //! | `WARDEN_CONSENT_MAX_AGE_SECS` | an external (JWT) user's consent lasts this long (default 30 days) |
 //! | `WARDEN_AUDIT_MAX_FILE_BYTES` | rotate past it |
 //! | `WARDEN_AUDIT_MAX_FILES` | rotated files kept (0 keeps none) |
@@ -39,6 +40,8 @@ pub enum ConfigError {
     TooSmall { name: &'static str, min: String },
     #[error("WARDEN_AUDIT_DISABLED_CATEGORIES: unknown category `{0}`")]
     UnknownCategory(String),
+    #[error("{name}: {reason}")]
+    Invalid { name: &'static str, reason: String },
 }
 
 /// The scheduler's timings from `env` (see the module's table); unset
@@ -87,6 +90,20 @@ pub fn consent_max_age_ms(env: impl Fn(&str) -> Option<String>) -> Result<u64, C
         return Err(ConfigError::TooSmall { name: NAME, min: "1 (seconds)".into() });
     }
     Ok(secs.saturating_mul(1000))
+}
+
+/// Which changes of a user revoke their tokens, from
+/// `WARDEN_REVOKE_TOKENS_ON` (`password,disable,roles`; default
+/// `password,disable`).
+pub fn revoke_tokens_on(
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<crate::security::RevokeOn, ConfigError> {
+    match env("WARDEN_REVOKE_TOKENS_ON") {
+        None => Ok(crate::security::RevokeOn::default()),
+        Some(text) => {
+            text.parse().map_err(|reason| ConfigError::Invalid { name: "WARDEN_REVOKE_TOKENS_ON", reason })
+        }
+    }
 }
 
 /// The audit log's limits from `env` (see the module's table); unset

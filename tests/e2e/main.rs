@@ -17,6 +17,7 @@
 //! | `authorization` | the OpenSearch authorization semantics, table-driven, through the library |
 //! | `api_tokens` | API tokens limited by their creator |
 //! | `obo` | user-minted on-behalf-of tokens |
+//! | `revocation` | tokens die with the password, the account and (when configured) the roles they came from |
 //! | `cluster_rest` | users' own calls on OpenSearch's paths; OBO revocations |
 //! | `gates` | extensions' cluster calls through the service and user gates |
 //! | `services_mappings` | role mappings that widen an extension's policy for some users (seed 003) |
@@ -46,6 +47,7 @@ mod lifecycle;
 mod lifecycle_check;
 mod obo;
 mod python_client;
+mod revocation;
 mod security;
 mod security_api;
 mod serve;

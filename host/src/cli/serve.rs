@@ -188,9 +188,15 @@ pub fn run(
     let consents = Arc::new(
         Consents::new(store.clone()).with_external_max_age(config::consent_max_age_ms(config::from_env)?),
     );
-    let security =
-        Arc::new(security.with_obo(tokens.clone()).with_api_tokens(api_tokens).with_consents(consents));
     let audit = Arc::new(audit);
+    let security = Arc::new(
+        security
+            .with_obo(tokens.clone())
+            .with_api_tokens(api_tokens)
+            .with_consents(consents)
+            .with_revoke_on(config::revoke_tokens_on(config::from_env)?)
+            .with_audit(audit.clone()),
+    );
     let backend = Embedded::new(store.clone(), &cluster_name).context("cannot open the cluster store")?;
     let gateway =
         Arc::new(ClusterGateway::new(Box::new(backend), tokens.clone(), security.clone(), audit.clone()));

@@ -293,6 +293,39 @@ pub enum Bootstrap {
     GeneratedAdminPassword(String),
 }
 
+/// Which changes of a user revoke every token issued to them before the
+/// change (`WARDEN_REVOKE_TOKENS_ON`, comma-separated, default
+/// `password,disable`). A deletion always does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RevokeOn {
+    pub password: bool,
+    pub disable: bool,
+    pub roles: bool,
+}
+
+impl Default for RevokeOn {
+    fn default() -> Self {
+        RevokeOn { password: true, disable: true, roles: false }
+    }
+}
+
+impl std::str::FromStr for RevokeOn {
+    type Err = String;
+
+    fn from_str(list: &str) -> Result<RevokeOn, String> {
+        let mut on = RevokeOn { password: false, disable: false, roles: false };
+        for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            match item {
+                "password" => on.password = true,
+                "disable" => on.disable = true,
+                "roles" => on.roles = true,
+                other => return Err(format!("unknown cause `{other}` (password, disable, roles)")),
+            }
+        }
+        Ok(on)
+    }
+}
+
 /// The live security core.
 #[derive(Debug)]
 pub struct Security {
@@ -306,6 +339,10 @@ pub struct Security {
     /// API tokens presented as `ApiKey`.
     api_tokens: Option<Arc<api_tokens::ApiTokens>>,
     consents: Option<Arc<consents::Consents>>,
+    /// Which changes of a user revoke their outstanding tokens.
+    revoke_on: RevokeOn,
+    /// Where revocations are recorded, with their cause.
+    audit: Option<Arc<crate::audit::AuditLog>>,
     /// Where the configuration is kept (none: in memory only, for tests).
     store: Option<Arc<Store>>,
     /// The stored version of each configuration document, for CAS writes.
@@ -322,6 +359,8 @@ impl Security {
             obo: None,
             api_tokens: None,
             consents: None,
+            revoke_on: RevokeOn::default(),
+            audit: None,
             store: None,
             versions: std::sync::Mutex::new(BTreeMap::new()),
         }
@@ -335,6 +374,18 @@ impl Security {
 
     pub fn api_tokens(&self) -> Option<&Arc<api_tokens::ApiTokens>> {
         self.api_tokens.as_ref()
+    }
+
+    /// Revokes a user's outstanding tokens on the changes `revoke_on` names.
+    pub fn with_revoke_on(mut self, revoke_on: RevokeOn) -> Security {
+        self.revoke_on = revoke_on;
+        self
+    }
+
+    /// Records token revocations (and their cause) in `audit`.
+    pub fn with_audit(mut self, audit: Arc<crate::audit::AuditLog>) -> Security {
+        self.audit = Some(audit);
+        self
     }
 
     pub fn with_consents(mut self, consents: Arc<consents::Consents>) -> Security {
@@ -498,28 +549,65 @@ impl Security {
             Ok(mut current) => std::mem::replace(&mut *current, state.clone()),
             Err(poisoned) => std::mem::replace(&mut *poisoned.into_inner(), state.clone()),
         };
-        self.revoke_changed_credentials(&previous.config, &state.config);
+        self.revoke_changed_credentials(&previous, &state);
         Ok(())
     }
 
     /// A user whose password changed loses every token issued before the
     /// change: OBO tokens (revoked by user) and API tokens (which check the
     /// same revocation time). Whatever path changed it — the REST API, an
-    /// import, `reset-password`.
+    /// import, `reset-password`. So does one disabled, and, when
+    /// `revoke_on.roles`, one whose roles changed (resolved through the
+    /// mappings before and after). Each revocation is audited with its cause.
     ///
-    /// A deleted user loses them too, and the deletion is recorded: a new
-    /// user who later takes the name is someone else, and inherits none of
-    /// the old one's tokens or jobs.
-    fn revoke_changed_credentials(&self, before: &SecurityConfig, after: &SecurityConfig) {
+    /// A deleted user loses them too, always, and the deletion is recorded:
+    /// a new user who later takes the name is someone else, and inherits
+    /// none of the old one's tokens or jobs.
+    fn revoke_changed_credentials(&self, before: &SecurityState, after: &SecurityState) {
         let Some(tokens) = &self.obo else { return };
-        for (name, old) in &before.internal_users {
-            let outcome = match after.internal_users.get(name) {
-                None => tokens.record_deletion(name),
-                Some(user) if user.hash != old.hash => tokens.revoke_user(name),
+        let roles = |state: &SecurityState, name: &str, user: &config::InternalUser| {
+            let subject = state.subject(&internal_principal(name, user), None);
+            let mut names = state.privileges.role_names(&subject.roles);
+            names.sort();
+            names
+        };
+        for (name, old) in &before.config.internal_users {
+            let (cause, outcome) = match after.config.internal_users.get(name) {
+                None => ("user deleted", tokens.record_deletion(name)),
+                Some(user) if user.disabled && !old.disabled && self.revoke_on.disable => {
+                    ("user disabled", tokens.revoke_user(name))
+                }
+                Some(user) if user.hash != old.hash && self.revoke_on.password => {
+                    ("password changed", tokens.revoke_user(name))
+                }
+                Some(user)
+                    if self.revoke_on.roles && roles(before, name, old) != roles(after, name, user) =>
+                {
+                    ("roles changed", tokens.revoke_user(name))
+                }
                 Some(_) => continue,
             };
-            if let Err(e) = outcome {
-                tracing::error!(user = name, "credentials changed but the revocation is not persisted: {e}");
+            match outcome {
+                Ok(()) => {
+                    if let Some(audit) = &self.audit
+                        && audit.enabled(crate::audit::Category::TokensRevoked)
+                    {
+                        audit.record(crate::audit::Event {
+                            user: Some(name.clone()),
+                            reason: Some(format!(
+                                "every token issued to `{name}` before now revoked: {cause}"
+                            )),
+                            ..crate::audit::Event::new(crate::audit::Category::TokensRevoked, "security")
+                        });
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(
+                        user = name,
+                        cause,
+                        "credentials changed but the revocation is not persisted: {e}"
+                    )
+                }
             }
         }
     }
