@@ -197,3 +197,54 @@ fn the_cli_grants_lists_and_revokes() -> TestResult {
     assert!(ok && out.contains("ana\tprobe\trevoked"), "{out}");
     Ok(())
 }
+
+/// An external (JWT) user's consent keeps the roles seen at consent and
+/// expires (`WARDEN_CONSENT_MAX_AGE_SECS`): their job is then suspended
+/// until they consent again with a fresh login, which resumes it.
+#[test]
+fn an_external_users_consent_expires_and_a_fresh_one_resumes_the_job() -> TestResult {
+    use crate::attacks::identity::{jwt, security_dir};
+    let deployment = support::Deployment::new()?;
+    deployment.install(
+        "probe",
+        warden_test_artifacts::GUEST_HOST_CALLS,
+        "capabilities = [\"cluster\", \"scheduler\"]",
+    )?;
+    let config = tempfile::tempdir()?;
+    security_dir(config.path())?;
+    let mut command = support::warden();
+    command
+        .env("WARDEN_SCHEDULER_TICK_MS", "100")
+        .env("WARDEN_JOB_RETRY_DELAY_MS", "200")
+        .env("WARDEN_CONSENT_MAX_AGE_SECS", "3");
+    let config = config.path().display().to_string();
+    let server = Server::start_command(
+        command,
+        &deployment.extensions_dir(),
+        &deployment.data_dir(),
+        &["--security-config", &config],
+    )?;
+    let jay = support::bearer(&jwt("jay", &["schedulers"])?);
+    let body = json!({"extension": "probe", "scopes": "all"});
+    let reply = server.send_with_authorization(Method::POST, CONSENTS, Some(&jay), &body)?;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let consent = reply.json();
+    assert_eq!(consent["consent"]["auth_source"], "jwt", "{consent}");
+    assert_eq!(consent["consent"]["backend_roles"], json!(["schedulers"]), "{consent}");
+    assert!(consent["consent"]["expires_at"].is_number(), "{consent}");
+    let spec = json!({"name": "n", "schedule": {"interval": 1}, "params": {"index": "job-jay", "doc": {}}});
+    let reply =
+        server.send_with_authorization(Method::POST, "/_extensions/probe/schedule", Some(&jay), &spec)?;
+    let id = reply.json()["id"].as_str().ok_or_else(|| format!("no id: {reply:?}"))?.to_owned();
+    wait_for(&server, &id, "a run", |v| v["last_run"]["status"] == "success")?;
+    // Expired: suspended, saying so.
+    let view = wait_for(&server, &id, "the consent to expire", |v| v["suspended"].is_string())?;
+    assert!(view["suspended"].as_str().is_some_and(|s| s.contains("expired")), "{view}");
+    // A fresh login consents again: the job resumes.
+    let fresh = support::bearer(&jwt("jay", &["schedulers"])?);
+    let reply = server.send_with_authorization(Method::POST, CONSENTS, Some(&fresh), &body)?;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let at = runs(&admin_job(&server, &id)?);
+    wait_for(&server, &id, "runs after consenting again", |v| runs(v) > at && v["suspended"].is_null())?;
+    Ok(())
+}

@@ -19,7 +19,7 @@ const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-idp-secret";
 /// (HMAC); `all_access` goes to the backend role `admin`, which only the
 /// internal admin has; IdP users with the role `schedulers` may use
 /// `probe` and consent to its jobs, writing `job-*` only.
-fn security_dir(dir: &std::path::Path) -> std::io::Result<()> {
+pub(crate) fn security_dir(dir: &std::path::Path) -> std::io::Result<()> {
     use base64::Engine as _;
     let key = base64::engine::general_purpose::STANDARD.encode(SECRET);
     let files = [
@@ -87,7 +87,7 @@ scheduling:
 }
 
 /// An IdP token for `sub` with `roles`.
-fn jwt(sub: &str, roles: &[&str]) -> Result<String, Error> {
+pub(crate) fn jwt(sub: &str, roles: &[&str]) -> Result<String, Error> {
     let now = crate::support::now_secs();
     let claims = json!({"sub": sub, "roles": roles, "exp": now + 600, "nbf": now - 10});
     let key = jsonwebtoken::EncodingKey::from_secret(SECRET);

@@ -14,7 +14,7 @@
 //! | `availability` | an unauthenticated client | it cannot stall the executor, fill the disk or hold every connection |
 
 mod availability;
-mod identity;
+pub(crate) mod identity;
 mod index_names;
 mod sandbox;
 mod service_identity;
