@@ -163,6 +163,29 @@ fn consents_are_refused_beyond_what_the_user_holds_or_through_tokens() -> TestRe
     assert!(reply.reason().contains("API token"), "{reply:?}");
     // Nothing was kept by any refusal.
     assert_eq!(server.get(CONSENTS)?.json()["consents"], json!([]));
+
+    // Incremental: the probe's job type writes `job-*`; a consent to
+    // `job-ok-*` says what it leaves out, and adding only that covers it.
+    let narrow =
+        json!({"index_permissions": [{"index_patterns": ["job-ok-*"], "allowed_actions": ["write"]}]});
+    let reply = consent(&server, ANA, narrow)?;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let uncovered = reply.json()["consent"]["uncovered"].clone();
+    assert_eq!(uncovered, json!(["job type `write`: `indices:data/write/index` on `job-*`"]), "{reply:?}");
+    let more = json!({"index_permissions": [{"index_patterns": ["job-*"], "allowed_actions": ["write"]}]});
+    let body = json!({"extension": "probe", "scopes": more, "add": true});
+    let reply = server.send_as(ANA.0, ANA.1, Method::POST, CONSENTS, &body)?;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let shown = reply.json()["consent"].clone();
+    assert_eq!(shown["uncovered"], json!([]), "{shown}");
+    let patterns: Vec<Value> = shown["scopes"]["index_permissions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|p| p["index_patterns"][0].clone())
+        .collect();
+    assert_eq!(patterns, [json!("job-ok-*"), json!("job-*")], "{shown}");
     Ok(())
 }
 

@@ -35,7 +35,8 @@ pub(crate) fn setup() -> Result<(Deployment, Server), Error> {
     deployment.install(
         "probe",
         GUEST_HOST_CALLS,
-        "capabilities = [\"cluster\", \"scheduler\"]\n[limits]\ncpu_ms = 300\ntimeout_ms = 10000",
+        "capabilities = [\"cluster\", \"scheduler\"]\n[limits]\ncpu_ms = 300\ntimeout_ms = 10000\n\
+         [[jobs]]\nname = \"write\"\ncluster_actions = [\"indices:data/write/index\"]\nindex_patterns = [\"job-*\"]",
     )?;
     let server = start(&deployment)?;
     let writer = json!([{"index_patterns": ["job-*"], "allowed_actions": ["crud", "create_index"]}]);

@@ -6,7 +6,7 @@
 //!
 //! | method | path | does |
 //! |---|---|---|
-//! | POST | `/_warden/consents` `{"extension": "<id>", "scopes": "all" \| {..}}` | consent → 201 `{"id", "consent"}` |
+//! | POST | `/_warden/consents` `{"extension": "<id>", "scopes": "all" \| {..}, "add"?: true}` | consent (or, with `add`, widen the live one) → 201 `{"id", "consent"}` |
 //! | GET | `/_warden/consents[?user=&extension=]` | one's own; an admin's: everyone's |
 //! | DELETE | `/_warden/consents/{id}` | revoke; the extension's jobs for that user stop |
 //!
@@ -14,7 +14,10 @@
 //! consent") and is refused through an on-behalf-of token; through an API
 //! token, only scopes within the token's own permissions. Scopes wider
 //! than the user holds now are refused, naming what is missing. The user
-//! gate still decides at every run: scopes only ever narrow.
+//! gate still decides at every run: scopes only ever narrow. Each consent
+//! shown says what the extension's job types declare beyond it
+//! (`uncovered`: after an upgrade that declares more, what the user is
+//! asked to add, and only that).
 
 use std::sync::Arc;
 
@@ -31,6 +34,7 @@ use crate::audit::Category;
 use crate::error::HasKind;
 use crate::extensions::actions;
 use crate::extensions::check::representative_index;
+use crate::manifest::JobType;
 use crate::security::consents::{Consent, ConsentError, Consents, LimitedScopes, Scopes, id_for};
 use crate::security::privileges::{Subject, expand_action_groups};
 use crate::security::{
@@ -60,6 +64,9 @@ impl From<ConsentError> for OpenSearchError {
 struct NewConsent {
     extension: String,
     scopes: Value,
+    /// Add these scopes to the live consent instead of replacing it.
+    #[serde(default)]
+    add: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -78,26 +85,89 @@ fn is_admin(user: &AuthenticatedUser) -> bool {
     user.check_cluster(ADMIN_PERMISSION).is_ok()
 }
 
+/// `list` with action groups and action patterns expanded to the known
+/// actions they name, sorted, once each.
+fn expand_actions(state: &SecurityState, list: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for action in expand_action_groups(list, &state.config.action_groups) {
+        for action in actions::expand(&action) {
+            if actions::is_pattern(&action) {
+                out.extend(actions::known_matches(&action).into_iter().map(str::to_owned));
+            } else {
+                out.push(action);
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// What the extension's declared job types do that `consent`'s scopes do
+/// not allow: what the user would be asked to add (incremental consent,
+/// after an upgrade that declares more). Until they do, the jobs keep
+/// running within the old scopes. Empty for `"all"`.
+fn uncovered(state: &SecurityState, consents: &Consents, consent: &Consent, jobs: &[JobType]) -> Vec<String> {
+    let Some(limit) = consents.limit(consent, &state.config, state.generation) else { return Vec::new() };
+    let mut missing = Vec::new();
+    for job in jobs {
+        for action in expand_actions(state, &job.cluster_actions) {
+            if !action.starts_with("indices:") {
+                if limit.privileges.check_cluster(&limit.subject, &action).is_err() {
+                    missing.push(format!("job type `{}`: cluster `{action}`", job.name));
+                }
+                continue;
+            }
+            for pattern in &job.index_patterns {
+                let Some(index) = representative_index(pattern) else { continue };
+                if limit.privileges.check_indices(&limit.subject, &action, [index.as_str()]).is_err() {
+                    missing.push(format!("job type `{}`: `{action}` on `{pattern}`", job.name));
+                }
+            }
+        }
+    }
+    missing
+}
+
+/// A consent as shown: the record, whether it is live, and what the
+/// extension's job types now declare beyond it.
+fn view(state: &AppState, consents: &Consents, consent: &Consent, now: u64) -> Value {
+    let security = state.security.state();
+    let jobs = state.registry.get(&consent.extension).map(|e| e.manifest.jobs.clone()).unwrap_or_default();
+    let mut value = json!(consent);
+    value["live"] = json!(consent.is_live(now));
+    value["uncovered"] = json!(uncovered(&security, consents, consent, &jobs));
+    value
+}
+
+/// `add`: the new scopes join a live consent's (incremental consent);
+/// `"all"` on either side is all.
+fn merged(old: &Scopes, new: Scopes) -> Scopes {
+    match (old, new) {
+        (Scopes::Limited(old), Scopes::Limited(mut new)) => {
+            let mut cluster = old.cluster_permissions.clone();
+            cluster.append(&mut new.cluster_permissions);
+            cluster.sort();
+            cluster.dedup();
+            let mut index = old.index_permissions.clone();
+            for p in new.index_permissions {
+                if !index.contains(&p) {
+                    index.push(p);
+                }
+            }
+            Scopes::Limited(LimitedScopes { cluster_permissions: cluster, index_permissions: index })
+        }
+        (Scopes::All(all), _) => Scopes::All(*all),
+        (_, all) => all,
+    }
+}
+
 /// What of `scopes` `user` does not hold now (their roles and, through an
 /// API token, the token's permissions), in words: each cluster action, and
 /// each index action on a representative index of each pattern. Action
 /// groups and action patterns are expanded to the actions they name.
 fn beyond_user(state: &SecurityState, user: &AuthenticatedUser, scopes: &LimitedScopes) -> Vec<String> {
-    let expand = |list: &[String]| -> Vec<String> {
-        let mut out = Vec::new();
-        for action in expand_action_groups(list, &state.config.action_groups) {
-            for action in actions::expand(&action) {
-                if actions::is_pattern(&action) {
-                    out.extend(actions::known_matches(&action).into_iter().map(str::to_owned));
-                } else {
-                    out.push(action);
-                }
-            }
-        }
-        out.sort();
-        out.dedup();
-        out
-    };
+    let expand = |list: &[String]| expand_actions(state, list);
     let holds_cluster = |action: &str| user.check_cluster(action).is_ok();
     let holds_index = |action: &str, index: &str| {
         let allowed = |s: &Subject, p: &crate::security::privileges::Privileges| {
@@ -149,7 +219,8 @@ pub async fn grant(
         });
     }
     let consent = result?;
-    Ok((StatusCode::CREATED, Json(json!({ "id": consent.id, "consent": consent }))))
+    let shown = view(&state, consents(&state)?, &consent, now_ms());
+    Ok((StatusCode::CREATED, Json(json!({ "id": consent.id, "consent": shown }))))
 }
 
 async fn grant_consent(
@@ -168,6 +239,18 @@ async fn grant_consent(
     let consents = consents(state)?;
     let scopes = Scopes::from_json(&request.scopes)?;
     let id = request.extension;
+    let scopes = if request.add {
+        let (lookup, key) = (consents.clone(), id_for(user.source, &user.principal.name, &id));
+        let existing = tokio::task::spawn_blocking(move || lookup.get(&key)).await.map_err(|e| {
+            OpenSearchError::new(StatusCode::INTERNAL_SERVER_ERROR, "consent_exception", e.to_string())
+        })??;
+        match existing.filter(|c| c.is_live(now_ms())) {
+            Some(live) => merged(&live.scopes, scopes),
+            None => scopes,
+        }
+    } else {
+        scopes
+    };
     // The operator's "this user may consent".
     let permission = consent_permission(&id);
     user.check_extension(&permission).map_err(|denied| {
@@ -256,17 +339,15 @@ pub async fn list(
     })??;
     let admin = is_admin(&caller.user);
     let now = now_ms();
+    let store = state.security.consents().ok_or_else(|| {
+        OpenSearchError::new(StatusCode::NOT_FOUND, "not_found", "this host keeps no consents")
+    })?;
     let shown: Vec<Value> = all
         .into_iter()
         .filter(|c| admin || caller.user.is(&c.user, c.auth_source))
         .filter(|c| filter.user.as_ref().is_none_or(|u| *u == c.user))
         .filter(|c| filter.extension.as_ref().is_none_or(|e| *e == c.extension))
-        .map(|c| {
-            let live = c.is_live(now);
-            let mut value = json!(c);
-            value["live"] = json!(live);
-            value
-        })
+        .map(|c| view(&state, store, &c, now))
         .collect();
     Ok(Json(json!({ "consents": shown })))
 }
