@@ -271,3 +271,23 @@ fn an_external_users_consent_expires_and_a_fresh_one_resumes_the_job() -> TestRe
     wait_for(&server, &id, "runs after consenting again", |v| runs(v) > at && v["suspended"].is_null())?;
     Ok(())
 }
+
+/// A deleted user's consents die with them: a later user who takes the
+/// name has consented to nothing.
+#[test]
+fn a_deleted_users_consent_is_not_the_next_users() -> TestResult {
+    let (_deployment, server) = setup()?;
+    assert_eq!(consent(&server, ANA, json!("all"))?.status, 201);
+    let path = format!("{}/internalusers/{}", support::API, ANA.0);
+    assert_eq!(server.request(Method::DELETE, &path, "")?.status, 200);
+    assert_eq!(server.send(Method::PUT, &path, &json!({"password": ANA.1}))?.status, 201);
+    let mapping = json!({"users": [ANA.0, BOB.0]});
+    let reply = server.send(Method::PUT, &format!("{}/rolesmapping/scheduling", support::API), &mapping)?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let spec = json!({"name": "n", "schedule": {"interval": 60}, "params": {}});
+    let refused = server.send_as(ANA.0, ANA.1, Method::POST, "/_extensions/probe/schedule", &spec)?.json();
+    assert_eq!(refused["outcome"], "error", "{refused}");
+    let message = refused["message"].as_str().unwrap_or_default();
+    assert!(message.contains("revoked by `security: user deleted`"), "{message}");
+    Ok(())
+}

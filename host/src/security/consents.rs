@@ -314,6 +314,26 @@ impl Consents {
         }
     }
 
+    /// Revokes every live consent of (`source`, `user`), by `by`: the user
+    /// was deleted, and a later user who takes the name is someone else.
+    /// Returns the ids revoked.
+    pub fn revoke_all_of(
+        &self,
+        source: IdentitySource,
+        user: &str,
+        by: &str,
+        now: u64,
+    ) -> Result<Vec<String>, ConsentError> {
+        let mut revoked = Vec::new();
+        for consent in self.list()? {
+            if consent.user == user && consent.auth_source == source && consent.revoked_at.is_none() {
+                self.revoke(&consent.id, by, now)?;
+                revoked.push(consent.id);
+            }
+        }
+        Ok(revoked)
+    }
+
     /// The consent gate of `consent` compiled against the action groups of
     /// configuration `generation`: `None` for `"all"` (the user gate alone
     /// decides).

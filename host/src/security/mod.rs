@@ -573,7 +573,22 @@ impl Security {
         };
         for (name, old) in &before.config.internal_users {
             let (cause, outcome) = match after.config.internal_users.get(name) {
-                None => ("user deleted", tokens.record_deletion(name)),
+                None => {
+                    // Their consents go with them: a later user of the name
+                    // consents for themselves.
+                    if let Some(consents) = &self.consents {
+                        let revoked = consents.revoke_all_of(
+                            IdentitySource::Internal,
+                            name,
+                            "security: user deleted",
+                            crate::time::now_ms(),
+                        );
+                        if let Err(e) = revoked {
+                            tracing::error!(user = name, "a deleted user's consents are not revoked: {e}");
+                        }
+                    }
+                    ("user deleted", tokens.record_deletion(name))
+                }
                 Some(user) if user.disabled && !old.disabled && self.revoke_on.disable => {
                     ("user disabled", tokens.revoke_user(name))
                 }
