@@ -36,7 +36,7 @@ use crate::extensions::actions;
 use crate::extensions::check::representative_index;
 use crate::manifest::JobType;
 use crate::security::consents::{Consent, ConsentError, Consents, LimitedScopes, Scopes, id_for};
-use crate::security::privileges::{Subject, expand_action_groups};
+use crate::security::privileges::Subject;
 use crate::security::{
     AuthenticatedUser, IdentitySource, SecurityState, consent_permission, service_accounts,
 };
@@ -85,22 +85,9 @@ fn is_admin(user: &AuthenticatedUser) -> bool {
     user.check_cluster(ADMIN_PERMISSION).is_ok()
 }
 
-/// `list` with action groups and action patterns expanded to the known
-/// actions they name, sorted, once each.
+/// `list` as the known actions it names (see [`actions::concrete`]).
 fn expand_actions(state: &SecurityState, list: &[String]) -> Vec<String> {
-    let mut out = Vec::new();
-    for action in expand_action_groups(list, &state.config.action_groups) {
-        for action in actions::expand(&action) {
-            if actions::is_pattern(&action) {
-                out.extend(actions::known_matches(&action).into_iter().map(str::to_owned));
-            } else {
-                out.push(action);
-            }
-        }
-    }
-    out.sort();
-    out.dedup();
-    out
+    actions::concrete(list, &state.config.action_groups).into_iter().collect()
 }
 
 /// What the extension's declared job types do that `consent`'s scopes do

@@ -146,6 +146,24 @@ fn expand_into(permission: &str, seen: &mut BTreeSet<String>, out: &mut BTreeSet
     }
 }
 
+/// The known actions `list` names: the configuration's action groups
+/// (`groups`) and the built-in ones expanded, action patterns replaced by
+/// the known actions they match. What a permission list allows, as
+/// concrete actions to check one by one.
+pub fn concrete(list: &[String], groups: &BTreeMap<String, ActionGroup>) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for action in crate::security::privileges::expand_action_groups(list, groups) {
+        for action in expand(&action) {
+            if is_pattern(&action) {
+                out.extend(known_matches(&action).into_iter().map(str::to_owned));
+            } else {
+                out.insert(action);
+            }
+        }
+    }
+    out
+}
+
 /// The known actions a (group-free) permission covers.
 pub fn known_matches(permission: &str) -> Vec<&'static str> {
     match Pattern::parse(permission) {

@@ -47,7 +47,7 @@ use crate::security::SecurityState;
 use crate::security::config::SecurityConfig;
 use crate::security::mapping::Principal;
 use crate::security::pattern::Pattern;
-use crate::security::privileges::{RoleSet, Subject, expand_action_groups};
+use crate::security::privileges::{RoleSet, Subject};
 
 /// Which policy the report checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -279,16 +279,7 @@ fn performed(
     declared: &[String],
     patterns: &[String],
 ) -> (Vec<Performed>, Vec<String>) {
-    let mut concrete = BTreeSet::new();
-    for action in expand_action_groups(declared, &state.config.action_groups) {
-        for action in actions::expand(&action) {
-            if actions::is_pattern(&action) {
-                concrete.extend(actions::known_matches(&action).into_iter().map(str::to_owned));
-            } else {
-                concrete.insert(action);
-            }
-        }
-    }
+    let concrete = actions::concrete(declared, &state.config.action_groups);
     let mut performs = BTreeSet::new();
     let mut not_checked = Vec::new();
     let representatives: Vec<(String, String)> = patterns
