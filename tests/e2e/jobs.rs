@@ -614,3 +614,147 @@ fn missed_runs_are_not_replayed() -> TestResult {
     assert!(carried_on["count"].as_u64().is_some_and(|n| n >= 1), "{carried_on}");
     Ok(())
 }
+
+/// `GET /_warden/jobs/{id}/runs` as `who`; the answer.
+fn history(server: &Server, who: (&str, &str), id: &str) -> Result<Value, Error> {
+    let reply = server.get_as(who.0, who.1, &format!("/_warden/jobs/{id}/runs"))?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    Ok(reply.json())
+}
+
+/// `warden jobs <args>` as admin against `server`: (success, stdout, stderr).
+fn cli(server: &Server, args: &[&str]) -> Result<(bool, String, String), Error> {
+    let output = support::warden()
+        .arg("jobs")
+        .args(args)
+        .env("WARDEN_URL", &server.base)
+        .env("WARDEN_USER", "admin")
+        .env("WARDEN_PASSWORD", support::ADMIN_PASSWORD)
+        .stdin(std::process::Stdio::null())
+        .output()?;
+    Ok((
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    ))
+}
+
+/// Polls the audit log (as admin) until an event matches.
+fn wait_for_event(server: &Server, query: &str, matches: impl Fn(&Value) -> bool) -> Result<Value, Error> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(event) = audit(server, query)?.into_iter().find(&matches) {
+            return Ok(event);
+        }
+        if Instant::now() > deadline {
+            return Err(format!("no audit event for {query}: {}", server.logs()).into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn run_history_shows_retries_and_five_failures_in_a_row_suspend() -> TestResult {
+    let (_deployment, server) = setup()?;
+    let failing = json!({"fail": "no data yet"});
+    let id = registered(&server, ANA, "flaky", json!({"interval": 3600}), failing.clone())?;
+    assert_eq!(history(&server, ANA, &id)?["runs"], json!([]), "no runs yet");
+
+    // Three failed attempts (a run and its two retries), then a success:
+    // the count of failures in a row starts again.
+    assert_eq!(server.request(Method::POST, &format!("/_warden/jobs/{id}/_run"), "")?.status, 200);
+    let view = wait_for(&server, &id, "three attempts", |v| v["failures"] == 3)?;
+    assert_eq!((&view["consecutive_failures"], &view["suspended"]), (&json!(3), &Value::Null), "{view}");
+    registered(&server, ANA, "flaky", json!({"interval": 3600}), json!({}))?;
+    assert_eq!(server.request(Method::POST, &format!("/_warden/jobs/{id}/_run"), "")?.status, 200);
+    let view = wait_for(&server, &id, "a success", |v| v["last_run"]["status"] == "success")?;
+    assert_eq!(view["consecutive_failures"], 0, "a success resets the count: {view}");
+
+    // Five failures in a row: three attempts of one slot, two of the next.
+    registered(&server, ANA, "flaky", json!({"interval": 3600}), failing)?;
+    assert_eq!(server.request(Method::POST, &format!("/_warden/jobs/{id}/_run"), "")?.status, 200);
+    wait_for(&server, &id, "three more attempts", |v| v["failures"] == 6)?;
+    let view = admin_job(&server, &id)?;
+    assert_eq!((&view["consecutive_failures"], &view["suspended"]), (&json!(3), &Value::Null), "{view}");
+    assert_eq!(server.request(Method::POST, &format!("/_warden/jobs/{id}/_run"), "")?.status, 200);
+    let view = wait_for(&server, &id, "the suspension", |v| v["suspended"].is_string())?;
+    let reason = "5 consecutive failed runs; the last (Failure): no data yet";
+    assert_eq!(view["suspended"], reason, "{view}");
+    assert_eq!((&view["failures"], &view["runs"]), (&json!(8), &json!(9)), "{view}");
+    // Audited as every suspension is, under the owner.
+    let event = wait_for_event(&server, "category=JOB_WRITE&user=ana", |e| {
+        e["job"] == json!(id) && e["reason"] == format!("suspended: {reason}")
+    })?;
+    assert_eq!(event["extension"], "probe", "{event}");
+    // Suspended, it runs no more, and cannot be asked to.
+    wait_idle(&server)?;
+    let run_now = server.request(Method::POST, &format!("/_warden/jobs/{id}/_run"), "")?;
+    assert_eq!(run_now.status, 400, "{run_now:?}");
+
+    // The history, newest first: each attempt with its slot, start,
+    // duration, outcome and message.
+    let answer = history(&server, ANA, &id)?;
+    assert_eq!((&answer["id"], &answer["name"], &answer["kept"]), (&json!(id), &json!("flaky"), &json!(20)));
+    let runs = answer["runs"].as_array().ok_or("no runs")?;
+    let seen: Vec<(u64, &str)> = runs
+        .iter()
+        .map(|r| (r["attempt"].as_u64().unwrap_or(0), r["outcome"].as_str().unwrap_or("")))
+        .collect();
+    let expected = [
+        (2, "failure"),
+        (1, "failure"),
+        (3, "failure"),
+        (2, "failure"),
+        (1, "failure"),
+        (1, "success"),
+        (3, "failure"),
+        (2, "failure"),
+        (1, "failure"),
+    ];
+    assert_eq!(seen, expected, "{answer}");
+    let seqs: Vec<u64> = runs.iter().filter_map(|r| r["seq"].as_u64()).collect();
+    assert_eq!(seqs, (1..=9).rev().collect::<Vec<_>>(), "{answer}");
+    for run in runs {
+        let (scheduled, started) = (run["scheduled_at"].as_u64(), run["started_at"].as_u64());
+        assert!(scheduled.is_some_and(|s| started.is_some_and(|t| t >= s)), "{run}");
+        assert!(run["duration_ms"].is_u64() && run["lateness_ms"].is_u64(), "{run}");
+        assert!(run["started_at_iso"].as_str().is_some_and(|t| t.ends_with('Z')), "{run}");
+    }
+    assert_eq!(runs[0]["message"], "no data yet");
+    // A retry belongs to its slot: attempts 2 and 3 carry attempt 1's slot.
+    assert_eq!(runs[2]["scheduled_at"], runs[4]["scheduled_at"], "{answer}");
+    assert!(runs[2]["planned_at"].as_u64() > runs[4]["planned_at"].as_u64(), "{answer}");
+
+    // Whom the job is hidden from, its history is too; admins see it.
+    assert_eq!(server.get_as(BOB.0, BOB.1, &format!("/_warden/jobs/{id}/runs"))?.status, 404);
+    assert_eq!(server.get(&format!("/_warden/jobs/{id}/runs"))?.json()["total"], 9);
+    assert_eq!(server.get("/_warden/jobs/0123456789abcdef/runs")?.status, 404);
+    let anonymous = server.get_with_authorization(&format!("/_warden/jobs/{id}/runs"), None)?;
+    assert_eq!(anonymous.status, 401, "{anonymous:?}");
+
+    // The CLI shows the same, one line per run.
+    let (ok, out, err) = cli(&server, &["runs", &id])?;
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 10, "a header and nine runs: {out}");
+    assert!(lines[0].contains("scheduled") && lines[0].contains("outcome"), "{out}");
+    assert!(lines[1].contains("failure") && lines[1].ends_with("no data yet"), "{out}");
+    let (ok, out, err) = cli(&server, &["runs", &id, "--json"])?;
+    assert!(ok, "{err}");
+    assert_eq!(serde_json::from_str::<Value>(&out)?["total"], 9, "{out}");
+    let (ok, _, err) = cli(&server, &["runs", "../_enable"])?;
+    assert!(!ok && err.contains("is not a job id"), "{err}");
+
+    // Resumed, it counts afresh: one more failure does not suspend it again.
+    registered(&server, ANA, "flaky", json!({"interval": 3600}), json!({"fail": "still"}))?;
+    let enabled = server.request(Method::POST, &format!("/_warden/jobs/{id}/_enable"), "")?;
+    assert_eq!((enabled.status, &enabled.json()["consecutive_failures"]), (200, &json!(0)), "{enabled:?}");
+    assert_eq!(server.request(Method::POST, &format!("/_warden/jobs/{id}/_run"), "")?.status, 200);
+    let view = wait_for(&server, &id, "three attempts after resuming", |v| v["failures"] == 11)?;
+    assert_eq!((&view["consecutive_failures"], &view["suspended"]), (&json!(3), &Value::Null), "{view}");
+
+    // Removed, its history goes with it.
+    assert_eq!(server.request(Method::DELETE, &format!("/_warden/jobs/{id}"), "")?.status, 200);
+    assert_eq!(server.get(&format!("/_warden/jobs/{id}/runs"))?.status, 404);
+    Ok(())
+}

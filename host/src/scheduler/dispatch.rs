@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::extension_api::{JobAccess, JobOwner};
-use super::jobs::{Job, JobIdentity, RunRecord, RunStatus, Version};
+use super::jobs::{Job, JobIdentity, RunEntry, RunRecord, RunStatus, Version};
 use super::refresh::RenewingClusterAccess;
 use super::{ResolvedOwner, Scheduler};
 use crate::audit::Category;
@@ -165,6 +165,7 @@ impl Scheduler {
     async fn run(self: &Arc<Self>, id: &str, job: Job, lock: Version) {
         let started = now_ms();
         let due = job.due.or(job.next_run).unwrap_or(started);
+        let planned = job.next_run.unwrap_or(started);
         let attempt = job.attempt;
         let request_id = format!("job-{id}-{started}");
         // Read once: the events name whom this run ran for, even if the
@@ -187,6 +188,8 @@ impl Scheduler {
                 self.audit(Category::JobWrite, &request_id, id, who, what);
                 let suspended = self.jobs.update_releasing(id, Some(lock), |job| {
                     job.suspended = Some(reason.clone());
+                    // Resumed, it starts counting failures afresh.
+                    job.consecutive_failures = 0;
                     job.updated_at = finished;
                     Ok(())
                 });
@@ -202,7 +205,13 @@ impl Scheduler {
                 let what =
                     format!("run {attempt} of `{}`: {:?}: {}", job.name, record.status, record.message);
                 self.audit(Category::JobRun, &request_id, id, who, what);
-                self.record(id, due, record, lock);
+                if let Some(reason) = self.record(id, (due, planned), record, lock) {
+                    // Suspended by this outcome: audited as every other
+                    // suspension (after the write here: only the write
+                    // knows whether the count was reached).
+                    tracing::warn!(job = id, extension = job.extension, "job suspended: {reason}");
+                    self.audit(Category::JobWrite, &request_id, id, who, format!("suspended: {reason}"));
+                }
             }
         }
     }
@@ -281,23 +290,56 @@ impl Scheduler {
         ))
     }
 
-    /// Writes the outcome and plans the next run: a retry after a failure
-    /// (up to `max_attempts`), else the schedule's next slot. A job changed
-    /// while it ran (re-registered, run now) keeps its new plan.
-    fn record(&self, id: &str, due: u64, record: RunRecord, lock: Version) {
+    /// Writes the outcome, adds it to the job's history and plans the next
+    /// run: a retry after a failure (up to `max_attempts`), else the
+    /// schedule's next slot. A job changed while it ran (re-registered, run
+    /// now) keeps its new plan. `max_failures` failed attempts in a row
+    /// suspend the job; the reason is returned when this outcome did.
+    fn record(
+        &self,
+        id: &str,
+        (due, planned): (u64, u64),
+        record: RunRecord,
+        lock: Version,
+    ) -> Option<String> {
         let (attempt, status, finished) = (record.attempt, record.status, record.finished_at);
         let failed = matches!(status, RunStatus::Failure | RunStatus::Error | RunStatus::Skipped);
         let retry = failed && attempt < self.config.max_attempts;
         let delay = crate::time::millis(self.config.retry_delay);
-        let result = self.jobs.update_releasing(id, Some(lock), |job| {
+        let entry = RunEntry {
+            seq: 0,
+            scheduled_at: due,
+            planned_at: planned,
+            started_at: record.started_at,
+            duration_ms: finished.saturating_sub(record.started_at),
+            attempt,
+            outcome: status,
+            message: record.message.clone(),
+        };
+        let mut suspended = None;
+        let history = Some((&entry, self.config.history));
+        let result = self.jobs.update_recording(id, Some(lock), history, |job| {
+            suspended = None;
             job.last_run = Some(record.clone());
             if status != RunStatus::Skipped {
                 job.runs += 1;
             }
-            if matches!(status, RunStatus::Failure | RunStatus::Error) {
-                job.failures += 1;
+            match status {
+                RunStatus::Failure | RunStatus::Error => {
+                    job.failures += 1;
+                    job.consecutive_failures = job.consecutive_failures.saturating_add(1);
+                }
+                RunStatus::Success => job.consecutive_failures = 0,
+                RunStatus::Skipped => {}
             }
             job.updated_at = finished;
+            if job.consecutive_failures >= self.config.max_failures.max(1) && job.suspended.is_none() {
+                let reason = failures_reason(job.consecutive_failures, &record);
+                job.suspended = Some(reason.clone());
+                // Resumed, it starts counting again.
+                job.consecutive_failures = 0;
+                suspended = Some(reason);
+            }
             if job.due.or(job.next_run) != Some(due) || job.attempt != attempt {
                 return Ok(());
             }
@@ -312,8 +354,21 @@ impl Scheduler {
             Ok(())
         });
         match result {
-            Ok(_) | Err(super::jobs::JobError::NotFound(_)) => {}
-            Err(e) => tracing::error!(job = id, "cannot record the run: {e}"),
+            Ok(_) => suspended,
+            Err(super::jobs::JobError::NotFound(_)) => None,
+            Err(e) => {
+                tracing::error!(job = id, "cannot record the run: {e}");
+                None
+            }
         }
     }
+}
+
+/// Why a job was suspended after too many failures: the count and the
+/// last failure, cut short (the whole message is in its history).
+fn failures_reason(count: u32, last: &RunRecord) -> String {
+    const SHOWN: usize = 200;
+    let message = crate::runtime::truncate(&last.message, SHOWN);
+    let more = if message.len() < last.message.len() { "…" } else { "" };
+    format!("{count} consecutive failed runs; the last ({:?}): {message}{more}", last.status)
 }

@@ -9,7 +9,10 @@
 //!   job by compare-and-set, so a name is unique per owner on any number
 //!   of nodes;
 //! - `.warden-job-due`: (next run, id) for the jobs that will run, kept in
-//!   the same transaction as each definition change.
+//!   the same transaction as each definition change;
+//! - `.warden-job-runs`: each job's last runs (its bounded history), one
+//!   small document per run keyed (job id, sequence), written with the
+//!   run's outcome in one transaction, the oldest deleted in the same one.
 //!
 //! A job's definition and identity are written in one transaction; every
 //! change is compare-and-set on the store's versions, so a run finishing
@@ -32,6 +35,16 @@ pub const NAMES_INDEX: &str = ".warden-job-names";
 /// (next run, id) of every job that will run: the dispatcher's tick reads
 /// only the entries already due, however many jobs there are.
 pub const DUE_INDEX: &str = ".warden-job-due";
+/// (job id, sequence) → one run of that job: its bounded history.
+///
+/// One document per run rather than a capped list inside the job record:
+/// a run then writes one entry of at most a few KiB and deletes the one
+/// that fell out, whatever N is, while a list in the record would rewrite
+/// all N entries (up to N × 4 KiB of messages) at every run, and every
+/// read of the job — each dispatch, each listing — would carry them.
+pub const RUNS_INDEX: &str = ".warden-job-runs";
+/// Runs kept per job unless `WARDEN_JOB_HISTORY` says otherwise.
+pub const DEFAULT_HISTORY: usize = 20;
 
 /// Jobs one user may hold in one extension: a hostile extension cannot fill
 /// the store by registering on every request.
@@ -67,6 +80,14 @@ pub struct Job {
     pub runs: u64,
     #[serde(default)]
     pub failures: u64,
+    /// Failed attempts since the last success (a skipped run changes
+    /// nothing); at the configured maximum the job is suspended and the
+    /// count starts again from zero.
+    #[serde(default)]
+    pub consecutive_failures: u32,
+    /// The sequence number of the newest entry of its run history.
+    #[serde(default)]
+    pub history_seq: u64,
     pub created_at: u64,
     pub updated_at: u64,
 }
@@ -103,6 +124,35 @@ pub enum RunStatus {
     Error,
     /// The host did not run it (extension not loaded, busy).
     Skipped,
+}
+
+/// One entry of a job's run history ([`RUNS_INDEX`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunEntry {
+    /// Its place in the job's history: 1 for the first run recorded.
+    pub seq: u64,
+    /// The slot the run belonged to (what the runner got as `scheduled-at`).
+    pub scheduled_at: u64,
+    /// When the dispatcher meant to start it (the slot, or the retry's time).
+    pub planned_at: u64,
+    pub started_at: u64,
+    pub duration_ms: u64,
+    pub attempt: u32,
+    pub outcome: RunStatus,
+    pub message: String,
+}
+
+impl RunEntry {
+    /// How late the dispatcher started it.
+    pub fn lateness_ms(&self) -> u64 {
+        self.started_at.saturating_sub(self.planned_at)
+    }
+}
+
+/// The id of a run's entry in [`RUNS_INDEX`]; zero padded, so one job's
+/// entries sort by sequence.
+fn run_key(id: &str, seq: u64) -> String {
+    format!("{id}\u{1f}{seq:020}")
 }
 
 /// Who a job runs as. Kept by security, apart from the definition.
@@ -382,6 +432,8 @@ impl JobStore {
             last_run: None,
             runs: 0,
             failures: 0,
+            consecutive_failures: 0,
+            history_seq: 0,
             created_at: now,
             updated_at: now,
         };
@@ -432,17 +484,45 @@ impl JobStore {
     pub fn update_releasing(
         &self,
         id: &str,
+        lease: Option<Version>,
+        edit: impl FnMut(&mut Job) -> Result<(), JobError>,
+    ) -> Result<Job, JobError> {
+        self.update_recording(id, lease, None, edit)
+    }
+
+    /// [`JobStore::update_releasing`], adding `run` to the job's history in
+    /// the same transaction: it takes the next sequence number, and the
+    /// entry that falls out of the last `keep` is deleted.
+    pub fn update_recording(
+        &self,
+        id: &str,
         mut lease: Option<Version>,
+        run: Option<(&RunEntry, usize)>,
         mut edit: impl FnMut(&mut Job) -> Result<(), JobError>,
     ) -> Result<Job, JobError> {
         for _ in 0..CAS_RETRIES {
             let (mut job, version) = self.get(id)?.ok_or_else(|| JobError::NotFound(id.to_owned()))?;
             let was_due = due_key(id, &job);
             edit(&mut job)?;
+            let mut history = Vec::new();
+            if let Some((run, keep)) = run {
+                job.history_seq = job.history_seq.saturating_add(1);
+                let entry = RunEntry { seq: job.history_seq, ..run.clone() };
+                history.push((run_key(id, entry.seq), Some(to_json(&entry)?)));
+                if let Some(old) = job.history_seq.checked_sub(keep as u64).filter(|old| *old > 0) {
+                    history.push((run_key(id, old), None));
+                }
+            }
             let is_due = due_key(id, &job);
             let mut writes =
                 vec![Write { index: JOBS_INDEX, id, source: Some(to_json(&job)?), expect: version.expect() }];
             writes.extend(due_writes(&was_due, &is_due));
+            writes.extend(history.iter().map(|(key, source)| Write {
+                index: RUNS_INDEX,
+                id: key,
+                source: source.clone(),
+                expect: Expect::Any,
+            }));
             if let Some(lease) = lease {
                 writes.push(Write { index: LOCKS_INDEX, id, source: None, expect: lease.expect() });
             }
@@ -454,6 +534,13 @@ impl JobStore {
             }
         }
         Err(JobError::Contended(id.to_owned()))
+    }
+
+    /// The job's last `limit` runs, newest first. Reads only that job's
+    /// entries (a key prefix), never another job's.
+    pub fn runs(&self, id: &str, limit: usize) -> Result<Vec<RunEntry>, JobError> {
+        let entries = self.store.list_prefix(RUNS_INDEX, &format!("{id}\u{1f}"))?;
+        entries.iter().rev().take(limit).map(|(key, v)| parse(key, &v.source)).collect()
     }
 
     /// Re-associates a job with another user (an administrator's act) and
@@ -538,6 +625,9 @@ impl JobStore {
         if let Some(due) = &due {
             writes.push(delete(DUE_INDEX, due));
         }
+        // Its history goes with it.
+        let history = self.store.list_prefix(RUNS_INDEX, &format!("{id}\u{1f}"))?;
+        writes.extend(history.iter().map(|(key, _)| delete(RUNS_INDEX, key.as_str())));
         self.store.write(&writes)?;
         Ok(())
     }
@@ -810,6 +900,43 @@ mod tests {
         })?;
         assert_eq!(calls, 2, "retried after the conflict");
         assert!(!job.enabled && job.runs == 1, "both changes kept: {job:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn run_history_is_bounded_and_goes_with_the_job() -> Result<(), Box<dyn std::error::Error>> {
+        let (_dir, jobs) = open()?;
+        let (id, _) = jobs.register(registration("ana", "busy"), 0)?;
+        let (other, _) = jobs.register(registration("ana", "quiet"), 0)?;
+        let run = |n: u64| RunEntry {
+            seq: 0,
+            scheduled_at: n * 1000,
+            planned_at: n * 1000,
+            started_at: n * 1000 + 7,
+            duration_ms: 3,
+            attempt: 1,
+            outcome: if n % 2 == 0 { RunStatus::Success } else { RunStatus::Failure },
+            message: format!("run {n}"),
+        };
+        for n in 1..=25 {
+            jobs.update_recording(&id, None, Some((&run(n), 20)), |_| Ok(()))?;
+        }
+        let kept = jobs.runs(&id, 100)?;
+        assert_eq!(kept.len(), 20, "only the last 20 are kept");
+        assert_eq!((kept[0].seq, kept[0].message.as_str()), (25, "run 25"), "newest first");
+        assert_eq!((kept[19].seq, kept[19].lateness_ms()), (6, 7));
+        // The store holds no more than that: the oldest were deleted.
+        assert_eq!(jobs.store.list_prefix(RUNS_INDEX, &format!("{id}\u{1f}"))?.len(), 20);
+        assert_eq!(jobs.get(&id)?.ok_or("job missing")?.0.history_seq, 25);
+        assert_eq!(jobs.runs(&id, 3)?.iter().map(|r| r.seq).collect::<Vec<_>>(), [25, 24, 23]);
+        assert!(jobs.runs(&other, 20)?.is_empty(), "another job's history is its own");
+        // A refused edit records nothing.
+        let refused =
+            jobs.update_recording(&id, None, Some((&run(26), 20)), |_| Err(JobError::Invalid("no".into())));
+        assert!(refused.is_err());
+        assert_eq!(jobs.runs(&id, 1)?[0].seq, 25);
+        jobs.remove(&id)?;
+        assert!(jobs.store.list(RUNS_INDEX)?.is_empty(), "removed with its job");
         Ok(())
     }
 }

@@ -38,6 +38,10 @@ pub use crate::security::consent_permission;
 /// The cluster permission that manages every user's jobs.
 pub const ADMIN_PERMISSION: &str = "restapi:admin/jobs";
 
+/// Failed attempts in a row that suspend a job unless
+/// `WARDEN_JOB_MAX_FAILURES` says otherwise.
+pub const DEFAULT_MAX_FAILURES: u32 = 5;
+
 /// How the dispatcher behaves.
 #[derive(Debug, Clone)]
 pub struct SchedulerConfig {
@@ -50,6 +54,10 @@ pub struct SchedulerConfig {
     /// How long a run's OBO token lives (capped at the OBO maximum); a
     /// longer run gets a new one, checked afresh, at half-life.
     pub token_lifetime: Duration,
+    /// Runs kept in each job's history (`GET /_warden/jobs/{id}/runs`).
+    pub history: usize,
+    /// Failed attempts in a row that suspend a job (a success resets it).
+    pub max_failures: u32,
 }
 
 impl Default for SchedulerConfig {
@@ -59,6 +67,8 @@ impl Default for SchedulerConfig {
             retry_delay: Duration::from_secs(5),
             max_attempts: 3,
             token_lifetime: Duration::from_secs(crate::security::obo::DEFAULT_LIFETIME),
+            history: jobs::DEFAULT_HISTORY,
+            max_failures: DEFAULT_MAX_FAILURES,
         }
     }
 }
@@ -120,6 +130,11 @@ impl Scheduler {
 
     pub fn jobs(&self) -> &JobStore {
         &self.jobs
+    }
+
+    /// How many runs each job's history keeps.
+    pub fn history_len(&self) -> usize {
+        self.config.history
     }
 
     /// For `GET /_warden/health`: runs under way on this node, and jobs due
