@@ -803,7 +803,7 @@ mod tests {
                 Registration { params: "x".repeat(MAX_PARAMS_BYTES + 1), ..registration("ana", "big") },
                 "bytes",
             ),
-            (Registration { schedule: Schedule::Cron("* *".into()), ..registration("ana", "c") }, "5 fields"),
+            (Registration { schedule: Schedule::cron("* *"), ..registration("ana", "c") }, "5 fields"),
         ] {
             let e = jobs.register(reg, 0).err().map(|e| e.to_string()).unwrap_or_default();
             assert!(e.contains(says), "{says}: {e}");

@@ -105,11 +105,21 @@ fn error(e: JobAccessError) -> types::Error {
     to_wit(e.kind(), e.to_string())
 }
 
+/// The prefix that names a cron's time zone in the WIT `cron` string, as
+/// cronie and other crons read it: `CRON_TZ=Europe/Berlin 0 3 * * *`.
+const CRON_TZ: &str = "CRON_TZ=";
+
 fn schedule_from_wit(schedule: scheduler::Schedule) -> Schedule {
     match schedule {
         scheduler::Schedule::Once(at) => Schedule::Once(at),
         scheduler::Schedule::Interval(secs) => Schedule::Interval(secs),
-        scheduler::Schedule::Cron(expr) => Schedule::Cron(expr),
+        scheduler::Schedule::Cron(expr) => match expr.trim_start().strip_prefix(CRON_TZ) {
+            Some(rest) => {
+                let (zone, expr) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+                Schedule::Cron { expr: expr.trim_start().to_owned(), timezone: Some(zone.to_owned()) }
+            }
+            None => Schedule::cron(expr),
+        },
     }
 }
 
@@ -117,7 +127,10 @@ fn schedule_to_wit(schedule: Schedule) -> scheduler::Schedule {
     match schedule {
         Schedule::Once(at) => scheduler::Schedule::Once(at),
         Schedule::Interval(secs) => scheduler::Schedule::Interval(secs),
-        Schedule::Cron(expr) => scheduler::Schedule::Cron(expr),
+        Schedule::Cron { expr, timezone: None } => scheduler::Schedule::Cron(expr),
+        Schedule::Cron { expr, timezone: Some(zone) } => {
+            scheduler::Schedule::Cron(format!("{CRON_TZ}{zone} {expr}"))
+        }
     }
 }
 
@@ -176,7 +189,7 @@ mod tests {
         JobInfo {
             id: "j1".into(),
             name: "nightly".into(),
-            schedule: Schedule::Cron("0 3 * * *".into()),
+            schedule: Schedule::cron("0 3 * * *"),
             params: "{}".into(),
             enabled: true,
             next_run: Some(42),
