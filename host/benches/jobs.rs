@@ -51,6 +51,7 @@ fn registration(user: &str, name: &str) -> Registration<'static> {
         name: Box::leak(name.to_owned().into_boxed_str()),
         schedule: Schedule::Interval(3600),
         params: "{}".into(),
+        options: Default::default(),
     }
 }
 

@@ -758,3 +758,114 @@ fn run_history_shows_retries_and_five_failures_in_a_row_suspend() -> TestResult 
     assert_eq!(server.get(&format!("/_warden/jobs/{id}/runs"))?.status, 404);
     Ok(())
 }
+
+#[test]
+fn zones_jitter_and_catch_up_are_asked_for_by_the_guest() -> TestResult {
+    let (deployment, server) = setup()?;
+    // Bad asks are refused by name, and nothing is stored.
+    for (schedule, options, says) in [
+        (json!({"cron": "CRON_TZ=Mars/Olympus 0 3 * * *"}), None, "unknown time zone `Mars/Olympus`"),
+        (
+            json!({"cron": "CRON_TZ=Europe/Berlin 0 0 30 2 *"}),
+            None,
+            "matches no date that exists in `Europe/Berlin`",
+        ),
+        (json!({"interval": 60}), Some(json!({"jitter": 0.96})), "between 0 and 0.95"),
+        (json!({"interval": 60}), Some(json!({"jitter": -0.1})), "between 0 and 0.95"),
+    ] {
+        let mut spec = json!({"name": "bad", "schedule": schedule, "params": {}});
+        if let Some(options) = options {
+            spec["options"] = options;
+        }
+        let reply = server.send_as(ANA.0, ANA.1, Method::POST, "/_extensions/probe/schedule", &spec)?;
+        let answer = reply.json();
+        assert_eq!(answer["kind"], "invalid", "{says}: {answer}");
+        assert!(answer["message"].as_str().unwrap_or_default().contains(says), "{says}: {answer}");
+    }
+    assert_eq!(server.get("/_warden/jobs")?.json()["total"], 0, "nothing half-registered");
+
+    // A cron in Berlin: shown with its zone; its next run is 03:00 there
+    // (02:00 or 01:00 UTC, as daylight saving time stands), within a day.
+    let nightly =
+        registered(&server, ANA, "nightly", json!({"cron": "CRON_TZ=Europe/Berlin 0 3 * * *"}), json!({}))?;
+    let view = admin_job(&server, &nightly)?;
+    assert_eq!(view["schedule"], json!({"cron": "0 3 * * *", "timezone": "Europe/Berlin"}), "{view}");
+    let next = view["next_run_at"].as_str().unwrap_or_default();
+    assert!(next.ends_with("T02:00:00.000Z") || next.ends_with("T01:00:00.000Z"), "{view}");
+    let in_ms = view["next_run"].as_u64().unwrap_or(0).saturating_sub(now_ms());
+    assert!(in_ms <= 25 * 3_600_000, "{view}");
+    // The extension gets it back as it gave it.
+    let seen = server.get_as(ANA.0, ANA.1, &format!("/_extensions/probe/jobs/{nightly}"))?.json();
+    assert!(
+        seen["message"].as_str().unwrap_or_default().contains("CRON_TZ=Europe/Berlin 0 3 * * *"),
+        "{seen}"
+    );
+
+    // Jitter: every run starts within 0.9 of its one-second interval after its slot.
+    let spread = json!({"jitter": 0.9, "catch_up": "skip"});
+    let mut spec = json!({"name": "spread", "schedule": {"interval": 1}, "params": {}});
+    spec["options"] = spread;
+    let reply = server.send_as(ANA.0, ANA.1, Method::POST, "/_extensions/probe/schedule", &spec)?;
+    let spread_id = reply.json()["id"].as_str().ok_or("no id")?.to_owned();
+    assert_eq!(admin_job(&server, &spread_id)?["jitter"], 0.9);
+    wait_for(&server, &spread_id, "three runs", |v| runs(v) >= 3)?;
+    for run in history(&server, ANA, &spread_id)?["runs"].as_array().ok_or("no runs")? {
+        let (slot, planned) = (run["scheduled_at"].as_u64(), run["planned_at"].as_u64());
+        let delay = planned.zip(slot).map(|(p, s)| p.saturating_sub(s));
+        assert!(delay.is_some_and(|d| d < 900), "{run}");
+        assert!(planned <= run["started_at"].as_u64(), "{run}");
+    }
+    assert_eq!(server.request(Method::DELETE, &format!("/_warden/jobs/{spread_id}"), "")?.status, 200);
+
+    // Catch-up: two every-second jobs, one skipping missed runs (the
+    // default), one catching up once; the host is down for three seconds.
+    let skipping = registered(
+        &server,
+        ANA,
+        "skipping",
+        json!({"interval": 1}),
+        json!({"index": "job-skip", "doc": {}}),
+    )?;
+    let mut spec = json!({"name": "catching-up", "schedule": {"interval": 1}, "params": {"index": "job-once", "doc": {}}});
+    spec["options"] = json!({"jitter": 0.0, "catch_up": "once"});
+    let reply = server.send_as(ANA.0, ANA.1, Method::POST, "/_extensions/probe/schedule", &spec)?;
+    let catching_up = reply.json()["id"].as_str().ok_or("no id")?.to_owned();
+    assert_eq!(admin_job(&server, &catching_up)?["catch_up"], "once");
+    wait_for(&server, &skipping, "a first run", |v| runs(v) >= 1)?;
+    wait_for(&server, &catching_up, "a first run", |v| runs(v) >= 1)?;
+    let (status, logs) = server.terminate(Duration::from_secs(20))?;
+    assert!(status.success(), "{status}: {logs}");
+    let stopped_at = now_ms();
+    std::thread::sleep(Duration::from_millis(3000));
+    let restarted_at = now_ms();
+    let server = start(&deployment)?;
+    for id in [&skipping, &catching_up] {
+        wait_for(&server, id, "runs after the restart", |v| {
+            v["last_run"]["started_at"].as_u64().is_some_and(|t| t > restarted_at + 1500)
+        })?;
+    }
+    // What each did, after the restart, for slots due before it.
+    let late = |id: &str| -> Result<Vec<Value>, Error> {
+        let answer = history(&server, ANA, id)?;
+        Ok(answer["runs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|r| r["started_at"].as_u64().is_some_and(|t| t >= restarted_at))
+            .filter(|r| r["scheduled_at"].as_u64().is_some_and(|t| t < restarted_at))
+            .cloned()
+            .collect())
+    };
+    let skipped = late(&skipping)?;
+    assert_eq!(skipped.len(), 1, "skip: one entry, nothing run: {skipped:?}");
+    assert_eq!(skipped[0]["outcome"], "missed", "{skipped:?}");
+    assert!(skipped[0]["scheduled_at"].as_u64().is_some_and(|t| t >= stopped_at - 1500), "{skipped:?}");
+    let message = skipped[0]["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("missed while no node was up; skipped to the next slot"), "{message}");
+    let caught_up = late(&catching_up)?;
+    assert_eq!(caught_up.len(), 1, "once: one catch-up run for all the missed slots: {caught_up:?}");
+    assert_eq!(caught_up[0]["outcome"], "success", "{caught_up:?}");
+    let once = history(&server, ANA, &catching_up)?;
+    assert!(once["runs"].as_array().into_iter().flatten().all(|r| r["outcome"] != "missed"), "{once}");
+    Ok(())
+}

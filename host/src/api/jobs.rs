@@ -114,6 +114,8 @@ fn view(id: &str, job: &Job, identity: &JobIdentity) -> Value {
         "runs": job.runs,
         "failures": job.failures,
         "consecutive_failures": job.consecutive_failures,
+        "jitter": job.jitter,
+        "catch_up": job.catch_up,
         "created_at": job.created_at,
         "updated_at": job.updated_at,
     })

@@ -168,6 +168,10 @@ impl Scheduler {
         let planned = job.next_run.unwrap_or(started);
         let attempt = job.attempt;
         let request_id = format!("job-{id}-{started}");
+        if let Some(slot) = job.catch_up.skip_to(&job.schedule, (planned, due), self.started_at, started) {
+            self.skip_missed(id, &job, (due, planned), slot, lock, started);
+            return;
+        }
         // Read once: the events name whom this run ran for, even if the
         // job is given to someone else meanwhile.
         let identity = self.jobs.identity(id).map(|found| found.map(|(identity, _)| identity));
@@ -330,7 +334,7 @@ impl Scheduler {
                     job.consecutive_failures = job.consecutive_failures.saturating_add(1);
                 }
                 RunStatus::Success => job.consecutive_failures = 0,
-                RunStatus::Skipped => {}
+                RunStatus::Skipped | RunStatus::Missed => {}
             }
             job.updated_at = finished;
             if job.consecutive_failures >= self.config.max_failures.max(1) && job.suspended.is_none() {
@@ -347,9 +351,10 @@ impl Scheduler {
                 job.attempt = attempt + 1;
                 job.next_run = Some(finished.saturating_add(delay.saturating_mul(u64::from(attempt))));
             } else {
+                // The next slot; the run starts at it plus the job's jitter.
                 job.attempt = 1;
-                job.next_run = job.schedule.next_run(due, finished);
-                job.due = job.next_run;
+                job.due = job.schedule.next_run(due, finished);
+                job.next_run = job.due.map(|slot| job.options().start_of(&job.schedule, slot));
             }
             Ok(())
         });
@@ -360,6 +365,50 @@ impl Scheduler {
                 tracing::error!(job = id, "cannot record the run: {e}");
                 None
             }
+        }
+    }
+}
+
+impl Scheduler {
+    /// A run missed while no node was up, of a job whose catch-up policy is
+    /// `skip`: not run; recorded in its history; the job moves to `slot`
+    /// (the next one still to come), the lease released in the same commit.
+    fn skip_missed(
+        &self,
+        id: &str,
+        job: &Job,
+        (due, planned): (u64, u64),
+        slot: u64,
+        lock: Version,
+        now: u64,
+    ) {
+        let when = crate::time::rfc3339(i64::try_from(slot).unwrap_or(i64::MAX));
+        let message = format!("missed while no node was up; skipped to the next slot, {when}");
+        tracing::info!(job = id, extension = job.extension, "job run {message}");
+        let entry = RunEntry {
+            seq: 0,
+            scheduled_at: due,
+            planned_at: planned,
+            started_at: now,
+            duration_ms: 0,
+            attempt: job.attempt,
+            outcome: RunStatus::Missed,
+            message,
+        };
+        let attempt = job.attempt;
+        let result = self.jobs.update_recording(id, Some(lock), Some((&entry, self.config.history)), |job| {
+            // Re-planned meanwhile (re-registered, run now): that plan stands.
+            if job.due.or(job.next_run) == Some(due) && job.attempt == attempt {
+                job.attempt = 1;
+                job.due = Some(slot);
+                job.next_run = Some(job.options().start_of(&job.schedule, slot));
+                job.updated_at = now;
+            }
+            Ok(())
+        });
+        match result {
+            Ok(_) | Err(super::jobs::JobError::NotFound(_)) => {}
+            Err(e) => tracing::error!(job = id, "cannot record the skipped run: {e}"),
         }
     }
 }

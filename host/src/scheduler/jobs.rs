@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::schedule::{Schedule, ScheduleError};
+use super::schedule::{CatchUp, JobOptions, Schedule, ScheduleError};
 use crate::store::{Expect, Store, StoreError, Write};
 
 pub const JOBS_INDEX: &str = ".warden-jobs";
@@ -88,6 +88,12 @@ pub struct Job {
     /// The sequence number of the newest entry of its run history.
     #[serde(default)]
     pub history_seq: u64,
+    /// Each slot's run is delayed by up to this fraction of the interval.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub jitter: f64,
+    /// What becomes of runs missed while no node was up.
+    #[serde(default, skip_serializing_if = "is_skip")]
+    pub catch_up: CatchUp,
     pub created_at: u64,
     pub updated_at: u64,
 }
@@ -96,7 +102,20 @@ fn first_attempt() -> u32 {
     1
 }
 
+fn is_zero(n: &f64) -> bool {
+    *n == 0.0
+}
+
+fn is_skip(policy: &CatchUp) -> bool {
+    *policy == CatchUp::Skip
+}
+
 impl Job {
+    /// Its jitter and catch-up policy.
+    pub fn options(&self) -> JobOptions {
+        JobOptions { jitter: self.jitter, catch_up: self.catch_up }
+    }
+
     /// Whether the dispatcher should run it at `now`.
     pub fn is_due(&self, now: u64) -> bool {
         self.enabled && self.suspended.is_none() && self.next_run.is_some_and(|t| t <= now)
@@ -124,6 +143,9 @@ pub enum RunStatus {
     Error,
     /// The host did not run it (extension not loaded, busy).
     Skipped,
+    /// It came due while no node was up and its catch-up policy is `skip`:
+    /// not run; the job waits for its next slot. Only in the run history.
+    Missed,
 }
 
 /// One entry of a job's run history ([`RUNS_INDEX`]).
@@ -233,6 +255,7 @@ pub struct Registration<'a> {
     pub name: &'a str,
     pub schedule: Schedule,
     pub params: String,
+    pub options: JobOptions,
 }
 
 #[derive(Debug)]
@@ -393,7 +416,11 @@ impl JobStore {
             )));
         }
         r.schedule.validate()?;
-        let next_run = r.schedule.first_run(now);
+        r.options.validate()?;
+        // `due` is the slot (what the runner is told); `next_run` when the
+        // run starts: the slot, delayed by the job's jitter.
+        let due = r.schedule.first_run(now);
+        let next_run = due.map(|slot| r.options.start_of(&r.schedule, slot));
         if r.user.chars().any(char::is_control) || r.auth_source.chars().any(char::is_control) {
             return Err(JobError::Invalid("a job's owner name cannot hold control characters".into()));
         }
@@ -405,8 +432,10 @@ impl JobStore {
                 job.schedule = r.schedule.clone();
                 job.params = r.params.clone();
                 job.next_run = next_run;
-                job.due = next_run;
+                job.due = due;
                 job.attempt = 1;
+                job.jitter = r.options.jitter;
+                job.catch_up = r.options.catch_up;
                 job.updated_at = now;
                 Ok(())
             })?;
@@ -427,13 +456,15 @@ impl JobStore {
             enabled: true,
             suspended: None,
             next_run,
-            due: next_run,
+            due,
             attempt: 1,
             last_run: None,
             runs: 0,
             failures: 0,
             consecutive_failures: 0,
             history_seq: 0,
+            jitter: r.options.jitter,
+            catch_up: r.options.catch_up,
             created_at: now,
             updated_at: now,
         };
@@ -738,6 +769,7 @@ mod tests {
             name,
             schedule: Schedule::Interval(60),
             params: "{}".into(),
+            options: JobOptions::default(),
         }
     }
 

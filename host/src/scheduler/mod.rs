@@ -91,6 +91,9 @@ pub struct Scheduler {
     /// Dispatcher ticks done since start (health: shows it is alive, and
     /// lets an observer wait for N looks at the due jobs).
     ticks: AtomicU64,
+    /// When this node started (ms): runs planned before it were missed
+    /// while no node was up, and go by their job's catch-up policy.
+    started_at: u64,
 }
 
 /// A job's owner as resolved now: the configuration, principal and roles.
@@ -125,6 +128,7 @@ impl Scheduler {
             holder,
             running: Mutex::new(HashSet::new()),
             ticks: AtomicU64::new(0),
+            started_at: crate::time::now_ms(),
         }
     }
 

@@ -38,7 +38,10 @@ pub enum Schedule {
     Once(u64),
     Interval(u64),
     /// A cron expression, in `timezone` (an IANA name) or UTC when `None`.
-    Cron { expr: String, timezone: Option<String> },
+    Cron {
+        expr: String,
+        timezone: Option<String>,
+    },
 }
 
 /// [`Schedule`]'s JSON: one key naming the kind, `timezone` beside `cron`
@@ -114,7 +117,9 @@ pub enum ScheduleError {
     Cron { expr: String, reason: String },
     #[error("unknown time zone `{name}`: use an IANA name such as `Europe/Berlin` or `America/New_York`")]
     TimeZone { name: String },
-    #[error("jitter must be a fraction of the interval between 0 and {MAX_JITTER} (as OpenSearch job-scheduler caps it), got {0}")]
+    #[error(
+        "jitter must be a fraction of the interval between 0 and {MAX_JITTER} (as OpenSearch job-scheduler caps it), got {0}"
+    )]
     Jitter(f64),
 }
 
@@ -257,6 +262,43 @@ pub fn jitter_delay(period_ms: u64, jitter: f64, random: u64) -> u64 {
     ((random % period_ms) as f64 * jitter).floor() as u64
 }
 
+/// How a job's runs are spread and caught up, beside its schedule.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobOptions {
+    /// A fraction of the interval (0 to 0.95): each slot's run is delayed
+    /// by a random amount in `[0, jitter × interval)`.
+    #[serde(default)]
+    pub jitter: f64,
+    #[serde(default)]
+    pub catch_up: CatchUp,
+}
+
+impl JobOptions {
+    pub fn validate(&self) -> Result<(), ScheduleError> {
+        validate_jitter(self.jitter)
+    }
+
+    /// When the run of slot `slot` should start: the slot, plus jitter.
+    pub fn start_of(&self, schedule: &Schedule, slot: u64) -> u64 {
+        if self.jitter <= 0.0 {
+            return slot;
+        }
+        let delay =
+            schedule.period_after(slot).map_or(0, |period| jitter_delay(period, self.jitter, random()));
+        slot.saturating_add(delay)
+    }
+}
+
+/// A random draw for jitter (none if the system has no randomness: the
+/// run is then simply not delayed).
+fn random() -> u64 {
+    let mut bytes = [0u8; 8];
+    match getrandom::fill(&mut bytes) {
+        Ok(()) => u64::from_le_bytes(bytes),
+        Err(_) => 0,
+    }
+}
+
 /// What to do with runs that came due while no node was up.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -290,7 +332,13 @@ impl CatchUp {
     /// missed when it came due before this node started (nobody was up to
     /// run it); a single run (`once` schedule) is never skipped: it has no
     /// later slot to wait for.
-    pub fn skip_to(self, schedule: &Schedule, (planned, due): (u64, u64), node_started: u64, now: u64) -> Option<u64> {
+    pub fn skip_to(
+        self,
+        schedule: &Schedule,
+        (planned, due): (u64, u64),
+        node_started: u64,
+        now: u64,
+    ) -> Option<u64> {
         if self == CatchUp::Once || !schedule.repeats() || planned >= node_started {
             return None;
         }
@@ -600,9 +648,15 @@ mod tests {
         assert_eq!(next_of(&daily, "2026-10-25T02:00:00Z").as_deref(), Some("2026-10-26T02:00:00.000Z"));
         assert_eq!(daily.period_after(at("2026-10-24T01:00:00Z")), Some(25 * 3_600_000));
         // next_run (after a run) agrees with first_run.
-        assert_eq!(daily.next_run(at("2026-03-28T02:00:00Z"), at("2026-03-28T02:00:05Z")), Some(at("2026-03-29T01:00:00Z")));
+        assert_eq!(
+            daily.next_run(at("2026-03-28T02:00:00Z"), at("2026-03-28T02:00:05Z")),
+            Some(at("2026-03-29T01:00:00Z"))
+        );
         // The same expression without a zone is UTC, as ever.
-        assert_eq!(next_of(&Schedule::cron("0 3 * * *"), "2026-03-28T02:00:00Z").as_deref(), Some("2026-03-28T03:00:00.000Z"));
+        assert_eq!(
+            next_of(&Schedule::cron("0 3 * * *"), "2026-03-28T02:00:00Z").as_deref(),
+            Some("2026-03-28T03:00:00.000Z")
+        );
     }
 
     #[test]
@@ -610,8 +664,14 @@ mod tests {
         // 29 March 2026: 02:00 CET jumps to 03:00 CEST (01:00 UTC); 02:30
         // never happens, so the run comes at the first instant after the gap.
         let half_past_two = berlin("30 2 * * *");
-        assert_eq!(next_of(&half_past_two, "2026-03-28T01:30:00Z").as_deref(), Some("2026-03-29T01:00:00.000Z"));
-        assert_eq!(next_of(&half_past_two, "2026-03-29T01:00:00Z").as_deref(), Some("2026-03-30T00:30:00.000Z"));
+        assert_eq!(
+            next_of(&half_past_two, "2026-03-28T01:30:00Z").as_deref(),
+            Some("2026-03-29T01:00:00.000Z")
+        );
+        assert_eq!(
+            next_of(&half_past_two, "2026-03-29T01:00:00Z").as_deref(),
+            Some("2026-03-30T00:30:00.000Z")
+        );
         // Every minute of the gap matches: still one run, at 03:00 CEST.
         let every_quarter_at_two = berlin("*/15 2 * * *");
         assert_eq!(
@@ -624,16 +684,20 @@ mod tests {
         );
         // Minutes before and after the gap are untouched.
         let every_half_hour = berlin("*/30 * * * *");
-        let runs: Vec<String> = std::iter::successors(Some(at("2026-03-29T00:00:00Z")), |t| {
-            every_half_hour.next_run(*t, *t)
-        })
-        .skip(1)
-        .take(4)
-        .map(|ms| crate::time::rfc3339(ms as i64))
-        .collect();
+        let runs: Vec<String> =
+            std::iter::successors(Some(at("2026-03-29T00:00:00Z")), |t| every_half_hour.next_run(*t, *t))
+                .skip(1)
+                .take(4)
+                .map(|ms| crate::time::rfc3339(ms as i64))
+                .collect();
         assert_eq!(
             runs,
-            ["2026-03-29T00:30:00.000Z", "2026-03-29T01:00:00.000Z", "2026-03-29T01:30:00.000Z", "2026-03-29T02:00:00.000Z"]
+            [
+                "2026-03-29T00:30:00.000Z",
+                "2026-03-29T01:00:00.000Z",
+                "2026-03-29T01:30:00.000Z",
+                "2026-03-29T02:00:00.000Z"
+            ]
         );
     }
 
@@ -642,24 +706,37 @@ mod tests {
         // 25 October 2026: 03:00 CEST falls back to 02:00 CET (01:00 UTC);
         // 02:30 happens at 00:30 UTC and again at 01:30 UTC.
         let half_past_two = berlin("30 2 * * *");
-        assert_eq!(next_of(&half_past_two, "2026-10-24T12:00:00Z").as_deref(), Some("2026-10-25T00:30:00.000Z"));
-        assert_eq!(next_of(&half_past_two, "2026-10-25T00:30:00Z").as_deref(), Some("2026-10-26T01:30:00.000Z"));
+        assert_eq!(
+            next_of(&half_past_two, "2026-10-24T12:00:00Z").as_deref(),
+            Some("2026-10-25T00:30:00.000Z")
+        );
+        assert_eq!(
+            next_of(&half_past_two, "2026-10-25T00:30:00Z").as_deref(),
+            Some("2026-10-26T01:30:00.000Z")
+        );
         // Looked for during the repeated hour (a node that started then):
         // the first 02:30 is past, the second is not run.
-        assert_eq!(next_of(&half_past_two, "2026-10-25T01:10:00Z").as_deref(), Some("2026-10-26T01:30:00.000Z"));
+        assert_eq!(
+            next_of(&half_past_two, "2026-10-25T01:10:00Z").as_deref(),
+            Some("2026-10-26T01:30:00.000Z")
+        );
         let every_half_hour = berlin("*/30 * * * *");
-        let runs: Vec<String> = std::iter::successors(Some(at("2026-10-24T23:30:00Z")), |t| {
-            every_half_hour.next_run(*t, *t)
-        })
-        .skip(1)
-        .take(4)
-        .map(|ms| crate::time::rfc3339(ms as i64))
-        .collect();
+        let runs: Vec<String> =
+            std::iter::successors(Some(at("2026-10-24T23:30:00Z")), |t| every_half_hour.next_run(*t, *t))
+                .skip(1)
+                .take(4)
+                .map(|ms| crate::time::rfc3339(ms as i64))
+                .collect();
         // 02:00 and 02:30 CEST, then 03:00 CET: the repeated 02:00 and
         // 02:30 (CET) are not run again.
         assert_eq!(
             runs,
-            ["2026-10-25T00:00:00.000Z", "2026-10-25T00:30:00.000Z", "2026-10-25T02:00:00.000Z", "2026-10-25T02:30:00.000Z"]
+            [
+                "2026-10-25T00:00:00.000Z",
+                "2026-10-25T00:30:00.000Z",
+                "2026-10-25T02:00:00.000Z",
+                "2026-10-25T02:30:00.000Z"
+            ]
         );
     }
 
@@ -689,12 +766,20 @@ mod tests {
     fn schedules_keep_their_json_shape() -> Result<(), serde_json::Error> {
         let zoned = berlin("0 3 * * *");
         assert_eq!(serde_json::to_string(&zoned)?, r#"{"cron":"0 3 * * *","timezone":"Europe/Berlin"}"#);
-        assert_eq!(serde_json::from_str::<Schedule>(r#"{"cron":"0 3 * * *","timezone":"Europe/Berlin"}"#)?, zoned);
+        assert_eq!(
+            serde_json::from_str::<Schedule>(r#"{"cron":"0 3 * * *","timezone":"Europe/Berlin"}"#)?,
+            zoned
+        );
         // Stored before zones existed: UTC.
         assert_eq!(serde_json::from_str::<Schedule>(r#"{"cron":"@daily"}"#)?, Schedule::cron("@daily"));
         assert_eq!(serde_json::from_str::<Schedule>(r#"{"interval":60}"#)?, Schedule::Interval(60));
         assert_eq!(serde_json::to_string(&Schedule::Once(5))?, r#"{"once":5}"#);
-        for bad in [r#"{"interval":5,"timezone":"Europe/Berlin"}"#, r#"{"once":1,"interval":2}"#, r#"{"cron":"x","tz":"y"}"#, "{}"] {
+        for bad in [
+            r#"{"interval":5,"timezone":"Europe/Berlin"}"#,
+            r#"{"once":1,"interval":2}"#,
+            r#"{"cron":"x","tz":"y"}"#,
+            "{}",
+        ] {
             assert!(serde_json::from_str::<Schedule>(bad).is_err(), "{bad}");
         }
         Ok(())
@@ -707,7 +792,10 @@ mod tests {
         }
         for bad in [-0.01, 0.951, 1.0, f64::NAN, f64::INFINITY] {
             let e = validate_jitter(bad).err().map(|e| e.to_string()).unwrap_or_default();
-            assert!(e.starts_with("jitter must be a fraction of the interval between 0 and 0.95"), "{bad}: {e}");
+            assert!(
+                e.starts_with("jitter must be a fraction of the interval between 0 and 0.95"),
+                "{bad}: {e}"
+            );
         }
         // Deterministic draws: the random value modulo the period, times the jitter.
         assert_eq!(jitter_delay(60_000, 0.5, 59_999), 29_999);
@@ -726,6 +814,15 @@ mod tests {
             seen_max = seen_max.max(delay);
         }
         assert!(seen_max > 5_800, "the draws reach near the bound: {seen_max}");
+        // A job's run starts within its slot's jitter window; `once` has none.
+        let options = JobOptions { jitter: 0.5, catch_up: CatchUp::Skip };
+        for _ in 0..1_000 {
+            let start = options.start_of(&Schedule::Interval(60), 1_000_000);
+            assert!((1_000_000..1_030_000).contains(&start), "{start}");
+        }
+        assert_eq!(options.start_of(&Schedule::Once(5), 5), 5);
+        assert_eq!(JobOptions::default().start_of(&Schedule::Interval(60), 7), 7);
+        assert!(JobOptions { jitter: 0.96, ..options }.validate().is_err());
         Ok(())
     }
 
@@ -753,7 +850,10 @@ mod tests {
             CatchUp::Skip.skip_to(&daily, (missed, missed), started, started + 500),
             Some(at("2026-03-30T01:00:00Z"))
         );
-        assert_eq!((CatchUp::parse("once"), CatchUp::parse("skip"), CatchUp::parse("all")), (Some(CatchUp::Once), Some(CatchUp::Skip), None));
+        assert_eq!(
+            (CatchUp::parse("once"), CatchUp::parse("skip"), CatchUp::parse("all")),
+            (Some(CatchUp::Once), Some(CatchUp::Skip), None)
+        );
         assert_eq!(CatchUp::default(), CatchUp::Skip);
     }
 }
