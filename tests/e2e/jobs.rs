@@ -753,6 +753,21 @@ fn run_history_shows_retries_and_five_failures_in_a_row_suspend() -> TestResult 
     let view = wait_for(&server, &id, "three attempts after resuming", |v| v["failures"] == 11)?;
     assert_eq!((&view["consecutive_failures"], &view["suspended"]), (&json!(3), &Value::Null), "{view}");
 
+    // Health reports how late this node started its runs, and how late
+    // the oldest job waiting is (none waits now).
+    wait_idle(&server)?;
+    let health = server.scheduler_health()?;
+    let lateness = &health["lateness_ms"];
+    assert!(lateness["samples"].as_u64().is_some_and(|n| n >= 12), "{health}");
+    let (p50, p99, max) = (lateness["p50"].as_u64(), lateness["p99"].as_u64(), lateness["max"].as_u64());
+    assert!(p50.is_some() && p50 <= p99 && p99 <= max, "{health}");
+    assert!(max.is_some_and(|max| max < 10_000), "a 100 ms tick starts runs soon: {health}");
+    assert_eq!(
+        (&health["jobs_waiting"], &health["oldest_waiting_ms"]),
+        (&json!(0), &Value::Null),
+        "{health}"
+    );
+
     // Removed, its history goes with it.
     assert_eq!(server.request(Method::DELETE, &format!("/_warden/jobs/{id}"), "")?.status, 200);
     assert_eq!(server.get(&format!("/_warden/jobs/{id}/runs"))?.status, 404);

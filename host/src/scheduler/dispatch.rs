@@ -172,6 +172,7 @@ impl Scheduler {
             self.skip_missed(id, &job, (due, planned), slot, lock, started);
             return;
         }
+        self.note_lateness(started.saturating_sub(planned));
         // Read once: the events name whom this run ran for, even if the
         // job is given to someone else meanwhile.
         let identity = self.jobs.identity(id).map(|found| found.map(|(identity, _)| identity));

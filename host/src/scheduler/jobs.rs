@@ -378,6 +378,19 @@ impl JobStore {
         Ok(keys.into_iter().filter_map(|key| key.split_once('\u{1f}').map(|(_, id)| id.to_owned())).collect())
     }
 
+    /// [`JobStore::due`] with each job's planned start, earliest first.
+    pub fn due_at(&self, now: u64) -> Result<Vec<(u64, String)>, JobError> {
+        let until = format!("{:020}", now.saturating_add(1));
+        let keys = self.store.ids_between(DUE_INDEX, "", &until)?;
+        Ok(keys
+            .into_iter()
+            .filter_map(|key| {
+                let (at, id) = key.split_once('\u{1f}')?;
+                Some((at.parse().ok()?, id.to_owned()))
+            })
+            .collect())
+    }
+
     /// Rebuilds [`DUE_INDEX`] from the definitions, in one transaction (at
     /// start: whatever the index held, it then agrees with the jobs).
     /// Returns how many jobs will run.
@@ -883,6 +896,7 @@ mod tests {
             .register(Registration { schedule: Schedule::Interval(30), ..registration("ana", "b") }, 1_000)?;
         assert!(jobs.due(30_999)?.is_empty());
         assert_eq!(jobs.due(31_000)?, std::slice::from_ref(&b));
+        assert_eq!(jobs.due_at(31_000)?, [(31_000, b.clone())], "with its planned start");
         assert_eq!(jobs.due(u64::MAX)?, [b.clone(), a.clone()], "earliest first");
         let pause = |enabled: bool| {
             move |job: &mut Job| {
