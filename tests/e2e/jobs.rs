@@ -768,6 +768,17 @@ fn run_history_shows_retries_and_five_failures_in_a_row_suspend() -> TestResult 
         "{health}"
     );
 
+    // The history index is a system index: not even admin reads it directly.
+    let direct = server.send(Method::POST, "/.warden-job-runs/_search", &json!({}))?;
+    assert_eq!(direct.status, 403, "{direct:?}");
+    let call =
+        json!({"method": "POST", "path": "/.warden-job-runs/_search", "body": {}, "identity": "service"});
+    let from_guest = server.send(Method::POST, "/_extensions/probe/call", &call)?.json();
+    assert!(
+        from_guest["message"].as_str().unwrap_or_default().starts_with("system-index gate:"),
+        "{from_guest}"
+    );
+
     // Removed, its history goes with it.
     assert_eq!(server.request(Method::DELETE, &format!("/_warden/jobs/{id}"), "")?.status, 200);
     assert_eq!(server.get(&format!("/_warden/jobs/{id}/runs"))?.status, 404);

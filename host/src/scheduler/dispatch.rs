@@ -172,7 +172,10 @@ impl Scheduler {
             self.skip_missed(id, &job, (due, planned), slot, lock, started);
             return;
         }
-        self.note_lateness(started.saturating_sub(planned));
+        // Dispatch lateness: not a catch-up run's wait for this node to start.
+        if planned >= self.started_at {
+            self.note_lateness(started.saturating_sub(planned));
+        }
         // Read once: the events name whom this run ran for, even if the
         // job is given to someone else meanwhile.
         let identity = self.jobs.identity(id).map(|found| found.map(|(identity, _)| identity));

@@ -961,7 +961,7 @@ mod tests {
             started_at: n * 1000 + 7,
             duration_ms: 3,
             attempt: 1,
-            outcome: if n % 2 == 0 { RunStatus::Success } else { RunStatus::Failure },
+            outcome: if n.is_multiple_of(2) { RunStatus::Success } else { RunStatus::Failure },
             message: format!("run {n}"),
         };
         for n in 1..=25 {
