@@ -9,12 +9,16 @@
 //! ```ignore
 //! use warden_guest::scheduler::{self, Schedule};
 //! let id = scheduler::register("nightly", Schedule::Cron("0 3 * * *".into()), &serde_json::json!({"index": "logs-*"}))?;
+//! // 03:00 in Berlin, spread over up to a tenth of the day, one catch-up run after downtime:
+//! let options = scheduler::JobOptions { jitter: 0.1, catch_up: scheduler::CatchUp::Once };
+//! let cron = Schedule::Cron("CRON_TZ=Europe/Berlin 0 3 * * *".into());
+//! let id = scheduler::register_with("nightly", cron, &serde_json::json!({}), options)?;
 //! ```
 
 use crate::Error;
 use crate::bindings::warden::extension::scheduler as wit;
 
-pub use wit::{JobInfo, Schedule};
+pub use wit::{CatchUp, JobInfo, JobOptions, Schedule};
 
 /// Registers a job named `name` (unique per extension and user) with JSON
 /// parameters; returns the job id.
@@ -26,6 +30,19 @@ pub fn register<T: serde::Serialize + ?Sized>(
     let params = serde_json::to_string(params)
         .map_err(|e| Error::Invalid(format!("job parameters are not JSON: {e}")))?;
     wit::register(&wit::JobSpec { name: name.to_owned(), schedule, params })
+}
+
+/// [`register`] with options: jitter (a fraction of the interval, 0 to
+/// 0.95) and what becomes of runs missed while no node was up.
+pub fn register_with<T: serde::Serialize + ?Sized>(
+    name: &str,
+    schedule: Schedule,
+    params: &T,
+    options: JobOptions,
+) -> Result<String, Error> {
+    let params = serde_json::to_string(params)
+        .map_err(|e| Error::Invalid(format!("job parameters are not JSON: {e}")))?;
+    wit::register_with(&wit::JobSpec { name: name.to_owned(), schedule, params }, options)
 }
 
 /// Removes a job.

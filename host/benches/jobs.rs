@@ -29,8 +29,9 @@ use warden_host::runtime::{Runtime, RuntimeConfig};
 use warden_host::scheduler::jobs::{JobStore, Registration};
 use warden_host::scheduler::schedule::Schedule;
 use warden_host::scheduler::{Scheduler, SchedulerConfig};
-use warden_host::security::Security;
+use warden_host::security::consents::{self, AllScopes, Consent, Consents, Scopes};
 use warden_host::security::obo::TokenService;
+use warden_host::security::{IdentitySource, Security};
 use warden_host::store::Store;
 
 type Error = Box<dyn std::error::Error>;
@@ -51,6 +52,7 @@ fn registration(user: &str, name: &str) -> Registration<'static> {
         name: Box::leak(name.to_owned().into_boxed_str()),
         schedule: Schedule::Interval(3600),
         params: "{}".into(),
+        options: Default::default(),
     }
 }
 
@@ -60,7 +62,8 @@ fn run(c: &mut Criterion) -> Result<(), Error> {
     let store = Arc::new(Store::open(&dir.path().join("store").join("warden.redb"))?);
     let (security, _) = Security::bootstrap(store.clone(), None, Some("Bench-Admin-Pass-1"))?;
     let tokens = Arc::new(TokenService::load_or_create(&store, "bench")?);
-    let security = Arc::new(security.with_obo(tokens.clone()));
+    let consents = Arc::new(Consents::new(store.clone()));
+    let security = Arc::new(security.with_obo(tokens.clone()).with_consents(consents.clone()));
     let audit = Arc::new(AuditLog::open(&dir.path().join("audit"), Default::default())?);
     let backend = Embedded::new(store.clone(), "bench")?;
     let gateway =
@@ -92,6 +95,22 @@ fn run(c: &mut Criterion) -> Result<(), Error> {
         SchedulerConfig::default(),
     ));
     let (id, _) = scheduler.jobs().register(registration("admin", "bench"), 0)?;
+    // Runs need the owner's live consent, looked up at every run.
+    consents.put(&Consent {
+        id: consents::id_for(IdentitySource::Internal, "admin", "bench"),
+        user: "admin".into(),
+        auth_source: IdentitySource::Internal,
+        extension: "bench".into(),
+        extension_version: None,
+        component_sha256: None,
+        scopes: Scopes::All(AllScopes::All),
+        backend_roles: vec![],
+        via_api_token: None,
+        created_at: 0,
+        expires_at: None,
+        revoked_at: None,
+        revoked_by: None,
+    })?;
 
     let context = || JobContext {
         job_id: id.clone(),
@@ -116,6 +135,14 @@ fn run(c: &mut Criterion) -> Result<(), Error> {
         b.iter(|| match rt.block_on(bare()) {
             Ok(JobOutcome::Success(message)) => message,
             other => panic!("the bare run did not succeed: {other:?}"),
+        })
+    });
+    // The consent check alone (one GET of the record): its cost per run,
+    // beside the run it guards.
+    group.bench_function("consent_check", |b| {
+        b.iter(|| match scheduler.live_consent(IdentitySource::Internal, "admin", "bench") {
+            Ok(consent) => consent,
+            Err(denial) => panic!("no consent: {denial:?}"),
         })
     });
     group.bench_function("scheduled", |b| {

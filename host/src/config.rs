@@ -11,6 +11,8 @@
 //! | `WARDEN_JOB_TOKEN_SECS` | a run's token lifetime (renewed at half-life) |
 //! | `WARDEN_REVOKE_TOKENS_ON` | which changes of a user revoke their OBO and API tokens: `password`, `disable`, `roles` (default `password,disable`; a deletion always does) |
 //! | `WARDEN_CONSENT_MAX_AGE_SECS` | an external (JWT) user's consent lasts this long (default 30 days) |
+//! | `WARDEN_JOB_HISTORY` | runs kept in each job's history (1–1000, default 20) |
+//! | `WARDEN_JOB_MAX_FAILURES` | failed attempts in a row that suspend a job (default 5) |
 //! | `WARDEN_AUDIT_MAX_FILE_BYTES` | rotate past it |
 //! | `WARDEN_AUDIT_MAX_FILES` | rotated files kept (0 keeps none) |
 //! | `WARDEN_AUDIT_MAX_FIELD_BYTES` | each field cut to it |
@@ -38,11 +40,17 @@ pub enum ConfigError {
     },
     #[error("{name}: must be at least {min}")]
     TooSmall { name: &'static str, min: String },
+    #[error("{name}: must be at most {max}")]
+    TooLarge { name: &'static str, max: u64 },
     #[error("WARDEN_AUDIT_DISABLED_CATEGORIES: unknown category `{0}`")]
     UnknownCategory(String),
     #[error("{name}: {reason}")]
     Invalid { name: &'static str, reason: String },
 }
+
+/// The longest run history a job may keep: each entry is a store
+/// document of up to a few KiB, read whole by `GET …/runs`.
+pub const MAX_JOB_HISTORY: u64 = 1000;
 
 /// The scheduler's timings from `env` (see the module's table); unset
 /// variables keep [`SchedulerConfig::default`].
@@ -61,8 +69,29 @@ pub fn scheduler_config(env: impl Fn(&str) -> Option<String>) -> Result<Schedule
         }
         Ok(Some(Duration::from_millis(n.saturating_mul(unit))))
     };
+    // A whole number within `min..=max`.
+    let count = |name: &'static str, min: u64, max: u64| {
+        let Some(text) = env(name) else { return Ok(None) };
+        let n: u64 = text.trim().parse().map_err(|source| ConfigError::NotANumber {
+            name,
+            text: text.clone(),
+            what: "whole number",
+            source,
+        })?;
+        if n < min {
+            return Err(ConfigError::TooSmall { name, min: min.to_string() });
+        }
+        if n > max {
+            return Err(ConfigError::TooLarge { name, max });
+        }
+        Ok(Some(n))
+    };
     let defaults = SchedulerConfig::default();
     Ok(SchedulerConfig {
+        history: count("WARDEN_JOB_HISTORY", 1, MAX_JOB_HISTORY)?
+            .map_or(defaults.history, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+        max_failures: count("WARDEN_JOB_MAX_FAILURES", 1, u64::from(u32::MAX))?
+            .map_or(defaults.max_failures, |n| u32::try_from(n).unwrap_or(u32::MAX)),
         tick: duration("WARDEN_SCHEDULER_TICK_MS", 1, "number of milliseconds", "milliseconds")?
             .unwrap_or(defaults.tick),
         retry_delay: duration("WARDEN_JOB_RETRY_DELAY_MS", 1, "number of milliseconds", "milliseconds")?
@@ -208,6 +237,20 @@ mod tests {
             message(scheduler_config(env(&[("WARDEN_JOB_TOKEN_SECS", "0")]))),
             "WARDEN_JOB_TOKEN_SECS: must be at least 1 (seconds)"
         );
+        let history =
+            scheduler_config(env(&[("WARDEN_JOB_HISTORY", "5"), ("WARDEN_JOB_MAX_FAILURES", "2")]))?;
+        assert_eq!((history.history, history.max_failures), (5, 2));
+        let defaults = scheduler_config(env(&[]))?;
+        assert_eq!((defaults.history, defaults.max_failures), (20, 5));
+        for (name, value, says) in [
+            ("WARDEN_JOB_HISTORY", "0", "WARDEN_JOB_HISTORY: must be at least 1"),
+            ("WARDEN_JOB_HISTORY", "1001", "WARDEN_JOB_HISTORY: must be at most 1000"),
+            ("WARDEN_JOB_MAX_FAILURES", "0", "WARDEN_JOB_MAX_FAILURES: must be at least 1"),
+            ("WARDEN_JOB_MAX_FAILURES", "x", "WARDEN_JOB_MAX_FAILURES: `x` is not a whole number"),
+        ] {
+            let got = message(scheduler_config(env(&[(name, value)])));
+            assert!(got.starts_with(says), "{name}={value}: {got}");
+        }
         let audit = audit_settings(env(&[("WARDEN_AUDIT_MAX_FIELD_BYTES", "10")]));
         assert_eq!(
             audit.err().map(|e| e.to_string()).unwrap_or_default(),

@@ -187,6 +187,14 @@ enum JobsCommand {
     Run { id: String },
     /// Remove a job.
     Rm { id: String },
+    /// A job's last runs, newest first: scheduled time, start, duration,
+    /// attempt, outcome, message.
+    Runs {
+        id: String,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Give a job to another user (needs `restapi:admin/jobs`; audited).
     Owner {
         id: String,
@@ -328,6 +336,7 @@ fn main() -> std::process::ExitCode {
                 JobsCommand::Run { id } => manage::jobs_act(&client, &id, JobAction::Run),
                 JobsCommand::Rm { id } => manage::jobs_act(&client, &id, JobAction::Remove),
                 JobsCommand::Owner { id, new_owner } => manage::jobs_owner(&client, &id, &new_owner),
+                JobsCommand::Runs { id, json } => manage::jobs_runs(&client, &id, json),
             })
         }
         Command::Consent { server, command } => {

@@ -729,3 +729,285 @@ fn a_removed_extensions_jobs_never_resume_under_a_reinstalled_id() -> TestResult
     assert_eq!(server.get(&format!("/_warden/jobs/{nightly}"))?.status, 404);
     Ok(())
 }
+
+/// `GET /_warden/jobs/{id}/runs` as `who`; the answer.
+fn history(server: &Server, who: (&str, &str), id: &str) -> Result<Value, Error> {
+    let reply = server.get_as(who.0, who.1, &format!("/_warden/jobs/{id}/runs"))?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    Ok(reply.json())
+}
+
+/// `warden jobs <args>` as admin against `server`: (success, stdout, stderr).
+fn cli(server: &Server, args: &[&str]) -> Result<(bool, String, String), Error> {
+    let output = support::warden()
+        .arg("jobs")
+        .args(args)
+        .env("WARDEN_URL", &server.base)
+        .env("WARDEN_USER", "admin")
+        .env("WARDEN_PASSWORD", support::ADMIN_PASSWORD)
+        .stdin(std::process::Stdio::null())
+        .output()?;
+    Ok((
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    ))
+}
+
+/// Polls the audit log (as admin) until an event matches.
+fn wait_for_event(server: &Server, query: &str, matches: impl Fn(&Value) -> bool) -> Result<Value, Error> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(event) = audit(server, query)?.into_iter().find(&matches) {
+            return Ok(event);
+        }
+        if Instant::now() > deadline {
+            return Err(format!("no audit event for {query}: {}", server.logs()).into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn run_history_shows_retries_and_five_failures_in_a_row_suspend() -> TestResult {
+    let (_deployment, server) = setup()?;
+    let failing = json!({"fail": "no data yet"});
+    let id = registered(&server, ANA, "flaky", json!({"interval": 3600}), failing.clone())?;
+    assert_eq!(history(&server, ANA, &id)?["runs"], json!([]), "no runs yet");
+
+    // Three failed attempts (a run and its two retries), then a success:
+    // the count of failures in a row starts again.
+    assert_eq!(server.request(Method::POST, &format!("/_warden/jobs/{id}/_run"), "")?.status, 200);
+    let view = wait_for(&server, &id, "three attempts", |v| v["failures"] == 3)?;
+    assert_eq!((&view["consecutive_failures"], &view["suspended"]), (&json!(3), &Value::Null), "{view}");
+    registered(&server, ANA, "flaky", json!({"interval": 3600}), json!({}))?;
+    assert_eq!(server.request(Method::POST, &format!("/_warden/jobs/{id}/_run"), "")?.status, 200);
+    let view = wait_for(&server, &id, "a success", |v| v["last_run"]["status"] == "success")?;
+    assert_eq!(view["consecutive_failures"], 0, "a success resets the count: {view}");
+
+    // Five failures in a row: three attempts of one slot, two of the next.
+    registered(&server, ANA, "flaky", json!({"interval": 3600}), failing)?;
+    assert_eq!(server.request(Method::POST, &format!("/_warden/jobs/{id}/_run"), "")?.status, 200);
+    wait_for(&server, &id, "three more attempts", |v| v["failures"] == 6)?;
+    let view = admin_job(&server, &id)?;
+    assert_eq!((&view["consecutive_failures"], &view["suspended"]), (&json!(3), &Value::Null), "{view}");
+    assert_eq!(server.request(Method::POST, &format!("/_warden/jobs/{id}/_run"), "")?.status, 200);
+    let view = wait_for(&server, &id, "the suspension", |v| v["suspended"].is_string())?;
+    let reason = "5 consecutive failed runs; the last (Failure): no data yet";
+    assert_eq!(view["suspended"], reason, "{view}");
+    assert_eq!((&view["failures"], &view["runs"]), (&json!(8), &json!(9)), "{view}");
+    // Audited as every suspension is, under the owner.
+    let event = wait_for_event(&server, "category=JOB_WRITE&user=ana", |e| {
+        e["job"] == json!(id) && e["reason"] == format!("suspended: {reason}")
+    })?;
+    assert_eq!(event["extension"], "probe", "{event}");
+    // Suspended, it runs no more, and cannot be asked to.
+    wait_idle(&server)?;
+    let run_now = server.request(Method::POST, &format!("/_warden/jobs/{id}/_run"), "")?;
+    assert_eq!(run_now.status, 400, "{run_now:?}");
+
+    // The history, newest first: each attempt with its slot, start,
+    // duration, outcome and message.
+    let answer = history(&server, ANA, &id)?;
+    assert_eq!((&answer["id"], &answer["name"], &answer["kept"]), (&json!(id), &json!("flaky"), &json!(20)));
+    let runs = answer["runs"].as_array().ok_or("no runs")?;
+    let seen: Vec<(u64, &str)> = runs
+        .iter()
+        .map(|r| (r["attempt"].as_u64().unwrap_or(0), r["outcome"].as_str().unwrap_or("")))
+        .collect();
+    let expected = [
+        (2, "failure"),
+        (1, "failure"),
+        (3, "failure"),
+        (2, "failure"),
+        (1, "failure"),
+        (1, "success"),
+        (3, "failure"),
+        (2, "failure"),
+        (1, "failure"),
+    ];
+    assert_eq!(seen, expected, "{answer}");
+    let seqs: Vec<u64> = runs.iter().filter_map(|r| r["seq"].as_u64()).collect();
+    assert_eq!(seqs, (1..=9).rev().collect::<Vec<_>>(), "{answer}");
+    for run in runs {
+        let (scheduled, started) = (run["scheduled_at"].as_u64(), run["started_at"].as_u64());
+        assert!(scheduled.is_some_and(|s| started.is_some_and(|t| t >= s)), "{run}");
+        assert!(run["duration_ms"].is_u64() && run["lateness_ms"].is_u64(), "{run}");
+        assert!(run["started_at_iso"].as_str().is_some_and(|t| t.ends_with('Z')), "{run}");
+    }
+    assert_eq!(runs[0]["message"], "no data yet");
+    // A retry belongs to its slot: attempts 2 and 3 carry attempt 1's slot.
+    assert_eq!(runs[2]["scheduled_at"], runs[4]["scheduled_at"], "{answer}");
+    assert!(runs[2]["planned_at"].as_u64() > runs[4]["planned_at"].as_u64(), "{answer}");
+
+    // Whom the job is hidden from, its history is too; admins see it.
+    assert_eq!(server.get_as(BOB.0, BOB.1, &format!("/_warden/jobs/{id}/runs"))?.status, 404);
+    assert_eq!(server.get(&format!("/_warden/jobs/{id}/runs"))?.json()["total"], 9);
+    assert_eq!(server.get("/_warden/jobs/0123456789abcdef/runs")?.status, 404);
+    let anonymous = server.get_with_authorization(&format!("/_warden/jobs/{id}/runs"), None)?;
+    assert_eq!(anonymous.status, 401, "{anonymous:?}");
+
+    // The CLI shows the same, one line per run.
+    let (ok, out, err) = cli(&server, &["runs", &id])?;
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 10, "a header and nine runs: {out}");
+    assert!(lines[0].contains("scheduled") && lines[0].contains("outcome"), "{out}");
+    assert!(lines[1].contains("failure") && lines[1].ends_with("no data yet"), "{out}");
+    let (ok, out, err) = cli(&server, &["runs", &id, "--json"])?;
+    assert!(ok, "{err}");
+    assert_eq!(serde_json::from_str::<Value>(&out)?["total"], 9, "{out}");
+    let (ok, _, err) = cli(&server, &["runs", "../_enable"])?;
+    assert!(!ok && err.contains("is not a job id"), "{err}");
+
+    // Resumed, it counts afresh: one more failure does not suspend it again.
+    registered(&server, ANA, "flaky", json!({"interval": 3600}), json!({"fail": "still"}))?;
+    let enabled = server.request(Method::POST, &format!("/_warden/jobs/{id}/_enable"), "")?;
+    assert_eq!((enabled.status, &enabled.json()["consecutive_failures"]), (200, &json!(0)), "{enabled:?}");
+    assert_eq!(server.request(Method::POST, &format!("/_warden/jobs/{id}/_run"), "")?.status, 200);
+    let view = wait_for(&server, &id, "three attempts after resuming", |v| v["failures"] == 11)?;
+    assert_eq!((&view["consecutive_failures"], &view["suspended"]), (&json!(3), &Value::Null), "{view}");
+
+    // Health reports how late this node started its runs, and how late
+    // the oldest job waiting is (none waits now).
+    wait_idle(&server)?;
+    let health = server.scheduler_health()?;
+    let lateness = &health["lateness_ms"];
+    assert!(lateness["samples"].as_u64().is_some_and(|n| n >= 12), "{health}");
+    let (p50, p99, max) = (lateness["p50"].as_u64(), lateness["p99"].as_u64(), lateness["max"].as_u64());
+    assert!(p50.is_some() && p50 <= p99 && p99 <= max, "{health}");
+    assert!(max.is_some_and(|max| max < 10_000), "a 100 ms tick starts runs soon: {health}");
+    assert_eq!(
+        (&health["jobs_waiting"], &health["oldest_waiting_ms"]),
+        (&json!(0), &Value::Null),
+        "{health}"
+    );
+
+    // The history index is a system index: not even admin reads it directly.
+    let direct = server.send(Method::POST, "/.warden-job-runs/_search", &json!({}))?;
+    assert_eq!(direct.status, 403, "{direct:?}");
+    let call =
+        json!({"method": "POST", "path": "/.warden-job-runs/_search", "body": {}, "identity": "service"});
+    let from_guest = server.send(Method::POST, "/_extensions/probe/call", &call)?.json();
+    assert!(
+        from_guest["message"].as_str().unwrap_or_default().starts_with("system-index gate:"),
+        "{from_guest}"
+    );
+
+    // Removed, its history goes with it.
+    assert_eq!(server.request(Method::DELETE, &format!("/_warden/jobs/{id}"), "")?.status, 200);
+    assert_eq!(server.get(&format!("/_warden/jobs/{id}/runs"))?.status, 404);
+    Ok(())
+}
+
+#[test]
+fn zones_jitter_and_catch_up_are_asked_for_by_the_guest() -> TestResult {
+    let (deployment, server) = setup()?;
+    assert_eq!(server.consent(ANA.0, ANA.1, "probe")?.status, 201);
+    // Bad asks are refused by name, and nothing is stored.
+    for (schedule, options, says) in [
+        (json!({"cron": "CRON_TZ=Mars/Olympus 0 3 * * *"}), None, "unknown time zone `Mars/Olympus`"),
+        (
+            json!({"cron": "CRON_TZ=Europe/Berlin 0 0 30 2 *"}),
+            None,
+            "matches no date that exists in `Europe/Berlin`",
+        ),
+        (json!({"interval": 60}), Some(json!({"jitter": 0.96})), "between 0 and 0.95"),
+        (json!({"interval": 60}), Some(json!({"jitter": -0.1})), "between 0 and 0.95"),
+    ] {
+        let mut spec = json!({"name": "bad", "schedule": schedule, "params": {}});
+        if let Some(options) = options {
+            spec["options"] = options;
+        }
+        let reply = server.send_as(ANA.0, ANA.1, Method::POST, "/_extensions/probe/schedule", &spec)?;
+        let answer = reply.json();
+        assert_eq!(answer["kind"], "invalid", "{says}: {answer}");
+        assert!(answer["message"].as_str().unwrap_or_default().contains(says), "{says}: {answer}");
+    }
+    assert_eq!(server.get("/_warden/jobs")?.json()["total"], 0, "nothing half-registered");
+
+    // A cron in Berlin: shown with its zone; its next run is 03:00 there
+    // (02:00 or 01:00 UTC, as daylight saving time stands), within a day.
+    let nightly =
+        registered(&server, ANA, "nightly", json!({"cron": "CRON_TZ=Europe/Berlin 0 3 * * *"}), json!({}))?;
+    let view = admin_job(&server, &nightly)?;
+    assert_eq!(view["schedule"], json!({"cron": "0 3 * * *", "timezone": "Europe/Berlin"}), "{view}");
+    let next = view["next_run_at"].as_str().unwrap_or_default();
+    assert!(next.ends_with("T02:00:00.000Z") || next.ends_with("T01:00:00.000Z"), "{view}");
+    let in_ms = view["next_run"].as_u64().unwrap_or(0).saturating_sub(now_ms());
+    assert!(in_ms <= 25 * 3_600_000, "{view}");
+    // The extension gets it back as it gave it.
+    let seen = server.get_as(ANA.0, ANA.1, &format!("/_extensions/probe/jobs/{nightly}"))?.json();
+    assert!(
+        seen["message"].as_str().unwrap_or_default().contains("CRON_TZ=Europe/Berlin 0 3 * * *"),
+        "{seen}"
+    );
+
+    // Jitter: every run starts within 0.9 of its one-second interval after its slot.
+    let spread = json!({"jitter": 0.9, "catch_up": "skip"});
+    let mut spec = json!({"name": "spread", "schedule": {"interval": 1}, "params": {}});
+    spec["options"] = spread;
+    let reply = server.send_as(ANA.0, ANA.1, Method::POST, "/_extensions/probe/schedule", &spec)?;
+    let spread_id = reply.json()["id"].as_str().ok_or("no id")?.to_owned();
+    assert_eq!(admin_job(&server, &spread_id)?["jitter"], 0.9);
+    wait_for(&server, &spread_id, "three runs", |v| runs(v) >= 3)?;
+    for run in history(&server, ANA, &spread_id)?["runs"].as_array().ok_or("no runs")? {
+        let (slot, planned) = (run["scheduled_at"].as_u64(), run["planned_at"].as_u64());
+        let delay = planned.zip(slot).map(|(p, s)| p.saturating_sub(s));
+        assert!(delay.is_some_and(|d| d < 900), "{run}");
+        assert!(planned <= run["started_at"].as_u64(), "{run}");
+    }
+    assert_eq!(server.request(Method::DELETE, &format!("/_warden/jobs/{spread_id}"), "")?.status, 200);
+
+    // Catch-up: two every-second jobs, one skipping missed runs (the
+    // default), one catching up once; the host is down for three seconds.
+    let skipping = registered(
+        &server,
+        ANA,
+        "skipping",
+        json!({"interval": 1}),
+        json!({"index": "job-skip", "doc": {}}),
+    )?;
+    let mut spec = json!({"name": "catching-up", "schedule": {"interval": 1}, "params": {"index": "job-once", "doc": {}}});
+    spec["options"] = json!({"jitter": 0.0, "catch_up": "once"});
+    let reply = server.send_as(ANA.0, ANA.1, Method::POST, "/_extensions/probe/schedule", &spec)?;
+    let catching_up = reply.json()["id"].as_str().ok_or("no id")?.to_owned();
+    assert_eq!(admin_job(&server, &catching_up)?["catch_up"], "once");
+    wait_for(&server, &skipping, "a first run", |v| runs(v) >= 1)?;
+    wait_for(&server, &catching_up, "a first run", |v| runs(v) >= 1)?;
+    let (status, logs) = server.terminate(Duration::from_secs(20))?;
+    assert!(status.success(), "{status}: {logs}");
+    let stopped_at = now_ms();
+    std::thread::sleep(Duration::from_millis(3000));
+    let restarted_at = now_ms();
+    let server = start(&deployment)?;
+    for id in [&skipping, &catching_up] {
+        wait_for(&server, id, "runs after the restart", |v| {
+            v["last_run"]["started_at"].as_u64().is_some_and(|t| t > restarted_at + 1500)
+        })?;
+    }
+    // What each did, after the restart, for slots due before it.
+    let late = |id: &str| -> Result<Vec<Value>, Error> {
+        let answer = history(&server, ANA, id)?;
+        Ok(answer["runs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|r| r["started_at"].as_u64().is_some_and(|t| t >= restarted_at))
+            .filter(|r| r["scheduled_at"].as_u64().is_some_and(|t| t < restarted_at))
+            .cloned()
+            .collect())
+    };
+    let skipped = late(&skipping)?;
+    assert_eq!(skipped.len(), 1, "skip: one entry, nothing run: {skipped:?}");
+    assert_eq!(skipped[0]["outcome"], "missed", "{skipped:?}");
+    assert!(skipped[0]["scheduled_at"].as_u64().is_some_and(|t| t >= stopped_at - 1500), "{skipped:?}");
+    let message = skipped[0]["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("missed while no node was up; skipped to the next slot"), "{message}");
+    let caught_up = late(&catching_up)?;
+    assert_eq!(caught_up.len(), 1, "once: one catch-up run for all the missed slots: {caught_up:?}");
+    assert_eq!(caught_up[0]["outcome"], "success", "{caught_up:?}");
+    let once = history(&server, ANA, &catching_up)?;
+    assert!(once["runs"].as_array().into_iter().flatten().all(|r| r["outcome"] != "missed"), "{once}");
+    Ok(())
+}

@@ -11,6 +11,7 @@
 //! | GET / DELETE | `/_warden/jobs/{id}` | show / remove |
 //! | POST | `/_warden/jobs/{id}/_enable`, `_disable`, `_run` | resume (owner re-checked), pause, run now |
 //! | PUT | `/_warden/jobs/{id}/_owner` `{"user": ..}` | re-associate (admins) |
+//! | GET | `/_warden/jobs/{id}/runs` | its last runs, newest first (owner or admin, as `GET …/{id}`) |
 //!
 //! A job whose extension was removed (`extension_removed_at`) is listed and
 //! deleted, never resumed nor re-associated: the refusal says so.
@@ -116,6 +117,9 @@ fn view(id: &str, job: &Job, identity: &JobIdentity) -> Value {
         "last_run": job.last_run,
         "runs": job.runs,
         "failures": job.failures,
+        "consecutive_failures": job.consecutive_failures,
+        "jitter": job.jitter,
+        "catch_up": job.catch_up,
         "created_at": job.created_at,
         "updated_at": job.updated_at,
     })
@@ -299,4 +303,43 @@ pub async fn set_owner(
         format!("owner of `{}` changed from `{}` to `{}`", job.name, old.user, new.user),
     );
     Ok(Json(view(&id, &job, &identity)))
+}
+
+/// `GET /_warden/jobs/{id}/runs`: the job's run history, newest first;
+/// visible to whom the job is ([`visible`]: its owner or an admin; 404
+/// for anyone else, as if it did not exist).
+pub async fn runs(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, OpenSearchError> {
+    let scheduler = scheduler(&state, &caller)?;
+    let (job, _) = visible(scheduler, &caller.user, &id)?;
+    let runs: Vec<Value> = scheduler
+        .jobs
+        .runs(&id, scheduler.history_len())?
+        .iter()
+        .map(|run| {
+            json!({
+                "seq": run.seq,
+                "scheduled_at": run.scheduled_at,
+                "scheduled_at_iso": rfc3339(run.scheduled_at),
+                "planned_at": run.planned_at,
+                "started_at": run.started_at,
+                "started_at_iso": rfc3339(run.started_at),
+                "lateness_ms": run.lateness_ms(),
+                "duration_ms": run.duration_ms,
+                "attempt": run.attempt,
+                "outcome": run.outcome,
+                "message": run.message,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "id": id,
+        "name": job.name,
+        "kept": scheduler.history_len(),
+        "total": runs.len(),
+        "runs": runs,
+    })))
 }

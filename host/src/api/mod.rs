@@ -97,6 +97,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/_warden/jobs/{id}/_disable", post(jobs::disable))
         .route("/_warden/jobs/{id}/_run", post(jobs::run_now))
         .route("/_warden/jobs/{id}/_owner", put(jobs::set_owner))
+        .route("/_warden/jobs/{id}/runs", get(jobs::runs))
         .route(
             "/_warden/extensions",
             get(lifecycle::list)

@@ -1,6 +1,6 @@
 //! Management commands of the `warden` binary that talk to a running
 //! server over its REST API: `security import|export`, `user add|passwd|rm`,
-//! `jobs list|show|enable|disable|run|rm|owner`.
+//! `jobs list|show|enable|disable|run|rm|owner|runs`.
 //! Credentials: `--user`/`WARDEN_USER`, password from `WARDEN_PASSWORD` or
 //! a prompt. New passwords are read from `WARDEN_NEW_PASSWORD` or a prompt,
 //! never from the command line (where `ps` would show them).
@@ -238,5 +238,41 @@ pub fn jobs_owner(client: &Client, id: &str, user: &str) -> anyhow::Result<()> {
         Some(&json!({ "user": user })),
     )?;
     println!("job {id} now runs as `{}`", answer["user"].as_str().unwrap_or(user));
+    Ok(())
+}
+
+/// `warden jobs runs <id>`: the job's last runs, newest first, one line
+/// each (or the answer as JSON).
+pub fn jobs_runs(client: &Client, id: &str, as_json: bool) -> anyhow::Result<()> {
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
+        bail!("`{id}` is not a job id (hex, as `warden jobs list` shows)");
+    }
+    let answer = client.send(reqwest::Method::GET, &format!("/_warden/jobs/{}/runs", segment(id)), None)?;
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+        return Ok(());
+    }
+    let runs = answer["runs"].as_array().cloned().unwrap_or_default();
+    if runs.is_empty() {
+        println!("no runs yet");
+        return Ok(());
+    }
+    println!(
+        "{:>5}  {:<24}  {:<24}  {:>9}  {:>9}  {:>7}  {:<8}  message",
+        "seq", "scheduled", "started", "late ms", "took ms", "attempt", "outcome"
+    );
+    for run in &runs {
+        println!(
+            "{:>5}  {:<24}  {:<24}  {:>9}  {:>9}  {:>7}  {:<8}  {}",
+            run["seq"].as_u64().unwrap_or(0),
+            run["scheduled_at_iso"].as_str().unwrap_or(""),
+            run["started_at_iso"].as_str().unwrap_or(""),
+            run["lateness_ms"].as_u64().unwrap_or(0),
+            run["duration_ms"].as_u64().unwrap_or(0),
+            run["attempt"].as_u64().unwrap_or(0),
+            run["outcome"].as_str().unwrap_or("?"),
+            run["message"].as_str().unwrap_or(""),
+        );
+    }
     Ok(())
 }

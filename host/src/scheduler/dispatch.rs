@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::extension_api::{JobAccess, JobOwner};
-use super::jobs::{Job, JobIdentity, RunRecord, RunStatus, Version};
+use super::jobs::{Job, JobIdentity, RunEntry, RunRecord, RunStatus, Version};
 use super::refresh::RenewingClusterAccess;
 use super::{OwnerError, ResolvedOwner, Scheduler};
 use crate::audit::Category;
@@ -168,8 +168,17 @@ impl Scheduler {
     async fn run(self: &Arc<Self>, id: &str, job: Job, lock: Version) {
         let started = now_ms();
         let due = job.due.or(job.next_run).unwrap_or(started);
+        let planned = job.next_run.unwrap_or(started);
         let attempt = job.attempt;
         let request_id = format!("job-{id}-{started}");
+        if let Some(slot) = job.catch_up.skip_to(&job.schedule, (planned, due), self.started_at, started) {
+            self.skip_missed(id, &job, (due, planned), slot, lock, started);
+            return;
+        }
+        // Dispatch lateness: not a catch-up run's wait for this node to start.
+        if planned >= self.started_at {
+            self.note_lateness(started.saturating_sub(planned));
+        }
         // Read once: the events name whom this run ran for, even if the
         // job is given to someone else meanwhile.
         let identity = self.jobs.identity(id).map(|found| found.map(|(identity, _)| identity));
@@ -192,6 +201,8 @@ impl Scheduler {
                 let suspended = self.jobs.update_releasing(id, Some(lock), |job| {
                     job.suspended = Some(reason.clone());
                     job.consent_revoked = for_consent;
+                    // Resumed, it starts counting failures afresh.
+                    job.consecutive_failures = 0;
                     job.updated_at = finished;
                     Ok(())
                 });
@@ -207,7 +218,13 @@ impl Scheduler {
                 let what =
                     format!("run {attempt} of `{}`: {:?}: {}", job.name, record.status, record.message);
                 self.audit(Category::JobRun, &request_id, id, who, what);
-                self.record(id, due, record, lock);
+                if let Some(reason) = self.record(id, (due, planned), record, lock) {
+                    // Suspended by this outcome: audited as every other
+                    // suspension (after the write here: only the write
+                    // knows whether the count was reached).
+                    tracing::warn!(job = id, extension = job.extension, "job suspended: {reason}");
+                    self.audit(Category::JobWrite, &request_id, id, who, format!("suspended: {reason}"));
+                }
             }
         }
     }
@@ -287,23 +304,56 @@ impl Scheduler {
         ))
     }
 
-    /// Writes the outcome and plans the next run: a retry after a failure
-    /// (up to `max_attempts`), else the schedule's next slot. A job changed
-    /// while it ran (re-registered, run now) keeps its new plan.
-    fn record(&self, id: &str, due: u64, record: RunRecord, lock: Version) {
+    /// Writes the outcome, adds it to the job's history and plans the next
+    /// run: a retry after a failure (up to `max_attempts`), else the
+    /// schedule's next slot. A job changed while it ran (re-registered, run
+    /// now) keeps its new plan. `max_failures` failed attempts in a row
+    /// suspend the job; the reason is returned when this outcome did.
+    fn record(
+        &self,
+        id: &str,
+        (due, planned): (u64, u64),
+        record: RunRecord,
+        lock: Version,
+    ) -> Option<String> {
         let (attempt, status, finished) = (record.attempt, record.status, record.finished_at);
         let failed = matches!(status, RunStatus::Failure | RunStatus::Error | RunStatus::Skipped);
         let retry = failed && attempt < self.config.max_attempts;
         let delay = crate::time::millis(self.config.retry_delay);
-        let result = self.jobs.update_releasing(id, Some(lock), |job| {
+        let entry = RunEntry {
+            seq: 0,
+            scheduled_at: due,
+            planned_at: planned,
+            started_at: record.started_at,
+            duration_ms: finished.saturating_sub(record.started_at),
+            attempt,
+            outcome: status,
+            message: record.message.clone(),
+        };
+        let mut suspended = None;
+        let history = Some((&entry, self.config.history));
+        let result = self.jobs.update_recording(id, Some(lock), history, |job| {
+            suspended = None;
             job.last_run = Some(record.clone());
             if status != RunStatus::Skipped {
                 job.runs += 1;
             }
-            if matches!(status, RunStatus::Failure | RunStatus::Error) {
-                job.failures += 1;
+            match status {
+                RunStatus::Failure | RunStatus::Error => {
+                    job.failures += 1;
+                    job.consecutive_failures = job.consecutive_failures.saturating_add(1);
+                }
+                RunStatus::Success => job.consecutive_failures = 0,
+                RunStatus::Skipped | RunStatus::Missed => {}
             }
             job.updated_at = finished;
+            if job.consecutive_failures >= self.config.max_failures.max(1) && job.suspended.is_none() {
+                let reason = failures_reason(job.consecutive_failures, &record);
+                job.suspended = Some(reason.clone());
+                // Resumed, it starts counting again.
+                job.consecutive_failures = 0;
+                suspended = Some(reason);
+            }
             if job.due.or(job.next_run) != Some(due) || job.attempt != attempt {
                 return Ok(());
             }
@@ -311,15 +361,73 @@ impl Scheduler {
                 job.attempt = attempt + 1;
                 job.next_run = Some(finished.saturating_add(delay.saturating_mul(u64::from(attempt))));
             } else {
+                // The next slot; the run starts at it plus the job's jitter.
                 job.attempt = 1;
-                job.next_run = job.schedule.next_run(due, finished);
-                job.due = job.next_run;
+                job.due = job.schedule.next_run(due, finished);
+                job.next_run = job.due.map(|slot| job.options().start_of(&job.schedule, slot));
+            }
+            Ok(())
+        });
+        match result {
+            Ok(_) => suspended,
+            Err(super::jobs::JobError::NotFound(_)) => None,
+            Err(e) => {
+                tracing::error!(job = id, "cannot record the run: {e}");
+                None
+            }
+        }
+    }
+}
+
+impl Scheduler {
+    /// A run missed while no node was up, of a job whose catch-up policy is
+    /// `skip`: not run; recorded in its history; the job moves to `slot`
+    /// (the next one still to come), the lease released in the same commit.
+    fn skip_missed(
+        &self,
+        id: &str,
+        job: &Job,
+        (due, planned): (u64, u64),
+        slot: u64,
+        lock: Version,
+        now: u64,
+    ) {
+        let when = crate::time::rfc3339(i64::try_from(slot).unwrap_or(i64::MAX));
+        let message = format!("missed while no node was up; skipped to the next slot, {when}");
+        tracing::info!(job = id, extension = job.extension, "job run {message}");
+        let entry = RunEntry {
+            seq: 0,
+            scheduled_at: due,
+            planned_at: planned,
+            started_at: now,
+            duration_ms: 0,
+            attempt: job.attempt,
+            outcome: RunStatus::Missed,
+            message,
+        };
+        let attempt = job.attempt;
+        let result = self.jobs.update_recording(id, Some(lock), Some((&entry, self.config.history)), |job| {
+            // Re-planned meanwhile (re-registered, run now): that plan stands.
+            if job.due.or(job.next_run) == Some(due) && job.attempt == attempt {
+                job.attempt = 1;
+                job.due = Some(slot);
+                job.next_run = Some(job.options().start_of(&job.schedule, slot));
+                job.updated_at = now;
             }
             Ok(())
         });
         match result {
             Ok(_) | Err(super::jobs::JobError::NotFound(_)) => {}
-            Err(e) => tracing::error!(job = id, "cannot record the run: {e}"),
+            Err(e) => tracing::error!(job = id, "cannot record the skipped run: {e}"),
         }
     }
+}
+
+/// Why a job was suspended after too many failures: the count and the
+/// last failure, cut short (the whole message is in its history).
+fn failures_reason(count: u32, last: &RunRecord) -> String {
+    const SHOWN: usize = 200;
+    let message = crate::runtime::truncate(&last.message, SHOWN);
+    let more = if message.len() < last.message.len() { "…" } else { "" };
+    format!("{count} consecutive failed runs; the last ({:?}): {message}{more}", last.status)
 }

@@ -8,7 +8,7 @@
 //! (`runtime::capabilities::scheduler`) converts from and to the WIT types.
 
 use super::jobs::{Job, JobError, Registration};
-use super::schedule::Schedule;
+use super::schedule::{JobOptions, Schedule};
 use super::{Scheduler, consent_permission};
 use crate::audit::{Category, Event};
 use crate::error::{Denial, ErrorKind, HasKind};
@@ -48,11 +48,13 @@ impl HasKind for NoJobOwner {
 }
 
 /// A job as an extension asks for it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct JobSpec {
     pub name: String,
     pub schedule: Schedule,
     pub params: String,
+    /// Jitter and catch-up policy (the defaults through `register`).
+    pub options: JobOptions,
 }
 
 /// A job as an extension sees it (never whom it runs as).
@@ -160,7 +162,10 @@ impl JobAccess for Scheduler {
         {
             self.jobs.remove(&old)?;
         }
-        let described = format!("{:?}", spec.schedule);
+        let described = match spec.options == JobOptions::default() {
+            true => format!("{:?}", spec.schedule),
+            false => format!("{:?}, {:?}", spec.schedule, spec.options),
+        };
         let (id, created) = self.jobs.register(
             Registration {
                 extension,
@@ -170,6 +175,7 @@ impl JobAccess for Scheduler {
                 name: &spec.name,
                 schedule: spec.schedule,
                 params: spec.params,
+                options: spec.options,
             },
             now_ms(),
         )?;

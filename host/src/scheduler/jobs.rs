@@ -9,7 +9,10 @@
 //!   job by compare-and-set, so a name is unique per owner on any number
 //!   of nodes;
 //! - `.warden-job-due`: (next run, id) for the jobs that will run, kept in
-//!   the same transaction as each definition change.
+//!   the same transaction as each definition change;
+//! - `.warden-job-runs`: each job's last runs (its bounded history), one
+//!   small document per run keyed (job id, sequence), written with the
+//!   run's outcome in one transaction, the oldest deleted in the same one.
 //!
 //! A job's definition and identity are written in one transaction; every
 //! change is compare-and-set on the store's versions, so a run finishing
@@ -20,7 +23,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::schedule::{Schedule, ScheduleError};
+use super::schedule::{CatchUp, JobOptions, Schedule, ScheduleError};
 use crate::store::{Expect, Store, StoreError, Write};
 
 pub const JOBS_INDEX: &str = ".warden-jobs";
@@ -32,6 +35,16 @@ pub const NAMES_INDEX: &str = ".warden-job-names";
 /// (next run, id) of every job that will run: the dispatcher's tick reads
 /// only the entries already due, however many jobs there are.
 pub const DUE_INDEX: &str = ".warden-job-due";
+/// (job id, sequence) → one run of that job: its bounded history.
+///
+/// One document per run rather than a capped list inside the job record:
+/// a run then writes one entry of at most a few KiB and deletes the one
+/// that fell out, whatever N is, while a list in the record would rewrite
+/// all N entries (up to N × 4 KiB of messages) at every run, and every
+/// read of the job — each dispatch, each listing — would carry them.
+pub const RUNS_INDEX: &str = ".warden-job-runs";
+/// Runs kept per job unless `WARDEN_JOB_HISTORY` says otherwise.
+pub const DEFAULT_HISTORY: usize = 20;
 
 /// Jobs one user may hold in one extension: a hostile extension cannot fill
 /// the store by registering on every request.
@@ -79,6 +92,20 @@ pub struct Job {
     pub runs: u64,
     #[serde(default)]
     pub failures: u64,
+    /// Failed attempts since the last success (a skipped run changes
+    /// nothing); at the configured maximum the job is suspended and the
+    /// count starts again from zero.
+    #[serde(default)]
+    pub consecutive_failures: u32,
+    /// The sequence number of the newest entry of its run history.
+    #[serde(default)]
+    pub history_seq: u64,
+    /// Each slot's run is delayed by up to this fraction of the interval.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub jitter: f64,
+    /// What becomes of runs missed while no node was up.
+    #[serde(default, skip_serializing_if = "is_skip")]
+    pub catch_up: CatchUp,
     pub created_at: u64,
     pub updated_at: u64,
 }
@@ -94,7 +121,20 @@ pub struct ExtensionRemoved {
     pub at: u64,
 }
 
+fn is_zero(n: &f64) -> bool {
+    *n == 0.0
+}
+
+fn is_skip(policy: &CatchUp) -> bool {
+    *policy == CatchUp::Skip
+}
+
 impl Job {
+    /// Its jitter and catch-up policy.
+    pub fn options(&self) -> JobOptions {
+        JobOptions { jitter: self.jitter, catch_up: self.catch_up }
+    }
+
     /// Whether the dispatcher should run it at `now`.
     pub fn is_due(&self, now: u64) -> bool {
         self.enabled
@@ -138,6 +178,38 @@ pub enum RunStatus {
     Error,
     /// The host did not run it (extension not loaded, busy).
     Skipped,
+    /// It came due while no node was up and its catch-up policy is `skip`:
+    /// not run; the job waits for its next slot. Only in the run history.
+    Missed,
+}
+
+/// One entry of a job's run history ([`RUNS_INDEX`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunEntry {
+    /// Its place in the job's history: 1 for the first run recorded.
+    pub seq: u64,
+    /// The slot the run belonged to (what the runner got as `scheduled-at`).
+    pub scheduled_at: u64,
+    /// When the dispatcher meant to start it (the slot, or the retry's time).
+    pub planned_at: u64,
+    pub started_at: u64,
+    pub duration_ms: u64,
+    pub attempt: u32,
+    pub outcome: RunStatus,
+    pub message: String,
+}
+
+impl RunEntry {
+    /// How late the dispatcher started it.
+    pub fn lateness_ms(&self) -> u64 {
+        self.started_at.saturating_sub(self.planned_at)
+    }
+}
+
+/// The id of a run's entry in [`RUNS_INDEX`]; zero padded, so one job's
+/// entries sort by sequence.
+fn run_key(id: &str, seq: u64) -> String {
+    format!("{id}\u{1f}{seq:020}")
 }
 
 /// Who a job runs as. Kept by security, apart from the definition.
@@ -224,6 +296,7 @@ pub struct Registration<'a> {
     pub name: &'a str,
     pub schedule: Schedule,
     pub params: String,
+    pub options: JobOptions,
 }
 
 #[derive(Debug)]
@@ -347,6 +420,19 @@ impl JobStore {
         Ok(keys.into_iter().filter_map(|key| key.split_once('\u{1f}').map(|(_, id)| id.to_owned())).collect())
     }
 
+    /// [`JobStore::due`] with each job's planned start, earliest first.
+    pub fn due_at(&self, now: u64) -> Result<Vec<(u64, String)>, JobError> {
+        let until = format!("{:020}", now.saturating_add(1));
+        let keys = self.store.ids_between(DUE_INDEX, "", &until)?;
+        Ok(keys
+            .into_iter()
+            .filter_map(|key| {
+                let (at, id) = key.split_once('\u{1f}')?;
+                Some((at.parse().ok()?, id.to_owned()))
+            })
+            .collect())
+    }
+
     /// Rebuilds [`DUE_INDEX`] from the definitions, in one transaction (at
     /// start: whatever the index held, it then agrees with the jobs).
     /// Returns how many jobs will run.
@@ -385,7 +471,11 @@ impl JobStore {
             )));
         }
         r.schedule.validate()?;
-        let next_run = r.schedule.first_run(now);
+        r.options.validate()?;
+        // `due` is the slot (what the runner is told); `next_run` when the
+        // run starts: the slot, delayed by the job's jitter.
+        let due = r.schedule.first_run(now);
+        let next_run = due.map(|slot| r.options.start_of(&r.schedule, slot));
         if r.user.chars().any(char::is_control) || r.auth_source.chars().any(char::is_control) {
             return Err(JobError::Invalid("a job's owner name cannot hold control characters".into()));
         }
@@ -397,8 +487,10 @@ impl JobStore {
                 job.schedule = r.schedule.clone();
                 job.params = r.params.clone();
                 job.next_run = next_run;
-                job.due = next_run;
+                job.due = due;
                 job.attempt = 1;
+                job.jitter = r.options.jitter;
+                job.catch_up = r.options.catch_up;
                 job.updated_at = now;
                 Ok(())
             })?;
@@ -421,11 +513,15 @@ impl JobStore {
             extension_removed: None,
             consent_revoked: false,
             next_run,
-            due: next_run,
+            due,
             attempt: 1,
             last_run: None,
             runs: 0,
             failures: 0,
+            consecutive_failures: 0,
+            history_seq: 0,
+            jitter: r.options.jitter,
+            catch_up: r.options.catch_up,
             created_at: now,
             updated_at: now,
         };
@@ -476,17 +572,45 @@ impl JobStore {
     pub fn update_releasing(
         &self,
         id: &str,
+        lease: Option<Version>,
+        edit: impl FnMut(&mut Job) -> Result<(), JobError>,
+    ) -> Result<Job, JobError> {
+        self.update_recording(id, lease, None, edit)
+    }
+
+    /// [`JobStore::update_releasing`], adding `run` to the job's history in
+    /// the same transaction: it takes the next sequence number, and the
+    /// entry that falls out of the last `keep` is deleted.
+    pub fn update_recording(
+        &self,
+        id: &str,
         mut lease: Option<Version>,
+        run: Option<(&RunEntry, usize)>,
         mut edit: impl FnMut(&mut Job) -> Result<(), JobError>,
     ) -> Result<Job, JobError> {
         for _ in 0..CAS_RETRIES {
             let (mut job, version) = self.get(id)?.ok_or_else(|| JobError::NotFound(id.to_owned()))?;
             let was_due = due_key(id, &job);
             edit(&mut job)?;
+            let mut history = Vec::new();
+            if let Some((run, keep)) = run {
+                job.history_seq = job.history_seq.saturating_add(1);
+                let entry = RunEntry { seq: job.history_seq, ..run.clone() };
+                history.push((run_key(id, entry.seq), Some(to_json(&entry)?)));
+                if let Some(old) = job.history_seq.checked_sub(keep as u64).filter(|old| *old > 0) {
+                    history.push((run_key(id, old), None));
+                }
+            }
             let is_due = due_key(id, &job);
             let mut writes =
                 vec![Write { index: JOBS_INDEX, id, source: Some(to_json(&job)?), expect: version.expect() }];
             writes.extend(due_writes(&was_due, &is_due));
+            writes.extend(history.iter().map(|(key, source)| Write {
+                index: RUNS_INDEX,
+                id: key,
+                source: source.clone(),
+                expect: Expect::Any,
+            }));
             if let Some(lease) = lease {
                 writes.push(Write { index: LOCKS_INDEX, id, source: None, expect: lease.expect() });
             }
@@ -498,6 +622,13 @@ impl JobStore {
             }
         }
         Err(JobError::Contended(id.to_owned()))
+    }
+
+    /// The job's last `limit` runs, newest first. Reads only that job's
+    /// entries (a key prefix), never another job's.
+    pub fn runs(&self, id: &str, limit: usize) -> Result<Vec<RunEntry>, JobError> {
+        let entries = self.store.list_prefix(RUNS_INDEX, &format!("{id}\u{1f}"))?;
+        entries.iter().rev().take(limit).map(|(key, v)| parse(key, &v.source)).collect()
     }
 
     /// Re-associates a job with another user (an administrator's act) and
@@ -610,6 +741,9 @@ impl JobStore {
         if let Some(due) = &due {
             writes.push(delete(DUE_INDEX, due));
         }
+        // Its history goes with it.
+        let history = self.store.list_prefix(RUNS_INDEX, &format!("{id}\u{1f}"))?;
+        writes.extend(history.iter().map(|(key, _)| delete(RUNS_INDEX, key.as_str())));
         self.store.write(&writes)?;
         Ok(())
     }
@@ -720,6 +854,7 @@ mod tests {
             name,
             schedule: Schedule::Interval(60),
             params: "{}".into(),
+            options: JobOptions::default(),
         }
     }
 
@@ -785,7 +920,7 @@ mod tests {
                 Registration { params: "x".repeat(MAX_PARAMS_BYTES + 1), ..registration("ana", "big") },
                 "bytes",
             ),
-            (Registration { schedule: Schedule::Cron("* *".into()), ..registration("ana", "c") }, "5 fields"),
+            (Registration { schedule: Schedule::cron("* *"), ..registration("ana", "c") }, "5 fields"),
         ] {
             let e = jobs.register(reg, 0).err().map(|e| e.to_string()).unwrap_or_default();
             assert!(e.contains(says), "{says}: {e}");
@@ -833,6 +968,7 @@ mod tests {
             .register(Registration { schedule: Schedule::Interval(30), ..registration("ana", "b") }, 1_000)?;
         assert!(jobs.due(30_999)?.is_empty());
         assert_eq!(jobs.due(31_000)?, std::slice::from_ref(&b));
+        assert_eq!(jobs.due_at(31_000)?, [(31_000, b.clone())], "with its planned start");
         assert_eq!(jobs.due(u64::MAX)?, [b.clone(), a.clone()], "earliest first");
         let pause = |enabled: bool| {
             move |job: &mut Job| {
@@ -938,6 +1074,43 @@ mod tests {
         assert_eq!(job.extension_removed, None);
         assert!(job.check_resumable("j").is_ok(), "only the typed marker refuses");
         assert!(!serde_json::to_string(&job)?.contains("extension_removed"));
+        Ok(())
+    }
+
+    #[test]
+    fn run_history_is_bounded_and_goes_with_the_job() -> Result<(), Box<dyn std::error::Error>> {
+        let (_dir, jobs) = open()?;
+        let (id, _) = jobs.register(registration("ana", "busy"), 0)?;
+        let (other, _) = jobs.register(registration("ana", "quiet"), 0)?;
+        let run = |n: u64| RunEntry {
+            seq: 0,
+            scheduled_at: n * 1000,
+            planned_at: n * 1000,
+            started_at: n * 1000 + 7,
+            duration_ms: 3,
+            attempt: 1,
+            outcome: if n.is_multiple_of(2) { RunStatus::Success } else { RunStatus::Failure },
+            message: format!("run {n}"),
+        };
+        for n in 1..=25 {
+            jobs.update_recording(&id, None, Some((&run(n), 20)), |_| Ok(()))?;
+        }
+        let kept = jobs.runs(&id, 100)?;
+        assert_eq!(kept.len(), 20, "only the last 20 are kept");
+        assert_eq!((kept[0].seq, kept[0].message.as_str()), (25, "run 25"), "newest first");
+        assert_eq!((kept[19].seq, kept[19].lateness_ms()), (6, 7));
+        // The store holds no more than that: the oldest were deleted.
+        assert_eq!(jobs.store.list_prefix(RUNS_INDEX, &format!("{id}\u{1f}"))?.len(), 20);
+        assert_eq!(jobs.get(&id)?.ok_or("job missing")?.0.history_seq, 25);
+        assert_eq!(jobs.runs(&id, 3)?.iter().map(|r| r.seq).collect::<Vec<_>>(), [25, 24, 23]);
+        assert!(jobs.runs(&other, 20)?.is_empty(), "another job's history is its own");
+        // A refused edit records nothing.
+        let refused =
+            jobs.update_recording(&id, None, Some((&run(26), 20)), |_| Err(JobError::Invalid("no".into())));
+        assert!(refused.is_err());
+        assert_eq!(jobs.runs(&id, 1)?[0].seq, 25);
+        jobs.remove(&id)?;
+        assert!(jobs.store.list(RUNS_INDEX)?.is_empty(), "removed with its job");
         Ok(())
     }
 }

@@ -18,7 +18,7 @@ pub mod jobs;
 pub mod refresh;
 pub mod schedule;
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -39,6 +39,13 @@ pub use crate::security::consent_permission;
 /// The cluster permission that manages every user's jobs.
 pub const ADMIN_PERMISSION: &str = "restapi:admin/jobs";
 
+/// Failed attempts in a row that suspend a job unless
+/// `WARDEN_JOB_MAX_FAILURES` says otherwise.
+pub const DEFAULT_MAX_FAILURES: u32 = 5;
+
+/// Runs whose dispatch lateness health reports percentiles of.
+pub const LATENESS_SAMPLES: usize = 1000;
+
 /// How the dispatcher behaves.
 #[derive(Debug, Clone)]
 pub struct SchedulerConfig {
@@ -51,6 +58,10 @@ pub struct SchedulerConfig {
     /// How long a run's OBO token lives (capped at the OBO maximum); a
     /// longer run gets a new one, checked afresh, at half-life.
     pub token_lifetime: Duration,
+    /// Runs kept in each job's history (`GET /_warden/jobs/{id}/runs`).
+    pub history: usize,
+    /// Failed attempts in a row that suspend a job (a success resets it).
+    pub max_failures: u32,
 }
 
 impl Default for SchedulerConfig {
@@ -60,6 +71,8 @@ impl Default for SchedulerConfig {
             retry_delay: Duration::from_secs(5),
             max_attempts: 3,
             token_lifetime: Duration::from_secs(crate::security::obo::DEFAULT_LIFETIME),
+            history: jobs::DEFAULT_HISTORY,
+            max_failures: DEFAULT_MAX_FAILURES,
         }
     }
 }
@@ -82,6 +95,12 @@ pub struct Scheduler {
     /// Dispatcher ticks done since start (health: shows it is alive, and
     /// lets an observer wait for N looks at the due jobs).
     ticks: AtomicU64,
+    /// How late this node started its last runs (ms after they were
+    /// planned), the newest last; at most [`LATENESS_SAMPLES`].
+    lateness: Mutex<VecDeque<u64>>,
+    /// When this node started (ms): runs planned before it were missed
+    /// while no node was up, and go by their job's catch-up policy.
+    started_at: u64,
 }
 
 /// A job's owner as resolved now: the configuration, principal and roles.
@@ -116,6 +135,8 @@ impl Scheduler {
             holder,
             running: Mutex::new(HashSet::new()),
             ticks: AtomicU64::new(0),
+            lateness: Mutex::new(VecDeque::with_capacity(LATENESS_SAMPLES)),
+            started_at: crate::time::now_ms(),
         }
     }
 
@@ -123,17 +144,48 @@ impl Scheduler {
         &self.jobs
     }
 
-    /// For `GET /_warden/health`: runs under way on this node, and jobs due
-    /// but not started (a number that keeps growing means runs fall behind).
+    /// How many runs each job's history keeps.
+    pub fn history_len(&self) -> usize {
+        self.config.history
+    }
+
+    /// For `GET /_warden/health`: runs under way on this node, jobs due
+    /// but not started (a number that keeps growing means runs fall
+    /// behind), how late the oldest of those is now, and the dispatch
+    /// lateness (start − planned start) of this node's last runs.
     pub fn status(&self) -> serde_json::Value {
-        let running = self.running.lock().map(|r| r.len()).unwrap_or(0);
-        let due = self.jobs.due(crate::time::now_ms()).map(|d| d.len().saturating_sub(running));
+        let running = self.running.lock().map(|r| r.clone()).unwrap_or_default();
+        let now = crate::time::now_ms();
+        let due = self.jobs.due_at(now);
+        let waiting = due.as_ref().ok().map(|due| {
+            let waiting: Vec<&(u64, String)> = due.iter().filter(|(_, id)| !running.contains(id)).collect();
+            (waiting.len(), waiting.first().map(|(at, _)| now.saturating_sub(*at)))
+        });
+        let samples: Vec<u64> = self.lateness.lock().map(|l| l.iter().copied().collect()).unwrap_or_default();
+        let lateness = Lateness::of(samples);
         serde_json::json!({
-            "runs_in_progress": running,
-            "jobs_waiting": due.ok(),
+            "runs_in_progress": running.len(),
+            "jobs_waiting": waiting.map(|(n, _)| n),
+            "oldest_waiting_ms": waiting.and_then(|(_, oldest)| oldest),
+            "lateness_ms": {
+                "samples": lateness.samples,
+                "p50": lateness.p50,
+                "p99": lateness.p99,
+                "max": lateness.max,
+            },
             "tick_ms": crate::time::millis(self.config.tick),
             "ticks": self.ticks.load(Ordering::Relaxed),
         })
+    }
+
+    /// Notes how late a run started (for health's percentiles).
+    fn note_lateness(&self, late_ms: u64) {
+        if let Ok(mut lateness) = self.lateness.lock() {
+            if lateness.len() == LATENESS_SAMPLES {
+                lateness.pop_front();
+            }
+            lateness.push_back(late_ms);
+        }
     }
 
     /// Resolves a job's owner now: the user must exist (or have come from
@@ -389,6 +441,28 @@ impl Scheduler {
     }
 }
 
+/// Dispatch lateness over some runs: nearest-rank percentiles (`None`
+/// before any run).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lateness {
+    pub samples: usize,
+    pub p50: Option<u64>,
+    pub p99: Option<u64>,
+    pub max: Option<u64>,
+}
+
+impl Lateness {
+    pub fn of(mut samples: Vec<u64>) -> Lateness {
+        samples.sort_unstable();
+        // Nearest rank: the smallest value with at least p% at or below it.
+        let rank = |p: usize| {
+            let n = samples.len();
+            (n > 0).then(|| samples[(n * p).div_ceil(100).clamp(1, n) - 1])
+        };
+        Lateness { samples: samples.len(), p50: rank(50), p99: rank(99), max: samples.last().copied() }
+    }
+}
+
 /// Why a job's owner cannot be run for now.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OwnerError {
@@ -433,5 +507,28 @@ pub enum StaleOwner {
 impl HasKind for StaleOwner {
     fn kind(&self) -> ErrorKind {
         ErrorKind::Denied
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lateness_percentiles_are_nearest_rank() {
+        assert_eq!(Lateness::of(vec![]), Lateness { samples: 0, p50: None, p99: None, max: None });
+        assert_eq!(Lateness::of(vec![7]), Lateness { samples: 1, p50: Some(7), p99: Some(7), max: Some(7) });
+        let hundred: Vec<u64> = (1..=100).rev().collect();
+        assert_eq!(
+            Lateness::of(hundred),
+            Lateness { samples: 100, p50: Some(50), p99: Some(99), max: Some(100) }
+        );
+        // One slow run in a thousand shows in max, not in p99.
+        let mut mostly_fast = vec![2u64; 999];
+        mostly_fast.push(5_000);
+        assert_eq!(
+            Lateness::of(mostly_fast),
+            Lateness { samples: 1000, p50: Some(2), p99: Some(2), max: Some(5_000) }
+        );
     }
 }

@@ -1,7 +1,18 @@
 //! When a job runs: once at an instant, every N seconds, or on a five-field
-//! cron expression (UTC). Each schedule is validated when it is registered,
-//! so the dispatcher only ever computes next runs of schedules that have one.
+//! cron expression, in UTC or in an IANA time zone. Each schedule is
+//! validated when it is registered, so the dispatcher only ever computes
+//! next runs of schedules that have one. Also here: the jitter that spreads
+//! a job's runs (as OpenSearch job-scheduler does) and the catch-up policy
+//! for runs missed while no node was up.
+//!
+//! Daylight saving time, for a cron in a zone: a local time that does not
+//! exist (the spring-forward gap) runs at the first instant after the gap,
+//! as cronie does — once, however many of the skipped minutes match; a
+//! local time that occurs twice (fall-back) runs once, at its first
+//! occurrence.
 
+use jiff::Timestamp;
+use jiff::tz::{AmbiguousOffset, TimeZone};
 use serde::{Deserialize, Serialize};
 
 use crate::time::{civil_from_days, days_from_civil};
@@ -19,16 +30,84 @@ const CRON_HORIZON_DAYS: u64 = 8 * 366;
 const MAX_CRON_BYTES: usize = 256;
 
 /// A job's schedule, as stored and as the REST API shows it:
-/// `{"once": ms}`, `{"interval": secs}` or `{"cron": "m h dom mon dow"}`.
+/// `{"once": ms}`, `{"interval": secs}`, `{"cron": "m h dom mon dow"}` (UTC)
+/// or `{"cron": "m h dom mon dow", "timezone": "Europe/Berlin"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase", deny_unknown_fields)]
+#[serde(into = "Repr", try_from = "Repr")]
 pub enum Schedule {
     Once(u64),
     Interval(u64),
-    Cron(String),
+    /// A cron expression, in `timezone` (an IANA name) or UTC when `None`.
+    Cron {
+        expr: String,
+        timezone: Option<String>,
+    },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// [`Schedule`]'s JSON: one key naming the kind, `timezone` beside `cron`
+/// only (a stored `{"cron": ".."}` is UTC, as it always was); any other
+/// key is refused.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+enum Repr {
+    Once(OnceRepr),
+    Interval(IntervalRepr),
+    Cron(CronRepr),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OnceRepr {
+    once: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IntervalRepr {
+    interval: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CronRepr {
+    cron: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    timezone: Option<String>,
+}
+
+/// The refusal of a JSON schedule of no known shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnknownShape;
+
+impl std::fmt::Display for UnknownShape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a schedule is {\"once\": ms}, {\"interval\": secs} or {\"cron\": \"..\"[, \"timezone\": \"..\"]}")
+    }
+}
+
+impl From<Schedule> for Repr {
+    fn from(schedule: Schedule) -> Repr {
+        match schedule {
+            Schedule::Once(once) => Repr::Once(OnceRepr { once }),
+            Schedule::Interval(interval) => Repr::Interval(IntervalRepr { interval }),
+            Schedule::Cron { expr, timezone } => Repr::Cron(CronRepr { cron: expr, timezone }),
+        }
+    }
+}
+
+impl TryFrom<Repr> for Schedule {
+    type Error = UnknownShape;
+
+    fn try_from(repr: Repr) -> Result<Schedule, UnknownShape> {
+        Ok(match repr {
+            Repr::Once(OnceRepr { once }) => Schedule::Once(once),
+            Repr::Interval(IntervalRepr { interval }) => Schedule::Interval(interval),
+            Repr::Cron(CronRepr { cron, timezone }) => Schedule::Cron { expr: cron, timezone },
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ScheduleError {
     #[error("interval must be between 1 and {MAX_INTERVAL_SECS} seconds, got {0}")]
     Interval(u64),
@@ -36,6 +115,12 @@ pub enum ScheduleError {
     Instant(u64),
     #[error("cron expression `{expr}`: {reason}")]
     Cron { expr: String, reason: String },
+    #[error("unknown time zone `{name}`: use an IANA name such as `Europe/Berlin` or `America/New_York`")]
+    TimeZone { name: String },
+    #[error(
+        "jitter must be a fraction of the interval between 0 and {MAX_JITTER} (as OpenSearch job-scheduler caps it), got {0}"
+    )]
+    Jitter(f64),
 }
 
 impl crate::error::HasKind for ScheduleError {
@@ -44,7 +129,33 @@ impl crate::error::HasKind for ScheduleError {
     }
 }
 
+/// Time zone names longer than this are refused before any lookup (the
+/// longest IANA name is 32 bytes).
+const MAX_TIME_ZONE_BYTES: usize = 64;
+
+/// The zone named, from the bundled IANA database.
+fn time_zone(name: &str) -> Result<TimeZone, ScheduleError> {
+    let unknown = || ScheduleError::TimeZone {
+        name: if name.len() > MAX_TIME_ZONE_BYTES {
+            format!("{}…", name.chars().take(32).collect::<String>())
+        } else {
+            name.to_owned()
+        },
+    };
+    // Only names: `TimeZone::get` would not take an offset or a POSIX
+    // rule, but say so plainly rather than rely on it.
+    if name.is_empty() || name.len() > MAX_TIME_ZONE_BYTES || name.chars().any(|c| c.is_whitespace()) {
+        return Err(unknown());
+    }
+    TimeZone::get(name).map_err(|_| unknown())
+}
+
 impl Schedule {
+    /// A cron schedule in UTC.
+    pub fn cron(expr: impl Into<String>) -> Schedule {
+        Schedule::Cron { expr: expr.into(), timezone: None }
+    }
+
     /// Refuses schedules that could never run or that make no sense.
     pub fn validate(&self) -> Result<(), ScheduleError> {
         match self {
@@ -54,18 +165,22 @@ impl Schedule {
                 Err(ScheduleError::Interval(*secs))
             }
             Schedule::Interval(_) => Ok(()),
-            Schedule::Cron(expr) if expr.len() > MAX_CRON_BYTES => Err(ScheduleError::Cron {
+            Schedule::Cron { expr, .. } if expr.len() > MAX_CRON_BYTES => Err(ScheduleError::Cron {
                 expr: format!("{}…", expr.chars().take(32).collect::<String>()),
                 reason: format!("{} bytes; at most {MAX_CRON_BYTES}", expr.len()),
             }),
-            Schedule::Cron(expr) => {
+            Schedule::Cron { expr, timezone } => {
                 let cron = Cron::parse(expr)?;
+                let zone = timezone.as_deref().map(time_zone).transpose()?;
                 // A date that never exists (30 February) has no next run.
-                match cron.next_after(0) {
+                match cron.next_in(zone.as_ref(), 0) {
                     Some(_) => Ok(()),
                     None => Err(ScheduleError::Cron {
                         expr: expr.clone(),
-                        reason: "it matches no date that exists".into(),
+                        reason: match timezone {
+                            Some(zone) => format!("it matches no date that exists in `{zone}`"),
+                            None => "it matches no date that exists".into(),
+                        },
                     }),
                 }
             }
@@ -77,7 +192,7 @@ impl Schedule {
         match self {
             Schedule::Once(at) => Some(*at),
             Schedule::Interval(secs) => now.checked_add(secs.saturating_mul(1000)),
-            Schedule::Cron(expr) => Cron::parse(expr).ok()?.next_after(now),
+            Schedule::Cron { .. } => self.next_cron(now),
         }
     }
 
@@ -93,8 +208,141 @@ impl Schedule {
                 let missed = now.saturating_sub(due) / step + 1;
                 due.checked_add(missed.saturating_mul(step))
             }
-            Schedule::Cron(expr) => Cron::parse(expr).ok()?.next_after(now),
+            Schedule::Cron { .. } => self.next_cron(now),
         }
+    }
+
+    /// How long from the slot `at` to the one after (what jitter is a
+    /// fraction of, as in job-scheduler); `None` for a single run.
+    pub fn period_after(&self, at: u64) -> Option<u64> {
+        match self {
+            Schedule::Once(_) => None,
+            Schedule::Interval(secs) => Some(secs.saturating_mul(1000)),
+            Schedule::Cron { .. } => self.next_cron(at).map(|next| next.saturating_sub(at)),
+        }
+    }
+
+    /// Whether runs repeat (a catch-up policy applies only then).
+    pub fn repeats(&self) -> bool {
+        !matches!(self, Schedule::Once(_))
+    }
+
+    fn next_cron(&self, after: u64) -> Option<u64> {
+        let Schedule::Cron { expr, timezone } = self else { return None };
+        let zone = match timezone {
+            Some(name) => Some(time_zone(name).ok()?),
+            None => None,
+        };
+        Cron::parse(expr).ok()?.next_in(zone.as_ref(), after)
+    }
+}
+
+/// The largest jitter accepted: job-scheduler's `jitter_limit` maximum.
+pub const MAX_JITTER: f64 = 0.95;
+
+/// Refuses a jitter outside `0..=0.95` (or not a number).
+pub fn validate_jitter(jitter: f64) -> Result<(), ScheduleError> {
+    if jitter.is_finite() && (0.0..=MAX_JITTER).contains(&jitter) {
+        Ok(())
+    } else {
+        Err(ScheduleError::Jitter(jitter))
+    }
+}
+
+/// The delay jitter adds to a run whose period is `period_ms`, from the
+/// random draw `random`: in `[0, jitter × period)`, as job-scheduler draws
+/// it (a random long modulo the interval, times the jitter), rounded down
+/// so the bound is never reached. No jitter, no period: no delay.
+pub fn jitter_delay(period_ms: u64, jitter: f64, random: u64) -> u64 {
+    if period_ms == 0 || jitter <= 0.0 || !jitter.is_finite() {
+        return 0;
+    }
+    let jitter = jitter.min(MAX_JITTER);
+    // Exact for periods below 2^53 ms (285,000 years); longer are refused.
+    ((random % period_ms) as f64 * jitter).floor() as u64
+}
+
+/// How a job's runs are spread and caught up, beside its schedule.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobOptions {
+    /// A fraction of the interval (0 to 0.95): each slot's run is delayed
+    /// by a random amount in `[0, jitter × interval)`.
+    #[serde(default)]
+    pub jitter: f64,
+    #[serde(default)]
+    pub catch_up: CatchUp,
+}
+
+impl JobOptions {
+    pub fn validate(&self) -> Result<(), ScheduleError> {
+        validate_jitter(self.jitter)
+    }
+
+    /// When the run of slot `slot` should start: the slot, plus jitter.
+    pub fn start_of(&self, schedule: &Schedule, slot: u64) -> u64 {
+        if self.jitter <= 0.0 {
+            return slot;
+        }
+        let delay =
+            schedule.period_after(slot).map_or(0, |period| jitter_delay(period, self.jitter, random()));
+        slot.saturating_add(delay)
+    }
+}
+
+/// A random draw for jitter (none if the system has no randomness: the
+/// run is then simply not delayed).
+fn random() -> u64 {
+    let mut bytes = [0u8; 8];
+    match getrandom::fill(&mut bytes) {
+        Ok(()) => u64::from_le_bytes(bytes),
+        Err(_) => 0,
+    }
+}
+
+/// What to do with runs that came due while no node was up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CatchUp {
+    /// Skip them: the job next runs at its next slot still to come.
+    #[default]
+    Skip,
+    /// Run once now for all of them, then carry on with the schedule.
+    Once,
+}
+
+impl CatchUp {
+    pub fn parse(text: &str) -> Option<CatchUp> {
+        match text {
+            "skip" => Some(CatchUp::Skip),
+            "once" => Some(CatchUp::Once),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CatchUp::Skip => "skip",
+            CatchUp::Once => "once",
+        }
+    }
+
+    /// Where a run planned for `planned` (slot `due`) goes when a node that
+    /// started at `node_started` picks it up at `now`: `None` runs it now;
+    /// `Some(slot)` skips it, the job then waits for `slot`. A run is
+    /// missed when it came due before this node started (nobody was up to
+    /// run it); a single run (`once` schedule) is never skipped: it has no
+    /// later slot to wait for.
+    pub fn skip_to(
+        self,
+        schedule: &Schedule,
+        (planned, due): (u64, u64),
+        node_started: u64,
+        now: u64,
+    ) -> Option<u64> {
+        if self == CatchUp::Once || !schedule.repeats() || planned >= node_started {
+            return None;
+        }
+        schedule.next_run(due, now)
     }
 }
 
@@ -157,24 +405,55 @@ impl Cron {
     /// epoch, UTC), or `None` within the search horizon.
     pub fn next_after(&self, after: u64) -> Option<u64> {
         let start = (after / MINUTE_MS + 1) * MINUTE_MS;
-        let first_day = start / DAY_MS;
-        for day in first_day..first_day + CRON_HORIZON_DAYS {
-            let (year, month, dom) = civil_from_days(i64::try_from(day).ok()?);
-            // 1970-01-01 was a Thursday.
-            let weekday = (day + 4) % 7;
-            if !self.day_matches(month as u32, dom as u32, weekday as u32) {
-                continue;
-            }
-            debug_assert_eq!(days_from_civil(year, month, dom), day as i64);
-            let from_minute = if day == first_day { (start % DAY_MS) / MINUTE_MS } else { 0 };
-            for minute_of_day in from_minute..24 * 60 {
-                let (h, m) = (minute_of_day / 60, minute_of_day % 60);
-                if bit(self.hours, h as u32) && bit(self.minutes, m as u32) {
-                    return Some(day * DAY_MS + minute_of_day * MINUTE_MS);
-                }
+        let (day, minute) = self.matching_minutes(start)?.next()?;
+        u64::try_from(day).ok()?.checked_mul(DAY_MS)?.checked_add(minute * MINUTE_MS)
+    }
+
+    /// The first instant strictly after `after` at which the expression
+    /// matches the local time in `zone` (UTC when `None`). A matching local
+    /// time in a gap runs at the first instant after the gap; one that
+    /// occurs twice runs at its first occurrence only.
+    pub fn next_in(&self, zone: Option<&TimeZone>, after: u64) -> Option<u64> {
+        let Some(zone) = zone else { return self.next_after(after) };
+        let after_ts = Timestamp::from_millisecond(i64::try_from(after).ok()?).ok()?;
+        let offset_ms = i64::from(zone.to_offset(after_ts).seconds()) * 1000;
+        let local_after = i64::try_from(after).ok()?.checked_add(offset_ms)?;
+        let start = (local_after.div_euclid(MINUTE_MS as i64) + 1) * MINUTE_MS as i64;
+        for (day, minute) in self.matching_local_minutes(start)? {
+            let instant = instant_of(zone, day, minute)?;
+            if instant > after {
+                return Some(instant);
             }
         }
         None
+    }
+
+    /// Every matching (day since the epoch, minute of the day) from the
+    /// minute starting at `start` (ms since the epoch, UTC) on, in order,
+    /// within the search horizon.
+    fn matching_minutes(&self, start: u64) -> Option<impl Iterator<Item = (i64, u64)> + '_> {
+        self.matching_local_minutes(i64::try_from(start).ok()?)
+    }
+
+    /// [`Cron::matching_minutes`] from a local minute (may precede 1970).
+    fn matching_local_minutes(&self, start: i64) -> Option<impl Iterator<Item = (i64, u64)> + '_> {
+        let first_day = start.div_euclid(DAY_MS as i64);
+        let from = u64::try_from(start.rem_euclid(DAY_MS as i64)).ok()? / MINUTE_MS;
+        let days = first_day..first_day.checked_add(CRON_HORIZON_DAYS as i64)?;
+        Some(days.filter(move |day| self.day_is(*day)).flat_map(move |day| {
+            let from_minute = if day == first_day { from } else { 0 };
+            (from_minute..24 * 60)
+                .filter(move |m| bit(self.hours, (m / 60) as u32) && bit(self.minutes, (m % 60) as u32))
+                .map(move |m| (day, m))
+        }))
+    }
+
+    fn day_is(&self, day: i64) -> bool {
+        let (year, month, dom) = civil_from_days(day);
+        // 1970-01-01 was a Thursday.
+        let weekday = (day + 4).rem_euclid(7);
+        debug_assert_eq!(days_from_civil(year, month, dom), day);
+        self.day_matches(month as u32, dom as u32, weekday as u32)
     }
 
     fn day_matches(&self, month: u32, dom: u32, weekday: u32) -> bool {
@@ -184,6 +463,37 @@ impl Cron {
         let (by_date, by_weekday) = (bit(self.days, dom), bit(self.weekdays, weekday));
         if self.either_day { by_date || by_weekday } else { by_date && by_weekday }
     }
+}
+
+/// The instant (ms since the epoch) of local minute `minute` of local day
+/// `day` in `zone`: in a gap, the end of the gap (the transition); in a
+/// fold, the first occurrence.
+fn instant_of(zone: &TimeZone, day: i64, minute: u64) -> Option<u64> {
+    let (year, month, dom) = civil_from_days(day);
+    let local = jiff::civil::DateTime::new(
+        i16::try_from(year).ok()?,
+        i8::try_from(month).ok()?,
+        i8::try_from(dom).ok()?,
+        i8::try_from(minute / 60).ok()?,
+        i8::try_from(minute % 60).ok()?,
+        0,
+        0,
+    )
+    .ok()?;
+    let local_ms = day.checked_mul(DAY_MS as i64)?.checked_add(i64::try_from(minute * MINUTE_MS).ok()?)?;
+    let minus = |offset: jiff::tz::Offset| local_ms.checked_sub(i64::from(offset.seconds()) * 1000);
+    let instant = match zone.to_ambiguous_timestamp(local).offset() {
+        AmbiguousOffset::Unambiguous { offset } => minus(offset)?,
+        // The first occurrence: still on the offset from before the change.
+        AmbiguousOffset::Fold { before, .. } => minus(before)?,
+        // Skipped: the transition itself, the first instant after the gap
+        // (it lies at or before the local time read with the old offset).
+        AmbiguousOffset::Gap { before, .. } => {
+            let probe = Timestamp::from_millisecond(minus(before)?.checked_add(1)?).ok()?;
+            zone.preceding(probe).next()?.timestamp().as_millisecond()
+        }
+    };
+    u64::try_from(instant).ok()
 }
 
 fn bit(set: u64, n: u32) -> bool {
@@ -290,9 +600,9 @@ mod tests {
             let e = Cron::parse(expr).err().map(|e| e.to_string()).unwrap_or_default();
             assert!(e.contains(says), "{expr}: {e}");
         }
-        let long = Schedule::Cron(format!("{} * * * *", vec!["0"; 200].join(","))).validate();
+        let long = Schedule::cron(format!("{} * * * *", vec!["0"; 200].join(","))).validate();
         assert!(long.is_err_and(|e| e.to_string().contains("at most 256")));
-        let never = Schedule::Cron("0 0 31 4 *".into()).validate();
+        let never = Schedule::cron("0 0 31 4 *").validate();
         assert!(never.is_err_and(|e| e.to_string().contains("matches no date")));
     }
 
@@ -309,8 +619,241 @@ mod tests {
         assert_eq!(every_minute.next_run(61_000, 61_500), Some(121_000));
         assert_eq!(every_minute.next_run(61_000, 211_000), Some(241_000));
         assert_eq!(Schedule::Once(5).next_run(5, 10), None);
-        let serialized = serde_json::to_string(&Schedule::Cron("@daily".into())).unwrap_or_default();
+        let serialized = serde_json::to_string(&Schedule::cron("@daily")).unwrap_or_default();
         assert_eq!(serialized, r#"{"cron":"@daily"}"#);
         assert!(serde_json::from_str::<Schedule>(r#"{"every":5}"#).is_err());
+    }
+
+    fn berlin(expr: &str) -> Schedule {
+        Schedule::Cron { expr: expr.into(), timezone: Some("Europe/Berlin".into()) }
+    }
+
+    /// The next run of `schedule` after `after`, as RFC 3339 (UTC).
+    fn next_of(schedule: &Schedule, after: &str) -> Option<String> {
+        schedule.first_run(at(after)).map(|ms| crate::time::rfc3339(ms as i64))
+    }
+
+    #[test]
+    fn cron_in_a_time_zone_follows_its_offset_across_dst() {
+        let daily = berlin("0 3 * * *");
+        assert!(daily.validate().is_ok());
+        // 03:00 in Berlin: UTC+1 in winter, UTC+2 from 29 March 2026 on.
+        assert_eq!(next_of(&daily, "2026-03-27T12:00:00Z").as_deref(), Some("2026-03-28T02:00:00.000Z"));
+        assert_eq!(next_of(&daily, "2026-03-28T02:00:00Z").as_deref(), Some("2026-03-29T01:00:00.000Z"));
+        assert_eq!(next_of(&daily, "2026-03-29T01:00:00Z").as_deref(), Some("2026-03-30T01:00:00.000Z"));
+        // The day of the change is 23 hours long: jitter is a fraction of that.
+        assert_eq!(daily.period_after(at("2026-03-28T02:00:00Z")), Some(23 * 3_600_000));
+        // And back to UTC+1 after 25 October 2026 (03:00 itself occurs once).
+        assert_eq!(next_of(&daily, "2026-10-24T12:00:00Z").as_deref(), Some("2026-10-25T02:00:00.000Z"));
+        assert_eq!(next_of(&daily, "2026-10-25T02:00:00Z").as_deref(), Some("2026-10-26T02:00:00.000Z"));
+        assert_eq!(daily.period_after(at("2026-10-24T01:00:00Z")), Some(25 * 3_600_000));
+        // next_run (after a run) agrees with first_run.
+        assert_eq!(
+            daily.next_run(at("2026-03-28T02:00:00Z"), at("2026-03-28T02:00:05Z")),
+            Some(at("2026-03-29T01:00:00Z"))
+        );
+        // The same expression without a zone is UTC, as ever.
+        assert_eq!(
+            next_of(&Schedule::cron("0 3 * * *"), "2026-03-28T02:00:00Z").as_deref(),
+            Some("2026-03-28T03:00:00.000Z")
+        );
+    }
+
+    #[test]
+    fn a_local_time_in_the_spring_gap_runs_once_right_after_it() {
+        // 29 March 2026: 02:00 CET jumps to 03:00 CEST (01:00 UTC); 02:30
+        // never happens, so the run comes at the first instant after the gap.
+        let half_past_two = berlin("30 2 * * *");
+        assert_eq!(
+            next_of(&half_past_two, "2026-03-28T01:30:00Z").as_deref(),
+            Some("2026-03-29T01:00:00.000Z")
+        );
+        assert_eq!(
+            next_of(&half_past_two, "2026-03-29T01:00:00Z").as_deref(),
+            Some("2026-03-30T00:30:00.000Z")
+        );
+        // Every minute of the gap matches: still one run, at 03:00 CEST.
+        let every_quarter_at_two = berlin("*/15 2 * * *");
+        assert_eq!(
+            next_of(&every_quarter_at_two, "2026-03-29T00:50:00Z").as_deref(),
+            Some("2026-03-29T01:00:00.000Z")
+        );
+        assert_eq!(
+            next_of(&every_quarter_at_two, "2026-03-29T01:00:00Z").as_deref(),
+            Some("2026-03-30T00:00:00.000Z")
+        );
+        // Minutes before and after the gap are untouched.
+        let every_half_hour = berlin("*/30 * * * *");
+        let runs: Vec<String> =
+            std::iter::successors(Some(at("2026-03-29T00:00:00Z")), |t| every_half_hour.next_run(*t, *t))
+                .skip(1)
+                .take(4)
+                .map(|ms| crate::time::rfc3339(ms as i64))
+                .collect();
+        assert_eq!(
+            runs,
+            [
+                "2026-03-29T00:30:00.000Z",
+                "2026-03-29T01:00:00.000Z",
+                "2026-03-29T01:30:00.000Z",
+                "2026-03-29T02:00:00.000Z"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_local_time_that_occurs_twice_runs_once_at_the_first() {
+        // 25 October 2026: 03:00 CEST falls back to 02:00 CET (01:00 UTC);
+        // 02:30 happens at 00:30 UTC and again at 01:30 UTC.
+        let half_past_two = berlin("30 2 * * *");
+        assert_eq!(
+            next_of(&half_past_two, "2026-10-24T12:00:00Z").as_deref(),
+            Some("2026-10-25T00:30:00.000Z")
+        );
+        assert_eq!(
+            next_of(&half_past_two, "2026-10-25T00:30:00Z").as_deref(),
+            Some("2026-10-26T01:30:00.000Z")
+        );
+        // Looked for during the repeated hour (a node that started then):
+        // the first 02:30 is past, the second is not run.
+        assert_eq!(
+            next_of(&half_past_two, "2026-10-25T01:10:00Z").as_deref(),
+            Some("2026-10-26T01:30:00.000Z")
+        );
+        let every_half_hour = berlin("*/30 * * * *");
+        let runs: Vec<String> =
+            std::iter::successors(Some(at("2026-10-24T23:30:00Z")), |t| every_half_hour.next_run(*t, *t))
+                .skip(1)
+                .take(4)
+                .map(|ms| crate::time::rfc3339(ms as i64))
+                .collect();
+        // 02:00 and 02:30 CEST, then 03:00 CET: the repeated 02:00 and
+        // 02:30 (CET) are not run again.
+        assert_eq!(
+            runs,
+            [
+                "2026-10-25T00:00:00.000Z",
+                "2026-10-25T00:30:00.000Z",
+                "2026-10-25T02:00:00.000Z",
+                "2026-10-25T02:30:00.000Z"
+            ]
+        );
+    }
+
+    #[test]
+    fn time_zones_are_named_and_checked() {
+        for bad in ["Mars/Olympus", "", "Europe/Berlin 0", "+02:00", "../../etc/passwd"] {
+            let schedule = Schedule::Cron { expr: "0 3 * * *".into(), timezone: Some(bad.into()) };
+            let e = schedule.validate().err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(e.starts_with(&format!("unknown time zone `{bad}`")), "{bad}: {e}");
+        }
+        let long = "x".repeat(100);
+        let e = Schedule::Cron { expr: "0 3 * * *".into(), timezone: Some(long) }.validate();
+        assert!(e.is_err_and(|e| e.to_string().len() < 200), "a long name is cut in the error");
+        for good in ["America/New_York", "Asia/Kolkata", "UTC", "Australia/Lord_Howe"] {
+            let schedule = Schedule::Cron { expr: "0 3 * * *".into(), timezone: Some(good.into()) };
+            assert!(schedule.validate().is_ok(), "{good}");
+        }
+        // A cron that never fires is refused in a zone too, naming it.
+        let never = berlin("0 0 30 2 *").validate().err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(never.contains("matches no date that exists in `Europe/Berlin`"), "{never}");
+        // A half-hour zone: 03:00 in Kolkata is 21:30 UTC the day before.
+        let kolkata = Schedule::Cron { expr: "0 3 * * *".into(), timezone: Some("Asia/Kolkata".into()) };
+        assert_eq!(next_of(&kolkata, "2026-06-01T00:00:00Z").as_deref(), Some("2026-06-01T21:30:00.000Z"));
+    }
+
+    #[test]
+    fn schedules_keep_their_json_shape() -> Result<(), serde_json::Error> {
+        let zoned = berlin("0 3 * * *");
+        assert_eq!(serde_json::to_string(&zoned)?, r#"{"cron":"0 3 * * *","timezone":"Europe/Berlin"}"#);
+        assert_eq!(
+            serde_json::from_str::<Schedule>(r#"{"cron":"0 3 * * *","timezone":"Europe/Berlin"}"#)?,
+            zoned
+        );
+        // Stored before zones existed: UTC.
+        assert_eq!(serde_json::from_str::<Schedule>(r#"{"cron":"@daily"}"#)?, Schedule::cron("@daily"));
+        assert_eq!(serde_json::from_str::<Schedule>(r#"{"interval":60}"#)?, Schedule::Interval(60));
+        assert_eq!(serde_json::to_string(&Schedule::Once(5))?, r#"{"once":5}"#);
+        for bad in [
+            r#"{"interval":5,"timezone":"Europe/Berlin"}"#,
+            r#"{"once":1,"interval":2}"#,
+            r#"{"cron":"x","tz":"y"}"#,
+            "{}",
+        ] {
+            assert!(serde_json::from_str::<Schedule>(bad).is_err(), "{bad}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn jitter_is_capped_and_stays_within_its_fraction() -> Result<(), getrandom::Error> {
+        for ok in [0.0, 0.5, 0.95] {
+            assert!(validate_jitter(ok).is_ok(), "{ok}");
+        }
+        for bad in [-0.01, 0.951, 1.0, f64::NAN, f64::INFINITY] {
+            let e = validate_jitter(bad).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(
+                e.starts_with("jitter must be a fraction of the interval between 0 and 0.95"),
+                "{bad}: {e}"
+            );
+        }
+        // Deterministic draws: the random value modulo the period, times the jitter.
+        assert_eq!(jitter_delay(60_000, 0.5, 59_999), 29_999);
+        assert_eq!(jitter_delay(60_000, 0.5, 60_000), 0);
+        assert_eq!(jitter_delay(60_000, 0.95, u64::MAX), ((u64::MAX % 60_000) as f64 * 0.95) as u64);
+        assert_eq!(jitter_delay(60_000, 0.0, 12_345), 0, "no jitter, no delay");
+        assert_eq!(jitter_delay(0, 0.5, 12_345), 0, "no period (a single run), no delay");
+        // Many real draws: always in [0, jitter × period), and spread over it.
+        let (period, jitter) = (10_000u64, 0.6);
+        let mut seen_max = 0;
+        for _ in 0..20_000 {
+            let mut bytes = [0u8; 8];
+            getrandom::fill(&mut bytes)?;
+            let delay = jitter_delay(period, jitter, u64::from_le_bytes(bytes));
+            assert!(delay < 6_000, "{delay}");
+            seen_max = seen_max.max(delay);
+        }
+        assert!(seen_max > 5_800, "the draws reach near the bound: {seen_max}");
+        // A job's run starts within its slot's jitter window; `once` has none.
+        let options = JobOptions { jitter: 0.5, catch_up: CatchUp::Skip };
+        for _ in 0..1_000 {
+            let start = options.start_of(&Schedule::Interval(60), 1_000_000);
+            assert!((1_000_000..1_030_000).contains(&start), "{start}");
+        }
+        assert_eq!(options.start_of(&Schedule::Once(5), 5), 5);
+        assert_eq!(JobOptions::default().start_of(&Schedule::Interval(60), 7), 7);
+        assert!(JobOptions { jitter: 0.96, ..options }.validate().is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn missed_runs_are_skipped_or_caught_up_once() {
+        // A node started at 100 000; an every-minute job planned for 10 000.
+        let node_started = 100_000;
+        let every_minute = Schedule::Interval(60);
+        let (planned, due, now) = (10_000, 10_000, 100_500);
+        // Skip: no run now; the next slot still to come, in phase.
+        assert_eq!(CatchUp::Skip.skip_to(&every_minute, (planned, due), node_started, now), Some(130_000));
+        // Once: run now (then the schedule carries on from the run's end).
+        assert_eq!(CatchUp::Once.skip_to(&every_minute, (planned, due), node_started, now), None);
+        assert_eq!(every_minute.next_run(due, 101_000), Some(130_000));
+        // Came due while this node was up (merely late): run, whatever the policy.
+        assert_eq!(CatchUp::Skip.skip_to(&every_minute, (100_000, 100_000), node_started, 160_000), None);
+        // A retry planned before the start is missed too; it goes to the next slot.
+        assert_eq!(CatchUp::Skip.skip_to(&every_minute, (99_000, 70_000), node_started, now), Some(130_000));
+        // A single run has no later slot: it runs, late, whatever the policy.
+        assert_eq!(CatchUp::Skip.skip_to(&Schedule::Once(10_000), (10_000, 10_000), node_started, now), None);
+        // A cron in a zone skips to its next local slot.
+        let daily = berlin("0 3 * * *");
+        let (started, missed) = (at("2026-03-29T12:00:00Z"), at("2026-03-28T02:00:00Z"));
+        assert_eq!(
+            CatchUp::Skip.skip_to(&daily, (missed, missed), started, started + 500),
+            Some(at("2026-03-30T01:00:00Z"))
+        );
+        assert_eq!(
+            (CatchUp::parse("once"), CatchUp::parse("skip"), CatchUp::parse("all")),
+            (Some(CatchUp::Once), Some(CatchUp::Skip), None)
+        );
+        assert_eq!(CatchUp::default(), CatchUp::Skip);
     }
 }

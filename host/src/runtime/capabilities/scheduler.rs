@@ -17,7 +17,7 @@ use crate::capability::{Capability, ImportClass};
 use crate::error::HasKind;
 use crate::runtime::bindings::{scheduler, types};
 use crate::scheduler::extension_api::{JobAccess, JobAccessError, JobInfo, JobOwner, JobSpec, NoJobOwner};
-use crate::scheduler::schedule::Schedule;
+use crate::scheduler::schedule::{CatchUp, JobOptions, Schedule};
 
 /// The import linked here.
 pub const IMPORTS: &[Covers] = &[Covers {
@@ -81,6 +81,17 @@ impl scheduler::Host for JobsView<'_> {
         }))
     }
 
+    async fn register_with(
+        &mut self,
+        spec: scheduler::JobSpec,
+        options: scheduler::JobOptions,
+    ) -> wasmtime::Result<Result<String, types::Error>> {
+        Ok(self.session().and_then(|(access, owner)| {
+            let spec = JobSpec { options: options_from_wit(options), ..spec_from_wit(spec) };
+            access.register(self.extension, owner, self.request_id, spec).map_err(error)
+        }))
+    }
+
     async fn unregister(&mut self, id: String) -> wasmtime::Result<Result<(), types::Error>> {
         Ok(self.session().and_then(|(access, owner)| {
             access.unregister(self.extension, owner, self.request_id, &id).map_err(error)
@@ -105,11 +116,21 @@ fn error(e: JobAccessError) -> types::Error {
     to_wit(e.kind(), e.to_string())
 }
 
+/// The prefix that names a cron's time zone in the WIT `cron` string, as
+/// cronie and other crons read it: `CRON_TZ=Europe/Berlin 0 3 * * *`.
+const CRON_TZ: &str = "CRON_TZ=";
+
 fn schedule_from_wit(schedule: scheduler::Schedule) -> Schedule {
     match schedule {
         scheduler::Schedule::Once(at) => Schedule::Once(at),
         scheduler::Schedule::Interval(secs) => Schedule::Interval(secs),
-        scheduler::Schedule::Cron(expr) => Schedule::Cron(expr),
+        scheduler::Schedule::Cron(expr) => match expr.trim_start().strip_prefix(CRON_TZ) {
+            Some(rest) => {
+                let (zone, expr) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+                Schedule::Cron { expr: expr.trim_start().to_owned(), timezone: Some(zone.to_owned()) }
+            }
+            None => Schedule::cron(expr),
+        },
     }
 }
 
@@ -117,12 +138,30 @@ fn schedule_to_wit(schedule: Schedule) -> scheduler::Schedule {
     match schedule {
         Schedule::Once(at) => scheduler::Schedule::Once(at),
         Schedule::Interval(secs) => scheduler::Schedule::Interval(secs),
-        Schedule::Cron(expr) => scheduler::Schedule::Cron(expr),
+        Schedule::Cron { expr, timezone: None } => scheduler::Schedule::Cron(expr),
+        Schedule::Cron { expr, timezone: Some(zone) } => {
+            scheduler::Schedule::Cron(format!("{CRON_TZ}{zone} {expr}"))
+        }
     }
 }
 
 fn spec_from_wit(spec: scheduler::JobSpec) -> JobSpec {
-    JobSpec { name: spec.name, schedule: schedule_from_wit(spec.schedule), params: spec.params }
+    JobSpec {
+        name: spec.name,
+        schedule: schedule_from_wit(spec.schedule),
+        params: spec.params,
+        options: JobOptions::default(),
+    }
+}
+
+fn options_from_wit(options: scheduler::JobOptions) -> JobOptions {
+    JobOptions {
+        jitter: options.jitter,
+        catch_up: match options.catch_up {
+            scheduler::CatchUp::Skip => CatchUp::Skip,
+            scheduler::CatchUp::Once => CatchUp::Once,
+        },
+    }
 }
 
 fn info_to_wit(info: JobInfo) -> scheduler::JobInfo {
@@ -176,7 +215,7 @@ mod tests {
         JobInfo {
             id: "j1".into(),
             name: "nightly".into(),
-            schedule: Schedule::Cron("0 3 * * *".into()),
+            schedule: Schedule::cron("0 3 * * *"),
             params: "{}".into(),
             enabled: true,
             next_run: Some(42),
@@ -260,7 +299,8 @@ mod tests {
             vec![JobSpec {
                 name: "nightly".into(),
                 schedule: Schedule::Interval(60),
-                params: r#"{"index":"logs"}"#.into()
+                params: r#"{"index":"logs"}"#.into(),
+                options: JobOptions::default(),
             }]
         );
         let info = scheduler::Host::get(&mut view, "j1".into()).await??;
@@ -331,6 +371,36 @@ mod tests {
             "{got:?}"
         );
         assert!(fake.seen().is_empty());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn zones_and_options_cross_the_boundary() -> R {
+        let fake = Arc::new(FakeJobs::default());
+        let mut ctx = JobsCtx::Available { access: fake.clone(), owner: Ok(owner()) };
+        let extension: Arc<str> = "reporter".into();
+        let mut view = view(&mut ctx, &extension, true);
+        let zoned = scheduler::JobSpec {
+            schedule: scheduler::Schedule::Cron("CRON_TZ=Europe/Berlin  0 3 * * *".into()),
+            ..spec()
+        };
+        let options = scheduler::JobOptions { jitter: 0.25, catch_up: scheduler::CatchUp::Once };
+        scheduler::Host::register_with(&mut view, zoned, options).await??;
+        scheduler::Host::register(&mut view, spec()).await??;
+        let specs = fake.specs.lock().map(|s| s.clone()).unwrap_or_default();
+        let expected = Schedule::Cron { expr: "0 3 * * *".into(), timezone: Some("Europe/Berlin".into()) };
+        assert_eq!(specs[0].schedule, expected);
+        assert_eq!(specs[0].options, JobOptions { jitter: 0.25, catch_up: CatchUp::Once });
+        assert_eq!(specs[1].options, JobOptions::default(), "plain `register`: no jitter, skip");
+        // And back: the zone is named as it was given.
+        assert!(matches!(
+            schedule_to_wit(expected),
+            scheduler::Schedule::Cron(c) if c == "CRON_TZ=Europe/Berlin 0 3 * * *"
+        ));
+        // A prefix without an expression leaves an empty one (refused by validation).
+        let bare = schedule_from_wit(scheduler::Schedule::Cron("CRON_TZ=UTC".into()));
+        assert_eq!(bare, Schedule::Cron { expr: String::new(), timezone: Some("UTC".into()) });
+        assert!(bare.validate().is_err());
         Ok(())
     }
 }

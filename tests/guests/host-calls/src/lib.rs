@@ -40,7 +40,7 @@ impl Extension for HostCalls {
             ["schedule"] if request.method == "GET" => {
                 report(scheduler::register("probe", Schedule::Interval(60), "{}"))
             }
-            // {"name", "schedule": {"interval": s} | {"once": ms} | {"cron": ".."}, "params"}
+            // {"name", "schedule": {"interval": s} | {"once": ms} | {"cron": ".."}, "params", "options"?}
             ["schedule"] => {
                 let Ok(spec) = request.json::<serde_json::Value>() else {
                     return Response::error(400, "body must be JSON");
@@ -51,7 +51,21 @@ impl Extension for HostCalls {
                     s => Schedule::Cron(s["cron"].as_str().unwrap_or_default().to_owned()),
                 };
                 let name = spec["name"].as_str().unwrap_or_default();
-                match scheduler::register(name, schedule, &spec["params"]) {
+                // {"options": {"jitter": f, "catch_up": "skip" | "once"}}: register-with.
+                let registered = match &spec["options"] {
+                    serde_json::Value::Object(options) => {
+                        let options = scheduler::JobOptions {
+                            jitter: options.get("jitter").and_then(|j| j.as_f64()).unwrap_or(0.0),
+                            catch_up: match options.get("catch_up").and_then(|c| c.as_str()) {
+                                Some("once") => scheduler::CatchUp::Once,
+                                _ => scheduler::CatchUp::Skip,
+                            },
+                        };
+                        scheduler::register_with(name, schedule, &spec["params"], options)
+                    }
+                    _ => scheduler::register(name, schedule, &spec["params"]),
+                };
+                match registered {
                     Ok(id) => Response::json(200, &serde_json::json!({ "outcome": "ok", "id": id })),
                     Err(e) => report::<()>(Err(e)),
                 }
