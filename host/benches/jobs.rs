@@ -11,6 +11,9 @@
 //!   line. That one durable commit dominates. Every timed run must be
 //!   accepted (`run_now` returns true), and after the timing the last run
 //!   must still have succeeded.
+//! - `run/consent_check`: the owner's live consent looked up, as every run
+//!   does before it starts (and every job-run cluster call again): compare
+//!   with `run/scheduled` for its share of a run.
 //! - `tick_scan/{none_due,all_due}/<n>`: finding the due jobs, as each
 //!   dispatcher tick does, with n jobs stored.
 //!

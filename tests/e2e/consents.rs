@@ -291,3 +291,28 @@ fn a_deleted_users_consent_is_not_the_next_users() -> TestResult {
     assert!(message.contains("revoked by `security: user deleted`"), "{message}");
     Ok(())
 }
+
+/// An admin revokes by user or by extension; nobody else may, and never
+/// everything at once.
+#[test]
+fn admins_revoke_consents_by_user_or_extension() -> TestResult {
+    let (_deployment, server) = setup()?;
+    for who in [ANA, BOB] {
+        assert_eq!(consent(&server, who, json!("all"))?.status, 201);
+    }
+    let by_bob =
+        server.send_as(BOB.0, BOB.1, Method::DELETE, &format!("{CONSENTS}?user=ana"), &Value::Null)?;
+    assert_eq!(by_bob.status, 403, "{by_bob:?}");
+    assert_eq!(server.request(Method::DELETE, CONSENTS, "")?.status, 400);
+    let reply = server.request(Method::DELETE, &format!("{CONSENTS}?user=ana"), "")?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.json()["revoked"].as_array().map(Vec::len), Some(1), "{reply:?}");
+    let live = |who: (&str, &str)| -> Result<Value, Error> {
+        Ok(server.get_as(who.0, who.1, CONSENTS)?.json()["consents"][0]["live"].clone())
+    };
+    assert_eq!((live(ANA)?, live(BOB)?), (json!(false), json!(true)));
+    let reply = server.request(Method::DELETE, &format!("{CONSENTS}?extension=probe"), "")?;
+    assert_eq!(reply.json()["revoked"].as_array().map(Vec::len), Some(1), "{reply:?}");
+    assert_eq!(live(BOB)?, json!(false));
+    Ok(())
+}

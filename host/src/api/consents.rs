@@ -9,6 +9,7 @@
 //! | POST | `/_warden/consents` `{"extension": "<id>", "scopes": "all" \| {..}, "add"?: true}` | consent (or, with `add`, widen the live one) → 201 `{"id", "consent"}` |
 //! | GET | `/_warden/consents[?user=&extension=]` | one's own; an admin's: everyone's |
 //! | DELETE | `/_warden/consents/{id}` | revoke; the extension's jobs for that user stop |
+//! | DELETE | `/_warden/consents?user=&extension=` | an admin revokes every live consent of a user and/or an extension |
 //!
 //! Consenting needs `schedule:<id>` (the operator's "this user may
 //! consent") and is refused through an on-behalf-of token; through an API
@@ -286,7 +287,12 @@ async fn grant_consent(
         auth_source: user.source,
         extension: id.clone(),
         extension_version: Some(extension.manifest.version.clone()),
-        component_sha256: None,
+        // An installed extension's component digest: what was consented to.
+        component_sha256: state
+            .lifecycle
+            .as_ref()
+            .and_then(|lifecycle| lifecycle.find(&id).ok().flatten())
+            .map(|record| record.component_sha256),
         scopes,
         backend_roles: user.principal.backend_roles.clone(),
         via_api_token: user.api_token.as_ref().map(|(token, _)| token.clone()),
@@ -337,6 +343,55 @@ pub async fn list(
         .map(|c| view(&state, store, &c, now))
         .collect();
     Ok(Json(json!({ "consents": shown })))
+}
+
+/// `DELETE /_warden/consents?user=&extension=`: an admin revokes every
+/// live consent of a user, of an extension, or of both (at least one is
+/// named); each one's jobs are suspended as by a single revocation.
+pub async fn revoke_matching(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Query(filter): Query<ListFilter>,
+) -> Result<Json<Value>, OpenSearchError> {
+    caller.forbid_obo("revoke consents")?;
+    if !is_admin(&caller.user) {
+        return Err(OpenSearchError::forbidden(format!(
+            "revoking consents in bulk needs `{ADMIN_PERMISSION}`"
+        )));
+    }
+    if filter.user.is_none() && filter.extension.is_none() {
+        return Err(OpenSearchError::new(
+            StatusCode::BAD_REQUEST,
+            "illegal_argument_exception",
+            "name `user`, `extension` or both: revoking every consent at once is not offered",
+        ));
+    }
+    let consents = consents(&state)?.clone();
+    let all = tokio::task::spawn_blocking(move || consents.list()).await.map_err(|e| {
+        OpenSearchError::new(StatusCode::INTERNAL_SERVER_ERROR, "consent_exception", e.to_string())
+    })??;
+    let now = now_ms();
+    let mut revoked = Vec::new();
+    for consent in all.into_iter().filter(|c| {
+        c.is_live(now)
+            && filter.user.as_ref().is_none_or(|u| *u == c.user)
+            && filter.extension.as_ref().is_none_or(|e| *e == c.extension)
+    }) {
+        let result = revoke_consent(&state, &caller, &consent.id).await;
+        if caller.audits(Category::ConsentWrite) {
+            let event = caller.event(Category::ConsentWrite).extension(&consent.extension);
+            caller.record(match &result {
+                Ok((c, suspended)) => event.reason(format!(
+                    "revoked consent {} of `{}` (bulk); jobs suspended: {suspended:?}",
+                    c.id, c.user
+                )),
+                Err(e) => event.reason(e.reason.clone()),
+            });
+        }
+        let (consent, suspended) = result?;
+        revoked.push(json!({"id": consent.id, "user": consent.user, "extension": consent.extension, "suspended_jobs": suspended}));
+    }
+    Ok(Json(json!({ "revoked": revoked })))
 }
 
 /// `DELETE /_warden/consents/{id}`: its owner or an admin revokes it; the

@@ -104,7 +104,10 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .post(lifecycle::install)
                 .layer(DefaultBodyLimit::max(lifecycle::MAX_INSTALL_BODY)),
         )
-        .route("/_warden/consents", get(consents::list).post(consents::grant))
+        .route(
+            "/_warden/consents",
+            get(consents::list).post(consents::grant).delete(consents::revoke_matching),
+        )
         .route("/_warden/consents/{id}", delete(consents::revoke))
         .route("/_warden/extensions/_diff", post(lifecycle::diff))
         .route("/_warden/extensions/{id}", get(lifecycle::show).delete(lifecycle::remove))
