@@ -129,8 +129,8 @@ fn run(c: &mut Criterion) -> Result<(), Error> {
         return Err("the bench job did not run".into());
     }
     let after = scheduler.jobs().get(&id)?.ok_or("job vanished")?.0;
-    if after.last_run.map(|r| r.message) != Some("nothing to do, attempt 1".into()) {
-        return Err("the scheduled run did not succeed".into());
+    if after.last_run.as_ref().map(|r| r.message.as_str()) != Some("nothing to do, attempt 1") {
+        return Err(format!("the scheduled run did not succeed: {:?}", after.last_run).into());
     }
 
     let mut group = c.benchmark_group("jobs/run");

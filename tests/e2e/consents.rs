@@ -316,3 +316,40 @@ fn admins_revoke_consents_by_user_or_extension() -> TestResult {
     assert_eq!(live(BOB)?, json!(false));
     Ok(())
 }
+
+/// Removing an extension revokes the consents to it: another extension
+/// installed later under the id is other code, consented to anew.
+#[test]
+fn removal_revokes_consents_to_the_extension() -> TestResult {
+    let deployment = support::Deployment::new()?;
+    let server = crate::lifecycle::start(&deployment)?;
+    let probe = std::fs::read(warden_test_artifacts::GUEST_HOST_CALLS)?;
+    let manifest = "id = \"probe\"\nversion = \"1\"\ncomponent = \"c.wasm\"\ncapabilities = [\"cluster\", \"scheduler\"]\n";
+    let install_and_approve = || -> TestResult {
+        assert_eq!(crate::lifecycle::install(&server, manifest, &probe)?.status, 201);
+        let reply = server.request(Method::POST, "/_warden/extensions/probe/_approve", "")?;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        Ok(())
+    };
+    install_and_approve()?;
+    let role = json!({"extension_permissions": ["extension:probe/*", "schedule:probe"]});
+    for (path, body) in [
+        (format!("{}/roles/scheduling", support::API), role),
+        (format!("{}/internalusers/ana", support::API), json!({"password": ANA.1})),
+        (format!("{}/rolesmapping/scheduling", support::API), json!({"users": ["ana"]})),
+    ] {
+        assert_eq!(server.send(Method::PUT, &path, &body)?.status, 201, "{path}");
+    }
+    assert_eq!(consent(&server, ANA, json!("all"))?.status, 201);
+    let removed = server.request(Method::DELETE, "/_warden/extensions/probe", "")?;
+    assert_eq!(removed.status, 200, "{removed:?}");
+    assert_eq!(removed.json()["consents_revoked"].as_array().map(Vec::len), Some(1), "{removed:?}");
+    install_and_approve()?;
+    let spec = json!({"name": "n", "schedule": {"interval": 60}, "params": {}});
+    let refused = server.send_as(ANA.0, ANA.1, Method::POST, "/_extensions/probe/schedule", &spec)?.json();
+    assert_eq!(refused["outcome"], "error", "{refused}");
+    assert!(refused["message"].as_str().is_some_and(|m| m.contains("was removed by `admin`")), "{refused}");
+    let events = server.get("/_warden/audit?category=CONSENT_WRITE")?.json().to_string();
+    assert!(events.contains("was removed by `admin`"), "{events}");
+    Ok(())
+}

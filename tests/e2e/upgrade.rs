@@ -322,3 +322,33 @@ fn the_cli_previews_and_upgrades() -> TestResult {
     assert!(ok && out.contains("upgraded from version 2.0.0 to 3.0.0"), "{out}{err}");
     Ok(())
 }
+
+/// Raising a resource limit is a widening: it waits for approval, while
+/// lowering one applies at once.
+#[test]
+fn raising_a_limit_waits_for_approval() -> TestResult {
+    let deployment = Deployment::new()?;
+    let server = start(&deployment)?;
+    let hello = std::fs::read(HELLO_WORLD)?;
+    let with_limits =
+        |version: &str, limits: &str| format!("{}\n[limits]\n{limits}\n", greeter(version, "", ""));
+    assert_eq!(install(&server, &with_limits("1.0.0", "max_concurrency = 4"), &hello)?.status, 201);
+    assert_eq!(approve(&server, "greeter")?.status, 200);
+    let raised = with_limits("1.1.0", "max_concurrency = 90\nmemory_mib = 512");
+    let reply = install(&server, &raised, &hello)?;
+    assert_eq!(reply.status, 202, "{reply:?}");
+    let delta = reply.json()["upgrade"]["delta_text"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        delta.contains("+ max_concurrency: 4 -> 90") && delta.contains("+ memory_mib: host default -> 512"),
+        "{delta}"
+    );
+    let health = server.get("/_warden/health")?.json().to_string();
+    assert!(health.contains("\"max_concurrency\":4"), "{health}");
+    assert_eq!(server.request(Method::DELETE, &format!("{EXTENSIONS}/greeter/upgrade"), "")?.status, 200);
+    let lowered = with_limits("1.2.0", "max_concurrency = 2");
+    let reply = install(&server, &lowered, &hello)?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let delta = reply.json()["upgraded"]["delta_text"].as_str().unwrap_or_default().to_owned();
+    assert!(delta.contains("- max_concurrency: 4 -> 2"), "{delta}");
+    Ok(())
+}

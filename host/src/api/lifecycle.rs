@@ -458,6 +458,7 @@ pub async fn remove(
         "removed": true,
         "suspended_jobs": removal.suspended_jobs,
         "service_account_removed": removal.service_account_removed,
+        "consents_revoked": removal.consents_revoked,
         "roles_removed": removal.roles_removed,
         "mappings_removed": removal.mappings_removed,
         "indices_deleted": removal.indices_deleted,

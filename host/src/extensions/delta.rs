@@ -16,7 +16,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::actions;
-use super::manifest::{IndexPermission, JobType, Manifest, Policy, PredefinedRole, Route};
+use super::manifest::{IndexPermission, JobType, LimitOverrides, Manifest, Policy, PredefinedRole, Route};
 use crate::capability::Capability;
 use crate::security::pattern::Pattern;
 
@@ -30,6 +30,10 @@ pub struct Grants {
     pub roles: Vec<PredefinedRole>,
     pub routes: Vec<Route>,
     pub jobs: Vec<JobType>,
+    /// The manifest's resource limits (not narrowed by grants; compared so
+    /// that raising one is a widening).
+    #[serde(default)]
+    pub limits: LimitOverrides,
 }
 
 impl Grants {
@@ -41,6 +45,7 @@ impl Grants {
             roles: manifest.roles.clone(),
             routes: manifest.routes.clone(),
             jobs: manifest.jobs.clone(),
+            limits: manifest.limits,
         }
     }
 
@@ -97,6 +102,10 @@ pub struct Delta {
     pub routes: Change<String>,
     /// Job type names (a changed job type is removed and added).
     pub jobs: Change<String>,
+    /// Resource limits: a raised one (or one set where the host default
+    /// applied, or unset where one was set) is added, a lowered one
+    /// removed, as `name: old -> new`.
+    pub limits: Change<String>,
 }
 
 /// Whether granted permission `granted` covers `wanted` (both group-free).
@@ -174,6 +183,33 @@ fn role_change(old: &PredefinedRole, new: &PredefinedRole) -> Change<RolePermiss
     Change { added: added.map(tag).collect(), removed: removed.map(tag).collect() }
 }
 
+/// Limits compared one by one. Only a lower value where both are set
+/// narrows: the host default is not known here, so setting, unsetting or
+/// raising a limit is a widening (conservative, as coverage is).
+fn limit_change(old: &LimitOverrides, new: &LimitOverrides) -> Change<String> {
+    let pairs = [
+        ("memory_mib", old.memory_mib, new.memory_mib),
+        ("cpu_ms", old.cpu_ms, new.cpu_ms),
+        ("timeout_ms", old.timeout_ms, new.timeout_ms),
+        ("max_concurrency", old.max_concurrency.map(u64::from), new.max_concurrency.map(u64::from)),
+        ("queue_timeout_ms", old.queue_timeout_ms, new.queue_timeout_ms),
+        ("files_mib", old.files_mib, new.files_mib),
+    ];
+    let shown = |v: Option<u64>| v.map_or_else(|| "host default".to_owned(), |v| v.to_string());
+    let mut change = Change::default();
+    for (name, old, new) in pairs {
+        if old == new {
+            continue;
+        }
+        let line = format!("{name}: {} -> {}", shown(old), shown(new));
+        match (old, new) {
+            (Some(old), Some(new)) if new < old => change.removed.push(line),
+            _ => change.added.push(line),
+        }
+    }
+    change
+}
+
 fn route_key(route: &Route) -> String {
     format!("{} {}", route.method, route.path)
 }
@@ -214,6 +250,7 @@ impl Delta {
             list.iter().map(|j| JobType { description: None, ..j.clone() }).collect::<BTreeSet<_>>()
         };
         let job_change = sets(&jobs(&granted.jobs), &jobs(&new.jobs));
+        let limits = limit_change(&granted.limits, &new.limits);
         Delta {
             id: id.to_owned(),
             capabilities: sets(&granted.capabilities, &new.capabilities),
@@ -235,6 +272,7 @@ impl Delta {
                 added: job_change.added.into_iter().map(|j| j.name).collect(),
                 removed: job_change.removed.into_iter().map(|j| j.name).collect(),
             },
+            limits,
         }
     }
 
@@ -249,6 +287,7 @@ impl Delta {
             && self.role_permissions.added.is_empty()
             && self.routes.added.is_empty()
             && self.jobs.added.is_empty()
+            && self.limits.added.is_empty()
     }
 
     /// What it adds, on one line (for an audit record): `capabilities:
@@ -268,6 +307,7 @@ impl Delta {
             part("role permissions", &self.role_permissions.added),
             part("routes", &self.routes.added),
             part("job types", &self.jobs.added),
+            part("limits", &self.limits.added),
         ]
         .into_iter()
         .flatten()
@@ -284,6 +324,7 @@ impl Delta {
             && self.role_permissions.is_empty()
             && self.routes.is_empty()
             && self.jobs.is_empty()
+            && self.limits.is_empty()
     }
 }
 
@@ -330,7 +371,8 @@ impl fmt::Display for Delta {
         write_change(f, "roles", &self.roles)?;
         write_change(f, "role permissions", &self.role_permissions)?;
         write_change(f, "routes", &self.routes)?;
-        write_change(f, "job types", &self.jobs)
+        write_change(f, "job types", &self.jobs)?;
+        write_change(f, "limits", &self.limits)
     }
 }
 

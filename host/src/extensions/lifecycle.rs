@@ -151,6 +151,8 @@ pub struct Removal {
     /// `.ext-<id>_*`) deleted.
     pub indices_deleted: Vec<String>,
     pub service_account_removed: bool,
+    /// Users' consents to it, revoked.
+    pub consents_revoked: Vec<String>,
     /// The roles the extension brought (its policy role and predefined
     /// roles), removed with it.
     pub roles_removed: Vec<String>,
@@ -402,9 +404,12 @@ impl Lifecycle {
 
     /// What approved `record` is granted now.
     fn granted(&self, record: &Installed) -> Result<Grants, LifecycleError> {
+        let requested = Grants::of(&parse_installed(&record.id, &record.manifest)?);
         Ok(match &record.grants {
-            Some(grants) => grants.clone(),
-            None => Grants::of(&parse_installed(&record.id, &record.manifest)?),
+            // Limits are the manifest's (grants never narrow them; records
+            // from before limits were compared hold none).
+            Some(grants) => Grants { limits: requested.limits, ..grants.clone() },
+            None => requested,
         })
     }
 
@@ -601,6 +606,23 @@ impl Lifecycle {
                 .jobs()
                 .suspend_removed(id, &reason, now_ms())
                 .map_err(|e| LifecycleError::Jobs { id: id.to_owned(), message: e.to_string() })?;
+        }
+        // Consents were to this extension: a later one under the id is
+        // other code, and its users consent to it anew.
+        if let Some(consents) = self.security.consents() {
+            let by = format!("extension `{id}` was removed by `{actor}`");
+            match consents.revoke_all_to(id, &by, now_ms()) {
+                Ok(revoked) => {
+                    self.security.audit_revoked_consents(&revoked, &by);
+                    removal.consents_revoked = revoked.into_iter().map(|c| c.id).collect();
+                }
+                Err(e) => {
+                    return Err(LifecycleError::Jobs {
+                        id: id.to_owned(),
+                        message: format!("cannot revoke its consents: {e}"),
+                    });
+                }
+            }
         }
         let account = service_accounts::name(id);
         // Only an approved extension's roles are its: approval wrote them. A

@@ -316,19 +316,33 @@ impl Consents {
 
     /// Revokes every live consent of (`source`, `user`), by `by`: the user
     /// was deleted, and a later user who takes the name is someone else.
-    /// Returns the ids revoked.
+    /// Returns the consents revoked.
     pub fn revoke_all_of(
         &self,
         source: IdentitySource,
         user: &str,
         by: &str,
         now: u64,
-    ) -> Result<Vec<String>, ConsentError> {
+    ) -> Result<Vec<Consent>, ConsentError> {
+        self.revoke_where(|c| c.user == user && c.auth_source == source, by, now)
+    }
+
+    /// Revokes every live consent to `extension`, by `by`: it was removed,
+    /// and another extension installed later under the id is other code.
+    pub fn revoke_all_to(&self, extension: &str, by: &str, now: u64) -> Result<Vec<Consent>, ConsentError> {
+        self.revoke_where(|c| c.extension == extension, by, now)
+    }
+
+    fn revoke_where(
+        &self,
+        which: impl Fn(&Consent) -> bool,
+        by: &str,
+        now: u64,
+    ) -> Result<Vec<Consent>, ConsentError> {
         let mut revoked = Vec::new();
         for consent in self.list()? {
-            if consent.user == user && consent.auth_source == source && consent.revoked_at.is_none() {
-                self.revoke(&consent.id, by, now)?;
-                revoked.push(consent.id);
+            if consent.revoked_at.is_none() && which(&consent) {
+                revoked.push(self.revoke(&consent.id, by, now)?);
             }
         }
         Ok(revoked)

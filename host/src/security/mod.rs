@@ -577,14 +577,17 @@ impl Security {
                     // Their consents go with them: a later user of the name
                     // consents for themselves.
                     if let Some(consents) = &self.consents {
-                        let revoked = consents.revoke_all_of(
+                        let by = "security: user deleted";
+                        match consents.revoke_all_of(
                             IdentitySource::Internal,
                             name,
-                            "security: user deleted",
+                            by,
                             crate::time::now_ms(),
-                        );
-                        if let Err(e) = revoked {
-                            tracing::error!(user = name, "a deleted user's consents are not revoked: {e}");
+                        ) {
+                            Ok(revoked) => self.audit_revoked_consents(&revoked, by),
+                            Err(e) => {
+                                tracing::error!(user = name, "a deleted user's consents are not revoked: {e}")
+                            }
                         }
                     }
                     ("user deleted", tokens.record_deletion(name))
@@ -624,6 +627,23 @@ impl Security {
                     )
                 }
             }
+        }
+    }
+
+    /// Records consents revoked by the host itself (a user deleted, an
+    /// extension removed), naming why.
+    pub fn audit_revoked_consents(&self, revoked: &[consents::Consent], why: &str) {
+        let Some(audit) = &self.audit else { return };
+        if !audit.enabled(crate::audit::Category::ConsentWrite) {
+            return;
+        }
+        for consent in revoked {
+            audit.record(crate::audit::Event {
+                user: Some(consent.user.clone()),
+                extension: Some(consent.extension.clone()),
+                reason: Some(format!("revoked consent {} of `{}`: {why}", consent.id, consent.user)),
+                ..crate::audit::Event::new(crate::audit::Category::ConsentWrite, "security")
+            });
         }
     }
 
