@@ -35,6 +35,14 @@ fn log_run(id: &str, extension: &str, record: &RunRecord) {
     }
 }
 
+/// Why a run starts: its schedule (a run missed while no node was up may
+/// be skipped, per its catch-up policy) or someone asking (`_run`).
+#[derive(Debug, Clone, Copy)]
+enum Trigger {
+    Schedule,
+    Asked,
+}
+
 /// What became of one dispatched run.
 #[derive(Debug)]
 enum Step {
@@ -114,7 +122,7 @@ impl Scheduler {
             let this = self.clone();
             tokio::spawn(async move {
                 let _claim = Claim { scheduler: &this, id: id.clone() };
-                this.run(&id, job, lock).await;
+                this.run(&id, job, lock, Trigger::Schedule).await;
             });
             started += 1;
         }
@@ -131,7 +139,7 @@ impl Scheduler {
         }
         let Some(lock) = self.claim(id, &job, now_ms()) else { return Ok(false) };
         let _claim = Claim { scheduler: self, id: id.to_owned() };
-        self.run(id, job, lock).await;
+        self.run(id, job, lock, Trigger::Asked).await;
         Ok(true)
     }
 
@@ -165,13 +173,20 @@ impl Scheduler {
     /// One run: execute, then record the outcome and release the lease in
     /// one commit (a job removed meanwhile took its lease with it; a lease
     /// left behind by a crash expires).
-    async fn run(self: &Arc<Self>, id: &str, job: Job, lock: Version) {
+    async fn run(self: &Arc<Self>, id: &str, job: Job, lock: Version, trigger: Trigger) {
         let started = now_ms();
         let due = job.due.or(job.next_run).unwrap_or(started);
         let planned = job.next_run.unwrap_or(started);
         let attempt = job.attempt;
         let request_id = format!("job-{id}-{started}");
-        if let Some(slot) = job.catch_up.skip_to(&job.schedule, (planned, due), self.started_at, started) {
+        // A run someone asked for (`_run`) is never a missed one.
+        let skip = match trigger {
+            Trigger::Schedule => {
+                job.catch_up.skip_to(&job.schedule, (planned, due), self.started_at, started)
+            }
+            Trigger::Asked => None,
+        };
+        if let Some(slot) = skip {
             self.skip_missed(id, &job, (due, planned), slot, lock, started);
             return;
         }
