@@ -117,6 +117,44 @@ fn consents_are_refused_beyond_what_the_user_holds_or_through_tokens() -> TestRe
         reply.reason().contains("on `secret-*`") && reply.reason().contains("indices:data/write/index"),
         "{reply:?}"
     );
+    // Wider is decided by containment, not on a sample index: dora holds
+    // `inbox` and `x` exactly, so neither `inbo*` nor `*` is hers to give
+    // (both match the sample `x` / `inbox` a representative check uses).
+    let dora = ("dora", "Dora-Password-1");
+    let role = json!({
+        "extension_permissions": ["extension:probe/*", "schedule:probe"],
+        "index_permissions": [{"index_patterns": ["inbox", "x"], "allowed_actions": ["crud"]}],
+    });
+    for (path, body) in [
+        (format!("{}/roles/inboxer", support::API), role),
+        (format!("{}/internalusers/dora", support::API), json!({"password": dora.1})),
+        (format!("{}/rolesmapping/inboxer", support::API), json!({"users": ["dora"]})),
+    ] {
+        assert_eq!(server.send(Method::PUT, &path, &body)?.status, 201, "{path}");
+    }
+    for pattern in ["inbo*", "*", "x*"] {
+        let scopes =
+            json!({"index_permissions": [{"index_patterns": [pattern], "allowed_actions": ["crud"]}]});
+        let reply = consent(&server, dora, scopes)?;
+        assert_eq!(reply.status, 403, "{pattern}: {reply:?}");
+    }
+    let exact = json!({"index_permissions": [{"index_patterns": ["inbox"], "allowed_actions": ["read"]}]});
+    let reply = consent(&server, dora, exact)?;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let reply = server.send_as(
+        dora.0,
+        dora.1,
+        Method::DELETE,
+        &format!("{CONSENTS}/{}", reply.json()["id"].as_str().unwrap_or("")),
+        &Value::Null,
+    )?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    // Too many entries: refused by the limit, before any check.
+    let many =
+        json!({"index_permissions": [{"index_patterns": vec!["job-*"; 300], "allowed_actions": ["read"]}]});
+    let reply = consent(&server, ANA, many)?;
+    assert_eq!(reply.status, 400, "{reply:?}");
+    assert!(reply.reason().contains("at most 256"), "{reply:?}");
     // Bad shapes and unknown extensions.
     let reply = consent(&server, ANA, json!("everything"))?;
     assert_eq!(reply.status, 400, "{reply:?}");
@@ -161,8 +199,12 @@ fn consents_are_refused_beyond_what_the_user_holds_or_through_tokens() -> TestRe
     )?;
     assert_eq!(reply.status, 403, "{reply:?}");
     assert!(reply.reason().contains("API token"), "{reply:?}");
-    // Nothing was kept by any refusal.
-    assert_eq!(server.get(CONSENTS)?.json()["consents"], json!([]));
+    // Nothing was kept by any refusal (dora's one consent is revoked).
+    let kept = server.get(CONSENTS)?.json()["consents"].clone();
+    assert!(
+        kept.as_array().is_some_and(|all| all.iter().all(|c| c["user"] == "dora" && c["live"] == false)),
+        "{kept}"
+    );
 
     // Incremental: the probe's job type writes `job-*`; a consent to
     // `job-ok-*` says what it leaves out, and adding only that covers it.

@@ -20,6 +20,7 @@
 //! (`uncovered`: after an upgrade that declares more, what the user is
 //! asked to add, and only that).
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use axum::Json;
@@ -35,9 +36,9 @@ use crate::audit::Category;
 use crate::error::HasKind;
 use crate::extensions::actions;
 use crate::extensions::check::representative_index;
+use crate::extensions::delta::covers;
 use crate::manifest::JobType;
 use crate::security::consents::{Consent, ConsentError, Consents, LimitedScopes, Scopes, id_for};
-use crate::security::privileges::Subject;
 use crate::security::{
     AuthenticatedUser, IdentitySource, SecurityState, consent_permission, service_accounts,
 };
@@ -157,12 +158,31 @@ fn merged(old: &Scopes, new: Scopes) -> Scopes {
 fn beyond_user(state: &SecurityState, user: &AuthenticatedUser, scopes: &LimitedScopes) -> Vec<String> {
     let expand = |list: &[String]| expand_actions(state, list);
     let holds_cluster = |action: &str| user.check_cluster(action).is_ok();
-    let holds_index = |action: &str, index: &str| {
-        let allowed = |s: &Subject, p: &crate::security::privileges::Privileges| {
-            p.check_indices(s, action, [index]).is_ok()
-        };
-        allowed(&user.subject, &state.privileges)
-            && user.api_token.as_ref().is_none_or(|(_, limit)| allowed(&limit.subject, &limit.privileges))
+    // What the user's roles hold on indices, as (pattern, concrete actions):
+    // a scope pattern must be *contained* in one of them (every index it can
+    // name is named by a held pattern granting the action), not merely
+    // match a sample index.
+    let held: Vec<(String, BTreeSet<String>)> = state
+        .privileges
+        .role_names(&user.subject.roles)
+        .iter()
+        .filter_map(|name| state.config.roles.get(name))
+        .flat_map(|role| role.index_permissions.iter())
+        .flat_map(|p| {
+            let actions = actions::concrete(&p.allowed_actions, &state.config.action_groups);
+            // A templated pattern depends on the user: never counted as
+            // containing anything (conservative).
+            p.index_patterns.iter().filter(|i| !i.contains("${")).map(move |i| (i.clone(), actions.clone()))
+        })
+        .collect();
+    let holds_index = |action: &str, pattern: &str, index: &str| {
+        let contained = held.iter().any(|(p, actions)| actions.contains(action) && covers(p, pattern));
+        // Through an API token, its own limits too (compiled: checked on
+        // the pattern's sample index).
+        contained
+            && user.api_token.as_ref().is_none_or(|(_, limit)| {
+                limit.privileges.check_indices(&limit.subject, action, [index]).is_ok()
+            })
     };
     let mut missing = Vec::new();
     for action in expand(&scopes.cluster_permissions) {
@@ -179,7 +199,7 @@ fn beyond_user(state: &SecurityState, user: &AuthenticatedUser, scopes: &Limited
                 continue;
             };
             for action in &actions {
-                if !holds_index(action, &index) {
+                if !holds_index(action, pattern, &index) {
                     missing.push(format!("`{action}` on `{pattern}`"));
                 }
             }
@@ -270,7 +290,18 @@ async fn grant_consent(
         }
         Scopes::All(_) => {}
         Scopes::Limited(limited) => {
-            let missing = beyond_user(&security, user, limited);
+            // Checked entry by entry against the user's roles: on the
+            // blocking pool, never on a request executor.
+            let (user_now, scopes_now) = (user.clone(), limited.clone());
+            let missing = tokio::task::spawn_blocking(move || beyond_user(&security, &user_now, &scopes_now))
+                .await
+                .map_err(|e| {
+                    OpenSearchError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "consent_exception",
+                        e.to_string(),
+                    )
+                })?;
             if !missing.is_empty() {
                 return Err(OpenSearchError::forbidden(format!(
                     "scopes wider than `{}` holds: {}",

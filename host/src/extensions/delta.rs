@@ -108,8 +108,10 @@ pub struct Delta {
     pub limits: Change<String>,
 }
 
-/// Whether granted permission `granted` covers `wanted` (both group-free).
-fn covers(granted: &str, wanted: &str) -> bool {
+/// Whether granted permission `granted` covers `wanted` (both group-free):
+/// every name `wanted` can match, `granted` matches too. Conservative: when
+/// it cannot tell (two globs, two regexes), no.
+pub fn covers(granted: &str, wanted: &str) -> bool {
     if granted == wanted || granted == "*" {
         return true;
     }

@@ -64,6 +64,38 @@ pub struct LimitedScopes {
     pub index_permissions: Vec<ScopeIndexPermission>,
 }
 
+/// The most entries scopes may hold, counted over the whole (every
+/// pattern and action of every entry): a consent is checked entry by entry
+/// against the user's roles and compiled for every run, so its size is
+/// bounded, not only the body's.
+pub const MAX_SCOPE_ENTRIES: usize = 256;
+/// The longest pattern or action in scopes.
+pub const MAX_SCOPE_ITEM_BYTES: usize = 256;
+
+impl LimitedScopes {
+    fn check_size(&self) -> Result<(), ConsentError> {
+        let items = self.cluster_permissions.iter().chain(
+            self.index_permissions.iter().flat_map(|p| p.index_patterns.iter().chain(&p.allowed_actions)),
+        );
+        let mut count = 0;
+        for item in items {
+            count += 1;
+            if item.len() > MAX_SCOPE_ITEM_BYTES {
+                return Err(ConsentError::Invalid(format!(
+                    "scopes: `{}…` is longer than {MAX_SCOPE_ITEM_BYTES} bytes",
+                    item.chars().take(32).collect::<String>()
+                )));
+            }
+        }
+        if count > MAX_SCOPE_ENTRIES {
+            return Err(ConsentError::Invalid(format!(
+                "scopes: {count} patterns and actions in all; at most {MAX_SCOPE_ENTRIES}"
+            )));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScopeIndexPermission {
@@ -94,6 +126,7 @@ impl Scopes {
                         )));
                     }
                 }
+                limited.check_size()?;
                 Ok(Scopes::Limited(limited))
             }
             other => Err(ConsentError::Invalid(format!(
@@ -448,6 +481,11 @@ mod tests {
                 json!({"index_permissions": [{"index_patterns": ["a"], "allowed_actions": []}]}),
                 "index_permissions[0]",
             ),
+            (
+                json!({"index_permissions": [{"index_patterns": vec!["p*"; 300], "allowed_actions": ["read"]}]}),
+                "at most 256",
+            ),
+            (json!({"cluster_permissions": ["x".repeat(300)]}), "longer than 256 bytes"),
         ] {
             let error = Scopes::from_json(&bad).err().map(|e| e.to_string()).unwrap_or_default();
             assert!(error.contains(says), "{bad}: {error}");
