@@ -243,7 +243,13 @@ enum ExtCommand {
     Diff { dir: PathBuf },
     /// Approve a pending extension (it serves from the next request on) or
     /// the upgrade waiting for one.
-    Approve { id: String },
+    Approve {
+        id: String,
+        /// Only if what waits still has this review digest (`review_digest`
+        /// in `warden ext show`): approve what you reviewed, nothing else.
+        #[arg(long)]
+        digest: Option<String>,
+    },
     /// Discard the upgrade waiting for approval (the serving version stays).
     Discard { id: String },
     /// One line per installed extension: id, version, state, digest.
@@ -356,7 +362,7 @@ fn main() -> std::process::ExitCode {
             manage::Client::connect(&server.url, &server.user).and_then(|client| match command {
                 ExtCommand::Install { dir, yes } => ext::install(&client, &dir, yes),
                 ExtCommand::Diff { dir } => ext::diff(&client, &dir),
-                ExtCommand::Approve { id } => ext::approve(&client, &id),
+                ExtCommand::Approve { id, digest } => ext::approve_reviewed(&client, &id, digest.as_deref()),
                 ExtCommand::Discard { id } => ext::discard(&client, &id),
                 ExtCommand::Ls => ext::list(&client),
                 ExtCommand::Show { id } => ext::show(&client, &id),

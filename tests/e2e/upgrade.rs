@@ -352,3 +352,34 @@ fn raising_a_limit_waits_for_approval() -> TestResult {
     assert!(delta.contains("- max_concurrency: 4 -> 2"), "{delta}");
     Ok(())
 }
+
+/// Approval approves what was reviewed: with the review digest the
+/// operator saw, an upgrade replaced meanwhile is not approved.
+#[test]
+fn approval_names_what_was_reviewed() -> TestResult {
+    let deployment = Deployment::new()?;
+    let server = start(&deployment)?;
+    let hello = std::fs::read(HELLO_WORLD)?;
+    greeter_v1(&server, &greeter("1.0.0", "", GREETER_ROLE))?;
+    let reviewed = greeter("2.0.0", "\"cluster\"", &format!("{HEALTH_POLICY}{GREETER_ROLE}"));
+    assert_eq!(install(&server, &reviewed, &hello)?.status, 202);
+    let digest = show(&server, "greeter")?["review_digest"].as_str().ok_or("no digest")?.to_owned();
+    // Someone replaces the waiting upgrade with a wider one.
+    let swapped = format!(
+        "{}\n[[roles]]\nname = \"greeter_all\"\ncluster_permissions = [\"cluster:*\"]\n",
+        greeter("2.0.0", "\"cluster\"", &format!("{HEALTH_POLICY}{GREETER_ROLE}"))
+    );
+    assert_eq!(install(&server, &swapped, &hello)?.status, 202);
+    let reply =
+        server.request(Method::POST, &format!("{EXTENSIONS}/greeter/_approve?digest={digest}"), "")?;
+    assert_eq!(reply.status, 409, "{reply:?}");
+    assert!(reply.reason().contains("changed since it was reviewed"), "{reply:?}");
+    assert_eq!(show(&server, "greeter")?["version"], "1.0.0");
+    assert_eq!(server.get(&format!("{API}/roles/greeter_all"))?.status, 404);
+    // The digest of what waits now approves it.
+    let now = show(&server, "greeter")?["review_digest"].as_str().ok_or("no digest")?.to_owned();
+    assert_ne!(now, digest);
+    let (ok, out, err) = ext(&server, &["approve", "greeter", "--digest", &now])?;
+    assert!(ok && out.contains("version 2.0.0"), "{out}{err}");
+    Ok(())
+}

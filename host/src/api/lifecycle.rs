@@ -10,7 +10,7 @@
 //! |---|---|---|
 //! | POST | `/_warden/extensions` `{"manifest": "<toml>", "component": "<base64>"}` | install → 201, pending; of an approved id, upgrade → 200 applied (narrows) or 202 waiting (widens) |
 //! | POST | `/_warden/extensions/_diff` (same body) | what installing would change, writing nothing |
-//! | POST | `/_warden/extensions/{id}/_approve` | approve → serving (or the waiting upgrade applied) |
+//! | POST | `/_warden/extensions/{id}/_approve[?digest=]` | approve → serving (or the waiting upgrade applied); with `digest` (the record's `review_digest`), only if that is still what waits |
 //! | DELETE | `/_warden/extensions/{id}/upgrade` | discard the upgrade waiting for approval |
 //! | PUT | `/_warden/extensions/{id}/grants` | narrow, or widen back up to the request |
 //! | GET | `/_warden/extensions[/{id}]` | list / show |
@@ -166,6 +166,9 @@ fn view(lifecycle: &Lifecycle, record: &Installed) -> Value {
         "requested": described.as_ref().map(|d| &d.requested),
         "granted": described.as_ref().map(|d| &d.granted),
         "review_text": review.map(ToString::to_string),
+        // What an approval would approve now, as one digest: name it in
+        // `_approve?digest=` to approve only what was reviewed.
+        "review_digest": record.awaiting_digest(),
         "previous_version": record.previous_version,
         "upgraded_at": record.upgraded_at,
         "upgraded_by": record.upgraded_by,
@@ -300,14 +303,22 @@ pub async fn diff(
     })))
 }
 
+/// `?digest=`: the review digest the operator approves (see
+/// [`Lifecycle::approve`]).
+#[derive(Debug, Deserialize)]
+pub struct ApproveParams {
+    digest: Option<String>,
+}
+
 pub async fn approve(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(id): Path<String>,
+    Query(params): Query<ApproveParams>,
 ) -> Result<Json<Value>, OpenSearchError> {
     let lifecycle = lifecycle(&state, &caller)?;
     let (actor, work, target) = (caller.user.principal.name.clone(), lifecycle.clone(), id.clone());
-    let result = blocking(move || work.approve(&actor, &target)).await;
+    let result = blocking(move || work.approve(&actor, &target, params.digest.as_deref())).await;
     audit(&caller, Category::ExtensionApprove, &id, &result);
     if let Ok(Approval { record, upgraded_from: Some(from) }) = &result
         && caller.audits(Category::ExtensionUpgrade)

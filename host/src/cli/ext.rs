@@ -77,8 +77,10 @@ pub fn install(client: &Client, dir: &Path, yes: bool) -> anyhow::Result<()> {
             format!("approve extension `{id}` with the permissions above?")
         }
     };
+    // Approve what was shown, not whatever waits by the time of the answer.
+    let digest = record["review_digest"].as_str().map(str::to_owned);
     if yes || ask(&question)? {
-        self::approve(client, &id)
+        approve_reviewed(client, &id, digest.as_deref())
     } else {
         println!("left waiting; approve it with `warden ext approve {id}`");
         Ok(())
@@ -111,8 +113,12 @@ pub fn diff(client: &Client, dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn approve(client: &Client, id: &str) -> anyhow::Result<()> {
-    let record = client.send(Method::POST, &format!("/_warden/extensions/{}/_approve", segment(id)), None)?;
+/// Approves `id`, only if what waits still has review digest `digest`
+/// (when given).
+pub fn approve_reviewed(client: &Client, id: &str, digest: Option<&str>) -> anyhow::Result<()> {
+    let query = digest.map(|d| format!("?digest={}", segment(d))).unwrap_or_default();
+    let record =
+        client.send(Method::POST, &format!("/_warden/extensions/{}/_approve{query}", segment(id)), None)?;
     print_record(&record);
     Ok(())
 }

@@ -102,7 +102,7 @@ fn install_dev_extension(lifecycle: &Lifecycle, audit: &AuditLog, dir: &Path) ->
         }
         if record.manifest == text && record.component_sha256 == digest(&component) {
             if record.state == InstallState::Pending {
-                lifecycle.approve(DEV_ACTOR, &id)?;
+                lifecycle.approve(DEV_ACTOR, &id, None)?;
                 audit.record(dev_event(Category::ExtensionApprove, &id));
             }
             return Ok(());
@@ -117,7 +117,7 @@ fn install_dev_extension(lifecycle: &Lifecycle, audit: &AuditLog, dir: &Path) ->
     };
     audit.record(dev_event(category, &id));
     if !matches!(installation, Installation::Upgraded { .. }) {
-        lifecycle.approve(DEV_ACTOR, &id)?;
+        lifecycle.approve(DEV_ACTOR, &id, None)?;
         audit.record(dev_event(Category::ExtensionApprove, &id));
     }
     tracing::warn!(extension = id, "--dev-extensions: installed and approved without review");

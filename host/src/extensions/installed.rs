@@ -146,6 +146,29 @@ pub fn digest(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// What an operator reviews, as one digest: the manifest's text and the
+/// component's digest. Approving may name it, so that what is approved is
+/// what was reviewed even if someone replaced it in between.
+pub fn review_digest(manifest: &str, component_sha256: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(manifest.as_bytes());
+    hasher.update([0]);
+    hasher.update(component_sha256.as_bytes());
+    hex::encode(hasher.finalize())
+}
+
+impl Installed {
+    /// The review digest of what an approval of this record would approve
+    /// now: its waiting upgrade, else (pending) itself.
+    pub fn awaiting_digest(&self) -> Option<String> {
+        match (&self.upgrade, self.state) {
+            (Some(u), _) => Some(review_digest(&u.manifest, &u.component_sha256)),
+            (None, InstallState::Pending) => Some(review_digest(&self.manifest, &self.component_sha256)),
+            (None, InstallState::Approved) => None,
+        }
+    }
+}
+
 /// The installed extensions in the store.
 #[derive(Debug, Clone)]
 pub struct InstalledStore {

@@ -69,6 +69,11 @@ pub enum LifecycleError {
     #[error("extension `{0}` has no upgrade waiting for approval")]
     NoUpgrade(String),
     #[error(
+        "extension `{id}`: what waits for approval changed since it was reviewed (review digest \
+         {reviewed}, now {now}); review it again"
+    )]
+    ChangedSinceReview { id: String, reviewed: String, now: String },
+    #[error(
         "extension `{0}` is loaded from the extensions directory; remove its directory there \
          (the lifecycle manages installed extensions only)"
     )]
@@ -116,6 +121,7 @@ impl HasKind for LifecycleError {
             LifecycleError::AlreadyInstalled(_)
             | LifecycleError::Unchanged { .. }
             | LifecycleError::NoUpgrade(_)
+            | LifecycleError::ChangedSinceReview { .. }
             | LifecycleError::NotPending { .. }
             | LifecycleError::NotApproved { .. } => ErrorKind::Conflict,
             LifecycleError::BeyondRequest { .. } => ErrorKind::Invalid,
@@ -416,9 +422,22 @@ impl Lifecycle {
     /// Approves extension `id`: a pending one is loaded, its roles and
     /// service account written, and serves from the next request on; an
     /// approved one with a pending upgrade gets the upgrade applied.
-    pub fn approve(&self, actor: &str, id: &str) -> Result<Approval, LifecycleError> {
+    ///
+    /// `reviewed`: the review digest the operator saw (`review_digest` in
+    /// the record, or `upgrade.review_digest`); when given and what waits
+    /// is no longer that, nothing is approved.
+    pub fn approve(&self, actor: &str, id: &str, reviewed: Option<&str>) -> Result<Approval, LifecycleError> {
         let _change = self.changes.lock().unwrap_or_else(PoisonError::into_inner);
         let (record, version) = self.installed.get(id)?.ok_or_else(|| self.not_found(id))?;
+        if let (Some(reviewed), Some(now)) = (reviewed, record.awaiting_digest())
+            && reviewed != now
+        {
+            return Err(LifecycleError::ChangedSinceReview {
+                id: id.to_owned(),
+                reviewed: reviewed.to_owned(),
+                now,
+            });
+        }
         match (&record.state, &record.upgrade) {
             (InstallState::Pending, _) => {
                 Ok(Approval { record: self.approve_pending(actor, record, version)?, upgraded_from: None })
