@@ -115,6 +115,10 @@ pub struct Event {
     pub request_id: String,
     /// The effective user, or the name a failed login claimed.
     pub user: Option<String>,
+    /// Where the user's identity came from (`internal`, `jwt`,
+    /// `anonymous`): a JWT `alice` is not the internal `alice`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_source: Option<String>,
     pub remote_address: Option<String>,
     pub method: Option<String>,
     pub path: Option<String>,
@@ -200,6 +204,11 @@ impl Event {
 
     pub fn credential(mut self, credential: Option<Credential>) -> Event {
         self.credential = credential;
+        self
+    }
+
+    pub fn user_source(mut self, source: &str) -> Event {
+        self.user_source = Some(source.to_owned());
         self
     }
 }

@@ -311,6 +311,11 @@ fn an_external_users_consent_expires_and_a_fresh_one_resumes_the_job() -> TestRe
     assert_eq!(reply.status, 201, "{reply:?}");
     let at = runs(&admin_job(&server, &id)?);
     wait_for(&server, &id, "runs after consenting again", |v| runs(v) > at && v["suspended"].is_null())?;
+    // The audit trail tells the JWT `jay` from any internal `jay`.
+    let events = server.get("/_warden/audit?category=CONSENT_WRITE")?.json();
+    let mine: Vec<&Value> =
+        events["events"].as_array().into_iter().flatten().filter(|e| e["user"] == "jay").collect();
+    assert!(!mine.is_empty() && mine.iter().all(|e| e["user_source"] == "jwt"), "{events}");
     Ok(())
 }
 

@@ -129,6 +129,7 @@ impl Caller {
         Event::new(category, &self.meta.id)
             .remote(self.meta.remote)
             .user(&self.user.principal.name)
+            .user_source(self.user.source.as_str())
             .credential(crate::security::authn::audit_credential(&self.user))
     }
 

@@ -309,6 +309,7 @@ impl ClusterGateway {
             .verified_claims(token, call.extension)
             .map_err(|e| denied(GateName::Token, e.to_string()))?;
         event.user = Some(claims.user.clone());
+        event.user_source = Some(claims.source.clone());
         let state = self.security.state();
         // The token's user as of now: deleted or disabled, its tokens die.
         crate::security::token_holder(&state.config, &claims).map_err(Refusal::Gate)?;
