@@ -667,8 +667,14 @@ fn only_installers_may_send_install_sized_bodies() -> TestResult {
     assert_eq!(reply.status, 201, "{reply:?}");
     // 12 MiB of base64: over the usual limit, under the install route's.
     let big = json!({"manifest": manifest("big", ""), "component": "A".repeat(12 << 20)});
-    let reply = server.send_as(CARL.0, CARL.1, Method::POST, EXTENSIONS, &big)?;
-    assert_eq!(reply.status, 413, "{reply:?}");
+    match server.send_as(CARL.0, CARL.1, Method::POST, EXTENSIONS, &big) {
+        Ok(reply) => assert_eq!(reply.status, 413, "{reply:?}"),
+        // The server answers 413 as soon as the limit is passed and closes
+        // the connection: a client still sending may see the close first.
+        // Refused all the same (nothing is installed, checked below).
+        Err(e) if e.is_request() || e.is_body() => {}
+        Err(e) => return Err(e.into()),
+    }
     // The admin's same body is read, and refused for what it is.
     let reply = server.send(Method::POST, EXTENSIONS, &big)?;
     assert_eq!(reply.status, 400, "{reply:?}");
