@@ -61,6 +61,15 @@ impl Reply {
         Reply::new(status, json!({ "error": { "type": error_type, "reason": reason }, "status": status }))
     }
 
+    /// An error body naming the index it is about, as OpenSearch's do.
+    pub fn with_index(mut self, index: &str) -> Reply {
+        if let Some(error) = self.body.get_mut("error").and_then(Value::as_object_mut) {
+            error.insert("index".into(), json!(index));
+            error.insert("shard".into(), json!("0"));
+        }
+        self
+    }
+
     /// OpenSearch's 404 for an index (or expression) that names no index.
     pub fn index_not_found(index: &str) -> Reply {
         Reply::error(404, "index_not_found_exception", format!("no such index [{index}]"))
@@ -84,6 +93,161 @@ pub struct Params {
     /// `_search?size=…&from=…` (clients send them so); they win over the body's.
     pub size: Option<u64>,
     pub from: Option<u64>,
+    /// `op_type=create`: the write only creates (409 on an existing id).
+    pub op_type: Option<OpType>,
+    /// `version` and `version_type` (OpenSearch's versioning).
+    pub version: Option<u64>,
+    pub version_type: VersionType,
+    /// `refresh=true|wait_for|false` (`refresh` alone is `true`).
+    pub refresh: Refresh,
+    /// `_source`, `_source_includes`, `_source_excludes` on reads.
+    pub source: Option<SourceFilter>,
+}
+
+/// `op_type`: what an index call may do to an existing document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpType {
+    Index,
+    Create,
+}
+
+/// `version_type`: how a given `version` is compared with the stored one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VersionType {
+    /// The store counts versions; a given one must equal it (reads only:
+    /// writes use `if_seq_no`/`if_primary_term`).
+    #[default]
+    Internal,
+    /// The caller's versions: a write must bring a higher one.
+    External,
+    /// The caller's versions: a write must bring one at least as high.
+    ExternalGte,
+}
+
+impl VersionType {
+    pub fn name(self) -> &'static str {
+        match self {
+            VersionType::Internal => "internal",
+            VersionType::External => "external",
+            VersionType::ExternalGte => "external_gte",
+        }
+    }
+}
+
+/// `refresh`: the embedded backend's searches see every write at once, so
+/// each value is honoured by what is already true; `true` is reported as
+/// OpenSearch does (`forced_refresh`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Refresh {
+    #[default]
+    False,
+    True,
+    WaitFor,
+}
+
+/// Which parts of a document's `_source` a read returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceFilter {
+    /// `_source=false`: none at all.
+    pub disabled: bool,
+    /// Dotted paths with `*` wildcards; none means everything.
+    pub includes: Vec<String>,
+    pub excludes: Vec<String>,
+}
+
+impl SourceFilter {
+    /// From a request body's `_source` (`true`, `false`, a path, a list of
+    /// paths, or `{includes, excludes}`); `None` when it is none of them.
+    pub fn from_json(value: &Value) -> Option<SourceFilter> {
+        let list = |v: &Value| -> Option<Vec<String>> {
+            match v {
+                Value::Null => Some(Vec::new()),
+                Value::String(s) => Some(vec![s.clone()]),
+                Value::Array(a) => a.iter().map(|x| x.as_str().map(str::to_owned)).collect(),
+                _ => None,
+            }
+        };
+        match value {
+            Value::Bool(b) => Some(SourceFilter { disabled: !b, ..SourceFilter::default() }),
+            Value::String(_) | Value::Array(_) => {
+                Some(SourceFilter { includes: list(value)?, ..SourceFilter::default() })
+            }
+            Value::Object(o) => {
+                let includes = o.get("includes").or_else(|| o.get("include")).unwrap_or(&Value::Null);
+                let excludes = o.get("excludes").or_else(|| o.get("exclude")).unwrap_or(&Value::Null);
+                Some(SourceFilter { disabled: false, includes: list(includes)?, excludes: list(excludes)? })
+            }
+            _ => None,
+        }
+    }
+
+    /// `source` as this filter lets it be seen (`None`: not at all).
+    pub fn apply(&self, source: &Value) -> Option<Value> {
+        if self.disabled {
+            return None;
+        }
+        if self.includes.is_empty() && self.excludes.is_empty() {
+            return Some(source.clone());
+        }
+        Some(self.filter(source, ""))
+    }
+
+    fn filter(&self, value: &Value, prefix: &str) -> Value {
+        let Value::Object(fields) = value else { return value.clone() };
+        let mut out = serde_json::Map::new();
+        for (key, v) in fields {
+            let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+            if self.excludes.iter().any(|p| glob(p, &path)) {
+                continue;
+            }
+            let included = self.includes.is_empty() || self.includes.iter().any(|p| glob(p, &path));
+            if included {
+                // Everything under an included path, less what is excluded.
+                out.insert(
+                    key.clone(),
+                    if self.excludes.is_empty() { v.clone() } else { self.filter_all(v, &path) },
+                );
+            } else if v.is_object() && self.includes.iter().any(|p| could_match_below(p, &path)) {
+                let inner = self.filter(v, &path);
+                if inner.as_object().is_some_and(|o| !o.is_empty()) {
+                    out.insert(key.clone(), inner);
+                }
+            }
+        }
+        Value::Object(out)
+    }
+
+    /// Everything under `path` but the excluded.
+    fn filter_all(&self, value: &Value, prefix: &str) -> Value {
+        let Value::Object(fields) = value else { return value.clone() };
+        let mut out = serde_json::Map::new();
+        for (key, v) in fields {
+            let path = format!("{prefix}.{key}");
+            if !self.excludes.iter().any(|p| glob(p, &path)) {
+                out.insert(key.clone(), self.filter_all(v, &path));
+            }
+        }
+        Value::Object(out)
+    }
+}
+
+/// Whether `pattern` (with `*` wildcards) matches all of `text`, or
+/// `text` lies under a path it matches (`a` covers `a.b`).
+fn glob(pattern: &str, text: &str) -> bool {
+    fn whole(p: &[u8], t: &[u8]) -> bool {
+        match p.split_first() {
+            None => t.is_empty(),
+            Some((b'*', rest)) => (0..=t.len()).any(|i| whole(rest, &t[i..])),
+            Some((c, rest)) => t.first() == Some(c) && whole(rest, &t[1..]),
+        }
+    }
+    whole(pattern.as_bytes(), text.as_bytes())
+        || text.match_indices('.').any(|(i, _)| whole(pattern.as_bytes(), &text.as_bytes()[..i]))
+}
+
+/// Whether `pattern` could match a path below `path` (`a.b` below `a`).
+fn could_match_below(pattern: &str, path: &str) -> bool {
+    pattern.contains('*') || pattern.starts_with(&format!("{path}."))
 }
 
 /// Why a query string was refused (every one is the caller's mistake).
@@ -98,6 +262,9 @@ pub enum ParamsError {
     /// One of `if_seq_no`/`if_primary_term` without the other.
     #[error("[{given}] needs [{missing}]")]
     Unpaired { given: &'static str, missing: &'static str },
+    /// An option whose value is none of those it takes (OpenSearch's text).
+    #[error("Unknown value for {name}: [{value}].")]
+    UnknownValue { name: &'static str, value: String },
 }
 
 impl HasKind for ParamsError {
@@ -112,23 +279,69 @@ impl Params {
     /// a conditional write into an unconditional one.
     pub fn parse(path: &str) -> Result<Params, ParamsError> {
         let mut p = Params::default();
+        let mut source: Option<SourceFilter> = None;
         if let Some((_, query)) = path.split_once('?') {
-            for pair in query.split('&') {
+            for pair in query.split('&').filter(|pair| !pair.is_empty()) {
                 let number = |name: &'static str, v: &str| {
                     v.parse::<u64>().map_err(|_| ParamsError::NotANumber { name, value: v.to_owned() })
                 };
-                match pair.split_once('=') {
-                    Some(("if_seq_no", v)) => p.if_seq_no = Some(number("if_seq_no", v)?),
-                    Some(("if_primary_term", v)) => p.if_primary_term = Some(number("if_primary_term", v)?),
-                    Some(("size", v)) => p.size = Some(number("size", v)?),
-                    Some(("from", v)) => p.from = Some(number("from", v)?),
+                let unknown =
+                    |name: &'static str, v: &str| ParamsError::UnknownValue { name, value: v.to_owned() };
+                let (name, v) = pair.split_once('=').unwrap_or((pair, ""));
+                let decoded = super::actions::percent_decode(v);
+                let paths =
+                    || decoded.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect::<Vec<_>>();
+                match name {
+                    "if_seq_no" => p.if_seq_no = Some(number("if_seq_no", v)?),
+                    "if_primary_term" => p.if_primary_term = Some(number("if_primary_term", v)?),
+                    "size" => p.size = Some(number("size", v)?),
+                    "from" => p.from = Some(number("from", v)?),
+                    "version" => p.version = Some(number("version", v)?),
+                    "version_type" => {
+                        p.version_type = match v {
+                            "internal" => VersionType::Internal,
+                            "external" => VersionType::External,
+                            "external_gte" => VersionType::ExternalGte,
+                            _ => return Err(unknown("version_type", v)),
+                        }
+                    }
+                    "op_type" => {
+                        p.op_type = Some(match v {
+                            "index" => OpType::Index,
+                            "create" => OpType::Create,
+                            _ => return Err(unknown("op_type", v)),
+                        })
+                    }
+                    "refresh" => {
+                        p.refresh = match v {
+                            "" | "true" => Refresh::True,
+                            "false" => Refresh::False,
+                            "wait_for" => Refresh::WaitFor,
+                            _ => return Err(unknown("refresh", v)),
+                        }
+                    }
+                    "_source" => {
+                        let filter = source.get_or_insert_with(SourceFilter::default);
+                        match decoded.as_str() {
+                            "true" => filter.disabled = false,
+                            "false" => filter.disabled = true,
+                            _ => filter.includes = paths(),
+                        }
+                    }
+                    "_source_includes" | "_source_include" => {
+                        source.get_or_insert_with(SourceFilter::default).includes = paths()
+                    }
+                    "_source_excludes" | "_source_exclude" => {
+                        source.get_or_insert_with(SourceFilter::default).excludes = paths()
+                    }
                     // Answering a Lucene query string with everything would be
                     // worse than refusing it.
-                    Some(("q", _)) => return Err(ParamsError::QueryString),
+                    "q" => return Err(ParamsError::QueryString),
                     _ => {}
                 }
             }
         }
+        p.source = source;
         match (p.if_seq_no, p.if_primary_term) {
             (Some(_), None) => Err(ParamsError::Unpaired { given: "if_seq_no", missing: "if_primary_term" }),
             (None, Some(_)) => Err(ParamsError::Unpaired { given: "if_primary_term", missing: "if_seq_no" }),
