@@ -232,6 +232,7 @@ pub fn resolve(method: &str, path: &str, body: Option<&[u8]>) -> Result<ActionRe
         ("POST" | "PUT", [index, "_bulk"]) => bulk(Some(concrete_index(index)?.as_str()), body),
         ("GET" | "POST", [index, "_search"]) => on(READ_SEARCH, Op::Search, index),
         ("GET" | "POST", [index, "_count"]) => on(READ_SEARCH, Op::Count, index),
+        ("POST" | "GET", ["_refresh"]) => on(REFRESH, Op::Refresh, "*"),
         ("POST" | "GET", [index, "_refresh"]) => on(REFRESH, Op::Refresh, index),
         ("POST", [index, "_doc"]) => one(WRITE_INDEX, Op::IndexDoc { id: None, create_only: false }, index),
         ("PUT" | "POST", [index, "_doc", id]) => {
@@ -469,18 +470,31 @@ fn bulk(default_index: Option<&str>, body: Option<&[u8]>) -> Result<ActionReques
     let text = std::str::from_utf8(body).map_err(|_| ActionError::BadBulk("not UTF-8".into()))?;
     let mut lines = non_empty_lines(text);
     let mut items = Vec::new();
-    while let Some((_, line)) = lines.next() {
+    while let Some((start, line)) = lines.next() {
+        // OpenSearch's messages name the line, counted from 1.
+        let number = text[..start].matches('\n').count() + 1;
         let action: Value = serde_json::from_str(line)
             .map_err(|e| ActionError::BadBulk(format!("action line is not JSON: {e}")))?;
         let Some((kind, meta)) = action.as_object().and_then(|o| o.iter().next()) else {
-            return Err(ActionError::BadBulk(format!("empty action line `{line}`")));
+            return Err(ActionError::BadBulk(format!(
+                "Malformed action/metadata line [{number}], expected FIELD_NAME but found [END_OBJECT]"
+            )));
         };
         let (kind, item_action) = match kind.as_str() {
             "index" => (BulkKind::Index, WRITE_INDEX),
             "create" => (BulkKind::Create, WRITE_INDEX),
             "update" => (BulkKind::Update, WRITE_UPDATE),
             "delete" => (BulkKind::Delete, WRITE_DELETE),
-            other => return Err(ActionError::BadBulk(format!("unknown action `{other}`"))),
+            other => {
+                return Err(ActionError::BadBulk(format!(
+                    "Malformed action/metadata line [{number}], expected one of [create, delete, index, update] but found [{other}]"
+                )));
+            }
+        };
+        // `op_type: create` on an index item makes it a create item.
+        let kind = match (kind, meta.get("op_type").and_then(Value::as_str)) {
+            (BulkKind::Index, Some("create")) => BulkKind::Create,
+            (kind, _) => kind,
         };
         let index = match (meta.get("_index"), default_index) {
             (Some(Value::String(i)), _) => i.clone(),
@@ -493,7 +507,8 @@ fn bulk(default_index: Option<&str>, body: Option<&[u8]>) -> Result<ActionReques
         validate_index_name(&index)?;
         let id = match meta.get("_id") {
             None | Some(Value::Null) => None,
-            Some(Value::String(id)) if !id.is_empty() => Some(checked_id(id.clone())?),
+            // An empty `_id` fails its item only (the backend says why).
+            Some(Value::String(id)) => Some(checked_id(id.clone())?),
             Some(Value::Number(n)) => Some(n.to_string()),
             Some(other) => {
                 return Err(ActionError::BadBulk(format!("item `_id` {other} must be a non-empty string")));

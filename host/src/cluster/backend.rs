@@ -72,7 +72,12 @@ impl Reply {
 
     /// OpenSearch's 404 for an index (or expression) that names no index.
     pub fn index_not_found(index: &str) -> Reply {
-        Reply::error(404, "index_not_found_exception", format!("no such index [{index}]"))
+        let reason = format!("no such index [{index}]");
+        let cause = json!({ "type": "index_not_found_exception", "reason": reason, "index": index, "index_uuid": "_na_", "resource.type": "index_or_alias", "resource.id": index });
+        Reply::new(
+            404,
+            json!({ "error": { "root_cause": [cause], "type": "index_not_found_exception", "reason": reason, "index": index, "index_uuid": "_na_", "resource.type": "index_or_alias", "resource.id": index }, "status": 404 }),
+        )
     }
 
     /// OpenSearch's answer to a name that cannot be an index.
@@ -102,6 +107,9 @@ pub struct Params {
     pub refresh: Refresh,
     /// `_source`, `_source_includes`, `_source_excludes` on reads.
     pub source: Option<SourceFilter>,
+    /// `rest_total_hits_as_int`: `hits.total` as a number, as clients of
+    /// the 6.x format (and every aggregation client) ask.
+    pub rest_total_hits_as_int: bool,
 }
 
 /// `op_type`: what an index call may do to an existing document.
@@ -331,6 +339,7 @@ impl Params {
                     "_source_includes" | "_source_include" => {
                         source.get_or_insert_with(SourceFilter::default).includes = paths()
                     }
+                    "rest_total_hits_as_int" => p.rest_total_hits_as_int = matches!(v, "" | "true"),
                     "_source_excludes" | "_source_exclude" => {
                         source.get_or_insert_with(SourceFilter::default).excludes = paths()
                     }

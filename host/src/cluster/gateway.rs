@@ -317,6 +317,23 @@ impl ClusterGateway {
                 Reply::new(200, serde_json::json!({ "docs": out }))
             }
             actions::Op::Msearch { searches } => {
+                // As OpenSearch validates the whole request first: totals
+                // as numbers need every search to count them all.
+                if params.rest_total_hits_as_int
+                    && let Some(limit) = searches.iter().find_map(|search| {
+                        let body = body.and_then(|b| b.get(search.body.clone()))?;
+                        let body: serde_json::Value = serde_json::from_slice(body).ok()?;
+                        body.get("track_total_hits").and_then(serde_json::Value::as_u64)
+                    })
+                {
+                    return Reply::error(
+                        400,
+                        "illegal_argument_exception",
+                        format!(
+                            "[rest_total_hits_as_int] cannot be used if the tracking of total hits is not accurate, got {limit}"
+                        ),
+                    );
+                }
                 let mut out = Vec::with_capacity(searches.len());
                 // The URL's paging is no search's: each body says its own.
                 let search_params = Params { size: None, from: None, ..params.clone() };

@@ -85,6 +85,15 @@ impl Embedded {
                 results.push(failed(400, InvalidIndexName::TYPE, bad.to_string()));
                 continue;
             }
+            if item.id.as_deref() == Some("") {
+                errors = true;
+                results.push(failed(
+                    400,
+                    "illegal_argument_exception",
+                    "if _id is specified it must not be empty".into(),
+                ));
+                continue;
+            }
             let source = match &item.source {
                 None => Value::Null,
                 Some(range) => match body.get(range.clone()).map(serde_json::from_slice::<Value>) {

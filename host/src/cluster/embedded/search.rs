@@ -57,7 +57,32 @@ impl Embedded {
             Ok(_) => return Ok(not_an_object("the search body")),
             Err(r) => return Ok(r),
         };
-        self.search(indices, &query, params, count_only)
+        let track = match query.get("track_total_hits") {
+            None | Some(Value::Bool(true)) => None,
+            Some(Value::Bool(false)) => Some(0),
+            Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64(),
+            Some(other) => {
+                return Ok(Reply::error(
+                    400,
+                    "illegal_argument_exception",
+                    format!("[track_total_hits] must be a boolean or a non-negative integer, not {other}"),
+                ));
+            }
+        };
+        if params.rest_total_hits_as_int
+            && let Some(limit) = track
+        {
+            return Ok(Reply::error(
+                400,
+                "illegal_argument_exception",
+                format!(
+                    "[rest_total_hits_as_int] cannot be used if the tracking of total hits is not accurate, got {limit}"
+                ),
+            ));
+        }
+        let mut reply = self.search(indices, &query, params, count_only)?;
+        total_hits(&mut reply.body, track, params.rest_total_hits_as_int);
+        Ok(reply)
     }
 
     fn search(
@@ -215,6 +240,21 @@ fn window(body: &Value, params: &Params) -> Result<(usize, usize), WindowError> 
     }
     // Both fit: their sum is at most MAX_RESULT_WINDOW.
     Ok((from as usize, size as usize))
+}
+
+/// `hits.total` as asked: counted up to `track_total_hits` (beyond it,
+/// the limit with `gte`), or — `rest_total_hits_as_int` — a plain number.
+fn total_hits(body: &mut Value, track: Option<u64>, as_int: bool) {
+    let Some(total) = body.get_mut("hits").and_then(|h| h.get_mut("total")) else { return };
+    let value = total["value"].as_u64().unwrap_or(0);
+    if let Some(limit) = track
+        && value > limit
+    {
+        *total = json!({ "value": limit, "relation": "gte" });
+    }
+    if as_int {
+        *total = json!(value);
+    }
 }
 
 /// OpenSearch's `_search` (or `_count`) answer.
