@@ -382,10 +382,14 @@ impl Run<'_> {
                     "request" => failed,
                     pattern if pattern.starts_with('/') => {
                         let inner = pattern.trim_start_matches('/').trim_end_matches('/');
-                        failed
-                            && regex::Regex::new(inner)
-                                .map_err(|e| Outcome::Failed(format!("bad catch {pattern}: {e}")))?
-                                .is_match(&self.last.text)
+                        let regex = regex::Regex::new(inner)
+                            .map_err(|e| Outcome::Failed(format!("bad catch {pattern}: {e}")))?;
+                        // OpenSearch's runner matches the `error` as its
+                        // parser read it, fields in OpenSearch's order
+                        // (`type` before `reason`); Warden's JSON sorts
+                        // its keys, so the error is rendered in that order.
+                        let error = ordered(&self.last.body["error"]);
+                        failed && (regex.is_match(&error) || regex.is_match(&self.last.text))
                     }
                     other => return fail(format!("the runner does not know `catch: {other}`")),
                 };
@@ -396,6 +400,26 @@ impl Run<'_> {
                 }
             }
         }
+    }
+}
+
+/// `value` as text with OpenSearch's field order in error objects:
+/// `root_cause`, `type`, `reason`, then the rest.
+fn ordered(value: &Value) -> String {
+    match value {
+        Value::Object(map) => {
+            let first = ["root_cause", "type", "reason"];
+            let keys = first
+                .iter()
+                .copied()
+                .filter(|k| map.contains_key(*k))
+                .chain(map.keys().map(String::as_str).filter(|k| !first.contains(k)));
+            let fields: Vec<String> = keys.map(|k| format!("{k}={}", ordered(&map[k]))).collect();
+            format!("{{{}}}", fields.join(", "))
+        }
+        Value::Array(items) => format!("[{}]", items.iter().map(ordered).collect::<Vec<_>>().join(", ")),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
     }
 }
 

@@ -313,6 +313,20 @@ impl Embedded {
             Ok(_) => return Ok(not_an_object("the update")),
             Err(r) => return Ok(r),
         };
+        if let Some(unknown) =
+            update.as_object().and_then(|o| o.keys().find(|k| !UPDATE_FIELDS.contains(&k.as_str())))
+        {
+            let hint = UPDATE_FIELDS
+                .iter()
+                .find(|known| close(known, unknown))
+                .map(|known| format!(" did you mean [{known}]?"))
+                .unwrap_or_default();
+            return Ok(Reply::error(
+                400,
+                "x_content_parse_exception",
+                format!("[UpdateRequest] unknown field [{unknown}]{hint}"),
+            ));
+        }
         if update.get("script").is_some() {
             return Ok(validation("scripts are not supported: an update needs `doc`, a JSON object"));
         }
@@ -400,6 +414,38 @@ impl Embedded {
         let reply = self.index_doc(index, id, source.clone(), condition)?;
         Ok(refreshed(with_get(reply, &source, source_filter), params.refresh))
     }
+}
+
+/// The fields an `_update` body may hold (OpenSearch's `UpdateRequest`).
+const UPDATE_FIELDS: &[&str] = &[
+    "doc",
+    "upsert",
+    "doc_as_upsert",
+    "detect_noop",
+    "_source",
+    "script",
+    "scripted_upsert",
+    "if_seq_no",
+    "if_primary_term",
+];
+
+/// Whether `a` and `b` are one edit apart (or two letters swapped): a
+/// misspelling worth a "did you mean".
+fn close(a: &str, b: &str) -> bool {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    if a.len().abs_diff(b.len()) > 1 {
+        return false;
+    }
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut row = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != cb);
+            row.push((previous[j] + cost).min(previous[j + 1] + 1).min(row[j] + 1));
+        }
+        previous = row;
+    }
+    previous[b.len()] <= 1
 }
 
 /// Whether an update asked for the document back (`_source`).
