@@ -324,7 +324,9 @@ impl Embedded {
             return Ok(Reply::error(
                 400,
                 "x_content_parse_exception",
-                format!("[UpdateRequest] unknown field [{unknown}]{hint}"),
+                format!(
+                    "[UpdateRequest] unknown field [{unknown}]{hint} (an update needs `doc`, a JSON object; scripts are not supported)"
+                ),
             ));
         }
         if update.get("script").is_some() {
