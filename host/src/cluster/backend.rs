@@ -110,6 +110,45 @@ pub struct Params {
     /// `rest_total_hits_as_int`: `hits.total` as a number, as clients of
     /// the 6.x format (and every aggregation client) ask.
     pub rest_total_hits_as_int: bool,
+    /// `track_total_hits` in the query string (it wins over the body's).
+    pub track_total_hits: Option<TrackTotalHits>,
+}
+
+/// How far a search counts its hits (`track_total_hits`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrackTotalHits {
+    /// Every hit (`true`, `-1`).
+    Accurate,
+    /// Not at all (`false`): no `hits.total`.
+    Off,
+    /// Up to this many; beyond, the limit with `relation: gte`.
+    UpTo(u64),
+}
+
+impl TrackTotalHits {
+    /// From a body's or a query string's value; the reason otherwise.
+    pub fn from_json(value: &Value) -> Result<TrackTotalHits, String> {
+        match value {
+            Value::Bool(true) => Ok(TrackTotalHits::Accurate),
+            Value::Bool(false) => Ok(TrackTotalHits::Off),
+            Value::Number(n) => match n.as_i64() {
+                Some(-1) => Ok(TrackTotalHits::Accurate),
+                Some(limit) if limit >= 0 => Ok(TrackTotalHits::UpTo(limit.unsigned_abs())),
+                _ => Err(format!("[track_total_hits] parameter must be positive or equals to -1, got {n}")),
+            },
+            Value::String(s) => match s.as_str() {
+                "" | "true" => Ok(TrackTotalHits::Accurate),
+                "false" => Ok(TrackTotalHits::Off),
+                text => match text.parse::<i64>() {
+                    Ok(n) => TrackTotalHits::from_json(&json!(n)),
+                    Err(_) => {
+                        Err(format!("[track_total_hits] must be a boolean or an integer, not [{text}]"))
+                    }
+                },
+            },
+            other => Err(format!("[track_total_hits] must be a boolean or an integer, not {other}")),
+        }
+    }
 }
 
 /// `op_type`: what an index call may do to an existing document.
@@ -273,6 +312,9 @@ pub enum ParamsError {
     /// An option whose value is none of those it takes (OpenSearch's text).
     #[error("Unknown value for {name}: [{value}].")]
     UnknownValue { name: &'static str, value: String },
+    /// A `track_total_hits` that is no boolean, `-1` or a count.
+    #[error("{0}")]
+    TrackTotalHits(String),
 }
 
 impl HasKind for ParamsError {
@@ -340,6 +382,12 @@ impl Params {
                         source.get_or_insert_with(SourceFilter::default).includes = paths()
                     }
                     "rest_total_hits_as_int" => p.rest_total_hits_as_int = matches!(v, "" | "true"),
+                    "track_total_hits" => {
+                        p.track_total_hits = Some(
+                            TrackTotalHits::from_json(&Value::String(v.to_owned()))
+                                .map_err(ParamsError::TrackTotalHits)?,
+                        )
+                    }
                     "_source_excludes" | "_source_exclude" => {
                         source.get_or_insert_with(SourceFilter::default).excludes = paths()
                     }

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use super::indices::docs;
 use super::sort::{Hit, sort_hits};
 use super::{Embedded, json_body, not_an_object};
+use crate::cluster::backend::TrackTotalHits;
 use crate::cluster::query::{self, Postings};
 use crate::cluster::{Params, Reply, aggregations};
 use crate::error::{ErrorKind, HasKind};
@@ -57,20 +58,27 @@ impl Embedded {
             Ok(_) => return Ok(not_an_object("the search body")),
             Err(r) => return Ok(r),
         };
-        let track = match query.get("track_total_hits") {
-            None | Some(Value::Bool(true)) => None,
-            Some(Value::Bool(false)) => Some(0),
-            Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64(),
-            Some(other) => {
-                return Ok(Reply::error(
-                    400,
-                    "illegal_argument_exception",
-                    format!("[track_total_hits] must be a boolean or a non-negative integer, not {other}"),
-                ));
-            }
+        // OpenSearch refuses a body key it does not know (a query written
+        // without `query`, say) rather than searching everything.
+        if let Some(unknown) =
+            query.as_object().and_then(|o| o.keys().find(|k| !SEARCH_KEYS.contains(&k.as_str())))
+        {
+            return Ok(Reply::error(
+                400,
+                "parsing_exception",
+                format!("Unknown key for a START_OBJECT in [{unknown}]."),
+            ));
+        }
+        let track = match (params.track_total_hits, query.get("track_total_hits")) {
+            (Some(track), _) => track,
+            (None, None) => TrackTotalHits::Accurate,
+            (None, Some(value)) => match TrackTotalHits::from_json(value) {
+                Ok(track) => track,
+                Err(reason) => return Ok(Reply::error(400, "illegal_argument_exception", reason)),
+            },
         };
         if params.rest_total_hits_as_int
-            && let Some(limit) = track
+            && let TrackTotalHits::UpTo(limit) = track
         {
             return Ok(Reply::error(
                 400,
@@ -242,18 +250,62 @@ fn window(body: &Value, params: &Params) -> Result<(usize, usize), WindowError> 
     Ok((from as usize, size as usize))
 }
 
+/// The keys a search body may hold (OpenSearch's `SearchSourceBuilder`).
+const SEARCH_KEYS: &[&str] = &[
+    "query",
+    "from",
+    "size",
+    "sort",
+    "aggs",
+    "aggregations",
+    "_source",
+    "stored_fields",
+    "docvalue_fields",
+    "fields",
+    "track_total_hits",
+    "track_scores",
+    "search_after",
+    "timeout",
+    "terminate_after",
+    "min_score",
+    "post_filter",
+    "highlight",
+    "explain",
+    "version",
+    "seq_no_primary_term",
+    "profile",
+    "collapse",
+    "rescore",
+    "suggest",
+    "script_fields",
+    "indices_boost",
+    "pit",
+    "slice",
+    "stats",
+    "ext",
+    "runtime_mappings",
+];
+
 /// `hits.total` as asked: counted up to `track_total_hits` (beyond it,
-/// the limit with `gte`), or — `rest_total_hits_as_int` — a plain number.
-fn total_hits(body: &mut Value, track: Option<u64>, as_int: bool) {
-    let Some(total) = body.get_mut("hits").and_then(|h| h.get_mut("total")) else { return };
-    let value = total["value"].as_u64().unwrap_or(0);
-    if let Some(limit) = track
-        && value > limit
-    {
-        *total = json!({ "value": limit, "relation": "gte" });
-    }
-    if as_int {
-        *total = json!(value);
+/// the limit with `gte`), left out when not tracked, or — with
+/// `rest_total_hits_as_int` — a plain number (`-1` when not tracked).
+fn total_hits(body: &mut Value, track: TrackTotalHits, as_int: bool) {
+    let Some(hits) = body.get_mut("hits").and_then(Value::as_object_mut) else { return };
+    let value = hits.get("total").and_then(|t| t["value"].as_u64()).unwrap_or(0);
+    match track {
+        TrackTotalHits::Off if as_int => {
+            hits.insert("total".into(), json!(-1));
+        }
+        TrackTotalHits::Off => {
+            hits.remove("total");
+        }
+        TrackTotalHits::UpTo(limit) if value > limit => {
+            hits.insert("total".into(), json!({ "value": limit, "relation": "gte" }));
+        }
+        _ if as_int => {
+            hits.insert("total".into(), json!(value));
+        }
+        _ => {}
     }
 }
 
