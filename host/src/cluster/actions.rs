@@ -470,9 +470,14 @@ fn bulk(default_index: Option<&str>, body: Option<&[u8]>) -> Result<ActionReques
     let text = std::str::from_utf8(body).map_err(|_| ActionError::BadBulk("not UTF-8".into()))?;
     let mut lines = non_empty_lines(text);
     let mut items = Vec::new();
+    // OpenSearch's messages name the line, counted from 1: newlines are
+    // counted since the previous action line only, so a long body is read
+    // once, not once per line.
+    let (mut counted_to, mut newlines) = (0usize, 0usize);
     while let Some((start, line)) = lines.next() {
-        // OpenSearch's messages name the line, counted from 1.
-        let number = text[..start].matches('\n').count() + 1;
+        newlines += text.get(counted_to..start).map_or(0, |skipped| skipped.matches('\n').count());
+        counted_to = start;
+        let number = newlines + 1;
         let action: Value = serde_json::from_str(line)
             .map_err(|e| ActionError::BadBulk(format!("action line is not JSON: {e}")))?;
         let Some((kind, meta)) = action.as_object().and_then(|o| o.iter().next()) else {
