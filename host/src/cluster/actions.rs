@@ -758,6 +758,68 @@ mod tests {
         Ok(())
     }
 
+    /// `_mget`: both forms, each document a part of its own on its own
+    /// index (so the gateway authorises each); OpenSearch's validation
+    /// messages for what is missing.
+    #[test]
+    fn mget_documents_are_parts_with_their_own_indices() -> Result<(), ActionError> {
+        let body = br#"{"docs":[{"_index":"a","_id":"1","_source":false},{"_id":2},{"_index":".warden-x","_id":"3"}]}"#;
+        let r = resolve("POST", "/b/_mget", Some(body))?;
+        assert_eq!(
+            (r.action, r.indices.clone()),
+            (READ_MGET, vec!["a".into(), "b".into(), ".warden-x".into()])
+        );
+        let parts: Vec<(&str, Vec<String>, Op)> =
+            r.parts().into_iter().map(|p| (p.action, p.indices, p.op)).collect();
+        assert_eq!(parts[1], (READ_MGET, vec!["b".to_owned()], Op::GetDoc { id: "2".into() }));
+        let ids = resolve("GET", "/b/_mget", Some(br#"{"ids":["1",2]}"#))?;
+        assert_eq!(ids.parts().len(), 2);
+        for (path, body, message) in [
+            ("/_mget", &br#"{"docs":[{"_id":"1"}]}"#[..], "index is missing for doc 0"),
+            ("/_mget", br#"{"docs":[{"_index":"a"}]}"#, "id is missing for doc 0"),
+            ("/_mget", br#"{"ids":["1"]}"#, "index is missing for doc 0"),
+            ("/b/_mget", br#"{"ids":[]}"#, "no documents to get"),
+            ("/b/_mget", br#"{}"#, "no documents to get"),
+        ] {
+            let e = resolve("POST", path, Some(body)).err();
+            assert!(matches!(&e, Some(ActionError::Validation(m)) if m == message), "{path}: {e:?}");
+        }
+        assert!(matches!(resolve("POST", "/_mget", Some(b"{\"doc\":[]}")), Err(ActionError::Parse(_))));
+        assert!(refusal("POST", "/_mget", Some(br#"{"docs":[{"_index":"A","_id":"1"}]}"#)).is_some());
+        Ok(())
+    }
+
+    /// `_msearch`: a header's `index` (string, comma list or array) is an
+    /// expression taken as written — never percent-decoded — or the
+    /// path's, or everything; every search is a part.
+    #[test]
+    fn msearch_searches_are_parts_with_their_own_expressions() -> Result<(), ActionError> {
+        let body = b"{\"index\":\"a,l*\"}\n{}\n{}\n{\"query\":{\"match_all\":{}}}\n{\"index\":[\"c\",\"_all\"]}\n{}\n";
+        let r = resolve("POST", "/p/_msearch", Some(body))?;
+        assert_eq!(r.action, READ_MSEARCH);
+        let parts: Vec<Vec<String>> = r.parts().into_iter().map(|p| p.indices).collect();
+        assert_eq!(
+            parts,
+            vec![vec!["a".to_owned(), "l*".into()], vec!["p".into()], vec!["c".into(), "*".into()]]
+        );
+        assert_eq!(r.indices, ["a", "l*", "p", "c", "*"]);
+        let Op::Msearch { searches } = &r.op else { return Err(ActionError::Parse("not an msearch".into())) };
+        assert_eq!(&body[searches[1].body.clone()], br#"{"query":{"match_all":{}}}"#);
+        assert_eq!(resolve("POST", "/_msearch", Some(b"{}\n{}\n"))?.indices, ["*"]);
+        assert!(
+            refusal("POST", "/_msearch", Some(b"{\"index\":\"logs-%2A\"}\n{}\n")).is_some(),
+            "never decoded"
+        );
+        assert!(refusal("POST", "/_msearch", Some(b"{\"index\":\"A\"}\n{}\n")).is_some());
+        assert!(matches!(
+            resolve("POST", "/_msearch", Some(b"{\"index\":\"a\"}\n")),
+            Err(ActionError::Validation(_))
+        ));
+        assert!(matches!(resolve("POST", "/_msearch", Some(b"")), Err(ActionError::Validation(_))));
+        assert!(matches!(resolve("POST", "/_msearch", Some(b"[]\n{}\n")), Err(ActionError::Parse(_))));
+        Ok(())
+    }
+
     fn refusal(method: &str, path: &str, body: Option<&[u8]>) -> Option<InvalidIndexName> {
         match resolve(method, path, body) {
             Err(ActionError::InvalidIndexName(e)) => Some(e),

@@ -435,6 +435,56 @@ mod tests {
         );
     }
 
+    /// The document API's options, and OpenSearch's refusals of bad values.
+    #[test]
+    fn document_options_parse_or_say_why_not() {
+        let p = Params::parse(
+            "/i/_doc/1?op_type=create&refresh&version=7&version_type=external_gte&_source_includes=a%2Cb.c",
+        );
+        let p = p.unwrap_or_default();
+        assert_eq!(
+            (p.op_type, p.refresh, p.version, p.version_type),
+            (Some(OpType::Create), Refresh::True, Some(7), VersionType::ExternalGte)
+        );
+        assert_eq!(p.source.map(|s| s.includes), Some(vec!["a".to_owned(), "b.c".to_owned()]));
+        let p =
+            Params::parse("/i/_search?track_total_hits=-1&rest_total_hits_as_int=true").unwrap_or_default();
+        assert_eq!((p.track_total_hits, p.rest_total_hits_as_int), (Some(TrackTotalHits::Accurate), true));
+        let refused = |path: &str| Params::parse(path).err().map(|e| e.to_string());
+        assert_eq!(
+            refused("/i/_doc/1?refresh=later").as_deref(),
+            Some("Unknown value for refresh: [later].")
+        );
+        assert_eq!(
+            refused("/i/_doc/1?op_type=upsert").as_deref(),
+            Some("Unknown value for op_type: [upsert].")
+        );
+        assert_eq!(
+            refused("/i/_doc/1?version_type=force").as_deref(),
+            Some("Unknown value for version_type: [force].")
+        );
+        assert_eq!(
+            refused("/i/_search?track_total_hits=-2").as_deref(),
+            Some("[track_total_hits] parameter must be positive or equals to -1, got -2")
+        );
+    }
+
+    /// `_source` filtering: paths, wildcards, whole objects, excludes.
+    #[test]
+    fn source_filters_keep_what_is_asked() {
+        let source = json!({"a": {"x": 1, "y": 2}, "b": 3, "c": {"d": {"e": 4}}});
+        let filter = |v: Value| SourceFilter::from_json(&v).and_then(|f| f.apply(&source));
+        assert_eq!(filter(json!(false)), None);
+        assert_eq!(filter(json!(true)), Some(source.clone()));
+        assert_eq!(filter(json!("a.x")), Some(json!({"a": {"x": 1}})));
+        assert_eq!(filter(json!(["b", "c.d.e"])), Some(json!({"b": 3, "c": {"d": {"e": 4}}})));
+        assert_eq!(filter(json!({"includes": ["a"], "excludes": ["*.y"]})), Some(json!({"a": {"x": 1}})));
+        assert_eq!(filter(json!({"excludes": ["a", "c"]})), Some(json!({"b": 3})));
+        assert_eq!(filter(json!("*.e")), Some(json!({"c": {"d": {"e": 4}}})));
+        assert_eq!(filter(json!("nothing")), Some(json!({})));
+        assert_eq!(SourceFilter::from_json(&json!(5)), None);
+    }
+
     #[test]
     fn a_lost_compare_and_set_is_a_conflict() {
         let lost = BackendError::from(StoreError::Conflict {
