@@ -112,6 +112,8 @@ pub struct Params {
     pub rest_total_hits_as_int: bool,
     /// `track_total_hits` in the query string (it wins over the body's).
     pub track_total_hits: Option<TrackTotalHits>,
+    /// `docvalue_fields` in the query string (added to the body's).
+    pub docvalue_fields: Vec<String>,
 }
 
 /// How far a search counts its hits (`track_total_hits`).
@@ -382,6 +384,7 @@ impl Params {
                         source.get_or_insert_with(SourceFilter::default).includes = paths()
                     }
                     "rest_total_hits_as_int" => p.rest_total_hits_as_int = matches!(v, "" | "true"),
+                    "docvalue_fields" => p.docvalue_fields.extend(paths()),
                     "track_total_hits" => {
                         p.track_total_hits = Some(
                             TrackTotalHits::from_json(&Value::String(v.to_owned()))

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::indices::docs;
 use super::sort::{Hit, sort_hits};
 use super::{Embedded, json_body, not_an_object};
-use crate::cluster::backend::TrackTotalHits;
+use crate::cluster::backend::{SourceFilter, TrackTotalHits};
 use crate::cluster::query::{self, Postings};
 use crate::cluster::{Params, Reply, aggregations};
 use crate::error::{ErrorKind, HasKind};
@@ -90,6 +90,7 @@ impl Embedded {
         }
         let mut reply = self.search(indices, &query, params, count_only)?;
         total_hits(&mut reply.body, track, params.rest_total_hits_as_int);
+        shape_hits(&mut reply.body, &query, params);
         Ok(reply)
     }
 
@@ -248,6 +249,63 @@ fn window(body: &Value, params: &Params) -> Result<(usize, usize), WindowError> 
     }
     // Both fit: their sum is at most MAX_RESULT_WINDOW.
     Ok((from as usize, size as usize))
+}
+
+/// Each hit as asked: `_source` filtered (the URL's `_source`,
+/// `_source_includes`, `_source_excludes` over the body's `_source`),
+/// left out when `stored_fields` do not name it, and `fields` from
+/// `docvalue_fields` (the values at each path of the whole source).
+fn shape_hits(body: &mut Value, request: &Value, params: &Params) {
+    let mut filter = request.get("_source").and_then(SourceFilter::from_json).unwrap_or_default();
+    if let Some(url) = &params.source {
+        filter.disabled = url.disabled;
+        if !url.includes.is_empty() {
+            filter.includes = url.includes.clone();
+        }
+        if !url.excludes.is_empty() {
+            filter.excludes = url.excludes.clone();
+        }
+    }
+    let names = |v: &Value| -> Vec<String> {
+        match v {
+            Value::String(s) => vec![s.clone()],
+            Value::Array(a) => a
+                .iter()
+                .filter_map(|f| f.as_str().or_else(|| f["field"].as_str()).map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    if let Some(stored) = request.get("stored_fields")
+        && !names(stored).iter().any(|f| f == "_source")
+    {
+        filter.disabled = true;
+    }
+    let mut docvalues = request.get("docvalue_fields").map(names).unwrap_or_default();
+    docvalues.extend(params.docvalue_fields.iter().cloned());
+    let Some(hits) = body.get_mut("hits").and_then(|h| h.get_mut("hits")).and_then(Value::as_array_mut)
+    else {
+        return;
+    };
+    for hit in hits {
+        let Some(hit) = hit.as_object_mut() else { continue };
+        let source = hit.remove("_source").unwrap_or(Value::Null);
+        if !docvalues.is_empty() {
+            let mut fields = serde_json::Map::new();
+            for name in &docvalues {
+                let value = name.split('.').try_fold(&source, |v, key| v.get(key));
+                match value {
+                    Some(Value::Array(values)) => fields.insert(name.clone(), Value::Array(values.clone())),
+                    Some(Value::Null) | None => None,
+                    Some(value) => fields.insert(name.clone(), json!([value])),
+                };
+            }
+            hit.insert("fields".into(), Value::Object(fields));
+        }
+        if let Some(shown) = filter.apply(&source) {
+            hit.insert("_source".into(), shown);
+        }
+    }
 }
 
 /// The keys a search body may hold (OpenSearch's `SearchSourceBuilder`).
