@@ -495,6 +495,23 @@ fn mget_and_msearch_are_authorised_per_item() -> TestResult {
             server.request(Method::POST, "/.warden-security/_mget", "{\"ids\":[\"internal_users.yml\"]}")?;
         assert_eq!(reply.status, 403, "{reply:?}");
     }
+    // Every other form of the new paths keeps the system indices shut.
+    for (method, path, body) in [
+        (Method::GET, "/.warden-security/_source/internal_users.yml", ""),
+        (Method::HEAD, "/.warden-security/_source/internal_users.yml", ""),
+        (Method::POST, "/.warden*/_msearch", "{}\n{}\n"),
+        (Method::POST, "/_msearch", "{\"index\":[\"logs\",\".warden-tokens\"]}\n{}\n"),
+        (Method::POST, "/_msearch", "{\"index\":\".ext-any\"}\n{}\n"),
+        (Method::POST, "/_mget", "{\"docs\":[{\"_index\":\".ext-any_state\",\"_id\":\"1\"}]}"),
+        (Method::POST, "/.warden-tokens/_update/keys", "{\"doc\":{},\"doc_as_upsert\":true}"),
+    ] {
+        let reply = server.request(method.clone(), path, body)?;
+        assert_eq!(reply.status, 403, "{method} {path}: {reply:?}");
+        assert!(
+            !reply.body.contains("hash") && !reply.body.contains("\"keys\""),
+            "{method} {path}: {reply:?}"
+        );
+    }
 
     let msearch = "{\"index\":\"logs\"}\n{}\n{\"index\":\"secret\"}\n{}\n{\"index\":\"*\"}\n{}\n";
     let answer = as_rita(Method::POST, "/_msearch", msearch)?;
