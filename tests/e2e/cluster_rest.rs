@@ -153,3 +153,392 @@ fn revocations_are_admin_only_and_survive_restarts() -> TestResult {
     assert!(list["users_before"].get("x").is_none(), "{list}");
     Ok(())
 }
+
+/// `status` and `error.type` of an OpenSearch error answer.
+fn failure(reply: &crate::support::Reply) -> (u16, String) {
+    (reply.status, reply.json()["error"]["type"].as_str().unwrap_or_default().to_owned())
+}
+
+/// Creating never overwrites: `op_type=create`, `_create` (PUT and POST)
+/// and bulk `create` items answer 409 `version_conflict_engine_exception`
+/// on an existing id and leave the document as it was; the rest of the
+/// bulk is applied.
+#[test]
+fn creating_an_existing_document_is_a_conflict_and_changes_nothing() -> TestResult {
+    let deployment = Deployment::new()?;
+    let server = deployment.start()?;
+    let first = server.send(Method::PUT, "/docs/_doc/1", &json!({"v": "first"}))?;
+    assert_eq!((first.status, first.json()["result"].clone()), (201, json!("created")), "{first:?}");
+    let fields = first.json();
+    for field in ["_index", "_id", "_version", "result", "_shards", "_seq_no", "_primary_term"] {
+        assert!(fields.get(field).is_some(), "{field} missing: {fields}");
+    }
+    assert_eq!(fields["_shards"], json!({"total": 1, "successful": 1, "failed": 0}));
+    for (method, path) in [
+        (Method::PUT, "/docs/_doc/1?op_type=create"),
+        (Method::POST, "/docs/_doc/1?op_type=create"),
+        (Method::PUT, "/docs/_create/1"),
+        (Method::POST, "/docs/_create/1"),
+    ] {
+        let again = server.send(method.clone(), path, &json!({"v": "overwritten"}))?;
+        assert_eq!(
+            failure(&again),
+            (409, "version_conflict_engine_exception".into()),
+            "{method} {path}: {again:?}"
+        );
+        assert!(again.reason().contains("document already exists"), "{again:?}");
+    }
+    let kept = server.get("/docs/_doc/1")?.json();
+    assert_eq!(
+        (kept["_source"].clone(), kept["_version"].clone()),
+        (json!({"v": "first"}), json!(1)),
+        "{kept}"
+    );
+    let created = server.send(Method::PUT, "/docs/_create/2", &json!({"v": "two"}))?;
+    assert_eq!((created.status, created.json()["result"].clone()), (201, json!("created")));
+    let created = server.send(Method::PUT, "/docs/_doc/3?op_type=create", &json!({"v": "three"}))?;
+    assert_eq!(created.status, 201, "{created:?}");
+    let bad = server.send(Method::PUT, "/docs/_doc/4?op_type=upsert", &json!({}))?;
+    assert_eq!(failure(&bad), (400, "illegal_argument_exception".into()), "{bad:?}");
+
+    let bulk = concat!(
+        "{\"create\":{\"_index\":\"docs\",\"_id\":\"1\"}}\n{\"v\":\"bulk overwrite\"}\n",
+        "{\"create\":{\"_index\":\"docs\",\"_id\":\"5\"}}\n{\"v\":\"five\"}\n",
+        "{\"index\":{\"_index\":\"docs\",\"_id\":\"6\"}}\nnot json\n",
+        "{\"index\":{\"_index\":\"docs\",\"_id\":\"7\"}}\n{\"v\":\"seven\"}\n",
+        "{\"create\":{\"_index\":\"docs\",\"_id\":\"7\"}}\n{\"v\":\"seven again\"}\n",
+    );
+    let reply = server.request(Method::POST, "/_bulk", bulk)?.json();
+    assert_eq!(reply["errors"], true, "{reply}");
+    let item = |n: usize, kind: &str| reply["items"][n][kind].clone();
+    assert_eq!(item(0, "create")["status"], 409, "{reply}");
+    assert_eq!(item(0, "create")["error"]["type"], "version_conflict_engine_exception");
+    assert_eq!(item(1, "create")["status"], 201);
+    assert_eq!(item(2, "index")["status"], 400);
+    assert_eq!(item(2, "index")["error"]["type"], "mapper_parsing_exception");
+    assert_eq!(item(3, "index")["status"], 201);
+    assert_eq!(item(4, "create")["status"], 409, "an earlier item of the same bulk counts: {reply}");
+    assert_eq!(server.get("/docs/_doc/1")?.json()["_source"], json!({"v": "first"}));
+    assert_eq!(server.get("/docs/_doc/5")?.json()["_source"], json!({"v": "five"}));
+    assert_eq!(server.get("/docs/_doc/6")?.status, 404);
+    assert_eq!(server.get("/docs/_doc/7")?.json()["_source"], json!({"v": "seven"}));
+    Ok(())
+}
+
+/// `if_seq_no`/`if_primary_term` on index, delete, `_update` and bulk
+/// items; `version` with `version_type=external|external_gte`; internal
+/// versions refused for writes, as OpenSearch refuses them.
+#[test]
+fn writes_honour_sequence_numbers_and_external_versions() -> TestResult {
+    let deployment = Deployment::new()?;
+    let server = deployment.start()?;
+    let created = server.send(Method::PUT, "/cas/_doc/1", &json!({"n": 1}))?.json();
+    let (seq, term) =
+        (created["_seq_no"].as_u64().unwrap_or(0), created["_primary_term"].as_u64().unwrap_or(0));
+    let stale = format!("if_seq_no={}&if_primary_term={term}", seq + 100);
+    let fresh = format!("if_seq_no={seq}&if_primary_term={term}");
+    let conflict = (409, "version_conflict_engine_exception".to_owned());
+    assert_eq!(
+        failure(&server.send(Method::PUT, &format!("/cas/_doc/1?{stale}"), &json!({"n": 9}))?),
+        conflict
+    );
+    assert_eq!(failure(&server.request(Method::DELETE, &format!("/cas/_doc/1?{stale}"), "")?), conflict);
+    let update = server.send(Method::POST, &format!("/cas/_update/1?{stale}"), &json!({"doc": {"n": 9}}))?;
+    assert_eq!(failure(&update), conflict, "{update:?}");
+    let bulk = format!(
+        "{}\n{{\"n\":9}}\n{}\n{{\"n\":3}}\n",
+        json!({"index": {"_index": "cas", "_id": "1", "if_seq_no": seq + 100, "if_primary_term": term}}),
+        json!({"index": {"_index": "cas", "_id": "2"}})
+    );
+    let reply = server.request(Method::POST, "/_bulk", &bulk)?.json();
+    assert_eq!(reply["items"][0]["index"]["status"], 409, "{reply}");
+    assert_eq!(reply["items"][1]["index"]["status"], 201, "{reply}");
+    assert_eq!(server.get("/cas/_doc/1")?.json()["_source"], json!({"n": 1}), "nothing was written over it");
+    let updated = server.send(Method::POST, &format!("/cas/_update/1?{fresh}"), &json!({"doc": {"n": 2}}))?;
+    assert_eq!((updated.status, updated.json()["result"].clone()), (200, json!("updated")), "{updated:?}");
+    let now = updated.json();
+    let bulk = format!(
+        "{}\n{{\"n\":4}}\n",
+        json!({"index": {"_index": "cas", "_id": "1", "if_seq_no": now["_seq_no"], "if_primary_term": now["_primary_term"]}})
+    );
+    let reply = server.request(Method::POST, "/_bulk", &bulk)?.json();
+    assert_eq!(reply["items"][0]["index"]["status"], 200, "{reply}");
+
+    // External versions: the caller's numbers; only a higher (or, gte, an
+    // equal) one replaces the document.
+    let put = |path: &str, n: u64| server.send(Method::PUT, path, &json!({"n": n}));
+    let v5 = put("/ext/_doc/1?version=5&version_type=external", 5)?;
+    assert_eq!((v5.status, v5.json()["_version"].clone()), (201, json!(5)), "{v5:?}");
+    assert_eq!(failure(&put("/ext/_doc/1?version=5&version_type=external", 6)?), conflict);
+    assert_eq!(failure(&put("/ext/_doc/1?version=4&version_type=external_gte", 6)?), conflict);
+    assert_eq!(put("/ext/_doc/1?version=5&version_type=external_gte", 7)?.status, 200);
+    let v9 = put("/ext/_doc/1?version=9&version_type=external", 9)?;
+    assert_eq!((v9.status, v9.json()["_version"].clone()), (200, json!(9)));
+    assert_eq!(server.get("/ext/_doc/1")?.json()["_source"], json!({"n": 9}));
+    assert_eq!(failure(&server.get("/ext/_doc/1?version=3")?), conflict, "a read of another version");
+    let internal = put("/ext/_doc/1?version=10", 10)?;
+    assert_eq!(failure(&internal), (400, "action_request_validation_exception".into()), "{internal:?}");
+    let bad = put("/ext/_doc/1?version=10&version_type=sideways", 10)?;
+    assert_eq!(failure(&bad), (400, "illegal_argument_exception".into()));
+    let deleted = server.request(Method::DELETE, "/ext/_doc/1?version=12&version_type=external", "")?;
+    assert_eq!((deleted.status, deleted.json()["_version"].clone()), (200, json!(12)), "{deleted:?}");
+    assert_eq!(server.get("/ext/_doc/1")?.status, 404);
+    Ok(())
+}
+
+/// `_update` as OpenSearch has it: `doc` merged, `upsert` and
+/// `doc_as_upsert` create, `detect_noop` answers `noop` without writing,
+/// a missing document without upsert is 404 `document_missing_exception`;
+/// `refresh` is accepted everywhere and `true` reported as
+/// `forced_refresh`.
+#[test]
+fn updates_upserts_noops_and_refresh() -> TestResult {
+    let deployment = Deployment::new()?;
+    let server = deployment.start()?;
+    let missing = server.send(Method::POST, "/up/_update/1", &json!({"doc": {"a": 1}}))?;
+    assert_eq!(failure(&missing), (404, "document_missing_exception".into()), "{missing:?}");
+    let upserted =
+        server.send(Method::POST, "/up/_update/1", &json!({"doc": {"a": 1}, "upsert": {"a": 0}}))?;
+    assert_eq!((upserted.status, upserted.json()["result"].clone()), (201, json!("created")), "{upserted:?}");
+    assert_eq!(server.get("/up/_doc/1")?.json()["_source"], json!({"a": 0}), "upsert, not doc");
+    let as_upsert =
+        server.send(Method::POST, "/up/_update/2", &json!({"doc": {"b": 2}, "doc_as_upsert": true}))?;
+    assert_eq!(as_upsert.status, 201, "{as_upsert:?}");
+    assert_eq!(server.get("/up/_doc/2")?.json()["_source"], json!({"b": 2}));
+    let merged = server.send(Method::POST, "/up/_update/1", &json!({"doc": {"c": 3}, "upsert": {"x": 1}}))?;
+    assert_eq!(
+        (merged.json()["result"].clone(), merged.json()["_version"].clone()),
+        (json!("updated"), json!(2))
+    );
+    assert_eq!(server.get("/up/_doc/1")?.json()["_source"], json!({"a": 0, "c": 3}));
+    let noop = server.send(Method::POST, "/up/_update/1", &json!({"doc": {"c": 3}}))?.json();
+    assert_eq!((noop["result"].clone(), noop["_version"].clone()), (json!("noop"), json!(2)), "{noop}");
+    let forced =
+        server.send(Method::POST, "/up/_update/1", &json!({"doc": {"c": 3}, "detect_noop": false}))?;
+    assert_eq!(
+        (forced.json()["result"].clone(), forced.json()["_version"].clone()),
+        (json!("updated"), json!(3))
+    );
+    let scripted = server.send(Method::POST, "/up/_update/1", &json!({"script": "ctx._source.c++"}))?;
+    assert_eq!(failure(&scripted), (400, "action_request_validation_exception".into()));
+
+    for refresh in ["true", "", "wait_for", "false"] {
+        let r = server.send(Method::PUT, &format!("/up/_doc/r?refresh={refresh}"), &json!({"r": refresh}))?;
+        assert!(r.status == 200 || r.status == 201, "{refresh}: {r:?}");
+        let forced = r.json().get("forced_refresh").cloned();
+        let expected = (refresh == "true" || refresh.is_empty()).then_some(json!(true));
+        assert_eq!(forced, expected, "refresh={refresh}: {r:?}");
+        let found = server.send(Method::POST, "/up/_search", &json!({"query": {"term": {"r": refresh}}}))?;
+        assert_eq!(found.json()["hits"]["total"]["value"], 1, "seen by the next search: {found:?}");
+    }
+    let u = server.send(Method::POST, "/up/_update/2?refresh=true", &json!({"doc": {"b": 3}}))?;
+    assert_eq!(u.json()["forced_refresh"], true, "{u:?}");
+    let d = server.request(Method::DELETE, "/up/_doc/2?refresh=wait_for", "")?;
+    assert_eq!((d.status, d.json().get("forced_refresh").cloned()), (200, None), "{d:?}");
+    let b = server.request(
+        Method::POST,
+        "/_bulk?refresh=true",
+        "{\"index\":{\"_index\":\"up\",\"_id\":\"9\"}}\n{}\n",
+    )?;
+    assert_eq!(b.json()["items"][0]["index"]["forced_refresh"], true, "{b:?}");
+    let bad = server.send(Method::PUT, "/up/_doc/3?refresh=later", &json!({}))?;
+    assert_eq!(failure(&bad), (400, "illegal_argument_exception".into()));
+    assert_eq!(server.get("/up/_doc/3")?.status, 404, "the refused write wrote nothing");
+    Ok(())
+}
+
+/// `GET|HEAD /{index}/_source/{id}`, `_source` filtering on GET, `_mget`
+/// (`docs` and `ids`, per-document `found` and errors) and `_msearch`
+/// (NDJSON, one answer or error per search).
+#[test]
+fn source_mget_and_msearch() -> TestResult {
+    let deployment = Deployment::new()?;
+    let server = deployment.start()?;
+    let bulk = concat!(
+        "{\"index\":{\"_index\":\"a\",\"_id\":\"1\"}}\n{\"user\":\"ana\",\"meta\":{\"x\":1,\"y\":2}}\n",
+        "{\"index\":{\"_index\":\"a\",\"_id\":\"2\"}}\n{\"user\":\"bob\"}\n",
+        "{\"index\":{\"_index\":\"b\",\"_id\":\"1\"}}\n{\"user\":\"cy\"}\n",
+    );
+    assert_eq!(server.request(Method::POST, "/_bulk?refresh=true", bulk)?.json()["errors"], false);
+    let source = server.get("/a/_source/1")?;
+    assert_eq!((source.status, source.json()), (200, json!({"user": "ana", "meta": {"x": 1, "y": 2}})));
+    assert_eq!(server.get("/a/_source/1?_source_includes=meta.x")?.json(), json!({"meta": {"x": 1}}));
+    assert_eq!(server.get("/a/_source/1?_source_excludes=meta")?.json(), json!({"user": "ana"}));
+    assert_eq!(failure(&server.get("/a/_source/9")?), (404, "resource_not_found_exception".into()));
+    assert_eq!(failure(&server.get("/zz/_source/1")?), (404, "index_not_found_exception".into()));
+    assert_eq!(server.request(Method::HEAD, "/a/_source/1", "")?.status, 200);
+    assert_eq!(server.request(Method::HEAD, "/a/_source/9", "")?.status, 404);
+    let filtered = server.get("/a/_doc/1?_source=user")?.json();
+    assert_eq!(filtered["_source"], json!({"user": "ana"}), "{filtered}");
+    assert!(server.get("/a/_doc/1?_source=false")?.json().get("_source").is_none());
+
+    let docs = json!({"docs": [
+        {"_index": "a", "_id": "1", "_source": ["meta.y"]},
+        {"_index": "b", "_id": "1"},
+        {"_index": "a", "_id": "404"},
+        {"_index": "nope", "_id": "1"}
+    ]});
+    let got = server.send(Method::POST, "/_mget", &docs)?;
+    assert_eq!(got.status, 200, "{got:?}");
+    let got = got.json();
+    assert_eq!(got["docs"][0]["_source"], json!({"meta": {"y": 2}}), "{got}");
+    assert_eq!(
+        (got["docs"][1]["found"].clone(), got["docs"][1]["_source"]["user"].clone()),
+        (json!(true), json!("cy"))
+    );
+    assert_eq!(
+        (got["docs"][2]["found"].clone(), got["docs"][2]["_id"].clone()),
+        (json!(false), json!("404"))
+    );
+    assert_eq!(got["docs"][3]["error"]["type"], "index_not_found_exception", "{got}");
+    let ids = server.send(Method::GET, "/a/_mget", &json!({"ids": ["2", "1", "3"]}))?.json();
+    let found: Vec<bool> =
+        ids["docs"].as_array().into_iter().flatten().filter_map(|d| d["found"].as_bool()).collect();
+    assert_eq!(found, [true, true, false], "{ids}");
+    let no_index = server.send(Method::POST, "/_mget", &json!({"docs": [{"_id": "1"}]}))?;
+    assert_eq!(failure(&no_index), (400, "action_request_validation_exception".into()), "{no_index:?}");
+    assert_eq!(failure(&server.send(Method::POST, "/_mget", &json!({"ids": ["1"]}))?).0, 400);
+    assert_eq!(failure(&server.send(Method::POST, "/_mget", &json!({"docs": []}))?).0, 400);
+
+    let msearch = concat!(
+        "{\"index\":\"a\"}\n{\"query\":{\"term\":{\"user\":\"bob\"}}}\n",
+        "{}\n{\"query\":{\"match_all\":{}}}\n",
+        "{\"index\":\"nope\"}\n{}\n",
+        "{\"index\":[\"a\",\"b\"]}\n{\"query\":{\"bogus\":{}}}\n",
+    );
+    let answer = server.request(Method::POST, "/_msearch", msearch)?;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let responses = answer.json()["responses"].clone();
+    assert_eq!(responses[0]["hits"]["total"]["value"], 1, "{responses}");
+    assert_eq!(responses[0]["status"], 200);
+    assert_eq!(responses[1]["hits"]["total"]["value"], 3, "{responses}");
+    assert_eq!(
+        (responses[2]["status"].clone(), responses[2]["error"]["type"].clone()),
+        (json!(404), json!("index_not_found_exception"))
+    );
+    assert_eq!(responses[3]["status"], 400, "{responses}");
+    let scoped = server.request(Method::POST, "/b/_msearch", "{}\n{}\n")?.json();
+    assert_eq!(scoped["responses"][0]["hits"]["total"]["value"], 1, "the path's index: {scoped}");
+    assert_eq!(
+        server.request(Method::POST, "/_msearch", "{\"index\":\"a\"}\n")?.status,
+        400,
+        "a header without a body"
+    );
+    Ok(())
+}
+
+/// `_mget` and `_msearch` are authorised per item, as OpenSearch's
+/// security plugin does: an item on an index the user may not read is an
+/// error in its slot (`security_exception`) and never shows the document;
+/// nothing readable at all is a 403; a system index anywhere refuses the
+/// whole call; every refusal is audited.
+#[test]
+fn mget_and_msearch_are_authorised_per_item() -> TestResult {
+    let deployment = Deployment::new()?;
+    let server = deployment.start()?;
+    let bulk = concat!(
+        "{\"index\":{\"_index\":\"logs\",\"_id\":\"1\"}}\n{\"msg\":\"public\"}\n",
+        "{\"index\":{\"_index\":\"secret\",\"_id\":\"1\"}}\n{\"msg\":\"TOP-SECRET\"}\n",
+    );
+    assert_eq!(server.request(Method::POST, "/_bulk", bulk)?.json()["errors"], false);
+    let reader = json!({"index_permissions": [{"index_patterns": ["logs"], "allowed_actions": ["read"]}]});
+    assert_eq!(server.send(Method::PUT, "/_plugins/_security/api/roles/log_reader", &reader)?.status, 201);
+    let user = json!({"password": "Reader-Pass-1", "opendistro_security_roles": ["log_reader"]});
+    assert_eq!(server.send(Method::PUT, "/_plugins/_security/api/internalusers/rita", &user)?.status, 201);
+    let as_rita = |method: Method, path: &str, body: &str| -> Result<crate::support::Reply, reqwest::Error> {
+        let client = reqwest::blocking::Client::new();
+        let response = client
+            .request(method, server.url(path))
+            .basic_auth("rita", Some("Reader-Pass-1"))
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        Ok(crate::support::Reply { status, headers, body: response.text()? })
+    };
+
+    let mixed =
+        json!({"docs": [{"_index": "logs", "_id": "1"}, {"_index": "secret", "_id": "1"}]}).to_string();
+    let got = as_rita(Method::POST, "/_mget", &mixed)?;
+    assert_eq!(got.status, 200, "{got:?}");
+    assert!(!got.body.contains("TOP-SECRET"), "the refused document leaked: {got:?}");
+    let docs = got.json()["docs"].clone();
+    assert_eq!(docs[0]["_source"]["msg"], "public", "{docs}");
+    assert_eq!(docs[1]["error"]["type"], "security_exception", "{docs}");
+    assert!(docs[1]["error"]["reason"].as_str().unwrap_or_default().contains("secret"), "{docs}");
+    let only_secret = json!({"docs": [{"_index": "secret", "_id": "1"}]}).to_string();
+    let refused = as_rita(Method::POST, "/_mget", &only_secret)?;
+    assert_eq!(failure(&refused), (403, "security_exception".into()), "{refused:?}");
+    assert!(!refused.body.contains("TOP-SECRET"));
+    let refused = as_rita(Method::POST, "/secret/_mget", "{\"ids\":[\"1\"]}")?;
+    assert_eq!(refused.status, 403, "{refused:?}");
+
+    // System indices: the whole call is refused, for admins too.
+    for who in ["rita", "admin"] {
+        let system = json!({"docs": [{"_index": "logs", "_id": "1"}, {"_index": ".warden-security", "_id": "internal_users.yml"}]});
+        let reply = if who == "admin" {
+            server.send(Method::POST, "/_mget", &system)?
+        } else {
+            as_rita(Method::POST, "/_mget", &system.to_string())?
+        };
+        assert_eq!(failure(&reply), (403, "security_exception".into()), "{who}: {reply:?}");
+        assert!(!reply.body.contains("public") && !reply.body.contains("hash"), "{who}: {reply:?}");
+        let msearch = "{\"index\":\"logs\"}\n{}\n{\"index\":\".warden-security\"}\n{}\n";
+        let reply = if who == "admin" {
+            server.request(Method::POST, "/_msearch", msearch)?
+        } else {
+            as_rita(Method::POST, "/_msearch", msearch)?
+        };
+        assert_eq!(failure(&reply), (403, "security_exception".into()), "{who}: {reply:?}");
+        let reply =
+            server.request(Method::POST, "/.warden-security/_mget", "{\"ids\":[\"internal_users.yml\"]}")?;
+        assert_eq!(reply.status, 403, "{reply:?}");
+    }
+    // Every other form of the new paths keeps the system indices shut.
+    for (method, path, body) in [
+        (Method::GET, "/.warden-security/_source/internal_users.yml", ""),
+        (Method::HEAD, "/.warden-security/_source/internal_users.yml", ""),
+        (Method::POST, "/.warden*/_msearch", "{}\n{}\n"),
+        (Method::POST, "/_msearch", "{\"index\":[\"logs\",\".warden-tokens\"]}\n{}\n"),
+        (Method::POST, "/_msearch", "{\"index\":\".ext-any\"}\n{}\n"),
+        (Method::POST, "/_mget", "{\"docs\":[{\"_index\":\".ext-any_state\",\"_id\":\"1\"}]}"),
+        (Method::POST, "/.warden-tokens/_update/keys", "{\"doc\":{},\"doc_as_upsert\":true}"),
+    ] {
+        let reply = server.request(method.clone(), path, body)?;
+        assert_eq!(reply.status, 403, "{method} {path}: {reply:?}");
+        assert!(
+            !reply.body.contains("hash") && !reply.body.contains("\"keys\""),
+            "{method} {path}: {reply:?}"
+        );
+    }
+
+    let msearch = "{\"index\":\"logs\"}\n{}\n{\"index\":\"secret\"}\n{}\n{\"index\":\"*\"}\n{}\n";
+    let answer = as_rita(Method::POST, "/_msearch", msearch)?;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert!(!answer.body.contains("TOP-SECRET"), "{answer:?}");
+    let responses = answer.json()["responses"].clone();
+    assert_eq!(responses[0]["hits"]["total"]["value"], 1, "{responses}");
+    assert_eq!(
+        (responses[1]["status"].clone(), responses[1]["error"]["type"].clone()),
+        (json!(403), json!("security_exception"))
+    );
+    assert_eq!(
+        responses[2]["hits"]["total"]["value"], 1,
+        "a wildcard expands to what she may read: {responses}"
+    );
+    let refused = as_rita(Method::POST, "/_msearch", "{\"index\":\"secret\"}\n{}\n")?;
+    assert_eq!(refused.status, 403, "{refused:?}");
+
+    let audit = server.get("/_warden/audit?category=MISSING_PRIVILEGES&size=100")?.json();
+    let refusals: Vec<String> = audit["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["user"] == "rita")
+        .filter_map(|e| e["action"].as_str().map(str::to_owned))
+        .collect();
+    assert!(refusals.iter().any(|a| a == "indices:data/read/mget"), "{refusals:?}");
+    assert!(refusals.iter().any(|a| a == "indices:data/read/msearch"), "{refusals:?}");
+    Ok(())
+}

@@ -19,6 +19,7 @@
 //! | `obo` | user-minted on-behalf-of tokens |
 //! | `revocation` | tokens die with the password, the account and (when configured) the roles they came from |
 //! | `cluster_rest` | users' own calls on OpenSearch's paths; OBO revocations |
+//! | `conformance` | OpenSearch's own YAML REST tests (`tests/conformance/`), with the list of those not passing yet |
 //! | `gates` | extensions' cluster calls through the service and user gates |
 //! | `services_mappings` | role mappings that widen an extension's policy for some users (seed 003) |
 //! | `jobs` | scheduled jobs through a real guest |
@@ -38,6 +39,7 @@ mod attacks;
 mod authorization;
 mod cli;
 mod cluster_rest;
+mod conformance;
 mod consents;
 mod crash;
 mod gates;

@@ -37,6 +37,19 @@ pub struct BulkItem {
     pub id: Option<String>,
     /// Where its source line is in the body (none for delete).
     pub source: Option<std::ops::Range<usize>>,
+    /// Its own conditions: `if_seq_no`/`if_primary_term`, `version` and
+    /// `version_type`, as written (judged per item: a bad one fails its
+    /// item only).
+    pub conditions: BulkConditions,
+}
+
+/// A `_bulk` item's concurrency options, as written in its action line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BulkConditions {
+    pub if_seq_no: Option<Value>,
+    pub if_primary_term: Option<Value>,
+    pub version: Option<Value>,
+    pub version_type: Option<Value>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,13 +81,51 @@ pub enum Op {
     DeleteIndex,
     GetIndex,
     Refresh,
-    IndexDoc { id: Option<String>, create_only: bool },
-    GetDoc { id: String },
-    DeleteDoc { id: String },
-    UpdateDoc { id: String },
+    IndexDoc {
+        id: Option<String>,
+        create_only: bool,
+    },
+    GetDoc {
+        id: String,
+    },
+    /// `GET /<index>/_source/<id>`: the source alone.
+    GetSource {
+        id: String,
+    },
+    DeleteDoc {
+        id: String,
+    },
+    UpdateDoc {
+        id: String,
+    },
     Search,
     Count,
     Bulk,
+    /// `_mget`: documents, each authorised and answered on its own.
+    Mget {
+        docs: Vec<MgetDoc>,
+    },
+    /// `_msearch`: searches, each authorised and answered on its own.
+    Msearch {
+        searches: Vec<SubSearch>,
+    },
+}
+
+/// One document of an `_mget`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MgetDoc {
+    pub index: String,
+    pub id: String,
+    /// Its own `_source` filter (`true`, `false`, paths, `{includes, excludes}`).
+    pub source: Option<Value>,
+}
+
+/// One search of an `_msearch`: its header's index expression (or the
+/// path's, or everything) and where its body line is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubSearch {
+    pub indices: Vec<String>,
+    pub body: std::ops::Range<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -93,6 +144,13 @@ pub enum ActionError {
     BadBulk(String),
     #[error("invalid document id `{0}`: {1}")]
     BadId(String, &'static str),
+    /// OpenSearch's `action_request_validation_exception` (400): the
+    /// reason as it words it (`index is missing for doc 0`).
+    #[error("Validation Failed: 1: {0};")]
+    Validation(String),
+    /// A body that does not parse (400 `parse_exception`).
+    #[error("{0}")]
+    Parse(String),
 }
 
 /// A name that cannot be an index (or an index expression), with
@@ -115,9 +173,11 @@ impl HasKind for ActionError {
             // No such API: the REST fallback answers 404 `no_handler_found`.
             ActionError::Unknown { .. } => ErrorKind::NotFound,
             ActionError::InvalidIndexName(e) => e.kind(),
-            ActionError::TooManyExpressions { .. } | ActionError::BadBulk(_) | ActionError::BadId(..) => {
-                ErrorKind::Invalid
-            }
+            ActionError::TooManyExpressions { .. }
+            | ActionError::BadBulk(_)
+            | ActionError::BadId(..)
+            | ActionError::Validation(_)
+            | ActionError::Parse(_) => ErrorKind::Invalid,
         }
     }
 }
@@ -140,6 +200,8 @@ pub const WRITE_UPDATE: &str = "indices:data/write/update";
 pub const WRITE_BULK: &str = "indices:data/write/bulk";
 pub const READ_GET: &str = "indices:data/read/get";
 pub const READ_SEARCH: &str = "indices:data/read/search";
+pub const READ_MGET: &str = "indices:data/read/mget";
+pub const READ_MSEARCH: &str = "indices:data/read/msearch";
 
 /// Maps one call. `path` may carry a query string (ignored here).
 ///
@@ -170,6 +232,7 @@ pub fn resolve(method: &str, path: &str, body: Option<&[u8]>) -> Result<ActionRe
         ("POST" | "PUT", [index, "_bulk"]) => bulk(Some(concrete_index(index)?.as_str()), body),
         ("GET" | "POST", [index, "_search"]) => on(READ_SEARCH, Op::Search, index),
         ("GET" | "POST", [index, "_count"]) => on(READ_SEARCH, Op::Count, index),
+        ("POST" | "GET", ["_refresh"]) => on(REFRESH, Op::Refresh, "*"),
         ("POST" | "GET", [index, "_refresh"]) => on(REFRESH, Op::Refresh, index),
         ("POST", [index, "_doc"]) => one(WRITE_INDEX, Op::IndexDoc { id: None, create_only: false }, index),
         ("PUT" | "POST", [index, "_doc", id]) => {
@@ -179,12 +242,38 @@ pub fn resolve(method: &str, path: &str, body: Option<&[u8]>) -> Result<ActionRe
             one(WRITE_INDEX, Op::IndexDoc { id: Some(doc_id(id)?), create_only: true }, index)
         }
         ("GET" | "HEAD", [index, "_doc", id]) => one(READ_GET, Op::GetDoc { id: doc_id(id)? }, index),
+        ("GET" | "HEAD", [index, "_source", id]) => one(READ_GET, Op::GetSource { id: doc_id(id)? }, index),
+        ("GET" | "POST", ["_mget"]) => mget(None, body),
+        ("GET" | "POST", [index, "_mget"]) => mget(Some(concrete_index(index)?.as_str()), body),
+        ("GET" | "POST", ["_msearch"]) => msearch(None, body),
+        ("GET" | "POST", [index, "_msearch"]) => msearch(Some(index), body),
         ("DELETE", [index, "_doc", id]) => one(WRITE_DELETE, Op::DeleteDoc { id: doc_id(id)? }, index),
         ("POST", [index, "_update", id]) => one(WRITE_UPDATE, Op::UpdateDoc { id: doc_id(id)? }, index),
         ("PUT", [index]) if !index.starts_with('_') => one(CREATE_INDEX, Op::CreateIndex, index),
         ("DELETE", [index]) if !index.starts_with('_') => on(DELETE_INDEX, Op::DeleteIndex, index),
         ("GET" | "HEAD", [index]) if !index.starts_with('_') => on(GET_INDEX, Op::GetIndex, index),
         _ => Err(unknown()),
+    }
+}
+
+impl ActionRequest {
+    /// The parts of a multi request, each a request of its own as
+    /// OpenSearch's security plugin authorises them: an `_mget`'s
+    /// documents (`indices:data/read/mget` on each one's index), an
+    /// `_msearch`'s searches (`indices:data/read/search` on each one's
+    /// expression). Empty for every other request.
+    pub fn parts(&self) -> Vec<ActionRequest> {
+        let part = |action, op, indices| ActionRequest { action, op, indices, items: Vec::new() };
+        match &self.op {
+            Op::Mget { docs } => docs
+                .iter()
+                .map(|d| part(READ_MGET, Op::GetDoc { id: d.id.clone() }, vec![d.index.clone()]))
+                .collect(),
+            Op::Msearch { searches } => {
+                searches.iter().map(|s| part(READ_SEARCH, Op::Search, s.indices.clone())).collect()
+            }
+            _ => Vec::new(),
+        }
     }
 }
 
@@ -211,6 +300,7 @@ impl Op {
             Op::CreateIndex
                 | Op::IndexDoc { .. }
                 | Op::GetDoc { .. }
+                | Op::GetSource { .. }
                 | Op::DeleteDoc { .. }
                 | Op::UpdateDoc { .. }
         )
@@ -338,7 +428,7 @@ fn checked_id(id: String) -> Result<String, ActionError> {
     Ok(id)
 }
 
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&percent_decode_bytes(s)).into_owned()
 }
 
@@ -380,18 +470,36 @@ fn bulk(default_index: Option<&str>, body: Option<&[u8]>) -> Result<ActionReques
     let text = std::str::from_utf8(body).map_err(|_| ActionError::BadBulk("not UTF-8".into()))?;
     let mut lines = non_empty_lines(text);
     let mut items = Vec::new();
-    while let Some((_, line)) = lines.next() {
+    // OpenSearch's messages name the line, counted from 1: newlines are
+    // counted since the previous action line only, so a long body is read
+    // once, not once per line.
+    let (mut counted_to, mut newlines) = (0usize, 0usize);
+    while let Some((start, line)) = lines.next() {
+        newlines += text.get(counted_to..start).map_or(0, |skipped| skipped.matches('\n').count());
+        counted_to = start;
+        let number = newlines + 1;
         let action: Value = serde_json::from_str(line)
             .map_err(|e| ActionError::BadBulk(format!("action line is not JSON: {e}")))?;
         let Some((kind, meta)) = action.as_object().and_then(|o| o.iter().next()) else {
-            return Err(ActionError::BadBulk(format!("empty action line `{line}`")));
+            return Err(ActionError::BadBulk(format!(
+                "Malformed action/metadata line [{number}], expected FIELD_NAME but found [END_OBJECT]"
+            )));
         };
         let (kind, item_action) = match kind.as_str() {
             "index" => (BulkKind::Index, WRITE_INDEX),
             "create" => (BulkKind::Create, WRITE_INDEX),
             "update" => (BulkKind::Update, WRITE_UPDATE),
             "delete" => (BulkKind::Delete, WRITE_DELETE),
-            other => return Err(ActionError::BadBulk(format!("unknown action `{other}`"))),
+            other => {
+                return Err(ActionError::BadBulk(format!(
+                    "Malformed action/metadata line [{number}], expected one of [create, delete, index, update] but found [{other}]"
+                )));
+            }
+        };
+        // `op_type: create` on an index item makes it a create item.
+        let kind = match (kind, meta.get("op_type").and_then(Value::as_str)) {
+            (BulkKind::Index, Some("create")) => BulkKind::Create,
+            (kind, _) => kind,
         };
         let index = match (meta.get("_index"), default_index) {
             (Some(Value::String(i)), _) => i.clone(),
@@ -404,7 +512,8 @@ fn bulk(default_index: Option<&str>, body: Option<&[u8]>) -> Result<ActionReques
         validate_index_name(&index)?;
         let id = match meta.get("_id") {
             None | Some(Value::Null) => None,
-            Some(Value::String(id)) if !id.is_empty() => Some(checked_id(id.clone())?),
+            // An empty `_id` fails its item only (the backend says why).
+            Some(Value::String(id)) => Some(checked_id(id.clone())?),
             Some(Value::Number(n)) => Some(n.to_string()),
             Some(other) => {
                 return Err(ActionError::BadBulk(format!("item `_id` {other} must be a non-empty string")));
@@ -425,7 +534,13 @@ fn bulk(default_index: Option<&str>, body: Option<&[u8]>) -> Result<ActionReques
                 }
             },
         };
-        items.push(BulkItem { kind, action: item_action, index, id, source });
+        let conditions = BulkConditions {
+            if_seq_no: meta.get("if_seq_no").cloned(),
+            if_primary_term: meta.get("if_primary_term").cloned(),
+            version: meta.get("version").cloned(),
+            version_type: meta.get("version_type").cloned(),
+        };
+        items.push(BulkItem { kind, action: item_action, index, id, source, conditions });
     }
     if items.is_empty() {
         return Err(ActionError::BadBulk("no items".into()));
@@ -434,6 +549,125 @@ fn bulk(default_index: Option<&str>, body: Option<&[u8]>) -> Result<ActionReques
     indices.sort();
     indices.dedup();
     Ok(ActionRequest { action: WRITE_BULK, op: Op::Bulk, indices, items })
+}
+
+/// `_mget`: `{"docs": [{"_index", "_id", "_source"}, …]}` or, with an
+/// index in the path, `{"ids": […]}`. Every document names one concrete
+/// index (its own `_index` or the path's), checked as a path's would be.
+fn mget(default_index: Option<&str>, body: Option<&[u8]>) -> Result<ActionRequest, ActionError> {
+    let body: Value = match body {
+        None | Some([]) => return Err(ActionError::Validation("no documents to get".into())),
+        Some(b) => serde_json::from_slice(b)
+            .map_err(|e| ActionError::Parse(format!("request body is not JSON: {e}")))?,
+    };
+    let Some(fields) = body.as_object() else {
+        return Err(ActionError::Parse("the _mget body must be a JSON object".into()));
+    };
+    let id_of = |v: &Value| -> Option<String> {
+        match v {
+            Value::String(s) if !s.is_empty() => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    };
+    let mut docs = Vec::new();
+    for (key, value) in fields {
+        match (key.as_str(), value) {
+            ("docs", Value::Array(list)) => {
+                for (n, doc) in list.iter().enumerate() {
+                    let Some(doc) = doc.as_object() else {
+                        return Err(ActionError::Parse(format!("doc {n} of _mget must be a JSON object")));
+                    };
+                    let index = match (doc.get("_index"), default_index) {
+                        (Some(Value::String(i)), _) => i.clone(),
+                        (None, Some(i)) => i.to_owned(),
+                        _ => return Err(ActionError::Validation(format!("index is missing for doc {n}"))),
+                    };
+                    validate_index_name(&index)?;
+                    let Some(id) = doc.get("_id").and_then(id_of) else {
+                        return Err(ActionError::Validation(format!("id is missing for doc {n}")));
+                    };
+                    docs.push(MgetDoc { index, id: checked_id(id)?, source: doc.get("_source").cloned() });
+                }
+            }
+            ("ids", Value::Array(list)) => {
+                let Some(index) = default_index else {
+                    return Err(ActionError::Validation("index is missing for doc 0".into()));
+                };
+                for (n, id) in list.iter().enumerate() {
+                    let Some(id) = id_of(id) else {
+                        return Err(ActionError::Validation(format!("id is missing for doc {n}")));
+                    };
+                    docs.push(MgetDoc { index: index.to_owned(), id: checked_id(id)?, source: None });
+                }
+            }
+            (other, _) => {
+                return Err(ActionError::Parse(format!(
+                    "unknown key [{other}] in an _mget body: expected `docs` or `ids` (an array)"
+                )));
+            }
+        }
+    }
+    if docs.is_empty() {
+        return Err(ActionError::Validation("no documents to get".into()));
+    }
+    let indices = distinct(docs.iter().map(|d| d.index.clone()));
+    Ok(ActionRequest { action: READ_MGET, op: Op::Mget { docs }, indices, items: Vec::new() })
+}
+
+/// `_msearch`: NDJSON pairs of a header (`{"index": …}`, or `{}` for the
+/// path's expression, or everything) and a search body. A header's
+/// `index` is an expression (a comma list or an array) taken as written —
+/// bodies are never percent-decoded — under the path's rules.
+fn msearch(default_expression: Option<&str>, body: Option<&[u8]>) -> Result<ActionRequest, ActionError> {
+    let default = match default_expression {
+        Some(segment) => index_expression(segment)?,
+        None => vec!["*".to_owned()],
+    };
+    let text = std::str::from_utf8(body.unwrap_or_default())
+        .map_err(|_| ActionError::Parse("the _msearch body is not UTF-8".into()))?;
+    let mut lines = non_empty_lines(text);
+    let mut searches = Vec::new();
+    while let Some((_, line)) = lines.next() {
+        let header: Value = serde_json::from_str(line)
+            .map_err(|e| ActionError::Parse(format!("an _msearch header is not JSON: {e}")))?;
+        let Some(header) = header.as_object() else {
+            return Err(ActionError::Parse("an _msearch header must be a JSON object".into()));
+        };
+        let indices = match header.get("index") {
+            None | Some(Value::Null) => default.clone(),
+            Some(Value::String(expression)) => expression_as_written(expression)?,
+            Some(Value::Array(parts)) => {
+                let parts: Option<Vec<&str>> = parts.iter().map(Value::as_str).collect();
+                let parts = parts.ok_or_else(|| {
+                    ActionError::Parse("an _msearch `index` list holds a non-string".into())
+                })?;
+                expression_as_written(&parts.join(","))?
+            }
+            Some(other) => {
+                return Err(ActionError::Parse(format!(
+                    "an _msearch header's `index` must be a string, not {other}"
+                )));
+            }
+        };
+        let Some((start, line)) = lines.next() else {
+            return Err(ActionError::Validation("an _msearch header without its search body".into()));
+        };
+        searches.push(SubSearch { indices, body: start..start + line.len() });
+    }
+    if searches.is_empty() {
+        return Err(ActionError::Validation("no requests added".into()));
+    }
+    let indices = distinct(searches.iter().flat_map(|s| s.indices.iter().cloned()));
+    Ok(ActionRequest { action: READ_MSEARCH, op: Op::Msearch { searches }, indices, items: Vec::new() })
+}
+
+/// An index expression from a body (never percent-decoded): a `%` in it
+/// is refused by the name rules, as in a bulk item's `_index`.
+fn expression_as_written(expression: &str) -> Result<Vec<String>, ActionError> {
+    // `%25` decodes to `%`, which every part then refuses: what is
+    // judged is what was written.
+    index_expression(&expression.replace('%', "%25"))
 }
 
 /// The non-blank lines of `text` with their byte offsets (`\r\n` too).
@@ -521,6 +755,68 @@ mod tests {
         assert!(e.is_some_and(|e| e.contains("longer than 512 bytes")));
         let bulk = format!("{{\"index\":{{\"_index\":\"a\",\"_id\":\"{long}\"}}}}\n{{}}\n");
         assert!(resolve("POST", "/_bulk", Some(bulk.as_bytes())).is_err());
+        Ok(())
+    }
+
+    /// `_mget`: both forms, each document a part of its own on its own
+    /// index (so the gateway authorises each); OpenSearch's validation
+    /// messages for what is missing.
+    #[test]
+    fn mget_documents_are_parts_with_their_own_indices() -> Result<(), ActionError> {
+        let body = br#"{"docs":[{"_index":"a","_id":"1","_source":false},{"_id":2},{"_index":".warden-x","_id":"3"}]}"#;
+        let r = resolve("POST", "/b/_mget", Some(body))?;
+        assert_eq!(
+            (r.action, r.indices.clone()),
+            (READ_MGET, vec!["a".into(), "b".into(), ".warden-x".into()])
+        );
+        let parts: Vec<(&str, Vec<String>, Op)> =
+            r.parts().into_iter().map(|p| (p.action, p.indices, p.op)).collect();
+        assert_eq!(parts[1], (READ_MGET, vec!["b".to_owned()], Op::GetDoc { id: "2".into() }));
+        let ids = resolve("GET", "/b/_mget", Some(br#"{"ids":["1",2]}"#))?;
+        assert_eq!(ids.parts().len(), 2);
+        for (path, body, message) in [
+            ("/_mget", &br#"{"docs":[{"_id":"1"}]}"#[..], "index is missing for doc 0"),
+            ("/_mget", br#"{"docs":[{"_index":"a"}]}"#, "id is missing for doc 0"),
+            ("/_mget", br#"{"ids":["1"]}"#, "index is missing for doc 0"),
+            ("/b/_mget", br#"{"ids":[]}"#, "no documents to get"),
+            ("/b/_mget", br#"{}"#, "no documents to get"),
+        ] {
+            let e = resolve("POST", path, Some(body)).err();
+            assert!(matches!(&e, Some(ActionError::Validation(m)) if m == message), "{path}: {e:?}");
+        }
+        assert!(matches!(resolve("POST", "/_mget", Some(b"{\"doc\":[]}")), Err(ActionError::Parse(_))));
+        assert!(refusal("POST", "/_mget", Some(br#"{"docs":[{"_index":"A","_id":"1"}]}"#)).is_some());
+        Ok(())
+    }
+
+    /// `_msearch`: a header's `index` (string, comma list or array) is an
+    /// expression taken as written — never percent-decoded — or the
+    /// path's, or everything; every search is a part.
+    #[test]
+    fn msearch_searches_are_parts_with_their_own_expressions() -> Result<(), ActionError> {
+        let body = b"{\"index\":\"a,l*\"}\n{}\n{}\n{\"query\":{\"match_all\":{}}}\n{\"index\":[\"c\",\"_all\"]}\n{}\n";
+        let r = resolve("POST", "/p/_msearch", Some(body))?;
+        assert_eq!(r.action, READ_MSEARCH);
+        let parts: Vec<Vec<String>> = r.parts().into_iter().map(|p| p.indices).collect();
+        assert_eq!(
+            parts,
+            vec![vec!["a".to_owned(), "l*".into()], vec!["p".into()], vec!["c".into(), "*".into()]]
+        );
+        assert_eq!(r.indices, ["a", "l*", "p", "c", "*"]);
+        let Op::Msearch { searches } = &r.op else { return Err(ActionError::Parse("not an msearch".into())) };
+        assert_eq!(&body[searches[1].body.clone()], br#"{"query":{"match_all":{}}}"#);
+        assert_eq!(resolve("POST", "/_msearch", Some(b"{}\n{}\n"))?.indices, ["*"]);
+        assert!(
+            refusal("POST", "/_msearch", Some(b"{\"index\":\"logs-%2A\"}\n{}\n")).is_some(),
+            "never decoded"
+        );
+        assert!(refusal("POST", "/_msearch", Some(b"{\"index\":\"A\"}\n{}\n")).is_some());
+        assert!(matches!(
+            resolve("POST", "/_msearch", Some(b"{\"index\":\"a\"}\n")),
+            Err(ActionError::Validation(_))
+        ));
+        assert!(matches!(resolve("POST", "/_msearch", Some(b"")), Err(ActionError::Validation(_))));
+        assert!(matches!(resolve("POST", "/_msearch", Some(b"[]\n{}\n")), Err(ActionError::Parse(_))));
         Ok(())
     }
 

@@ -61,9 +61,23 @@ impl Reply {
         Reply::new(status, json!({ "error": { "type": error_type, "reason": reason }, "status": status }))
     }
 
+    /// An error body naming the index it is about, as OpenSearch's do.
+    pub fn with_index(mut self, index: &str) -> Reply {
+        if let Some(error) = self.body.get_mut("error").and_then(Value::as_object_mut) {
+            error.insert("index".into(), json!(index));
+            error.insert("shard".into(), json!("0"));
+        }
+        self
+    }
+
     /// OpenSearch's 404 for an index (or expression) that names no index.
     pub fn index_not_found(index: &str) -> Reply {
-        Reply::error(404, "index_not_found_exception", format!("no such index [{index}]"))
+        let reason = format!("no such index [{index}]");
+        let cause = json!({ "type": "index_not_found_exception", "reason": reason, "index": index, "index_uuid": "_na_", "resource.type": "index_or_alias", "resource.id": index });
+        Reply::new(
+            404,
+            json!({ "error": { "root_cause": [cause], "type": "index_not_found_exception", "reason": reason, "index": index, "index_uuid": "_na_", "resource.type": "index_or_alias", "resource.id": index }, "status": 404 }),
+        )
     }
 
     /// OpenSearch's answer to a name that cannot be an index.
@@ -84,6 +98,205 @@ pub struct Params {
     /// `_search?size=…&from=…` (clients send them so); they win over the body's.
     pub size: Option<u64>,
     pub from: Option<u64>,
+    /// `op_type=create`: the write only creates (409 on an existing id).
+    pub op_type: Option<OpType>,
+    /// `version` and `version_type` (OpenSearch's versioning).
+    pub version: Option<u64>,
+    pub version_type: VersionType,
+    /// `refresh=true|wait_for|false` (`refresh` alone is `true`).
+    pub refresh: Refresh,
+    /// `_source`, `_source_includes`, `_source_excludes` on reads.
+    pub source: Option<SourceFilter>,
+    /// `rest_total_hits_as_int`: `hits.total` as a number, as clients of
+    /// the 6.x format (and every aggregation client) ask.
+    pub rest_total_hits_as_int: bool,
+    /// `track_total_hits` in the query string (it wins over the body's).
+    pub track_total_hits: Option<TrackTotalHits>,
+    /// `docvalue_fields` in the query string (added to the body's).
+    pub docvalue_fields: Vec<String>,
+}
+
+/// How far a search counts its hits (`track_total_hits`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrackTotalHits {
+    /// Every hit (`true`, `-1`).
+    Accurate,
+    /// Not at all (`false`): no `hits.total`.
+    Off,
+    /// Up to this many; beyond, the limit with `relation: gte`.
+    UpTo(u64),
+}
+
+impl TrackTotalHits {
+    /// From a body's or a query string's value; the reason otherwise.
+    pub fn from_json(value: &Value) -> Result<TrackTotalHits, String> {
+        match value {
+            Value::Bool(true) => Ok(TrackTotalHits::Accurate),
+            Value::Bool(false) => Ok(TrackTotalHits::Off),
+            Value::Number(n) => match n.as_i64() {
+                Some(-1) => Ok(TrackTotalHits::Accurate),
+                Some(limit) if limit >= 0 => Ok(TrackTotalHits::UpTo(limit.unsigned_abs())),
+                _ => Err(format!("[track_total_hits] parameter must be positive or equals to -1, got {n}")),
+            },
+            Value::String(s) => match s.as_str() {
+                "" | "true" => Ok(TrackTotalHits::Accurate),
+                "false" => Ok(TrackTotalHits::Off),
+                text => match text.parse::<i64>() {
+                    Ok(n) => TrackTotalHits::from_json(&json!(n)),
+                    Err(_) => {
+                        Err(format!("[track_total_hits] must be a boolean or an integer, not [{text}]"))
+                    }
+                },
+            },
+            other => Err(format!("[track_total_hits] must be a boolean or an integer, not {other}")),
+        }
+    }
+}
+
+/// `op_type`: what an index call may do to an existing document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpType {
+    Index,
+    Create,
+}
+
+/// `version_type`: how a given `version` is compared with the stored one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VersionType {
+    /// The store counts versions; a given one must equal it (reads only:
+    /// writes use `if_seq_no`/`if_primary_term`).
+    #[default]
+    Internal,
+    /// The caller's versions: a write must bring a higher one.
+    External,
+    /// The caller's versions: a write must bring one at least as high.
+    ExternalGte,
+}
+
+impl VersionType {
+    pub fn name(self) -> &'static str {
+        match self {
+            VersionType::Internal => "internal",
+            VersionType::External => "external",
+            VersionType::ExternalGte => "external_gte",
+        }
+    }
+}
+
+/// `refresh`: the embedded backend's searches see every write at once, so
+/// each value is honoured by what is already true; `true` is reported as
+/// OpenSearch does (`forced_refresh`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Refresh {
+    #[default]
+    False,
+    True,
+    WaitFor,
+}
+
+/// Which parts of a document's `_source` a read returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceFilter {
+    /// `_source=false`: none at all.
+    pub disabled: bool,
+    /// Dotted paths with `*` wildcards; none means everything.
+    pub includes: Vec<String>,
+    pub excludes: Vec<String>,
+}
+
+impl SourceFilter {
+    /// From a request body's `_source` (`true`, `false`, a path, a list of
+    /// paths, or `{includes, excludes}`); `None` when it is none of them.
+    pub fn from_json(value: &Value) -> Option<SourceFilter> {
+        let list = |v: &Value| -> Option<Vec<String>> {
+            match v {
+                Value::Null => Some(Vec::new()),
+                Value::String(s) => Some(vec![s.clone()]),
+                Value::Array(a) => a.iter().map(|x| x.as_str().map(str::to_owned)).collect(),
+                _ => None,
+            }
+        };
+        match value {
+            Value::Bool(b) => Some(SourceFilter { disabled: !b, ..SourceFilter::default() }),
+            Value::String(_) | Value::Array(_) => {
+                Some(SourceFilter { includes: list(value)?, ..SourceFilter::default() })
+            }
+            Value::Object(o) => {
+                let includes = o.get("includes").or_else(|| o.get("include")).unwrap_or(&Value::Null);
+                let excludes = o.get("excludes").or_else(|| o.get("exclude")).unwrap_or(&Value::Null);
+                Some(SourceFilter { disabled: false, includes: list(includes)?, excludes: list(excludes)? })
+            }
+            _ => None,
+        }
+    }
+
+    /// `source` as this filter lets it be seen (`None`: not at all).
+    pub fn apply(&self, source: &Value) -> Option<Value> {
+        if self.disabled {
+            return None;
+        }
+        if self.includes.is_empty() && self.excludes.is_empty() {
+            return Some(source.clone());
+        }
+        Some(self.filter(source, ""))
+    }
+
+    fn filter(&self, value: &Value, prefix: &str) -> Value {
+        let Value::Object(fields) = value else { return value.clone() };
+        let mut out = serde_json::Map::new();
+        for (key, v) in fields {
+            let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+            if self.excludes.iter().any(|p| glob(p, &path)) {
+                continue;
+            }
+            let included = self.includes.is_empty() || self.includes.iter().any(|p| glob(p, &path));
+            if included {
+                // Everything under an included path, less what is excluded.
+                out.insert(
+                    key.clone(),
+                    if self.excludes.is_empty() { v.clone() } else { self.filter_all(v, &path) },
+                );
+            } else if v.is_object() && self.includes.iter().any(|p| could_match_below(p, &path)) {
+                let inner = self.filter(v, &path);
+                if inner.as_object().is_some_and(|o| !o.is_empty()) {
+                    out.insert(key.clone(), inner);
+                }
+            }
+        }
+        Value::Object(out)
+    }
+
+    /// Everything under `path` but the excluded.
+    fn filter_all(&self, value: &Value, prefix: &str) -> Value {
+        let Value::Object(fields) = value else { return value.clone() };
+        let mut out = serde_json::Map::new();
+        for (key, v) in fields {
+            let path = format!("{prefix}.{key}");
+            if !self.excludes.iter().any(|p| glob(p, &path)) {
+                out.insert(key.clone(), self.filter_all(v, &path));
+            }
+        }
+        Value::Object(out)
+    }
+}
+
+/// Whether `pattern` (with `*` wildcards) matches all of `text`, or
+/// `text` lies under a path it matches (`a` covers `a.b`).
+fn glob(pattern: &str, text: &str) -> bool {
+    fn whole(p: &[u8], t: &[u8]) -> bool {
+        match p.split_first() {
+            None => t.is_empty(),
+            Some((b'*', rest)) => (0..=t.len()).any(|i| whole(rest, &t[i..])),
+            Some((c, rest)) => t.first() == Some(c) && whole(rest, &t[1..]),
+        }
+    }
+    whole(pattern.as_bytes(), text.as_bytes())
+        || text.match_indices('.').any(|(i, _)| whole(pattern.as_bytes(), &text.as_bytes()[..i]))
+}
+
+/// Whether `pattern` could match a path below `path` (`a.b` below `a`).
+fn could_match_below(pattern: &str, path: &str) -> bool {
+    pattern.contains('*') || pattern.starts_with(&format!("{path}."))
 }
 
 /// Why a query string was refused (every one is the caller's mistake).
@@ -98,6 +311,12 @@ pub enum ParamsError {
     /// One of `if_seq_no`/`if_primary_term` without the other.
     #[error("[{given}] needs [{missing}]")]
     Unpaired { given: &'static str, missing: &'static str },
+    /// An option whose value is none of those it takes (OpenSearch's text).
+    #[error("Unknown value for {name}: [{value}].")]
+    UnknownValue { name: &'static str, value: String },
+    /// A `track_total_hits` that is no boolean, `-1` or a count.
+    #[error("{0}")]
+    TrackTotalHits(String),
 }
 
 impl HasKind for ParamsError {
@@ -112,23 +331,77 @@ impl Params {
     /// a conditional write into an unconditional one.
     pub fn parse(path: &str) -> Result<Params, ParamsError> {
         let mut p = Params::default();
+        let mut source: Option<SourceFilter> = None;
         if let Some((_, query)) = path.split_once('?') {
-            for pair in query.split('&') {
+            for pair in query.split('&').filter(|pair| !pair.is_empty()) {
                 let number = |name: &'static str, v: &str| {
                     v.parse::<u64>().map_err(|_| ParamsError::NotANumber { name, value: v.to_owned() })
                 };
-                match pair.split_once('=') {
-                    Some(("if_seq_no", v)) => p.if_seq_no = Some(number("if_seq_no", v)?),
-                    Some(("if_primary_term", v)) => p.if_primary_term = Some(number("if_primary_term", v)?),
-                    Some(("size", v)) => p.size = Some(number("size", v)?),
-                    Some(("from", v)) => p.from = Some(number("from", v)?),
+                let unknown =
+                    |name: &'static str, v: &str| ParamsError::UnknownValue { name, value: v.to_owned() };
+                let (name, v) = pair.split_once('=').unwrap_or((pair, ""));
+                let decoded = super::actions::percent_decode(v);
+                let paths =
+                    || decoded.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect::<Vec<_>>();
+                match name {
+                    "if_seq_no" => p.if_seq_no = Some(number("if_seq_no", v)?),
+                    "if_primary_term" => p.if_primary_term = Some(number("if_primary_term", v)?),
+                    "size" => p.size = Some(number("size", v)?),
+                    "from" => p.from = Some(number("from", v)?),
+                    "version" => p.version = Some(number("version", v)?),
+                    "version_type" => {
+                        p.version_type = match v {
+                            "internal" => VersionType::Internal,
+                            "external" => VersionType::External,
+                            "external_gte" => VersionType::ExternalGte,
+                            _ => return Err(unknown("version_type", v)),
+                        }
+                    }
+                    "op_type" => {
+                        p.op_type = Some(match v {
+                            "index" => OpType::Index,
+                            "create" => OpType::Create,
+                            _ => return Err(unknown("op_type", v)),
+                        })
+                    }
+                    "refresh" => {
+                        p.refresh = match v {
+                            "" | "true" => Refresh::True,
+                            "false" => Refresh::False,
+                            "wait_for" => Refresh::WaitFor,
+                            _ => return Err(unknown("refresh", v)),
+                        }
+                    }
+                    "_source" => {
+                        let filter = source.get_or_insert_with(SourceFilter::default);
+                        match decoded.as_str() {
+                            "true" => filter.disabled = false,
+                            "false" => filter.disabled = true,
+                            _ => filter.includes = paths(),
+                        }
+                    }
+                    "_source_includes" | "_source_include" => {
+                        source.get_or_insert_with(SourceFilter::default).includes = paths()
+                    }
+                    "rest_total_hits_as_int" => p.rest_total_hits_as_int = matches!(v, "" | "true"),
+                    "docvalue_fields" => p.docvalue_fields.extend(paths()),
+                    "track_total_hits" => {
+                        p.track_total_hits = Some(
+                            TrackTotalHits::from_json(&Value::String(v.to_owned()))
+                                .map_err(ParamsError::TrackTotalHits)?,
+                        )
+                    }
+                    "_source_excludes" | "_source_exclude" => {
+                        source.get_or_insert_with(SourceFilter::default).excludes = paths()
+                    }
                     // Answering a Lucene query string with everything would be
                     // worse than refusing it.
-                    Some(("q", _)) => return Err(ParamsError::QueryString),
+                    "q" => return Err(ParamsError::QueryString),
                     _ => {}
                 }
             }
         }
+        p.source = source;
         match (p.if_seq_no, p.if_primary_term) {
             (Some(_), None) => Err(ParamsError::Unpaired { given: "if_seq_no", missing: "if_primary_term" }),
             (None, Some(_)) => Err(ParamsError::Unpaired { given: "if_primary_term", missing: "if_seq_no" }),
@@ -163,6 +436,56 @@ mod tests {
                 "[q] (query string search) is not supported; send a query body".into()
             ))
         );
+    }
+
+    /// The document API's options, and OpenSearch's refusals of bad values.
+    #[test]
+    fn document_options_parse_or_say_why_not() {
+        let p = Params::parse(
+            "/i/_doc/1?op_type=create&refresh&version=7&version_type=external_gte&_source_includes=a%2Cb.c",
+        );
+        let p = p.unwrap_or_default();
+        assert_eq!(
+            (p.op_type, p.refresh, p.version, p.version_type),
+            (Some(OpType::Create), Refresh::True, Some(7), VersionType::ExternalGte)
+        );
+        assert_eq!(p.source.map(|s| s.includes), Some(vec!["a".to_owned(), "b.c".to_owned()]));
+        let p =
+            Params::parse("/i/_search?track_total_hits=-1&rest_total_hits_as_int=true").unwrap_or_default();
+        assert_eq!((p.track_total_hits, p.rest_total_hits_as_int), (Some(TrackTotalHits::Accurate), true));
+        let refused = |path: &str| Params::parse(path).err().map(|e| e.to_string());
+        assert_eq!(
+            refused("/i/_doc/1?refresh=later").as_deref(),
+            Some("Unknown value for refresh: [later].")
+        );
+        assert_eq!(
+            refused("/i/_doc/1?op_type=upsert").as_deref(),
+            Some("Unknown value for op_type: [upsert].")
+        );
+        assert_eq!(
+            refused("/i/_doc/1?version_type=force").as_deref(),
+            Some("Unknown value for version_type: [force].")
+        );
+        assert_eq!(
+            refused("/i/_search?track_total_hits=-2").as_deref(),
+            Some("[track_total_hits] parameter must be positive or equals to -1, got -2")
+        );
+    }
+
+    /// `_source` filtering: paths, wildcards, whole objects, excludes.
+    #[test]
+    fn source_filters_keep_what_is_asked() {
+        let source = json!({"a": {"x": 1, "y": 2}, "b": 3, "c": {"d": {"e": 4}}});
+        let filter = |v: Value| SourceFilter::from_json(&v).and_then(|f| f.apply(&source));
+        assert_eq!(filter(json!(false)), None);
+        assert_eq!(filter(json!(true)), Some(source.clone()));
+        assert_eq!(filter(json!("a.x")), Some(json!({"a": {"x": 1}})));
+        assert_eq!(filter(json!(["b", "c.d.e"])), Some(json!({"b": 3, "c": {"d": {"e": 4}}})));
+        assert_eq!(filter(json!({"includes": ["a"], "excludes": ["*.y"]})), Some(json!({"a": {"x": 1}})));
+        assert_eq!(filter(json!({"excludes": ["a", "c"]})), Some(json!({"b": 3})));
+        assert_eq!(filter(json!("*.e")), Some(json!({"c": {"d": {"e": 4}}})));
+        assert_eq!(filter(json!("nothing")), Some(json!({})));
+        assert_eq!(SourceFilter::from_json(&json!(5)), None);
     }
 
     #[test]

@@ -180,6 +180,10 @@ fn resolve(method: &str, path: &str, body: Option<&[u8]>) -> Result<Result<Actio
     match actions::resolve(method, path, body) {
         Ok(request) => Ok(Ok(request)),
         Err(actions::ActionError::InvalidIndexName(e)) => Ok(Err(Reply::invalid_index_name(&e))),
+        Err(e @ actions::ActionError::Validation(_)) => {
+            Ok(Err(Reply::error(400, "action_request_validation_exception", e.to_string())))
+        }
+        Err(actions::ActionError::Parse(reason)) => Ok(Err(Reply::error(400, "parse_exception", reason))),
         Err(actions::ActionError::Unknown { method, path }) => Err(GateError::UnknownApi { method, path }),
         Err(e) => Err(GateError::Invalid(e.to_string())),
     }
@@ -223,7 +227,7 @@ impl ClusterGateway {
         &self,
         request: &ActionRequest,
         mut event: Event,
-        decision: Result<Vec<String>, Refusal>,
+        decision: Result<Allowed, Refusal>,
         params: &Params,
         body: Option<&[u8]>,
     ) -> Result<Reply, Refusal> {
@@ -231,9 +235,9 @@ impl ClusterGateway {
         // write (the backend would otherwise be asked to write nowhere, or
         // to index ""): it is refused and audited, and answered as
         // OpenSearch answers a missing index.
-        if let Ok(indices) = &decision
+        if let Ok(allowed) = &decision
             && request.op.writes()
-            && indices.is_empty()
+            && allowed.indices.is_empty()
             && !request.indices.is_empty()
         {
             let expression = request.indices.join(",");
@@ -244,12 +248,27 @@ impl ClusterGateway {
             return Ok(Reply::index_not_found(&expression));
         }
         match decision {
-            Ok(indices) => {
+            Ok(allowed) => {
+                // A multi request some of whose parts were refused: the
+                // refusals are audited apart, the rest goes ahead.
+                let refused: Vec<&Refusal> = allowed.parts.iter().filter_map(|p| p.as_ref().err()).collect();
+                if let Some(first) = refused.first() {
+                    let mut missing = event.clone();
+                    missing.category = Some(Category::MissingPrivileges);
+                    missing.gate = Some(first.gate_name().to_owned());
+                    let reasons: Vec<&str> = refused.iter().map(|r| r.reason()).collect();
+                    missing.reason = Some(distinct_reasons(&reasons));
+                    self.audit.record(missing);
+                }
                 if self.audit.enabled(Category::GrantedPrivileges) {
-                    event.indices = indices.clone();
+                    event.indices = allowed.indices.clone();
                     self.audit.record(event);
                 }
-                Ok(self.backend.execute(request, &indices, params, body))
+                if allowed.parts.is_empty() {
+                    Ok(self.backend.execute(request, &allowed.indices, params, body))
+                } else {
+                    Ok(self.execute_parts(request, &allowed.parts, params, body))
+                }
             }
             Err(refusal) => {
                 event.category = Some(Category::MissingPrivileges);
@@ -258,6 +277,85 @@ impl ClusterGateway {
                 self.audit.record(event);
                 Err(refusal)
             }
+        }
+    }
+
+    /// Performs each allowed part of a multi request on the backend and
+    /// answers with OpenSearch's shape: a refused part is an error in its
+    /// slot (`security_exception`), never its document or hits.
+    fn execute_parts(
+        &self,
+        request: &ActionRequest,
+        parts: &[Result<Vec<String>, Refusal>],
+        params: &Params,
+        body: Option<&[u8]>,
+    ) -> Reply {
+        let refused = |reason: &str| {
+            let cause = serde_json::json!({ "type": "security_exception", "reason": reason });
+            serde_json::json!({ "root_cause": [cause], "type": "security_exception", "reason": reason })
+        };
+        let subs = request.parts();
+        match &request.op {
+            actions::Op::Mget { docs } => {
+                let mut out = Vec::with_capacity(docs.len());
+                for ((doc, sub), part) in docs.iter().zip(&subs).zip(parts) {
+                    out.push(match part {
+                        Err(refusal) => serde_json::json!({ "_index": doc.index, "_id": doc.id, "error": refused(refusal.reason()) }),
+                        Ok(indices) => {
+                            let mut doc_params = params.clone();
+                            if let Some(source) = &doc.source {
+                                doc_params.source = crate::cluster::backend::SourceFilter::from_json(source);
+                            }
+                            let reply = self.backend.execute(sub, indices, &doc_params, None);
+                            match reply.body.get("error") {
+                                Some(error) => serde_json::json!({ "_index": doc.index, "_id": doc.id, "error": error }),
+                                None => reply.body,
+                            }
+                        }
+                    });
+                }
+                Reply::new(200, serde_json::json!({ "docs": out }))
+            }
+            actions::Op::Msearch { searches } => {
+                // As OpenSearch validates the whole request first: totals
+                // as numbers need every search to count them all.
+                if params.rest_total_hits_as_int
+                    && let Some(limit) = searches.iter().find_map(|search| {
+                        let body = body.and_then(|b| b.get(search.body.clone()))?;
+                        let body: serde_json::Value = serde_json::from_slice(body).ok()?;
+                        body.get("track_total_hits").and_then(serde_json::Value::as_u64)
+                    })
+                {
+                    return Reply::error(
+                        400,
+                        "illegal_argument_exception",
+                        format!(
+                            "[rest_total_hits_as_int] cannot be used if the tracking of total hits is not accurate, got {limit}"
+                        ),
+                    );
+                }
+                let mut out = Vec::with_capacity(searches.len());
+                // The URL's paging is no search's: each body says its own.
+                let search_params = Params { size: None, from: None, ..params.clone() };
+                for ((search, sub), part) in searches.iter().zip(&subs).zip(parts) {
+                    out.push(match part {
+                        Err(refusal) => {
+                            serde_json::json!({ "error": refused(refusal.reason()), "status": 403 })
+                        }
+                        Ok(indices) => {
+                            let search_body = body.and_then(|b| b.get(search.body.clone()));
+                            let reply = self.backend.execute(sub, indices, &search_params, search_body);
+                            let mut answer = reply.body;
+                            if let Some(fields) = answer.as_object_mut() {
+                                fields.insert("status".into(), serde_json::json!(reply.status));
+                            }
+                            answer
+                        }
+                    });
+                }
+                Reply::new(200, serde_json::json!({ "took": 0, "responses": out }))
+            }
+            _ => self.backend.execute(request, &[], params, body),
         }
     }
 
@@ -290,16 +388,24 @@ impl ClusterGateway {
         call: &GuestCall<'_>,
         request: &ActionRequest,
         event: &mut Event,
-    ) -> Result<Vec<String>, Refusal> {
+    ) -> Result<Allowed, Refusal> {
         let existing = self.expandable_indices(request, call.identity)?;
 
         if call.identity == CallIdentity::Service {
             event.user = Some(service_accounts::name(call.extension));
             event.gate = Some(GateName::ServiceAccount.as_str().into());
-            return service_accounts::check_usable(&self.security.state().config, call.extension)
+            let indices = service_accounts::check_usable(&self.security.state().config, call.extension)
                 .map_err(|denial| denial.reason)
                 .and_then(|()| service_account_indices(call.extension, request, &existing))
-                .map_err(|reason| denied(GateName::ServiceAccount, reason));
+                .map_err(|reason| denied(GateName::ServiceAccount, reason))?;
+            // Every part was checked with the whole; each keeps its own.
+            let mut parts = Vec::new();
+            for part in request.parts() {
+                let own = service_account_indices(call.extension, &part, &existing)
+                    .map_err(|reason| denied(GateName::ServiceAccount, reason))?;
+                parts.push(Ok(own));
+            }
+            return Ok(Allowed { indices, parts });
         }
 
         let token = call
@@ -503,7 +609,47 @@ fn decide(
 /// One gate: whose privileges, evaluated by which compiled configuration.
 type Gate<'a> = (GateName, &'a Privileges, &'a Subject);
 
-fn check_gates(
+/// What a decision allows: the concrete indices; for a multi request
+/// (`_mget`, `_msearch`, see [`ActionRequest::parts`]) each part's own, or
+/// why that part was refused.
+#[derive(Debug, Default)]
+struct Allowed {
+    indices: Vec<String>,
+    parts: Vec<Result<Vec<String>, Refusal>>,
+}
+
+impl From<Vec<String>> for Allowed {
+    fn from(indices: Vec<String>) -> Allowed {
+        Allowed { indices, parts: Vec::new() }
+    }
+}
+
+/// The refusals of a multi request's parts, each reason once.
+fn distinct_reasons(reasons: &[&str]) -> String {
+    actions::distinct(reasons.iter().copied()).join("; ")
+}
+
+/// Every gate must allow; a multi request's parts are decided each on its
+/// own, as OpenSearch's security plugin decides the shard requests of an
+/// `_mget` and the searches of an `_msearch`: a refused part is refused
+/// alone, and only when every part is refused is the whole.
+fn check_gates(gates: &[Gate<'_>], request: &ActionRequest, existing: &[String]) -> Result<Allowed, Refusal> {
+    let parts = request.parts();
+    if parts.is_empty() {
+        return check_single(gates, request, existing).map(Allowed::from);
+    }
+    let decided: Vec<Result<Vec<String>, Refusal>> =
+        parts.iter().map(|part| check_single(gates, part, existing)).collect();
+    if let Some(Err(first)) = decided.first()
+        && decided.iter().all(Result::is_err)
+    {
+        return Err(first.clone());
+    }
+    let indices = actions::distinct(decided.iter().flatten().flatten().cloned());
+    Ok(Allowed { indices, parts: decided })
+}
+
+fn check_single(
     gates: &[Gate<'_>],
     request: &ActionRequest,
     existing: &[String],

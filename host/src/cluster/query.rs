@@ -79,7 +79,28 @@ fn term_matches(actual: Option<&Value>, expected: &Value) -> bool {
     }
 }
 
+/// `term`/`terms` on `_id` (the document's id, not a source field) as the
+/// `ids` query it means; ids written as numbers are their text.
+fn on_id(query: &Value) -> Option<Value> {
+    let (kind, body) = query.as_object().and_then(|o| o.iter().next())?;
+    let wanted = body.get("_id")?;
+    let text = |v: &Value| match v {
+        Value::String(s) => Some(Value::String(s.clone())),
+        Value::Number(n) => Some(Value::String(n.to_string())),
+        _ => None,
+    };
+    let values: Vec<Value> = match kind.as_str() {
+        "term" => text(wanted.get("value").unwrap_or(wanted)).into_iter().collect(),
+        "terms" => wanted.as_array()?.iter().filter_map(text).collect(),
+        _ => return None,
+    };
+    Some(serde_json::json!({ "ids": { "values": values } }))
+}
+
 pub fn matches(query: &Value, id: &str, source: &Value) -> bool {
+    if let Some(ids) = on_id(query) {
+        return matches(&ids, id, source);
+    }
     let Some((kind, body)) = query.as_object().and_then(|o| o.iter().next()) else { return false };
     let single = || body.as_object().and_then(|o| o.iter().next());
     match kind.as_str() {
@@ -226,6 +247,9 @@ fn exact<P: Postings>(postings: &P, term: &str) -> Result<BTreeSet<String>, P::E
 /// The ids that can match `query` — a superset of those that do — or
 /// `None` when the postings cannot narrow it (the index is scanned).
 pub fn candidates<P: Postings>(query: &Value, postings: &P) -> Result<Option<BTreeSet<String>>, P::Error> {
+    if let Some(ids) = on_id(query) {
+        return candidates(&ids, postings);
+    }
     let Some((kind, body)) = query.as_object().and_then(|o| o.iter().next()) else { return Ok(None) };
     let single = || body.as_object().and_then(|o| o.iter().next());
     Ok(match kind.as_str() {

@@ -131,18 +131,30 @@ impl Embedded {
             Op::CreateIndex => self.create_index(&first)?,
             Op::DeleteIndex => self.delete_indices(indices)?,
             Op::GetIndex => self.get_indices(indices)?,
-            Op::Refresh => {
-                Reply::new(200, json!({ "_shards": { "total": 1, "successful": 1, "failed": 0 } }))
-            }
+            Op::Refresh => match self.first_missing(indices)? {
+                Some(missing) => missing,
+                None => Reply::new(
+                    200,
+                    json!({ "_shards": { "total": indices.len(), "successful": indices.len(), "failed": 0 } }),
+                ),
+            },
             Op::IndexDoc { id, create_only } => {
                 self.put_doc(&first, id.as_deref(), *create_only, params, body)?
             }
-            Op::GetDoc { id } => self.get_doc(&first, id)?,
+            Op::GetDoc { id } => self.get_doc(&first, id, params)?,
+            Op::GetSource { id } => self.get_source(&first, id, params)?,
             Op::DeleteDoc { id } => self.delete_doc(&first, id, params)?,
-            Op::UpdateDoc { id } => self.update_doc(&first, id, body)?,
+            Op::UpdateDoc { id } => self.update_doc(&first, id, params, body)?,
+            // The gateway splits these into their items (each authorised
+            // on its own); a backend never sees them whole.
+            Op::Mget { .. } | Op::Msearch { .. } => Reply::error(
+                500,
+                "illegal_state_exception",
+                format!("`{}` reaches a backend only as its items", request.action),
+            ),
             Op::Search | Op::Count => self.search_request(indices, params, body, request.op == Op::Count)?,
             Op::Bulk => match body {
-                Some(b) if !request.items.is_empty() => self.bulk(&request.items, b)?,
+                Some(b) if !request.items.is_empty() => self.bulk(&request.items, b, params)?,
                 _ => Reply::error(400, "parse_exception", "empty _bulk body".into()),
             },
         })

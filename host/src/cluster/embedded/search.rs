@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use super::indices::docs;
 use super::sort::{Hit, sort_hits};
 use super::{Embedded, json_body, not_an_object};
+use crate::cluster::backend::{SourceFilter, TrackTotalHits};
 use crate::cluster::query::{self, Postings};
 use crate::cluster::{Params, Reply, aggregations};
 use crate::error::{ErrorKind, HasKind};
@@ -57,7 +58,40 @@ impl Embedded {
             Ok(_) => return Ok(not_an_object("the search body")),
             Err(r) => return Ok(r),
         };
-        self.search(indices, &query, params, count_only)
+        // OpenSearch refuses a body key it does not know (a query written
+        // without `query`, say) rather than searching everything.
+        if let Some(unknown) =
+            query.as_object().and_then(|o| o.keys().find(|k| !SEARCH_KEYS.contains(&k.as_str())))
+        {
+            return Ok(Reply::error(
+                400,
+                "parsing_exception",
+                format!("Unknown key for a START_OBJECT in [{unknown}]."),
+            ));
+        }
+        let track = match (params.track_total_hits, query.get("track_total_hits")) {
+            (Some(track), _) => track,
+            (None, None) => TrackTotalHits::Accurate,
+            (None, Some(value)) => match TrackTotalHits::from_json(value) {
+                Ok(track) => track,
+                Err(reason) => return Ok(Reply::error(400, "illegal_argument_exception", reason)),
+            },
+        };
+        if params.rest_total_hits_as_int
+            && let TrackTotalHits::UpTo(limit) = track
+        {
+            return Ok(Reply::error(
+                400,
+                "illegal_argument_exception",
+                format!(
+                    "[rest_total_hits_as_int] cannot be used if the tracking of total hits is not accurate, got {limit}"
+                ),
+            ));
+        }
+        let mut reply = self.search(indices, &query, params, count_only)?;
+        total_hits(&mut reply.body, track, params.rest_total_hits_as_int);
+        shape_hits(&mut reply.body, &query, params);
+        Ok(reply)
     }
 
     fn search(
@@ -215,6 +249,122 @@ fn window(body: &Value, params: &Params) -> Result<(usize, usize), WindowError> 
     }
     // Both fit: their sum is at most MAX_RESULT_WINDOW.
     Ok((from as usize, size as usize))
+}
+
+/// Each hit as asked: `_source` filtered (the URL's `_source`,
+/// `_source_includes`, `_source_excludes` over the body's `_source`),
+/// left out when `stored_fields` do not name it, and `fields` from
+/// `docvalue_fields` (the values at each path of the whole source).
+fn shape_hits(body: &mut Value, request: &Value, params: &Params) {
+    let mut filter = request.get("_source").and_then(SourceFilter::from_json).unwrap_or_default();
+    if let Some(url) = &params.source {
+        filter.disabled = url.disabled;
+        if !url.includes.is_empty() {
+            filter.includes = url.includes.clone();
+        }
+        if !url.excludes.is_empty() {
+            filter.excludes = url.excludes.clone();
+        }
+    }
+    let names = |v: &Value| -> Vec<String> {
+        match v {
+            Value::String(s) => vec![s.clone()],
+            Value::Array(a) => a
+                .iter()
+                .filter_map(|f| f.as_str().or_else(|| f["field"].as_str()).map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    if let Some(stored) = request.get("stored_fields")
+        && !names(stored).iter().any(|f| f == "_source")
+    {
+        filter.disabled = true;
+    }
+    let mut docvalues = request.get("docvalue_fields").map(names).unwrap_or_default();
+    docvalues.extend(params.docvalue_fields.iter().cloned());
+    let Some(hits) = body.get_mut("hits").and_then(|h| h.get_mut("hits")).and_then(Value::as_array_mut)
+    else {
+        return;
+    };
+    for hit in hits {
+        let Some(hit) = hit.as_object_mut() else { continue };
+        let source = hit.remove("_source").unwrap_or(Value::Null);
+        if !docvalues.is_empty() {
+            let mut fields = serde_json::Map::new();
+            for name in &docvalues {
+                let value = name.split('.').try_fold(&source, |v, key| v.get(key));
+                match value {
+                    Some(Value::Array(values)) => fields.insert(name.clone(), Value::Array(values.clone())),
+                    Some(Value::Null) | None => None,
+                    Some(value) => fields.insert(name.clone(), json!([value])),
+                };
+            }
+            hit.insert("fields".into(), Value::Object(fields));
+        }
+        if let Some(shown) = filter.apply(&source) {
+            hit.insert("_source".into(), shown);
+        }
+    }
+}
+
+/// The keys a search body may hold (OpenSearch's `SearchSourceBuilder`).
+const SEARCH_KEYS: &[&str] = &[
+    "query",
+    "from",
+    "size",
+    "sort",
+    "aggs",
+    "aggregations",
+    "_source",
+    "stored_fields",
+    "docvalue_fields",
+    "fields",
+    "track_total_hits",
+    "track_scores",
+    "search_after",
+    "timeout",
+    "terminate_after",
+    "min_score",
+    "post_filter",
+    "highlight",
+    "explain",
+    "version",
+    "seq_no_primary_term",
+    "profile",
+    "collapse",
+    "rescore",
+    "suggest",
+    "script_fields",
+    "indices_boost",
+    "pit",
+    "slice",
+    "stats",
+    "ext",
+    "runtime_mappings",
+];
+
+/// `hits.total` as asked: counted up to `track_total_hits` (beyond it,
+/// the limit with `gte`), left out when not tracked, or — with
+/// `rest_total_hits_as_int` — a plain number (`-1` when not tracked).
+fn total_hits(body: &mut Value, track: TrackTotalHits, as_int: bool) {
+    let Some(hits) = body.get_mut("hits").and_then(Value::as_object_mut) else { return };
+    let value = hits.get("total").and_then(|t| t["value"].as_u64()).unwrap_or(0);
+    match track {
+        TrackTotalHits::Off if as_int => {
+            hits.insert("total".into(), json!(-1));
+        }
+        TrackTotalHits::Off => {
+            hits.remove("total");
+        }
+        TrackTotalHits::UpTo(limit) if value > limit => {
+            hits.insert("total".into(), json!({ "value": limit, "relation": "gte" }));
+        }
+        _ if as_int => {
+            hits.insert("total".into(), json!(value));
+        }
+        _ => {}
+    }
 }
 
 /// OpenSearch's `_search` (or `_count`) answer.

@@ -1,0 +1,88 @@
+"""The document API as opensearch-py uses it, against a running warden.
+
+Usage: opensearch_py_documents.py <base-url> <user> <password>
+create conflicts, external versions, update with upserts and noops,
+get_source, mget, msearch, helpers.bulk with a failing item; exits
+non-zero (with the failing step) on any mismatch.
+"""
+
+import sys
+
+from opensearchpy import OpenSearch, helpers
+from opensearchpy.exceptions import ConflictError, NotFoundError
+
+
+def check(condition, what) -> None:
+    """An assertion that `python -O` (PYTHONOPTIMIZE) cannot strip."""
+    if not condition:
+        raise AssertionError(what)
+
+
+def main() -> int:
+    url, user, password = sys.argv[1:4]
+    client = OpenSearch(hosts=[url], http_auth=(user, password))
+    index = "py-docs"
+
+    created = client.create(index=index, id="1", body={"v": 1}, refresh=True)
+    check(created["result"] == "created" and created.get("forced_refresh") is True, created)
+    try:
+        client.create(index=index, id="1", body={"v": "overwritten"})
+        raise AssertionError("create overwrote an existing document")
+    except ConflictError as e:
+        check(e.error == "version_conflict_engine_exception", e.info)
+    check(client.get_source(index=index, id="1") == {"v": 1}, "create changed the document")
+    check(client.exists(index=index, id="1") and not client.exists(index=index, id="nope"), "exists")
+
+    external = client.index(index=index, id="ext", body={"v": 5}, version=5, version_type="external")
+    check(external["_version"] == 5, external)
+    try:
+        client.index(index=index, id="ext", body={"v": 4}, version=4, version_type="external")
+        raise AssertionError("an older external version replaced a newer one")
+    except ConflictError:
+        pass
+
+    upserted = client.update(index=index, id="2", body={"doc": {"a": 1}, "doc_as_upsert": True})
+    check(upserted["result"] == "created", upserted)
+    noop = client.update(index=index, id="2", body={"doc": {"a": 1}})
+    check(noop["result"] == "noop", noop)
+    try:
+        client.update(index=index, id="missing", body={"doc": {"a": 1}})
+        raise AssertionError("an update created a document without upsert")
+    except NotFoundError as e:
+        check(e.error == "document_missing_exception", e.info)
+    seq = client.get(index=index, id="2")
+    try:
+        client.update(index=index, id="2", body={"doc": {"a": 2}},
+                      if_seq_no=seq["_seq_no"] + 100, if_primary_term=seq["_primary_term"])
+        raise AssertionError("a stale if_seq_no was written")
+    except ConflictError:
+        pass
+
+    got = client.mget(body={"docs": [{"_index": index, "_id": "1"}, {"_index": index, "_id": "nope"}]})
+    check([d["found"] for d in got["docs"]] == [True, False], got)
+    got = client.mget(index=index, body={"ids": ["2", "1"]}, _source_includes="a")
+    check(got["docs"][0]["_source"] == {"a": 1} and got["docs"][1]["_source"] == {}, got)
+
+    searches = client.msearch(body=[
+        {"index": index}, {"query": {"term": {"v": 1}}},
+        {"index": "py-nope"}, {"query": {"match_all": {}}},
+    ])
+    responses = searches["responses"]
+    check(responses[0]["hits"]["total"]["value"] == 1, responses)
+    check(responses[1]["status"] == 404 and responses[1]["error"]["type"] == "index_not_found_exception", responses)
+
+    actions = [
+        {"_op_type": "create", "_index": index, "_id": "1", "_source": {"v": "bulk"}},
+        {"_op_type": "index", "_index": index, "_id": "3", "_source": {"v": 3}},
+    ]
+    ok, errors = helpers.bulk(client, actions, raise_on_error=False, refresh=True)
+    check(ok == 1 and len(errors) == 1, (ok, errors))
+    check(errors[0]["create"]["status"] == 409, errors)
+    check(client.get_source(index=index, id="1") == {"v": 1}, "the failed bulk create changed the document")
+    check(client.get_source(index=index, id="3") == {"v": 3}, "the rest of the bulk was not applied")
+    print("documents: ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
