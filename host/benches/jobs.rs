@@ -14,7 +14,7 @@
 //! - `run/consent_check`: the owner's live consent looked up, as every run
 //!   does before it starts (and every job-run cluster call again): compare
 //!   with `run/scheduled` for its share of a run.
-//! - `tick_scan/{none_due,all_due}/<n>`: finding the due jobs, as each
+//! - `tick_scan/{none_due,all_due}/<n>` (n up to 100,000): finding the due jobs, as each
 //!   dispatcher tick does, with n jobs stored.
 //!
 //! Run with `cargo bench -p warden-host --bench jobs`.
@@ -163,7 +163,7 @@ fn run(c: &mut Criterion) -> Result<(), Error> {
 
     let mut group = c.benchmark_group("jobs/tick_scan");
     let mut stored = 1;
-    for n in [100usize, 1_000, 10_000] {
+    for n in [100usize, 1_000, 10_000, 100_000] {
         while stored < n {
             let user = format!("u{}", stored / 100);
             scheduler.jobs().register(registration(&user, &format!("j{stored}")), 0)?;
