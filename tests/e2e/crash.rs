@@ -208,3 +208,57 @@ fn corrupted_or_foreign_compile_cache_entries_are_recompiled() -> TestResult {
     assert!(line.contains("extension loaded (loaded from compile cache)"), "{line}\n{logs}");
     Ok(())
 }
+
+/// Fault: the audit log's last line cut in the middle (a crash mid-append).
+/// Invariant: the server starts, every event recorded afterwards is a whole
+/// line (not glued to the fragment), `GET /_warden/audit` answers with the
+/// events before and after the tear, and only the torn line is unreadable.
+#[test]
+fn a_torn_audit_log_tail_is_ended_and_appending_goes_on() -> TestResult {
+    use crate::support::{API, basic};
+    let deployment = Deployment::new()?;
+    let server = deployment.start()?;
+    for user in ["before-1", "before-2", "torn"] {
+        let reply = server.get_with_authorization(&format!("{API}/account"), Some(&basic(user, "wrong")))?;
+        assert_eq!(reply.status, 401, "{reply:?}");
+    }
+    let audit = deployment.data_dir().join("audit").join("audit.log");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !std::fs::read_to_string(&audit)?.contains("\"torn\"") {
+        assert!(std::time::Instant::now() < deadline, "the last failure was not audited");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    server.kill_hard();
+    drop(server);
+    // Cut the last line in the middle.
+    let text = std::fs::read_to_string(&audit)?;
+    let last_start = text.trim_end_matches('\n').rfind('\n').map_or(0, |i| i + 1);
+    let last_len = text.len() - last_start;
+    std::fs::write(&audit, &text.as_bytes()[..last_start + last_len / 2])?;
+
+    let server = deployment.start()?;
+    for user in ["after-1", "after-2"] {
+        let reply = server.get_with_authorization(&format!("{API}/account"), Some(&basic(user, "wrong")))?;
+        assert_eq!(reply.status, 401, "{reply:?}");
+    }
+    let reply = server.get("/_warden/audit?category=FAILED_LOGIN")?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let users: Vec<String> = reply.json()["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["user"].as_str().map(str::to_owned))
+        .collect();
+    for user in ["before-1", "before-2", "after-1", "after-2"] {
+        assert!(users.iter().any(|u| u == user), "{user} is in the audit answer: {users:?}");
+    }
+    assert!(!users.iter().any(|u| u == "torn"), "the torn event is skipped: {users:?}");
+    drop(server.stop());
+    // Every line but the torn one is a whole JSON event.
+    let text = std::fs::read_to_string(&audit)?;
+    assert!(text.ends_with('\n'), "{text}");
+    let broken: Vec<&str> =
+        text.lines().filter(|l| serde_json::from_str::<serde_json::Value>(l).is_err()).collect();
+    assert_eq!(broken.len(), 1, "only the torn line is unreadable: {broken:?}");
+    Ok(())
+}
