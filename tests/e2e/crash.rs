@@ -536,3 +536,116 @@ fn extension_install_approve_upgrade_survive_kill_9() -> TestResult {
     );
     Ok(())
 }
+
+/// Starts the server in a new user and mount namespace whose data directory
+/// is a `size`-limited tmpfs (no root needed); `None` when this machine does
+/// not allow unprivileged user namespaces. The tmpfs lives as long as the
+/// server: this scenario cannot restart.
+fn start_on_small_disk(
+    deployment: &Deployment,
+    size: &str,
+) -> Result<Option<Server>, Box<dyn std::error::Error>> {
+    use crate::support::ADMIN_PASSWORD;
+    let probe = std::process::Command::new("unshare")
+        .args([
+            "-Urm",
+            "sh",
+            "-c",
+            "mount -t tmpfs -o size=1m tmpfs /mnt || mount -t tmpfs -o size=1m tmpfs /tmp",
+        ])
+        .stderr(std::process::Stdio::null())
+        .status();
+    if !probe.is_ok_and(|s| s.success()) {
+        return Ok(None);
+    }
+    std::fs::create_dir_all(deployment.data_dir())?;
+    let mut command = std::process::Command::new("unshare");
+    command
+        .env_remove("RUST_BACKTRACE")
+        .env("WARDEN_LOG", "info")
+        .env("WARDEN_INITIAL_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .args(["-Urm", "sh", "-c", &format!("mount -t tmpfs -o size={size} tmpfs \"$0\" && exec \"$@\"")])
+        .arg(deployment.data_dir())
+        .arg(env!("CARGO_BIN_EXE_warden"));
+    Ok(Some(Server::start_command(command, &deployment.extensions_dir(), &deployment.data_dir(), &[])?))
+}
+
+/// Fault: the data directory's disk fills up (a size-limited tmpfs in a user
+/// namespace; the test fills it with ballast through the server's
+/// `/proc/<pid>/root`). Invariant: writes fail with a clear error (no 2xx,
+/// no crash), the server keeps answering reads, and once space returns the
+/// writes succeed again, everything acknowledged before is there, and a
+/// write refused while full is absent (not half-applied).
+#[test]
+fn a_full_disk_refuses_writes_keeps_reads_and_recovers() -> TestResult {
+    use crate::support::API;
+    use std::io::Write;
+    let deployment = Deployment::new()?;
+    let Some(server) = start_on_small_disk(&deployment, "64m")? else {
+        eprintln!("SKIPPED: no unprivileged user namespaces here");
+        return Ok(());
+    };
+    assert_eq!(server.send(Method::PUT, "/full/_doc/before", &json!({"n": 0}))?.status, 201);
+    let user = json!({"password": "Before-Password-1"});
+    assert_eq!(server.send(Method::PUT, &format!("{API}/internalusers/before"), &user)?.status, 201);
+
+    // Fill the disk.
+    let ballast = std::path::PathBuf::from(format!("/proc/{}/root", server.pid()))
+        .join(deployment.data_dir().strip_prefix("/")?)
+        .join("ballast");
+    let mut file = std::fs::File::create(&ballast)?;
+    let chunk = vec![0u8; 1 << 20];
+    while file.write_all(&chunk).is_ok() {}
+    let _ = file.write_all(&chunk[..4096]);
+    let _ = file.write_all(&chunk[..1]);
+    drop(file);
+
+    // Writes fail clearly; the server answers reads.
+    let mut refused = Vec::new();
+    for n in 0..20 {
+        let id = format!("full-{n}");
+        let reply = server.send(
+            Method::PUT,
+            &format!("/full/_doc/{id}"),
+            &json!({"n": n, "pad": "x".repeat(4096)}),
+        )?;
+
+        if reply.status >= 300 {
+            assert!(reply.status >= 500 && !reply.reason().is_empty(), "a clear error: {reply:?}");
+            refused.push(id);
+        }
+    }
+    let reply = server.send(
+        Method::PUT,
+        &format!("{API}/internalusers/during"),
+        &json!({"password": "During-Password-1"}),
+    )?;
+    eprintln!("user while full: {} {}", reply.status, reply.body);
+    let user_refused = reply.status >= 300;
+    assert!(!refused.is_empty() || user_refused, "nothing was refused while the disk was full");
+    assert_eq!(server.get("/full/_doc/before")?.status, 200, "reads go on");
+    assert_eq!(server.get(&format!("{API}/internalusers/before"))?.status, 200, "reads go on");
+    assert_eq!(server.get("/_warden/health")?.status, 200);
+
+    // Space returns: writes succeed, nothing acknowledged is lost, nothing
+    // refused is there.
+    std::fs::remove_file(&ballast)?;
+    let reply = server.send(Method::PUT, "/full/_doc/after", &json!({"n": 1}))?;
+    assert_eq!(reply.status, 201, "writes work again: {reply:?}");
+    let reply = server.send(
+        Method::PUT,
+        &format!("{API}/internalusers/after"),
+        &json!({"password": "After-Password-1"}),
+    )?;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    assert_eq!(server.get("/full/_doc/before")?.status, 200);
+    for id in &refused {
+        assert_eq!(server.get(&format!("/full/_doc/{id}"))?.status, 404, "a refused write is absent: {id}");
+    }
+    if user_refused {
+        assert_eq!(server.get(&format!("{API}/internalusers/during"))?.status, 404);
+    }
+    let login = server.get_as("after", "After-Password-1", &format!("{API}/account"))?;
+    assert_eq!(login.status, 200, "{login:?}");
+    Ok(())
+}
