@@ -401,11 +401,12 @@ fn security_writes_and_token_creation_survive_kill_9_at_random_moments() -> Test
     Ok(())
 }
 
-/// An extension manifest for the lifecycle crash test: v1 asks for the
-/// cluster, a policy and a predefined role; v2 drops them all (it only
-/// narrows, so it applies at once).
+/// An extension manifest for the lifecycle crash test: v1 (and v3) ask for
+/// the cluster, a policy and a predefined role; v2 drops them all (it only
+/// narrows, so it applies at once); v3 widens again, so it waits for
+/// approval. One instance each, so hundreds fit in the instance pool.
 fn crash_manifest(id: &str, version: &str) -> String {
-    let extra = if version == "1.0.0" {
+    let extra = if version != "2.0.0" {
         format!(
             "capabilities = [\"cluster\"]\n[policy]\ncluster_permissions = [\"cluster:monitor/health\"]\n\
              [[roles]]\nname = \"{id}_user\"\nextension_permissions = [\"extension:{id}/greet\"]\n"
@@ -415,12 +416,14 @@ fn crash_manifest(id: &str, version: &str) -> String {
     };
     format!(
         "id = \"{id}\"\nversion = \"{version}\"\ncomponent = \"c.wasm\"\n{extra}\
-         [[routes]]\nmethod = \"GET\"\npath = \"/greet/{{name}}\"\n"
+         [[routes]]\nmethod = \"GET\"\npath = \"/greet/{{name}}\"\n\
+         [limits]\nmax_concurrency = 1\n"
     )
 }
 
 /// Which lifecycle step extension `id` is at, as the API shows it
-/// (0 none, 1 pending, 2 approved v1, 3 upgraded to v2), after checking
+/// (0 none, 1 pending, 2 approved v1, 3 upgraded to v2, 4 v3 waiting for
+/// approval while v2 serves, 5 v3 approved), after checking
 /// that everything else agrees with that step: its roles, its service
 /// account, whether it serves.
 fn lifecycle_step(server: &Server, id: &str) -> Result<u8, Box<dyn std::error::Error>> {
@@ -437,7 +440,9 @@ fn lifecycle_step(server: &Server, id: &str) -> Result<u8, Box<dyn std::error::E
         (404, ..) => 0,
         (200, Some("pending"), _) => 1,
         (200, Some("approved"), Some("1.0.0")) => 2,
-        (200, Some("approved"), Some("2.0.0")) => 3,
+        (200, Some("approved"), Some("2.0.0")) if json["upgrade"].is_null() => 3,
+        (200, Some("approved"), Some("2.0.0")) if json["upgrade"]["version"] == "3.0.0" => 4,
+        (200, Some("approved"), Some("3.0.0")) if json["upgrade"].is_null() => 5,
         _ => return Err(format!("{id}: unexpected record {record:?}").into()),
     };
     let what =
@@ -446,7 +451,7 @@ fn lifecycle_step(server: &Server, id: &str) -> Result<u8, Box<dyn std::error::E
         0 | 1 => {
             assert_eq!((route.status, policy.status, user_role, account), (404, 404, 404, 404), "{what}");
         }
-        2 => {
+        2 | 5 => {
             assert_eq!(json["serving"], true, "{what}");
             assert_eq!(route.status, 200, "{what}");
             assert_eq!(
@@ -467,11 +472,13 @@ fn lifecycle_step(server: &Server, id: &str) -> Result<u8, Box<dyn std::error::E
 }
 
 /// Fault: `kill -9` at a random moment while a client installs, approves
-/// and upgrades extension after extension. Invariant: after a restart each
+/// and upgrades extension after extension (a narrowing upgrade, then a
+/// widening one and its approval: the swap). Invariant: after a restart each
 /// extension is at the step the API last acknowledged or the one after it
 /// (the one in flight), never in between: no record without its component
 /// (an approved one serves), no roles or service account without an
-/// approved record, no v1 roles left once v2 is acknowledged. Rounds: 4
+/// approved record, no v1 roles left once v2 is acknowledged, v2's narrow
+/// roles while v3 waits, v3's once its approval is acknowledged. Rounds: 4
 /// kills in the same data directory at pseudo-random delays between 100 and
 /// 1600 ms; every extension of every round is checked after the last
 /// restart.
@@ -512,6 +519,14 @@ fn extension_install_approve_upgrade_survive_kill_9() -> TestResult {
                     }
                     match install(server, &crash_manifest(&id, "2.0.0"), component) {
                         Ok(r) if r.status == 200 => set(&id, 3),
+                        _ => break,
+                    }
+                    match install(server, &crash_manifest(&id, "3.0.0"), component) {
+                        Ok(r) if r.status == 202 => set(&id, 4),
+                        _ => break,
+                    }
+                    match server.request(Method::POST, &format!("{EXTENSIONS}/{id}/_approve"), "") {
+                        Ok(r) if r.status == 200 => set(&id, 5),
                         _ => break,
                     }
                 }
