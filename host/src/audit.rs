@@ -427,8 +427,17 @@ impl AuditLog {
         std::fs::create_dir_all(dir).map_err(io)?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
         let path = dir.join("audit.log");
-        let file = open_private(&path)?;
-        let size = file.metadata().map_err(|source| AuditError::Io { path: path.clone(), source })?.len();
+        let mut file = open_private(&path)?;
+        let mut size = file.metadata().map_err(|source| AuditError::Io { path: path.clone(), source })?.len();
+        // A crash (or a full disk) mid-write can leave a torn last line.
+        // Without a newline after it, the next event would be glued to the
+        // fragment and be unreadable too: end the torn line first (queries
+        // skip it as unparseable), so every event from now on is a whole line.
+        if ends_torn(&path, size).map_err(|source| AuditError::Io { path: path.clone(), source })? {
+            tracing::warn!(file = %path.display(), "the audit log ends with a torn line (a crash mid-write?): ending it");
+            file.write_all(b"\n").map_err(|source| AuditError::Io { path: path.clone(), source })?;
+            size += 1;
+        }
         let log = AuditLog {
             dir: dir.to_owned(),
             path,
@@ -653,6 +662,19 @@ impl Drop for AuditLog {
             self.write_summary(writer, key.as_deref(), &window);
         }
     }
+}
+
+/// Whether the `size`-byte file at `path` is non-empty and does not end
+/// with a newline.
+fn ends_torn(path: &Path, size: u64) -> std::io::Result<bool> {
+    if size == 0 {
+        return Ok(false);
+    }
+    let mut file = File::open(path)?;
+    file.seek(SeekFrom::Start(size - 1))?;
+    let mut last = [0u8; 1];
+    file.read_exact(&mut last)?;
+    Ok(last[0] != b'\n')
 }
 
 /// Opens `path` for appending, created 0600 (and made 0600 if it was not).

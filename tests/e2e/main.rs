@@ -29,7 +29,7 @@
 //! | `lifecycle_check` | the missing-permission report (`_check`, `warden ext check`) |
 //! | `cli` | the management CLI against a running server |
 //! | `inspect` | `warden inspect` |
-//! | `crash` | acknowledged writes survive `kill -9` |
+//! | `crash` | faults with nothing lost: `kill -9` during writes, security config, tokens, extension installs; corrupted or foreign compile-cache entries; a torn audit log tail; a full disk |
 //! | `python_client` | the real `opensearch-py` client |
 //! | `attacks` | the attack harness, a module per class of hole |
 //! | `support` | starting and talking to a server; the helpers the areas share |

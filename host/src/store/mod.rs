@@ -17,6 +17,8 @@
 //! host's own modules, never through a user's or an extension's call.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use redb::{Database, ReadableTable, TableDefinition};
 
@@ -85,7 +87,9 @@ fn io(e: impl std::fmt::Display) -> StoreError {
 
 #[derive(Debug)]
 pub struct Store {
-    db: Database,
+    path: PathBuf,
+    /// `None` only while [`Store::reopen_if_failed`] swaps it.
+    db: RwLock<Option<Arc<Database>>>,
     primary_term: u64,
 }
 
@@ -108,7 +112,66 @@ impl Store {
             term
         };
         txn.commit().map_err(io)?;
-        Ok(Store { db, primary_term })
+        Ok(Store { path: path.to_owned(), db: RwLock::new(Some(Arc::new(db))), primary_term })
+    }
+
+    fn db(&self) -> Result<Arc<Database>, StoreError> {
+        if let Some(db) = self.db.read().unwrap_or_else(PoisonError::into_inner).clone() {
+            return Ok(db);
+        }
+        // A reopen failed earlier: try again now.
+        let _ = self.reopen_if_failed();
+        let db = self.db.read().unwrap_or_else(PoisonError::into_inner);
+        db.clone().ok_or_else(|| StoreError::Io("the store could not be reopened after an I/O error".into()))
+    }
+
+    /// After a failed write: when redb refuses all writes because an
+    /// earlier one hit an I/O error (a full disk: `PreviousIo`, "close and
+    /// re-open the database"), reopen it, so writes work again once the
+    /// disk has room — instead of failing until the process restarts. The
+    /// reopened file is the last committed state (redb is copy-on-write;
+    /// the failed transaction never committed). Same primary term: the
+    /// process, and so the writer, is the same. While the disk is still
+    /// full the failed handle is kept: it still serves reads.
+    /// Whether it reopened the store.
+    fn reopen_if_failed(&self) -> bool {
+        let mut slot = self.db.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(db) = slot.as_ref() {
+            match db.begin_write() {
+                Err(redb::TransactionError::Storage(redb::StorageError::PreviousIo)) => {}
+                _ => return false, // healthy (the probe transaction aborts on drop), or another failure
+            }
+            // Reopening repairs the file, which writes: only with room to.
+            if let Err(e) = room_to_write(&self.path) {
+                tracing::warn!(file = %self.path.display(), "store writes fail (an earlier I/O error), and no room to reopen it yet: {e}");
+                return false;
+            }
+        }
+        tracing::warn!(file = %self.path.display(), "store write failed with an I/O error: reopening the store");
+        // redb refuses a second handle on the file while the first (or a
+        // read transaction of it) is alive: drop ours, wait for readers.
+        let old = slot.take();
+        drop(old);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            match Database::create(&self.path) {
+                Ok(db) => {
+                    *slot = Some(Arc::new(db));
+                    tracing::info!(file = %self.path.display(), "store reopened");
+                    return true;
+                }
+                Err(e) if Instant::now() < deadline => {
+                    tracing::debug!("store not reopened yet: {e}");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => {
+                    // Left closed: every request fails clearly, the next
+                    // failed write tries again.
+                    tracing::error!(file = %self.path.display(), "cannot reopen the store: {e}");
+                    return false;
+                }
+            }
+        }
     }
 
     pub fn primary_term(&self) -> u64 {
@@ -116,7 +179,7 @@ impl Store {
     }
 
     pub fn get(&self, index: &str, id: &str) -> Result<Option<Versioned>, StoreError> {
-        let txn = self.db.begin_read().map_err(io)?;
+        let txn = self.db()?.begin_read().map_err(io)?;
         let table = txn.open_table(DOCS).map_err(io)?;
         let value = table.get((index, id)).map_err(io)?;
         value.map(|v| decode(index, id, v.value())).transpose()
@@ -129,7 +192,7 @@ impl Store {
 
     /// The documents of `index` whose ids start with `prefix`, by id.
     pub fn list_prefix(&self, index: &str, prefix: &str) -> Result<Vec<(String, Versioned)>, StoreError> {
-        let txn = self.db.begin_read().map_err(io)?;
+        let txn = self.db()?.begin_read().map_err(io)?;
         let table = txn.open_table(DOCS).map_err(io)?;
         let mut out = Vec::new();
         for entry in table.range((index, prefix)..).map_err(io)? {
@@ -146,7 +209,7 @@ impl Store {
     /// The ids of `index`'s documents in `from..to` (`to` excluded), in
     /// order, without reading their values.
     pub fn ids_between(&self, index: &str, from: &str, to: &str) -> Result<Vec<String>, StoreError> {
-        let txn = self.db.begin_read().map_err(io)?;
+        let txn = self.db()?.begin_read().map_err(io)?;
         let table = txn.open_table(DOCS).map_err(io)?;
         let mut out = Vec::new();
         for entry in table.range((index, from)..(index, to)).map_err(io)? {
@@ -164,7 +227,7 @@ impl Store {
         skip: usize,
         take: usize,
     ) -> Result<(usize, Vec<(String, Versioned)>), StoreError> {
-        let txn = self.db.begin_read().map_err(io)?;
+        let txn = self.db()?.begin_read().map_err(io)?;
         let table = txn.open_table(DOCS).map_err(io)?;
         let (mut count, mut out) = (0, Vec::new());
         for entry in table.range((index, "")..).map_err(io)? {
@@ -209,7 +272,22 @@ impl Store {
         indexer: Option<&Indexer>,
         durability: redb::Durability,
     ) -> Result<Vec<Versioned>, StoreError> {
-        let mut txn = self.db.begin_write().map_err(io)?;
+        let result = self.write_once(writes, indexer, durability);
+        // Failed because an earlier write did, and reopened: the disk has
+        // room again, so this write is tried once more on the new handle.
+        if matches!(result, Err(StoreError::Io(_))) && self.reopen_if_failed() {
+            return self.write_once(writes, indexer, durability);
+        }
+        result
+    }
+
+    fn write_once(
+        &self,
+        writes: &[Write<'_>],
+        indexer: Option<&Indexer>,
+        durability: redb::Durability,
+    ) -> Result<Vec<Versioned>, StoreError> {
+        let mut txn = self.db()?.begin_write().map_err(io)?;
         txn.set_durability(durability);
         let mut results = Vec::with_capacity(writes.len());
         {
@@ -285,7 +363,7 @@ impl Store {
     /// The ids of `index`'s documents holding a term in `from..to` (`to`
     /// excluded), each once, in id order.
     pub fn postings(&self, index: &str, from: &str, to: &str) -> Result<Vec<String>, StoreError> {
-        let txn = self.db.begin_read().map_err(io)?;
+        let txn = self.db()?.begin_read().map_err(io)?;
         let table = txn.open_table(POSTINGS).map_err(io)?;
         let mut ids = Vec::new();
         let (index, empty) = (index.as_bytes(), &b""[..]);
@@ -304,7 +382,7 @@ impl Store {
     /// The documents of `index` with these ids (missing ones skipped), read
     /// in one transaction.
     pub fn get_many(&self, index: &str, ids: &[String]) -> Result<Vec<(String, Versioned)>, StoreError> {
-        let txn = self.db.begin_read().map_err(io)?;
+        let txn = self.db()?.begin_read().map_err(io)?;
         let table = txn.open_table(DOCS).map_err(io)?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
@@ -319,7 +397,7 @@ impl Store {
     /// postings of `version` — for stores written before postings existed,
     /// or by an indexer that found other terms. One transaction.
     pub fn ensure_postings(&self, version: u64, indexer: &Indexer) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(io)?;
+        let txn = self.db()?.begin_write().map_err(io)?;
         {
             let mut meta = txn.open_table(META).map_err(io)?;
             if meta.get(POSTINGS_VERSION).map_err(io)?.map(|v| v.value()) == Some(version) {
@@ -380,6 +458,18 @@ fn decode(index: &str, id: &str, bytes: &[u8]) -> Result<Versioned, StoreError> 
 }
 
 /// The store holds password hashes: owner only.
+/// Whether a MiB can be written beside `path` (written, synced, removed).
+fn room_to_write(path: &Path) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let probe = path.with_extension("space-probe");
+    let result = std::fs::File::create(&probe).and_then(|mut file| {
+        file.write_all(&[0u8; 1 << 20])?;
+        file.sync_all()
+    });
+    let _ = std::fs::remove_file(&probe);
+    result
+}
+
 fn restrict_permissions(path: &Path) {
     #[cfg(unix)]
     {

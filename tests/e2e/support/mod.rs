@@ -280,6 +280,11 @@ impl Server {
         Reply::from(request.body(body.to_owned()).send()?)
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILL, as a crash would: no shutdown code runs.
     pub fn kill_hard(&self) {
         let _ = Command::new("kill").args(["-9", &self.child.id().to_string()]).status();
