@@ -291,6 +291,10 @@ fn an_external_users_consent_expires_and_a_fresh_one_resumes_the_job() -> TestRe
     )?;
     let jay = support::bearer(&jwt("jay", &["schedulers"])?);
     let body = json!({"extension": "probe", "scopes": "all"});
+    // A subject holding a control character cannot consent.
+    let odd = support::bearer(&jwt("ja\u{1f}y", &["schedulers"])?);
+    let reply = server.send_with_authorization(Method::POST, CONSENTS, Some(&odd), &body)?;
+    assert_eq!(reply.status, 400, "{reply:?}");
     let reply = server.send_with_authorization(Method::POST, CONSENTS, Some(&jay), &body)?;
     assert_eq!(reply.status, 201, "{reply:?}");
     let consent = reply.json();

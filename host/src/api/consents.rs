@@ -242,6 +242,15 @@ async fn grant_consent(
     {
         return Err(OpenSearchError::forbidden("only users consent to background work"));
     }
+    // A name with control characters (an external subject can carry them)
+    // could never own a job: refused here too, before anything is kept.
+    if user.principal.name.chars().any(char::is_control) {
+        return Err(OpenSearchError::new(
+            StatusCode::BAD_REQUEST,
+            "illegal_argument_exception",
+            "a user name holding control characters cannot consent to background work",
+        ));
+    }
     let request: NewConsent =
         body.parse(Expected::Shape("{\"extension\": \"<id>\", \"scopes\": \"all\" | {\"cluster_permissions\": [..], \"index_permissions\": [..]}}"))?;
     let consents = consents(state)?;
