@@ -52,51 +52,72 @@ pub enum ConfigError {
 /// document of up to a few KiB, read whole by `GET …/runs`.
 pub const MAX_JOB_HISTORY: u64 = 1000;
 
+/// `env(name)` as a whole number (`None` when unset); `what` names the
+/// kind expected in the error (`whole number`, `number of seconds`, …).
+fn whole_number(
+    env: &dyn Fn(&str) -> Option<String>,
+    name: &'static str,
+    what: &'static str,
+) -> Result<Option<u64>, ConfigError> {
+    let Some(text) = env(name) else { return Ok(None) };
+    let n = text.trim().parse().map_err(|source| ConfigError::NotANumber {
+        name,
+        text: text.clone(),
+        what,
+        source,
+    })?;
+    Ok(Some(n))
+}
+
+/// A whole number within `min..=max`.
+fn within(
+    env: &dyn Fn(&str) -> Option<String>,
+    name: &'static str,
+    min: u64,
+    max: u64,
+) -> Result<Option<u64>, ConfigError> {
+    let Some(n) = whole_number(env, name, "whole number")? else { return Ok(None) };
+    if n < min {
+        return Err(ConfigError::TooSmall { name, min: min.to_string() });
+    }
+    if n > max {
+        return Err(ConfigError::TooLarge { name, max });
+    }
+    Ok(Some(n))
+}
+
+/// A positive whole number of `unit`s, in milliseconds (`unit` 1 for
+/// milliseconds, 1000 for seconds; `unit_name` says which in the error).
+fn positive_ms(
+    env: &dyn Fn(&str) -> Option<String>,
+    name: &'static str,
+    unit: u64,
+    unit_name: &'static str,
+) -> Result<Option<u64>, ConfigError> {
+    let what = if unit == 1 { "number of milliseconds" } else { "number of seconds" };
+    let Some(n) = whole_number(env, name, what)? else { return Ok(None) };
+    if n == 0 {
+        return Err(ConfigError::TooSmall { name, min: format!("1 ({unit_name})") });
+    }
+    Ok(Some(n.saturating_mul(unit)))
+}
+
 /// The scheduler's timings from `env` (see the module's table); unset
 /// variables keep [`SchedulerConfig::default`].
 pub fn scheduler_config(env: impl Fn(&str) -> Option<String>) -> Result<SchedulerConfig, ConfigError> {
-    // A positive whole number of `unit`s (1 for milliseconds, 1000 for seconds).
-    let duration = |name: &'static str, unit: u64, what: &'static str, unit_name: &'static str| {
-        let Some(text) = env(name) else { return Ok(None) };
-        let n: u64 = text.trim().parse().map_err(|source| ConfigError::NotANumber {
-            name,
-            text: text.clone(),
-            what,
-            source,
-        })?;
-        if n == 0 {
-            return Err(ConfigError::TooSmall { name, min: format!("1 ({unit_name})") });
-        }
-        Ok(Some(Duration::from_millis(n.saturating_mul(unit))))
-    };
-    // A whole number within `min..=max`.
-    let count = |name: &'static str, min: u64, max: u64| {
-        let Some(text) = env(name) else { return Ok(None) };
-        let n: u64 = text.trim().parse().map_err(|source| ConfigError::NotANumber {
-            name,
-            text: text.clone(),
-            what: "whole number",
-            source,
-        })?;
-        if n < min {
-            return Err(ConfigError::TooSmall { name, min: min.to_string() });
-        }
-        if n > max {
-            return Err(ConfigError::TooLarge { name, max });
-        }
-        Ok(Some(n))
+    let duration = |name, unit, unit_name| {
+        Ok::<_, ConfigError>(positive_ms(&env, name, unit, unit_name)?.map(Duration::from_millis))
     };
     let defaults = SchedulerConfig::default();
     Ok(SchedulerConfig {
-        history: count("WARDEN_JOB_HISTORY", 1, MAX_JOB_HISTORY)?
+        history: within(&env, "WARDEN_JOB_HISTORY", 1, MAX_JOB_HISTORY)?
             .map_or(defaults.history, |n| usize::try_from(n).unwrap_or(usize::MAX)),
-        max_failures: count("WARDEN_JOB_MAX_FAILURES", 1, u64::from(u32::MAX))?
+        max_failures: within(&env, "WARDEN_JOB_MAX_FAILURES", 1, u64::from(u32::MAX))?
             .map_or(defaults.max_failures, |n| u32::try_from(n).unwrap_or(u32::MAX)),
-        tick: duration("WARDEN_SCHEDULER_TICK_MS", 1, "number of milliseconds", "milliseconds")?
-            .unwrap_or(defaults.tick),
-        retry_delay: duration("WARDEN_JOB_RETRY_DELAY_MS", 1, "number of milliseconds", "milliseconds")?
+        tick: duration("WARDEN_SCHEDULER_TICK_MS", 1, "milliseconds")?.unwrap_or(defaults.tick),
+        retry_delay: duration("WARDEN_JOB_RETRY_DELAY_MS", 1, "milliseconds")?
             .unwrap_or(defaults.retry_delay),
-        token_lifetime: duration("WARDEN_JOB_TOKEN_SECS", 1000, "number of seconds", "seconds")?
+        token_lifetime: duration("WARDEN_JOB_TOKEN_SECS", 1000, "seconds")?
             .unwrap_or(defaults.token_lifetime),
         ..defaults
     })
@@ -105,20 +126,8 @@ pub fn scheduler_config(env: impl Fn(&str) -> Option<String>) -> Result<Schedule
 /// How long an external (JWT) user's consent lasts, from
 /// `WARDEN_CONSENT_MAX_AGE_SECS` (default 30 days).
 pub fn consent_max_age_ms(env: impl Fn(&str) -> Option<String>) -> Result<u64, ConfigError> {
-    const NAME: &str = "WARDEN_CONSENT_MAX_AGE_SECS";
-    let Some(text) = env(NAME) else {
-        return Ok(crate::security::consents::DEFAULT_EXTERNAL_MAX_AGE_MS);
-    };
-    let secs: u64 = text.trim().parse().map_err(|source| ConfigError::NotANumber {
-        name: NAME,
-        text: text.clone(),
-        what: "number of seconds",
-        source,
-    })?;
-    if secs == 0 {
-        return Err(ConfigError::TooSmall { name: NAME, min: "1 (seconds)".into() });
-    }
-    Ok(secs.saturating_mul(1000))
+    Ok(positive_ms(&env, "WARDEN_CONSENT_MAX_AGE_SECS", 1000, "seconds")?
+        .unwrap_or(crate::security::consents::DEFAULT_EXTERNAL_MAX_AGE_MS))
 }
 
 /// Which changes of a user revoke their tokens, from
@@ -138,19 +147,7 @@ pub fn revoke_tokens_on(
 /// The audit log's limits from `env` (see the module's table); unset
 /// variables keep [`AuditSettings::default`].
 pub fn audit_settings(env: impl Fn(&str) -> Option<String>) -> Result<AuditSettings, ConfigError> {
-    let number = |name: &'static str, min: u64| {
-        let Some(text) = env(name) else { return Ok(None) };
-        let n: u64 = text.trim().parse().map_err(|source| ConfigError::NotANumber {
-            name,
-            text: text.clone(),
-            what: "whole number",
-            source,
-        })?;
-        if n < min {
-            return Err(ConfigError::TooSmall { name, min: min.to_string() });
-        }
-        Ok(Some(n))
-    };
+    let number = |name: &'static str, min: u64| within(&env, name, min, u64::MAX);
     let defaults = AuditSettings::default();
     let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
     Ok(AuditSettings {
