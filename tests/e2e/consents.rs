@@ -236,17 +236,9 @@ fn consents_are_refused_beyond_what_the_user_holds_or_through_tokens() -> TestRe
 fn the_cli_grants_lists_and_revokes() -> TestResult {
     let (_deployment, server) = setup()?;
     let cli = |args: &[&str]| -> Result<(bool, String), Error> {
-        let output = support::warden()
-            .arg("consent")
-            .args(args)
-            .env("WARDEN_URL", &server.base)
-            .env("WARDEN_USER", ANA.0)
-            .env("WARDEN_PASSWORD", ANA.1)
-            .stdin(std::process::Stdio::null())
-            .output()?;
-        let text =
-            String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
-        Ok((output.status.success(), text))
+        let args: Vec<&str> = std::iter::once("consent").chain(args.iter().copied()).collect();
+        let (ok, out, err) = support::cli_as(&server, ANA, &args)?;
+        Ok((ok, out + &err))
     };
     let scopes = r#"{"index_permissions":[{"index_patterns":["job-ok-*"],"allowed_actions":["crud"]}]}"#;
     let (ok, out) = cli(&["grant", "probe", "--scopes", scopes])?;

@@ -694,15 +694,8 @@ fn a_removed_extensions_jobs_never_resume_under_a_reinstalled_id() -> TestResult
     assert!(reply.reason().contains("was removed on"), "{reply:?}");
     let reply = server.request(Method::POST, &format!("/_warden/jobs/{nightly}/_run"), "")?;
     assert_eq!(reply.status, 400, "{reply:?}");
-    let cli = support::warden()
-        .args(["jobs", "enable", &nightly])
-        .env("WARDEN_URL", &server.base)
-        .env("WARDEN_USER", "admin")
-        .env("WARDEN_PASSWORD", support::ADMIN_PASSWORD)
-        .stdin(std::process::Stdio::null())
-        .output()?;
-    let said = String::from_utf8_lossy(&cli.stderr);
-    assert!(!cli.status.success() && said.contains("was removed on"), "{said}");
+    let (ok, _, said) = cli(&server, &["enable", &nightly])?;
+    assert!(!ok && said.contains("was removed on"), "{said}");
     // Nothing changed: still suspended, still ana's, never run.
     let view = admin_job(&server, &nightly)?;
     assert!(view["suspended"].as_str().is_some_and(|s| s.contains("was removed")), "{view}");
@@ -739,19 +732,8 @@ fn history(server: &Server, who: (&str, &str), id: &str) -> Result<Value, Error>
 
 /// `warden jobs <args>` as admin against `server`: (success, stdout, stderr).
 fn cli(server: &Server, args: &[&str]) -> Result<(bool, String, String), Error> {
-    let output = support::warden()
-        .arg("jobs")
-        .args(args)
-        .env("WARDEN_URL", &server.base)
-        .env("WARDEN_USER", "admin")
-        .env("WARDEN_PASSWORD", support::ADMIN_PASSWORD)
-        .stdin(std::process::Stdio::null())
-        .output()?;
-    Ok((
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    ))
+    let args: Vec<&str> = std::iter::once("jobs").chain(args.iter().copied()).collect();
+    Ok(support::cli_as(server, ("admin", support::ADMIN_PASSWORD), &args)?)
 }
 
 /// Polls the audit log (as admin) until an event matches.

@@ -320,19 +320,8 @@ fn only_extension_admins_manage_extensions() -> TestResult {
 /// `warden ext <args>` logged in as admin against `server`, stdin not a
 /// terminal; (success, stdout, stderr).
 pub(crate) fn ext(server: &Server, args: &[&str]) -> Result<(bool, String, String), Error> {
-    let output = support::warden()
-        .arg("ext")
-        .args(args)
-        .env("WARDEN_URL", &server.base)
-        .env("WARDEN_USER", "admin")
-        .env("WARDEN_PASSWORD", support::ADMIN_PASSWORD)
-        .stdin(std::process::Stdio::null())
-        .output()?;
-    Ok((
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    ))
+    let args: Vec<&str> = std::iter::once("ext").chain(args.iter().copied()).collect();
+    Ok(support::cli_as(server, ("admin", support::ADMIN_PASSWORD), &args)?)
 }
 
 #[test]

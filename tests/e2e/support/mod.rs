@@ -53,6 +53,23 @@ pub fn now_ms() -> u64 {
 }
 
 /// The `warden` binary under test.
+/// The `warden` CLI with `args` against `server`, logged in as `who`,
+/// stdin not a terminal: (success, stdout, stderr).
+pub fn cli_as(server: &Server, who: (&str, &str), args: &[&str]) -> std::io::Result<(bool, String, String)> {
+    let output = warden()
+        .args(args)
+        .env("WARDEN_URL", &server.base)
+        .env("WARDEN_USER", who.0)
+        .env("WARDEN_PASSWORD", who.1)
+        .stdin(std::process::Stdio::null())
+        .output()?;
+    Ok((
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    ))
+}
+
 pub fn warden() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_warden"));
     // Backtraces on every guest trap would only slow the tests down.
