@@ -411,12 +411,7 @@ impl Lifecycle {
     /// What approved `record` is granted now.
     fn granted(&self, record: &Installed) -> Result<Grants, LifecycleError> {
         let requested = Grants::of(&parse_installed(&record.id, &record.manifest)?);
-        Ok(match &record.grants {
-            // Limits are the manifest's (grants never narrow them; records
-            // from before limits were compared hold none).
-            Some(grants) => Grants { limits: requested.limits, ..grants.clone() },
-            None => requested,
-        })
+        Ok(granted_of(record, &requested))
     }
 
     /// Approves extension `id`: a pending one is loaded, its roles and
@@ -773,7 +768,7 @@ impl Lifecycle {
     pub fn describe(&self, record: &Installed) -> Result<Described, LifecycleError> {
         let manifest = parse_installed(&record.id, &record.manifest)?;
         let requested = Grants::of(&manifest);
-        let granted = record.grants.clone().unwrap_or_else(|| requested.clone());
+        let granted = granted_of(record, &requested);
         let upgrade_delta = match &record.upgrade {
             Some(upgrade) => Some(Delta::between(&granted, &parse_installed(&record.id, &upgrade.manifest)?)),
             None => None,
@@ -823,6 +818,18 @@ impl Lifecycle {
 
     fn load(&self, record: &Installed) -> Result<LoadedExtension, LifecycleError> {
         load_record(&self.installed, &self.runtime, &self.data_dir, record)
+    }
+}
+
+/// What `record` is granted, given what its manifest requests: the
+/// operator's grants when narrowed, else the request. Limits are always the
+/// manifest's (grants never narrow them; records from before limits were
+/// compared hold none), so the upgrade view and the upgrade itself compare
+/// the same thing.
+fn granted_of(record: &Installed, requested: &Grants) -> Grants {
+    match &record.grants {
+        Some(grants) => Grants { limits: requested.limits, ..grants.clone() },
+        None => requested.clone(),
     }
 }
 
