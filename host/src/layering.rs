@@ -6,14 +6,15 @@
 //!
 //! | layer | may import from the crate |
 //! |---|---|
-//! | `store`, `time` | nothing |
+//! | `metrics`, `time` | nothing |
+//! | `store` | `metrics` (it counts its transactions) |
 //! | `error` | `store` (to give its error a kind) |
 //! | `capability`, `audit` | the vocabulary below them |
 //! | `extensions::{manifest,actions,policy,review,delta}` (what an extension asks for) | `capability`, `security`, `error`, each other |
 //! | `extensions::installed` (the store of installed extensions) | `store`, `error`, `time`, the manifest |
 //! | `extensions::lifecycle` | anything below `api` |
 //! | `extensions::check` (the missing-permission report, pure) | `security`, `error`, the pure half of `extensions` |
-//! | `security` | `store`, `error`, `time`, `audit` |
+//! | `security` | `store`, `error`, `time`, `audit`, `metrics` |
 //! | `cluster` | the above: never `runtime`, `scheduler` or `api` |
 //! | `scheduler` | anything below `api`, but never the WIT bindings or the capabilities (domain types only) |
 //! | `runtime` | anything below `api` (its capabilities call the domain services through their traits) |
@@ -43,7 +44,8 @@ const PURE_EXTENSIONS: &[&str] = &[
 ];
 
 const RULES: &[(&str, Rule)] = &[
-    ("store", Rule::Only(&[])),
+    ("metrics", Rule::Only(&[])),
+    ("store", Rule::Only(&["metrics"])),
     ("time", Rule::Only(&[])),
     ("error", Rule::Only(&["store"])),
     ("capability", Rule::Only(&["error"])),
@@ -57,8 +59,8 @@ const RULES: &[(&str, Rule)] = &[
         Rule::Only(&["store", "error", "time", "manifest", "extensions::manifest", "extensions::delta"]),
     ),
     ("audit", Rule::Only(&["time", "error"])),
-    ("security", Rule::Only(&["store", "error", "time", "audit"])),
-    ("cluster", Rule::Only(&["store", "error", "time", "audit", "security"])),
+    ("security", Rule::Only(&["store", "error", "time", "audit", "metrics"])),
+    ("cluster", Rule::Only(&["store", "error", "time", "audit", "security", "metrics"])),
     ("scheduler", Rule::Never(&["api", "cli", "config", "runtime::bindings", "runtime::capabilities"])),
     ("runtime", Rule::Never(&["api", "cli", "config"])),
     ("registry", Rule::Never(&["api", "cli", "config"])),

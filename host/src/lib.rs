@@ -10,8 +10,9 @@
 //! The layers, from the ground up (enforced by a test that reads the
 //! `crate::` paths of every file; see docs/architecture.md):
 //!
-//! 1. [`store`], [`time`], [`error`]: the embedded store, the clock and
-//!    calendar, the error vocabulary. The store imports nothing of the crate.
+//! 1. [`metrics`], [`store`], [`time`], [`error`]: the process's counters,
+//!    the embedded store, the clock and calendar, the error vocabulary. The
+//!    store imports nothing of the crate but the metrics.
 //! 2. [`capability`], [`audit`], then [`security`]
 //!    (authentication, roles, tokens): security asks nothing above it;
 //!    [`extensions`] (the manifest, the roles it brings, the permission
@@ -32,6 +33,7 @@ pub mod config;
 pub mod error;
 pub mod extensions;
 pub mod inspect;
+pub mod metrics;
 /// The manifest's old path, kept for its importers.
 pub use extensions::manifest;
 pub mod registry;

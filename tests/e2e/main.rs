@@ -27,6 +27,7 @@
 //! | `lifecycle` | installed extensions: install, approve, restart, remove, refusals |
 //! | `upgrade` | installing a new version of an installed extension: delta, narrowing at once, widening on approval, the swap |
 //! | `lifecycle_check` | the missing-permission report (`_check`, `warden ext check`) |
+//! | `metrics` | `GET /_warden/metrics`: counters after known traffic, parsed as Prometheus parses them; who may scrape |
 //! | `cli` | the management CLI against a running server |
 //! | `inspect` | `warden inspect` |
 //! | `crash` | faults with nothing lost: `kill -9` during writes, security config, tokens, extension installs; corrupted or foreign compile-cache entries; a torn audit log tail; a full disk |
@@ -47,6 +48,7 @@ mod inspect;
 mod jobs;
 mod lifecycle;
 mod lifecycle_check;
+mod metrics;
 mod obo;
 mod python_client;
 mod revocation;

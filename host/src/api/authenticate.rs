@@ -36,6 +36,7 @@ fn next_request_id() -> String {
 /// answers 429 and a saturated password check 503, both with `Retry-After`
 /// and without checking anything.
 pub async fn authenticate(State(state): State<Arc<AppState>>, mut request: Request, next: Next) -> Response {
+    use crate::metrics::Backpressure;
     use crate::security::authn::AuthnError;
     let remote = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let request_id = next_request_id();
@@ -54,6 +55,7 @@ pub async fn authenticate(State(state): State<Arc<AppState>>, mut request: Reque
     };
     let response = match authenticated {
         Ok(user) => {
+            crate::metrics::authentication(true);
             if state.audit.enabled(Category::Authenticated) {
                 state.audit.record(
                     event(Category::Authenticated)
@@ -108,6 +110,12 @@ pub async fn authenticate(State(state): State<Arc<AppState>>, mut request: Reque
             let user = e.claimed_user().map(|u| crate::audit::truncate(u, 256));
             let user = user.as_deref();
             tracing::info!(target: "warden::authn", remote = ?remote, user, "authentication failed: {}", crate::audit::truncate(&reason, 512));
+            // Turned away unchecked is backpressure; anything else a failure.
+            match &e {
+                AuthnError::Throttled { .. } => crate::metrics::backpressure(Backpressure::LoginThrottled),
+                AuthnError::Busy(_) => crate::metrics::backpressure(Backpressure::AuthenticationBusy),
+                _ => crate::metrics::authentication(false),
+            }
             let refusal = match &e {
                 AuthnError::Throttled { retry_after_secs, .. } => OpenSearchError::new(
                     StatusCode::TOO_MANY_REQUESTS,

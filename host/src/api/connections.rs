@@ -155,6 +155,7 @@ pub async fn serve(
         let (Some(permit), Some(slot)) = (permit, slot) else {
             drop(stream);
             refused += 1;
+            crate::metrics::backpressure(crate::metrics::Backpressure::Connections);
             if refused_logged.is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(10)) {
                 tracing::warn!(
                     refused,

@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | `/_extensions/{id}[/{*path}]` | [`extensions`] | OpenSearch |
 //! | `/_warden/health` | [`health`] | OpenSearch |
+//! | `/_warden/metrics` | [`metrics`] (Prometheus text) | OpenSearch |
 //! | `/_warden/audit` | [`audit`] | OpenSearch |
 //! | `/_warden/jobs/...` | [`jobs`] | OpenSearch |
 //! | `/_warden/extensions/...` | [`lifecycle`] | OpenSearch |
@@ -34,6 +35,7 @@ mod health;
 mod jobs;
 pub mod json;
 mod lifecycle;
+mod metrics;
 mod security;
 
 use std::sync::Arc;
@@ -90,6 +92,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/_extensions/{id}/{*path}", any(extensions::call))
         // Warden's own.
         .route("/_warden/health", get(health::health))
+        .route("/_warden/metrics", get(metrics::scrape))
         .route("/_warden/audit", get(audit::query))
         .route("/_warden/jobs", get(jobs::list))
         .route("/_warden/jobs/{id}", get(jobs::show).delete(jobs::remove))

@@ -244,6 +244,7 @@ impl ClusterGateway {
             event.category = Some(Category::MissingPrivileges);
             event.gate = Some(GATE_EXPANSION.to_owned());
             event.reason = Some(format!("`{expression}` expands to no index this call may write"));
+            crate::metrics::gate_denied(GATE_EXPANSION);
             self.audit.record(event);
             return Ok(Reply::index_not_found(&expression));
         }
@@ -252,6 +253,7 @@ impl ClusterGateway {
                 // A multi request some of whose parts were refused: the
                 // refusals are audited apart, the rest goes ahead.
                 let refused: Vec<&Refusal> = allowed.parts.iter().filter_map(|p| p.as_ref().err()).collect();
+                crate::metrics::gates_allowed(!refused.is_empty());
                 if let Some(first) = refused.first() {
                     let mut missing = event.clone();
                     missing.category = Some(Category::MissingPrivileges);
@@ -271,6 +273,7 @@ impl ClusterGateway {
                 }
             }
             Err(refusal) => {
+                crate::metrics::gate_denied(refusal.gate_name());
                 event.category = Some(Category::MissingPrivileges);
                 event.gate = Some(refusal.gate_name().to_owned());
                 event.reason = Some(refusal.reason().to_owned());

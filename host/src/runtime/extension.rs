@@ -23,6 +23,7 @@ use super::{CacheOutcome, PoolReservation, PoolSlots, Runtime, RuntimeError};
 use crate::capability::{Capability, ImportClass};
 use crate::error::{ErrorKind, HasKind};
 use crate::manifest::Manifest;
+use crate::metrics::{Kind, Outcome};
 
 const HTTP_HANDLER: &str = "warden:extension/http-handler";
 const JOB_RUNNER: &str = "warden:extension/job-runner";
@@ -176,6 +177,8 @@ pub struct LoadedExtension {
     pool: PoolReservation,
     /// Its log rate, shared by all its invocations.
     log_rate: Arc<LogRate>,
+    /// Its invocation counters and latency, resolved once.
+    metrics: crate::metrics::ExtensionMetrics,
 }
 
 impl std::fmt::Debug for LoadedExtension {
@@ -246,6 +249,7 @@ impl LoadedExtension {
             true => Some(files::prepare(data_dir, &manifest.id, limits.files_bytes)?),
             false => None,
         };
+        let manifest_id = manifest.id.clone();
         Ok(LoadedExtension {
             id: manifest.id.as_str().into(),
             grants: RwLock::new(Arc::new(manifest.capabilities.clone())),
@@ -259,6 +263,7 @@ impl LoadedExtension {
             files,
             pool,
             log_rate: Arc::new(LogRate::default()),
+            metrics: crate::metrics::ExtensionMetrics::new(&manifest_id),
         })
     }
 
@@ -323,7 +328,7 @@ impl LoadedExtension {
             user: request.user,
         };
         let response = self
-            .invoke(user, session, async |store, pre| {
+            .invoke(Kind::Http, user, session, async |store, pre| {
                 let instance = pre.instantiate_async(&mut *store).await?;
                 let guest = indices.load(&mut *store, &instance)?;
                 guest.call_handle(&mut *store, &request).await
@@ -352,7 +357,7 @@ impl LoadedExtension {
             attempt: context.attempt,
         };
         let outcome = self
-            .invoke(user, session, async |store, pre| {
+            .invoke(Kind::Job, user, session, async |store, pre| {
                 let instance = pre.instantiate_async(&mut *store).await?;
                 let guest = indices.load(&mut *store, &instance)?;
                 guest.call_run(&mut *store, &context).await
@@ -372,6 +377,30 @@ impl LoadedExtension {
     /// fresh store with every limit, runs `call` under the wall-clock
     /// timeout, logs the guest's stdio and names any failure.
     async fn invoke<R>(
+        &self,
+        kind: Kind,
+        user: String,
+        session: Session,
+        call: impl AsyncFnOnce(&mut Store<InvocationState>, &InstancePre<InvocationState>) -> wasmtime::Result<R>,
+    ) -> Result<R, InvokeError> {
+        let started = std::time::Instant::now();
+        let result = self.invoke_counted(user, session, call).await;
+        let outcome = match &result {
+            Ok(_) => Outcome::Ok,
+            Err(InvokeError::Busy { .. }) => Outcome::Busy,
+            Err(InvokeError::CpuDeadline { .. }) => Outcome::CpuLimit,
+            Err(InvokeError::Timeout { .. }) => Outcome::Timeout,
+            Err(InvokeError::MemoryLimit { .. }) => Outcome::MemoryLimit,
+            Err(InvokeError::Trap { .. }) => Outcome::Trap,
+            // Not exported is answered before any invocation: never here.
+            Err(InvokeError::Failed { .. } | InvokeError::NotExported { .. }) => Outcome::Failed,
+        };
+        self.metrics.invocation(kind, outcome, started.elapsed());
+        result
+    }
+
+    /// [`LoadedExtension::invoke`]'s work, whose outcome it counts.
+    async fn invoke_counted<R>(
         &self,
         user: String,
         session: Session,

@@ -192,7 +192,9 @@ impl Scheduler {
         }
         // Dispatch lateness: not a catch-up run's wait for this node to start.
         if planned >= self.started_at {
-            self.note_lateness(started.saturating_sub(planned));
+            let late = started.saturating_sub(planned);
+            self.note_lateness(late);
+            crate::metrics::job_lateness(std::time::Duration::from_millis(late));
         }
         // Read once: the events name whom this run ran for, even if the
         // job is given to someone else meanwhile.
@@ -210,6 +212,7 @@ impl Scheduler {
             // Audited first: whoever sees the job's new state finds the
             // event that explains it already in the log.
             Step::Suspend(reason) | Step::SuspendForConsent(reason) => {
+                crate::metrics::job_run("suspended");
                 tracing::warn!(job = id, extension = job.extension, "job suspended: {reason}");
                 let what = format!("suspended: {reason}");
                 self.audit(Category::JobWrite, &request_id, id, who, what);
@@ -227,6 +230,7 @@ impl Scheduler {
             }
             Step::Ran(status, message) => {
                 let message = crate::runtime::truncate(&message, MAX_MESSAGE_BYTES).to_owned();
+                crate::metrics::job_run(status.label());
                 let record =
                     RunRecord { started_at: started, finished_at: finished, attempt, status, message };
                 log_run(id, &job.extension, &record);
@@ -409,6 +413,7 @@ impl Scheduler {
     ) {
         let when = crate::time::rfc3339(i64::try_from(slot).unwrap_or(i64::MAX));
         let message = format!("missed while no node was up; skipped to the next slot, {when}");
+        crate::metrics::job_run(RunStatus::Missed.label());
         tracing::info!(job = id, extension = job.extension, "job run {message}");
         let entry = RunEntry {
             seq: 0,

@@ -183,6 +183,19 @@ pub enum RunStatus {
     Missed,
 }
 
+impl RunStatus {
+    /// Its name, as serialised (the `outcome` of `warden_job_runs_total`).
+    pub fn label(self) -> &'static str {
+        match self {
+            RunStatus::Success => "success",
+            RunStatus::Failure => "failure",
+            RunStatus::Error => "error",
+            RunStatus::Skipped => "skipped",
+            RunStatus::Missed => "missed",
+        }
+    }
+}
+
 /// One entry of a job's run history ([`RUNS_INDEX`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunEntry {

@@ -192,7 +192,13 @@ impl ApiTokens {
             Write { index: STORE_INDEX, id: &id, source: Some(source), expect: Expect::Absent },
         ]);
         match written {
-            Ok(_) => Ok((token, record)),
+            Ok(_) => {
+                crate::metrics::token(
+                    crate::metrics::TokenKind::ApiToken,
+                    crate::metrics::TokenEvent::Minted,
+                );
+                Ok((token, record))
+            }
             Err(StoreError::Conflict { .. }) => Err(ApiTokenError::Duplicate(record.name)),
             Err(e) => Err(e.into()),
         }
@@ -240,6 +246,7 @@ impl ApiTokens {
             Write { index: NAMES_INDEX, id: &key, source: None, expect: Expect::Any },
             Write { index: STORE_INDEX, id: &id, source: None, expect: Expect::Any },
         ])?;
+        crate::metrics::token(crate::metrics::TokenKind::ApiToken, crate::metrics::TokenEvent::Revoked);
         if let Ok(mut compiled) = self.compiled.lock() {
             compiled.remove(&id);
         }

@@ -179,7 +179,7 @@ impl Store {
     }
 
     pub fn get(&self, index: &str, id: &str) -> Result<Option<Versioned>, StoreError> {
-        let txn = self.db()?.begin_read().map_err(io)?;
+        let txn = self.read_txn()?;
         let table = txn.open_table(DOCS).map_err(io)?;
         let value = table.get((index, id)).map_err(io)?;
         value.map(|v| decode(index, id, v.value())).transpose()
@@ -192,7 +192,7 @@ impl Store {
 
     /// The documents of `index` whose ids start with `prefix`, by id.
     pub fn list_prefix(&self, index: &str, prefix: &str) -> Result<Vec<(String, Versioned)>, StoreError> {
-        let txn = self.db()?.begin_read().map_err(io)?;
+        let txn = self.read_txn()?;
         let table = txn.open_table(DOCS).map_err(io)?;
         let mut out = Vec::new();
         for entry in table.range((index, prefix)..).map_err(io)? {
@@ -209,7 +209,7 @@ impl Store {
     /// The ids of `index`'s documents in `from..to` (`to` excluded), in
     /// order, without reading their values.
     pub fn ids_between(&self, index: &str, from: &str, to: &str) -> Result<Vec<String>, StoreError> {
-        let txn = self.db()?.begin_read().map_err(io)?;
+        let txn = self.read_txn()?;
         let table = txn.open_table(DOCS).map_err(io)?;
         let mut out = Vec::new();
         for entry in table.range((index, from)..(index, to)).map_err(io)? {
@@ -227,7 +227,7 @@ impl Store {
         skip: usize,
         take: usize,
     ) -> Result<(usize, Vec<(String, Versioned)>), StoreError> {
-        let txn = self.db()?.begin_read().map_err(io)?;
+        let txn = self.read_txn()?;
         let table = txn.open_table(DOCS).map_err(io)?;
         let (mut count, mut out) = (0, Vec::new());
         for entry in table.range((index, "")..).map_err(io)? {
@@ -266,18 +266,32 @@ impl Store {
         self.write_with(writes, Some(indexer), redb::Durability::Immediate)
     }
 
+    /// A read transaction, counted (`warden_store_operations_total`).
+    fn read_txn(&self) -> Result<redb::ReadTransaction, StoreError> {
+        let txn = self.db().and_then(|db| db.begin_read().map_err(io));
+        crate::metrics::store_read(txn.is_ok());
+        txn
+    }
+
     fn write_with(
         &self,
         writes: &[Write<'_>],
         indexer: Option<&Indexer>,
         durability: redb::Durability,
     ) -> Result<Vec<Versioned>, StoreError> {
-        let result = self.write_once(writes, indexer, durability);
+        let started = Instant::now();
+        let mut result = self.write_once(writes, indexer, durability);
         // Failed because an earlier write did, and reopened: the disk has
         // room again, so this write is tried once more on the new handle.
         if matches!(result, Err(StoreError::Io(_))) && self.reopen_if_failed() {
-            return self.write_once(writes, indexer, durability);
+            result = self.write_once(writes, indexer, durability);
         }
+        let outcome = match &result {
+            Ok(_) => crate::metrics::StoreWrite::Ok,
+            Err(StoreError::Conflict { .. }) => crate::metrics::StoreWrite::Conflict,
+            Err(_) => crate::metrics::StoreWrite::Error,
+        };
+        crate::metrics::store_write(outcome, started.elapsed());
         result
     }
 
@@ -363,7 +377,7 @@ impl Store {
     /// The ids of `index`'s documents holding a term in `from..to` (`to`
     /// excluded), each once, in id order.
     pub fn postings(&self, index: &str, from: &str, to: &str) -> Result<Vec<String>, StoreError> {
-        let txn = self.db()?.begin_read().map_err(io)?;
+        let txn = self.read_txn()?;
         let table = txn.open_table(POSTINGS).map_err(io)?;
         let mut ids = Vec::new();
         let (index, empty) = (index.as_bytes(), &b""[..]);
@@ -382,7 +396,7 @@ impl Store {
     /// The documents of `index` with these ids (missing ones skipped), read
     /// in one transaction.
     pub fn get_many(&self, index: &str, ids: &[String]) -> Result<Vec<(String, Versioned)>, StoreError> {
-        let txn = self.db()?.begin_read().map_err(io)?;
+        let txn = self.read_txn()?;
         let table = txn.open_table(DOCS).map_err(io)?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {

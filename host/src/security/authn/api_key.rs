@@ -20,6 +20,19 @@ pub(super) fn authenticate(
     state: &SecurityState,
     token: &str,
 ) -> Result<(Principal, (String, Arc<TokenLimit>)), AuthnError> {
+    use crate::metrics::{TokenEvent, TokenKind};
+    let result = check(security, tokens, state, token);
+    let event = if result.is_ok() { TokenEvent::Verified } else { TokenEvent::Rejected };
+    crate::metrics::token(TokenKind::ApiToken, event);
+    result
+}
+
+fn check(
+    security: &Security,
+    tokens: &ApiTokens,
+    state: &SecurityState,
+    token: &str,
+) -> Result<(Principal, (String, Arc<TokenLimit>)), AuthnError> {
     let (id, record) = tokens
         .lookup(token)
         .map_err(|e| AuthnError::InvalidToken(e.to_string()))?

@@ -37,6 +37,7 @@ mod seal;
 #[cfg(test)]
 pub(crate) mod attacks;
 
+use crate::metrics::{self, TokenEvent, TokenKind};
 use std::collections::HashMap;
 use std::sync::RwLock;
 
@@ -253,12 +254,18 @@ impl TokenService {
         };
         let mut header = Header::new(Algorithm::HS512);
         header.kid = Some(keys.current.kid.clone());
-        jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(&signing))
-            .map_err(|e| TokenError::Internal(e.to_string()))
+        let token = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(&signing))
+            .map_err(|e| TokenError::Internal(e.to_string()))?;
+        metrics::token(TokenKind::Obo, TokenEvent::Minted);
+        Ok(token)
     }
 
     /// Verifies `token` for a call from `extension`.
     pub fn verify(&self, token: &str, extension: &str) -> Result<OboClaims, TokenError> {
+        counted(self.verify_uncounted(token, extension))
+    }
+
+    fn verify_uncounted(&self, token: &str, extension: &str) -> Result<OboClaims, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| TokenError::Malformed(e.to_string()))?;
         if header.alg != Algorithm::HS512 {
             return Err(TokenError::Invalid(format!("algorithm {:?} is not allowed", header.alg)));
@@ -331,6 +338,10 @@ impl TokenService {
     /// against the caller, its expiry, and revocation. For claims kept from
     /// an earlier full [`TokenService::verify`] of the same token.
     pub fn recheck(&self, claims: &OboClaims, extension: &str) -> Result<(), TokenError> {
+        counted(self.recheck_uncounted(claims, extension))
+    }
+
+    fn recheck_uncounted(&self, claims: &OboClaims, extension: &str) -> Result<(), TokenError> {
         if claims.extension != extension {
             return Err(TokenError::WrongAudience {
                 expected: extension.to_owned(),
@@ -345,6 +356,13 @@ impl TokenService {
             .map_err(|_| TokenError::Internal("revocation list unavailable".into()))?
             .check(&claims.jti, &claims.user, &claims.extension, claims.issued_at)
     }
+}
+
+/// Counts a verification's result (`warden_tokens_total`).
+fn counted<T>(result: Result<T, TokenError>) -> Result<T, TokenError> {
+    let event = if result.is_ok() { TokenEvent::Verified } else { TokenEvent::Rejected };
+    metrics::token(TokenKind::Obo, event);
+    result
 }
 
 /// Used by tests and tools: the claims of a token without verifying it.

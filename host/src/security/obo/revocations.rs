@@ -117,6 +117,7 @@ impl TokenService {
     /// Applies a revocation now, then persists the list; an error means
     /// it holds in this process but would not survive a restart.
     fn edit_revocations(&self, edit: impl FnOnce(&mut Revocations)) -> Result<(), TokenError> {
+        crate::metrics::token(crate::metrics::TokenKind::Obo, crate::metrics::TokenEvent::Revoked);
         match self.revocations.write() {
             Ok(mut r) => {
                 edit(&mut r);
