@@ -260,6 +260,15 @@ fn a_job_runs_as_its_owner_resolved_again_at_every_run() -> TestResult {
         events.iter().any(|e| e["job"] == json!(id) && e["reason"] == "suspended: user `ana` is disabled"),
         "{events:?}"
     );
+    // The runs so far, as the metrics count them: successes, the failure
+    // the user gate caused, the suspension, each run's lateness.
+    let scrape = crate::metrics::Scrape::take(&server, &support::basic("admin", support::ADMIN_PASSWORD))?;
+    let runs_of = |outcome: &str| scrape.value("warden_job_runs_total", &[("outcome", outcome)]);
+    assert!(runs_of("success") >= 2.0 && runs_of("failure") >= 1.0 && runs_of("suspended") >= 1.0);
+    let job_ok = [("extension", "probe"), ("kind", "job"), ("outcome", "ok")];
+    assert!(scrape.value("warden_invocations_total", &job_ok) >= 3.0);
+    assert!(scrape.histogram_count("warden_job_lateness_seconds", &[]) >= 3.0);
+    assert!(scrape.value("warden_gate_decisions_total", &[("gate", "user"), ("result", "denied")]) >= 1.0);
     let refused = server.request(Method::POST, &format!("/_warden/jobs/{id}/_enable"), "")?;
     assert_eq!(refused.status, 409, "{refused:?}");
     assert!(refused.reason().contains("user `ana` is disabled"), "{refused:?}");

@@ -10,10 +10,10 @@ use warden_test_artifacts::{GUEST_TRAP, HELLO_WORLD};
 use crate::support::{API, Deployment, Server, TestResult, api_key};
 
 /// A parsed scrape.
-struct Scrape(prometheus_parse::Scrape);
+pub(crate) struct Scrape(prometheus_parse::Scrape);
 
 impl Scrape {
-    fn take(server: &Server, authorization: &str) -> Result<Scrape, Box<dyn std::error::Error>> {
+    pub(crate) fn take(server: &Server, authorization: &str) -> Result<Scrape, Box<dyn std::error::Error>> {
         let reply = server.get_with_authorization("/_warden/metrics", Some(authorization))?;
         assert_eq!(reply.status, 200, "{reply:?}");
         let lines = reply.body.lines().map(|l| Ok(l.to_owned()));
@@ -23,7 +23,7 @@ impl Scrape {
     /// The value of the counter, gauge or untyped sample `metric` whose
     /// labels include `labels`; 0 when there is none (a counter never
     /// incremented may be absent).
-    fn value(&self, metric: &str, labels: &[(&str, &str)]) -> f64 {
+    pub(crate) fn value(&self, metric: &str, labels: &[(&str, &str)]) -> f64 {
         self.0
             .samples
             .iter()
@@ -38,7 +38,7 @@ impl Scrape {
     }
 
     /// The `_count` of histogram `metric` with `labels`.
-    fn histogram_count(&self, metric: &str, labels: &[(&str, &str)]) -> f64 {
+    pub(crate) fn histogram_count(&self, metric: &str, labels: &[(&str, &str)]) -> f64 {
         self.0
             .samples
             .iter()
