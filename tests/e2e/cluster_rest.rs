@@ -542,3 +542,172 @@ fn mget_and_msearch_are_authorised_per_item() -> TestResult {
     assert!(refusals.iter().any(|a| a == "indices:data/read/msearch"), "{refusals:?}");
     Ok(())
 }
+
+/// Scroll and point-in-time contexts: `helpers.scan`'s calls page through
+/// every hit exactly once; a context belongs to the caller that opened it
+/// (another user's use of its id is refused, their clear frees nothing);
+/// every page is authorised again (a revoked role stops the scroll); a
+/// forged id is a 400/404, never a 500; contexts are capped per caller.
+#[test]
+fn scroll_and_pit_contexts_belong_to_their_caller_and_are_authorised_at_every_page() -> TestResult {
+    let deployment = Deployment::new()?;
+    let server = deployment.start()?;
+    let mut bulk = String::new();
+    for n in 0..25 {
+        bulk.push_str(&format!("{{\"index\":{{\"_index\":\"logs\",\"_id\":\"d{n:02}\"}}}}\n{{\"n\":{n}}}\n"));
+    }
+    bulk.push_str("{\"index\":{\"_index\":\"secret\",\"_id\":\"s\"}}\n{\"n\":0}\n");
+    assert_eq!(server.request(Method::POST, "/_bulk?refresh=true", &bulk)?.json()["errors"], false);
+    let api = crate::support::API;
+    let reader = json!({"index_permissions": [{"index_patterns": ["logs"], "allowed_actions": ["read"]}]});
+    assert_eq!(server.send(Method::PUT, &format!("{api}/roles/logs_reader"), &reader)?.status, 201);
+    for user in ["ana", "bob"] {
+        let password = json!({"password": format!("{user}-Password-1")});
+        assert_eq!(server.send(Method::PUT, &format!("{api}/internalusers/{user}"), &password)?.status, 201);
+    }
+    let mapping = json!({"users": ["ana", "bob"]});
+    assert_eq!(server.send(Method::PUT, &format!("{api}/rolesmapping/logs_reader"), &mapping)?.status, 201);
+    let as_user = |user: &str, method: Method, path: &str, body: serde_json::Value| {
+        server.send_as(user, &format!("{user}-Password-1"), method, path, &body)
+    };
+    let ids = |reply: &crate::support::Reply| -> Vec<String> {
+        reply.json()["hits"]["hits"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|h| h["_id"].as_str().map(str::to_owned))
+            .collect()
+    };
+
+    // Ana scans `logs` as opensearch-py's helpers.scan does.
+    let first = as_user(
+        "ana",
+        Method::POST,
+        "/logs/_search?scroll=1m&size=10",
+        json!({"query": {"match_all": {}}, "sort": ["_doc"]}),
+    )?;
+    assert_eq!(first.status, 200, "{first:?}");
+    let scroll_id = first.json()["_scroll_id"].as_str().unwrap_or_default().to_owned();
+    assert!(!scroll_id.is_empty(), "{first:?}");
+    let mut seen = ids(&first);
+    assert_eq!(seen.len(), 10);
+
+    // Bob cannot use it, nor free it; nothing of it moves.
+    let stolen =
+        as_user("bob", Method::POST, "/_search/scroll", json!({"scroll_id": scroll_id, "scroll": "1m"}))?;
+    assert_eq!(stolen.status, 403, "{stolen:?}");
+    assert_eq!(stolen.json()["error"]["type"], "security_exception", "{stolen:?}");
+    let freed = as_user("bob", Method::DELETE, "/_search/scroll", json!({"scroll_id": [scroll_id]}))?;
+    assert_eq!((freed.status, freed.json()["num_freed"].clone()), (404, json!(0)), "{freed:?}");
+    let freed = as_user("bob", Method::DELETE, "/_search/scroll/_all", json!(null))?;
+    assert_eq!(freed.json()["num_freed"], 0, "{freed:?}");
+    // Ana goes on where she was: the body form, the URL form.
+    let page =
+        as_user("ana", Method::POST, "/_search/scroll", json!({"scroll_id": scroll_id, "scroll": "1m"}))?;
+    assert_eq!(page.status, 200, "{page:?}");
+    assert_eq!(page.json()["hits"]["total"]["value"], 25);
+    seen.extend(ids(&page));
+    let page = as_user(
+        "ana",
+        Method::GET,
+        &format!("/_search/scroll?scroll=1m&scroll_id={scroll_id}"),
+        json!(null),
+    )?;
+    seen.extend(ids(&page));
+    let last = as_user("ana", Method::POST, "/_search/scroll", json!({"scroll_id": scroll_id}))?;
+    assert_eq!(ids(&last), Vec::<String>::new(), "{last:?}");
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!((seen.len(), sorted.len()), (25, 25), "every hit exactly once: {seen:?}");
+    let cleared = as_user("ana", Method::DELETE, "/_search/scroll", json!({"scroll_id": scroll_id}))?;
+    assert_eq!((cleared.status, cleared.json()["num_freed"].clone()), (200, json!(1)), "{cleared:?}");
+    let gone = as_user("ana", Method::POST, "/_search/scroll", json!({"scroll_id": scroll_id}))?;
+    assert_eq!(gone.status, 404, "{gone:?}");
+    assert_eq!(gone.json()["error"]["type"], "search_context_missing_exception");
+
+    // Forged and tampered ids: a clear 4xx.
+    for forged in
+        ["garbage", "", &scroll_id[..scroll_id.len() - 1], &format!("{}A", &scroll_id[..scroll_id.len() - 1])]
+    {
+        let reply = as_user("ana", Method::POST, "/_search/scroll", json!({"scroll_id": forged}))?;
+        assert!(matches!(reply.status, 400 | 404), "{forged}: {reply:?}");
+    }
+    let missing = as_user("ana", Method::POST, "/_search/scroll", json!({}))?;
+    assert_eq!(missing.status, 400, "{missing:?}");
+
+    // No scroll on an index one may not search; no keep-alive past a day.
+    assert_eq!(as_user("ana", Method::POST, "/secret/_search?scroll=1m", json!({}))?.status, 403);
+    assert_eq!(as_user("ana", Method::POST, "/logs/_search?scroll=2d", json!({}))?.status, 400);
+    assert_eq!(as_user("ana", Method::POST, "/logs/_search?scroll=1m", json!({"size": 0}))?.status, 400);
+
+    // A revoked role stops a scroll at its next page.
+    let open = as_user("ana", Method::POST, "/logs/_search?scroll=1m&size=5", json!({}))?;
+    let open_id = open.json()["_scroll_id"].as_str().unwrap_or_default().to_owned();
+    let bobs = as_user("bob", Method::POST, "/logs/_search?scroll=1m&size=5", json!({}))?;
+    let bobs_id = bobs.json()["_scroll_id"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(
+        server
+            .send(Method::PUT, &format!("{api}/rolesmapping/logs_reader"), &json!({"users": ["bob"]}))?
+            .status,
+        200
+    );
+    let revoked = as_user("ana", Method::POST, "/_search/scroll", json!({"scroll_id": open_id}))?;
+    assert_eq!(revoked.status, 403, "{revoked:?}");
+    // Ana's `_all` frees only her own: Bob's goes on.
+    assert_eq!(as_user("ana", Method::DELETE, "/_search/scroll/_all", json!(null))?.json()["num_freed"], 1);
+    assert_eq!(
+        ids(&as_user("bob", Method::POST, "/_search/scroll", json!({"scroll_id": bobs_id}))?).len(),
+        5
+    );
+
+    // Point in time: Bob pages with search_after; Ana cannot use his PIT.
+    let pit = as_user("bob", Method::POST, "/logs/_search/point_in_time?keep_alive=1m", json!(null))?;
+    assert_eq!(pit.status, 200, "{pit:?}");
+    let pit_id = pit.json()["pit_id"].as_str().unwrap_or_default().to_owned();
+    assert!(pit.json()["creation_time"].is_u64(), "{pit:?}");
+    let mut after = serde_json::Value::Null;
+    let mut paged = Vec::new();
+    loop {
+        let mut body =
+            json!({"size": 10, "pit": {"id": pit_id, "keep_alive": "1m"}, "sort": [{"n": "desc"}]});
+        if !after.is_null() {
+            body["search_after"] = after.clone();
+        }
+        let page = as_user("bob", Method::POST, "/_search", body)?;
+        assert_eq!(page.status, 200, "{page:?}");
+        assert_eq!(page.json()["pit_id"], pit_id.as_str());
+        let hits = page.json()["hits"]["hits"].as_array().cloned().unwrap_or_default();
+        let Some(last) = hits.last() else { break };
+        after = last["sort"].clone();
+        paged.extend(ids(&page));
+        assert!(paged.len() <= 25, "{paged:?}");
+    }
+    let want: Vec<String> = (0..25).rev().map(|n| format!("d{n:02}")).collect();
+    assert_eq!(paged, want);
+    let body = json!({"pit": {"id": pit_id}});
+    assert_eq!(as_user("ana", Method::POST, "/_search", body.clone())?.status, 403);
+    assert_eq!(as_user("bob", Method::POST, "/logs/_search", body.clone())?.status, 400);
+    let listed = as_user("bob", Method::GET, "/_search/point_in_time/_all", json!(null))?;
+    assert_eq!(listed.json()["pits"].as_array().map(Vec::len), Some(1), "{listed:?}");
+    assert_eq!(
+        as_user("ana", Method::GET, "/_search/point_in_time/_all", json!(null))?.json()["pits"],
+        json!([])
+    );
+    let theirs = as_user("ana", Method::DELETE, "/_search/point_in_time", json!({"pit_id": [pit_id]}))?;
+    assert_eq!(theirs.status, 404, "{theirs:?}");
+    let mine = as_user("bob", Method::DELETE, "/_search/point_in_time", json!({"pit_id": [pit_id]}))?;
+    assert_eq!(mine.json()["pits"], json!([{"pit_id": pit_id, "successful": true}]), "{mine:?}");
+    assert_eq!(as_user("bob", Method::POST, "/_search", body)?.status, 404);
+
+    // At most 100 open contexts per caller.
+    for n in 0..99 {
+        let reply = as_user("bob", Method::POST, "/logs/_search?scroll=1m&size=1", json!({}))?;
+        assert_eq!(reply.status, 200, "scroll {n}: {reply:?}");
+    }
+    let over = as_user("bob", Method::POST, "/logs/_search?scroll=1m&size=1", json!({}))?;
+    assert_eq!(over.status, 429, "{over:?}");
+    assert_eq!(as_user("bob", Method::DELETE, "/_search/scroll/_all", json!(null))?.json()["num_freed"], 100);
+    assert_eq!(as_user("bob", Method::POST, "/logs/_search?scroll=1m&size=1", json!({}))?.status, 200);
+    Ok(())
+}

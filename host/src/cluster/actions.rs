@@ -109,6 +109,26 @@ pub enum Op {
     Msearch {
         searches: Vec<SubSearch>,
     },
+    /// `_search/scroll`: the next page of a scroll context (its id from
+    /// the body, else the path, else the query string; `None` when none
+    /// was given). Authorised again, at every page, as a search of the
+    /// indices the context was opened on (the gateway binds it).
+    Scroll {
+        id: Option<String>,
+        keep_alive: Option<String>,
+    },
+    /// `DELETE _search/scroll`: the caller's own contexts (`_all`: every one of theirs).
+    ClearScroll {
+        ids: Vec<String>,
+    },
+    /// `POST /{index}/_search/point_in_time?keep_alive=`.
+    CreatePit,
+    /// `DELETE _search/point_in_time` (`_all`: every one of the caller's).
+    DeletePit {
+        ids: Vec<String>,
+    },
+    /// `GET _search/point_in_time/_all`: the caller's own.
+    ListPits,
 }
 
 /// One document of an `_mget`.
@@ -202,6 +222,11 @@ pub const READ_GET: &str = "indices:data/read/get";
 pub const READ_SEARCH: &str = "indices:data/read/search";
 pub const READ_MGET: &str = "indices:data/read/mget";
 pub const READ_MSEARCH: &str = "indices:data/read/msearch";
+pub const READ_SCROLL: &str = "indices:data/read/scroll";
+pub const CLEAR_SCROLL: &str = "indices:data/read/scroll/clear";
+pub const PIT_CREATE: &str = "indices:data/read/point_in_time/create";
+pub const PIT_DELETE: &str = "indices:data/read/point_in_time/delete";
+pub const PIT_READALL: &str = "indices:data/read/point_in_time/readall";
 
 /// Maps one call. `path` may carry a query string (ignored here).
 ///
@@ -211,7 +236,7 @@ pub const READ_MSEARCH: &str = "indices:data/read/msearch";
 /// ([`validate_index_name`]); searches, refreshes and index reads or
 /// deletes take an expression (comma list, `*`/`?` wildcards, `_all`).
 pub fn resolve(method: &str, path: &str, body: Option<&[u8]>) -> Result<ActionRequest, ActionError> {
-    let path = path.split('?').next().unwrap_or("");
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let method = method.to_ascii_uppercase();
     let unknown = || ActionError::Unknown { method: method.clone(), path: path.to_owned() };
@@ -227,6 +252,22 @@ pub fn resolve(method: &str, path: &str, body: Option<&[u8]>) -> Result<ActionRe
         ("GET" | "HEAD", []) => cluster(CLUSTER_MAIN, Op::Main),
         ("GET", ["_cluster", "health"]) => cluster(CLUSTER_HEALTH, Op::ClusterHealth),
         ("GET" | "POST", ["_search"]) => on(READ_SEARCH, Op::Search, "*"),
+        ("GET" | "POST", ["_search", "scroll"]) => scroll(None, query, body),
+        ("GET" | "POST", ["_search", "scroll", id]) => scroll(Some(id), query, body),
+        ("DELETE", ["_search", "scroll"]) => {
+            cluster(CLEAR_SCROLL, Op::ClearScroll { ids: context_ids("scroll_id", None, query, body)? })
+        }
+        ("DELETE", ["_search", "scroll", ids]) => {
+            cluster(CLEAR_SCROLL, Op::ClearScroll { ids: context_ids("scroll_id", Some(ids), query, body)? })
+        }
+        ("POST", [index, "_search", "point_in_time"]) => on(PIT_CREATE, Op::CreatePit, index),
+        ("DELETE", ["_search", "point_in_time"]) => {
+            cluster(PIT_DELETE, Op::DeletePit { ids: context_ids("pit_id", None, query, body)? })
+        }
+        ("DELETE", ["_search", "point_in_time", "_all"]) => {
+            cluster(PIT_DELETE, Op::DeletePit { ids: vec!["_all".to_owned()] })
+        }
+        ("GET", ["_search", "point_in_time", "_all"]) => cluster(PIT_READALL, Op::ListPits),
         ("GET" | "POST", ["_count"]) => on(READ_SEARCH, Op::Count, "*"),
         ("POST" | "PUT", ["_bulk"]) => bulk(None, body),
         ("POST" | "PUT", [index, "_bulk"]) => bulk(Some(concrete_index(index)?.as_str()), body),
@@ -457,6 +498,72 @@ fn percent_decode_bytes(s: &str) -> Vec<u8> {
         i += 1;
     }
     out
+}
+
+/// A query-string parameter, percent-decoded.
+fn query_param(query: &str, name: &str) -> Option<String> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| percent_decode(v))
+}
+
+/// The body of a scroll or point-in-time call, when it has one.
+fn context_body(body: Option<&[u8]>) -> Result<Option<Value>, ActionError> {
+    match body {
+        None => Ok(None),
+        Some(b) if b.iter().all(u8::is_ascii_whitespace) => Ok(None),
+        Some(b) => serde_json::from_slice::<Value>(b)
+            .map(Some)
+            .map_err(|e| ActionError::Parse(format!("the request body is not JSON: {e}"))),
+    }
+}
+
+/// `_search/scroll`: the id and keep-alive from the body, which wins over
+/// the path and the query string (as OpenSearch's parser lets it).
+fn scroll(in_path: Option<&str>, query: &str, body: Option<&[u8]>) -> Result<ActionRequest, ActionError> {
+    let body = context_body(body)?;
+    let from_body =
+        |name: &str| body.as_ref().and_then(|b| b.get(name)).and_then(Value::as_str).map(str::to_owned);
+    let id = from_body("scroll_id")
+        .or_else(|| in_path.map(percent_decode))
+        .or_else(|| query_param(query, "scroll_id"));
+    let keep_alive = from_body("scroll").or_else(|| query_param(query, "scroll"));
+    Ok(ActionRequest {
+        action: READ_SCROLL,
+        op: Op::Scroll { id, keep_alive },
+        indices: Vec::new(),
+        items: Vec::new(),
+    })
+}
+
+/// The context ids a clear names: the body's `field` (a string or a list),
+/// else the path's comma list, else the query string's.
+fn context_ids(
+    field: &str,
+    in_path: Option<&str>,
+    query: &str,
+    body: Option<&[u8]>,
+) -> Result<Vec<String>, ActionError> {
+    let split = |s: &str| s.split(',').filter(|p| !p.is_empty()).map(str::to_owned).collect::<Vec<_>>();
+    if let Some(value) = context_body(body)?.and_then(|b| b.get(field).cloned()) {
+        return match value {
+            Value::String(one) => Ok(vec![one]),
+            Value::Array(many) => many
+                .into_iter()
+                .map(|v| match v {
+                    Value::String(s) => Ok(s),
+                    other => Err(ActionError::Parse(format!("[{field}] holds {other}, not an id"))),
+                })
+                .collect(),
+            other => Err(ActionError::Parse(format!("[{field}] must be a string or an array, not {other}"))),
+        };
+    }
+    if let Some(ids) = in_path {
+        return Ok(split(&percent_decode(ids)));
+    }
+    Ok(query_param(query, field).map(|ids| split(&ids)).unwrap_or_default())
 }
 
 /// `_bulk`: NDJSON action lines, each (but delete) followed by a source line.

@@ -114,6 +114,14 @@ pub struct Params {
     pub track_total_hits: Option<TrackTotalHits>,
     /// `docvalue_fields` in the query string (added to the body's).
     pub docvalue_fields: Vec<String>,
+    /// `scroll=<keep-alive>` on a search: open a scroll context.
+    pub scroll: Option<String>,
+    /// `keep_alive=` of a point in time.
+    pub keep_alive: Option<String>,
+    /// `sort=field[:asc|desc],…` in the query string (when the body has none).
+    pub sort: Option<Value>,
+    /// `request_cache=`: refused with `scroll`, as OpenSearch refuses it.
+    pub request_cache: Option<bool>,
 }
 
 /// How far a search counts its hits (`track_total_hits`).
@@ -385,6 +393,19 @@ impl Params {
                     }
                     "rest_total_hits_as_int" => p.rest_total_hits_as_int = matches!(v, "" | "true"),
                     "docvalue_fields" => p.docvalue_fields.extend(paths()),
+                    "scroll" => p.scroll = Some(decoded.clone()),
+                    "keep_alive" => p.keep_alive = Some(decoded.clone()),
+                    "request_cache" => p.request_cache = Some(matches!(v, "" | "true")),
+                    "sort" => {
+                        let clauses = paths()
+                            .into_iter()
+                            .map(|clause| match clause.rsplit_once(':') {
+                                Some((field, order)) => serde_json::json!({ field: order }),
+                                None => Value::String(clause),
+                            })
+                            .collect();
+                        p.sort = Some(Value::Array(clauses));
+                    }
                     "track_total_hits" => {
                         p.track_total_hits = Some(
                             TrackTotalHits::from_json(&Value::String(v.to_owned()))

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use serde_json::{Value, json};
 
 use super::indices::docs;
-use super::sort::{Hit, sort_hits};
+use super::sort::{Hit, SearchAfter, SortKeys, sort_hits};
 use super::{Embedded, json_body, not_an_object};
 use crate::cluster::backend::{SourceFilter, TrackTotalHits};
 use crate::cluster::query::{self, Postings};
@@ -53,7 +53,7 @@ impl Embedded {
         if let Some(missing) = self.first_missing(indices)? {
             return Ok(missing);
         }
-        let query = match json_body(body) {
+        let mut query = match json_body(body) {
             Ok(v) if v.is_object() => v,
             Ok(_) => return Ok(not_an_object("the search body")),
             Err(r) => return Ok(r),
@@ -68,6 +68,12 @@ impl Embedded {
                 "parsing_exception",
                 format!("Unknown key for a START_OBJECT in [{unknown}]."),
             ));
+        }
+        // The query string's `sort` when the body gives none.
+        if let (Some(sort), Some(fields)) = (&params.sort, query.as_object_mut())
+            && !fields.contains_key("sort")
+        {
+            fields.insert("sort".into(), sort.clone());
         }
         let track = match (params.track_total_hits, query.get("track_total_hits")) {
             (Some(track), _) => track,
@@ -106,16 +112,37 @@ impl Embedded {
             return Ok(Reply::error(400, "parsing_exception", e.to_string()));
         }
         let aggs = body.get("aggs").or_else(|| body.get("aggregations"));
-        if query.get("match_all").is_some() && aggs.is_none() && body["sort"].is_null() {
+        if query.get("match_all").is_some()
+            && aggs.is_none()
+            && body["sort"].is_null()
+            && body.get("search_after").is_none()
+        {
             return self.match_all_page(indices, body, params, count_only);
         }
         let (from, size) = match window(body, params) {
             Ok(window) => window,
             Err(e) => return Ok(Reply::error(400, "illegal_argument_exception", e.to_string())),
         };
-        if let Err(e) = sort_hits(&mut Vec::new(), &body["sort"], 0) {
-            return Ok(Reply::error(400, "parsing_exception", e.to_string()));
-        }
+        let keys = match SortKeys::parse(&body["sort"]) {
+            Ok(keys) => keys,
+            Err(e) => return Ok(Reply::error(400, "parsing_exception", e.to_string())),
+        };
+        // `search_after`: only matches after this position are kept (the
+        // total still counts every match, as OpenSearch's does).
+        let after = match body.get("search_after") {
+            None | Some(Value::Null) => None,
+            Some(_) if from > 0 => {
+                return Ok(Reply::error(
+                    400,
+                    "illegal_argument_exception",
+                    "[from] parameter must be set to 0 when [search_after] is used".to_owned(),
+                ));
+            }
+            Some(after) => match SearchAfter::parse(after, &keys, indices) {
+                Ok(after) => Some(after),
+                Err(e) => return Ok(Reply::error(400, "illegal_argument_exception", e.to_string())),
+            },
+        };
         // What is kept while reading: the first from+size in document
         // order, or — sorted — at most twice that, cut back to the best
         // from+size whenever it fills (ties keep document order, since the
@@ -150,10 +177,15 @@ impl Embedded {
                 if count_only || (!sorted && total > keep) {
                     continue;
                 }
-                hits.push(Hit { index: index_pos, id, source });
+                if let Some(after) = &after
+                    && !after.admits(&keys, index_pos, &id, &source)
+                {
+                    continue;
+                }
+                hits.push(Hit { index: index_pos, id, source, sort: Vec::new() });
                 if sorted
                     && hits.len() >= keep.saturating_mul(2).max(64)
-                    && let Err(e) = sort_hits(&mut hits, &body["sort"], keep)
+                    && let Err(e) = sort_hits(&mut hits, &body["sort"], keep, indices)
                 {
                     return Ok(Reply::error(400, "parsing_exception", e.to_string()));
                 }
@@ -179,17 +211,28 @@ impl Embedded {
             None => None,
         };
         // Only the first from+size need to be in order.
-        if let Err(e) = sort_hits(&mut hits, &body["sort"], from.saturating_add(size)) {
+        if let Err(e) = sort_hits(&mut hits, &body["sort"], from.saturating_add(size), indices) {
             return Ok(Reply::error(400, "parsing_exception", e.to_string()));
         }
-        // Only the page becomes JSON hits.
+        // Only the page becomes JSON hits; a sorted one shows each hit's
+        // sort values (what `search_after` takes back) and no score.
         let page: Vec<Value> = hits
             .into_iter()
             .skip(from)
             .take(size)
-            .map(|h| json!({ "_index": indices.get(h.index), "_id": h.id, "_score": 1.0, "_source": h.source }))
+            .map(|h| {
+                if sorted {
+                    json!({ "_index": indices.get(h.index), "_id": h.id, "_score": null, "_source": h.source, "sort": h.sort })
+                } else {
+                    json!({ "_index": indices.get(h.index), "_id": h.id, "_score": 1.0, "_source": h.source })
+                }
+            })
             .collect();
-        Ok(search_reply(indices.len(), total, false, page, aggregations))
+        let mut reply = search_reply(indices.len(), total, false, page, aggregations);
+        if sorted {
+            reply.body["hits"]["max_score"] = Value::Null;
+        }
+        Ok(reply)
     }
 
     /// `match_all` without sort or aggregations: the total is a count and
