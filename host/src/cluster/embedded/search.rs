@@ -143,6 +143,11 @@ impl Embedded {
                 Err(e) => return Ok(Reply::error(400, "illegal_argument_exception", e.to_string())),
             },
         };
+        // Document order over everything (a scroll's, helpers.scan's): the
+        // store's own order, reading only the page's documents.
+        if query.get("match_all").is_some() && aggs.is_none() && keys.doc_order() && !count_only {
+            return self.doc_order_page(indices, after.as_ref(), from, size, &keys);
+        }
         // What is kept while reading: the first from+size in document
         // order, or — sorted — at most twice that, cut back to the best
         // from+size whenever it fills (ties keep document order, since the
@@ -261,6 +266,57 @@ impl Embedded {
             }
         }
         Ok(search_reply(indices.len(), total, count_only, page, None))
+    }
+}
+
+impl Embedded {
+    /// `match_all` in document order from a `search_after` place: each
+    /// index before the place is only counted, the one holding it is read
+    /// from just past it, so a scroll's page costs its own documents (and
+    /// a walk over the keys), not a read of every document.
+    fn doc_order_page(
+        &self,
+        indices: &[String],
+        after: Option<&SearchAfter>,
+        from: usize,
+        size: usize,
+        keys: &SortKeys,
+    ) -> Result<Reply, StoreError> {
+        let place = after.and_then(SearchAfter::doc_place);
+        let (mut total, mut skip, mut page) = (0, from, Vec::new());
+        for (pos, index) in indices.iter().enumerate() {
+            let store_index = docs(index);
+            // Documents at or before the place are not this page's.
+            let passed = match place {
+                Some((at, _)) if pos < at => usize::MAX,
+                Some((at, id)) if pos == at => {
+                    let before = self.store.ids_between(&store_index, "", id)?.len();
+                    before + self.store.ids_between(&store_index, id, &format!("{id}\0"))?.len()
+                }
+                _ => 0,
+            };
+            let wanted = size - page.len();
+            let (count, documents) = if passed == usize::MAX {
+                self.store.page(&store_index, usize::MAX, 0)?
+            } else {
+                self.store.page(&store_index, passed.saturating_add(skip), wanted)?
+            };
+            total += count;
+            if passed != usize::MAX {
+                skip = skip.saturating_sub(count.saturating_sub(passed));
+            }
+            for (id, doc) in documents {
+                let mut stored: Value = serde_json::from_slice(&doc.source).unwrap_or(Value::Null);
+                let source = stored.get_mut("s").map(Value::take).unwrap_or(Value::Null);
+                let sort = keys.shown(indices, pos, &id, &source);
+                page.push(
+                    json!({ "_index": index, "_id": id, "_score": null, "_source": source, "sort": sort }),
+                );
+            }
+        }
+        let mut reply = search_reply(indices.len(), total, false, page, None);
+        reply.body["hits"]["max_score"] = Value::Null;
+        Ok(reply)
     }
 }
 
@@ -479,6 +535,54 @@ mod tests {
         assert!(
             big.body["error"]["reason"].as_str().is_some_and(|r| r.contains("Result window is too large"))
         );
+        Ok(())
+    }
+
+    /// Paging in document order with `search_after` (a scroll's pages)
+    /// visits every document once, in (index, id) order, whether the
+    /// store's order serves it (`match_all`) or a query is decided per
+    /// document; the total is every match on every page.
+    #[test]
+    fn search_after_in_document_order_visits_every_document_once() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let e = Embedded::new(Arc::new(Store::open(&dir.path().join("s.redb"))?), "test")?;
+        let mut bulk = String::new();
+        let mut expected = Vec::new();
+        for (index, count) in [("s1", 130), ("s2", 75)] {
+            for i in 0..count {
+                let id = format!("{}", i * 7919 % 1000);
+                bulk.push_str(&format!(
+                    "{{\"index\":{{\"_index\":\"{index}\",\"_id\":\"{id}\"}}}}\n{{\"k\":1}}\n"
+                ));
+                expected.push((index.to_owned(), id));
+            }
+        }
+        expected.sort();
+        let request = resolve("POST", "/_bulk", Some(bulk.as_bytes()))?;
+        e.execute(&request, &request.indices, &Params::default(), Some(bulk.as_bytes()));
+        for query in [json!({"match_all": {}}), json!({"exists": {"field": "k"}})] {
+            let mut after = Value::Null;
+            let mut seen = Vec::new();
+            loop {
+                let mut body = json!({"query": query, "sort": ["_shard_doc"], "size": 17});
+                if !after.is_null() {
+                    body["search_after"] = after.clone();
+                }
+                let page = call(&e, "POST", "/s1,s2/_search", Some(body));
+                assert_eq!(page.body["hits"]["total"]["value"], 205, "{query}");
+                let hits = page.body["hits"]["hits"].as_array().cloned().unwrap_or_default();
+                let Some(last) = hits.last() else { break };
+                after = last["sort"].clone();
+                seen.extend(hits.iter().map(|h| {
+                    (
+                        h["_index"].as_str().unwrap_or("").to_owned(),
+                        h["_id"].as_str().unwrap_or("").to_owned(),
+                    )
+                }));
+                assert!(seen.len() <= 205, "{query}");
+            }
+            assert_eq!(seen, expected, "{query}");
+        }
         Ok(())
     }
 }

@@ -131,6 +131,17 @@ impl SortKeys {
         self.0.is_empty()
     }
 
+    /// Whether the sort is document order alone (`_doc`/`_shard_doc`,
+    /// ascending): a scroll's default, which the store's own order serves.
+    pub fn doc_order(&self) -> bool {
+        matches!(self.0.as_slice(), [(SortOn::Doc, false)])
+    }
+
+    /// The `sort` values of a hit, as [`sort_hits`] gives them.
+    pub fn shown(&self, indices: &[String], pos: usize, id: &str, source: &Value) -> Vec<Value> {
+        self.0.iter().map(|(on, _)| on.shown(indices, pos, id, source)).collect()
+    }
+
     fn values(&self, pos: usize, id: &str, source: &Value) -> Vec<SortValue> {
         self.0.iter().map(|(on, _)| on.value(pos, id, source)).collect()
     }
@@ -184,6 +195,14 @@ impl SearchAfter {
             });
         }
         Ok(SearchAfter(out))
+    }
+
+    /// The document place of a `search_after` in document order.
+    pub fn doc_place(&self) -> Option<(usize, &str)> {
+        match self.0.as_slice() {
+            [SortValue::Doc(pos, id)] => Some((*pos, id.as_str())),
+            _ => None,
+        }
     }
 
     /// Whether the hit (index position `pos`, `id`, `source`) comes after.
