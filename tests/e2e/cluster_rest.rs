@@ -711,3 +711,106 @@ fn scroll_and_pit_contexts_belong_to_their_caller_and_are_authorised_at_every_pa
     assert_eq!(as_user("bob", Method::POST, "/logs/_search?scroll=1m&size=1", json!({}))?.status, 200);
     Ok(())
 }
+
+/// Index expressions as OpenSearch resolves them — `_all`, `*`, comma
+/// lists, `-exclusions` after a wildcard, `expand_wildcards`,
+/// `ignore_unavailable`, `allow_no_indices` — and their authorization, as
+/// a table: who, what request, the status, and which indices the hits come
+/// from. The system-index refusal holds for every form, admins included.
+#[test]
+fn index_expressions_resolve_and_authorise_as_opensearch_does() -> TestResult {
+    let deployment = Deployment::new()?;
+    let server = deployment.start()?;
+    let bulk = ["logs-a", "logs-b", "other"]
+        .iter()
+        .map(|i| format!("{{\"index\":{{\"_index\":\"{i}\",\"_id\":\"1\"}}}}\n{{\"n\":1}}\n"))
+        .collect::<String>();
+    assert_eq!(server.request(Method::POST, "/_bulk?refresh=true", &bulk)?.json()["errors"], false);
+    let api = crate::support::API;
+    let reader = json!({"index_permissions": [{"index_patterns": ["logs-*"], "allowed_actions": ["read"]}]});
+    assert_eq!(server.send(Method::PUT, &format!("{api}/roles/logs_reader"), &reader)?.status, 201);
+    assert_eq!(
+        server
+            .send(Method::PUT, &format!("{api}/internalusers/ana"), &json!({"password": "Ana-Password-1"}))?
+            .status,
+        201
+    );
+    assert_eq!(
+        server
+            .send(Method::PUT, &format!("{api}/rolesmapping/logs_reader"), &json!({"users": ["ana"]}))?
+            .status,
+        201
+    );
+
+    type Row = (&'static str, &'static str, u16, &'static [&'static str]);
+    let everything: &[&str] = &["logs-a", "logs-b", "other"];
+    let logs: &[&str] = &["logs-a", "logs-b"];
+    let rows: &[Row] = &[
+        ("admin", "/_all/_search", 200, everything),
+        ("admin", "/*/_search", 200, everything),
+        ("admin", "/_search", 200, everything),
+        ("admin", "/logs-a,other/_search", 200, &["logs-a", "other"]),
+        ("admin", "/*,-logs-a/_search", 200, &["logs-b", "other"]),
+        ("admin", "/*,-logs-*/_search", 200, &["other"]),
+        ("admin", "/_all,-other/_search", 200, logs),
+        ("admin", "/*,-logs-*,logs-b/_search", 200, &["logs-b", "other"]),
+        ("admin", "/-logs-a/_search", 400, &[]),
+        ("admin", "/*/_search?expand_wildcards=none", 200, &[]),
+        ("admin", "/*/_search?expand_wildcards=closed", 200, &[]),
+        ("admin", "/*/_search?expand_wildcards=open,hidden", 200, everything),
+        ("admin", "/*/_search?expand_wildcards=all", 200, everything),
+        ("admin", "/*/_search?expand_wildcards=bogus", 400, &[]),
+        ("admin", "/*/_search?expand_wildcards=none&allow_no_indices=false", 404, &[]),
+        ("admin", "/nomatch*/_search", 200, &[]),
+        ("admin", "/nomatch*/_search?allow_no_indices=false", 404, &[]),
+        ("admin", "/logs-a,missing/_search", 404, &[]),
+        ("admin", "/logs-a,missing/_search?ignore_unavailable=true", 200, &["logs-a"]),
+        ("ana", "/logs-*/_search", 200, logs),
+        ("ana", "/*/_search", 200, logs),
+        ("ana", "/_all/_search", 200, logs),
+        ("ana", "/*,-logs-b/_search", 200, &["logs-a"]),
+        ("ana", "/other/_search", 403, &[]),
+        ("ana", "/logs-a,other/_search", 403, &[]),
+        ("ana", "/*,-logs-*/_search", 200, &[]),
+        ("ana", "/*,-logs-*/_search?allow_no_indices=false", 404, &[]),
+        ("ana", "/other/_search?ignore_unavailable=true", 403, &[]),
+        // System indices, every form, for admins too.
+        ("admin", "/.warden-security/_search", 403, &[]),
+        ("admin", "/%2Ewarden-security/_search", 403, &[]),
+        ("admin", "/.warden*/_search", 403, &[]),
+        ("admin", "/logs-a,.warden-security/_search", 403, &[]),
+        ("admin", "/*,-logs-*,.warden-security/_search", 403, &[]),
+        ("admin", "/.warden-security/_search?ignore_unavailable=true", 403, &[]),
+        ("admin", "/.w*/_search?expand_wildcards=all", 200, &[]),
+        ("admin", "/*/_search?expand_wildcards=hidden", 200, everything),
+        ("admin", "/_all/_count", 200, &[]),
+        ("admin", "/.ext-probe/_search", 403, &[]),
+        ("admin", "/.e*/_search", 200, &[]),
+        ("admin", "/.warden-security/_search/point_in_time?keep_alive=1m", 403, &[]),
+        ("admin", "/.warden*/_search?scroll=1m", 403, &[]),
+        ("ana", "/.warden-security/_search", 403, &[]),
+        ("ana", "/*,.warden-security/_search", 403, &[]),
+    ];
+    for (user, path, status, visible) in rows {
+        let reply = match *user {
+            "admin" => server.send(Method::POST, path, &json!({}))?,
+            other => server.send_as(other, "Ana-Password-1", Method::POST, path, &json!({}))?,
+        };
+        assert_eq!(reply.status, *status, "{user} {path}: {reply:?}");
+        if reply.status == 200 && reply.json()["hits"].is_object() {
+            let mut seen: Vec<String> = reply.json()["hits"]["hits"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|h| h["_index"].as_str().map(str::to_owned))
+                .collect();
+            seen.sort();
+            seen.dedup();
+            assert_eq!(seen, *visible, "{user} {path}: {reply:?}");
+        }
+        if path.ends_with("_count") {
+            assert_eq!(reply.json()["count"], 3, "{path}: system documents are never counted: {reply:?}");
+        }
+    }
+    Ok(())
+}

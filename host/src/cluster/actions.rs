@@ -411,9 +411,11 @@ pub fn concrete_index(segment: &str) -> Result<String, InvalidIndexName> {
 pub const MAX_INDEX_EXPRESSIONS: usize = 1_000;
 
 /// An index expression from a path segment: decoded once, split at commas;
-/// each part is `_all`/`*` (everything), a wildcard pattern, or a concrete
-/// name, all under the same rules ([`validate_index_name`]) except that a
-/// pattern may hold `*` and `?`.
+/// each part is `_all`/`*` (everything), a wildcard pattern, a concrete
+/// name, or — after a wildcard — `-name` / `-pattern`, an exclusion (kept
+/// with its `-`, applied in order where the expression is expanded), all
+/// under the same rules ([`validate_index_name`]) except that a pattern may
+/// hold `*` and `?`.
 ///
 /// The answer is a set, as OpenSearch resolves one: a part repeated
 /// (`big,big`) is kept once, in the order of its first appearance, so no
@@ -430,8 +432,23 @@ pub fn index_expression(segment: &str) -> Result<Vec<String>, ActionError> {
     }
     let mut seen = std::collections::HashSet::new();
     let mut parts = Vec::new();
+    // As OpenSearch resolves them: `-pattern` after a wildcard excludes
+    // what it matches from the indices named so far; before any wildcard
+    // it is a name (and an invalid one).
+    let mut wildcard_seen = false;
     for part in decoded.split(',') {
         let part = if part == "_all" { "*" } else { part };
+        if let Some(excluded) = part.strip_prefix('-')
+            && wildcard_seen
+        {
+            let as_name: String =
+                excluded.chars().map(|c| if c == '*' || c == '?' { 'x' } else { c }).collect();
+            validate_index_name(&as_name)
+                .map_err(|e| InvalidIndexName { name: part.to_owned(), reason: e.reason })?;
+            parts.push(part.to_owned());
+            continue;
+        }
+        wildcard_seen |= part.contains(['*', '?']);
         if !seen.insert(part) {
             continue;
         }

@@ -122,6 +122,25 @@ pub struct Params {
     pub sort: Option<Value>,
     /// `request_cache=`: refused with `scroll`, as OpenSearch refuses it.
     pub request_cache: Option<bool>,
+    /// `expand_wildcards=`: whether wildcards expand at all (`open`, `all`,
+    /// `hidden`: yes; `none`, `closed`: no — there are no closed indices here).
+    pub expand_wildcards: ExpandWildcards,
+    /// `ignore_unavailable=true`: a named index that does not exist is
+    /// left out instead of answering 404.
+    pub ignore_unavailable: bool,
+    /// `allow_no_indices=false`: an expression that comes to no index is a
+    /// 404 instead of an empty answer.
+    pub allow_no_indices: Option<bool>,
+}
+
+/// `expand_wildcards`, as far as a node without closed or hidden indices has it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ExpandWildcards {
+    /// `open`, `all`, `hidden` (and the default).
+    #[default]
+    Expand,
+    /// `none`, or only `closed`: wildcards match nothing.
+    Nothing,
 }
 
 /// How far a search counts its hits (`track_total_hits`).
@@ -396,6 +415,20 @@ impl Params {
                     "scroll" => p.scroll = Some(decoded.clone()),
                     "keep_alive" => p.keep_alive = Some(decoded.clone()),
                     "request_cache" => p.request_cache = Some(matches!(v, "" | "true")),
+                    "ignore_unavailable" => p.ignore_unavailable = matches!(v, "" | "true"),
+                    "allow_no_indices" => p.allow_no_indices = Some(matches!(v, "" | "true")),
+                    "expand_wildcards" => {
+                        let mut expand = false;
+                        for value in decoded.split(',') {
+                            match value {
+                                "open" | "all" | "hidden" => expand = true,
+                                "none" | "closed" => {}
+                                _ => return Err(unknown("expand_wildcards", value)),
+                            }
+                        }
+                        p.expand_wildcards =
+                            if expand { ExpandWildcards::Expand } else { ExpandWildcards::Nothing };
+                    }
                     "sort" => {
                         let clauses = paths()
                             .into_iter()

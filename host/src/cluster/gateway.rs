@@ -238,7 +238,7 @@ impl ClusterGateway {
                 path: Some(call.path.to_owned()),
                 ..Event::new(Category::GrantedPrivileges, call.request_id)
             };
-            let decision = self.authorise(call, request, &mut event);
+            let decision = self.authorise(call, request, params, &mut event);
             Ok(self.conclude(request, event, decision, params, body, allowed)?)
         };
         if contexts::involved(&request, &params, call.body) {
@@ -278,15 +278,17 @@ impl ClusterGateway {
         // write (the backend would otherwise be asked to write nowhere, or
         // to index ""): it is refused and audited, and answered as
         // OpenSearch answers a missing index.
+        // A read with `allow_no_indices=false` is answered the same way.
         if let Ok(allowed) = &decision
-            && request.op.writes()
+            && (request.op.writes() || params.allow_no_indices == Some(false))
             && allowed.indices.is_empty()
             && !request.indices.is_empty()
         {
             let expression = request.indices.join(",");
+            let what = if request.op.writes() { "write" } else { "read (allow_no_indices=false)" };
             event.category = Some(Category::MissingPrivileges);
             event.gate = Some(GATE_EXPANSION.to_owned());
-            event.reason = Some(format!("`{expression}` expands to no index this call may write"));
+            event.reason = Some(format!("`{expression}` expands to no index this call may {what}"));
             self.audit.record(event);
             return Ok(Reply::index_not_found(&expression));
         }
@@ -413,6 +415,7 @@ impl ClusterGateway {
         &self,
         request: &ActionRequest,
         identity: CallIdentity,
+        params: &Params,
     ) -> Result<Vec<String>, Refusal> {
         let named = request.indices.iter().chain(request.items.iter().map(|item| &item.index));
         for name in named {
@@ -420,7 +423,9 @@ impl ClusterGateway {
                 return Err(denied(GateName::SystemIndex, reason));
             }
         }
-        let wildcards = request.indices.iter().any(|i| i.contains(['*', '?']));
+        // `expand_wildcards=none`: a wildcard matches nothing.
+        let wildcards = request.indices.iter().any(|i| i.contains(['*', '?']))
+            && params.expand_wildcards == crate::cluster::backend::ExpandWildcards::Expand;
         if wildcards {
             self.visible_indices(identity)
                 .map_err(|reason| Refusal::Undecided { step: Undecided::Store, reason })
@@ -434,9 +439,10 @@ impl ClusterGateway {
         &self,
         call: &GuestCall<'_>,
         request: &ActionRequest,
+        params: &Params,
         event: &mut Event,
     ) -> Result<Allowed, Refusal> {
-        let existing = self.expandable_indices(request, call.identity)?;
+        let existing = self.expandable_indices(request, call.identity, params)?;
 
         if call.identity == CallIdentity::Service {
             event.user = Some(service_accounts::name(call.extension));
@@ -573,13 +579,14 @@ impl ClusterGateway {
                 path: Some(path.to_owned()),
                 ..Event::new(Category::GrantedPrivileges, request_id).remote(remote)
             };
-            let decision = self.expandable_indices(request, CallIdentity::User).and_then(|existing| {
-                let mut gates: Vec<Gate<'_>> = vec![(GateName::User, privileges, user)];
-                if let Some(limit) = limit {
-                    gates.push((GateName::ApiToken, &limit.privileges, &limit.subject));
-                }
-                check_gates(&gates, request, &existing)
-            });
+            let decision =
+                self.expandable_indices(request, CallIdentity::User, params).and_then(|existing| {
+                    let mut gates: Vec<Gate<'_>> = vec![(GateName::User, privileges, user)];
+                    if let Some(limit) = limit {
+                        gates.push((GateName::ApiToken, &limit.privileges, &limit.subject));
+                    }
+                    check_gates(&gates, request, &existing)
+                });
             Ok(self.conclude(request, event, decision, params, body, allowed)?)
         };
         if contexts::involved(&request, &params, body) {
@@ -737,6 +744,15 @@ fn check_single(
     let mut concrete = Vec::new();
     let mut considered: std::collections::HashSet<&str> = std::collections::HashSet::new();
     for expr in &request.indices {
+        if let Some(excluded) = expr.strip_prefix('-') {
+            // An exclusion (after a wildcard, the action layer saw to it)
+            // takes away what it matches; it never adds, so it is not decided.
+            let pattern = crate::security::pattern::Pattern::parse(excluded)
+                .map_err(|e| Refusal::Undecided { step: Undecided::Request, reason: e.to_string() })?;
+            concrete.retain(|index: &String| !pattern.matches(index));
+            considered.retain(|index| !pattern.matches(index));
+            continue;
+        }
         if expr.contains(['*', '?']) {
             // A wildcard expands only to indices every gate allows.
             let pattern = crate::security::pattern::Pattern::parse(expr)
@@ -791,7 +807,10 @@ fn service_account_indices(
     }
     let mut concrete = Vec::new();
     for expr in request.indices.iter().chain(request.items.iter().map(|item| &item.index)) {
-        if expr.contains(['*', '?']) {
+        if let Some(excluded) = expr.strip_prefix('-') {
+            let pattern = crate::security::pattern::Pattern::parse(excluded).map_err(|e| e.to_string())?;
+            concrete.retain(|index: &String| !pattern.matches(index));
+        } else if expr.contains(['*', '?']) {
             let pattern = crate::security::pattern::Pattern::parse(expr).map_err(|e| e.to_string())?;
             concrete.extend(existing.iter().filter(|i| pattern.matches(i) && is_own(i)).cloned());
         } else if is_own(expr) {

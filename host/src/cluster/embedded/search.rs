@@ -49,10 +49,18 @@ impl Embedded {
         count_only: bool,
     ) -> Result<Reply, StoreError> {
         // Wildcards arrive expanded to existing indices; a named one
-        // that does not exist is OpenSearch's 404.
-        if let Some(missing) = self.first_missing(indices)? {
-            return Ok(missing);
-        }
+        // that does not exist is OpenSearch's 404, or left out with
+        // `ignore_unavailable=true`.
+        let present;
+        let indices = if params.ignore_unavailable {
+            present = self.existing_of(indices)?;
+            present.as_slice()
+        } else {
+            if let Some(missing) = self.first_missing(indices)? {
+                return Ok(missing);
+            }
+            indices
+        };
         let mut query = match json_body(body) {
             Ok(v) if v.is_object() => v,
             Ok(_) => return Ok(not_an_object("the search body")),
