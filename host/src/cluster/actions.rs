@@ -399,7 +399,7 @@ pub fn validate_index_name(name: &str) -> Result<(), InvalidIndexName> {
 /// One concrete index from a path segment: decoded once, then validated
 /// whole, so `a,b`, `logs-*`, `%2A` and `_all` are refused, not expanded.
 pub fn concrete_index(segment: &str) -> Result<String, InvalidIndexName> {
-    let name = decode_index_segment(segment)?;
+    let name = date_math_name(&decode_index_segment(segment)?, crate::time::now_ms_signed())?;
     validate_index_name(&name)?;
     Ok(name)
 }
@@ -436,7 +436,10 @@ pub fn index_expression(segment: &str) -> Result<Vec<String>, ActionError> {
     // what it matches from the indices named so far; before any wildcard
     // it is a name (and an invalid one).
     let mut wildcard_seen = false;
-    for part in decoded.split(',') {
+    let now = crate::time::now_ms_signed();
+    let resolved: Vec<String> =
+        decoded.split(',').map(|part| date_math_name(part, now)).collect::<Result<_, _>>()?;
+    for part in resolved.iter().map(String::as_str) {
         let part = if part == "_all" { "*" } else { part };
         if let Some(excluded) = part.strip_prefix('-')
             && wildcard_seen
@@ -488,6 +491,106 @@ fn checked_id(id: String) -> Result<String, ActionError> {
 
 pub(crate) fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&percent_decode_bytes(s)).into_owned()
+}
+
+/// A date-math index name, `<static{date-math{format|time zone}}static…>`,
+/// resolved against `now` (epoch ms) as OpenSearch resolves one:
+/// `<logs-{now/d}>` → `logs-2026.11.27`, `<logs-{now/M{yyyy.MM}}>` →
+/// `logs-2026.11`, `<logs-{now/d-1d}>` → yesterday's. The math is the range
+/// queries' ([`crate::cluster::dates::bound`], rounding down); formats take
+/// `yyyy`, `MM`, `dd`, `HH`, `mm`, `ss` and literal characters; only the
+/// UTC time zone is offered (another is refused, never silently ignored).
+/// `\{` and `\}` are literal braces. A name not in `<…>` is returned as it is.
+pub fn date_math_name(name: &str, now: i64) -> Result<String, InvalidIndexName> {
+    let Some(inner) = name.strip_prefix('<').and_then(|n| n.strip_suffix('>')) else {
+        return Ok(name.to_owned());
+    };
+    let bad = |reason: &str| InvalidIndexName { name: name.to_owned(), reason: reason.to_owned() };
+    let mut out = String::new();
+    let mut chars = inner.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some(escaped) => out.push(escaped),
+                None => return Err(bad("ends in an escape")),
+            },
+            '{' => {
+                // The expression, up to its closing brace (a format's own
+                // braces nest once).
+                let mut expr = String::new();
+                let mut depth = 1;
+                for c in chars.by_ref() {
+                    match c {
+                        '{' => depth += 1,
+                        '}' => depth -= 1,
+                        _ => {}
+                    }
+                    if depth == 0 {
+                        break;
+                    }
+                    expr.push(c);
+                }
+                if depth != 0 {
+                    return Err(bad("has an unclosed `{` in its date math"));
+                }
+                let (math, format) = match expr.split_once('{') {
+                    Some((math, rest)) => {
+                        (math, rest.strip_suffix('}').ok_or_else(|| bad("has an unclosed date format"))?)
+                    }
+                    None => (expr.as_str(), "yyyy.MM.dd"),
+                };
+                let (format, zone) = format.split_once('|').unwrap_or((format, "UTC"));
+                if !matches!(zone, "UTC" | "Z" | "+00:00" | "Etc/UTC") {
+                    return Err(bad(
+                        "uses a time zone other than UTC, which Warden does not offer in date math",
+                    ));
+                }
+                if !math.starts_with("now") {
+                    return Err(bad("date math must start with `now`"));
+                }
+                let ms = crate::cluster::dates::bound(math, now, false)
+                    .ok_or_else(|| bad("has date math that does not resolve"))?;
+                out.push_str(
+                    &format_date(ms, format).ok_or_else(|| bad("has a date format Warden cannot apply"))?,
+                );
+            }
+            '}' => return Err(bad("has an unopened `}`")),
+            c => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
+/// `ms` (UTC) in a Java-style pattern of `yyyy MM dd HH mm ss` and literals.
+fn format_date(ms: i64, pattern: &str) -> Option<String> {
+    let days = ms.div_euclid(86_400_000);
+    let in_day = ms.rem_euclid(86_400_000) / 1000;
+    let (year, month, day) = crate::time::civil_from_days(days);
+    let (hour, minute, second) = (in_day / 3600, in_day / 60 % 60, in_day % 60);
+    let mut out = String::new();
+    let mut rest = pattern;
+    while !rest.is_empty() {
+        let token = ["yyyy", "MM", "dd", "HH", "mm", "ss"].into_iter().find(|t| rest.starts_with(t));
+        match token {
+            Some("yyyy") => out.push_str(&format!("{year:04}")),
+            Some("MM") => out.push_str(&format!("{month:02}")),
+            Some("dd") => out.push_str(&format!("{day:02}")),
+            Some("HH") => out.push_str(&format!("{hour:02}")),
+            Some("mm") => out.push_str(&format!("{minute:02}")),
+            Some("ss") => out.push_str(&format!("{second:02}")),
+            _ => {
+                let c = rest.chars().next()?;
+                if c.is_ascii_alphabetic() {
+                    return None;
+                }
+                out.push(c);
+                rest = &rest[c.len_utf8()..];
+                continue;
+            }
+        }
+        rest = &rest[token.map_or(0, str::len)..];
+    }
+    Some(out)
 }
 
 /// A path segment naming indices, decoded once; bytes that are not UTF-8
@@ -633,6 +736,7 @@ fn bulk(default_index: Option<&str>, body: Option<&[u8]>) -> Result<ActionReques
             (None, Some(i)) => i.to_owned(),
             (None, None) => return Err(ActionError::BadBulk(format!("item `{line}` names no _index"))),
         };
+        let index = date_math_name(&index, crate::time::now_ms_signed())?;
         validate_index_name(&index)?;
         let id = match meta.get("_id") {
             None | Some(Value::Null) => None,
@@ -807,6 +911,41 @@ fn non_empty_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
 
 #[cfg(test)]
 mod tests {
+
+    /// Date-math names resolve as OpenSearch's documentation shows them,
+    /// percent-encoded in a path too; what they resolve to is judged as any
+    /// name is (a system prefix stays one); a time zone Warden does not
+    /// offer, or math that does not resolve, is refused.
+    #[test]
+    fn date_math_names_resolve_against_now() {
+        let now = crate::time::days_from_civil(2026, 11, 27) * 86_400_000 + 21 * 3_600_000 + 42 * 60_000;
+        let name = |n: &str| date_math_name(n, now).map_err(|e| e.to_string());
+        assert_eq!(name("<logs-{now/d}>"), Ok("logs-2026.11.27".to_owned()));
+        assert_eq!(name("<logs-{now/M{yyyy.MM}}>"), Ok("logs-2026.11".to_owned()));
+        assert_eq!(name("<logs-{now/d-1d}>"), Ok("logs-2026.11.26".to_owned()));
+        assert_eq!(name("<logs-{now/d{yyyy-MM-dd|UTC}}>"), Ok("logs-2026-11-27".to_owned()));
+        assert_eq!(name("<a\\{b\\}-{now/y{yyyy}}>"), Ok("a{b}-2026".to_owned()));
+        assert_eq!(name("plain"), Ok("plain".to_owned()));
+        for bad in [
+            "<logs-{now/d{yyyy|Europe/Paris}}>",
+            "<logs-{2026/d}>",
+            "<logs-{now/q}>",
+            "<logs-{now/d>",
+            "<x}>",
+        ] {
+            assert!(name(bad).is_err(), "{bad}");
+        }
+        // Through the path, percent-encoded, as clients send it.
+        let request = resolve("PUT", "/%3Clogs-%7Bnow%2Fd%7D%3E/_doc/1", Some(b"{}"));
+        let today = date_math_name("<logs-{now/d}>", crate::time::now_ms_signed());
+        assert_eq!(request.map(|r| r.indices), today.map(|t| vec![t]).map_err(ActionError::from));
+        let expression = index_expression("%3C.warden-%7Bnow%2Fd%7D%3E,logs");
+        assert!(
+            expression.is_ok_and(|parts| parts[0].starts_with(".warden-")),
+            "resolved, then refused by the gateway"
+        );
+    }
+
     use super::*;
 
     fn action(method: &str, path: &str) -> (String, Vec<String>) {

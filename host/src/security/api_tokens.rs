@@ -271,7 +271,12 @@ pub fn check_within(
 ) -> Result<(), ApiTokenError> {
     let groups = &state.config.action_groups;
     for action in expand_action_groups(&request.cluster_permissions, groups) {
-        if state.privileges.check_cluster(subject, &action).is_err() {
+        // An extension permission (`extension:<id>/…`, `schedule:<id>`) in
+        // a token's cluster permissions is held as a role holds it: in its
+        // extension permissions or its cluster ones.
+        if state.privileges.check_cluster(subject, &action).is_err()
+            && state.privileges.check_extension(subject, &action).is_err()
+        {
             return Err(ApiTokenError::Wider(format!("cluster permission `{action}`")));
         }
     }
