@@ -814,3 +814,66 @@ fn index_expressions_resolve_and_authorise_as_opensearch_does() -> TestResult {
     }
     Ok(())
 }
+
+/// A scroll opened by an extension for a user is the extension's and that
+/// user's: the same user over REST, another extension acting for the same
+/// user, and the extension's service identity are all refused its id; the
+/// extension itself goes on, and a system index never enters a scroll.
+#[test]
+fn an_extensions_scroll_is_refused_to_the_user_and_to_other_extensions() -> TestResult {
+    use warden_test_artifacts::GUEST_HOST_CALLS;
+    let deployment = Deployment::new()?;
+    for id in ["probe", "other"] {
+        deployment.install(id, GUEST_HOST_CALLS, r#"capabilities = ["cluster", "scheduler"]"#)?;
+    }
+    let server = deployment.start()?;
+    let mut bulk = String::new();
+    for n in 0..6 {
+        bulk.push_str(&format!("{{\"index\":{{\"_index\":\"shared\",\"_id\":\"d{n}\"}}}}\n{{\"n\":{n}}}\n"));
+    }
+    assert_eq!(server.request(Method::POST, "/_bulk?refresh=true", &bulk)?.json()["errors"], false);
+    let api = crate::support::API;
+    let policy = json!({"index_permissions": [{"index_patterns": ["shared"], "allowed_actions": ["read"]}]});
+    for id in ["probe", "other"] {
+        assert_eq!(server.send(Method::PUT, &format!("{api}/roles/extension:{id}"), &policy)?.status, 201);
+    }
+    let call =
+        |extension: &str, spec: serde_json::Value| -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+            let reply = server.send(Method::POST, &format!("/_extensions/{extension}/call"), &spec)?;
+            assert_eq!(reply.status, 200, "{reply:?}");
+            Ok(reply.json())
+        };
+    let user = |method: &str, path: &str, body: serde_json::Value| json!({"method": method, "path": path, "body": body, "identity": "user"});
+    let opened = call("probe", user("POST", "/shared/_search?scroll=1m&size=2", json!({})))?;
+    assert_eq!(opened["status"], 200, "{opened}");
+    let id = opened["body"]["_scroll_id"].as_str().unwrap_or_default().to_owned();
+    assert!(!id.is_empty(), "{opened}");
+    let next = json!({"scroll_id": id});
+    // The same user, over REST: refused.
+    assert_eq!(server.send(Method::POST, "/_search/scroll", &next)?.status, 403);
+    // Another extension acting for the same user: refused.
+    let stolen = call("other", user("POST", "/_search/scroll", next.clone()))?;
+    assert_eq!(stolen["kind"], "denied", "{stolen}");
+    // The extension's service identity: refused.
+    let service = call(
+        "probe",
+        json!({"method": "POST", "path": "/_search/scroll", "body": next, "identity": "service"}),
+    )?;
+    assert_eq!(service["kind"], "denied", "{service}");
+    // Nor can they free it; the extension itself goes on from where it was.
+    let freed = call("other", user("DELETE", "/_search/scroll/_all", serde_json::Value::Null))?;
+    assert_eq!(freed["body"]["num_freed"], 0, "{freed}");
+    let page = call("probe", user("POST", "/_search/scroll", json!({"scroll_id": id})))?;
+    assert_eq!(page["status"], 200, "{page}");
+    let ids: Vec<&str> = page["body"]["hits"]["hits"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|h| h["_id"].as_str())
+        .collect();
+    assert_eq!(ids, ["d2", "d3"], "{page}");
+    // A system index never enters one.
+    let system = call("probe", user("POST", "/.warden-security/_search?scroll=1m", json!({})))?;
+    assert_eq!(system["kind"], "denied", "{system}");
+    Ok(())
+}
