@@ -700,6 +700,35 @@ fn scroll_and_pit_contexts_belong_to_their_caller_and_are_authorised_at_every_pa
     assert_eq!(mine.json()["pits"], json!([{"pit_id": pit_id, "successful": true}]), "{mine:?}");
     assert_eq!(as_user("bob", Method::POST, "/_search", body)?.status, 404);
 
+    // A context over an expression that comes to no index pages nothing;
+    // aggregations come with the first page only.
+    let none = as_user("bob", Method::POST, "/nomatch*/_search?scroll=1m", json!({}))?;
+    assert_eq!(none.status, 200, "{none:?}");
+    let none_id = none.json()["_scroll_id"].as_str().unwrap_or_default().to_owned();
+    let empty = as_user("bob", Method::POST, "/_search/scroll", json!({"scroll_id": none_id}))?;
+    assert_eq!((empty.status, ids(&empty).len()), (200, 0), "{empty:?}");
+    let pit = as_user("bob", Method::POST, "/nomatch*/_search/point_in_time?keep_alive=1m", json!(null))?;
+    let empty_pit = json!({"pit": {"id": pit.json()["pit_id"]}});
+    let empty = as_user("bob", Method::POST, "/_search", empty_pit)?;
+    assert_eq!((empty.status, ids(&empty).len()), (200, 0), "{empty:?}");
+    let aggs = json!({"size": 10, "aggs": {"top": {"max": {"field": "n"}}}});
+    let first = as_user("bob", Method::POST, "/logs/_search?scroll=1m", aggs)?;
+    assert_eq!(first.json()["aggregations"]["top"]["value"], 24.0, "{first:?}");
+    let next = json!({"scroll_id": first.json()["_scroll_id"]});
+    let second = as_user("bob", Method::POST, "/_search/scroll", next)?;
+    assert!(second.json().get("aggregations").is_none() && ids(&second).len() == 10, "{second:?}");
+    for done in [none_id.as_str(), first.json()["_scroll_id"].as_str().unwrap_or_default()] {
+        assert_eq!(
+            as_user("bob", Method::DELETE, &format!("/_search/scroll/{done}"), json!(null))?.status,
+            200
+        );
+    }
+    let pit_id = pit.json()["pit_id"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(
+        as_user("bob", Method::DELETE, "/_search/point_in_time", json!({"pit_id": pit_id}))?.status,
+        200
+    );
+
     // At most 100 open contexts per caller.
     for n in 0..99 {
         let reply = as_user("bob", Method::POST, "/logs/_search?scroll=1m&size=1", json!({}))?;

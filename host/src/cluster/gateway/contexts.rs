@@ -435,6 +435,12 @@ impl ClusterGateway {
             created_at: now,
         };
         advance(&mut context, &mut reply);
+        // Aggregations are the first page's, as OpenSearch answers them:
+        // later pages do not compute them again.
+        if let Some(fields) = context.body.as_object_mut() {
+            fields.remove("aggs");
+            fields.remove("aggregations");
+        }
         let id = new_id(Kind::Scroll)?;
         set_first(&mut reply.body, "_scroll_id", json!(id));
         self.contexts.insert(id, context)?;
@@ -464,7 +470,7 @@ impl ClusterGateway {
             })?;
         let page_params =
             Params { rest_total_hits_as_int: params.rest_total_hits_as_int, ..context.params.clone() };
-        let mut reply = if context.done {
+        let mut reply = if context.done || context.indices.is_empty() {
             // Nothing is left: an empty page, as OpenSearch answers past the end.
             Reply::new(
                 200,
@@ -599,6 +605,15 @@ impl ClusterGateway {
         if let Some(fields) = search.as_object_mut() {
             fields.remove("pit");
             fields.insert("sort".into(), sort);
+        }
+        if context.indices.is_empty() {
+            // Opened on an expression that came to no index: nothing to search.
+            let mut reply = Reply::new(
+                200,
+                json!({ "took": 0, "timed_out": false, "_shards": shards(0), "hits": { "total": { "value": 0, "relation": "eq" }, "max_score": null, "hits": [] } }),
+            );
+            set_first(&mut reply.body, "pit_id", json!(id));
+            return Ok(reply);
         }
         let request = ActionRequest {
             action: READ_SEARCH,
