@@ -31,8 +31,19 @@ fn api_tokens_are_limited_by_their_creator() -> TestResult {
         server.send_as("eve", "Eve-Password-1", method, path, body)
     };
 
-    // Expiry is required.
-    assert_eq!(eve(Method::POST, &format!("{API}/apitokens"), &json!({"name": "forever"}))?.status, 400);
+    // Every token expires: without `duration_seconds`, after the longest
+    // a token may live (90 days), as OpenSearch 3.7 does.
+    let before = crate::support::now_ms();
+    let default = eve(Method::POST, &format!("{API}/apitokens"), &json!({"name": "longest"}))?;
+    assert_eq!(default.status, 200, "{default:?}");
+    let expires = default.json()["expires_at"].as_u64().unwrap_or_default();
+    let ninety_days = 90 * 86_400 * 1000;
+    assert!(
+        expires >= before + ninety_days - 2000 && expires <= crate::support::now_ms() + ninety_days,
+        "{default:?}"
+    );
+    let id = default.json()["id"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(eve(Method::DELETE, &format!("{API}/apitokens/{id}"), &json!(null))?.status, 200);
     // A read-only token.
     let spec = json!({"name": "reader", "duration_seconds": 3600,
         "index_permissions": [{"index_patterns": ["logs"], "allowed_actions": ["read"]}]});
@@ -131,9 +142,15 @@ fn api_tokens_are_limited_by_their_creator() -> TestResult {
             (e["category"].as_str().unwrap_or("?").to_owned(), e["reason"].as_str().unwrap_or("?").to_owned())
         })
         .collect();
-    assert_eq!(writes.len(), 3, "{audit}");
     assert!(writes.iter().all(|(category, _)| category == "API_TOKEN_WRITE"), "{writes:?}");
-    for what in ["created API token reader", "deleted API token reader of eve", "created API token short"] {
+    assert_eq!(writes.len(), 5, "{audit}");
+    for what in [
+        "created API token longest",
+        "deleted API token longest of eve",
+        "created API token reader",
+        "deleted API token reader of eve",
+        "created API token short",
+    ] {
         assert!(writes.iter().any(|(_, reason)| reason.contains(what)), "{what}: {writes:?}");
     }
     let bogus = server.get("/_warden/audit?category=BOGUS")?;
@@ -250,5 +267,177 @@ fn the_audit_names_the_token_that_acted_beside_its_creator() -> TestResult {
         .collect();
     assert!(!by_obo.is_empty(), "{admin}");
     assert!(by_obo.iter().all(|e| e["credential"] == json!({"kind": "obo_token"})), "{by_obo:?}");
+    Ok(())
+}
+
+/// OpenSearch 3.7's own documented requests are accepted as they are
+/// written (`index_pattern`, no duration, `{id, token}` back, revoke by id),
+/// and the misuses are refused with nothing done: a key wider than its
+/// creator, a revocation of another user's key by its id, a duration over
+/// the maximum, a malformed body — each in the security plugin's
+/// `{"status","message"}` shape.
+#[test]
+fn api_keys_take_opensearch_documented_requests_and_refuse_misuse() -> TestResult {
+    let deployment = Deployment::new()?;
+    let server = deployment.start()?;
+    assert_eq!(server.send(Method::PUT, "/logs-1/_doc/1", &json!({"n": 1}))?.status, 201);
+    let tokens = format!("{API}/apitokens");
+
+    // The Create API Key page's example, verbatim.
+    let example = json!({"name": "test-token", "duration_seconds": 86400,
+        "cluster_permissions": ["cluster_monitor"],
+        "index_permissions": [{"index_pattern": ["logs*"], "allowed_actions": ["read"]}]});
+    let created = server.send(Method::POST, &tokens, &example)?;
+    assert_eq!(created.status, 200, "{created:?}");
+    let id = created.json()["id"].as_str().unwrap_or_default().to_owned();
+    let token = created.json()["token"].as_str().unwrap_or_default().to_owned();
+    assert!(id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()), "{created:?}");
+    let key = crate::support::api_key(&token);
+    assert_eq!(server.get_with_authorization("/_cluster/health", Some(&key))?.status, 200);
+    assert_eq!(server.get_with_authorization("/logs-1/_doc/1", Some(&key))?.status, 200);
+    let write = server.send_with_authorization(Method::PUT, "/logs-1/_doc/2", Some(&key), &json!({}))?;
+    assert_eq!(write.status, 403, "a read key wrote: {write:?}");
+    // The API keys page's example (bulk as a cluster permission, a 30-day
+    // duration), and `index_pattern` given as a string.
+    let pipeline = json!({"name": "my-pipeline-key",
+        "cluster_permissions": ["cluster_monitor", "indices:data/write/bulk"],
+        "index_permissions": [{"index_pattern": ["logs-*"], "allowed_actions": ["indices_all"]}],
+        "duration_seconds": 2_592_000});
+    assert_eq!(server.send(Method::POST, &tokens, &pipeline)?.status, 200);
+    let single = json!({"name": "single", "index_permissions": [{"index_pattern": "logs-1", "allowed_actions": ["read"]}]});
+    assert_eq!(server.send(Method::POST, &tokens, &single)?.status, 200);
+
+    // The list, in OpenSearch's fields.
+    let listed = server.get(&tokens)?;
+    assert_eq!(listed.status, 200, "{listed:?}");
+    let entry = listed
+        .json()
+        .as_array()
+        .and_then(|all| all.iter().find(|t| t["name"] == "test-token").cloned())
+        .unwrap_or_default();
+    assert_eq!(entry["id"], id.as_str(), "{listed:?}");
+    assert_eq!(entry["created_by"], "admin");
+    assert_eq!(
+        entry["index_permissions"],
+        json!([{"index_pattern": ["logs*"], "allowed_actions": ["read"]}])
+    );
+    assert_eq!(entry["cluster_permissions"], json!(["cluster_monitor"]));
+    let (iat, expires) =
+        (entry["iat"].as_u64().unwrap_or_default(), entry["expires_at"].as_u64().unwrap_or_default());
+    assert_eq!(expires - iat, 86_400_000, "epoch milliseconds: {entry}");
+    assert!(!listed.body.contains(&token), "no secret in the list");
+
+    // Misuse: each refused in the plugin's shape, nothing created.
+    let refused = |body: serde_json::Value, status: u16, label: &str, says: &str| -> TestResult {
+        let reply = server.send(Method::POST, &tokens, &body)?;
+        assert_eq!(reply.status, status, "{body}: {reply:?}");
+        assert_eq!(reply.json()["status"], label, "{reply:?}");
+        assert!(reply.json()["message"].as_str().unwrap_or_default().contains(says), "{says}: {reply:?}");
+        Ok(())
+    };
+    refused(
+        json!({"name": "long", "duration_seconds": 90 * 86_400 + 1}),
+        400,
+        "BAD_REQUEST",
+        "duration_seconds",
+    )?;
+    refused(json!({"name": "zero", "duration_seconds": 0}), 400, "BAD_REQUEST", "duration_seconds")?;
+    refused(json!({"name": "bad name"}), 400, "BAD_REQUEST", "[a-zA-Z0-9_-]+")?;
+    refused(json!({"name": "x", "expiration": 1}), 400, "BAD_REQUEST", "expiration")?;
+    refused(
+        json!({"name": "x", "index_permissions": [{"allowed_actions": ["read"]}]}),
+        400,
+        "BAD_REQUEST",
+        "index_pattern",
+    )?;
+    refused(
+        json!({"name": "x", "index_permissions": [{"index_pattern": ["a"]}]}),
+        400,
+        "BAD_REQUEST",
+        "allowed_actions",
+    )?;
+
+    // A user who may read `logs-1` only.
+    let reader = json!({"cluster_permissions": ["cluster_monitor"], "index_permissions": [{"index_patterns": ["logs-1"], "allowed_actions": ["read"]}]});
+    assert_eq!(server.send(Method::PUT, &format!("{API}/roles/logs_reader"), &reader)?.status, 201);
+    assert_eq!(
+        server
+            .send(Method::PUT, &format!("{API}/internalusers/eve"), &json!({"password": "Eve-Password-1"}))?
+            .status,
+        201
+    );
+    assert_eq!(
+        server
+            .send(Method::PUT, &format!("{API}/rolesmapping/logs_reader"), &json!({"users": ["eve"]}))?
+            .status,
+        201
+    );
+    let eve = |method, path: &str, body: &serde_json::Value| {
+        server.send_as("eve", "Eve-Password-1", method, path, body)
+    };
+    for (wider, names) in [
+        (
+            json!({"name": "w1", "index_permissions": [{"index_pattern": ["logs-1"], "allowed_actions": ["write"]}]}),
+            "on `logs-1`",
+        ),
+        (
+            json!({"name": "w2", "index_permissions": [{"index_pattern": ["logs-*"], "allowed_actions": ["read"]}]}),
+            "on `logs-*`",
+        ),
+        (
+            json!({"name": "w3", "index_permissions": [{"index_pattern": "*", "allowed_actions": ["indices:data/read/get"]}]}),
+            "on `*`",
+        ),
+        (json!({"name": "w4", "cluster_permissions": ["cluster_all"]}), "cluster permission `cluster:*`"),
+        (
+            json!({"name": "w5", "cluster_permissions": ["restapi:admin/apitokens"]}),
+            "restapi:admin/apitokens",
+        ),
+    ] {
+        let reply = eve(Method::POST, &tokens, &wider)?;
+        assert_eq!(reply.status, 403, "{wider}: {reply:?}");
+        assert_eq!(reply.json()["status"], "FORBIDDEN", "{reply:?}");
+        assert!(reply.json()["message"].as_str().unwrap_or_default().contains(names), "{names}: {reply:?}");
+    }
+    // Within her roles: granted.
+    let own = json!({"name": "mine", "index_permissions": [{"index_pattern": ["logs-1"], "allowed_actions": ["indices:data/read/get"]}]});
+    let mine = eve(Method::POST, &tokens, &own)?;
+    assert_eq!(mine.status, 200, "{mine:?}");
+    let mine_id = mine.json()["id"].as_str().unwrap_or_default().to_owned();
+    let mine_key = crate::support::api_key(mine.json()["token"].as_str().unwrap_or_default());
+    let listed = eve(Method::GET, &tokens, &json!(null))?.json();
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "nothing wider was created: {listed}");
+
+    // Eve cannot revoke the admin's key by its id; it still works.
+    let other = eve(Method::DELETE, &format!("{tokens}/{id}"), &json!(null))?;
+    assert_eq!(other.status, 403, "{other:?}");
+    assert_eq!(other.json()["status"], "FORBIDDEN", "{other:?}");
+    assert_eq!(server.get_with_authorization("/logs-1/_doc/1", Some(&key))?.status, 200);
+    // Nor by its name (hers has none of that name).
+    assert_eq!(eve(Method::DELETE, &format!("{tokens}/test-token"), &json!(null))?.status, 404);
+    assert_eq!(server.get_with_authorization("/logs-1/_doc/1", Some(&key))?.status, 200);
+    // Unknown ids: 404 in the plugin's shape.
+    let unknown = server.send(Method::DELETE, &format!("{tokens}/0123456789abcdef"), &json!(null))?;
+    assert_eq!(unknown.status, 404, "{unknown:?}");
+    assert_eq!(unknown.json()["status"], "NOT_FOUND", "{unknown:?}");
+
+    // Her own key, by id: revoked, as OpenSearch answers it.
+    assert_eq!(server.get_with_authorization("/logs-1/_doc/1", Some(&mine_key))?.status, 200);
+    let revoked = eve(Method::DELETE, &format!("{tokens}/{mine_id}"), &json!(null))?;
+    assert_eq!(revoked.status, 200, "{revoked:?}");
+    assert_eq!(revoked.json()["message"], format!("Token {mine_id} revoked successfully."));
+    assert_eq!(server.get_with_authorization("/logs-1/_doc/1", Some(&mine_key))?.status, 401);
+    // A security manager revokes anyone's by id.
+    let again = eve(Method::POST, &tokens, &own)?;
+    let again_id = again.json()["id"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(server.send(Method::DELETE, &format!("{tokens}/{again_id}"), &json!(null))?.status, 200);
+    assert_eq!(eve(Method::GET, &tokens, &json!(null))?.json(), json!([]));
+    // The admin's own, by id.
+    assert_eq!(server.send(Method::DELETE, &format!("{tokens}/{id}"), &json!(null))?.status, 200);
+    assert_eq!(server.get_with_authorization("/logs-1/_doc/1", Some(&key))?.status, 401);
+
+    let refusals = server.get("/_warden/audit?category=MISSING_PRIVILEGES&size=1000")?.body;
+    assert!(refusals.contains("an API token cannot hold what its creator does not"), "{refusals}");
+    assert!(refusals.contains("is not yours"), "{refusals}");
     Ok(())
 }

@@ -542,3 +542,367 @@ fn mget_and_msearch_are_authorised_per_item() -> TestResult {
     assert!(refusals.iter().any(|a| a == "indices:data/read/msearch"), "{refusals:?}");
     Ok(())
 }
+
+/// Scroll and point-in-time contexts: `helpers.scan`'s calls page through
+/// every hit exactly once; a context belongs to the caller that opened it
+/// (another user's use of its id is refused, their clear frees nothing);
+/// every page is authorised again (a revoked role stops the scroll); a
+/// forged id is a 400/404, never a 500; contexts are capped per caller.
+#[test]
+fn scroll_and_pit_contexts_belong_to_their_caller_and_are_authorised_at_every_page() -> TestResult {
+    let deployment = Deployment::new()?;
+    let server = deployment.start()?;
+    let mut bulk = String::new();
+    for n in 0..25 {
+        bulk.push_str(&format!("{{\"index\":{{\"_index\":\"logs\",\"_id\":\"d{n:02}\"}}}}\n{{\"n\":{n}}}\n"));
+    }
+    bulk.push_str("{\"index\":{\"_index\":\"secret\",\"_id\":\"s\"}}\n{\"n\":0}\n");
+    assert_eq!(server.request(Method::POST, "/_bulk?refresh=true", &bulk)?.json()["errors"], false);
+    let api = crate::support::API;
+    let reader = json!({"index_permissions": [{"index_patterns": ["logs"], "allowed_actions": ["read"]}]});
+    assert_eq!(server.send(Method::PUT, &format!("{api}/roles/logs_reader"), &reader)?.status, 201);
+    for user in ["ana", "bob"] {
+        let password = json!({"password": format!("{user}-Password-1")});
+        assert_eq!(server.send(Method::PUT, &format!("{api}/internalusers/{user}"), &password)?.status, 201);
+    }
+    let mapping = json!({"users": ["ana", "bob"]});
+    assert_eq!(server.send(Method::PUT, &format!("{api}/rolesmapping/logs_reader"), &mapping)?.status, 201);
+    let as_user = |user: &str, method: Method, path: &str, body: serde_json::Value| {
+        server.send_as(user, &format!("{user}-Password-1"), method, path, &body)
+    };
+    let ids = |reply: &crate::support::Reply| -> Vec<String> {
+        reply.json()["hits"]["hits"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|h| h["_id"].as_str().map(str::to_owned))
+            .collect()
+    };
+
+    // Ana scans `logs` as opensearch-py's helpers.scan does.
+    let first = as_user(
+        "ana",
+        Method::POST,
+        "/logs/_search?scroll=1m&size=10",
+        json!({"query": {"match_all": {}}, "sort": ["_doc"]}),
+    )?;
+    assert_eq!(first.status, 200, "{first:?}");
+    let scroll_id = first.json()["_scroll_id"].as_str().unwrap_or_default().to_owned();
+    assert!(!scroll_id.is_empty(), "{first:?}");
+    let mut seen = ids(&first);
+    assert_eq!(seen.len(), 10);
+
+    // Bob cannot use it, nor free it; nothing of it moves.
+    let stolen =
+        as_user("bob", Method::POST, "/_search/scroll", json!({"scroll_id": scroll_id, "scroll": "1m"}))?;
+    assert_eq!(stolen.status, 403, "{stolen:?}");
+    assert_eq!(stolen.json()["error"]["type"], "security_exception", "{stolen:?}");
+    let freed = as_user("bob", Method::DELETE, "/_search/scroll", json!({"scroll_id": [scroll_id]}))?;
+    assert_eq!((freed.status, freed.json()["num_freed"].clone()), (404, json!(0)), "{freed:?}");
+    let freed = as_user("bob", Method::DELETE, "/_search/scroll/_all", json!(null))?;
+    assert_eq!(freed.json()["num_freed"], 0, "{freed:?}");
+    // Ana goes on where she was: the body form, the URL form.
+    let page =
+        as_user("ana", Method::POST, "/_search/scroll", json!({"scroll_id": scroll_id, "scroll": "1m"}))?;
+    assert_eq!(page.status, 200, "{page:?}");
+    assert_eq!(page.json()["hits"]["total"]["value"], 25);
+    seen.extend(ids(&page));
+    let page = as_user(
+        "ana",
+        Method::GET,
+        &format!("/_search/scroll?scroll=1m&scroll_id={scroll_id}"),
+        json!(null),
+    )?;
+    seen.extend(ids(&page));
+    let last = as_user("ana", Method::POST, "/_search/scroll", json!({"scroll_id": scroll_id}))?;
+    assert_eq!(ids(&last), Vec::<String>::new(), "{last:?}");
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!((seen.len(), sorted.len()), (25, 25), "every hit exactly once: {seen:?}");
+    let cleared = as_user("ana", Method::DELETE, "/_search/scroll", json!({"scroll_id": scroll_id}))?;
+    assert_eq!((cleared.status, cleared.json()["num_freed"].clone()), (200, json!(1)), "{cleared:?}");
+    let gone = as_user("ana", Method::POST, "/_search/scroll", json!({"scroll_id": scroll_id}))?;
+    assert_eq!(gone.status, 404, "{gone:?}");
+    assert_eq!(gone.json()["error"]["type"], "search_context_missing_exception");
+
+    // Forged and tampered ids: a clear 4xx.
+    for forged in
+        ["garbage", "", &scroll_id[..scroll_id.len() - 1], &format!("{}A", &scroll_id[..scroll_id.len() - 1])]
+    {
+        let reply = as_user("ana", Method::POST, "/_search/scroll", json!({"scroll_id": forged}))?;
+        assert!(matches!(reply.status, 400 | 404), "{forged}: {reply:?}");
+    }
+    let missing = as_user("ana", Method::POST, "/_search/scroll", json!({}))?;
+    assert_eq!(missing.status, 400, "{missing:?}");
+
+    // No scroll on an index one may not search; no keep-alive past a day.
+    assert_eq!(as_user("ana", Method::POST, "/secret/_search?scroll=1m", json!({}))?.status, 403);
+    assert_eq!(as_user("ana", Method::POST, "/logs/_search?scroll=2d", json!({}))?.status, 400);
+    assert_eq!(as_user("ana", Method::POST, "/logs/_search?scroll=1m", json!({"size": 0}))?.status, 400);
+
+    // A revoked role stops a scroll at its next page.
+    let open = as_user("ana", Method::POST, "/logs/_search?scroll=1m&size=5", json!({}))?;
+    let open_id = open.json()["_scroll_id"].as_str().unwrap_or_default().to_owned();
+    let bobs = as_user("bob", Method::POST, "/logs/_search?scroll=1m&size=5", json!({}))?;
+    let bobs_id = bobs.json()["_scroll_id"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(
+        server
+            .send(Method::PUT, &format!("{api}/rolesmapping/logs_reader"), &json!({"users": ["bob"]}))?
+            .status,
+        200
+    );
+    let revoked = as_user("ana", Method::POST, "/_search/scroll", json!({"scroll_id": open_id}))?;
+    assert_eq!(revoked.status, 403, "{revoked:?}");
+    // Ana's `_all` frees only her own: Bob's goes on.
+    assert_eq!(as_user("ana", Method::DELETE, "/_search/scroll/_all", json!(null))?.json()["num_freed"], 1);
+    assert_eq!(
+        ids(&as_user("bob", Method::POST, "/_search/scroll", json!({"scroll_id": bobs_id}))?).len(),
+        5
+    );
+
+    // Point in time: Bob pages with search_after; Ana cannot use his PIT.
+    let pit = as_user("bob", Method::POST, "/logs/_search/point_in_time?keep_alive=1m", json!(null))?;
+    assert_eq!(pit.status, 200, "{pit:?}");
+    let pit_id = pit.json()["pit_id"].as_str().unwrap_or_default().to_owned();
+    assert!(pit.json()["creation_time"].is_u64(), "{pit:?}");
+    let mut after = serde_json::Value::Null;
+    let mut paged = Vec::new();
+    loop {
+        let mut body =
+            json!({"size": 10, "pit": {"id": pit_id, "keep_alive": "1m"}, "sort": [{"n": "desc"}]});
+        if !after.is_null() {
+            body["search_after"] = after.clone();
+        }
+        let page = as_user("bob", Method::POST, "/_search", body)?;
+        assert_eq!(page.status, 200, "{page:?}");
+        assert_eq!(page.json()["pit_id"], pit_id.as_str());
+        let hits = page.json()["hits"]["hits"].as_array().cloned().unwrap_or_default();
+        let Some(last) = hits.last() else { break };
+        after = last["sort"].clone();
+        paged.extend(ids(&page));
+        assert!(paged.len() <= 25, "{paged:?}");
+    }
+    let want: Vec<String> = (0..25).rev().map(|n| format!("d{n:02}")).collect();
+    assert_eq!(paged, want);
+    let body = json!({"pit": {"id": pit_id}});
+    assert_eq!(as_user("ana", Method::POST, "/_search", body.clone())?.status, 403);
+    assert_eq!(as_user("bob", Method::POST, "/logs/_search", body.clone())?.status, 400);
+    let listed = as_user("bob", Method::GET, "/_search/point_in_time/_all", json!(null))?;
+    assert_eq!(listed.json()["pits"].as_array().map(Vec::len), Some(1), "{listed:?}");
+    assert_eq!(
+        as_user("ana", Method::GET, "/_search/point_in_time/_all", json!(null))?.json()["pits"],
+        json!([])
+    );
+    let theirs = as_user("ana", Method::DELETE, "/_search/point_in_time", json!({"pit_id": [pit_id]}))?;
+    assert_eq!(theirs.status, 404, "{theirs:?}");
+    let mine = as_user("bob", Method::DELETE, "/_search/point_in_time", json!({"pit_id": [pit_id]}))?;
+    assert_eq!(mine.json()["pits"], json!([{"pit_id": pit_id, "successful": true}]), "{mine:?}");
+    assert_eq!(as_user("bob", Method::POST, "/_search", body)?.status, 404);
+
+    // A context over an expression that comes to no index pages nothing;
+    // aggregations come with the first page only.
+    let none = as_user("bob", Method::POST, "/nomatch*/_search?scroll=1m", json!({}))?;
+    assert_eq!(none.status, 200, "{none:?}");
+    let none_id = none.json()["_scroll_id"].as_str().unwrap_or_default().to_owned();
+    let empty = as_user("bob", Method::POST, "/_search/scroll", json!({"scroll_id": none_id}))?;
+    assert_eq!((empty.status, ids(&empty).len()), (200, 0), "{empty:?}");
+    let pit = as_user("bob", Method::POST, "/nomatch*/_search/point_in_time?keep_alive=1m", json!(null))?;
+    let empty_pit = json!({"pit": {"id": pit.json()["pit_id"]}});
+    let empty = as_user("bob", Method::POST, "/_search", empty_pit)?;
+    assert_eq!((empty.status, ids(&empty).len()), (200, 0), "{empty:?}");
+    let aggs = json!({"size": 10, "aggs": {"top": {"max": {"field": "n"}}}});
+    let first = as_user("bob", Method::POST, "/logs/_search?scroll=1m", aggs)?;
+    assert_eq!(first.json()["aggregations"]["top"]["value"], 24.0, "{first:?}");
+    let next = json!({"scroll_id": first.json()["_scroll_id"]});
+    let second = as_user("bob", Method::POST, "/_search/scroll", next)?;
+    assert!(second.json().get("aggregations").is_none() && ids(&second).len() == 10, "{second:?}");
+    for done in [none_id.as_str(), first.json()["_scroll_id"].as_str().unwrap_or_default()] {
+        assert_eq!(
+            as_user("bob", Method::DELETE, &format!("/_search/scroll/{done}"), json!(null))?.status,
+            200
+        );
+    }
+    let pit_id = pit.json()["pit_id"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(
+        as_user("bob", Method::DELETE, "/_search/point_in_time", json!({"pit_id": pit_id}))?.status,
+        200
+    );
+
+    // At most 100 open contexts per caller.
+    for n in 0..99 {
+        let reply = as_user("bob", Method::POST, "/logs/_search?scroll=1m&size=1", json!({}))?;
+        assert_eq!(reply.status, 200, "scroll {n}: {reply:?}");
+    }
+    let over = as_user("bob", Method::POST, "/logs/_search?scroll=1m&size=1", json!({}))?;
+    assert_eq!(over.status, 429, "{over:?}");
+    assert_eq!(as_user("bob", Method::DELETE, "/_search/scroll/_all", json!(null))?.json()["num_freed"], 100);
+    assert_eq!(as_user("bob", Method::POST, "/logs/_search?scroll=1m&size=1", json!({}))?.status, 200);
+    Ok(())
+}
+
+/// Index expressions as OpenSearch resolves them — `_all`, `*`, comma
+/// lists, `-exclusions` after a wildcard, `expand_wildcards`,
+/// `ignore_unavailable`, `allow_no_indices` — and their authorization, as
+/// a table: who, what request, the status, and which indices the hits come
+/// from. The system-index refusal holds for every form, admins included.
+#[test]
+fn index_expressions_resolve_and_authorise_as_opensearch_does() -> TestResult {
+    let deployment = Deployment::new()?;
+    let server = deployment.start()?;
+    let bulk = ["logs-a", "logs-b", "other"]
+        .iter()
+        .map(|i| format!("{{\"index\":{{\"_index\":\"{i}\",\"_id\":\"1\"}}}}\n{{\"n\":1}}\n"))
+        .collect::<String>();
+    assert_eq!(server.request(Method::POST, "/_bulk?refresh=true", &bulk)?.json()["errors"], false);
+    let api = crate::support::API;
+    let reader = json!({"index_permissions": [{"index_patterns": ["logs-*"], "allowed_actions": ["read"]}]});
+    assert_eq!(server.send(Method::PUT, &format!("{api}/roles/logs_reader"), &reader)?.status, 201);
+    assert_eq!(
+        server
+            .send(Method::PUT, &format!("{api}/internalusers/ana"), &json!({"password": "Ana-Password-1"}))?
+            .status,
+        201
+    );
+    assert_eq!(
+        server
+            .send(Method::PUT, &format!("{api}/rolesmapping/logs_reader"), &json!({"users": ["ana"]}))?
+            .status,
+        201
+    );
+
+    type Row = (&'static str, &'static str, u16, &'static [&'static str]);
+    let everything: &[&str] = &["logs-a", "logs-b", "other"];
+    let logs: &[&str] = &["logs-a", "logs-b"];
+    let rows: &[Row] = &[
+        ("admin", "/_all/_search", 200, everything),
+        ("admin", "/*/_search", 200, everything),
+        ("admin", "/_search", 200, everything),
+        ("admin", "/logs-a,other/_search", 200, &["logs-a", "other"]),
+        ("admin", "/*,-logs-a/_search", 200, &["logs-b", "other"]),
+        ("admin", "/*,-logs-*/_search", 200, &["other"]),
+        ("admin", "/_all,-other/_search", 200, logs),
+        ("admin", "/*,-logs-*,logs-b/_search", 200, &["logs-b", "other"]),
+        ("admin", "/-logs-a/_search", 400, &[]),
+        ("admin", "/*/_search?expand_wildcards=none", 200, &[]),
+        ("admin", "/*/_search?expand_wildcards=closed", 200, &[]),
+        ("admin", "/*/_search?expand_wildcards=open,hidden", 200, everything),
+        ("admin", "/*/_search?expand_wildcards=all", 200, everything),
+        ("admin", "/*/_search?expand_wildcards=bogus", 400, &[]),
+        ("admin", "/*/_search?expand_wildcards=none&allow_no_indices=false", 404, &[]),
+        ("admin", "/nomatch*/_search", 200, &[]),
+        ("admin", "/nomatch*/_search?allow_no_indices=false", 404, &[]),
+        ("admin", "/logs-a,missing/_search", 404, &[]),
+        ("admin", "/logs-a,missing/_search?ignore_unavailable=true", 200, &["logs-a"]),
+        ("ana", "/logs-*/_search", 200, logs),
+        ("ana", "/*/_search", 200, logs),
+        ("ana", "/_all/_search", 200, logs),
+        ("ana", "/*,-logs-b/_search", 200, &["logs-a"]),
+        ("ana", "/other/_search", 403, &[]),
+        ("ana", "/logs-a,other/_search", 403, &[]),
+        ("ana", "/*,-logs-*/_search", 200, &[]),
+        ("ana", "/*,-logs-*/_search?allow_no_indices=false", 404, &[]),
+        ("ana", "/other/_search?ignore_unavailable=true", 403, &[]),
+        // System indices, every form, for admins too.
+        ("admin", "/.warden-security/_search", 403, &[]),
+        ("admin", "/%2Ewarden-security/_search", 403, &[]),
+        ("admin", "/.warden*/_search", 403, &[]),
+        ("admin", "/logs-a,.warden-security/_search", 403, &[]),
+        ("admin", "/*,-logs-*,.warden-security/_search", 403, &[]),
+        ("admin", "/.warden-security/_search?ignore_unavailable=true", 403, &[]),
+        ("admin", "/.w*/_search?expand_wildcards=all", 200, &[]),
+        ("admin", "/*/_search?expand_wildcards=hidden", 200, everything),
+        ("admin", "/_all/_count", 200, &[]),
+        ("admin", "/.ext-probe/_search", 403, &[]),
+        ("admin", "/.e*/_search", 200, &[]),
+        ("admin", "/.warden-security/_search/point_in_time?keep_alive=1m", 403, &[]),
+        ("admin", "/.warden*/_search?scroll=1m", 403, &[]),
+        ("ana", "/.warden-security/_search", 403, &[]),
+        ("ana", "/*,.warden-security/_search", 403, &[]),
+    ];
+    for (user, path, status, visible) in rows {
+        let reply = match *user {
+            "admin" => server.send(Method::POST, path, &json!({}))?,
+            other => server.send_as(other, "Ana-Password-1", Method::POST, path, &json!({}))?,
+        };
+        assert_eq!(reply.status, *status, "{user} {path}: {reply:?}");
+        if reply.status == 200 && reply.json()["hits"].is_object() {
+            let mut seen: Vec<String> = reply.json()["hits"]["hits"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|h| h["_index"].as_str().map(str::to_owned))
+                .collect();
+            seen.sort();
+            seen.dedup();
+            assert_eq!(seen, *visible, "{user} {path}: {reply:?}");
+        }
+        if path.ends_with("_count") {
+            assert_eq!(reply.json()["count"], 3, "{path}: system documents are never counted: {reply:?}");
+        }
+    }
+    Ok(())
+}
+
+/// A scroll opened by an extension for a user is the extension's and that
+/// user's: the same user over REST, another extension acting for the same
+/// user, and the extension's service identity are all refused its id; the
+/// extension itself goes on, and a system index never enters a scroll.
+#[test]
+fn an_extensions_scroll_is_refused_to_the_user_and_to_other_extensions() -> TestResult {
+    use warden_test_artifacts::GUEST_HOST_CALLS;
+    let deployment = Deployment::new()?;
+    for id in ["probe", "other"] {
+        deployment.install(id, GUEST_HOST_CALLS, r#"capabilities = ["cluster", "scheduler"]"#)?;
+    }
+    let server = deployment.start()?;
+    let mut bulk = String::new();
+    for n in 0..6 {
+        bulk.push_str(&format!("{{\"index\":{{\"_index\":\"shared\",\"_id\":\"d{n}\"}}}}\n{{\"n\":{n}}}\n"));
+    }
+    assert_eq!(server.request(Method::POST, "/_bulk?refresh=true", &bulk)?.json()["errors"], false);
+    let api = crate::support::API;
+    let policy = json!({"index_permissions": [{"index_patterns": ["shared"], "allowed_actions": ["read"]}]});
+    for id in ["probe", "other"] {
+        assert_eq!(server.send(Method::PUT, &format!("{api}/roles/extension:{id}"), &policy)?.status, 201);
+    }
+    let call =
+        |extension: &str, spec: serde_json::Value| -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+            let reply = server.send(Method::POST, &format!("/_extensions/{extension}/call"), &spec)?;
+            assert_eq!(reply.status, 200, "{reply:?}");
+            Ok(reply.json())
+        };
+    let user = |method: &str, path: &str, body: serde_json::Value| json!({"method": method, "path": path, "body": body, "identity": "user"});
+    let opened = call("probe", user("POST", "/shared/_search?scroll=1m&size=2", json!({})))?;
+    assert_eq!(opened["status"], 200, "{opened}");
+    let id = opened["body"]["_scroll_id"].as_str().unwrap_or_default().to_owned();
+    assert!(!id.is_empty(), "{opened}");
+    let next = json!({"scroll_id": id});
+    // The same user, over REST: refused.
+    assert_eq!(server.send(Method::POST, "/_search/scroll", &next)?.status, 403);
+    // Another extension acting for the same user: refused.
+    let stolen = call("other", user("POST", "/_search/scroll", next.clone()))?;
+    assert_eq!(stolen["kind"], "denied", "{stolen}");
+    // The extension's service identity: refused.
+    let service = call(
+        "probe",
+        json!({"method": "POST", "path": "/_search/scroll", "body": next, "identity": "service"}),
+    )?;
+    assert_eq!(service["kind"], "denied", "{service}");
+    // Nor can they free it; the extension itself goes on from where it was.
+    let freed = call("other", user("DELETE", "/_search/scroll/_all", serde_json::Value::Null))?;
+    assert_eq!(freed["body"]["num_freed"], 0, "{freed}");
+    let page = call("probe", user("POST", "/_search/scroll", json!({"scroll_id": id})))?;
+    assert_eq!(page["status"], 200, "{page}");
+    let ids: Vec<&str> = page["body"]["hits"]["hits"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|h| h["_id"].as_str())
+        .collect();
+    assert_eq!(ids, ["d2", "d3"], "{page}");
+    // A system index never enters one.
+    let system = call("probe", user("POST", "/.warden-security/_search?scroll=1m", json!({})))?;
+    assert_eq!(system["kind"], "denied", "{system}");
+    Ok(())
+}

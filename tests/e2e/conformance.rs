@@ -484,6 +484,15 @@ fn route(
         "indices.refresh" => (Method::POST, under(&index, "_refresh"), false),
         "info" => (Method::GET, "/".to_owned(), false),
         "cluster.health" => (Method::GET, "/_cluster/health".to_owned(), false),
+        "scroll" => (Method::POST, "/_search/scroll".to_owned(), false),
+        "clear_scroll" => match take("scroll_id") {
+            Some(ids) => (Method::DELETE, format!("/_search/scroll/{ids}"), false),
+            None => (Method::DELETE, "/_search/scroll".to_owned(), false),
+        },
+        "create_pit" => (Method::POST, format!("/{}/_search/point_in_time", need(&index, "index")?), false),
+        "delete_pit" => (Method::DELETE, "/_search/point_in_time".to_owned(), false),
+        "delete_all_pits" => (Method::DELETE, "/_search/point_in_time/_all".to_owned(), false),
+        "get_all_pits" => (Method::GET, "/_search/point_in_time/_all".to_owned(), false),
         other => {
             return fail(format!("the API `{other}` is not offered by Warden (or not known to the runner)"));
         }

@@ -93,3 +93,71 @@ fn obo_tokens_act_for_the_user_within_limits() -> TestResult {
     assert!(failed.iter().any(|r| r.contains("token for user `admin` is revoked")), "revoked: {failed:?}");
     Ok(())
 }
+
+/// The OBO endpoint's newer path, `/_plugins/_security/api/obo/token`, and
+/// the body OpenSearch's documentation sends (`durationSeconds` as a
+/// string, `roleSecurityMode`), are served as `generateonbehalfoftoken` is;
+/// a malformed duration is refused in the plugin's shape, and an OBO token
+/// still cannot mint through the new path.
+#[test]
+fn the_obo_token_path_and_documented_body_are_served() -> TestResult {
+    let deployment = Deployment::new()?;
+    let server = deployment.start()?;
+    const OBO_TOKEN: &str = "/_plugins/_security/api/obo/token";
+    let minted = server.send(Method::POST, OBO_TOKEN, &json!({"description": "test"}))?;
+    assert_eq!(minted.status, 200, "{minted:?}");
+    assert_eq!(minted.json()["user"], "admin");
+    let bearer = support::bearer(minted.json()["authenticationToken"].as_str().unwrap_or_default());
+    assert_eq!(server.get_with_authorization("/_cluster/health", Some(&bearer))?.status, 200);
+    // The documentation's example request.
+    let documented =
+        json!({"description": "Reason for token", "service": "self-issued", "durationSeconds": "300"});
+    for path in [MINT, OBO_TOKEN] {
+        let reply = server.send(Method::POST, path, &documented)?;
+        assert_eq!(reply.status, 200, "{path}: {reply:?}");
+        assert_eq!(reply.json()["durationSeconds"], "300");
+    }
+    let mode = json!({"description": "x", "roleSecurityMode": false});
+    assert_eq!(server.send(Method::POST, OBO_TOKEN, &mode)?.status, 200);
+    let bad = server.send(Method::POST, OBO_TOKEN, &json!({"durationSeconds": "soon"}))?;
+    assert_eq!(bad.status, 400, "{bad:?}");
+    assert_eq!(
+        bad.json(),
+        json!({"status": "BAD_REQUEST", "message": "durationSeconds must be an integer."})
+    );
+    let unknown = server.send(Method::POST, OBO_TOKEN, &json!({"lifetime": 5}))?;
+    assert_eq!(unknown.status, 400, "{unknown:?}");
+    assert_eq!(unknown.json()["status"], "BAD_REQUEST");
+    // Never through a token, on either path.
+    let reply = server.send_with_authorization(Method::POST, OBO_TOKEN, Some(&bearer), &json!({}))?;
+    assert_eq!(reply.status, 403, "{reply:?}");
+    assert_eq!(reply.json()["status"], "FORBIDDEN", "{reply:?}");
+    let anonymous = server.send_with_authorization(Method::POST, OBO_TOKEN, None, &json!({}))?;
+    assert_eq!(anonymous.status, 401, "{anonymous:?}");
+    Ok(())
+}
+
+/// `whoami` and `authinfo` answer as OpenSearch's plugin does, on GET and
+/// POST, for the caller only, and never without authentication.
+#[test]
+fn whoami_and_authinfo_answer_as_opensearch() -> TestResult {
+    let deployment = Deployment::new()?;
+    let server = deployment.start()?;
+    for method in [Method::GET, Method::POST] {
+        let who = server.send(method.clone(), "/_plugins/_security/whoami", &json!(null))?;
+        assert_eq!(who.status, 200, "{who:?}");
+        assert_eq!(who.json(), json!({"dn": null, "is_admin": false, "is_node_certificate_request": false}));
+        let info = server.send(method, "/_plugins/_security/authinfo", &json!(null))?;
+        assert_eq!(info.status, 200, "{info:?}");
+        let info = info.json();
+        assert_eq!(info["user_name"], "admin");
+        assert!(
+            info["user"].as_str().unwrap_or_default().starts_with("User [name=admin, backend_roles=["),
+            "{info}"
+        );
+        assert_eq!(info["remote_address"], "127.0.0.1", "{info}");
+        assert!(info["roles"].as_array().is_some_and(|r| r.iter().any(|r| r == "all_access")), "{info}");
+    }
+    assert_eq!(server.get_with_authorization("/_plugins/_security/whoami", None)?.status, 401);
+    Ok(())
+}

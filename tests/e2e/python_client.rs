@@ -2,7 +2,7 @@
 //! against a running warden: create index, index, get, bulk, search with a
 //! bool query and aggregations, delete — with Basic auth and an API token;
 //! and the document API (create conflicts, versions, upserts, mget, msearch,
-//! helpers.bulk with a failing item).
+//! helpers.bulk with a failing item, helpers.scan and search_after paging).
 
 use crate::support::{ADMIN_PASSWORD, Deployment, TestResult};
 
@@ -34,7 +34,8 @@ fn opensearch_py_works_against_warden() -> TestResult {
 
 /// opensearch-py's document calls (`create`, versions, `update` with
 /// upserts, `get_source`, `exists`, `mget`, `msearch`, `helpers.bulk`
-/// with a failing item) get OpenSearch's answers and exceptions.
+/// with a failing item, `helpers.scan` over the scroll API, `search_after`
+/// paging) get OpenSearch's answers and exceptions.
 #[test]
 fn opensearch_py_document_api() -> TestResult {
     let deployment = Deployment::new()?;

@@ -2,7 +2,8 @@
 
 Usage: opensearch_py_documents.py <base-url> <user> <password>
 create conflicts, external versions, update with upserts and noops,
-get_source, mget, msearch, helpers.bulk with a failing item; exits
+get_source, mget, msearch, helpers.bulk with a failing item,
+helpers.scan (scroll) and search_after paging over every hit; exits
 non-zero (with the failing step) on any mismatch.
 """
 
@@ -80,6 +81,30 @@ def main() -> int:
     check(errors[0]["create"]["status"] == 409, errors)
     check(client.get_source(index=index, id="1") == {"v": 1}, "the failed bulk create changed the document")
     check(client.get_source(index=index, id="3") == {"v": 3}, "the rest of the bulk was not applied")
+    # helpers.scan: every document exactly once, through the scroll API
+    # (it clears its scroll at the end); before, it silently yielded nothing.
+    scan_index = "py-scan"
+    helpers.bulk(client, ({"_index": scan_index, "_id": f"s{n:05}", "_source": {"n": n, "even": n % 2 == 0}}
+                          for n in range(1234)), refresh=True)
+    scanned = [hit["_id"] for hit in helpers.scan(client, index=scan_index, size=100)]
+    check(len(scanned) == 1234 and len(set(scanned)) == 1234, f"scan yielded {len(scanned)} hits")
+    evens = list(helpers.scan(client, index=scan_index, query={"query": {"term": {"even": True}}}, size=77))
+    check(len(evens) == 617 and all(h["_source"]["even"] for h in evens), len(evens))
+    ordered = [h["_source"]["n"] for h in helpers.scan(
+        client, index=scan_index, query={"sort": [{"n": "desc"}]}, preserve_order=True, size=250)]
+    check(ordered == list(range(1233, -1, -1)), "preserve_order scan out of order")
+    # search_after paging with a sort and a tiebreaker.
+    paged, after = [], None
+    while True:
+        body = {"size": 100, "sort": [{"even": "desc"}, {"n": "asc"}]}
+        if after is not None:
+            body["search_after"] = after
+        hits = client.search(index=scan_index, body=body)["hits"]["hits"]
+        if not hits:
+            break
+        paged.extend(h["_source"]["n"] for h in hits)
+        after = hits[-1]["sort"]
+    check(paged == list(range(0, 1234, 2)) + list(range(1, 1234, 2)), "search_after paging")
     print("documents: ok")
     return 0
 

@@ -11,8 +11,8 @@
 //! | `/_warden/extensions/...` | [`lifecycle`] | OpenSearch |
 //! | `/_warden/consents[/{id}]` | [`consents`] | OpenSearch |
 //! | `/_plugins/_security/api/{internalusers,roles,rolesmapping,actiongroups}` | [`security::resources`] | security plugin |
-//! | `/_plugins/_security/api/account`, `/_plugins/_security/authinfo` | [`security::account`] | security plugin |
-//! | `/_plugins/_security/api/generateonbehalfoftoken`, `/_warden/tokens/...` | [`security::obo`] | security plugin |
+//! | `/_plugins/_security/api/account`, `/_plugins/_security/authinfo`, `/_plugins/_security/whoami` | [`security::account`] | security plugin |
+//! | `/_plugins/_security/api/generateonbehalfoftoken`, `/_plugins/_security/api/obo/token`, `/_warden/tokens/...` | [`security::obo`] | security plugin |
 //! | `/_plugins/_security/api/apitokens` | [`security::api_tokens`] | security plugin |
 //! | `/_warden/security/{_export,_import}` | [`security::transfer`] | security plugin |
 //! | anything else: OpenSearch's document API | [`cluster`] | OpenSearch |
@@ -124,11 +124,13 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/_warden/security/_export", get(transfer::export))
         .route("/_warden/security/_import", put(transfer::import))
         // The security plugin's, on OpenSearch's paths.
-        .route("/_plugins/_security/authinfo", get(account::authinfo))
+        .route("/_plugins/_security/authinfo", get(account::authinfo).post(account::authinfo))
+        .route("/_plugins/_security/whoami", get(account::whoami).post(account::whoami))
         .route("/_plugins/_security/api/account", get(account::show).put(account::change_password))
         .route("/_plugins/_security/api/generateonbehalfoftoken", post(obo::generate))
+        .route("/_plugins/_security/api/obo/token", post(obo::generate))
         .route("/_plugins/_security/api/apitokens", get(api_tokens::list).post(api_tokens::create))
-        .route("/_plugins/_security/api/apitokens/{name}", delete(api_tokens::delete))
+        .route("/_plugins/_security/api/apitokens/{id}", delete(api_tokens::delete))
         .route("/_plugins/_security/api/{resource}", any(resources::collection))
         .route("/_plugins/_security/api/{resource}/{name}", any(resources::entry))
         // Everything else: the cluster's document API.

@@ -109,6 +109,26 @@ pub enum Op {
     Msearch {
         searches: Vec<SubSearch>,
     },
+    /// `_search/scroll`: the next page of a scroll context (its id from
+    /// the body, else the path, else the query string; `None` when none
+    /// was given). Authorised again, at every page, as a search of the
+    /// indices the context was opened on (the gateway binds it).
+    Scroll {
+        id: Option<String>,
+        keep_alive: Option<String>,
+    },
+    /// `DELETE _search/scroll`: the caller's own contexts (`_all`: every one of theirs).
+    ClearScroll {
+        ids: Vec<String>,
+    },
+    /// `POST /{index}/_search/point_in_time?keep_alive=`.
+    CreatePit,
+    /// `DELETE _search/point_in_time` (`_all`: every one of the caller's).
+    DeletePit {
+        ids: Vec<String>,
+    },
+    /// `GET _search/point_in_time/_all`: the caller's own.
+    ListPits,
 }
 
 /// One document of an `_mget`.
@@ -202,6 +222,11 @@ pub const READ_GET: &str = "indices:data/read/get";
 pub const READ_SEARCH: &str = "indices:data/read/search";
 pub const READ_MGET: &str = "indices:data/read/mget";
 pub const READ_MSEARCH: &str = "indices:data/read/msearch";
+pub const READ_SCROLL: &str = "indices:data/read/scroll";
+pub const CLEAR_SCROLL: &str = "indices:data/read/scroll/clear";
+pub const PIT_CREATE: &str = "indices:data/read/point_in_time/create";
+pub const PIT_DELETE: &str = "indices:data/read/point_in_time/delete";
+pub const PIT_READALL: &str = "indices:data/read/point_in_time/readall";
 
 /// Maps one call. `path` may carry a query string (ignored here).
 ///
@@ -211,7 +236,7 @@ pub const READ_MSEARCH: &str = "indices:data/read/msearch";
 /// ([`validate_index_name`]); searches, refreshes and index reads or
 /// deletes take an expression (comma list, `*`/`?` wildcards, `_all`).
 pub fn resolve(method: &str, path: &str, body: Option<&[u8]>) -> Result<ActionRequest, ActionError> {
-    let path = path.split('?').next().unwrap_or("");
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let method = method.to_ascii_uppercase();
     let unknown = || ActionError::Unknown { method: method.clone(), path: path.to_owned() };
@@ -227,6 +252,22 @@ pub fn resolve(method: &str, path: &str, body: Option<&[u8]>) -> Result<ActionRe
         ("GET" | "HEAD", []) => cluster(CLUSTER_MAIN, Op::Main),
         ("GET", ["_cluster", "health"]) => cluster(CLUSTER_HEALTH, Op::ClusterHealth),
         ("GET" | "POST", ["_search"]) => on(READ_SEARCH, Op::Search, "*"),
+        ("GET" | "POST", ["_search", "scroll"]) => scroll(None, query, body),
+        ("GET" | "POST", ["_search", "scroll", id]) => scroll(Some(id), query, body),
+        ("DELETE", ["_search", "scroll"]) => {
+            cluster(CLEAR_SCROLL, Op::ClearScroll { ids: context_ids("scroll_id", None, query, body)? })
+        }
+        ("DELETE", ["_search", "scroll", ids]) => {
+            cluster(CLEAR_SCROLL, Op::ClearScroll { ids: context_ids("scroll_id", Some(ids), query, body)? })
+        }
+        ("POST", [index, "_search", "point_in_time"]) => on(PIT_CREATE, Op::CreatePit, index),
+        ("DELETE", ["_search", "point_in_time"]) => {
+            cluster(PIT_DELETE, Op::DeletePit { ids: context_ids("pit_id", None, query, body)? })
+        }
+        ("DELETE", ["_search", "point_in_time", "_all"]) => {
+            cluster(PIT_DELETE, Op::DeletePit { ids: vec!["_all".to_owned()] })
+        }
+        ("GET", ["_search", "point_in_time", "_all"]) => cluster(PIT_READALL, Op::ListPits),
         ("GET" | "POST", ["_count"]) => on(READ_SEARCH, Op::Count, "*"),
         ("POST" | "PUT", ["_bulk"]) => bulk(None, body),
         ("POST" | "PUT", [index, "_bulk"]) => bulk(Some(concrete_index(index)?.as_str()), body),
@@ -358,7 +399,7 @@ pub fn validate_index_name(name: &str) -> Result<(), InvalidIndexName> {
 /// One concrete index from a path segment: decoded once, then validated
 /// whole, so `a,b`, `logs-*`, `%2A` and `_all` are refused, not expanded.
 pub fn concrete_index(segment: &str) -> Result<String, InvalidIndexName> {
-    let name = decode_index_segment(segment)?;
+    let name = date_math_name(&decode_index_segment(segment)?, crate::time::now_ms_signed())?;
     validate_index_name(&name)?;
     Ok(name)
 }
@@ -370,9 +411,11 @@ pub fn concrete_index(segment: &str) -> Result<String, InvalidIndexName> {
 pub const MAX_INDEX_EXPRESSIONS: usize = 1_000;
 
 /// An index expression from a path segment: decoded once, split at commas;
-/// each part is `_all`/`*` (everything), a wildcard pattern, or a concrete
-/// name, all under the same rules ([`validate_index_name`]) except that a
-/// pattern may hold `*` and `?`.
+/// each part is `_all`/`*` (everything), a wildcard pattern, a concrete
+/// name, or — after a wildcard — `-name` / `-pattern`, an exclusion (kept
+/// with its `-`, applied in order where the expression is expanded), all
+/// under the same rules ([`validate_index_name`]) except that a pattern may
+/// hold `*` and `?`.
 ///
 /// The answer is a set, as OpenSearch resolves one: a part repeated
 /// (`big,big`) is kept once, in the order of its first appearance, so no
@@ -389,8 +432,26 @@ pub fn index_expression(segment: &str) -> Result<Vec<String>, ActionError> {
     }
     let mut seen = std::collections::HashSet::new();
     let mut parts = Vec::new();
-    for part in decoded.split(',') {
+    // As OpenSearch resolves them: `-pattern` after a wildcard excludes
+    // what it matches from the indices named so far; before any wildcard
+    // it is a name (and an invalid one).
+    let mut wildcard_seen = false;
+    let now = crate::time::now_ms_signed();
+    let resolved: Vec<String> =
+        decoded.split(',').map(|part| date_math_name(part, now)).collect::<Result<_, _>>()?;
+    for part in resolved.iter().map(String::as_str) {
         let part = if part == "_all" { "*" } else { part };
+        if let Some(excluded) = part.strip_prefix('-')
+            && wildcard_seen
+        {
+            let as_name: String =
+                excluded.chars().map(|c| if c == '*' || c == '?' { 'x' } else { c }).collect();
+            validate_index_name(&as_name)
+                .map_err(|e| InvalidIndexName { name: part.to_owned(), reason: e.reason })?;
+            parts.push(part.to_owned());
+            continue;
+        }
+        wildcard_seen |= part.contains(['*', '?']);
         if !seen.insert(part) {
             continue;
         }
@@ -432,6 +493,106 @@ pub(crate) fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&percent_decode_bytes(s)).into_owned()
 }
 
+/// A date-math index name, `<static{date-math{format|time zone}}static…>`,
+/// resolved against `now` (epoch ms) as OpenSearch resolves one:
+/// `<logs-{now/d}>` → `logs-2026.11.27`, `<logs-{now/M{yyyy.MM}}>` →
+/// `logs-2026.11`, `<logs-{now/d-1d}>` → yesterday's. The math is the range
+/// queries' ([`crate::cluster::dates::bound`], rounding down); formats take
+/// `yyyy`, `MM`, `dd`, `HH`, `mm`, `ss` and literal characters; only the
+/// UTC time zone is offered (another is refused, never silently ignored).
+/// `\{` and `\}` are literal braces. A name not in `<…>` is returned as it is.
+pub fn date_math_name(name: &str, now: i64) -> Result<String, InvalidIndexName> {
+    let Some(inner) = name.strip_prefix('<').and_then(|n| n.strip_suffix('>')) else {
+        return Ok(name.to_owned());
+    };
+    let bad = |reason: &str| InvalidIndexName { name: name.to_owned(), reason: reason.to_owned() };
+    let mut out = String::new();
+    let mut chars = inner.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some(escaped) => out.push(escaped),
+                None => return Err(bad("ends in an escape")),
+            },
+            '{' => {
+                // The expression, up to its closing brace (a format's own
+                // braces nest once).
+                let mut expr = String::new();
+                let mut depth = 1;
+                for c in chars.by_ref() {
+                    match c {
+                        '{' => depth += 1,
+                        '}' => depth -= 1,
+                        _ => {}
+                    }
+                    if depth == 0 {
+                        break;
+                    }
+                    expr.push(c);
+                }
+                if depth != 0 {
+                    return Err(bad("has an unclosed `{` in its date math"));
+                }
+                let (math, format) = match expr.split_once('{') {
+                    Some((math, rest)) => {
+                        (math, rest.strip_suffix('}').ok_or_else(|| bad("has an unclosed date format"))?)
+                    }
+                    None => (expr.as_str(), "yyyy.MM.dd"),
+                };
+                let (format, zone) = format.split_once('|').unwrap_or((format, "UTC"));
+                if !matches!(zone, "UTC" | "Z" | "+00:00" | "Etc/UTC") {
+                    return Err(bad(
+                        "uses a time zone other than UTC, which Warden does not offer in date math",
+                    ));
+                }
+                if !math.starts_with("now") {
+                    return Err(bad("date math must start with `now`"));
+                }
+                let ms = crate::cluster::dates::bound(math, now, false)
+                    .ok_or_else(|| bad("has date math that does not resolve"))?;
+                out.push_str(
+                    &format_date(ms, format).ok_or_else(|| bad("has a date format Warden cannot apply"))?,
+                );
+            }
+            '}' => return Err(bad("has an unopened `}`")),
+            c => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
+/// `ms` (UTC) in a Java-style pattern of `yyyy MM dd HH mm ss` and literals.
+fn format_date(ms: i64, pattern: &str) -> Option<String> {
+    let days = ms.div_euclid(86_400_000);
+    let in_day = ms.rem_euclid(86_400_000) / 1000;
+    let (year, month, day) = crate::time::civil_from_days(days);
+    let (hour, minute, second) = (in_day / 3600, in_day / 60 % 60, in_day % 60);
+    let mut out = String::new();
+    let mut rest = pattern;
+    while !rest.is_empty() {
+        let token = ["yyyy", "MM", "dd", "HH", "mm", "ss"].into_iter().find(|t| rest.starts_with(t));
+        match token {
+            Some("yyyy") => out.push_str(&format!("{year:04}")),
+            Some("MM") => out.push_str(&format!("{month:02}")),
+            Some("dd") => out.push_str(&format!("{day:02}")),
+            Some("HH") => out.push_str(&format!("{hour:02}")),
+            Some("mm") => out.push_str(&format!("{minute:02}")),
+            Some("ss") => out.push_str(&format!("{second:02}")),
+            _ => {
+                let c = rest.chars().next()?;
+                if c.is_ascii_alphabetic() {
+                    return None;
+                }
+                out.push(c);
+                rest = &rest[c.len_utf8()..];
+                continue;
+            }
+        }
+        rest = &rest[token.map_or(0, str::len)..];
+    }
+    Some(out)
+}
+
 /// A path segment naming indices, decoded once; bytes that are not UTF-8
 /// after decoding are refused (a lossy decode would invent a name).
 fn decode_index_segment(segment: &str) -> Result<String, InvalidIndexName> {
@@ -457,6 +618,72 @@ fn percent_decode_bytes(s: &str) -> Vec<u8> {
         i += 1;
     }
     out
+}
+
+/// A query-string parameter, percent-decoded.
+fn query_param(query: &str, name: &str) -> Option<String> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| percent_decode(v))
+}
+
+/// The body of a scroll or point-in-time call, when it has one.
+fn context_body(body: Option<&[u8]>) -> Result<Option<Value>, ActionError> {
+    match body {
+        None => Ok(None),
+        Some(b) if b.iter().all(u8::is_ascii_whitespace) => Ok(None),
+        Some(b) => serde_json::from_slice::<Value>(b)
+            .map(Some)
+            .map_err(|e| ActionError::Parse(format!("the request body is not JSON: {e}"))),
+    }
+}
+
+/// `_search/scroll`: the id and keep-alive from the body, which wins over
+/// the path and the query string (as OpenSearch's parser lets it).
+fn scroll(in_path: Option<&str>, query: &str, body: Option<&[u8]>) -> Result<ActionRequest, ActionError> {
+    let body = context_body(body)?;
+    let from_body =
+        |name: &str| body.as_ref().and_then(|b| b.get(name)).and_then(Value::as_str).map(str::to_owned);
+    let id = from_body("scroll_id")
+        .or_else(|| in_path.map(percent_decode))
+        .or_else(|| query_param(query, "scroll_id"));
+    let keep_alive = from_body("scroll").or_else(|| query_param(query, "scroll"));
+    Ok(ActionRequest {
+        action: READ_SCROLL,
+        op: Op::Scroll { id, keep_alive },
+        indices: Vec::new(),
+        items: Vec::new(),
+    })
+}
+
+/// The context ids a clear names: the body's `field` (a string or a list),
+/// else the path's comma list, else the query string's.
+fn context_ids(
+    field: &str,
+    in_path: Option<&str>,
+    query: &str,
+    body: Option<&[u8]>,
+) -> Result<Vec<String>, ActionError> {
+    let split = |s: &str| s.split(',').filter(|p| !p.is_empty()).map(str::to_owned).collect::<Vec<_>>();
+    if let Some(value) = context_body(body)?.and_then(|b| b.get(field).cloned()) {
+        return match value {
+            Value::String(one) => Ok(vec![one]),
+            Value::Array(many) => many
+                .into_iter()
+                .map(|v| match v {
+                    Value::String(s) => Ok(s),
+                    other => Err(ActionError::Parse(format!("[{field}] holds {other}, not an id"))),
+                })
+                .collect(),
+            other => Err(ActionError::Parse(format!("[{field}] must be a string or an array, not {other}"))),
+        };
+    }
+    if let Some(ids) = in_path {
+        return Ok(split(&percent_decode(ids)));
+    }
+    Ok(query_param(query, field).map(|ids| split(&ids)).unwrap_or_default())
 }
 
 /// `_bulk`: NDJSON action lines, each (but delete) followed by a source line.
@@ -509,6 +736,7 @@ fn bulk(default_index: Option<&str>, body: Option<&[u8]>) -> Result<ActionReques
             (None, Some(i)) => i.to_owned(),
             (None, None) => return Err(ActionError::BadBulk(format!("item `{line}` names no _index"))),
         };
+        let index = date_math_name(&index, crate::time::now_ms_signed())?;
         validate_index_name(&index)?;
         let id = match meta.get("_id") {
             None | Some(Value::Null) => None,
@@ -683,6 +911,41 @@ fn non_empty_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
 
 #[cfg(test)]
 mod tests {
+
+    /// Date-math names resolve as OpenSearch's documentation shows them,
+    /// percent-encoded in a path too; what they resolve to is judged as any
+    /// name is (a system prefix stays one); a time zone Warden does not
+    /// offer, or math that does not resolve, is refused.
+    #[test]
+    fn date_math_names_resolve_against_now() {
+        let now = crate::time::days_from_civil(2026, 11, 27) * 86_400_000 + 21 * 3_600_000 + 42 * 60_000;
+        let name = |n: &str| date_math_name(n, now).map_err(|e| e.to_string());
+        assert_eq!(name("<logs-{now/d}>"), Ok("logs-2026.11.27".to_owned()));
+        assert_eq!(name("<logs-{now/M{yyyy.MM}}>"), Ok("logs-2026.11".to_owned()));
+        assert_eq!(name("<logs-{now/d-1d}>"), Ok("logs-2026.11.26".to_owned()));
+        assert_eq!(name("<logs-{now/d{yyyy-MM-dd|UTC}}>"), Ok("logs-2026-11-27".to_owned()));
+        assert_eq!(name("<a\\{b\\}-{now/y{yyyy}}>"), Ok("a{b}-2026".to_owned()));
+        assert_eq!(name("plain"), Ok("plain".to_owned()));
+        for bad in [
+            "<logs-{now/d{yyyy|Europe/Paris}}>",
+            "<logs-{2026/d}>",
+            "<logs-{now/q}>",
+            "<logs-{now/d>",
+            "<x}>",
+        ] {
+            assert!(name(bad).is_err(), "{bad}");
+        }
+        // Through the path, percent-encoded, as clients send it.
+        let request = resolve("PUT", "/%3Clogs-%7Bnow%2Fd%7D%3E/_doc/1", Some(b"{}"));
+        let today = date_math_name("<logs-{now/d}>", crate::time::now_ms_signed());
+        assert_eq!(request.map(|r| r.indices), today.map(|t| vec![t]).map_err(ActionError::from));
+        let expression = index_expression("%3C.warden-%7Bnow%2Fd%7D%3E,logs");
+        assert!(
+            expression.is_ok_and(|parts| parts[0].starts_with(".warden-")),
+            "resolved, then refused by the gateway"
+        );
+    }
+
     use super::*;
 
     fn action(method: &str, path: &str) -> (String, Vec<String>) {

@@ -114,6 +114,33 @@ pub struct Params {
     pub track_total_hits: Option<TrackTotalHits>,
     /// `docvalue_fields` in the query string (added to the body's).
     pub docvalue_fields: Vec<String>,
+    /// `scroll=<keep-alive>` on a search: open a scroll context.
+    pub scroll: Option<String>,
+    /// `keep_alive=` of a point in time.
+    pub keep_alive: Option<String>,
+    /// `sort=field[:asc|desc],…` in the query string (when the body has none).
+    pub sort: Option<Value>,
+    /// `request_cache=`: refused with `scroll`, as OpenSearch refuses it.
+    pub request_cache: Option<bool>,
+    /// `expand_wildcards=`: whether wildcards expand at all (`open`, `all`,
+    /// `hidden`: yes; `none`, `closed`: no — there are no closed indices here).
+    pub expand_wildcards: ExpandWildcards,
+    /// `ignore_unavailable=true`: a named index that does not exist is
+    /// left out instead of answering 404.
+    pub ignore_unavailable: bool,
+    /// `allow_no_indices=false`: an expression that comes to no index is a
+    /// 404 instead of an empty answer.
+    pub allow_no_indices: Option<bool>,
+}
+
+/// `expand_wildcards`, as far as a node without closed or hidden indices has it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ExpandWildcards {
+    /// `open`, `all`, `hidden` (and the default).
+    #[default]
+    Expand,
+    /// `none`, or only `closed`: wildcards match nothing.
+    Nothing,
 }
 
 /// How far a search counts its hits (`track_total_hits`).
@@ -385,6 +412,33 @@ impl Params {
                     }
                     "rest_total_hits_as_int" => p.rest_total_hits_as_int = matches!(v, "" | "true"),
                     "docvalue_fields" => p.docvalue_fields.extend(paths()),
+                    "scroll" => p.scroll = Some(decoded.clone()),
+                    "keep_alive" => p.keep_alive = Some(decoded.clone()),
+                    "request_cache" => p.request_cache = Some(matches!(v, "" | "true")),
+                    "ignore_unavailable" => p.ignore_unavailable = matches!(v, "" | "true"),
+                    "allow_no_indices" => p.allow_no_indices = Some(matches!(v, "" | "true")),
+                    "expand_wildcards" => {
+                        let mut expand = false;
+                        for value in decoded.split(',') {
+                            match value {
+                                "open" | "all" | "hidden" => expand = true,
+                                "none" | "closed" => {}
+                                _ => return Err(unknown("expand_wildcards", value)),
+                            }
+                        }
+                        p.expand_wildcards =
+                            if expand { ExpandWildcards::Expand } else { ExpandWildcards::Nothing };
+                    }
+                    "sort" => {
+                        let clauses = paths()
+                            .into_iter()
+                            .map(|clause| match clause.rsplit_once(':') {
+                                Some((field, order)) => serde_json::json!({ field: order }),
+                                None => Value::String(clause),
+                            })
+                            .collect();
+                        p.sort = Some(Value::Array(clauses));
+                    }
                     "track_total_hits" => {
                         p.track_total_hits = Some(
                             TrackTotalHits::from_json(&Value::String(v.to_owned()))

@@ -17,10 +17,16 @@
 //! does: `big,big`, `big,b*,*` name `big` once, so repeating a name buys no
 //! extra work.
 //!
+//! Scroll and point-in-time contexts are the gateway's ([`contexts`]): each
+//! belongs to the caller that opened it, and every page is authorised
+//! again as a search of the indices it was opened on.
+//!
 //! Extensions reach the gateway through [`ClusterAccess`], in domain terms
 //! ([`GuestCall`] in, [`Reply`] or [`GateError`] out); the conversion from
 //! and to the WIT types is the `cluster` capability's
 //! (`runtime::capabilities::cluster`), so nothing here knows the bindings.
+
+mod contexts;
 
 use std::sync::Arc;
 
@@ -165,6 +171,8 @@ pub struct ClusterGateway {
     /// text: an invocation's later calls only re-check audience, expiry and
     /// revocation. Bounded; cleared when full.
     verified: std::sync::Mutex<std::collections::HashMap<String, Arc<crate::security::obo::OboClaims>>>,
+    /// Open scroll and point-in-time contexts.
+    contexts: contexts::Contexts,
 }
 
 const VERIFIED_CAP: usize = 10_000;
@@ -196,7 +204,14 @@ impl ClusterGateway {
         security: Arc<Security>,
         audit: Arc<AuditLog>,
     ) -> Self {
-        ClusterGateway { backend, tokens, security, audit, verified: Default::default() }
+        ClusterGateway {
+            backend,
+            tokens,
+            security,
+            audit,
+            verified: Default::default(),
+            contexts: Default::default(),
+        }
     }
 
     pub fn backend(&self) -> &dyn Backend {
@@ -210,16 +225,43 @@ impl ClusterGateway {
             Err(reply) => return Ok(reply),
         };
         let params = Params::parse(call.path).map_err(|e| GateError::Invalid(e.to_string()))?;
-        let mut event = Event {
-            extension: Some(call.extension.to_owned()),
-            action: Some(request.action.to_owned()),
-            indices: request.indices.clone(),
-            method: Some(call.method.to_owned()),
-            path: Some(call.path.to_owned()),
-            ..Event::new(Category::GrantedPrivileges, call.request_id)
+        let run = |request: &ActionRequest,
+                   params: &Params,
+                   body: Option<&[u8]>,
+                   allowed: Option<&mut Vec<String>>|
+         -> Result<Reply, GateError> {
+            let mut event = Event {
+                extension: Some(call.extension.to_owned()),
+                action: Some(request.action.to_owned()),
+                indices: request.indices.clone(),
+                method: Some(call.method.to_owned()),
+                path: Some(call.path.to_owned()),
+                ..Event::new(Category::GrantedPrivileges, call.request_id)
+            };
+            let decision = self.authorise(call, request, params, &mut event);
+            Ok(self.conclude(request, event, decision, params, body, allowed)?)
         };
-        let decision = self.authorise(call, &request, &mut event);
-        Ok(self.conclude(&request, event, decision, &params, call.body)?)
+        if contexts::involved(&request, &params, call.body) {
+            let owner = self.call_owner(call);
+            let at = contexts::At { owner: &owner, request_id: call.request_id, path: call.path };
+            return self.contexts_call(&at, &request, &params, call.body, &run);
+        }
+        run(&request, &params, call.body, None)
+    }
+
+    /// Who owns the scroll and point-in-time contexts an extension's call
+    /// opens: the extension and the user its token names, or the
+    /// extension's service identity; empty (owning nothing) when the token
+    /// does not verify, which the call's own authorisation refuses.
+    fn call_owner(&self, call: &GuestCall<'_>) -> String {
+        match call.identity {
+            CallIdentity::Service => format!("service\u{1f}{}", call.extension),
+            CallIdentity::User => call
+                .token
+                .and_then(|token| self.verified_claims(token, call.extension).ok())
+                .map(|c| format!("extension\u{1f}{}\u{1f}{}\u{1f}{}", call.extension, c.source, c.user))
+                .unwrap_or_default(),
+        }
     }
 
     /// Audits the decision; performs the call if it was allowed.
@@ -230,20 +272,23 @@ impl ClusterGateway {
         decision: Result<Allowed, Refusal>,
         params: &Params,
         body: Option<&[u8]>,
+        allowed_out: Option<&mut Vec<String>>,
     ) -> Result<Reply, Refusal> {
         // An expression that expands to nothing is never an authorised
         // write (the backend would otherwise be asked to write nowhere, or
         // to index ""): it is refused and audited, and answered as
         // OpenSearch answers a missing index.
+        // A read with `allow_no_indices=false` is answered the same way.
         if let Ok(allowed) = &decision
-            && request.op.writes()
+            && (request.op.writes() || params.allow_no_indices == Some(false))
             && allowed.indices.is_empty()
             && !request.indices.is_empty()
         {
             let expression = request.indices.join(",");
+            let what = if request.op.writes() { "write" } else { "read (allow_no_indices=false)" };
             event.category = Some(Category::MissingPrivileges);
             event.gate = Some(GATE_EXPANSION.to_owned());
-            event.reason = Some(format!("`{expression}` expands to no index this call may write"));
+            event.reason = Some(format!("`{expression}` expands to no index this call may {what}"));
             crate::metrics::gate_denied(GATE_EXPANSION);
             self.audit.record(event);
             return Ok(Reply::index_not_found(&expression));
@@ -265,6 +310,10 @@ impl ClusterGateway {
                 if self.audit.enabled(Category::GrantedPrivileges) {
                     event.indices = allowed.indices.clone();
                     self.audit.record(event);
+                }
+                // A scroll or point in time keeps what it was allowed.
+                if let Some(out) = allowed_out {
+                    out.clone_from(&allowed.indices);
                 }
                 if allowed.parts.is_empty() {
                     Ok(self.backend.execute(request, &allowed.indices, params, body))
@@ -369,6 +418,7 @@ impl ClusterGateway {
         &self,
         request: &ActionRequest,
         identity: CallIdentity,
+        params: &Params,
     ) -> Result<Vec<String>, Refusal> {
         let named = request.indices.iter().chain(request.items.iter().map(|item| &item.index));
         for name in named {
@@ -376,7 +426,9 @@ impl ClusterGateway {
                 return Err(denied(GateName::SystemIndex, reason));
             }
         }
-        let wildcards = request.indices.iter().any(|i| i.contains(['*', '?']));
+        // `expand_wildcards=none`: a wildcard matches nothing.
+        let wildcards = request.indices.iter().any(|i| i.contains(['*', '?']))
+            && params.expand_wildcards == crate::cluster::backend::ExpandWildcards::Expand;
         if wildcards {
             self.visible_indices(identity)
                 .map_err(|reason| Refusal::Undecided { step: Undecided::Store, reason })
@@ -390,9 +442,10 @@ impl ClusterGateway {
         &self,
         call: &GuestCall<'_>,
         request: &ActionRequest,
+        params: &Params,
         event: &mut Event,
     ) -> Result<Allowed, Refusal> {
-        let existing = self.expandable_indices(request, call.identity)?;
+        let existing = self.expandable_indices(request, call.identity, params)?;
 
         if call.identity == CallIdentity::Service {
             event.user = Some(service_accounts::name(call.extension));
@@ -515,23 +568,43 @@ impl ClusterGateway {
             Err(reply) => return Ok(reply),
         };
         let params = Params::parse(path).map_err(|e| GateError::Invalid(e.to_string()))?;
-        let event = Event {
-            user: Some(user.name.clone()),
-            credential: crate::security::authn::audit_credential(caller),
-            action: Some(request.action.to_owned()),
-            indices: request.indices.clone(),
-            method: Some(method.to_owned()),
-            path: Some(path.to_owned()),
-            ..Event::new(Category::GrantedPrivileges, request_id).remote(remote)
+        let run = |request: &ActionRequest,
+                   params: &Params,
+                   body: Option<&[u8]>,
+                   allowed: Option<&mut Vec<String>>|
+         -> Result<Reply, GateError> {
+            let event = Event {
+                user: Some(user.name.clone()),
+                credential: crate::security::authn::audit_credential(caller),
+                action: Some(request.action.to_owned()),
+                indices: request.indices.clone(),
+                method: Some(method.to_owned()),
+                path: Some(path.to_owned()),
+                ..Event::new(Category::GrantedPrivileges, request_id).remote(remote)
+            };
+            let decision =
+                self.expandable_indices(request, CallIdentity::User, params).and_then(|existing| {
+                    let mut gates: Vec<Gate<'_>> = vec![(GateName::User, privileges, user)];
+                    if let Some(limit) = limit {
+                        gates.push((GateName::ApiToken, &limit.privileges, &limit.subject));
+                    }
+                    check_gates(&gates, request, &existing)
+                });
+            Ok(self.conclude(request, event, decision, params, body, allowed)?)
         };
-        let decision = self.expandable_indices(&request, CallIdentity::User).and_then(|existing| {
-            let mut gates: Vec<Gate<'_>> = vec![(GateName::User, privileges, user)];
-            if let Some(limit) = limit {
-                gates.push((GateName::ApiToken, &limit.privileges, &limit.subject));
-            }
-            check_gates(&gates, &request, &existing)
-        });
-        Ok(self.conclude(&request, event, decision, &params, body)?)
+        if contexts::involved(&request, &params, body) {
+            // A user's contexts are theirs as this credential: an API
+            // token's are the token's.
+            let owner = format!(
+                "user\u{1f}{}\u{1f}{}\u{1f}{}",
+                caller.source.as_str(),
+                caller.principal.name,
+                caller.api_token.as_ref().map_or("", |(id, _)| id.as_str())
+            );
+            let at = contexts::At { owner: &owner, request_id, path };
+            return self.contexts_call(&at, &request, &params, body, &run);
+        }
+        run(&request, &params, body, None)
     }
 
     /// Full verification the first time a token is seen, then the cheap re-checks.
@@ -674,6 +747,15 @@ fn check_single(
     let mut concrete = Vec::new();
     let mut considered: std::collections::HashSet<&str> = std::collections::HashSet::new();
     for expr in &request.indices {
+        if let Some(excluded) = expr.strip_prefix('-') {
+            // An exclusion (after a wildcard, the action layer saw to it)
+            // takes away what it matches; it never adds, so it is not decided.
+            let pattern = crate::security::pattern::Pattern::parse(excluded)
+                .map_err(|e| Refusal::Undecided { step: Undecided::Request, reason: e.to_string() })?;
+            concrete.retain(|index: &String| !pattern.matches(index));
+            considered.retain(|index| !pattern.matches(index));
+            continue;
+        }
         if expr.contains(['*', '?']) {
             // A wildcard expands only to indices every gate allows.
             let pattern = crate::security::pattern::Pattern::parse(expr)
@@ -728,7 +810,10 @@ fn service_account_indices(
     }
     let mut concrete = Vec::new();
     for expr in request.indices.iter().chain(request.items.iter().map(|item| &item.index)) {
-        if expr.contains(['*', '?']) {
+        if let Some(excluded) = expr.strip_prefix('-') {
+            let pattern = crate::security::pattern::Pattern::parse(excluded).map_err(|e| e.to_string())?;
+            concrete.retain(|index: &String| !pattern.matches(index));
+        } else if expr.contains(['*', '?']) {
             let pattern = crate::security::pattern::Pattern::parse(expr).map_err(|e| e.to_string())?;
             concrete.extend(existing.iter().filter(|i| pattern.matches(i) && is_own(i)).cloned());
         } else if is_own(expr) {

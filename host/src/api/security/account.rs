@@ -1,4 +1,5 @@
-//! Who the caller is: `GET /_plugins/_security/authinfo` and
+//! Who the caller is: `GET|POST /_plugins/_security/authinfo`,
+//! `GET|POST /_plugins/_security/whoami` and
 //! `GET /_plugins/_security/api/account`, as OpenSearch answers them; and
 //! `PUT /_plugins/_security/api/account`, an internal user changing their
 //! own password.
@@ -17,15 +18,20 @@ use crate::api::json::{Expected, JsonBody};
 use crate::api::{AppState, Caller};
 use crate::security::{IdentitySource, password};
 
-/// `GET /_plugins/_security/authinfo`: who the caller is, as OpenSearch answers it.
+/// `GET|POST /_plugins/_security/authinfo`: who the caller is, as
+/// OpenSearch answers it (`remote_address` is the address alone: Warden
+/// does not keep the client's port).
 pub async fn authinfo(caller: Caller) -> Json<Value> {
     let user = &caller.user;
     let name = &user.principal.name;
     let backend_roles = &user.principal.backend_roles;
+    // Java's list printing, as OpenSearch's `User.toString` gives it.
+    let listed = backend_roles.join(", ");
     Json(json!({
-        "user": format!("User [name={name}, backend_roles={backend_roles:?}, requestedTenant=null]"),
+        "user": format!("User [name={name}, backend_roles=[{listed}], requestedTenant=null]"),
         "user_name": name,
         "user_requested_tenant": null,
+        "remote_address": caller.meta.remote.map(|ip| ip.to_string()),
         "backend_roles": backend_roles,
         "custom_attribute_names": user.principal.attributes.keys().filter(|k| *k != "user_name").collect::<Vec<_>>(),
         "roles": user.role_names(),
@@ -34,6 +40,13 @@ pub async fn authinfo(caller: Caller) -> Json<Value> {
         "peer_certificates": "0",
         "sso_logout_url": null,
     }))
+}
+
+/// `GET|POST /_plugins/_security/whoami`, as OpenSearch answers it: Warden
+/// has no TLS client certificates, so no distinguished name, never the
+/// admin certificate, never a node's.
+pub async fn whoami(_caller: Caller) -> Json<Value> {
+    Json(json!({ "dn": null, "is_admin": false, "is_node_certificate_request": false }))
 }
 
 /// `GET /_plugins/_security/api/account`.

@@ -1,8 +1,12 @@
-//! API tokens: `POST /_plugins/_security/api/apitokens` (create: the secret
-//! is in this answer only), `GET …/apitokens` (your own; all of them with
-//! `restapi:admin/apitokens`), `DELETE …/apitokens/{name}` (`?creator=` for
-//! security managers). Only internal users, with their own credentials,
-//! manage API tokens; every change is audited as API_TOKEN_WRITE.
+//! API tokens, as OpenSearch 3.7 documents them:
+//! `POST /_plugins/_security/api/apitokens` (create: `{id, token}`, the
+//! secret in this answer only; `duration_seconds` defaults to the maximum;
+//! no token wider than its creator), `GET …/apitokens` (your own; all of
+//! them with `restapi:admin/apitokens`), `DELETE …/apitokens/{id}` (also by
+//! the name of one's own token, and `{name}?creator=` for security
+//! managers; another user's token by id only for them). Only internal
+//! users, with their own credentials, manage API tokens; every change is
+//! audited as API_TOKEN_WRITE.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,7 +22,7 @@ use crate::api::error::SecurityApiError;
 use crate::api::json::{Expected, JsonBody};
 use crate::api::{AppState, Caller};
 use crate::audit::Category;
-use crate::security::api_tokens::{ApiTokenRecord, ApiTokens, NewApiToken};
+use crate::security::api_tokens::{self, ApiTokens, ListedApiToken, NewApiToken};
 
 /// Seeing and deleting others' tokens needs this.
 const ADMIN: &str = "restapi:admin/apitokens";
@@ -38,7 +42,9 @@ fn audit_token(caller: &Caller, what: String) {
     audit_change(caller, Category::ApiTokenWrite, "api token write", what);
 }
 
-/// `POST /_plugins/_security/api/apitokens`: the secret is in this answer only.
+/// `POST /_plugins/_security/api/apitokens`: the secret is in this answer
+/// only. OpenSearch answers `{id, token}`; `name` and `expires_at` (epoch
+/// milliseconds, as the list gives it) are Warden's, kept for its clients.
 pub async fn create(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -46,44 +52,63 @@ pub async fn create(
 ) -> Result<Json<Value>, SecurityApiError> {
     let tokens = store(&state, &caller)?;
     let new: NewApiToken = body.parse(Expected::Body)?;
+    api_tokens::check_within(&new, &caller.user.state, &caller.user.subject).map_err(|e| {
+        super::refuse(&caller, crate::error::Denial::new(crate::error::Gate::User, e.to_string()))
+    })?;
     // Issued after any revocation of the user's tokens, even one made
     // earlier in this very second.
     let issued_at = match state.security.tokens() {
         Some(obo) => obo.issue_time(caller.name(), None),
         None => crate::time::now_secs(),
     };
-    let (token, record) = tokens.create(caller.name(), new, issued_at)?;
-    audit_token(&caller, format!("created API token {}", record.name));
-    Ok(Json(json!({ "token": token, "name": record.name, "expires_at": record.expires_at })))
+    let (token, id, record) = tokens.create(caller.name(), new, issued_at)?;
+    audit_token(&caller, format!("created API token {} (id {id})", record.name));
+    Ok(Json(json!({
+        "id": id,
+        "token": token,
+        "name": record.name,
+        "expires_at": record.expires_at.saturating_mul(1000),
+    })))
 }
 
 /// `GET …/apitokens`: your tokens; security managers (`restapi:admin/apitokens`) see all.
 pub async fn list(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-) -> Result<Json<Vec<ApiTokenRecord>>, SecurityApiError> {
+) -> Result<Json<Vec<ListedApiToken>>, SecurityApiError> {
     let tokens = store(&state, &caller)?;
     let all = caller.holds(ADMIN);
     Ok(Json(tokens.list((!all).then_some(caller.name()))?))
 }
 
-/// `DELETE …/apitokens/{name}` (`?creator=` for security managers): the
-/// token fails on its next use.
+/// `DELETE …/apitokens/{id}`: the token fails on its next use. `{id}` may
+/// also be the name of one of the caller's own tokens, and with
+/// `?creator=` (security managers) the name of another user's.
 pub async fn delete(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path(name): Path<String>,
+    Path(key): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, SecurityApiError> {
     let tokens = store(&state, &caller)?;
-    let creator = match query.get("creator") {
+    let revoked = match query.get("creator") {
         Some(other) if other != caller.name() => {
-            caller.require(ADMIN)?;
-            other.clone()
+            caller.require(ADMIN).map_err(|denial| super::refuse(&caller, denial))?;
+            let hash = tokens.delete(other, &key)?;
+            api_tokens::Revoked { id: api_tokens::audit_id(&hash), name: key, creator: other.clone() }
         }
-        _ => caller.name().to_owned(),
+        _ => match tokens.revoke(caller.name(), caller.holds(ADMIN), &key) {
+            Ok(revoked) => revoked,
+            Err(e @ api_tokens::ApiTokenError::NotYours(_)) => {
+                return Err(super::refuse(
+                    &caller,
+                    crate::error::Denial::new(crate::error::Gate::User, e.to_string()),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        },
     };
-    tokens.delete(&creator, &name)?;
-    audit_token(&caller, format!("deleted API token {name} of {creator}"));
-    Ok(ok(StatusCode::OK, "OK", format!("'{name}' deleted.")))
+    let api_tokens::Revoked { id, name, creator } = revoked;
+    audit_token(&caller, format!("deleted API token {name} of {creator} (id {id})"));
+    Ok(ok(StatusCode::OK, "OK", format!("Token {id} revoked successfully.")))
 }

@@ -1,5 +1,6 @@
 //! On-behalf-of tokens over REST: `POST /_plugins/_security/api/generateonbehalfoftoken`
-//! (a token for the caller, with their own credentials only), and their
+//! and its newer path `POST /_plugins/_security/api/obo/token` (the same
+//! handler: a token for the caller, with their own credentials only), and their
 //! administration under `restapi:admin/tokens`: `POST /_warden/tokens/_revoke`,
 //! `GET /_warden/tokens/_revocations`, `POST /_warden/tokens/_rotate_keys`.
 
@@ -77,12 +78,38 @@ pub async fn revocations(
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct Generate {
     service: Option<String>,
-    duration_seconds: Option<u64>,
+    duration_seconds: Option<Seconds>,
     description: Option<String>,
+    /// OpenSearch's switch for encrypting the roles in the token: Warden
+    /// always seals them, so either value is taken and changes nothing.
+    #[allow(dead_code)]
+    role_security_mode: Option<bool>,
 }
 
-/// `POST /_plugins/_security/api/generateonbehalfoftoken` with OpenSearch's
-/// body `{"service", "durationSeconds", "description"}`: a token for the
+/// `durationSeconds` as OpenSearch takes it: a number or a string of one
+/// (its documentation's example sends `"300"`).
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum Seconds {
+    Number(u64),
+    Text(String),
+}
+
+impl Seconds {
+    fn value(self) -> Result<u64, SecurityApiError> {
+        match self {
+            Seconds::Number(n) => Ok(n),
+            Seconds::Text(text) => text
+                .trim()
+                .parse()
+                .map_err(|_| SecurityApiError::bad_request("durationSeconds must be an integer.")),
+        }
+    }
+}
+
+/// `POST /_plugins/_security/api/generateonbehalfoftoken` (and
+/// `…/api/obo/token`) with OpenSearch's body `{"service", "durationSeconds",
+/// "description", "roleSecurityMode"}`: a token for the
 /// caller, audience `service`, at most [`crate::security::obo::MAX_LIFETIME`].
 pub async fn generate(
     State(state): State<Arc<AppState>>,
@@ -93,7 +120,10 @@ pub async fn generate(
     let tokens = tokens(&state)?;
     let g: Generate = body.parse(Expected::Body)?;
     let service = g.service.unwrap_or_else(|| "self-issued".into());
-    let duration = g.duration_seconds.unwrap_or(crate::security::obo::DEFAULT_LIFETIME);
+    let duration = match g.duration_seconds {
+        Some(seconds) => seconds.value()?,
+        None => crate::security::obo::DEFAULT_LIFETIME,
+    };
     let max = crate::security::obo::MAX_REST_LIFETIME;
     if duration == 0 || duration > max {
         return Err(SecurityApiError::bad_request(format!(

@@ -39,6 +39,17 @@ impl Embedded {
         Ok(None)
     }
 
+    /// Those of `indices` that exist, in order.
+    pub(super) fn existing_of(&self, indices: &[String]) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::with_capacity(indices.len());
+        for index in indices {
+            if self.exists(index)? {
+                out.push(index.clone());
+            }
+        }
+        Ok(out)
+    }
+
     /// Creates those of `names` that do not exist yet: OpenSearch creates an
     /// index on its first write.
     pub(super) fn ensure_indices(&self, names: &[&str]) -> Result<(), StoreError> {

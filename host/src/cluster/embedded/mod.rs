@@ -152,6 +152,18 @@ impl Embedded {
                 "illegal_state_exception",
                 format!("`{}` reaches a backend only as its items", request.action),
             ),
+            // A point in time is opened on indices that exist: the gateway
+            // keeps the context, the backend only answers for the indices.
+            Op::CreatePit => match self.first_missing(indices)? {
+                Some(missing) => missing,
+                None => Reply::new(200, json!({})),
+            },
+            // Contexts are the gateway's: it answers these itself.
+            Op::Scroll { .. } | Op::ClearScroll { .. } | Op::DeletePit { .. } | Op::ListPits => Reply::error(
+                500,
+                "illegal_state_exception",
+                format!("`{}` is answered by the gateway, never a backend", request.action),
+            ),
             Op::Search | Op::Count => self.search_request(indices, params, body, request.op == Op::Count)?,
             Op::Bulk => match body {
                 Some(b) if !request.items.is_empty() => self.bulk(&request.items, b, params)?,

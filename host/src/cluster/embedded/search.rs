@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use serde_json::{Value, json};
 
 use super::indices::docs;
-use super::sort::{Hit, sort_hits};
+use super::sort::{Hit, SearchAfter, SortKeys, sort_hits};
 use super::{Embedded, json_body, not_an_object};
 use crate::cluster::backend::{SourceFilter, TrackTotalHits};
 use crate::cluster::query::{self, Postings};
@@ -49,11 +49,19 @@ impl Embedded {
         count_only: bool,
     ) -> Result<Reply, StoreError> {
         // Wildcards arrive expanded to existing indices; a named one
-        // that does not exist is OpenSearch's 404.
-        if let Some(missing) = self.first_missing(indices)? {
-            return Ok(missing);
-        }
-        let query = match json_body(body) {
+        // that does not exist is OpenSearch's 404, or left out with
+        // `ignore_unavailable=true`.
+        let present;
+        let indices = if params.ignore_unavailable {
+            present = self.existing_of(indices)?;
+            present.as_slice()
+        } else {
+            if let Some(missing) = self.first_missing(indices)? {
+                return Ok(missing);
+            }
+            indices
+        };
+        let mut query = match json_body(body) {
             Ok(v) if v.is_object() => v,
             Ok(_) => return Ok(not_an_object("the search body")),
             Err(r) => return Ok(r),
@@ -68,6 +76,12 @@ impl Embedded {
                 "parsing_exception",
                 format!("Unknown key for a START_OBJECT in [{unknown}]."),
             ));
+        }
+        // The query string's `sort` when the body gives none.
+        if let (Some(sort), Some(fields)) = (&params.sort, query.as_object_mut())
+            && !fields.contains_key("sort")
+        {
+            fields.insert("sort".into(), sort.clone());
         }
         let track = match (params.track_total_hits, query.get("track_total_hits")) {
             (Some(track), _) => track,
@@ -106,15 +120,41 @@ impl Embedded {
             return Ok(Reply::error(400, "parsing_exception", e.to_string()));
         }
         let aggs = body.get("aggs").or_else(|| body.get("aggregations"));
-        if query.get("match_all").is_some() && aggs.is_none() && body["sort"].is_null() {
+        if query.get("match_all").is_some()
+            && aggs.is_none()
+            && body["sort"].is_null()
+            && body.get("search_after").is_none()
+        {
             return self.match_all_page(indices, body, params, count_only);
         }
         let (from, size) = match window(body, params) {
             Ok(window) => window,
             Err(e) => return Ok(Reply::error(400, "illegal_argument_exception", e.to_string())),
         };
-        if let Err(e) = sort_hits(&mut Vec::new(), &body["sort"], 0) {
-            return Ok(Reply::error(400, "parsing_exception", e.to_string()));
+        let keys = match SortKeys::parse(&body["sort"]) {
+            Ok(keys) => keys,
+            Err(e) => return Ok(Reply::error(400, "parsing_exception", e.to_string())),
+        };
+        // `search_after`: only matches after this position are kept (the
+        // total still counts every match, as OpenSearch's does).
+        let after = match body.get("search_after") {
+            None | Some(Value::Null) => None,
+            Some(_) if from > 0 => {
+                return Ok(Reply::error(
+                    400,
+                    "illegal_argument_exception",
+                    "[from] parameter must be set to 0 when [search_after] is used".to_owned(),
+                ));
+            }
+            Some(after) => match SearchAfter::parse(after, &keys, indices) {
+                Ok(after) => Some(after),
+                Err(e) => return Ok(Reply::error(400, "illegal_argument_exception", e.to_string())),
+            },
+        };
+        // Document order over everything (a scroll's, helpers.scan's): the
+        // store's own order, reading only the page's documents.
+        if query.get("match_all").is_some() && aggs.is_none() && keys.doc_order() && !count_only {
+            return self.doc_order_page(indices, after.as_ref(), from, size, &keys);
         }
         // What is kept while reading: the first from+size in document
         // order, or — sorted — at most twice that, cut back to the best
@@ -150,10 +190,15 @@ impl Embedded {
                 if count_only || (!sorted && total > keep) {
                     continue;
                 }
-                hits.push(Hit { index: index_pos, id, source });
+                if let Some(after) = &after
+                    && !after.admits(&keys, index_pos, &id, &source)
+                {
+                    continue;
+                }
+                hits.push(Hit { index: index_pos, id, source, sort: Vec::new() });
                 if sorted
                     && hits.len() >= keep.saturating_mul(2).max(64)
-                    && let Err(e) = sort_hits(&mut hits, &body["sort"], keep)
+                    && let Err(e) = sort_hits(&mut hits, &body["sort"], keep, indices)
                 {
                     return Ok(Reply::error(400, "parsing_exception", e.to_string()));
                 }
@@ -179,17 +224,28 @@ impl Embedded {
             None => None,
         };
         // Only the first from+size need to be in order.
-        if let Err(e) = sort_hits(&mut hits, &body["sort"], from.saturating_add(size)) {
+        if let Err(e) = sort_hits(&mut hits, &body["sort"], from.saturating_add(size), indices) {
             return Ok(Reply::error(400, "parsing_exception", e.to_string()));
         }
-        // Only the page becomes JSON hits.
+        // Only the page becomes JSON hits; a sorted one shows each hit's
+        // sort values (what `search_after` takes back) and no score.
         let page: Vec<Value> = hits
             .into_iter()
             .skip(from)
             .take(size)
-            .map(|h| json!({ "_index": indices.get(h.index), "_id": h.id, "_score": 1.0, "_source": h.source }))
+            .map(|h| {
+                if sorted {
+                    json!({ "_index": indices.get(h.index), "_id": h.id, "_score": null, "_source": h.source, "sort": h.sort })
+                } else {
+                    json!({ "_index": indices.get(h.index), "_id": h.id, "_score": 1.0, "_source": h.source })
+                }
+            })
             .collect();
-        Ok(search_reply(indices.len(), total, false, page, aggregations))
+        let mut reply = search_reply(indices.len(), total, false, page, aggregations);
+        if sorted {
+            reply.body["hits"]["max_score"] = Value::Null;
+        }
+        Ok(reply)
     }
 
     /// `match_all` without sort or aggregations: the total is a count and
@@ -218,6 +274,57 @@ impl Embedded {
             }
         }
         Ok(search_reply(indices.len(), total, count_only, page, None))
+    }
+}
+
+impl Embedded {
+    /// `match_all` in document order from a `search_after` place: each
+    /// index before the place is only counted, the one holding it is read
+    /// from just past it, so a scroll's page costs its own documents (and
+    /// a walk over the keys), not a read of every document.
+    fn doc_order_page(
+        &self,
+        indices: &[String],
+        after: Option<&SearchAfter>,
+        from: usize,
+        size: usize,
+        keys: &SortKeys,
+    ) -> Result<Reply, StoreError> {
+        let place = after.and_then(SearchAfter::doc_place);
+        let (mut total, mut skip, mut page) = (0, from, Vec::new());
+        for (pos, index) in indices.iter().enumerate() {
+            let store_index = docs(index);
+            // Documents at or before the place are not this page's.
+            let passed = match place {
+                Some((at, _)) if pos < at => usize::MAX,
+                Some((at, id)) if pos == at => {
+                    let before = self.store.ids_between(&store_index, "", id)?.len();
+                    before + self.store.ids_between(&store_index, id, &format!("{id}\0"))?.len()
+                }
+                _ => 0,
+            };
+            let wanted = size - page.len();
+            let (count, documents) = if passed == usize::MAX {
+                self.store.page(&store_index, usize::MAX, 0)?
+            } else {
+                self.store.page(&store_index, passed.saturating_add(skip), wanted)?
+            };
+            total += count;
+            if passed != usize::MAX {
+                skip = skip.saturating_sub(count.saturating_sub(passed));
+            }
+            for (id, doc) in documents {
+                let mut stored: Value = serde_json::from_slice(&doc.source).unwrap_or(Value::Null);
+                let source = stored.get_mut("s").map(Value::take).unwrap_or(Value::Null);
+                let sort = keys.shown(indices, pos, &id, &source);
+                page.push(
+                    json!({ "_index": index, "_id": id, "_score": null, "_source": source, "sort": sort }),
+                );
+            }
+        }
+        let mut reply = search_reply(indices.len(), total, false, page, None);
+        reply.body["hits"]["max_score"] = Value::Null;
+        Ok(reply)
     }
 }
 
@@ -436,6 +543,54 @@ mod tests {
         assert!(
             big.body["error"]["reason"].as_str().is_some_and(|r| r.contains("Result window is too large"))
         );
+        Ok(())
+    }
+
+    /// Paging in document order with `search_after` (a scroll's pages)
+    /// visits every document once, in (index, id) order, whether the
+    /// store's order serves it (`match_all`) or a query is decided per
+    /// document; the total is every match on every page.
+    #[test]
+    fn search_after_in_document_order_visits_every_document_once() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let e = Embedded::new(Arc::new(Store::open(&dir.path().join("s.redb"))?), "test")?;
+        let mut bulk = String::new();
+        let mut expected = Vec::new();
+        for (index, count) in [("s1", 130), ("s2", 75)] {
+            for i in 0..count {
+                let id = format!("{}", i * 7919 % 1000);
+                bulk.push_str(&format!(
+                    "{{\"index\":{{\"_index\":\"{index}\",\"_id\":\"{id}\"}}}}\n{{\"k\":1}}\n"
+                ));
+                expected.push((index.to_owned(), id));
+            }
+        }
+        expected.sort();
+        let request = resolve("POST", "/_bulk", Some(bulk.as_bytes()))?;
+        e.execute(&request, &request.indices, &Params::default(), Some(bulk.as_bytes()));
+        for query in [json!({"match_all": {}}), json!({"exists": {"field": "k"}})] {
+            let mut after = Value::Null;
+            let mut seen = Vec::new();
+            loop {
+                let mut body = json!({"query": query, "sort": ["_shard_doc"], "size": 17});
+                if !after.is_null() {
+                    body["search_after"] = after.clone();
+                }
+                let page = call(&e, "POST", "/s1,s2/_search", Some(body));
+                assert_eq!(page.body["hits"]["total"]["value"], 205, "{query}");
+                let hits = page.body["hits"]["hits"].as_array().cloned().unwrap_or_default();
+                let Some(last) = hits.last() else { break };
+                after = last["sort"].clone();
+                seen.extend(hits.iter().map(|h| {
+                    (
+                        h["_index"].as_str().unwrap_or("").to_owned(),
+                        h["_id"].as_str().unwrap_or("").to_owned(),
+                    )
+                }));
+                assert!(seen.len() <= 205, "{query}");
+            }
+            assert_eq!(seen, expected, "{query}");
+        }
         Ok(())
     }
 }
