@@ -333,7 +333,7 @@ fn bulk(soak: &Soak, n: u64) {
 }
 
 fn search(soak: &Soak, n: u64) {
-    let body = if n % 2 == 0 {
+    let body = if n.is_multiple_of(2) {
         json!({"query": {"term": {"user": format!("u{}", n % 50)}}, "size": 10})
     } else {
         json!({"query": {"bool": {"filter": [{"range": {"n": {"gte": n % BULK_IDS}}}]}}, "size": 5,

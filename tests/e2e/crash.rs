@@ -836,8 +836,11 @@ fn obo_revocations_survive_kill_9_at_random_moments() -> TestResult {
     Ok(())
 }
 
+/// Roles by (name, description).
+type RoleSet = BTreeSet<(String, String)>;
+
 /// The extra roles (`cw-*`) of the configuration, with their descriptions.
-fn config_write_roles(server: &Server) -> Result<BTreeSet<(String, String)>, Box<dyn std::error::Error>> {
+fn config_write_roles(server: &Server) -> Result<RoleSet, Box<dyn std::error::Error>> {
     let reply = server.get(&format!("{}/roles", crate::support::API))?;
     assert_eq!(reply.status, 200, "{reply:?}");
     Ok(reply
@@ -887,8 +890,7 @@ fn whole_config_writes_survive_kill_9_at_random_moments() -> TestResult {
         seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         let delay = std::time::Duration::from_millis(300 + (seed >> 33) % 1200);
         // The acknowledged state, and the one the write in flight would make.
-        let states: Arc<Mutex<(BTreeSet<(String, String)>, Option<BTreeSet<(String, String)>>)>> =
-            Arc::new(Mutex::new((model.clone(), None)));
+        let states: Arc<Mutex<(RoleSet, Option<RoleSet>)>> = Arc::new(Mutex::new((model.clone(), None)));
         let counts: Arc<Mutex<(usize, usize)>> = Arc::default();
         std::thread::scope(|scope| {
             let (server, states, tally) = (&server, states.clone(), counts.clone());
