@@ -159,6 +159,10 @@ pub struct TokenService {
     revocations: RwLock<Revocations>,
     /// Where revocations are persisted (none in unit tests).
     store: Option<std::sync::Arc<crate::store::Store>>,
+    /// Held from a revocation's edit to its write: the list is one stored
+    /// document, and two revocations writing their snapshots in the other
+    /// order would leave the older on disk.
+    persisting: std::sync::Mutex<()>,
 }
 
 /// An operator-readable reason for a JWT validation failure.
@@ -182,6 +186,7 @@ impl TokenService {
             keys: RwLock::new(keys),
             revocations: RwLock::new(revocations),
             store: None,
+            persisting: std::sync::Mutex::new(()),
         }
     }
 
@@ -428,6 +433,17 @@ mod tests {
         let claims = claims_of(&fresh);
         assert!(claims["nbf"].as_u64() <= Some(now_secs()), "{claims}");
         assert!(claims["exp"].as_u64() <= Some(now_secs() + MAX_LIFETIME), "{claims}");
+        // That token, stamped ahead of the clock by its user's revocations,
+        // dies with its extension's revocation, and the reverse.
+        s.revoke_extension("reporter")?;
+        assert!(matches!(s.verify(&fresh, "reporter"), Err(TokenError::Revoked(_))), "{claims}");
+        for _ in 0..20 {
+            s.revoke_extension("reporter")?;
+        }
+        let ahead = mint(&s)?;
+        assert_eq!(s.verify(&ahead, "reporter")?.user, "ana");
+        s.revoke_user("ana")?;
+        assert!(matches!(s.verify(&ahead, "reporter"), Err(TokenError::Revoked(_))));
 
         let s = service()?;
         let token = mint(&s)?;
