@@ -444,6 +444,14 @@ mod tests {
         assert_eq!(s.verify(&ahead, "reporter")?.user, "ana");
         s.revoke_user("ana")?;
         assert!(matches!(s.verify(&ahead, "reporter"), Err(TokenError::Revoked(_))));
+        // Another user's revocation is not moved ahead by ana's burst.
+        let s = service()?;
+        for _ in 0..20 {
+            s.revoke_user("ana")?;
+        }
+        s.revoke_user("bob")?;
+        let at = |user: &str| s.revocations().users_before.get(user).copied().unwrap_or(0);
+        assert!(at("bob") <= now_secs() && at("ana") > now_secs() + 10, "{:?}", s.revocations());
 
         let s = service()?;
         let token = mint(&s)?;

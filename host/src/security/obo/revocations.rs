@@ -49,16 +49,24 @@ impl Revocations {
     }
 }
 
-/// Moves `key`'s revocation time to now, or one past every revocation
-/// time recorded, of any user or extension: a token minted after a
-/// revocation in the same second carries the next second as its `iat`
+/// Moves `key`'s revocation time to now, or one past the later of its own
+/// previous one and the latest of the other kind (users for an extension,
+/// extensions for a user): a token minted after a revocation in the same
+/// second carries the next second as its `iat`
 /// ([`TokenService::issue_time`]), so after a burst the times run ahead of
 /// the clock, and a token's `iat` with them. A revocation of its extension
 /// dated by the clock, or one past that extension's own last revocation,
 /// would miss a token stamped ahead by its user's (the crash test of OBO
-/// revocations found one).
+/// revocations found one). Only the other kind counts: a burst for one
+/// user does not move another user's revocations (nor their API tokens'
+/// `created_at`) ahead.
 fn revoke_before(revocations: &mut Revocations, by_user: bool, key: &str) {
-    let latest = revocations.users_before.values().chain(revocations.extensions_before.values()).max();
+    let (own, other) = if by_user {
+        (&revocations.users_before, &revocations.extensions_before)
+    } else {
+        (&revocations.extensions_before, &revocations.users_before)
+    };
+    let latest = [own.get(key), other.values().max()].into_iter().flatten().max();
     let at = latest.map_or(now_secs(), |latest| now_secs().max(latest + 1));
     let map = if by_user { &mut revocations.users_before } else { &mut revocations.extensions_before };
     map.insert(key.to_owned(), at);
