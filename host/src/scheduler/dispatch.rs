@@ -201,6 +201,16 @@ impl Scheduler {
         let identity = self.jobs.identity(id).map(|found| found.map(|(identity, _)| identity));
         let step = match &identity {
             Ok(Some(identity)) => self.execute(id, &job, identity, due, attempt, &request_id).await,
+            // Removed since it was read as due: nothing ran and there is no
+            // job to suspend (the soak saw a "suspended" audit event and an
+            // error for each); the lease taken after the removal goes too.
+            Ok(None) if matches!(self.jobs.get(id), Ok(None)) => {
+                tracing::debug!(job = id, "job removed before it ran");
+                if let Err(e) = self.jobs.release(id, lock) {
+                    tracing::warn!(job = id, "cannot release the lease of a removed job: {e}");
+                }
+                return;
+            }
             Ok(None) => Step::Suspend("the job has no identity record".into()),
             Err(e) => Step::Ran(RunStatus::Error, e.to_string()),
         };

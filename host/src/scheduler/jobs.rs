@@ -804,6 +804,16 @@ impl JobStore {
         Ok(writes.len())
     }
 
+    /// Releases the lease taken at `lease`, unless it was taken over since:
+    /// for a run of a job removed between its lease and its start (the
+    /// removal deleted the lease it saw, not the one taken after it).
+    pub fn release(&self, id: &str, lease: Version) -> Result<(), JobError> {
+        match self.store.write(&[Write { index: LOCKS_INDEX, id, source: None, expect: lease.expect() }]) {
+            Ok(_) | Err(StoreError::Conflict { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Whether `holder` still holds an unexpired lease on the job.
     pub fn holds_lock(&self, id: &str, holder: &str, now: u64) -> Result<bool, JobError> {
         Ok(self
@@ -967,6 +977,16 @@ mod tests {
         assert!(jobs.holds_lock(&j, "node-b", 250)?);
         jobs.update_releasing(&j, Some(taken), count_run)?;
         assert!(jobs.try_lock(&j, "node-c", 250, 400)?.is_some());
+        // A job removed after its lease was taken: the run releases the
+        // lease it took (none is left behind), not one taken over since.
+        let (gone, _) = jobs.register(registration("ana", "gone"), 0)?;
+        let lease = jobs.try_lock(&gone, "node-a", 100, 200)?.ok_or("lock refused")?;
+        jobs.remove(&gone)?;
+        let stray = jobs.try_lock(&gone, "node-a", 100, 200)?.ok_or("lock refused")?;
+        jobs.release(&gone, lease)?;
+        assert!(jobs.holds_lock(&gone, "node-a", 150)?, "not the stray's: taken after");
+        jobs.release(&gone, stray)?;
+        assert!(!jobs.holds_lock(&gone, "node-a", 150)?, "released");
         // A restart of the only process holding the store frees them all.
         assert_eq!(jobs.release_all_leases()?, 1);
         assert!(jobs.try_lock(&j, "node-d", 260, 400)?.is_some());

@@ -49,11 +49,26 @@ impl Revocations {
     }
 }
 
-/// Moves `key`'s revocation time to now, or one past the previous one: a
-/// token minted after an earlier revocation in this same second carries
-/// that next second as its `iat`, and a second revocation must cover it.
-fn revoke_before(map: &mut BTreeMap<String, u64>, key: &str) {
-    let at = map.get(key).map_or(now_secs(), |previous| now_secs().max(previous + 1));
+/// Moves `key`'s revocation time to now, or one past the later of its own
+/// previous one and the latest of the other kind (users for an extension,
+/// extensions for a user): a token minted after a revocation in the same
+/// second carries the next second as its `iat`
+/// ([`TokenService::issue_time`]), so after a burst the times run ahead of
+/// the clock, and a token's `iat` with them. A revocation of its extension
+/// dated by the clock, or one past that extension's own last revocation,
+/// would miss a token stamped ahead by its user's (the crash test of OBO
+/// revocations found one). Only the other kind counts: a burst for one
+/// user does not move another user's revocations (nor their API tokens'
+/// `created_at`) ahead.
+fn revoke_before(revocations: &mut Revocations, by_user: bool, key: &str) {
+    let (own, other) = if by_user {
+        (&revocations.users_before, &revocations.extensions_before)
+    } else {
+        (&revocations.extensions_before, &revocations.users_before)
+    };
+    let latest = [own.get(key), other.values().max()].into_iter().flatten().max();
+    let at = latest.map_or(now_secs(), |latest| now_secs().max(latest + 1));
+    let map = if by_user { &mut revocations.users_before } else { &mut revocations.extensions_before };
     map.insert(key.to_owned(), at);
 }
 
@@ -88,7 +103,7 @@ impl TokenService {
     /// stamped with the next second after an earlier revocation in this
     /// one (see [`TokenService::issue_time`]).
     pub fn revoke_user(&self, user: &str) -> Result<(), TokenError> {
-        self.edit_revocations(|r| revoke_before(&mut r.users_before, user))
+        self.edit_revocations(|r| revoke_before(r, true, user))
     }
 
     /// Revokes every token of `user` and records the deletion: a new user
@@ -96,7 +111,7 @@ impl TokenService {
     pub fn record_deletion(&self, user: &str) -> Result<(), TokenError> {
         let at = now_ms();
         self.edit_revocations(|r| {
-            revoke_before(&mut r.users_before, user);
+            revoke_before(r, true, user);
             r.users_deleted.insert(user.to_owned(), at);
         })
     }
@@ -111,13 +126,16 @@ impl TokenService {
 
     /// Revokes every token issued for `extension` up to now.
     pub fn revoke_extension(&self, extension: &str) -> Result<(), TokenError> {
-        self.edit_revocations(|r| revoke_before(&mut r.extensions_before, extension))
+        self.edit_revocations(|r| revoke_before(r, false, extension))
     }
 
     /// Applies a revocation now, then persists the list; an error means
     /// it holds in this process but would not survive a restart.
     fn edit_revocations(&self, edit: impl FnOnce(&mut Revocations)) -> Result<(), TokenError> {
         crate::metrics::token(crate::metrics::TokenKind::Obo, crate::metrics::TokenEvent::Revoked);
+        // One revocation at a time from edit to write, so the snapshots
+        // reach the store in the order they were taken.
+        let _persisting = self.persisting.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match self.revocations.write() {
             Ok(mut r) => {
                 edit(&mut r);
