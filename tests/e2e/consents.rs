@@ -8,7 +8,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::jobs::{ANA, BOB, admin_job, setup, wait_for};
+use crate::jobs::{ANA, BOB, admin_job, setup, setup_with, wait_for};
 use crate::support::{self, Error, Server, TestResult};
 
 const CONSENTS: &str = "/_warden/consents";
@@ -37,7 +37,10 @@ fn runs(view: &Value) -> u64 {
 
 #[test]
 fn a_job_runs_within_its_consent_and_stops_when_it_is_revoked() -> TestResult {
-    let (_deployment, server) = setup()?;
+    // The outside job fails at every attempt: it must still be running
+    // (not suspended for its failures) when the consent is revoked, however
+    // slow the machine.
+    let (_deployment, server) = setup_with(&[("WARDEN_JOB_MAX_FAILURES", "100000")])?;
     // Without a consent record, registering is refused (ana may consent).
     let spec = json!({"name": "early", "schedule": {"interval": 1}, "params": {}});
     let early = server.send_as(ANA.0, ANA.1, Method::POST, "/_extensions/probe/schedule", &spec)?.json();

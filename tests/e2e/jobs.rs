@@ -18,19 +18,25 @@ pub(crate) const ANA: (&str, &str) = ("ana", "Ana-Password-1");
 pub(crate) const BOB: (&str, &str) = ("bob", "Bob-Password-1");
 pub(crate) const CARL: (&str, &str) = ("carl", "Carl-Password-1");
 
-fn start(deployment: &Deployment) -> Result<Server, String> {
+fn start(deployment: &Deployment, extra_env: &[(&str, &str)]) -> Result<Server, String> {
     let mut command = support::warden();
     command
         .env("WARDEN_SCHEDULER_TICK_MS", "100")
         .env("WARDEN_JOB_RETRY_DELAY_MS", "200")
         // Short run tokens: a run longer than a second renews its token.
-        .env("WARDEN_JOB_TOKEN_SECS", "2");
+        .env("WARDEN_JOB_TOKEN_SECS", "2")
+        .envs(extra_env.iter().copied());
     Server::start_command(command, &deployment.extensions_dir(), &deployment.data_dir(), &[])
 }
 
 /// `probe` may write `job-*`; ana and bob may use it, consent to its jobs
 /// and write `job-*` themselves; carl may use it but never consented.
 pub(crate) fn setup() -> Result<(Deployment, Server), Error> {
+    setup_with(&[])
+}
+
+/// [`setup`] with more environment for the server.
+pub(crate) fn setup_with(extra_env: &[(&str, &str)]) -> Result<(Deployment, Server), Error> {
     let deployment = Deployment::new()?;
     deployment.install(
         "probe",
@@ -38,7 +44,7 @@ pub(crate) fn setup() -> Result<(Deployment, Server), Error> {
         "capabilities = [\"cluster\", \"scheduler\"]\n[limits]\ncpu_ms = 300\ntimeout_ms = 10000\n\
          [[jobs]]\nname = \"write\"\ncluster_actions = [\"indices:data/write/index\"]\nindex_patterns = [\"job-*\"]",
     )?;
-    let server = start(&deployment)?;
+    let server = start(&deployment, extra_env)?;
     let writer = json!([{"index_patterns": ["job-*"], "allowed_actions": ["crud", "create_index"]}]);
     for (path, body) in [
         (format!("{API}/roles/extension:probe"), json!({"index_permissions": writer})),
@@ -448,7 +454,7 @@ fn jobs_survive_a_restart() -> TestResult {
     server.kill_hard();
     drop(server);
     std::thread::sleep(Duration::from_millis(3500));
-    let server = start(&deployment)?;
+    let server = start(&deployment, &[])?;
     let view = wait_for(&server, &id, "the run after restart", |v| v["last_run"]["status"] == "success")?;
     assert_eq!((runs(&view), &view["next_run"]), (1, &Value::Null), "once means once: {view}");
     assert_eq!(view["user"], "ana");
@@ -462,7 +468,7 @@ fn jobs_survive_a_restart() -> TestResult {
     let every = registered(&server, ANA, "every", json!({"interval": 1}), json!({}))?;
     drop(server);
     deployment.install("probe", warden_test_artifacts::HELLO_WORLD, "capabilities = []")?;
-    let server = start(&deployment)?;
+    let server = start(&deployment, &[])?;
     let view = wait_for(&server, &every, "suspension", |v| v["suspended"].is_string())?;
     assert_eq!(view["suspended"], "extension `probe` is no longer granted `scheduler`", "{view}");
     Ok(())
@@ -514,7 +520,7 @@ fn a_run_cut_short_by_a_crash_runs_again_at_restart() -> TestResult {
     drop(server);
     // Its lease (10 s timeout + 30 s) would hold the job back; the new
     // process releases what the dead one left and runs it again at once.
-    let server = start(&deployment)?;
+    let server = start(&deployment, &[])?;
     let view = wait_for(&server, &id, "the run again", |v| v["last_run"]["status"] == "success")?;
     assert_eq!(runs(&view), 1, "{view}");
     assert!(server.wait_for_log("released job leases left by the previous process"), "{}", server.logs());
@@ -597,7 +603,7 @@ fn runs_under_way_finish_at_shutdown() -> TestResult {
 
     // The run finished and recorded its outcome before the process exited:
     // nothing runs again after the restart (a cut run would, adding writes).
-    let server = start(&deployment)?;
+    let server = start(&deployment, &[])?;
     assert_eq!(count(&server, "job-grace")?, 3, "the run under way finished");
     let view = admin_job(&server, &id)?;
     assert_eq!((runs(&view), &view["last_run"]["status"]), (1, &json!("success")), "{view}");
@@ -620,7 +626,7 @@ fn missed_runs_are_not_replayed() -> TestResult {
     // Down for five intervals.
     std::thread::sleep(Duration::from_millis(5000));
     let restarted_at = now_ms();
-    let server = start(&deployment)?;
+    let server = start(&deployment, &[])?;
     let resumed = wait_for(&server, &id, "runs after the restart", |v| {
         v["last_run"]["started_at"].as_u64().is_some_and(|t| t > restarted_at + 1500)
     })?;
@@ -645,7 +651,7 @@ fn missed_runs_are_not_replayed() -> TestResult {
 fn a_removed_extensions_jobs_never_resume_under_a_reinstalled_id() -> TestResult {
     use base64::Engine as _;
     let deployment = Deployment::new()?;
-    let server = start(&deployment)?;
+    let server = start(&deployment, &[])?;
     let component = std::fs::read(GUEST_HOST_CALLS)?;
     let manifest = "id = \"probe\"\nversion = \"1.0.0\"\ncomponent = \"c.wasm\"\n\
                     capabilities = [\"cluster\", \"scheduler\"]\n";
@@ -971,7 +977,7 @@ fn zones_jitter_and_catch_up_are_asked_for_by_the_guest() -> TestResult {
     let stopped_at = now_ms();
     std::thread::sleep(Duration::from_millis(3000));
     let restarted_at = now_ms();
-    let server = start(&deployment)?;
+    let server = start(&deployment, &[])?;
     for id in [&skipping, &catching_up] {
         wait_for(&server, id, "runs after the restart", |v| {
             v["last_run"]["started_at"].as_u64().is_some_and(|t| t > restarted_at + 1500)

@@ -367,7 +367,10 @@ impl ApiTokens {
         ]);
         match written {
             Ok(_) => {
-                crate::metrics::token(crate::metrics::TokenKind::ApiToken, crate::metrics::TokenEvent::Minted);
+                crate::metrics::token(
+                    crate::metrics::TokenKind::ApiToken,
+                    crate::metrics::TokenEvent::Minted,
+                );
                 Ok((token, id, record))
             }
             Err(StoreError::Conflict { .. }) => Err(ApiTokenError::Duplicate(record.name)),
