@@ -1107,4 +1107,70 @@ analyst_role:
         assert_eq!(event("ana as service")?.policy, None);
         Ok(())
     }
+
+    /// A token's calls keep the gates' subjects made at its first call only
+    /// while the security configuration is the same: a change between two
+    /// calls of one invocation (a mapping removed, a role narrowed) decides
+    /// its next call, and a change back widens it again.
+    #[test]
+    fn a_cached_tokens_gates_follow_the_configuration() -> R {
+        let dir = tempfile::tempdir()?;
+        let store = Arc::new(Store::open(&dir.path().join("store.redb"))?);
+        let roles = format!(
+            "{ROLES}act_as_original_user:\n  index_permissions:\n    - index_patterns: [\"reports\"]\n      allowed_actions: [\"read\"]\n"
+        );
+        let mapping = "act_as_original_user:\n  services_mappings:\n    reporter:\n      users: [\"ana\"]\n";
+        let users = "ana: {}\n".to_owned();
+        let texts = |mapping: &str, roles: &str| {
+            BTreeMap::from([
+                ("roles.yml", roles.to_owned()),
+                ("roles_mapping.yml", mapping.to_owned()),
+                ("internal_users.yml", users.clone()),
+            ])
+        };
+        let widened = SecurityConfig::from_texts("test", &texts(mapping, &roles))?;
+        let security = Arc::new(Security::new(widened.clone()));
+        let tokens = Arc::new(TokenService::new("warden-test", KeyRing::generate()?, Revocations::default()));
+        let audit = Arc::new(AuditLog::open(&dir.path().join("audit"), Default::default())?);
+        let backend = Box::new(Embedded::new(store, "warden-test")?);
+        let gateway = ClusterGateway::new(backend, tokens.clone(), security.clone(), audit);
+        let token_roles = ["analyst_role".to_owned(), "act_as_original_user".to_owned()];
+        let attributes = std::collections::HashMap::new();
+        let holder = crate::security::obo::TokenHolder {
+            user: "ana",
+            source: crate::security::IdentitySource::Internal,
+            roles: &token_roles,
+            backend_roles: &[],
+            attributes: &attributes,
+        };
+        let token =
+            tokens.mint(&holder, "reporter", &crate::security::obo::Scope::request("r1", None), 60)?;
+        let reports = GuestCall { path: "/reports/_search", ..read_logs(&token, "r1") };
+        let service_refused = |result: &Result<Reply, GateError>| matches!(result, Err(GateError::Refused(r)) if r.gate_name() == "service");
+
+        // Twice: the second call is served from the token's cached subjects.
+        for _ in 0..2 {
+            let allowed = gateway.call(&reports);
+            assert!(matches!(&allowed, Ok(reply) if reply.status == 404), "{allowed:?}");
+        }
+        // The mapping goes: the same token's next call is refused.
+        security.replace(SecurityConfig::from_texts("test", &texts("", &roles))?)?;
+        let refused = gateway.call(&reports);
+        assert!(service_refused(&refused), "{refused:?}");
+        // The user's role no longer reads logs: the user gate refuses.
+        let narrowed = ROLES.replace(
+            "analyst_role:\n  index_permissions:\n    - index_patterns: [\"logs\"]",
+            "analyst_role:\n  index_permissions:\n    - index_patterns: [\"other\"]",
+        );
+        assert_ne!(narrowed, ROLES, "the role was narrowed");
+        gateway.call(&read_logs(&token, "r1"))?;
+        security.replace(SecurityConfig::from_texts("test", &texts("", &narrowed))?)?;
+        let refused = gateway.call(&read_logs(&token, "r1"));
+        assert!(matches!(&refused, Err(GateError::Refused(r)) if r.gate_name() == "user"), "{refused:?}");
+        // And back: widened again at once.
+        security.replace(widened)?;
+        let allowed = gateway.call(&reports);
+        assert!(matches!(&allowed, Ok(reply) if reply.status == 404), "{allowed:?}");
+        Ok(())
+    }
 }
