@@ -91,7 +91,14 @@ fn ok_200(what: &str, status: wasmtime::Result<u16>) -> u16 {
 
 fn run(c: &mut Criterion) -> wasmtime::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let runtime = Runtime::new(RuntimeConfig::default())?;
+    // Under valgrind, which cannot reserve the default pool's terabytes of
+    // address space: `INVOKE_POOL=<instances>` sizes the pool (nothing
+    // else changes; one instance at a time is all the bench uses).
+    let pool = std::env::var("INVOKE_POOL").ok().and_then(|n| n.parse().ok());
+    let runtime = Runtime::new(RuntimeConfig {
+        max_instances: pool.unwrap_or(RuntimeConfig::default().max_instances),
+        ..RuntimeConfig::default()
+    })?;
 
     // Warden: the extension as `warden serve` loads it.
     let dir = tempfile::tempdir()?;
@@ -100,7 +107,14 @@ fn run(c: &mut Criterion) -> wasmtime::Result<()> {
     std::fs::copy(warden_test_artifacts::HELLO_WORLD, ext_dir.join("hello.wasm"))?;
     std::fs::write(
         ext_dir.join("extension.toml"),
-        "id = \"hello\"\nversion = \"1\"\ncomponent = \"hello.wasm\"\n",
+        match pool {
+            // The extension's share must fit the small pool.
+            Some(n) => format!(
+                "id = \"hello\"\nversion = \"1\"\ncomponent = \"hello.wasm\"\n[limits]\nmax_concurrency = {}\n",
+                n / 2
+            ),
+            None => "id = \"hello\"\nversion = \"1\"\ncomponent = \"hello.wasm\"\n".to_owned(),
+        },
     )?;
     let registry = Arc::new(Registry::load_dir(
         &runtime,
@@ -189,6 +203,23 @@ fn run(c: &mut Criterion) -> wasmtime::Result<()> {
         if status? != 200 {
             return Err(wasmtime::Error::msg(format!("hello-world did not answer 200 ({what})")));
         }
+    }
+
+    // Profiling mode: `INVOKE_PROFILE=<bare|handle_http|http_router>:<n>`
+    // runs n calls of one path and nothing else, for callgrind or perf (the
+    // instructions of n calls minus those of 0 calls are n calls' own).
+    if let Ok(spec) = std::env::var("INVOKE_PROFILE") {
+        let (what, n) = spec.split_once(':').unwrap_or((spec.as_str(), "10000"));
+        let n: u64 = n.parse().map_err(|e| wasmtime::Error::msg(format!("INVOKE_PROFILE count: {e}")))?;
+        for _ in 0..n {
+            match what {
+                "bare" => ok_200("bare", rt.block_on(bare())),
+                "handle_http" => ok_200("handle_http", rt.block_on(handle_http())),
+                "http_router" => ok_200("http_router", rt.block_on(http())),
+                other => return Err(wasmtime::Error::msg(format!("INVOKE_PROFILE: no path `{other}`"))),
+            };
+        }
+        std::process::exit(0);
     }
 
     let mut group = c.benchmark_group("invoke");

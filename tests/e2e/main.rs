@@ -30,6 +30,7 @@
 //! | `metrics` | `GET /_warden/metrics`: counters after known traffic, parsed as Prometheus parses them; who may scrape |
 //! | `cli` | the management CLI against a running server |
 //! | `inspect` | `warden inspect` |
+//! | `isolation` | a fresh instance per request: nothing one request plants is seen by the next, limits bound each request alone |
 //! | `crash` | faults with nothing lost: `kill -9` during writes, security config, tokens, extension installs; corrupted or foreign compile-cache entries; a torn audit log tail; a full disk |
 //! | `python_client` | the real `opensearch-py` client |
 //! | `attacks` | the attack harness, a module per class of hole |
@@ -45,6 +46,7 @@ mod consents;
 mod crash;
 mod gates;
 mod inspect;
+mod isolation;
 mod jobs;
 mod lifecycle;
 mod lifecycle_check;

@@ -355,6 +355,13 @@ fn guest_host_calls() -> TestResult {
     assert_hello_still_answers(&server)
 }
 
+/// tests/guests/isolation-probe: the planting case; the limits case is in
+/// `isolation`.
+#[test]
+fn guest_isolation_probe() -> TestResult {
+    crate::isolation::state_planted_by_one_request_is_not_seen_by_the_next()
+}
+
 #[test]
 fn guest_sleeper() -> TestResult {
     let (_deployment, server) = serve_with(|d| {

@@ -170,9 +170,103 @@ pub struct ClusterGateway {
     /// Tokens whose signature and encrypted claims were checked, by token
     /// text: an invocation's later calls only re-check audience, expiry and
     /// revocation. Bounded; cleared when full.
-    verified: std::sync::Mutex<std::collections::HashMap<String, Arc<crate::security::obo::OboClaims>>>,
+    verified: std::sync::Mutex<std::collections::HashMap<String, Arc<VerifiedToken>, TokenTailHash>>,
     /// Open scroll and point-in-time contexts.
     contexts: contexts::Contexts,
+}
+
+/// A token whose signature and sealed claims were checked, and the two
+/// gates' subjects made from it, kept for the configuration they were made
+/// under: an invocation's later calls reuse them until the security
+/// configuration changes (a new [`SecurityState::generation`]). Making them
+/// (the policy's name and description, the roles' ids, the attributes)
+/// was a fifth of the security cost of a call (issue #18).
+///
+/// [`SecurityState::generation`]: crate::security::SecurityState
+#[derive(Debug)]
+struct VerifiedToken {
+    claims: crate::security::obo::OboClaims,
+    subjects: std::sync::Mutex<Option<Arc<TokenSubjects>>>,
+}
+
+/// The service and user gates' subjects for one token under one
+/// configuration generation.
+#[derive(Debug)]
+struct TokenSubjects {
+    generation: u64,
+    /// The service gate's policy, as the audit names it.
+    policy: String,
+    service: Subject,
+    user: Subject,
+}
+
+impl VerifiedToken {
+    /// The gates' subjects under `state`: kept ones if `state` is the
+    /// configuration they were made under, else made now (and kept).
+    fn subjects(&self, state: &crate::security::SecurityState, extension: &str) -> Arc<TokenSubjects> {
+        let mut kept = self.subjects.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(subjects) = kept.as_ref()
+            && subjects.generation == state.generation
+        {
+            return subjects.clone();
+        }
+        let claims = &self.claims;
+        // The service gate: the extension's policy, widened for this user
+        // by `services_mappings`; the audit names what it was made of.
+        let policy = state.service_policy(extension, &claims.user, &claims.backend_roles);
+        let mut roles = RoleSet::default();
+        for role in &claims.roles {
+            if let Some(id) = state.privileges.role_id(role) {
+                roles.insert(id);
+            }
+        }
+        // The token carries the user's attributes (sealed): `${user_name}`
+        // and `${attr.*}` in index patterns resolve as on the REST path.
+        let mut attributes = claims.attributes.clone();
+        attributes.insert("user_name".to_owned(), claims.user.clone());
+        let made = Arc::new(TokenSubjects {
+            generation: state.generation,
+            policy: policy.description,
+            service: policy.subject,
+            user: Subject { name: claims.user.clone(), roles, attributes },
+        });
+        *kept = Some(made.clone());
+        made
+    }
+}
+
+/// Hashes a token by its last [`TokenTailHash::TAIL`] bytes only — its
+/// signature, random-looking and different for every token — with the
+/// standard keyed hasher. SipHash over a whole token (hundreds of bytes)
+/// was a sixth of the security cost of a call (issue #18). Lookups still
+/// compare whole tokens, so a shared tail costs a collision, never a wrong
+/// answer.
+#[derive(Debug, Default, Clone)]
+struct TokenTailHash(std::hash::RandomState);
+
+impl TokenTailHash {
+    const TAIL: usize = 32;
+}
+
+impl std::hash::BuildHasher for TokenTailHash {
+    type Hasher = TailHasher;
+
+    fn build_hasher(&self) -> TailHasher {
+        TailHasher(self.0.build_hasher())
+    }
+}
+
+#[derive(Debug)]
+struct TailHasher(std::hash::DefaultHasher);
+
+impl std::hash::Hasher for TailHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.write(&bytes[bytes.len().saturating_sub(TokenTailHash::TAIL)..]);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0.finish()
+    }
 }
 
 const VERIFIED_CAP: usize = 10_000;
@@ -230,16 +324,28 @@ impl ClusterGateway {
                    body: Option<&[u8]>,
                    allowed: Option<&mut Vec<String>>|
          -> Result<Reply, GateError> {
-            let mut event = Event {
-                extension: Some(call.extension.to_owned()),
-                action: Some(request.action.to_owned()),
-                indices: request.indices.clone(),
-                method: Some(call.method.to_owned()),
-                path: Some(call.path.to_owned()),
-                ..Event::new(Category::GrantedPrivileges, call.request_id)
+            // `authorise` notes who decided in `facts`; the record itself
+            // (its timestamp, names and indices: a quarter of the security
+            // cost of a call, issue #18) is made only when it is written,
+            // which for an allowed call is only when granted calls are audited.
+            let mut facts = Event::default();
+            let decision = self.authorise(call, request, params, &mut facts);
+            let complete = |facts: &mut Event| {
+                *facts = Event {
+                    extension: Some(call.extension.to_owned()),
+                    action: Some(request.action.to_owned()),
+                    indices: request.indices.clone(),
+                    method: Some(call.method.to_owned()),
+                    path: Some(call.path.to_owned()),
+                    user: facts.user.take(),
+                    user_source: facts.user_source.take(),
+                    gate: facts.gate.take(),
+                    policy: facts.policy.take(),
+                    credential: facts.credential.take(),
+                    ..Event::new(Category::GrantedPrivileges, call.request_id)
+                };
             };
-            let decision = self.authorise(call, request, params, &mut event);
-            Ok(self.conclude(request, event, decision, params, body, allowed)?)
+            Ok(self.conclude((request, params, body), facts, decision, allowed, &complete)?)
         };
         if contexts::involved(&request, &params, call.body) {
             let owner = self.call_owner(call);
@@ -259,21 +365,39 @@ impl ClusterGateway {
             CallIdentity::User => call
                 .token
                 .and_then(|token| self.verified_claims(token, call.extension).ok())
-                .map(|c| format!("extension\u{1f}{}\u{1f}{}\u{1f}{}", call.extension, c.source, c.user))
+                .map(|v| {
+                    let c = &v.claims;
+                    format!("extension\u{1f}{}\u{1f}{}\u{1f}{}", call.extension, c.source, c.user)
+                })
                 .unwrap_or_default(),
         }
     }
 
-    /// Audits the decision; performs the call if it was allowed.
+    /// Audits the decision; performs the call (the request, its parameters
+    /// and body) if it was allowed. `complete` makes `event` the whole
+    /// record, called only when one is written; `allowed_out` receives the
+    /// indices allowed (a scroll or point in time keeps them).
     fn conclude(
         &self,
-        request: &ActionRequest,
+        (request, params, body): (&ActionRequest, &Params, Option<&[u8]>),
         mut event: Event,
         decision: Result<Allowed, Refusal>,
-        params: &Params,
-        body: Option<&[u8]>,
         allowed_out: Option<&mut Vec<String>>,
+        complete: &dyn Fn(&mut Event),
     ) -> Result<Reply, Refusal> {
+        let recorded = match &decision {
+            Ok(allowed) => {
+                self.audit.enabled(Category::GrantedPrivileges)
+                    || allowed.parts.iter().any(Result::is_err)
+                    || ((request.op.writes() || params.allow_no_indices == Some(false))
+                        && allowed.indices.is_empty()
+                        && !request.indices.is_empty())
+            }
+            Err(_) => true,
+        };
+        if recorded {
+            complete(&mut event);
+        }
         // An expression that expands to nothing is never an authorised
         // write (the backend would otherwise be asked to write nowhere, or
         // to index ""): it is refused and audited, and answered as
@@ -467,33 +591,22 @@ impl ClusterGateway {
         let token = call
             .token
             .ok_or_else(|| denied(GateName::Token, "no user behind this invocation (anonymous)"))?;
-        let claims = self
+        let verified = self
             .verified_claims(token, call.extension)
             .map_err(|e| denied(GateName::Token, e.to_string()))?;
+        let claims = &verified.claims;
         event.user = Some(claims.user.clone());
         event.user_source = Some(claims.source.clone());
         let state = self.security.state();
         // The token's user as of now: deleted or disabled, its tokens die.
-        crate::security::token_holder(&state.config, &claims).map_err(Refusal::Gate)?;
+        crate::security::token_holder(&state.config, claims).map_err(Refusal::Gate)?;
         let privileges = &state.privileges;
-        // The service gate: the extension's policy, widened for this user
-        // by `services_mappings`; the audit names what it was made of.
-        let policy = state.service_policy(call.extension, &claims.user, &claims.backend_roles);
-        event.policy = Some(policy.description);
-        let service = policy.subject;
-        let mut roles = RoleSet::default();
-        for role in &claims.roles {
-            if let Some(id) = privileges.role_id(role) {
-                roles.insert(id);
-            }
-        }
-        // The token carries the user's attributes (sealed): `${user_name}`
-        // and `${attr.*}` in index patterns resolve as on the REST path.
-        let mut attributes = claims.attributes.clone();
-        attributes.insert("user_name".to_owned(), claims.user.clone());
-        let user = Subject { name: claims.user.clone(), roles, attributes };
-        let mut gates: Vec<Gate<'_>> =
-            vec![(GateName::Service, privileges, &service), (GateName::User, privileges, &user)];
+        let subjects = verified.subjects(&state, call.extension);
+        event.policy = Some(subjects.policy.clone());
+        let mut gates: Vec<Gate<'_>> = vec![
+            (GateName::Service, privileges, &subjects.service),
+            (GateName::User, privileges, &subjects.user),
+        ];
         // A request authenticated by an API token carries the token's limits
         // into the extension's calls.
         let limit = match claims.scope.api_token() {
@@ -519,7 +632,7 @@ impl ClusterGateway {
         // A job's run acts on its owner's consent: live at this call (a
         // revocation stops a run under way), and its scopes a gate of their own.
         let consent = match &claims.scope {
-            crate::security::obo::Scope::Job(_) => self.consent_gate(&claims, &state)?,
+            crate::security::obo::Scope::Job(_) => self.consent_gate(claims, &state)?,
             _ => None,
         };
         if let Some(limit) = &consent {
@@ -590,7 +703,7 @@ impl ClusterGateway {
                     }
                     check_gates(&gates, request, &existing)
                 });
-            Ok(self.conclude(request, event, decision, params, body, allowed)?)
+            Ok(self.conclude((request, params, body), event, decision, allowed, &|_| {})?)
         };
         if contexts::involved(&request, &params, body) {
             // A user's contexts are theirs as this credential: an API
@@ -612,20 +725,23 @@ impl ClusterGateway {
         &self,
         token: &str,
         extension: &str,
-    ) -> Result<Arc<crate::security::obo::OboClaims>, crate::security::obo::TokenError> {
+    ) -> Result<Arc<VerifiedToken>, crate::security::obo::TokenError> {
         let cached = self.verified.lock().ok().and_then(|m| m.get(token).cloned());
-        if let Some(claims) = cached {
-            self.tokens.recheck(&claims, extension)?;
-            return Ok(claims);
+        if let Some(verified) = cached {
+            self.tokens.recheck(&verified.claims, extension)?;
+            return Ok(verified);
         }
-        let claims = Arc::new(self.tokens.verify(token, extension)?);
+        let verified = Arc::new(VerifiedToken {
+            claims: self.tokens.verify(token, extension)?,
+            subjects: std::sync::Mutex::new(None),
+        });
         if let Ok(mut map) = self.verified.lock() {
             if map.len() >= VERIFIED_CAP {
                 map.clear();
             }
-            map.insert(token.to_owned(), claims.clone());
+            map.insert(token.to_owned(), verified.clone());
         }
-        Ok(claims)
+        Ok(verified)
     }
 
     /// The existing indices a wildcard of `identity` may expand to: no
@@ -665,6 +781,11 @@ fn decide(
     gates: &[Gate<'_>],
     check: impl Fn(&Privileges, &Subject) -> Result<(), crate::security::privileges::Denied>,
 ) -> Result<(), Refusal> {
+    // The common answer, allowed by every gate, without collecting the
+    // decisions; a refusal asks them all again, to name each (issue #18).
+    if gates.iter().all(|&(_, p, s)| check(p, s).is_ok()) {
+        return Ok(());
+    }
     let decisions: Vec<(GateName, Result<(), String>)> =
         gates.iter().map(|&(gate, p, s)| (gate, check(p, s).map_err(|d| d.to_string()))).collect();
     let Some((gate, Err(reason))) = decisions.iter().find(|(_, d)| d.is_err()) else {
@@ -740,6 +861,13 @@ fn check_single(
             decide(gates, |p, s| p.check_indices(s, item.action, [item.index.as_str()]))?;
         }
         return Ok(request.indices.clone());
+    }
+    // One name, the usual call: decided, and the answer is that name.
+    if let [expr] = request.indices.as_slice()
+        && !expr.contains(['*', '?'])
+    {
+        decide(gates, |p, s| p.check_indices(s, request.action, [expr.as_str()]))?;
+        return Ok(vec![expr.clone()]);
     }
     // The answer is a set (in order of first appearance): an index named
     // twice, or matched by several patterns (`big,b*,*`), is decided once
@@ -1070,6 +1198,72 @@ analyst_role:
             "{service:?}"
         );
         assert_eq!(event("ana as service")?.policy, None);
+        Ok(())
+    }
+
+    /// A token's calls keep the gates' subjects made at its first call only
+    /// while the security configuration is the same: a change between two
+    /// calls of one invocation (a mapping removed, a role narrowed) decides
+    /// its next call, and a change back widens it again.
+    #[test]
+    fn a_cached_tokens_gates_follow_the_configuration() -> R {
+        let dir = tempfile::tempdir()?;
+        let store = Arc::new(Store::open(&dir.path().join("store.redb"))?);
+        let roles = format!(
+            "{ROLES}act_as_original_user:\n  index_permissions:\n    - index_patterns: [\"reports\"]\n      allowed_actions: [\"read\"]\n"
+        );
+        let mapping = "act_as_original_user:\n  services_mappings:\n    reporter:\n      users: [\"ana\"]\n";
+        let users = "ana: {}\n".to_owned();
+        let texts = |mapping: &str, roles: &str| {
+            BTreeMap::from([
+                ("roles.yml", roles.to_owned()),
+                ("roles_mapping.yml", mapping.to_owned()),
+                ("internal_users.yml", users.clone()),
+            ])
+        };
+        let widened = SecurityConfig::from_texts("test", &texts(mapping, &roles))?;
+        let security = Arc::new(Security::new(widened.clone()));
+        let tokens = Arc::new(TokenService::new("warden-test", KeyRing::generate()?, Revocations::default()));
+        let audit = Arc::new(AuditLog::open(&dir.path().join("audit"), Default::default())?);
+        let backend = Box::new(Embedded::new(store, "warden-test")?);
+        let gateway = ClusterGateway::new(backend, tokens.clone(), security.clone(), audit);
+        let token_roles = ["analyst_role".to_owned(), "act_as_original_user".to_owned()];
+        let attributes = std::collections::HashMap::new();
+        let holder = crate::security::obo::TokenHolder {
+            user: "ana",
+            source: crate::security::IdentitySource::Internal,
+            roles: &token_roles,
+            backend_roles: &[],
+            attributes: &attributes,
+        };
+        let token =
+            tokens.mint(&holder, "reporter", &crate::security::obo::Scope::request("r1", None), 60)?;
+        let reports = GuestCall { path: "/reports/_search", ..read_logs(&token, "r1") };
+        let service_refused = |result: &Result<Reply, GateError>| matches!(result, Err(GateError::Refused(r)) if r.gate_name() == "service");
+
+        // Twice: the second call is served from the token's cached subjects.
+        for _ in 0..2 {
+            let allowed = gateway.call(&reports);
+            assert!(matches!(&allowed, Ok(reply) if reply.status == 404), "{allowed:?}");
+        }
+        // The mapping goes: the same token's next call is refused.
+        security.replace(SecurityConfig::from_texts("test", &texts("", &roles))?)?;
+        let refused = gateway.call(&reports);
+        assert!(service_refused(&refused), "{refused:?}");
+        // The user's role no longer reads logs: the user gate refuses.
+        let narrowed = ROLES.replace(
+            "analyst_role:\n  index_permissions:\n    - index_patterns: [\"logs\"]",
+            "analyst_role:\n  index_permissions:\n    - index_patterns: [\"other\"]",
+        );
+        assert_ne!(narrowed, ROLES, "the role was narrowed");
+        gateway.call(&read_logs(&token, "r1"))?;
+        security.replace(SecurityConfig::from_texts("test", &texts("", &narrowed))?)?;
+        let refused = gateway.call(&read_logs(&token, "r1"));
+        assert!(matches!(&refused, Err(GateError::Refused(r)) if r.gate_name() == "user"), "{refused:?}");
+        // And back: widened again at once.
+        security.replace(widened)?;
+        let allowed = gateway.call(&reports);
+        assert!(matches!(&allowed, Ok(reply) if reply.status == 404), "{allowed:?}");
         Ok(())
     }
 }
