@@ -53,7 +53,9 @@ pub fn parse(s: &str) -> Option<i64> {
     }
     let mut ms = days_from_civil(year, month, day).checked_mul(DAY_MS)?;
     let Some(time) = rest.strip_prefix('T') else {
-        return rest.is_empty().then_some(ms);
+        // A date alone is checked against the range too: MAX_YEAR is
+        // rounded up, so its last months lie beyond MAX_MS.
+        return rest.is_empty().then_some(ms).and_then(in_range);
     };
     // Split off the zone: `Z`, `+HH:MM` or `-HH:MM` (or none).
     let (clock, offset_ms) = if let Some(clock) = time.strip_suffix('Z') {
