@@ -60,10 +60,14 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("bulk", check_bulk),
 ];
 
-/// A private scratch directory for this process (on tmpfs when there is
-/// one: the stores some checks write fsync on every write).
+/// A private scratch directory for this process: under
+/// `$WARDEN_FUZZ_SCRATCH` (scripts/fuzz.sh sets it, and removes it after
+/// each run), else on tmpfs when there is one (the stores some checks
+/// write fsync on every write).
 fn scratch_dir(name: &str) -> PathBuf {
-    let base = if std::path::Path::new("/dev/shm").is_dir() {
+    let base = if let Some(dir) = std::env::var_os("WARDEN_FUZZ_SCRATCH") {
+        PathBuf::from(dir)
+    } else if std::path::Path::new("/dev/shm").is_dir() {
         PathBuf::from("/dev/shm")
     } else {
         std::env::temp_dir()
@@ -73,6 +77,21 @@ fn scratch_dir(name: &str) -> PathBuf {
         panic!("cannot create the scratch directory {}: {e}", dir.display());
     }
     dir
+}
+
+/// Removes this process's scratch directories (the replay's, once done;
+/// a fuzzing process leaves its own until it exits, like libFuzzer's).
+#[cfg(test)]
+fn remove_scratch() {
+    let prefix = format!("warden-fuzz-{}-", std::process::id());
+    for base in [PathBuf::from("/dev/shm"), std::env::temp_dir()] {
+        let Ok(entries) = std::fs::read_dir(&base) else { continue };
+        for entry in entries.filter_map(Result::ok) {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -33,6 +33,7 @@ fn every_corpus_and_regression_input_passes_its_check() -> Result<(), Box<dyn st
         }
         assert!(replayed > 0, "the corpus of `{target}` is empty: nothing would be replayed");
     }
+    super::remove_scratch();
     assert!(failures.is_empty(), "inputs that fail their property:\n{}", failures.join("\n"));
     Ok(())
 }

@@ -5,8 +5,10 @@
 //! Properties: a token minted (OBO) or signed (JWT) from arbitrary claims
 //! verifies, and what it says round-trips exactly (user, source, roles,
 //! backend roles, attributes, scope, lifetime); the same token altered at
-//! any one byte never verifies; arbitrary text never verifies; an API
-//! token is found only by its exact secret; a `Basic` header that parses
+//! any one byte never verifies; as an `Authorization` header (`ApiKey`,
+//! `Bearer` OBO or JWT; the scheme in any case, blanks around) a
+//! credential authenticates as whom it names, and altered never does;
+//! arbitrary text is never a credential; a `Basic` header that parses
 //! re-encodes to the same user and password.
 
 use std::collections::HashMap;
@@ -15,10 +17,11 @@ use std::sync::{Arc, OnceLock};
 use arbitrary::{Arbitrary, Unstructured};
 use base64::Engine as _;
 
-use crate::security::IdentitySource;
 use crate::security::api_tokens::{ApiTokens, NewApiToken};
-use crate::security::authn::{Authc, JwtDomain, parse_basic};
+use crate::security::authn::{Authc, AuthnError, JwtDomain, parse_basic};
+use crate::security::config::{InternalUser, SecurityConfig};
 use crate::security::obo::{KeyRing, MAX_LIFETIME, Revocations, Scope, TokenHolder, TokenService};
+use crate::security::{AuthenticatedUser, IdentitySource, Security};
 use crate::store::Store;
 use crate::time::now_secs;
 
@@ -31,13 +34,13 @@ pub fn check_tokens(data: &[u8]) {
     match u.arbitrary::<u8>().unwrap_or(0) % 4 {
         0 => obo(&mut u),
         1 => jwt(&mut u),
-        2 => api_key(&mut u),
+        2 => headers(&mut u),
         _ => raw(&mut u),
     }
 }
 
-fn service() -> &'static TokenService {
-    static SERVICE: OnceLock<TokenService> = OnceLock::new();
+fn service() -> &'static Arc<TokenService> {
+    static SERVICE: OnceLock<Arc<TokenService>> = OnceLock::new();
     SERVICE.get_or_init(|| {
         let b64 = base64::engine::general_purpose::STANDARD;
         // Fixed keys: a run is reproducible from its input alone.
@@ -45,7 +48,7 @@ fn service() -> &'static TokenService {
             "current": { "kid": "fuzz-key", "signing": b64.encode([0x11u8; 64]), "encryption": b64.encode([0x22u8; 32]) },
         });
         match serde_json::from_value::<KeyRing>(ring) {
-            Ok(keys) => TokenService::new("warden-fuzz", keys, Revocations::default()),
+            Ok(keys) => Arc::new(TokenService::new("warden-fuzz", keys, Revocations::default())),
             Err(e) => panic!("the fixed key ring does not parse: {e}"),
         }
     })
@@ -191,44 +194,120 @@ fn jwt(u: &mut Unstructured<'_>) {
     }
 }
 
-struct KeyStore {
-    tokens: ApiTokens,
+/// A host's authentication as `serve` builds it: Basic, JWT, OBO and API
+/// tokens, with one internal user (`fuzzer`, no password) who holds one
+/// API token.
+struct Gate {
+    security: Security,
     secret: String,
+    executor: tokio::runtime::Runtime,
 }
 
-fn key_store() -> &'static KeyStore {
-    static STORE: OnceLock<KeyStore> = OnceLock::new();
-    STORE.get_or_init(|| {
+fn gate() -> &'static Gate {
+    static GATE: OnceLock<Gate> = OnceLock::new();
+    GATE.get_or_init(|| {
         let dir = super::scratch_dir("api-tokens");
         let store = match Store::open(&dir.join("warden.redb")) {
             Ok(store) => Arc::new(store),
             Err(e) => panic!("cannot open the scratch store: {e}"),
         };
-        let tokens = ApiTokens::new(store);
+        let tokens = Arc::new(ApiTokens::new(store));
         let request = NewApiToken {
             name: "fuzz".into(),
             cluster_permissions: vec!["cluster:monitor/health".into()],
             index_permissions: Vec::new(),
             duration_seconds: Some(3600),
         };
-        match tokens.create("fuzzer", request, now_secs()) {
-            Ok((secret, _)) => KeyStore { tokens, secret },
+        let secret = match tokens.create(USER, request, now_secs()) {
+            Ok((secret, _)) => secret,
             Err(e) => panic!("cannot create the API token: {e}"),
-        }
+        };
+        let mut config = SecurityConfig::default();
+        config.internal_users.insert(USER.into(), InternalUser::default());
+        let mut authc = Authc { jwt: Some(jwt_domain().clone()), ..Authc::default() };
+        authc.failure_listeners.clear();
+        let security =
+            Security::new(config).with_api_tokens(tokens).with_obo(service().clone()).with_authc(authc);
+        let executor = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(executor) => executor,
+            Err(e) => panic!("no executor: {e}"),
+        };
+        Gate { security, secret, executor }
     })
 }
 
-fn api_key(u: &mut Unstructured<'_>) {
-    let keys = key_store();
-    let found = keys.tokens.lookup(&keys.secret).ok().flatten();
-    assert!(found.is_some_and(|(_, r)| r.creator == "fuzzer" && r.name == "fuzz"), "the token is not found");
-    let (at, with) = (usize::arbitrary(u).unwrap_or(0), u8::arbitrary(u).unwrap_or(b'A'));
-    if let Some(bad) = altered(&keys.secret, at, with) {
-        assert!(matches!(keys.tokens.lookup(&bad), Ok(None)), "an altered API token is found: {bad}");
+/// The internal user of [`gate`].
+const USER: &str = "fuzzer";
+
+fn authenticate(header: &str) -> Result<AuthenticatedUser, AuthnError> {
+    let gate = gate();
+    gate.executor.block_on(gate.security.authenticate(Some(header), None))
+}
+
+/// A credential presented in an `Authorization` header, its scheme in any
+/// case and padded with blanks, as clients send them: accepted as whom it
+/// names; altered at any byte, refused.
+fn headers(u: &mut Unstructured<'_>) {
+    let gate = gate();
+    let kind = u.arbitrary::<u8>().unwrap_or(0) % 3;
+    let (scheme, credential, name) = match kind {
+        0 => ("ApiKey", gate.secret.clone(), USER.to_owned()),
+        1 => {
+            let none = HashMap::new();
+            let holder = TokenHolder {
+                user: USER,
+                source: IdentitySource::Internal,
+                roles: &[],
+                backend_roles: &[],
+                attributes: &none,
+            };
+            match service().mint(&holder, "ext", &Scope::User("fuzz".into()), 60) {
+                Ok(token) => ("Bearer", token, USER.to_owned()),
+                Err(e) => panic!("cannot mint: {e}"),
+            }
+        }
+        _ => {
+            let sub = format!("{}x", String::arbitrary(u).unwrap_or_default());
+            let claims = JwtClaims {
+                sub: sub.clone(),
+                iss: JWT_ISSUER.into(),
+                exp: now_secs() + 600,
+                roles: Vec::new(),
+                extra: HashMap::new(),
+            };
+            let key = jsonwebtoken::EncodingKey::from_secret(&JWT_SECRET);
+            match jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key) {
+                Ok(token) => ("Bearer", token, sub),
+                Err(e) => panic!("cannot sign: {e}"),
+            }
+        }
+    };
+    let case = u.arbitrary::<u8>().unwrap_or(0);
+    let scheme: String = scheme
+        .chars()
+        .enumerate()
+        .map(
+            |(i, c)| if case & (1 << (i % 8)) != 0 { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() },
+        )
+        .collect();
+    let pad = " ".repeat(usize::from(u.arbitrary::<u8>().unwrap_or(0) % 3));
+    let header = format!("{scheme} {pad}{credential}{pad}");
+    match authenticate(&header) {
+        Ok(user) => {
+            assert_eq!(user.principal.name, name, "{header}");
+            assert_eq!(user.api_token.is_some(), kind == 0, "ApiKey");
+            assert_eq!(user.via_obo, kind == 1, "OBO");
+            let source = if kind == 2 { IdentitySource::Jwt } else { IdentitySource::Internal };
+            assert_eq!(user.source, source, "source");
+        }
+        Err(e) => panic!("`{header}` was refused: {e}"),
     }
-    let guess = String::arbitrary(u).unwrap_or_default();
-    if guess != keys.secret {
-        assert!(matches!(keys.tokens.lookup(&guess), Ok(None)), "a guessed API token is found: {guess}");
+    let (at, with) = (usize::arbitrary(u).unwrap_or(0), u8::arbitrary(u).unwrap_or(b'A'));
+    if let Some(bad) = altered(&credential, at, with)
+        && bad.trim() == bad
+        && let Ok(user) = authenticate(&format!("{scheme} {bad}"))
+    {
+        panic!("`{scheme} {bad}` (altered at byte {at}) authenticates as `{}`", user.principal.name);
     }
 }
 
@@ -239,6 +318,11 @@ fn raw(u: &mut Unstructured<'_>) {
     let _ = s.is_ours(&text);
     assert!(s.verify(&text, "x").is_err() && s.verify_presented(&text).is_err(), "forged OBO token: {text}");
     assert!(jwt_domain().authenticate(&text).is_err(), "forged JWT: {text}");
+    // As a whole header: nothing but a real credential authenticates
+    // (`fuzzer` has no password; anonymous access is off).
+    if let Ok(user) = authenticate(&text) {
+        panic!("the header `{text}` authenticates as `{}`", user.principal.name);
+    }
     if let Ok((user, password)) = parse_basic(&text) {
         assert!(!user.is_empty() && !user.contains(':'), "Basic user `{user}`");
         let again = format!(

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Fuzzes every parser of untrusted input (the targets in fuzz/fuzz_targets,
+# whose properties are host/src/fuzzing/*.rs) for a bounded time each, with
+# libFuzzer through cargo-fuzz on the nightly toolchain.
+#
+#   scripts/fuzz.sh [minutes] [target...]     # default: 2 minutes, every target
+#   scripts/fuzz.sh --minimise [target...]    # fold what the runs found into
+#                                             # fuzz/corpus/<target> (cargo fuzz cmin)
+#   scripts/fuzz.sh --seed                    # regenerate fuzz/seeds (fuzz/seed.py)
+#
+# Prints, per target, the seconds run, executions and executions per second
+# and the new crashing inputs, which it copies to fuzz/regressions/<target>/
+# (the lib test `fuzzing::replay` runs them on stable from then on, so give
+# each a name that says what it found and fix it in host/src).
+#
+# New inputs go to fuzz/target/corpus/<target> (not committed); the
+# committed corpus and the regressions are read, never written, by a run.
+#
+# Built without a sanitizer (`-s none`): Warden forbids unsafe code, so
+# AddressSanitizer would watch only the dependencies at half the speed,
+# and wasmtime's pooling allocator reserves more address space than ASan
+# allows. Debug assertions and overflow checks are on (`-a`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export PATH="$PATH:$HOME/.cargo/bin:/work/tools/bin"
+if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+    echo "fuzz.sh: needs a nightly toolchain and cargo-fuzz:" >&2
+    echo "  rustup toolchain install nightly && cargo install cargo-fuzz --locked" >&2
+    exit 2
+fi
+FLAGS=(-s none -a --codegen-units 16)
+ALL=(tokens manifest component actions query dates schedule security_config bulk)
+
+if [[ "${1:-}" == "--seed" ]]; then
+    exec python3 fuzz/seed.py
+fi
+
+if [[ "${1:-}" == "--minimise" ]]; then
+    shift
+    targets=("$@")
+    [[ ${#targets[@]} -gt 0 ]] || targets=("${ALL[@]}")
+    for t in "${targets[@]}"; do
+        mkdir -p "fuzz/corpus/$t"
+        for extra in "fuzz/target/corpus/$t" "fuzz/seeds/$t"; do
+            [[ -d "$extra" ]] && cp -n "$extra"/* "fuzz/corpus/$t/" 2>/dev/null || true
+        done
+        cargo +nightly fuzz cmin "${FLAGS[@]}" "$t" "fuzz/corpus/$t" -- -timeout=10 -rss_limit_mb=3072 \
+            >"fuzz/target/cmin-$t.log" 2>&1 || { echo "cmin $t failed: see fuzz/target/cmin-$t.log" >&2; exit 1; }
+        echo "$t: $(ls "fuzz/corpus/$t" | wc -l) inputs, $(du -sk "fuzz/corpus/$t" | cut -f1) KiB"
+    done
+    exit 0
+fi
+
+minutes="${1:-2}"
+shift || true
+targets=("$@")
+[[ ${#targets[@]} -gt 0 ]] || targets=("${ALL[@]}")
+seconds=$((minutes * 60))
+
+cargo +nightly fuzz build "${FLAGS[@]}" >/dev/null
+
+printf '%-16s %8s %12s %10s  %s\n' target seconds execs execs/s "new crashes"
+found=0
+for t in "${targets[@]}"; do
+    work="fuzz/target/corpus/$t"
+    artifacts="fuzz/artifacts/$t"
+    mkdir -p "$work" "$artifacts" "fuzz/regressions/$t"
+    log="fuzz/target/run-$t.log"
+    before=$(ls "$artifacts" | sort)
+    start=$(date +%s)
+    # A crash ends this target's run (libFuzzer stops at the first); the
+    # others still run.
+    # The checks' scratch stores: on tmpfs when there is one (they fsync).
+    base="${TMPDIR:-/tmp}"
+    if [[ -d /dev/shm ]]; then base=/dev/shm; fi
+    scratch="$(mktemp -d "$base/warden-fuzz-$t.XXXXXX")"
+    WARDEN_FUZZ_SCRATCH="$scratch" \
+    cargo +nightly fuzz run "${FLAGS[@]}" "$t" "$work" "fuzz/corpus/$t" "fuzz/regressions/$t" -- \
+        -max_total_time="$seconds" -print_final_stats=1 -timeout=10 -rss_limit_mb=3072 \
+        -artifact_prefix="$artifacts/" >"$log" 2>&1 || true
+    rm -rf "$scratch"
+    took=$(($(date +%s) - start))
+    execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || echo 0)
+    rate=$(grep -o 'stat::average_exec_per_sec: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || echo 0)
+    new=$(comm -13 <(echo "$before") <(ls "$artifacts" | sort) | grep -v '^$' || true)
+    crashes=""
+    for f in $new; do
+        cp "$artifacts/$f" "fuzz/regressions/$t/$f"
+        crashes="$crashes fuzz/regressions/$t/$f"
+        found=$((found + 1))
+    done
+    printf '%-16s %8s %12s %10s  %s\n' "$t" "$took" "${execs:-0}" "${rate:-0}" "${crashes:-none}"
+done
+if [[ $found -gt 0 ]]; then
+    echo "fuzz.sh: $found new crashing input(s), copied to fuzz/regressions (logs: fuzz/target/run-<target>.log)" >&2
+    exit 1
+fi
