@@ -81,8 +81,16 @@ for t in "${targets[@]}"; do
         -artifact_prefix="$artifacts/" >"$log" 2>&1 || true
     rm -rf "$scratch"
     took=$(($(date +%s) - start))
-    execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || echo 0)
-    rate=$(grep -o 'stat::average_exec_per_sec: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || echo 0)
+    execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || echo 0)
+    rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || echo 0)
+    # A crash ends the run before libFuzzer's final stats: count from its
+    # last status line instead.
+    if [[ -z "$execs" || "$execs" == 0 ]]; then
+        execs=$(grep -o '^#[0-9]*' "$log" | tail -1 | tr -d '#' || true)
+    fi
+    if [[ -z "$rate" || "$rate" == 0 ]] && [[ "$took" -gt 0 ]]; then
+        rate=$(( ${execs:-0} / took ))
+    fi
     new=$(comm -13 <(echo "$before") <(ls "$artifacts" | sort) | grep -v '^$' || true)
     crashes=""
     for f in $new; do
