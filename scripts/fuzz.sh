@@ -5,7 +5,7 @@
 #
 #   scripts/fuzz.sh [minutes] [target...]     # default: 2 minutes, every target
 #   scripts/fuzz.sh --minimise [target...]    # fold what the runs found into
-#                                             # fuzz/corpus/<target> (cargo fuzz cmin)
+#                                             # fuzz/corpus/<target> (as cargo fuzz cmin)
 #   scripts/fuzz.sh --seed                    # regenerate fuzz/seeds (fuzz/seed.py)
 #
 # Prints, per target, the seconds run, executions and executions per second
@@ -30,6 +30,7 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
     exit 2
 fi
 FLAGS=(-s none -a --codegen-units 16)
+TRIPLE=x86_64-unknown-linux-gnu
 ALL=(tokens manifest component actions query dates schedule security_config bulk)
 
 if [[ "${1:-}" == "--seed" ]]; then
@@ -40,14 +41,21 @@ if [[ "${1:-}" == "--minimise" ]]; then
     shift
     targets=("$@")
     [[ ${#targets[@]} -gt 0 ]] || targets=("${ALL[@]}")
+    if [[ -z "${FUZZ_NO_BUILD:-}" ]]; then
+        cargo +nightly fuzz build "${FLAGS[@]}" >/dev/null
+    fi
+    # What `cargo fuzz cmin` does (libFuzzer's -merge=1 into a fresh
+    # directory), over the committed corpus, the runs' finds and the seeds.
     for t in "${targets[@]}"; do
-        mkdir -p "fuzz/corpus/$t"
-        for extra in "fuzz/target/corpus/$t" "fuzz/seeds/$t"; do
-            [[ -d "$extra" ]] && cp -n "$extra"/* "fuzz/corpus/$t/" 2>/dev/null || true
-        done
-        cargo +nightly fuzz cmin "${FLAGS[@]}" "$t" "fuzz/corpus/$t" -- -timeout=10 -rss_limit_mb=3072 \
-            >"fuzz/target/cmin-$t.log" 2>&1 || { echo "cmin $t failed: see fuzz/target/cmin-$t.log" >&2; exit 1; }
-        echo "$t: $(ls "fuzz/corpus/$t" | wc -l) inputs, $(du -sk "fuzz/corpus/$t" | cut -f1) KiB"
+        fresh="fuzz/target/cmin/$t"
+        rm -rf "$fresh" && mkdir -p "$fresh" "fuzz/corpus/$t" "fuzz/target/corpus/$t" "fuzz/seeds/$t"
+        scratch="$(mktemp -d "${TMPDIR:-/tmp}/warden-fuzz-$t.XXXXXX")"
+        WARDEN_FUZZ_SCRATCH="$scratch" "fuzz/target/$TRIPLE/release/$t" -merge=1 -timeout=10 -rss_limit_mb=3072 \
+            "$fresh" "fuzz/corpus/$t" "fuzz/target/corpus/$t" "fuzz/seeds/$t" >"fuzz/target/cmin-$t.log" 2>&1 \
+            || { echo "minimising $t failed: see fuzz/target/cmin-$t.log" >&2; exit 1; }
+        rm -rf "$scratch" "fuzz/corpus/$t"
+        mv "$fresh" "fuzz/corpus/$t"
+        echo "$t: $(ls "fuzz/corpus/$t" | wc -l) inputs, $(du -sk --apparent-size "fuzz/corpus/$t" | cut -f1) KiB"
     done
     exit 0
 fi
@@ -58,7 +66,10 @@ targets=("$@")
 [[ ${#targets[@]} -gt 0 ]] || targets=("${ALL[@]}")
 seconds=$((minutes * 60))
 
-cargo +nightly fuzz build "${FLAGS[@]}" >/dev/null
+# FUZZ_NO_BUILD=1: run the binaries as last built.
+if [[ -z "${FUZZ_NO_BUILD:-}" ]]; then
+    cargo +nightly fuzz build "${FLAGS[@]}" >/dev/null
+fi
 
 printf '%-16s %8s %12s %10s  %s\n' target seconds execs execs/s "new crashes"
 found=0
@@ -67,6 +78,10 @@ for t in "${targets[@]}"; do
     artifacts="fuzz/artifacts/$t"
     mkdir -p "$work" "$artifacts" "fuzz/regressions/$t"
     log="fuzz/target/run-$t.log"
+    # A whole component load compiles it (three times, in the check) with
+    # debug assertions on: seconds for the larger test guests.
+    timeout=10
+    if [[ "$t" == component ]]; then timeout=60; fi
     before=$(ls "$artifacts" | sort)
     start=$(date +%s)
     # A crash ends this target's run (libFuzzer stops at the first); the
@@ -75,9 +90,11 @@ for t in "${targets[@]}"; do
     base="${TMPDIR:-/tmp}"
     if [[ -d /dev/shm ]]; then base=/dev/shm; fi
     scratch="$(mktemp -d "$base/warden-fuzz-$t.XXXXXX")"
+    # The binary itself, built above: a source edited while the runs go
+    # on does not rebuild (and wait for) it in the middle of them.
     WARDEN_FUZZ_SCRATCH="$scratch" \
-    cargo +nightly fuzz run "${FLAGS[@]}" "$t" "$work" "fuzz/corpus/$t" "fuzz/regressions/$t" -- \
-        -max_total_time="$seconds" -print_final_stats=1 -timeout=10 -rss_limit_mb=3072 \
+    "fuzz/target/$TRIPLE/release/$t" "$work" "fuzz/corpus/$t" "fuzz/regressions/$t" \
+        -max_total_time="$seconds" -print_final_stats=1 -timeout="$timeout" -rss_limit_mb=3072 \
         -artifact_prefix="$artifacts/" >"$log" 2>&1 || true
     rm -rf "$scratch"
     took=$(($(date +%s) - start))
@@ -91,7 +108,8 @@ for t in "${targets[@]}"; do
     if [[ -z "$rate" || "$rate" == 0 ]] && [[ "$took" -gt 0 ]]; then
         rate=$(( ${execs:-0} / took ))
     fi
-    new=$(comm -13 <(echo "$before") <(ls "$artifacts" | sort) | grep -v '^$' || true)
+    # libFuzzer also writes its slowest input (`slow-unit-`): not a finding.
+    new=$(comm -13 <(echo "$before") <(ls "$artifacts" | sort) | grep -E '^(crash|timeout|oom|leak)-' || true)
     crashes=""
     for f in $new; do
         cp "$artifacts/$f" "fuzz/regressions/$t/$f"

@@ -127,7 +127,9 @@ pub fn bound(text: &str, now: i64, round_up: bool) -> Option<i64> {
         };
         rest = &tail[digits + unit.len_utf8()..];
     }
-    Some(t)
+    // Rounding down the first unit of the range starts before it: a bound
+    // outside the range is none, as shifting out of it is.
+    in_range(t)
 }
 
 fn unit_name(unit: char) -> Option<&'static str> {
