@@ -19,6 +19,7 @@
 //! | `scheduler` | anything below `api`, but never the WIT bindings or the capabilities (domain types only) |
 //! | `runtime` | anything below `api` (its capabilities call the domain services through their traits) |
 //! | `api` | anything; it is the only module that imports axum |
+//! | `fuzzing` (property checks for the fuzz targets; tests and the `fuzzing` feature only) | anything below `api` |
 //!
 //! A failure names the file, the line and the import, so the fix is plain.
 
@@ -67,6 +68,7 @@ const RULES: &[(&str, Rule)] = &[
     ("extensions::check", Rule::Only(PURE_EXTENSIONS)),
     ("extensions::lifecycle", Rule::Never(&["api", "cli", "config"])),
     ("inspect", Rule::Never(&["api", "cli", "config"])),
+    ("fuzzing", Rule::Never(&["api", "cli", "config"])),
 ];
 
 impl Rule {

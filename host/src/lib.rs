@@ -32,6 +32,9 @@ pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod extensions;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod inspect;
 pub mod metrics;
 /// The manifest's old path, kept for its importers.

@@ -53,7 +53,9 @@ pub fn parse(s: &str) -> Option<i64> {
     }
     let mut ms = days_from_civil(year, month, day).checked_mul(DAY_MS)?;
     let Some(time) = rest.strip_prefix('T') else {
-        return rest.is_empty().then_some(ms);
+        // A date alone is checked against the range too: MAX_YEAR is
+        // rounded up, so its last months lie beyond MAX_MS.
+        return rest.is_empty().then_some(ms).and_then(in_range);
     };
     // Split off the zone: `Z`, `+HH:MM` or `-HH:MM` (or none).
     let (clock, offset_ms) = if let Some(clock) = time.strip_suffix('Z') {
@@ -125,7 +127,9 @@ pub fn bound(text: &str, now: i64, round_up: bool) -> Option<i64> {
         };
         rest = &tail[digits + unit.len_utf8()..];
     }
-    Some(t)
+    // Rounding down the first unit of the range starts before it: a bound
+    // outside the range is none, as shifting out of it is.
+    in_range(t)
 }
 
 fn unit_name(unit: char) -> Option<&'static str> {

@@ -310,6 +310,14 @@ impl SecurityConfig {
         let groups: BTreeMap<String, ActionGroup> =
             parse_document("static_action_groups.yml", STATIC_ACTION_GROUPS, "actiongroups")?;
         let roles: BTreeMap<String, Role> = parse_document("static_roles.yml", STATIC_ROLES, "roles")?;
+        // Only the built-ins are static: a file's own entry marked so would
+        // be left out of every export (fuzzing found a backup losing it).
+        for (name, group) in &mut self.action_groups {
+            group.is_static &= groups.contains_key(name);
+        }
+        for (name, role) in &mut self.roles {
+            role.is_static &= roles.contains_key(name);
+        }
         for (name, group) in groups {
             if let Some(existing) = self.action_groups.get(&name)
                 && *existing != group

@@ -110,7 +110,15 @@ struct RawClaims {
     br: String,
     /// The user's attributes as JSON, encrypted like `er`.
     ea: String,
+    /// How `er` and `br` hold their names: [`LISTS_AS_JSON`], or absent in
+    /// a token minted before it was (comma-joined, which split a name
+    /// holding a comma into two: fuzzing found it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rv: Option<u32>,
 }
+
+/// `rv`: the role lists are JSON arrays of names.
+const LISTS_AS_JSON: u32 = 2;
 
 /// Why a token was not minted or not accepted. The message goes to the
 /// audit log; the guest only learns that the call was denied.
@@ -260,9 +268,10 @@ impl TokenService {
             typ: TYP.into(),
             scope: scope.to_string(),
             src: source.as_str().to_owned(),
-            er: seal(&encryption, &roles.join(","))?,
-            br: seal(&encryption, &backend_roles.join(","))?,
+            er: seal(&encryption, &list(roles)?)?,
+            br: seal(&encryption, &list(backend_roles)?)?,
             ea: seal(&encryption, &attributes)?,
+            rv: Some(LISTS_AS_JSON),
         };
         let mut header = Header::new(Algorithm::HS512);
         header.kid = Some(keys.current.kid.clone());
@@ -308,12 +317,17 @@ impl TokenService {
             .read()
             .map_err(|_| TokenError::Internal("revocation list unavailable".into()))?
             .check(&claims.jti, &claims.sub, &claims.aud, claims.iat)?;
-        let split = |s: String| -> Vec<String> {
-            s.split(',').filter(|r| !r.is_empty()).map(str::to_owned).collect()
+        let names = |sealed: &str, claim: &'static str| -> Result<Vec<String>, TokenError> {
+            let text = open(&encryption, sealed).ok_or(TokenError::Tampered(claim))?;
+            match claims.rv {
+                Some(LISTS_AS_JSON) => serde_json::from_str(&text).map_err(|_| TokenError::Tampered(claim)),
+                None => Ok(text.split(',').filter(|r| !r.is_empty()).map(str::to_owned).collect()),
+                Some(other) => Err(TokenError::Malformed(format!("unknown role list encoding `rv` {other}"))),
+            }
         };
         Ok(OboClaims {
-            roles: split(open(&encryption, &claims.er).ok_or(TokenError::Tampered("er"))?),
-            backend_roles: split(open(&encryption, &claims.br).ok_or(TokenError::Tampered("br"))?),
+            roles: names(&claims.er, "er")?,
+            backend_roles: names(&claims.br, "br")?,
             attributes: serde_json::from_str(
                 &open(&encryption, &claims.ea).ok_or(TokenError::Tampered("ea"))?,
             )
@@ -375,6 +389,12 @@ fn counted<T>(result: Result<T, TokenError>) -> Result<T, TokenError> {
     let event = if result.is_ok() { TokenEvent::Verified } else { TokenEvent::Rejected };
     metrics::token(TokenKind::Obo, event);
     result
+}
+
+/// A list of role names as sealed in `er`/`br`: a JSON array, so a name
+/// holding a comma stays one name.
+fn list(names: &[String]) -> Result<String, TokenError> {
+    serde_json::to_string(names).map_err(|e| TokenError::Internal(e.to_string()))
 }
 
 /// Used by tests and tools: the claims of a token without verifying it.
