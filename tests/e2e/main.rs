@@ -42,6 +42,7 @@ mod cli;
 mod cluster_rest;
 mod conformance;
 mod consents;
+mod console;
 mod crash;
 mod gates;
 mod inspect;
