@@ -26,9 +26,15 @@ function h(tag, attrs, ...children) {
   return el;
 }
 
+// Replaces a node's children, skipping the null/false of optional parts
+// (DOM's replaceChildren would write a null as the text "null").
+function fill(node, ...nodes) {
+  node.replaceChildren(...nodes.flat().filter((n) => n !== null && n !== undefined && n !== false));
+}
+
 function flash(text, error) {
   const box = $('flash');
-  box.replaceChildren(h('div', { class: error ? 'msg error' : 'msg', id: error ? 'flash-error' : 'flash-ok' }, text));
+  fill(box, h('div', { class: error ? 'msg error' : 'msg', id: error ? 'flash-error' : 'flash-ok' }, text));
 }
 
 class ApiError extends Error {
@@ -78,7 +84,7 @@ function showLogin(message) {
   $('nav').hidden = true;
   $('logout').hidden = true;
   $('who').textContent = '';
-  $('view').replaceChildren();
+  fill($('view'));
   $('login').hidden = false;
   if (message) flash(message, true);
 }
@@ -101,7 +107,7 @@ async function login(event) {
     const session = await api('POST', '/_warden/console/_login', { user, password });
     $('login-password').value = '';
     signedIn(session);
-    $('flash').replaceChildren();
+    fill($('flash'));
     if (!location.hash || location.hash === '#/') location.hash = '#/extensions';
     else await route();
   } catch (e) {
@@ -126,7 +132,7 @@ async function extensionsPage(view) {
     h('td', {}, (e.capabilities || []).join(', ')),
     h('td', { class: 'muted' }, e.review && e.review.description ? e.review.description : ''),
     h('td', { class: 'state-error' }, e.last_error || '')));
-  view.replaceChildren(
+  fill(view, 
     h('h1', {}, `Extensions (${data.extensions.length})`),
     h('table', { id: 'extensions' },
       h('thead', {}, h('tr', {}, ['Id', 'Version', 'State', 'Capabilities', 'Description', 'Error'].map((t) => h('th', {}, t)))),
@@ -233,7 +239,7 @@ async function extensionPage(view, id) {
       }, 'Remove'));
     }
   }
-  view.replaceChildren(
+  fill(view, 
     h('h1', {}, `Extension ${e.id}`),
     h('p', {}, 'Version ', h('strong', { id: 'ext-version' }, e.version), ' · state ', h('span', { id: 'ext-state' }, stateBadge(e.state)),
       e.serving ? ' · serving' : ' · not serving', ` · installed ${fmtTime(e.installed_at)} by ${e.installed_by || '?'}`,
@@ -258,7 +264,7 @@ function confirmed(question) {
 async function showCheck(id) {
   try {
     const report = await api('GET', `/_warden/extensions/${enc(id)}/_check`);
-    $('check-report').replaceChildren(h('h2', {}, report.clean ? 'Nothing missing' : 'Missing permissions'), h('pre', { id: 'check-text' }, report.report_text));
+    fill($('check-report'), h('h2', {}, report.clean ? 'Nothing missing' : 'Missing permissions'), h('pre', { id: 'check-text' }, report.report_text));
   } catch (e) { flash(`Report: ${e.message}`, true); }
 }
 
@@ -290,7 +296,7 @@ async function jobsPage(view, query) {
     h('td', { class: 'job-state' }, stateBadge(jobState(j))),
     h('td', {}, `${j.runs} runs, ${j.failures} failed`), h('td', {}, fmtTime(j.next_run)),
     h('td', {}, jobActions(j))));
-  view.replaceChildren(h('h1', {}, `Jobs (${jobs.length})`), filter,
+  fill(view, h('h1', {}, `Jobs (${jobs.length})`), filter,
     h('table', { id: 'jobs' },
       h('thead', {}, h('tr', {}, ['Job', 'Extension', 'Owner', 'Schedule', 'State', 'Runs', 'Next run', ''].map((t) => h('th', {}, t)))),
       h('tbody', {}, rows)));
@@ -308,7 +314,7 @@ function jobActions(j) {
 async function jobPage(view, id) {
   const base = `/_warden/jobs/${enc(id)}`;
   const [j, runs] = await Promise.all([api('GET', base), api('GET', `${base}/runs`)]);
-  view.replaceChildren(
+  fill(view, 
     h('h1', {}, `Job ${j.name || j.id}`),
     h('p', {}, `${j.extension} · owner ${j.user} (${j.auth_source}) · `, stateBadge(j.suspended ? 'suspended' : j.enabled ? 'enabled' : 'disabled')),
     jobActions(j),
@@ -316,7 +322,7 @@ async function jobPage(view, id) {
     h('table', { id: 'runs' },
       h('thead', {}, h('tr', {}, ['#', 'Scheduled', 'Started', 'Late (ms)', 'Took (ms)', 'Attempt', 'Outcome', 'Message'].map((t) => h('th', {}, t)))),
       h('tbody', {}, runs.runs.map((r) => h('tr', {}, h('td', {}, r.seq), h('td', {}, r.scheduled_at_iso), h('td', {}, r.started_at_iso),
-        h('td', {}, r.lateness_ms), h('td', {}, r.duration_ms), h('td', {}, r.attempt), h('td', {}, stateBadge(String(r.outcome))), h('td', {}, r.message || '')))))));
+        h('td', {}, r.lateness_ms), h('td', {}, r.duration_ms), h('td', {}, r.attempt), h('td', {}, stateBadge(String(r.outcome))), h('td', {}, r.message || ''))))));
 }
 
 // ---- consents ----
@@ -327,7 +333,7 @@ async function consentsPage(view) {
     h('td', {}, c.extension), h('td', {}, c.user), h('td', {}, JSON.stringify(c.scopes)),
     h('td', {}, c.live ? stateBadge('active') : stateBadge('ended')),
     h('td', {}, c.live ? h('button', { class: 'danger consent-revoke', onclick: () => act(`Revoke consent to ${c.extension}`, () => api('DELETE', `/_warden/consents/${enc(c.id)}`)) }, 'Revoke') : '')));
-  view.replaceChildren(h('h1', {}, 'Consents'),
+  fill(view, h('h1', {}, 'Consents'),
     h('p', { class: 'muted' }, 'Revoking a consent suspends the extension\'s jobs that run as you.'),
     h('table', { id: 'consents' }, h('thead', {}, h('tr', {}, ['Extension', 'User', 'Scopes', 'State', ''].map((t) => h('th', {}, t)))), h('tbody', {}, rows)));
 }
@@ -348,7 +354,7 @@ async function tokensPage(view) {
       try {
         const created = await api('POST', '/_plugins/_security/api/apitokens', body);
         await tokensPage(view);
-        $('token-secret').replaceChildren(h('p', {}, `Token ${created.name} — copy it now, it is not shown again:`), h('div', { class: 'secret' }, created.token));
+        fill($('token-secret'), h('p', {}, `Token ${created.name} — copy it now, it is not shown again:`), h('div', { class: 'secret' }, created.token));
       } catch (e) { flash(`Create token: ${e.message}`, true); }
     },
   }, h('label', {}, 'Name', h('input', { name: 'name', required: true })),
@@ -359,7 +365,7 @@ async function tokensPage(view) {
   const rows = tokens.map((t) => h('tr', {}, h('td', {}, t.name), h('td', {}, t.creator), h('td', {}, (t.cluster_permissions || []).join(', ')),
     h('td', {}, JSON.stringify(t.index_permissions || [])), h('td', {}, fmtSecs(t.created_at)), h('td', {}, fmtSecs(t.expires_at)),
     h('td', {}, h('button', { class: 'danger', onclick: () => act(`Revoke token ${t.name}`, () => api('DELETE', `/_plugins/_security/api/apitokens/${enc(t.name)}${t.creator !== S.user ? `?creator=${enc(t.creator)}` : ''}`)) }, 'Revoke'))));
-  view.replaceChildren(h('h1', {}, 'API tokens'), form, secret,
+  fill(view, h('h1', {}, 'API tokens'), form, secret,
     h('table', { id: 'tokens' }, h('thead', {}, h('tr', {}, ['Name', 'Creator', 'Cluster', 'Index', 'Created', 'Expires', ''].map((t) => h('th', {}, t)))), h('tbody', {}, rows)));
 }
 
@@ -393,7 +399,7 @@ async function auditPage(view, query) {
   field('since', 'From (ISO time)', { placeholder: '2026-01-01T00:00:00Z' }), field('until', 'To (ISO time)'),
   h('button', { type: 'submit', id: 'audit-search', class: 'primary' }, 'Search'));
   const rows = data.events.map((e) => h('tr', { class: 'audit-event', dataset: { category: e.category || '' } },
-    h('td', {}, e.timestamp), h('td', {}, e.category || ''), h('td', {}, e.user || ''), h('td', {}, e.extension || ''),
+    h('td', {}, e['@timestamp'] || fmtTime(e.time_ms)), h('td', {}, e.category || ''), h('td', {}, e.user || ''), h('td', {}, e.extension || ''),
     h('td', {}, [e.method, e.path].filter(Boolean).join(' ')), h('td', {}, e.gate || ''), h('td', {}, e.reason || e.action || '')));
   const pager = h('div', { class: 'actions' });
   if (params.get('to')) pager.append(h('button', { onclick: () => { history.back(); } }, '← Newer'));
@@ -402,7 +408,7 @@ async function auditPage(view, query) {
     const next = new URLSearchParams(query); next.set('to', String(oldest - 1));
     pager.append(h('button', { id: 'audit-older', onclick: () => { location.hash = `#/audit?${next}`; } }, 'Older →'));
   }
-  view.replaceChildren(h('h1', {}, 'Audit log'), form,
+  fill(view, h('h1', {}, 'Audit log'), form,
     h('p', { class: 'muted' }, `${data.events.length} event(s), most recent first`),
     h('table', { id: 'audit' }, h('thead', {}, h('tr', {}, ['Time', 'Category', 'User', 'Extension', 'Request', 'Gate', 'Detail'].map((t) => h('th', {}, t)))), h('tbody', {}, rows)),
     pager);
@@ -425,7 +431,7 @@ async function overviewPage(view) {
   const byGate = {};
   for (const e of (denials.ok ? denials.ok.events : [])) byGate[e.gate || 'rest'] = (byGate[e.gate || 'rest'] || 0) + 1;
   const unavailable = (r) => h('p', { class: 'muted' }, `not available: ${r.error}`);
-  view.replaceChildren(h('h1', {}, 'Overview'),
+  fill(view, h('h1', {}, 'Overview'),
     h('div', { class: 'cards' },
       card('Health', health.ok ? h('div', { class: 'n' }, String(health.ok.status || 'ok')) : unavailable(health)),
       card('Failing extensions', exts.ok ? h('div', {}, h('div', { class: 'n' }, String(failing.length)),
@@ -461,9 +467,11 @@ async function route() {
     try {
       await page(view, ...m.slice(1));
       view.dataset.page = nav;
+      // When the page was rendered, for the first-paint measurement.
+      view.dataset.renderedMs = String(Math.round(performance.now()));
       view.dataset.loaded = hash;
     } catch (e) {
-      view.replaceChildren(h('h1', {}, 'Not available'), h('p', { id: 'page-error', class: 'state-error' }, e.message));
+      fill(view, h('h1', {}, 'Not available'), h('p', { id: 'page-error', class: 'state-error' }, e.message));
       view.dataset.loaded = hash;
     }
     return;

@@ -8,7 +8,7 @@
 //! requests with `Authorization` unaffected. The pages themselves are
 //! driven in headless Chromium in [`browser`].
 
-// mod browser;
+mod browser;
 
 use std::time::Duration;
 
