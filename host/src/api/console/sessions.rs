@@ -273,36 +273,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ids_are_random_and_stored_hashed() {
+    fn ids_are_random_and_stored_hashed() -> Result<(), SessionError> {
         let sessions = ConsoleSessions::new(ConsoleSettings::default());
-        let (a, csrf_a) = sessions.open("ana", None, 0).unwrap();
-        let (b, _) = sessions.open("ana", None, 0).unwrap();
+        let (a, csrf_a) = sessions.open("ana", None, 0)?;
+        let (b, _) = sessions.open("ana", None, 0)?;
         assert_ne!(a, b);
         assert_eq!(a.len(), 64);
         assert_ne!(a, csrf_a);
         assert!(!sessions.lock().keys().any(|k| hex::encode(k) == a));
+        Ok(())
     }
 
     #[test]
-    fn per_user_cap_drops_the_oldest() {
+    fn per_user_cap_drops_the_oldest() -> Result<(), SessionError> {
         let settings = ConsoleSettings { per_user: 2, ..ConsoleSettings::default() };
         let sessions = ConsoleSessions::new(settings);
-        let (first, _) = sessions.open("ana", None, 0).unwrap();
+        let (first, _) = sessions.open("ana", None, 0)?;
         std::thread::sleep(Duration::from_millis(2));
-        sessions.open("ana", None, 0).unwrap();
-        sessions.open("ana", None, 0).unwrap();
-        sessions.open("bob", None, 0).unwrap();
+        sessions.open("ana", None, 0)?;
+        sessions.open("ana", None, 0)?;
+        sessions.open("bob", None, 0)?;
         assert_eq!(sessions.len(), 3);
         assert!(!sessions.lock().contains_key(&key(&first)));
+        Ok(())
     }
 
     #[test]
-    fn total_cap_refuses() {
+    fn total_cap_refuses() -> Result<(), SessionError> {
         let settings = ConsoleSettings { total: 2, ..ConsoleSettings::default() };
         let sessions = ConsoleSessions::new(settings);
-        sessions.open("a", None, 0).unwrap();
-        sessions.open("b", None, 0).unwrap();
+        sessions.open("a", None, 0)?;
+        sessions.open("b", None, 0)?;
         assert!(matches!(sessions.open("c", None, 0), Err(SessionError::Full)));
+        Ok(())
     }
 
     #[test]
