@@ -365,8 +365,21 @@ async function tokensPage(view) {
   const rows = tokens.map((t) => h('tr', {}, h('td', {}, t.name), h('td', {}, t.creator), h('td', {}, (t.cluster_permissions || []).join(', ')),
     h('td', {}, JSON.stringify(t.index_permissions || [])), h('td', {}, fmtSecs(t.created_at)), h('td', {}, fmtSecs(t.expires_at)),
     h('td', {}, h('button', { class: 'danger', onclick: () => act(`Revoke token ${t.name}`, () => api('DELETE', `/_plugins/_security/api/apitokens/${enc(t.name)}${t.creator !== S.user ? `?creator=${enc(t.creator)}` : ''}`)) }, 'Revoke'))));
+  // On-behalf-of tokens by user or extension (token administrators only).
+  const revoke = S.can.revoke_tokens ? h('form', {
+    id: 'obo-revoke',
+    onsubmit: (ev) => {
+      ev.preventDefault();
+      const f = new FormData(ev.target);
+      const body = f.get('kind') === 'user' ? { user: f.get('name') } : { extension: f.get('name') };
+      if (confirmed(`Revoke every on-behalf-of token of ${f.get('kind')} ${f.get('name')}?`)) act('Revoke OBO tokens', () => api('POST', '/_warden/tokens/_revoke', body));
+    },
+  }, h('h2', {}, 'Revoke on-behalf-of tokens'),
+  h('label', {}, 'Of', h('select', { name: 'kind' }, h('option', { value: 'user' }, 'user'), h('option', { value: 'extension' }, 'extension'))),
+  h('label', {}, 'Name', h('input', { name: 'name', required: true })),
+  h('button', { type: 'submit', class: 'danger' }, 'Revoke')) : null;
   fill(view, h('h1', {}, 'API tokens'), form, secret,
-    h('table', { id: 'tokens' }, h('thead', {}, h('tr', {}, ['Name', 'Creator', 'Cluster', 'Index', 'Created', 'Expires', ''].map((t) => h('th', {}, t)))), h('tbody', {}, rows)));
+    h('table', { id: 'tokens' }, h('thead', {}, h('tr', {}, ['Name', 'Creator', 'Cluster', 'Index', 'Created', 'Expires', ''].map((t) => h('th', {}, t)))), h('tbody', {}, rows)), revoke);
 }
 
 // ---- audit ----

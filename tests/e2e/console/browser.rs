@@ -275,6 +275,10 @@ fn an_admin_reviews_approves_and_upgrades_and_the_audit_finds_it() -> TestResult
     );
     let reply = server.get("/_extensions/greeter/greet/console")?;
     assert_eq!(reply.status, 200, "its route answers once approved: {reply:?}");
+    // Its answers run sandboxed, away from the console's origin.
+    let sandbox =
+        reply.headers.get("content-security-policy").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    assert!(sandbox.starts_with("sandbox") && !sandbox.contains("allow-same-origin"), "{sandbox}");
 
     // An upgrade that widens waits; its delta is shown with the addition
     // highlighted; approving it from the page swaps the version.
@@ -321,6 +325,20 @@ fn an_admin_reviews_approves_and_upgrades_and_the_audit_finds_it() -> TestResult
     browser.loaded("#/extensions")?;
     assert_eq!(server.get(&format!("{EXTENSIONS}/spare"))?.status, 404);
 
+    // An API token made on the page: its secret shown once, then listed without it.
+    browser.open(&server, "#/tokens")?;
+    browser.type_into("#token-form input[name=name]", "from-console")?;
+    browser.type_into("#token-form input[name=cluster]", "cluster:monitor/health")?;
+    browser.click("#token-form button[type=submit]")?;
+    let secret = browser.text("#token-secret .secret")?;
+    assert!(secret.len() > 20, "{secret}");
+    let reply = server.get_with_authorization("/_cluster/health", Some(&crate::support::api_key(&secret)))?;
+    assert_eq!(reply.status, 200, "the secret shown works: {reply:?}");
+    browser.open(&server, "#/tokens")?;
+    assert!(browser.text("#tokens")?.contains("from-console"));
+    assert!(!browser.text("#view")?.contains(&secret), "shown once");
+    assert!(browser.exists("#obo-revoke")?, "an admin may revoke OBO tokens");
+
     // Sign out: the page asks for sign-in again, the session is gone.
     browser.click("#logout")?;
     browser.find("#login:not([hidden])")?;
@@ -337,6 +355,8 @@ fn an_admin_reviews_approves_and_upgrades_and_the_audit_finds_it() -> TestResult
     assert!(!browser.exists("#approve")? && !browser.exists("#remove")?);
     browser.open(&server, "#/audit")?;
     assert!(browser.text("#page-error")?.contains("403"));
+    browser.open(&server, "#/tokens")?;
+    assert!(browser.exists("#token-form")? && !browser.exists("#obo-revoke")?);
     browser.passed = true;
     let record = server.get(&format!("{EXTENSIONS}/greeter"))?.json();
     assert_eq!(record["upgrade"]["version"], "3.0.0", "still waiting: {record}");

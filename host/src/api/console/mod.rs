@@ -213,6 +213,7 @@ fn describe(user: &AuthenticatedUser, csrf: &str, settings: &ConsoleSettings) ->
             "manage_consents": holds(super::consents::ADMIN_PERMISSION),
             "read_audit": holds("restapi:admin/audit"),
             "read_metrics": holds(super::metrics::PERMISSION),
+            "revoke_tokens": holds("restapi:admin/tokens"),
         },
         "csrf_token": csrf,
         "idle_timeout_secs": settings.idle.as_secs(),
