@@ -313,8 +313,9 @@ fn an_admin_reviews_approves_and_upgrades_and_the_audit_finds_it() -> TestResult
         "{found}"
     );
     browser.keep("audit")?;
-    browser.open(&server, "#/jobs")?;
-    browser.keep("jobs")?;
+    browser.open(&server, "#/overview")?;
+    assert!(browser.text("#view")?.contains("Failing extensions"));
+    browser.find("#denials")?;
 
     // Reject a pending install: confirmed, it is gone.
     let spare = "id = \"spare\"\nversion = \"1.0.0\"\ncomponent = \"c.wasm\"\ncapabilities = []\n";
@@ -395,6 +396,22 @@ fn a_user_revokes_their_consent_and_sees_the_job_suspended() -> TestResult {
     browser.open(&server, "#/jobs")?;
     assert!(browser.text("#jobs .job-state")?.contains("enabled"));
     browser.keep("jobs")?;
+    // Run now, from the job's page: its run history shows the run.
+    browser.click("#jobs a")?;
+    browser.find("#runs")?;
+    browser.click(".job-run")?;
+    browser.find("#flash-ok")?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let hash = browser.script("return location.hash", json!([]))?.as_str().unwrap_or_default().to_owned();
+    loop {
+        browser.open(&server, &hash)?;
+        if browser.exists("#runs tbody tr")? {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no run in the history");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    browser.keep("job-runs")?;
 
     // Her consent, revoked from the page: the job shows as suspended.
     browser.open(&server, "#/consents")?;
