@@ -318,6 +318,14 @@ async function jobPage(view, id) {
     h('h1', {}, `Job ${j.name || j.id}`),
     h('p', {}, `${j.extension} · owner ${j.user} (${j.auth_source}) · `, stateBadge(j.suspended ? 'suspended' : j.enabled ? 'enabled' : 'disabled')),
     jobActions(j),
+    S.can.manage_jobs ? h('form', {
+      id: 'job-owner',
+      onsubmit: (ev) => {
+        ev.preventDefault();
+        const user = new FormData(ev.target).get('user');
+        if (confirmed(`Give this job to ${user}? It will run with their permissions and consent.`)) act('Change owner', () => api('PUT', `${base}/_owner`, { user }));
+      },
+    }, h('label', {}, 'Re-associate to internal user', h('input', { name: 'user', required: true })), h('button', { type: 'submit' }, 'Change owner')) : null,
     h('h2', {}, `Runs (${runs.total} of at most ${runs.kept} kept)`),
     h('table', { id: 'runs' },
       h('thead', {}, h('tr', {}, ['#', 'Scheduled', 'Started', 'Late (ms)', 'Took (ms)', 'Attempt', 'Outcome', 'Message'].map((t) => h('th', {}, t)))),
@@ -327,13 +335,28 @@ async function jobPage(view, id) {
 
 // ---- consents ----
 
-async function consentsPage(view) {
-  const data = await api('GET', '/_warden/consents');
+async function consentsPage(view, query) {
+  const params = new URLSearchParams(query || '');
+  const extension = params.get('extension') || '';
+  const data = await api('GET', `/_warden/consents${extension ? `?extension=${enc(extension)}` : ''}`);
+  const admin = S.can.manage_consents ? h('form', {
+    id: 'consents-filter',
+    onsubmit: (ev) => {
+      ev.preventDefault();
+      const e = new FormData(ev.target).get('extension');
+      location.hash = e ? `#/consents?extension=${enc(e)}` : '#/consents';
+    },
+  }, h('label', {}, 'Extension (everyone\'s consents)', h('input', { name: 'extension', value: extension })),
+  h('button', { type: 'submit' }, 'Show'),
+  extension ? h('button', {
+    type: 'button', class: 'danger', id: 'consents-revoke-extension',
+    onclick: () => { if (confirmed(`Revoke every consent to ${extension}? Their jobs are suspended.`)) act(`Revoke consents to ${extension}`, () => api('DELETE', `/_warden/consents?extension=${enc(extension)}`)); },
+  }, `Revoke all consents to ${extension}`) : null) : null;
   const rows = data.consents.map((c) => h('tr', { dataset: { consent: c.id, ext: c.extension } },
     h('td', {}, c.extension), h('td', {}, c.user), h('td', {}, JSON.stringify(c.scopes)),
     h('td', {}, c.live ? stateBadge('active') : stateBadge('ended')),
     h('td', {}, c.live ? h('button', { class: 'danger consent-revoke', onclick: () => act(`Revoke consent to ${c.extension}`, () => api('DELETE', `/_warden/consents/${enc(c.id)}`)) }, 'Revoke') : '')));
-  fill(view, h('h1', {}, 'Consents'),
+  fill(view, h('h1', {}, 'Consents'), admin,
     h('p', { class: 'muted' }, 'Revoking a consent suspends the extension\'s jobs that run as you.'),
     h('table', { id: 'consents' }, h('thead', {}, h('tr', {}, ['Extension', 'User', 'Scopes', 'State', ''].map((t) => h('th', {}, t)))), h('tbody', {}, rows)));
 }
@@ -464,7 +487,7 @@ const PAGES = [
   [/^#\/extensions\/([^?]+)$/, (v, id) => extensionPage(v, decodeURIComponent(id)), 'extensions'],
   [/^#\/jobs(?:\?(.*))?$/, (v, q) => jobsPage(v, q || ''), 'jobs'],
   [/^#\/jobs\/([^?]+)$/, (v, id) => jobPage(v, decodeURIComponent(id)), 'jobs'],
-  [/^#\/consents$/, consentsPage, 'consents'],
+  [/^#\/consents(?:\?(.*))?$/, (v, q) => consentsPage(v, q || ''), 'consents'],
   [/^#\/tokens$/, tokensPage, 'tokens'],
   [/^#\/audit(?:\?(.*))?$/, (v, q) => auditPage(v, q || ''), 'audit'],
 ];

@@ -399,6 +399,7 @@ fn a_user_revokes_their_consent_and_sees_the_job_suspended() -> TestResult {
     // Run now, from the job's page: its run history shows the run.
     browser.click("#jobs a")?;
     browser.find("#runs")?;
+    assert!(!browser.exists("#job-owner")?, "re-associating an owner is the admins'");
     browser.click(".job-run")?;
     browser.find("#flash-ok")?;
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -417,6 +418,7 @@ fn a_user_revokes_their_consent_and_sees_the_job_suspended() -> TestResult {
     browser.open(&server, "#/consents")?;
     assert!(browser.text("#consents")?.contains("probe"));
     browser.keep("consents")?;
+    assert!(!browser.exists("#consents-filter")?, "everyone's consents are the admins'");
     browser.click("#consents .consent-revoke")?;
     browser.find("#flash-ok")?;
     browser.open(&server, "#/jobs")?;
