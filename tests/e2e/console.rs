@@ -353,15 +353,14 @@ fn a_session_ends_with_the_users_password_account_or_tokens() -> TestResult {
         &user_path,
         &json!([{"op": "add", "path": "/disabled", "value": true}]),
     )?;
-    if reply.status == 200 {
-        assert_eq!(alive(&session)?, 401);
-        let reply = server.send(
-            Method::PATCH,
-            &user_path,
-            &json!([{"op": "add", "path": "/disabled", "value": false}]),
-        )?;
-        assert_eq!(reply.status, 200, "{reply:?}");
-    }
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(alive(&session)?, 401);
+    let reply = server.send(
+        Method::PATCH,
+        &user_path,
+        &json!([{"op": "add", "path": "/disabled", "value": false}]),
+    )?;
+    assert_eq!(reply.status, 200, "{reply:?}");
     let session = login(&server, ANA.0, new_password)?;
     let reply = server.send(Method::DELETE, &user_path, &Value::Null)?;
     assert_eq!(reply.status, 200, "{reply:?}");
