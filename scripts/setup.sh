@@ -25,3 +25,16 @@ if ! python3 -c "import opensearchpy" >/dev/null 2>&1; then
     python3 -m pip install --quiet --disable-pip-version-check opensearch-py \
         || { echo "setup: cannot install opensearch-py" >&2; exit 1; }
 fi
+
+# The console's end-to-end tests drive a real headless Chromium through
+# chromedriver (Debian's `chromium` and `chromium-driver`).
+if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
+    echo "setup: chromium and chromedriver present"
+elif command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "setup: installing chromium and chromium-driver for the console tests"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; } \
+        || { echo "setup: cannot install chromium and chromium-driver" >&2; exit 1; }
+else
+    echo "setup: chromium and chromedriver are missing; install Debian's chromium and chromium-driver as root" >&2
+    exit 1
+fi

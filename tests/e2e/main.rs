@@ -27,6 +27,7 @@
 //! | `lifecycle` | installed extensions: install, approve, restart, remove, refusals |
 //! | `upgrade` | installing a new version of an installed extension: delta, narrowing at once, widening on approval, the swap |
 //! | `lifecycle_check` | the missing-permission report (`_check`, `warden ext check`) |
+//! | `console` | the browser console: sessions, cookie and CSRF rules over HTTP; the pages in headless Chromium (`console::browser`, chromedriver from scripts/setup.sh) |
 //! | `metrics` | `GET /_warden/metrics`: counters after known traffic, parsed as Prometheus parses them; who may scrape |
 //! | `cli` | the management CLI against a running server |
 //! | `inspect` | `warden inspect` |
@@ -43,6 +44,7 @@ mod cli;
 mod cluster_rest;
 mod conformance;
 mod consents;
+mod console;
 mod crash;
 mod gates;
 mod inspect;

@@ -18,7 +18,7 @@ use crate::audit::{Category, Event};
 
 /// A request id unique in this process and unlikely to repeat across
 /// restarts: a random prefix and a counter.
-fn next_request_id() -> String {
+pub(super) fn next_request_id() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     static PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -36,7 +36,6 @@ fn next_request_id() -> String {
 /// answers 429 and a saturated password check 503, both with `Retry-After`
 /// and without checking anything.
 pub async fn authenticate(State(state): State<Arc<AppState>>, mut request: Request, next: Next) -> Response {
-    use crate::metrics::Backpressure;
     use crate::security::authn::AuthnError;
     let remote = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let request_id = next_request_id();
@@ -48,11 +47,34 @@ pub async fn authenticate(State(state): State<Arc<AppState>>, mut request: Reque
     };
     // A header that is there but unreadable is a failed login, never "no
     // credentials" (which anonymous access would let through).
+    // Without `Authorization`, the console's session cookie (which holds
+    // changes to its CSRF and origin rules); the header always wins.
+    let mut console_session = None;
+    let from_console = request.headers().contains_key(super::console::CONSOLE_HEADER);
     let authenticated = match request.headers().get(header::AUTHORIZATION).map(|v| v.to_str()) {
         Some(Err(_)) => Err(AuthnError::Malformed("Authorization is not visible ASCII")),
         Some(Ok(authorization)) => state.security.authenticate(Some(authorization), remote).await,
-        None => state.security.authenticate(None, remote).await,
+        None => match super::console::from_cookie(&state, &request, remote) {
+            None => state.security.authenticate(None, remote).await,
+            Some(Ok(session)) => {
+                let user = session.user.clone();
+                console_session = Some(session);
+                Ok(user)
+            }
+            Some(Err(super::console::CookieRefusal::Forbidden(reason))) => {
+                let mut response =
+                    OpenSearchError::new(StatusCode::FORBIDDEN, "security_exception", reason).into_response();
+                if let Ok(value) = HeaderValue::from_str(&request_id) {
+                    response.headers_mut().insert("x-request-id", value);
+                }
+                return response;
+            }
+            Some(Err(super::console::CookieRefusal::Authn(e))) => Err(e),
+        },
     };
+    let quiet = from_console
+        || console_session.is_some()
+        || super::console::session_cookie(request.headers()).is_some();
     let response = match authenticated {
         Ok(user) => {
             crate::metrics::authentication(true);
@@ -72,6 +94,9 @@ pub async fn authenticate(State(state): State<Arc<AppState>>, mut request: Reque
                 .filter(|_| user.check_cluster(crate::extensions::lifecycle::ADMIN_PERMISSION).is_ok())
                 .unwrap_or(MAX_BODY);
             request.extensions_mut().insert(user);
+            if let Some(session) = console_session {
+                request.extensions_mut().insert(session);
+            }
             request.extensions_mut().insert(RequestMeta { id: request_id.clone(), remote, method, path });
             // The body is read only now, after authentication (nobody
             // unauthenticated gets to upload), and within the body timeout.
@@ -100,45 +125,12 @@ pub async fn authenticate(State(state): State<Arc<AppState>>, mut request: Reque
             }
         }
         Err(e) => {
-            let reason = e.to_string();
-            state.audit.record(Event {
-                user: e.claimed_user().map(str::to_owned),
-                reason: Some(reason.clone()),
-                ..event(Category::FailedLogin)
-            });
-            // A claimed name can be as long as a header: the log line stays short.
-            let user = e.claimed_user().map(|u| crate::audit::truncate(u, 256));
-            let user = user.as_deref();
-            tracing::info!(target: "warden::authn", remote = ?remote, user, "authentication failed: {}", crate::audit::truncate(&reason, 512));
-            // Turned away unchecked is backpressure; anything else a failure.
-            match &e {
-                AuthnError::Throttled { .. } => crate::metrics::backpressure(Backpressure::LoginThrottled),
-                AuthnError::Busy(_) => crate::metrics::backpressure(Backpressure::AuthenticationBusy),
-                _ => crate::metrics::authentication(false),
+            let mut response = refusal(&state, e, event(Category::FailedLogin), remote);
+            // A refusal of the console's own calls does not ask for Basic:
+            // the browser would pop up its dialog over the page.
+            if quiet {
+                response.headers_mut().remove(header::WWW_AUTHENTICATE);
             }
-            let refusal = match &e {
-                AuthnError::Throttled { retry_after_secs, .. } => OpenSearchError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "security_exception",
-                    "too many failed logins: try again later",
-                )
-                .retry_after(*retry_after_secs),
-                AuthnError::Busy(_) => OpenSearchError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "security_exception",
-                    "authentication is busy: try again later",
-                )
-                .retry_after(1),
-                _ => OpenSearchError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "security_exception",
-                    "authentication required: missing or invalid credentials",
-                ),
-            };
-            let mut response = refusal.into_response();
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"warden\""));
             response
         }
     };
@@ -146,5 +138,60 @@ pub async fn authenticate(State(state): State<Arc<AppState>>, mut request: Reque
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", value);
     }
+    response
+}
+
+/// The answer to a failed authentication, audited (`event`, a
+/// FAILED_LOGIN) and logged: 429 when throttled, 503 when the password
+/// check is saturated, else the uniform 401 asking for Basic. The console's
+/// sign-in answers with it too, so a wrong password there counts and is
+/// recorded exactly as one sent in `Authorization`.
+pub(super) fn refusal(
+    state: &AppState,
+    e: crate::security::authn::AuthnError,
+    event: Event,
+    remote: Option<std::net::IpAddr>,
+) -> Response {
+    use crate::metrics::Backpressure;
+    use crate::security::authn::AuthnError;
+    let reason = e.to_string();
+    state.audit.record(Event {
+        user: e.claimed_user().map(str::to_owned),
+        reason: Some(reason.clone()),
+        ..event
+    });
+    // A claimed name can be as long as a header: the log line stays short.
+    let user = e.claimed_user().map(|u| crate::audit::truncate(u, 256));
+    let user = user.as_deref();
+    tracing::info!(target: "warden::authn", remote = ?remote, user, "authentication failed: {}", crate::audit::truncate(&reason, 512));
+    // Turned away unchecked is backpressure; anything else a failure.
+    match &e {
+        AuthnError::Throttled { .. } => crate::metrics::backpressure(Backpressure::LoginThrottled),
+        AuthnError::Busy(_) => crate::metrics::backpressure(Backpressure::AuthenticationBusy),
+        _ => crate::metrics::authentication(false),
+    }
+    let refusal = match &e {
+        AuthnError::Throttled { retry_after_secs, .. } => OpenSearchError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "security_exception",
+            "too many failed logins: try again later",
+        )
+        .retry_after(*retry_after_secs),
+        AuthnError::Busy(_) => OpenSearchError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "security_exception",
+            "authentication is busy: try again later",
+        )
+        .retry_after(1),
+        _ => OpenSearchError::new(
+            StatusCode::UNAUTHORIZED,
+            "security_exception",
+            "authentication required: missing or invalid credentials",
+        ),
+    };
+    let mut response = refusal.into_response();
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"warden\""));
     response
 }

@@ -147,6 +147,9 @@ fn is_hop_by_hop(name: &HeaderName, headers: &HeaderMap) -> bool {
 /// Turns the guest's answer into HTTP, or a 502 naming what was invalid.
 /// Only final statuses (200–599) are accepted: a guest cannot switch
 /// protocols, answer informationally or hijack the connection.
+/// The sandbox every extension answer runs in, when a browser renders it.
+const EXTENSION_SANDBOX: &str = "sandbox allow-scripts allow-forms allow-popups allow-downloads";
+
 fn into_http(id: &str, response: HttpResponse) -> Result<Response, OpenSearchError> {
     let invalid = |what: String| {
         Err(OpenSearchError::new(
@@ -174,6 +177,13 @@ fn into_http(id: &str, response: HttpResponse) -> Result<Response, OpenSearchErr
     for name in connection_specific {
         headers.remove(name);
     }
+    // An extension answers on the console's origin: it may not set or
+    // overwrite cookies (the console's session among them), and a page it
+    // serves runs in an opaque origin (a CSP sandbox without
+    // allow-same-origin), so its script cannot act with a signed-in
+    // operator's console session or read the console's answers.
+    headers.remove(header::SET_COOKIE);
+    headers.append(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(EXTENSION_SANDBOX));
     Ok((status, headers, response.body).into_response())
 }
 
@@ -278,5 +288,30 @@ mod tests {
         for dropped in ["connection", "x-private", "upgrade", "keep-alive", "transfer-encoding"] {
             assert!(!names.contains(&dropped), "{dropped} crossed: {names:?}");
         }
+    }
+
+    #[test]
+    fn an_extension_sets_no_cookie_and_its_pages_are_sandboxed() {
+        let answer = into_http(
+            "x",
+            HttpResponse {
+                status: 200,
+                headers: vec![
+                    ("set-cookie".into(), "warden_session=fixed; Path=/".into()),
+                    ("content-type".into(), "text/html".into()),
+                ],
+                body: b"<script>fetch('/_warden/console/_session')</script>".to_vec(),
+            },
+        );
+        assert_eq!(answer.status(), StatusCode::OK);
+        assert!(answer.headers().get(header::SET_COOKIE).is_none());
+        let csp: Vec<&str> = answer
+            .headers()
+            .get_all(header::CONTENT_SECURITY_POLICY)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        assert_eq!(csp, [EXTENSION_SANDBOX]);
+        assert!(!EXTENSION_SANDBOX.contains("allow-same-origin"));
     }
 }

@@ -10,6 +10,7 @@
 //! | `/_warden/jobs/...` | [`jobs`] | OpenSearch |
 //! | `/_warden/extensions/...` | [`lifecycle`] | OpenSearch |
 //! | `/_warden/consents[/{id}]` | [`consents`] | OpenSearch |
+//! | `/_warden/console/...` (outside the authentication middleware: the page, sign-in, sign-out) | [`console`] | OpenSearch |
 //! | `/_plugins/_security/api/{internalusers,roles,rolesmapping,actiongroups}` | [`security::resources`] | security plugin |
 //! | `/_plugins/_security/api/account`, `/_plugins/_security/authinfo`, `/_plugins/_security/whoami` | [`security::account`] | security plugin |
 //! | `/_plugins/_security/api/generateonbehalfoftoken`, `/_plugins/_security/api/obo/token`, `/_warden/tokens/...` | [`security::obo`] | security plugin |
@@ -29,6 +30,7 @@ pub mod caller;
 mod cluster;
 mod connections;
 mod consents;
+mod console;
 pub mod error;
 mod extensions;
 mod health;
@@ -85,6 +87,11 @@ pub struct AppState {
 /// Every route of the host, behind the authentication middleware.
 pub fn router(state: Arc<AppState>) -> Router {
     use security::{account, api_tokens, obo, resources, transfer};
+    // The console's sessions: in memory, shared by its sign-in routes and
+    // the authentication middleware (which reads them from the request).
+    let sessions = Arc::new(console::ConsoleSessions::new(console::ConsoleSettings::from_env(&|name| {
+        std::env::var(name).ok()
+    })));
     Router::new()
         // Extensions.
         .route("/_extensions/{id}", any(extensions::call))
@@ -136,6 +143,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         // Everything else: the cluster's document API.
         .fallback(cluster::call)
         .layer(from_fn_with_state(state.clone(), authenticate::authenticate))
+        // The console's page and sign-in, added after the middleware so
+        // they do not pass it (the page loads before anyone signs in).
+        .merge(console::router(sessions.clone()))
+        .layer(axum::Extension(sessions))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
