@@ -219,7 +219,7 @@ fn gate() -> &'static Gate {
             duration_seconds: Some(3600),
         };
         let secret = match tokens.create(USER, request, now_secs()) {
-            Ok((secret, _)) => secret,
+            Ok((secret, _, _)) => secret,
             Err(e) => panic!("cannot create the API token: {e}"),
         };
         let mut config = SecurityConfig::default();
