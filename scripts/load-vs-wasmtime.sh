@@ -9,7 +9,7 @@
 #     128`, or the spelling this wasmtime has for it; skipped, and said, if
 #     it has none).
 # wasmtime-cli is the version in Cargo.lock: $WASMTIME, then `wasmtime` on
-# PATH, then $TOOLS/bin/wasmtime (default /work/tools), else it is built
+# PATH, then $TOOLS/bin/wasmtime (default target/tools), else it is built
 # there with `cargo install --locked` (a long build: ~10 min on 2 idle
 # cores; run with BUILD_WASMTIME=0 to refuse and stop instead).
 # Usage: scripts/load-vs-wasmtime.sh [duration-seconds] [connections]
@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 duration="${1:-15}"
 connections="${2:-32}"
-tools="${TOOLS:-/work/tools}"
+tools="${TOOLS:-$PWD/target/tools}"
 
 scripts/setup.sh
 unset RUST_BACKTRACE
