@@ -74,7 +74,6 @@ async function act(what, fn) {
 
 const enc = encodeURIComponent;
 const fmtTime = (ms) => (ms ? new Date(ms).toISOString().replace('.000Z', 'Z') : '');
-const fmtSecs = (s) => (s ? fmtTime(s * 1000) : '');
 const stateBadge = (s) => h('span', { class: `state state-${s}` }, s);
 
 // ---- sign-in ----
@@ -311,6 +310,47 @@ function jobActions(j) {
     h('button', { class: 'danger job-remove', onclick: () => { if (confirmed('Remove this job?')) act('Remove job', () => api('DELETE', base)); } }, 'Remove'));
 }
 
+// A chart of a job's runs over time: each run's lateness (how long after
+// its planned time it started) and how long it took, on one time axis,
+// coloured by outcome. Built with DOM calls (no markup parsed); the
+// colours come from app.css (the CSP allows no inline style).
+const SVG = 'http://www.w3.org/2000/svg';
+function s(tag, attrs, ...children) {
+  const el = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, String(v));
+  for (const c of children.flat()) if (c) el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return el;
+}
+
+function runsChart(runs) {
+  const points = runs.filter((r) => Number.isFinite(r.started_at)).sort((a, b) => a.started_at - b.started_at);
+  if (points.length === 0) return h('p', { id: 'runs-chart-empty' }, 'No runs yet.');
+  const [W, H, L, R, T, B] = [720, 200, 56, 12, 12, 28];
+  const t0 = points[0].started_at;
+  const t1 = Math.max(points[points.length - 1].started_at, t0 + 1);
+  const top = Math.max(1, ...points.map((r) => Math.max(r.lateness_ms || 0, r.duration_ms || 0)));
+  const x = (t) => L + ((t - t0) / (t1 - t0)) * (W - L - R);
+  const y = (ms) => H - B - (ms / top) * (H - T - B);
+  const line = (field, cls) => s('polyline', {
+    class: cls, fill: 'none',
+    points: points.map((r) => `${x(r.started_at).toFixed(1)},${y(r[field] || 0).toFixed(1)}`).join(' '),
+  });
+  const dots = points.map((r) => s('circle', {
+    class: `run-dot outcome-${String(r.outcome).replace(/[^a-z]/g, '')}`,
+    cx: x(r.started_at).toFixed(1), cy: y(r.lateness_ms || 0).toFixed(1), r: 3.5,
+  }, s('title', {}, `#${r.seq} ${r.started_at_iso}: ${r.outcome}, ${r.lateness_ms} ms late, took ${r.duration_ms} ms`)));
+  return h('figure', { id: 'runs-chart' },
+    s('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': 'Runs over time: lateness and duration' },
+      s('line', { class: 'axis', x1: L, y1: H - B, x2: W - R, y2: H - B }),
+      s('line', { class: 'axis', x1: L, y1: T, x2: L, y2: H - B }),
+      s('text', { class: 'tick', x: L - 6, y: T + 4, 'text-anchor': 'end' }, `${top} ms`),
+      s('text', { class: 'tick', x: L - 6, y: H - B, 'text-anchor': 'end' }, '0'),
+      s('text', { class: 'tick', x: L, y: H - 8 }, points[0].started_at_iso || ''),
+      s('text', { class: 'tick', x: W - R, y: H - 8, 'text-anchor': 'end' }, points[points.length - 1].started_at_iso || ''),
+      line('duration_ms', 'took'), line('lateness_ms', 'late'), dots),
+    h('figcaption', {}, `${points.length} runs: lateness (line and dots, coloured by outcome) and duration (dashed)`));
+}
+
 async function jobPage(view, id) {
   const base = `/_warden/jobs/${enc(id)}`;
   const [j, runs] = await Promise.all([api('GET', base), api('GET', `${base}/runs`)]);
@@ -327,6 +367,7 @@ async function jobPage(view, id) {
       },
     }, h('label', {}, 'Re-associate to internal user', h('input', { name: 'user', required: true })), h('button', { type: 'submit' }, 'Change owner')) : null,
     h('h2', {}, `Runs (${runs.total} of at most ${runs.kept} kept)`),
+    runsChart(runs.runs),
     h('table', { id: 'runs' },
       h('thead', {}, h('tr', {}, ['#', 'Scheduled', 'Started', 'Late (ms)', 'Took (ms)', 'Attempt', 'Outcome', 'Message'].map((t) => h('th', {}, t)))),
       h('tbody', {}, runs.runs.map((r) => h('tr', {}, h('td', {}, r.seq), h('td', {}, r.scheduled_at_iso), h('td', {}, r.started_at_iso),
@@ -385,9 +426,10 @@ async function tokensPage(view) {
   h('label', {}, 'Index permissions (JSON list)', h('input', { name: 'index', placeholder: '[{"index_patterns":["logs-*"],"allowed_actions":["read"]}]' })),
   h('label', {}, 'Days valid', h('input', { name: 'days', type: 'number', min: 1, value: '30', required: true })),
   h('button', { type: 'submit', class: 'primary' }, 'Create token'));
-  const rows = tokens.map((t) => h('tr', {}, h('td', {}, t.name), h('td', {}, t.creator), h('td', {}, (t.cluster_permissions || []).join(', ')),
-    h('td', {}, JSON.stringify(t.index_permissions || [])), h('td', {}, fmtSecs(t.created_at)), h('td', {}, fmtSecs(t.expires_at)),
-    h('td', {}, h('button', { class: 'danger', onclick: () => act(`Revoke token ${t.name}`, () => api('DELETE', `/_plugins/_security/api/apitokens/${enc(t.name)}${t.creator !== S.user ? `?creator=${enc(t.creator)}` : ''}`)) }, 'Revoke'))));
+  // OpenSearch 3.7's list shape: `created_by`, times in epoch ms, revoke by id.
+  const rows = tokens.map((t) => h('tr', {}, h('td', {}, t.name), h('td', {}, t.created_by), h('td', {}, (t.cluster_permissions || []).join(', ')),
+    h('td', {}, JSON.stringify(t.index_permissions || [])), h('td', {}, fmtTime(t.iat)), h('td', {}, fmtTime(t.expires_at)),
+    h('td', {}, h('button', { class: 'danger', onclick: () => act(`Revoke token ${t.name}`, () => api('DELETE', `/_plugins/_security/api/apitokens/${enc(t.id)}`)) }, 'Revoke'))));
   // On-behalf-of tokens by user or extension (token administrators only).
   const revoke = S.can.revoke_tokens ? h('form', {
     id: 'obo-revoke',

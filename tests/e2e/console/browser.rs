@@ -412,6 +412,13 @@ fn a_user_revokes_their_consent_and_sees_the_job_suspended() -> TestResult {
         assert!(Instant::now() < deadline, "no run in the history");
         std::thread::sleep(Duration::from_millis(300));
     }
+    // The chart over the history: one dot per run in the table.
+    let counted = browser.script(
+        "return [document.querySelectorAll('#runs-chart circle.run-dot').length, \
+         document.querySelectorAll('#runs tbody tr').length]",
+        json!([]),
+    )?;
+    assert!(counted[0].as_u64().is_some_and(|n| n >= 1) && counted[0] == counted[1], "{counted}");
     browser.keep("job-runs")?;
 
     // Her consent, revoked from the page: the job shows as suspended.
