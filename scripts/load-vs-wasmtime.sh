@@ -59,7 +59,9 @@ hello_http=target/guests/wasm32-wasip2/release/wasi_http_hello.wasm
 
 work="$(mktemp -d)"
 pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
+# `serve` runs in a command substitution (a subshell): its servers' pids go
+# to a file, or the trap would never see them and they would outlive the script.
+trap 'for p in "${pids[@]}" $(cat "$work/pids" 2>/dev/null); do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
 
 # Warden, as scripts/load.sh starts it.
 mkdir -p "$work/extensions/hello"
@@ -90,8 +92,10 @@ serve() {
     local port log
     port="$(free_port)"
     log="$work/wasmtime-$port.log"
-    "$wasmtime" serve --addr "127.0.0.1:$port" "$@" "$hello_http" > "$log" 2>&1 &
-    pids+=($!)
+    # `-S cli`: the guest (like any wasi:http component built with the
+    # standard tooling) imports wasi:cli, which `serve` links only when asked.
+    "$wasmtime" serve -S cli --addr "127.0.0.1:$port" "$@" "$hello_http" > "$log" 2>&1 &
+    echo $! >> "$work/pids"
     for _ in $(seq 100); do
         curl -fsS -o /dev/null "http://127.0.0.1:$port/greet/load" 2>/dev/null && { echo "127.0.0.1:$port"; return; }
         sleep 0.1
