@@ -516,17 +516,28 @@ impl ClusterGateway {
     }
 
     fn clear_scroll(&self, at: &At<'_>, ids: &[String]) -> Result<Reply, Answer> {
+        let (freed, status) = self.free_named(Kind::Scroll, at, ids)?;
+        Ok(Reply::new(status, json!({ "succeeded": true, "num_freed": freed.len() })))
+    }
+
+    /// Frees the caller's contexts of `kind` that `ids` name (`_all`: every
+    /// one of theirs): what was freed, and the status OpenSearch answers
+    /// (404 when named ids freed nothing). Naming none is its validation error.
+    fn free_named(&self, kind: Kind, at: &At<'_>, ids: &[String]) -> Result<(Vec<String>, u16), Answer> {
         if ids.is_empty() {
+            let what = match kind {
+                Kind::Scroll => "scroll",
+                Kind::Pit => "pit",
+            };
             return Err(Answer::Reply(Reply::error(
                 400,
                 "action_request_validation_exception",
-                "Validation Failed: 1: no scroll ids specified;".into(),
+                format!("Validation Failed: 1: no {what} ids specified;"),
             )));
         }
-        let freed = self.contexts.free(Kind::Scroll, at.owner, ids)?;
-        let all = ids.iter().any(|id| id == "_all");
-        let status = if freed.is_empty() && !all { 404 } else { 200 };
-        Ok(Reply::new(status, json!({ "succeeded": true, "num_freed": freed.len() })))
+        let freed = self.contexts.free(kind, at.owner, ids)?;
+        let status = if freed.is_empty() && !ids.iter().any(|id| id == "_all") { 404 } else { 200 };
+        Ok((freed, status))
     }
 
     fn create_pit(
@@ -631,21 +642,12 @@ impl ClusterGateway {
     }
 
     fn delete_pits(&self, at: &At<'_>, ids: &[String]) -> Result<Reply, Answer> {
-        if ids.is_empty() {
-            return Err(Answer::Reply(Reply::error(
-                400,
-                "action_request_validation_exception",
-                "Validation Failed: 1: no pit ids specified;".into(),
-            )));
-        }
-        let freed = self.contexts.free(Kind::Pit, at.owner, ids)?;
-        let all = ids.iter().any(|id| id == "_all");
-        let pits: Vec<Value> = if all {
+        let (freed, status) = self.free_named(Kind::Pit, at, ids)?;
+        let pits: Vec<Value> = if ids.iter().any(|id| id == "_all") {
             freed.iter().map(|id| json!({ "pit_id": id, "successful": true })).collect()
         } else {
             ids.iter().map(|id| json!({ "pit_id": id, "successful": freed.contains(id) })).collect()
         };
-        let status = if freed.is_empty() && !all { 404 } else { 200 };
         Ok(Reply::new(status, json!({ "pits": pits })))
     }
 
