@@ -15,20 +15,14 @@
 # Usage: scripts/load-vs-wasmtime.sh [duration-seconds] [connections]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 duration="${1:-15}"
 connections="${2:-32}"
 tools="${TOOLS:-$PWD/target/tools}"
 
 scripts/setup.sh
 unset RUST_BACKTRACE
-if ! command -v wrk >/dev/null 2>&1; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        apt-get install -y wrk >/dev/null || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
-    else
-        echo "load-vs-wasmtime: wrk is needed (apt-get install wrk)" >&2
-        exit 1
-    fi
-fi
+need_wrk load-vs-wasmtime
 
 # The wasmtime the host links: the `wasmtime` package's version in Cargo.lock.
 version="$(awk '/^name = "wasmtime"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)"
@@ -73,13 +67,7 @@ WARDEN_INITIAL_ADMIN_PASSWORD="$password" WARDEN_LOG=warn,warden=info,warden_hos
     target/release/warden serve --listen 127.0.0.1:0 \
     --data-dir "$work/data" --extensions-dir "$work/extensions" 2> "$work/warden.log" &
 pids+=($!)
-addr=""
-for _ in $(seq 100); do
-    addr="$(grep -o 'listening on http://[0-9.:]*' "$work/warden.log" | sed 's|.*http://||' || true)"
-    [ -n "$addr" ] && break
-    sleep 0.1
-done
-[ -n "$addr" ] || { cat "$work/warden.log"; exit 1; }
+addr="$(warden_address "$work/warden.log")"
 curl -fsS -H "$auth" "http://$addr/_extensions/hello/greet/load" && echo
 
 # A free loopback port for wasmtime serve (it does not print an ephemeral one).

@@ -6,19 +6,13 @@
 # Usage: scripts/load.sh [duration-seconds] [connections]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 duration="${1:-15}"
 connections="${2:-32}"
 
 scripts/setup.sh
 unset RUST_BACKTRACE
-if ! command -v wrk >/dev/null 2>&1; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        apt-get install -y wrk >/dev/null || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
-    else
-        echo "load: wrk is needed (apt-get install wrk)" >&2
-        exit 1
-    fi
-fi
+need_wrk load
 
 cargo build --release --locked -p warden-host
 cargo build --release --locked --target wasm32-wasip2 --target-dir target/guests -p hello-world
@@ -35,12 +29,7 @@ WARDEN_INITIAL_ADMIN_PASSWORD="$password" WARDEN_LOG=warn,warden=info,warden_hos
     target/release/warden serve --listen 127.0.0.1:0 \
     --data-dir "$work/data" --extensions-dir "$work/extensions" 2> "$work/warden.log" &
 pid=$!
-for _ in $(seq 100); do
-    addr="$(grep -o 'listening on http://[0-9.:]*' "$work/warden.log" | sed 's|.*http://||' || true)"
-    [ -n "$addr" ] && break
-    sleep 0.1
-done
-[ -n "$addr" ] || { cat "$work/warden.log"; exit 1; }
+addr="$(warden_address "$work/warden.log")"
 curl -fsS -H "$auth" "http://$addr/_extensions/hello/greet/load" && echo
 # Authenticated requests: the first pays bcrypt, the rest hit the credential cache.
 echo "--- GET /_extensions/hello/greet/load"

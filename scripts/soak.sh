@@ -17,6 +17,7 @@
 # Usage: scripts/soak.sh [minutes]   (default 5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 minutes="${1:-5}"
 out="${SOAK_OUT:-target/soak}"
 sample="${SOAK_SAMPLE_SECS:-10}"
@@ -56,13 +57,7 @@ WARDEN_INITIAL_ADMIN_PASSWORD="Soak-Admin-Pass-1" WARDEN_LOG=warn,warden=info,wa
     target/release/warden serve --listen 127.0.0.1:0 \
     --data-dir "$work/data" --extensions-dir "$ext" 2> "$out/warden.log" &
 pid=$!
-addr=""
-for _ in $(seq 300); do
-    addr="$(grep -o 'listening on http://[0-9.:]*' "$out/warden.log" | sed 's|.*http://||' || true)"
-    [ -n "$addr" ] && break
-    sleep 0.1
-done
-[ -n "$addr" ] || { cat "$out/warden.log"; exit 1; }
+addr="$(warden_address "$out/warden.log" 300)"
 echo "soak: warden pid $pid on $addr for $minutes minutes; samples every ${sample}s to $out/samples.csv"
 
 status=0
