@@ -633,6 +633,16 @@ mod tests {
         schedule.first_run(at(after)).map(|ms| crate::time::rfc3339(ms as i64))
     }
 
+    /// The first `n` runs of `schedule` after `after`, each planned from
+    /// the one before, as RFC 3339 (UTC).
+    fn runs_after(schedule: &Schedule, after: &str, n: usize) -> Vec<String> {
+        std::iter::successors(Some(at(after)), |t| schedule.next_run(*t, *t))
+            .skip(1)
+            .take(n)
+            .map(|ms| crate::time::rfc3339(ms as i64))
+            .collect()
+    }
+
     #[test]
     fn cron_in_a_time_zone_follows_its_offset_across_dst() {
         let daily = berlin("0 3 * * *");
@@ -684,12 +694,7 @@ mod tests {
         );
         // Minutes before and after the gap are untouched.
         let every_half_hour = berlin("*/30 * * * *");
-        let runs: Vec<String> =
-            std::iter::successors(Some(at("2026-03-29T00:00:00Z")), |t| every_half_hour.next_run(*t, *t))
-                .skip(1)
-                .take(4)
-                .map(|ms| crate::time::rfc3339(ms as i64))
-                .collect();
+        let runs = runs_after(&every_half_hour, "2026-03-29T00:00:00Z", 4);
         assert_eq!(
             runs,
             [
@@ -721,12 +726,7 @@ mod tests {
             Some("2026-10-26T01:30:00.000Z")
         );
         let every_half_hour = berlin("*/30 * * * *");
-        let runs: Vec<String> =
-            std::iter::successors(Some(at("2026-10-24T23:30:00Z")), |t| every_half_hour.next_run(*t, *t))
-                .skip(1)
-                .take(4)
-                .map(|ms| crate::time::rfc3339(ms as i64))
-                .collect();
+        let runs = runs_after(&every_half_hour, "2026-10-24T23:30:00Z", 4);
         // 02:00 and 02:30 CEST, then 03:00 CET: the repeated 02:00 and
         // 02:30 (CET) are not run again.
         assert_eq!(
